@@ -1,0 +1,60 @@
+# omad: `make demo` runs the main job on sample drops; `make test` runs the tests.
+# Both set up what is missing (Debian packages, .venv) and are safe to repeat.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+APT_PACKAGES := ffmpeg espeak-ng fonts-dejavu-core
+DEMO   := demo
+
+.PHONY: demo test test-fast sysdeps venv dev f5 lint typecheck config clean
+
+sysdeps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.stamp-base: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	@touch $@
+
+$(VENV)/.stamp-dev: pyproject.toml $(VENV)/.stamp-base
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+$(VENV)/.stamp-f5: pyproject.toml $(VENV)/.stamp-base
+	$(BIN)/pip install -q -e '.[f5]'
+	@touch $@
+
+venv: $(VENV)/.stamp-base
+dev: $(VENV)/.stamp-dev
+f5: $(VENV)/.stamp-f5
+
+demo: sysdeps venv
+	@rm -rf $(DEMO)/inbox $(DEMO)/.omad && mkdir -p $(DEMO)/inbox $(DEMO)/outbox
+	@cp -r examples/. $(DEMO)/inbox/
+	$(BIN)/omad once --config config/omad.yaml --inbox $(DEMO)/inbox --outbox $(DEMO)/outbox --state-dir $(DEMO)/.omad
+	@echo; echo "results are in $(DEMO)/outbox:"; ls -1 $(DEMO)/outbox
+
+test: sysdeps dev f5
+	$(BIN)/pytest -q
+
+test-fast: sysdeps dev
+	$(BIN)/pytest -q -m "not slow"
+
+lint: dev
+	$(BIN)/ruff check omad tests bench
+	$(BIN)/mypy
+
+config: venv
+	$(BIN)/omad config --defaults > config/omad.yaml
+
+clean:
+	rm -rf $(DEMO) .omad .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,487 @@
+"""The Ollama client the agents talk through: structured answers, retries, fallbacks, error mapping.
+
+``LlmClient`` wraps the official ``ollama.AsyncClient``. Each ``structured``
+call sends the pydantic model's JSON schema as ``format=``, validates the
+answer, re-asks the same model ``llm.retries`` times after an invalid or empty
+answer, then tries the role's fallback model, and finally fails naming the
+role, the models and the reason. Every call goes through the GPU lane (one at
+a time, with the model registered in the lane's residency so an F5 voice is
+evicted before a large LLM and Ollama models are unloaded with
+``keep_alive=0`` before F5 needs the card) unless ``llm.remote`` is set.
+
+This module is the boundary for ``ollama`` and ``httpx``: their exceptions
+(``ResponseError``, the built-in ``ConnectionError``, ``httpx`` timeouts and
+transport errors, undecodable bodies) are translated here into omad's error
+tree and never escape. It must never log or put into an error message the
+text a model wrote or was sent: those may hold personal data that guardrails
+redact later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import ExitStack, asynccontextmanager
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+import ollama
+from pydantic import BaseModel, ValidationError
+
+from ..errors import ConfigError, OmadError, StageFailed, ToolMissing, ToolTimeout, TransientError
+
+if TYPE_CHECKING:
+    from ..config import Config, LlmConfig
+    from ..lanes import Lanes
+
+__all__ = [
+    "CallRecord",
+    "LlmClient",
+    "PromptRef",
+    "doctor_checks",
+    "estimate_vram_gb",
+    "ollama_host",
+    "unload_model",
+]
+
+log = logging.getLogger("omad.agents")
+
+M = TypeVar("M", bound=BaseModel)
+
+DEFAULT_HOST = "http://127.0.0.1:11434"
+START_HINT = "Start it with `ollama serve` (or `sudo systemctl start ollama`), or set llm.host / OLLAMA_HOST"
+MAX_BACKOFF_SECONDS = 30.0
+# VRAM estimate for a model whose size is not configured: q4 weights take about
+# half a gigabyte per billion parameters, plus about 1 GB for the KV cache and
+# runtime (3b -> 2.5 GB, 7b -> 4.5 GB). A tag without a size is assumed to be 7b.
+GB_PER_BILLION_PARAMS = 0.5
+RUNTIME_OVERHEAD_GB = 1.0
+UNKNOWN_SIZE_BILLIONS = 7.0
+_SIZE_RE = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)b(?![a-z])", re.IGNORECASE)
+
+
+def ollama_host(config: LlmConfig) -> str:
+    """The Ollama URL: ``llm.host``, else ``$OLLAMA_HOST``, else the local default; always scheme://host:port.
+
+    Like the ollama CLI, a bare ``host`` or ``host:port`` means http on port 11434
+    by default, while an explicit ``http://``/``https://`` URL defaults to 80/443.
+    """
+    given = (config.host or os.environ.get("OLLAMA_HOST", "")).strip()
+    if not given:
+        return DEFAULT_HOST
+    has_scheme = "://" in given
+    parts = urlsplit(given if has_scheme else "http://" + given)
+    hostname = parts.hostname or "127.0.0.1"
+    if ":" in hostname:  # an IPv6 literal keeps its brackets in a URL
+        hostname = f"[{hostname}]"
+    try:
+        port = parts.port
+    except ValueError as e:
+        raise ConfigError(f"llm.host / OLLAMA_HOST '{given}' has an invalid port.") from e
+    if port is None:
+        port = (443 if parts.scheme == "https" else 80) if has_scheme else 11434
+    return f"{parts.scheme}://{hostname}:{port}{parts.path.rstrip('/')}"
+
+
+def estimate_vram_gb(model: str, configured: dict[str, float] | None = None) -> float:
+    """VRAM a model takes in the GPU lane: ``llm.model_vram_gb[model]`` when set, else estimated from its tag.
+
+    The estimate reads the parameter count from the tag (``qwen2.5:3b-instruct`` -> 3,
+    ``phi3.5:3.8b-mini`` -> 3.8) and assumes q4 weights: 0.5 GB per billion
+    parameters + 1 GB runtime. A tag without a size counts as 7b (4.5 GB).
+    """
+    if configured and model in configured:
+        return configured[model]
+    name, _, tag = model.partition(":")
+    match = _SIZE_RE.search(tag) or _SIZE_RE.search(name)
+    billions = float(match.group(1)) if match else UNKNOWN_SIZE_BILLIONS
+    return round(billions * GB_PER_BILLION_PARAMS + RUNTIME_OVERHEAD_GB, 2)
+
+
+@dataclass(frozen=True)
+class PromptRef:
+    """Which prompt file a call used, so the job record can name it and its hash."""
+
+    file: str
+    sha256: str
+
+    @classmethod
+    def of(cls, file: str, text: str) -> PromptRef:
+        return cls(file=file, sha256=hashlib.sha256(text.encode("utf-8")).hexdigest())
+
+
+@dataclass
+class CallRecord:
+    """What one role's call cost and how it went; goes into the job record as is.
+
+    ``tries`` lists every request made (model, outcome, tokens, latency), so a
+    fallback shows both models. Token counts and latency are summed over all
+    tries; the Ollama durations are those of the answer that was used.
+    """
+
+    role: str
+    model: str
+    prompt_file: str = ""
+    prompt_sha256: str = ""
+    attempts: int = 0
+    fallback_used: bool = False
+    tokens_in: int = 0
+    tokens_out: int = 0
+    latency_seconds: float = 0.0
+    total_duration_seconds: float = 0.0
+    load_duration_seconds: float = 0.0
+    eval_duration_seconds: float = 0.0
+    tries: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _ModelMissing(Exception):
+    """Internal: Ollama answered 404 for this model (it is not pulled)."""
+
+
+def _ns(value: int | None) -> float:
+    return round((value or 0) / 1e9, 4)
+
+
+def _describe_validation(err: ValidationError) -> str:
+    # Only locations and messages: the input values may hold personal data.
+    parts = []
+    for e in err.errors(include_url=False, include_input=False):
+        loc = ".".join(str(x) for x in e["loc"]) or "answer"
+        parts.append(f"{loc}: {e['msg']}")
+    return "; ".join(parts[:5]) + (f" (+{len(parts) - 5} more)" if len(parts) > 5 else "")
+
+
+class _GpuTurn:
+    """One Ollama call's hold on the GPU lane slot and the model's residency.
+
+    The slot is a blocking, thread-based lane; waiting for it happens in a worker
+    thread so concurrent roles do not block the event loop. If the waiting
+    coroutine is cancelled, whichever side finishes last releases the slot.
+    """
+
+    def __init__(self) -> None:
+        self.stack = ExitStack()
+        self._lock = threading.Lock()
+        self._state = "pending"
+
+    def enter(self, enter: Callable[[ExitStack], None]) -> None:
+        enter(self.stack)
+        with self._lock:
+            if self._state == "abandoned":
+                self.stack.close()
+            else:
+                self._state = "held"
+
+    def abandon(self) -> None:
+        with self._lock:
+            if self._state == "held":
+                self.stack.close()
+            self._state = "abandoned"
+
+
+def unload_model(host: str, model: str, timeout: float = 30.0) -> None:
+    """Ask Ollama to unload ``model`` now (``keep_alive=0``, no messages). Never raises.
+
+    Called by the GPU lane's residency from any thread (evicting before F5 loads,
+    idle unload, shutdown); an unreachable Ollama must not fail that other job,
+    and the model then goes away by itself when its keep-alive ends.
+    """
+    try:
+        with ollama.Client(host=host, timeout=timeout) as c:
+            c.chat(model=model, messages=[], keep_alive=0)
+        log.info("unloaded ollama model %s", model)
+    except Exception as e:  # noqa: BLE001 - best effort by design, see docstring
+        log.warning("could not unload ollama model %s at %s: %s", model, host, type(e).__name__)
+
+
+class LlmClient:
+    """Structured calls to Ollama for one pipeline run; use as ``async with LlmClient(...) as llm``."""
+
+    def __init__(self, config: LlmConfig, lanes: Lanes | None = None, *, holder: str = "agents") -> None:
+        self.config = config
+        self.lanes = lanes
+        self.holder = holder
+        self.host = ollama_host(config)
+        self._client: ollama.AsyncClient | None = None
+
+    async def __aenter__(self) -> LlmClient:
+        # ollama's default timeout is none at all; a hung server must not hang a job.
+        timeout = httpx.Timeout(self.config.timeout_seconds, connect=min(10.0, self.config.timeout_seconds))
+        self._client = ollama.AsyncClient(host=self.host, timeout=timeout)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    # -- the GPU lane -------------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _gpu_turn(self, role: str, model: str) -> AsyncIterator[None]:
+        lanes = self.lanes
+        if lanes is None or self.config.remote:
+            yield
+            return
+        vram = estimate_vram_gb(model, self.config.model_vram_gb)
+        host, timeout = self.host, self.config.timeout_seconds
+
+        def enter(stack: ExitStack) -> None:
+            stack.enter_context(lanes.gpu.slot(f"{self.holder}:{role}"))
+            try:
+                # Ollama loads lazily on the call itself, so "load" only marks the model resident.
+                stack.enter_context(
+                    lanes.residency.acquire(
+                        f"ollama:{model}", vram, lambda: model, lambda m: unload_model(host, m, min(timeout, 30.0))
+                    )
+                )
+            except BaseException:
+                stack.close()
+                raise
+
+        turn = _GpuTurn()
+        task = asyncio.ensure_future(asyncio.to_thread(turn.enter, enter))
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            turn.abandon()
+            raise
+        try:
+            yield
+        finally:
+            turn.stack.close()
+
+    # -- one request -------------------------------------------------------------------------------
+
+    async def _chat(
+        self, role: str, model: str, messages: Sequence[dict[str, str]], schema: dict[str, Any]
+    ) -> ollama.ChatResponse:
+        """One chat request, with connection retries; every library error leaves as an omad error."""
+        client = self._client
+        if client is None:
+            raise RuntimeError("LlmClient used outside `async with`")
+        delay = self.config.connect_backoff_seconds
+        tries = self.config.connect_retries + 1
+        started = time.monotonic()
+        for attempt in range(1, tries + 1):
+            try:
+                async with self._gpu_turn(role, model):
+                    return await client.chat(
+                        model=model,
+                        messages=list(messages),
+                        format=schema,
+                        options={"temperature": self.config.temperature},
+                        keep_alive=self.config.keep_alive,
+                    )
+            except ConnectionError as e:
+                if attempt >= tries:
+                    waited = time.monotonic() - started
+                    raise TransientError(
+                        f"Ollama is not reachable at {self.host} (role {role}, model {model}; "
+                        f"tried {tries} times over {waited:.1f} s). {START_HINT} to where it runs.",
+                        details={"host": self.host, "role": role, "model": model, "tries": tries},
+                    ) from e
+                log.warning("ollama not reachable at %s (try %d of %d); retrying", self.host, attempt, tries)
+                await asyncio.sleep(min(delay, MAX_BACKOFF_SECONDS))
+                delay *= 2
+            except ollama.ResponseError as e:
+                if e.status_code == 404:
+                    raise _ModelMissing(model) from e
+                raise self._response_error(role, model, e) from e
+            except httpx.TimeoutException as e:
+                raise ToolTimeout(
+                    f"Ollama at {self.host} did not answer role {role} with model {model} within "
+                    f"{self.config.timeout_seconds:g} s (llm.timeout_seconds). A first call loads the model and "
+                    "can be slow: raise the timeout or use a smaller model.",
+                    details={"host": self.host, "role": role, "model": model, "error": type(e).__name__},
+                ) from e
+            except httpx.HTTPError as e:
+                raise TransientError(
+                    f"the connection to Ollama at {self.host} failed during role {role} with model {model} "
+                    f"({type(e).__name__}). Check that Ollama is still running; the job will be retried.",
+                    details={"host": self.host, "role": role, "model": model, "error": type(e).__name__},
+                ) from e
+            except httpx.InvalidURL as e:
+                raise ConfigError(
+                    f"llm.host / OLLAMA_HOST gives {self.host}, which is not a usable URL ({e}).",
+                    details={"host": self.host},
+                ) from e
+            except (ValueError, ValidationError, ollama.RequestError) as e:
+                # A 200 whose body is not an Ollama chat response (json/pydantic errors are ValueErrors).
+                raise StageFailed(
+                    f"Ollama at {self.host} sent something that is not a chat response for role {role} with "
+                    f"model {model} ({type(e).__name__}). Is llm.host really an Ollama server?",
+                    details={"host": self.host, "role": role, "model": model, "error": type(e).__name__},
+                ) from e
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def _response_error(self, role: str, model: str, e: ollama.ResponseError) -> OmadError:
+        details = {"host": self.host, "role": role, "model": model, "status": e.status_code, "error": e.error[:300]}
+        if e.status_code >= 500 or e.status_code in (408, 429):
+            return TransientError(
+                f"Ollama at {self.host} failed role {role} with model {model}: {e.error[:300]} "
+                f"(HTTP {e.status_code}). Out of memory? Try a smaller model; the job will be retried.",
+                details=details,
+            )
+        return StageFailed(
+            f"Ollama at {self.host} refused role {role} with model {model}: {e.error[:300]} (HTTP {e.status_code}).",
+            details=details,
+        )
+
+    # -- structured answers -------------------------------------------------------------------------
+
+    async def structured(
+        self,
+        role: str,
+        model: str,
+        fallback: str,
+        messages: Sequence[dict[str, str]],
+        schema_model: type[M],
+        *,
+        prompt: PromptRef | None = None,
+        check: Callable[[M], None] | None = None,
+    ) -> tuple[M, CallRecord]:
+        """Ask ``model`` for an answer matching ``schema_model``; re-ask, then fall back, then fail.
+
+        ``check`` may raise ``ValueError`` for an answer that parses but does not
+        fit the request (a scene number out of range): it counts as invalid.
+        Raises ``ToolMissing`` when neither model is pulled (with the pull
+        command), ``StageFailed`` when no model gave a valid answer.
+        """
+        record = CallRecord(
+            role=role, model=model, prompt_file=prompt.file if prompt else "", prompt_sha256=prompt.sha256 if prompt else ""
+        )
+        schema = schema_model.model_json_schema()
+        models = [model] + ([fallback] if fallback and fallback != model else [])
+        missing: list[str] = []
+        reason = ""
+        started = time.monotonic()
+        for index, current in enumerate(models):
+            convo = [dict(m) for m in messages]
+            for _ in range(self.config.retries + 1):
+                t0 = time.monotonic()
+                try:
+                    response = await self._chat(role, current, convo, schema)
+                except _ModelMissing:
+                    missing.append(current)
+                    record.tries.append({"model": current, "outcome": "model not pulled", "latency_seconds": 0.0})
+                    record.warnings.append(f"model {current} is not pulled: run `ollama pull {current}`")
+                    break
+                finally:
+                    record.latency_seconds = round(time.monotonic() - started, 4)
+                record.attempts += 1
+                tokens_in, tokens_out = response.prompt_eval_count or 0, response.eval_count or 0
+                record.tokens_in += tokens_in
+                record.tokens_out += tokens_out
+                content = (response.message.content or "").strip()
+                parsed: M | None = None
+                if not content:
+                    reason = "empty answer"
+                else:
+                    try:
+                        parsed = schema_model.model_validate_json(content)
+                        if check is not None:
+                            check(parsed)
+                    except ValidationError as e:
+                        parsed, reason = None, f"answer does not match the schema ({_describe_validation(e)})"
+                    except ValueError as e:
+                        parsed, reason = None, f"answer does not fit the request ({e})"
+                record.tries.append(
+                    {
+                        "model": current,
+                        "outcome": "ok" if parsed is not None else reason,
+                        "tokens_in": tokens_in,
+                        "tokens_out": tokens_out,
+                        "latency_seconds": round(time.monotonic() - t0, 4),
+                    }
+                )
+                if parsed is not None:
+                    record.model = current
+                    record.fallback_used = index > 0
+                    record.total_duration_seconds = _ns(response.total_duration)
+                    record.load_duration_seconds = _ns(response.load_duration)
+                    record.eval_duration_seconds = _ns(response.eval_duration)
+                    log.info(
+                        "agent %s answered with %s (%d attempts, %d+%d tokens)",
+                        role, current, record.attempts, record.tokens_in, record.tokens_out,
+                    )
+                    return parsed, record
+                log.warning("agent %s: model %s gave an unusable answer: %s", role, current, reason)
+                # Show the model its mistake once more, as a real user would; the reason holds no content.
+                convo = [dict(m) for m in messages] + [
+                    {"role": "assistant", "content": content},
+                    {"role": "user", "content": _retry_instruction(reason, schema)},
+                ]
+        if missing and len(missing) == len(models):
+            pulls = " and ".join(f"`ollama pull {m}`" for m in missing)
+            raise ToolMissing(
+                f"role {role} needs model {' or '.join(missing)}, which Ollama at {self.host} does not have. "
+                f"Run {pulls} on the Ollama host, or set llm.roles.{role}.model to a model you have.",
+                details={"role": role, "models": missing, "host": self.host, "pull": [f"ollama pull {m}" for m in missing]},
+            )
+        tried = ", ".join(t["model"] for t in record.tries if t["outcome"] != "model not pulled")
+        raise StageFailed(
+            f"role {role} got no usable answer from model {tried or model} after {record.attempts} attempts: {reason}. "
+            f"Try another model in llm.roles.{role} (model/fallback) or raise llm.retries.",
+            details={"role": role, "models": models, "reason": reason, "record": record.to_dict()},
+        )
+
+
+def _retry_instruction(reason: str, schema: dict[str, Any]) -> str:
+    return (
+        f"A resposta anterior não serve: {reason}. Responda de novo apenas com um objeto JSON que siga "
+        f"exatamente este esquema, sem texto fora do JSON:\n{json.dumps(schema, ensure_ascii=False)}"
+    )
+
+
+def _installed(names: Sequence[str | None]) -> set[str]:
+    found = set()
+    for n in names:
+        if n:
+            found.add(n)
+            if ":" not in n:
+                found.add(n + ":latest")
+            elif n.endswith(":latest"):
+                found.add(n.removesuffix(":latest"))
+    return found
+
+
+def doctor_checks(config: Config) -> list[tuple[str, bool, str]]:
+    """``omad doctor`` lines for the agents: Ollama reachable, and every role model pulled (with the pull command)."""
+    llm = config.llm
+    host = ollama_host(llm)
+    checks: list[tuple[str, bool, str]] = []
+    try:
+        timeout = min(10.0, llm.timeout_seconds)
+        with ollama.Client(host=host, timeout=timeout) as c:
+            listed = c.list()
+        version = httpx.get(f"{host}/api/version", timeout=timeout).json().get("version", "?")
+    except (ConnectionError, httpx.HTTPError, httpx.InvalidURL, ollama.ResponseError, ValueError) as e:
+        checks.append(("ollama", False, f"not reachable at {host} ({type(e).__name__}). {START_HINT}."))
+        return checks
+    checks.append(("ollama", True, f"version {version} at {host}"))
+    have = _installed([m.model for m in listed.models])
+    users: dict[str, list[str]] = {}
+    for role_name in type(llm.roles).model_fields:
+        role = getattr(llm.roles, role_name)
+        users.setdefault(role.model, []).append(role_name)
+        if role.fallback:
+            users.setdefault(role.fallback, []).append(f"{role_name} fallback")
+    for model, used_by in users.items():
+        ok = model in have or (":" not in model and f"{model}:latest" in have)
+        detail = "pulled" if ok else f"missing: run `ollama pull {model}`"
+        checks.append((f"ollama model {model}", ok, f"{detail} (used by {', '.join(used_by)})"))
+    return checks

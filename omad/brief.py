@@ -1,0 +1,292 @@
+"""Briefs: a YAML or JSON file that says what a drop should become.
+
+A brief has a ``version`` and a ``kind`` and is validated by the pydantic model
+of that kind; unknown keys are refused with the list of allowed ones. YAML is
+loaded safely, and a document whose aliases would expand past a fixed number of
+nodes (an "alias bomb") is refused without being expanded. Paths in a brief
+are relative to the brief's folder and may not leave it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+
+from .errors import InputError
+
+__all__ = [
+    "Brief",
+    "CaptionBrief",
+    "Img2VidBrief",
+    "AddAudioBrief",
+    "NarrateBrief",
+    "VideoBrief",
+    "Scene",
+    "VoiceSpec",
+    "AssetSpec",
+    "parse_brief",
+    "load_brief",
+    "resolve_asset",
+    "MOTIONS",
+]
+
+MOTIONS = ("auto", "zoom_in", "zoom_out", "pan_left", "pan_right", "pan_up", "pan_down", "none")
+MAX_EXPANDED_NODES = 20000
+
+Motion = Literal["auto", "zoom_in", "zoom_out", "pan_left", "pan_right", "pan_up", "pan_down", "none"]
+Colour = Annotated[str, Field(pattern=r"^#[0-9A-Fa-f]{6}$")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class VoiceSpec(_Model):
+    """Who narrates: the engine, and for F5 a reference recording in the bundle."""
+
+    engine: Literal["espeak", "f5"] | None = Field(None, description="overrides tts.engine")
+    name: str | None = Field(None, description="espeak-ng voice, e.g. pt-br")
+    reference_audio: str | None = Field(None, description="F5: reference recording, relative to the brief")
+    reference_text: str | None = Field(None, description="F5: exact transcript of the reference recording")
+    speed: float | None = Field(None, gt=0.3, lt=3.0, description="speaking speed factor")
+
+
+class _BriefBase(_Model):
+    version: Literal[1] = Field(1, description="brief schema version")
+    name: str | None = Field(None, description="output name (default: the brief's file or folder name)")
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, v: str | None) -> str | None:
+        if v is not None and (not v.strip() or "/" in v or "\\" in v or v.startswith(".")):
+            raise ValueError("must be a plain file name without folders")
+        return v
+
+
+class CaptionBrief(_BriefBase):
+    kind: Literal["caption"]
+    video: str = Field(..., description="the video file")
+    subtitles: str = Field(..., description="the SRT file")
+
+
+class Img2VidBrief(_BriefBase):
+    kind: Literal["img2vid"]
+    image: str = Field(..., description="the image")
+    audio: str | None = Field(None, description="optional audio: the clip lasts as long as it")
+    seconds: float | None = Field(None, gt=0, le=600, description="clip length without audio")
+    motion: Motion | None = Field(None, description="Ken Burns preset")
+    fit: Literal["cover", "fit"] | None = Field(None, description="cover or fit (on a blurred copy)")
+    format: Literal["landscape", "vertical"] | None = Field(None, description="output frame")
+
+
+class AddAudioBrief(_BriefBase):
+    kind: Literal["addaudio"]
+    video: str = Field(..., description="the video file")
+    audio: str = Field(..., description="the audio file")
+    mode: Literal["replace", "mix"] | None = Field(None, description="replace the sound or mix under it")
+    length: Literal["shortest", "pad", "loop"] | None = Field(None, description="when lengths differ")
+
+
+class NarrateBrief(_BriefBase):
+    kind: Literal["narrate"]
+    text: str | None = Field(None, description="the text to speak")
+    text_file: str | None = Field(None, description="or a .txt file in the bundle")
+    voice: VoiceSpec | None = Field(None, description="who speaks")
+
+
+class Scene(_Model):
+    narration: str = Field("", description="what is said over this scene")
+    image: str | None = Field(None, description="an image in the bundle; without one a title card is made")
+    title: str | None = Field(None, description="on-screen text (title card text, or overlaid on the image)")
+    duration: float | None = Field(None, gt=0, le=600, description="minimum seconds (default: narration + padding)")
+    motion: Motion | None = Field(None, description="Ken Burns preset for the image")
+    background: Colour | None = Field(None, description="title card background, #RRGGBB")
+
+
+class AssetSpec(_Model):
+    file: str = Field(..., description="a file in the bundle")
+    description: str = Field("", description="what it shows (helps the visual planner)")
+
+
+class VideoBrief(_BriefBase):
+    kind: Literal["video"]
+    title: str | None = Field(None, description="video title")
+    format: Literal["landscape", "vertical"] | None = Field(None, description="output frame")
+    scenes: list[Scene] | None = Field(None, description="scenes rendered as written (no LLM)")
+    prompt: str | None = Field(None, description="without scenes: what the agents should make")
+    topic: str | None = Field(None, description="agent video: subject")
+    audience: str | None = Field(None, description="agent video: who it is for")
+    tone: str | None = Field(None, description="agent video: tone of voice")
+    duration_seconds: float | None = Field(None, gt=0, le=900, description="agent video: target length")
+    language: str = Field("pt-BR", description="language of narration and captions")
+    assets: list[AssetSpec] = Field(default_factory=list, description="bundle files the agents may use")
+    music: str | None = Field(None, description="background music file, ducked under the voice")
+    music_db: float | None = Field(None, le=0, description="music level under the voice, dB")
+    captions: bool = Field(True, description="burn captions generated from the narration")
+    voice: VoiceSpec | None = Field(None, description="who narrates")
+
+    @property
+    def is_agent(self) -> bool:
+        return not self.scenes
+
+
+Brief = Annotated[
+    CaptionBrief | Img2VidBrief | AddAudioBrief | NarrateBrief | VideoBrief,
+    Field(discriminator="kind"),
+]
+_BRIEF = TypeAdapter(Brief)
+_KINDS = {"caption": CaptionBrief, "img2vid": Img2VidBrief, "addaudio": AddAudioBrief,
+          "narrate": NarrateBrief, "video": VideoBrief}
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int], depth: int = 0) -> int:
+    if depth > 100:
+        raise ValueError("nesting deeper than 100 levels")
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    memo[key] = MAX_EXPANDED_NODES + 1  # a cycle counts as too big
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        for child in node.value:
+            size += _expanded_size(child, memo, depth + 1)
+            if size > MAX_EXPANDED_NODES:
+                break
+    elif isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            size += _expanded_size(k, memo, depth + 1) + _expanded_size(v, memo, depth + 1)
+            if size > MAX_EXPANDED_NODES:
+                break
+    memo[key] = size
+    return size
+
+
+def _load_yaml_safely(text: str, label: str) -> Any:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as e:
+        raise InputError(f"is not valid YAML ({e}). Fix the brief and drop it again.", file=label) from e
+    if node is None:
+        return None
+    try:
+        size = _expanded_size(node, {})
+    except ValueError as e:
+        raise InputError(f"is refused: {e}.", file=label) from e
+    if size > MAX_EXPANDED_NODES:
+        raise InputError(
+            f"is refused: its YAML aliases expand to more than {MAX_EXPANDED_NODES} values "
+            "(an 'alias bomb'). Write the brief without anchors/aliases.",
+            file=label,
+        )
+    # Expanding is safe now that the expanded size is known to be small.
+    return yaml.safe_load(text)
+
+
+def _explain(err: ValidationError, data: dict[str, Any]) -> str:
+    parts = []
+    model = _KINDS.get(str(data.get("kind")))
+    for e in err.errors():
+        loc = [str(x) for x in e["loc"]]
+        if loc and loc[0] == str(data.get("kind")):
+            loc = loc[1:]
+        where = ".".join(loc) or "brief"
+        if e["type"] == "extra_forbidden":
+            allowed = _allowed_keys(model, loc[:-1]) if model else []
+            parts.append(f"unknown key '{where}' (allowed: {', '.join(allowed)})")
+        elif e["type"] == "union_tag_invalid" or e["type"] == "union_tag_not_found":
+            parts.append(f"'kind' must be one of: {', '.join(_KINDS)}")
+        else:
+            parts.append(f"'{where}': {e['msg']}")
+    return "; ".join(parts)
+
+
+def _allowed_keys(model: type[BaseModel], path: list[str]) -> list[str]:
+    current: type[BaseModel] = model
+    for part in path:
+        if part.isdigit():
+            continue
+        field = current.model_fields.get(part)
+        if field is None:
+            break
+        ann = field.annotation
+        inner = _model_in(ann)
+        if inner is None:
+            break
+        current = inner
+    return sorted(current.model_fields)
+
+
+def _model_in(ann: Any) -> type[BaseModel] | None:
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return ann
+    for arg in getattr(ann, "__args__", ()) or ():
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def parse_brief(data: Any, label: str) -> CaptionBrief | Img2VidBrief | AddAudioBrief | NarrateBrief | VideoBrief:
+    """Validate already-loaded brief data; errors name the file and the key."""
+    if not isinstance(data, dict):
+        raise InputError("must be a mapping with at least 'kind' (and 'version: 1').", file=label)
+    if "kind" not in data:
+        raise InputError(f"has no 'kind'. Add one of: {', '.join(_KINDS)}.", file=label)
+    try:
+        brief = _BRIEF.validate_python(data)
+    except ValidationError as e:
+        raise InputError(f"is not a valid brief: {_explain(e, data)}. Fix it and drop it again.", file=label) from e
+    if isinstance(brief, VideoBrief) and not brief.scenes and not (brief.prompt or brief.topic):
+        raise InputError("a video brief needs 'scenes' (rendered as written) or a 'prompt' for the agents.", file=label)
+    if isinstance(brief, NarrateBrief) and not (brief.text or brief.text_file):
+        raise InputError("a narrate brief needs 'text' or 'text_file'.", file=label)
+    return brief
+
+
+def load_brief(
+    path: Path, max_bytes: int, label: str | None = None
+) -> CaptionBrief | Img2VidBrief | AddAudioBrief | NarrateBrief | VideoBrief:
+    """Read and validate a brief file (YAML or JSON)."""
+    label = label or path.name
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise InputError(
+                f"is {size} bytes; briefs are limited to {max_bytes} bytes (intake.max_brief_bytes).", file=label
+            )
+        raw = path.read_bytes()
+    except OSError as e:
+        raise InputError(f"cannot be read ({e.strerror}).", file=label) from e
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InputError("is not UTF-8 text. Save the brief as UTF-8 and drop it again.", file=label) from e
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise InputError(f"is not valid JSON (line {e.lineno}: {e.msg}).", file=label) from e
+    else:
+        data = _load_yaml_safely(text, label)
+    return parse_brief(data, label)
+
+
+def resolve_asset(base: Path, rel: str, label: str, key: str) -> Path:
+    """A brief path, relative to the brief's folder, refused if it leaves the folder or is missing."""
+    if not rel or Path(rel).is_absolute() or rel.startswith("~"):
+        raise InputError(f"'{key}' must be a path relative to the brief, not '{rel}'.", file=label)
+    base_real = base.resolve()
+    target = (base / rel).resolve()
+    if target != base_real and base_real not in target.parents:
+        raise InputError(
+            f"'{key}' points outside the brief's folder ('{rel}'). Put the file in the bundle and name it relatively.",
+            file=label,
+        )
+    if not target.is_file():
+        raise InputError(f"'{key}' names '{rel}', which is not in the bundle. Add the file or fix the name.",
+                         file=label)
+    return target

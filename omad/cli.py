@@ -1,0 +1,319 @@
+"""The ``omad`` command: run, once, status, retry, doctor, config.
+
+Every command takes ``--config``, ``--inbox``, ``--outbox`` and ``--state-dir``;
+without ``--config``, ``$OMAD_CONFIG`` or ``./config/omad.yaml`` is read when
+present, else the built-in defaults apply.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .config import Config, dump_config_yaml, load_config
+from .errors import OmadError
+
+__all__ = ["main"]
+
+REQUIRED_FILTERS = ("ass", "subtitles", "scale", "crop", "overlay", "xfade", "loudnorm", "aformat", "amix",
+                    "boxblur", "sidechaincompress", "apad", "concat", "atrim")
+REQUIRED_ENCODERS = ("libx264", "aac")
+
+
+def _config(args: argparse.Namespace) -> Config:
+    path = args.config or os.environ.get("OMAD_CONFIG")
+    if path is None and Path("config/omad.yaml").is_file():
+        path = "config/omad.yaml"
+    return load_config(path, {"inbox": args.inbox, "outbox": args.outbox, "state_dir": args.state_dir})
+
+
+def _paths(cfg: Config) -> Any:
+    from .daemon import Paths
+
+    return Paths(Path(cfg.inbox).absolute(), Path(cfg.outbox).absolute(), Path(cfg.state_dir).absolute())
+
+
+def _setup_logging(cfg: Config, paths: Any) -> None:
+    from .log import configure_logging
+
+    configure_logging(paths.outbox / "logs", cfg.log.level)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .daemon import Daemon
+
+    cfg = _config(args)
+    paths = _paths(cfg)
+    _setup_logging(cfg, paths)
+    daemon = Daemon(cfg, paths)
+    server = None
+    if cfg.metrics.enabled:
+        try:
+            from .web import start_server
+        except ImportError:
+            start_server = None  # type: ignore[assignment]
+        if start_server is not None:
+            server = start_server(daemon)
+
+    def _stop(signum: int, _frame: object) -> None:
+        daemon.stop_event.set()
+        daemon.wake.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        daemon.run()
+    finally:
+        if server is not None:
+            server.shutdown()
+    return 0
+
+
+def cmd_once(args: argparse.Namespace) -> int:
+    from .daemon import Daemon
+
+    cfg = _config(args)
+    paths = _paths(cfg)
+    _setup_logging(cfg, paths)
+    daemon = Daemon(cfg, paths, once=True)
+    code = daemon.run_once(max_wait=args.max_wait)
+    done = [daemon.journal.get(i) for i in daemon.created]
+    for job in done:
+        if job is not None:
+            outputs = (job.result or {}).get("outputs") or {}
+            where = ", ".join(Path(p).name for p in outputs.values()) if isinstance(outputs, dict) else ""
+            print(f"{job.status.value:9} {job.route:11} {job.name}  {where}")
+    return code
+
+
+def _bar(fraction: float, width: int = 20) -> str:
+    filled = int(round(max(0.0, min(1.0, fraction)) * width))
+    return "[" + "#" * filled + "-" * (width - filled) + "]"
+
+
+def _job_row(job: Any) -> dict[str, Any]:
+    end = job.finished_at or time.time()
+    return {
+        "id": job.id,
+        "name": job.name,
+        "route": job.route,
+        "status": job.status.value,
+        "stage": job.stage,
+        "progress": round(job.progress, 3),
+        "attempts": job.attempts,
+        "seconds": round(end - job.started_at, 1) if job.started_at else None,
+        "message": (job.error or {}).get("message") if job.status.value in ("failed", "retry_wait") else None,
+        "outputs": (job.result or {}).get("outputs"),
+        "duplicate_of": job.duplicate_of,
+        "cpu_seconds": round(job.cpu_seconds, 2),
+        "gpu_seconds": round(job.gpu_seconds, 2),
+    }
+
+
+def _print_status(cfg: Config, paths: Any, as_json: bool, limit: int) -> None:
+    from .journal import Journal
+
+    if not paths.journal.exists():
+        print(json.dumps({"jobs": []}) if as_json else "no jobs yet (the journal does not exist).")
+        return
+    journal = Journal(paths.journal)
+    try:
+        rows = [_job_row(j) for j in journal.jobs(limit=limit)]
+        price = cfg.metrics
+        for r in rows:
+            r["cost"] = round(r["cpu_seconds"] / 3600 * price.cpu_hour_price
+                              + r["gpu_seconds"] / 3600 * price.gpu_hour_price, 6)
+        if as_json:
+            print(json.dumps({"jobs": rows, "counts": journal.counts(), "currency": price.currency}, indent=2))
+            return
+        if not rows:
+            print("no jobs yet.")
+            return
+        for r in rows:
+            secs = f"{r['seconds']:.1f}s" if r["seconds"] is not None else "-"
+            print(f"{r['id'][:18]:18} {r['status']:10} {r['route']:11} {_bar(r['progress'])} "
+                  f"{(r['stage'] or '-'):10} {secs:>8} {r['cost']:.4f} {price.currency}  {r['name']}")
+            if r["message"]:
+                print(f"{'':18} {r['message']}")
+        counts = journal.counts()
+        print("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
+    finally:
+        journal.close()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    paths = _paths(cfg)
+    if not args.watch:
+        _print_status(cfg, paths, args.json, args.limit)
+        return 0
+    try:
+        while True:
+            sys.stdout.write("\x1b[2J\x1b[H")
+            print(f"omad status  {time.strftime('%H:%M:%S')}  (Ctrl-C to leave)\n")
+            _print_status(cfg, paths, False, args.limit)
+            sys.stdout.flush()
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        return 0
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    from .daemon import retry_job
+    from .journal import Journal, JobStatus
+
+    cfg = _config(args)
+    paths = _paths(cfg)
+    journal = Journal(paths.journal)
+    try:
+        ids = [j.id for j in journal.jobs([JobStatus.FAILED])] if args.failed else [args.job_id]
+        if not ids or ids == [None]:
+            print("nothing to retry." if args.failed else "give a JOB_ID or --failed.")
+            return 0 if args.failed else 2
+        code = 0
+        for job_id in ids:
+            try:
+                print(retry_job(journal, paths, job_id))
+            except OmadError as e:
+                print(f"{job_id}: {e}", file=sys.stderr)
+                code = 1
+        return code
+    finally:
+        journal.close()
+
+
+def _check(results: list[tuple[str, str, str]], level: str, name: str, ok: bool, message: str) -> None:
+    results.append(("ok" if ok else level, name, message))
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    paths = _paths(cfg)
+    res: list[tuple[str, str, str]] = []
+    ff = shutil.which("ffmpeg")
+    fp = shutil.which("ffprobe")
+    _check(res, "FAIL", "ffmpeg", ff is not None, ff or "not found: sudo apt-get install ffmpeg")
+    _check(res, "FAIL", "ffprobe", fp is not None, fp or "not found: sudo apt-get install ffmpeg")
+    if ff:
+        from .ffmpeg import ffmpeg_version
+
+        filters = subprocess.run([ff, "-hide_banner", "-filters"], capture_output=True, text=True).stdout
+        names = {line.split()[1] for line in filters.splitlines() if len(line.split()) > 2}
+        missing = [f for f in REQUIRED_FILTERS if f not in names]
+        _check(res, "FAIL", "ffmpeg filters", not missing,
+               "all present" if not missing else f"missing {', '.join(missing)}: install a full ffmpeg build")
+        enc = subprocess.run([ff, "-hide_banner", "-encoders"], capture_output=True, text=True).stdout
+        missing_enc = [e for e in REQUIRED_ENCODERS if f" {e} " not in enc]
+        _check(res, "FAIL", "ffmpeg encoders", not missing_enc,
+               "libx264, aac" if not missing_enc else f"missing {', '.join(missing_enc)}")
+        res.append(("ok", "ffmpeg version", ffmpeg_version()))
+    es = shutil.which("espeak-ng")
+    _check(res, "FAIL" if cfg.tts.engine == "espeak" else "warn", "espeak-ng", es is not None,
+           es or "not found: sudo apt-get install espeak-ng (needed for narration)")
+    font = Path(cfg.scenes.title_font_file)
+    _check(res, "warn", "title font", font.is_file(),
+           str(font) if font.is_file() else f"{font} missing: sudo apt-get install fonts-dejavu-core")
+    inbox_ok = paths.inbox.is_dir() and os.access(paths.inbox, os.R_OK | os.W_OK | os.X_OK)
+    _check(res, "FAIL", "inbox", inbox_ok,
+           str(paths.inbox) if inbox_ok else f"{paths.inbox} is missing or not readable/writable")
+    for label, d in (("outbox", paths.outbox), ("state dir", paths.state)):
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            probe = d / ".omad-doctor"
+            probe.write_text("ok")
+            probe.unlink()
+            _check(res, "FAIL", label, True, f"{d} writable")
+        except OSError as e:
+            _check(res, "FAIL", label, False, f"{d} not writable ({e.strerror})")
+    for label, d in (("free disk (outbox)", paths.outbox), ("free disk (state)", paths.state)):
+        if d.exists():
+            free = shutil.disk_usage(d).free / 1e9
+            level = "FAIL" if free < 0.5 else "warn"
+            _check(res, level, label, free >= 2.0, f"{free:.1f} GB free" + ("" if free >= 2 else ": low"))
+    if paths.journal.exists():
+        from .journal import Journal
+
+        try:
+            j = Journal(paths.journal)
+            state = j.integrity()
+            j.close()
+            _check(res, "FAIL", "journal", state == "ok", f"{paths.journal}: {state}")
+        except OmadError as e:
+            _check(res, "FAIL", "journal", False, str(e))
+    else:
+        res.append(("ok", "journal", f"{paths.journal} will be created on first run"))
+    for provider in ("omad.tts.f5", "omad.agents.client"):
+        try:
+            mod = __import__(provider, fromlist=["doctor_checks"])
+        except ImportError:
+            continue
+        checks = getattr(mod, "doctor_checks", None)
+        if checks is None:
+            continue
+        required = (provider == "omad.tts.f5" and cfg.tts.engine == "f5")
+        for name, ok, message in checks(cfg):
+            _check(res, "FAIL" if required else "warn", name, ok, message)
+    width = max(len(n) for _, n, _ in res)
+    for level, name, message in res:
+        print(f"{level:4}  {name:{width}}  {message}")
+    return 1 if any(level == "FAIL" for level, _, _ in res) else 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    cfg = _config(args) if not args.defaults else Config()
+    sys.stdout.write(dump_config_yaml(cfg))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", help="config file (default: $OMAD_CONFIG or ./config/omad.yaml)")
+    common.add_argument("--inbox", help="watched folder (default ./inbox)")
+    common.add_argument("--outbox", help="results folder (default ./outbox)")
+    common.add_argument("--state-dir", dest="state_dir", help="journal and work dirs (default ./.omad)")
+    p = argparse.ArgumentParser(prog="omad", description="Turn files dropped into a folder into finished media.")
+    p.add_argument("--version", action="version", version=f"omad {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", parents=[common], help="run the daemon in the foreground").set_defaults(fn=cmd_run)
+    once = sub.add_parser("once", parents=[common], help="process every ready drop now, wait, exit 1 if any failed")
+    once.add_argument("--max-wait", type=float, default=None, help="seconds to wait for files still being copied")
+    once.set_defaults(fn=cmd_once)
+    st = sub.add_parser("status", parents=[common], help="jobs, their stage and progress")
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+    st.add_argument("--watch", action="store_true", help="refresh every second")
+    st.add_argument("--limit", type=int, default=50, help="newest N jobs")
+    st.set_defaults(fn=cmd_status)
+    rt = sub.add_parser("retry", parents=[common], help="retry a failed job (puts its inputs back in the inbox)")
+    rt.add_argument("job_id", nargs="?", help="job id or unique prefix")
+    rt.add_argument("--failed", action="store_true", help="retry every failed job")
+    rt.set_defaults(fn=cmd_retry)
+    sub.add_parser("doctor", parents=[common], help="check tools, folders, disk and journal").set_defaults(
+        fn=cmd_doctor)
+    cf = sub.add_parser("config", parents=[common], help="print the configuration as documented YAML")
+    cf.add_argument("--dump", action="store_true", help="(default) print the effective configuration")
+    cf.add_argument("--defaults", action="store_true", help="print the built-in defaults")
+    cf.set_defaults(fn=cmd_config)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.fn(args))
+    except OmadError as e:
+        print(f"omad: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

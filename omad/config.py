@@ -1,0 +1,351 @@
+"""omad's configuration: one typed model, every option with a default and a description.
+
+``config/omad.yaml`` is generated from this model (``omad config --dump``) and a
+test checks that the two never drift. Loading never guesses: an unknown key is
+an error that lists the allowed ones.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import ConfigError
+
+__all__ = ["Config", "load_config", "dump_config_yaml", "DEFAULT_IGNORE"]
+
+
+DEFAULT_IGNORE = [
+    ".*",
+    "*.part",
+    "*.crdownload",
+    "*.tmp",
+    "~syncthing~*",
+    ".syncthing.*.tmp",
+    ".~lock.*",
+    "*.sync-conflict-*",
+    "*~",
+    "Thumbs.db",
+    "desktop.ini",
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class WatchConfig(_Section):
+    mode: Literal["inotify", "polling"] = Field(
+        "inotify", description="inotify for local disks; polling for SMB/NFS mounts where inotify is silent"
+    )
+    settle_seconds: float = Field(5.0, ge=0, description="a file is ready when size and mtime are unchanged this long")
+    rescan_seconds: float = Field(300.0, gt=0, description="full rescan period, even in inotify mode (events get lost)")
+    poll_interval_seconds: float = Field(2.0, gt=0, description="how often the polling observer looks (polling mode)")
+    ignore: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_IGNORE),
+        description="glob patterns of temporary/partial names never picked up",
+    )
+
+
+class IntakeConfig(_Section):
+    pair_timeout_seconds: float = Field(
+        300.0, ge=0, description="how long a file that needs a partner (an SRT without its video) waits"
+    )
+    partner_grace_seconds: float = Field(
+        10.0, ge=0, description="how long a file that may have a partner (an image, maybe with audio) waits"
+    )
+    on_duplicate: Literal["skip", "reprocess"] = Field(
+        "skip", description="what to do when the same content is dropped again"
+    )
+    inputs_after: Literal["archive", "delete", "keep"] = Field(
+        "archive",
+        description="consumed inputs: archive under the state dir, delete, or keep them in the inbox",
+    )
+    max_brief_bytes: int = Field(262144, gt=0, description="largest brief (YAML/JSON) accepted")
+    max_audio_seconds: float = Field(3600.0, gt=0, description="longest audio input accepted")
+
+
+class JobsConfig(_Section):
+    max_attempts: int = Field(3, ge=1, description="attempts for transient failures (disk full, killed tool, timeout)")
+    backoff_seconds: float = Field(10.0, ge=0, description="first retry delay; doubles each attempt")
+    backoff_max_seconds: float = Field(600.0, ge=0, description="longest retry delay")
+    stage_timeout_seconds: float = Field(3600.0, gt=0, description="default per-stage timeout")
+    stage_timeouts: dict[str, float] = Field(
+        default_factory=dict, description="per-stage timeout overrides, e.g. {caption: 1800}"
+    )
+
+
+class LanesConfig(_Section):
+    cpu: int = Field(0, ge=0, description="cpu lane slots; 0 means max(1, cores-1)")
+    gpu: int = Field(1, ge=1, le=1, description="gpu lane slots: always 1, the single GPU lane")
+
+    def cpu_slots(self) -> int:
+        return self.cpu or max(1, (os.cpu_count() or 2) - 1)
+
+
+class GpuConfig(_Section):
+    vram_budget_gb: float = Field(4.0, gt=0, description="VRAM the GPU lane may fill with resident models")
+    idle_unload_seconds: float = Field(300.0, ge=0, description="unload a resident model idle this long")
+
+
+class OutboxConfig(_Section):
+    on_conflict: Literal["rename", "replace"] = Field(
+        "rename", description="an output name already taken by another job: add -2, -3... or replace it"
+    )
+
+
+class VideoConfig(_Section):
+    preset: Literal["landscape", "vertical", "custom"] = Field(
+        "landscape", description="landscape 1920x1080 or vertical 1080x1920; custom uses width/height"
+    )
+    width: int = Field(1920, ge=16, description="output width when preset is custom")
+    height: int = Field(1080, ge=16, description="output height when preset is custom")
+    fps: int = Field(30, ge=1, le=120, description="output frame rate for generated video")
+    crf: int = Field(20, ge=0, le=51, description="libx264 quality (lower is better and larger)")
+    x264_preset: str = Field("veryfast", description="libx264 speed preset")
+    audio_bitrate: str = Field("160k", description="AAC bitrate")
+
+    def size(self) -> tuple[int, int]:
+        if self.preset == "landscape":
+            return 1920, 1080
+        if self.preset == "vertical":
+            return 1080, 1920
+        return self.width - self.width % 2, self.height - self.height % 2
+
+
+class CaptionConfig(_Section):
+    font: str = Field("DejaVu Sans", description="font family for burned captions (must cover accents)")
+    size_ratio: float = Field(0.055, gt=0, lt=0.5, description="font size as a fraction of video height")
+    outline_ratio: float = Field(0.08, ge=0, description="outline width as a fraction of the font size")
+    margin_ratio: float = Field(0.06, ge=0, lt=0.5, description="bottom margin as a fraction of video height")
+    primary_colour: str = Field("#FFFFFF", description="text colour, #RRGGBB")
+    outline_colour: str = Field("#000000", description="outline colour, #RRGGBB")
+    bold: bool = Field(True, description="bold captions")
+
+
+class Img2VidConfig(_Section):
+    default_seconds: float = Field(8.0, gt=0, description="clip length for an image without audio")
+    motion: str = Field("auto", description="zoom_in, zoom_out, pan_left, pan_right, pan_up, pan_down or auto")
+    fit: Literal["cover", "fit"] = Field(
+        "cover", description="another aspect: cover (crop to fill) or fit (on a blurred copy of itself)"
+    )
+    zoom: float = Field(1.15, ge=1.0, le=2.0, description="how far a zoom goes (1.15 = 15%)")
+
+
+class AudioConfig(_Section):
+    loudness_lufs: float = Field(-16.0, le=0, description="integrated loudness target for published audio")
+    true_peak_db: float = Field(-1.5, le=0, description="true-peak ceiling")
+    addaudio_mode: Literal["replace", "mix"] = Field("replace", description="addaudio: replace or mix over the original")
+    length: Literal["shortest", "pad", "loop"] = Field(
+        "pad", description="addaudio when lengths differ: cut to shortest, pad video with last frame, or loop video"
+    )
+    duck_db: float = Field(-14.0, le=0, description="level of the original/music under a voice, in dB")
+
+
+class EspeakConfig(_Section):
+    voice: str = Field("pt-br", description="espeak-ng voice")
+    rate: int = Field(160, ge=80, le=450, description="words per minute")
+    pitch: int = Field(50, ge=0, le=99, description="0-99")
+
+
+class F5Reference(_Section):
+    audio: str = Field("", description="reference voice recording (wav/mp3/flac), a few seconds of clean speech")
+    text: str = Field("", description="exact transcript of the reference recording (required)")
+
+
+class F5Config(_Section):
+    checkpoint: str = Field("", description="F5-TTS checkpoint: .safetensors (EMA) or .pt")
+    vocab: str = Field("", description="vocab.txt matching the checkpoint")
+    vocoder: str = Field("", description="folder with a local Vocos vocoder (config.yaml + pytorch_model.bin)")
+    reference: F5Reference = Field(default_factory=F5Reference, description="default reference voice")
+    nfe_step: int = Field(16, ge=2, le=128, description="flow-matching steps (quality vs speed)")
+    cfg_strength: float = Field(2.0, ge=0, description="classifier-free guidance strength")
+    sway_sampling_coef: float = Field(-1.0, description="sway sampling coefficient")
+    speed: float = Field(1.0, gt=0.3, lt=3.0, description="speaking speed")
+    device: Literal["auto", "cuda", "cpu"] = Field("auto", description="auto uses CUDA when available")
+    fp16: Literal["auto", "true", "false"] = Field("auto", description="half precision: auto = on CUDA only")
+    cpu_fallback: bool = Field(True, description="after CUDA out-of-memory with short chunks, run on the CPU")
+    vram_gb: float = Field(2.5, gt=0, description="VRAM the F5 model is budgeted at in the GPU lane")
+
+
+class TtsConfig(_Section):
+    engine: Literal["espeak", "f5"] = Field("espeak", description="narration engine")
+    max_chunk_chars: int = Field(300, ge=40, description="long text is split at sentence boundaries into chunks")
+    sentence_pause_seconds: float = Field(0.25, ge=0, description="silence between chunks")
+    espeak: EspeakConfig = Field(default_factory=EspeakConfig, description="espeak-ng engine")
+    f5: F5Config = Field(default_factory=F5Config, description="F5-TTS engine")
+
+
+class SceneConfig(_Section):
+    padding_seconds: float = Field(0.6, ge=0, description="silence added after each scene's narration")
+    crossfade_seconds: float = Field(0.5, ge=0, description="crossfade between scenes")
+    title_font_file: str = Field(
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf", description="font file for title cards"
+    )
+    title_background: str = Field("#1d2b53", description="default title card background, #RRGGBB")
+    music_db: float = Field(-20.0, le=0, description="background music level under the voice, in dB")
+
+
+class LlmRole(_Section):
+    model: str = Field(..., description="Ollama model")
+    fallback: str = Field("", description="model tried when the first one keeps failing")
+
+
+def _role(model: str, fallback: str) -> Any:
+    return Field(default_factory=lambda: LlmRole(model=model, fallback=fallback), description=f"default {model}")
+
+
+class LlmRoles(_Section):
+    supervisor: LlmRole = _role("qwen2.5:3b-instruct", "qwen2:1.5b")
+    script_writer: LlmRole = _role("phi3.5:3.8b-mini", "qwen2.5:3b-instruct")
+    visual_planner: LlmRole = _role("gemma2:2b", "qwen2:1.5b")
+    audio_producer: LlmRole = _role("mistral:7b-instruct", "qwen2.5:3b-instruct")
+    editor: LlmRole = _role("qwen2:1.5b", "qwen2.5:3b-instruct")
+
+
+class LlmConfig(_Section):
+    host: str = Field("", description="Ollama URL; empty uses $OLLAMA_HOST or http://127.0.0.1:11434")
+    remote: bool = Field(False, description="Ollama runs on another machine: its calls skip the GPU lane")
+    timeout_seconds: float = Field(300.0, gt=0, description="per request")
+    keep_alive: str = Field("5m", description="how long Ollama keeps a model loaded after a call")
+    retries: int = Field(2, ge=0, description="re-asks of the same model after an invalid answer")
+    connect_retries: int = Field(4, ge=0, description="retries with backoff when Ollama is unreachable")
+    connect_backoff_seconds: float = Field(
+        1.0, ge=0, description="first wait before re-trying an unreachable Ollama; doubles each time (max 30 s)"
+    )
+    words_per_second: float = Field(
+        2.5, gt=0, le=6, description="spoken words per second used to size narration to the target duration"
+    )
+    temperature: float = Field(0.2, ge=0, description="sampling temperature")
+    model_vram_gb: dict[str, float] = Field(
+        default_factory=dict, description="VRAM per model for the GPU lane; unknown models are estimated from the tag"
+    )
+    roles: LlmRoles = Field(default_factory=LlmRoles, description="model and fallback per role")
+
+
+class GuardrailsConfig(_Section):
+    file: str = Field("config/guardrails.yaml", description="guardrail rules file")
+
+
+class MetricsConfig(_Section):
+    enabled: bool = Field(True, description="serve /metrics, /healthz, /readyz and the status page")
+    host: str = Field("127.0.0.1", description="bind address")
+    port: int = Field(9464, ge=0, le=65535, description="port (0 picks a free one)")
+    gpu_hour_price: float = Field(0.50, ge=0, description="price of one GPU-hour for cost estimates")
+    cpu_hour_price: float = Field(0.05, ge=0, description="price of one CPU-hour for cost estimates")
+    currency: str = Field("USD", description="currency of the prices")
+
+
+class LogConfig(_Section):
+    level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
+
+
+class Config(_Section):
+    """The whole configuration. Paths are relative to the working directory."""
+
+    inbox: str = Field("inbox", description="watched folder")
+    outbox: str = Field("outbox", description="results, failed/ and logs/")
+    state_dir: str = Field(".omad", description="journal, work directories and archive")
+    watch: WatchConfig = Field(default_factory=WatchConfig, description="watcher and settle")
+    intake: IntakeConfig = Field(default_factory=IntakeConfig, description="turning files into jobs")
+    jobs: JobsConfig = Field(default_factory=JobsConfig, description="attempts, backoff and timeouts")
+    lanes: LanesConfig = Field(default_factory=LanesConfig, description="concurrency")
+    gpu: GpuConfig = Field(default_factory=GpuConfig, description="GPU lane residency")
+    outbox_options: OutboxConfig = Field(default_factory=OutboxConfig, alias="publish", description="publishing")
+    video: VideoConfig = Field(default_factory=VideoConfig, description="generated video format")
+    caption: CaptionConfig = Field(default_factory=CaptionConfig, description="burned caption style")
+    img2vid: Img2VidConfig = Field(default_factory=Img2VidConfig, description="image to video")
+    audio: AudioConfig = Field(default_factory=AudioConfig, description="loudness and mixing")
+    tts: TtsConfig = Field(default_factory=TtsConfig, description="narration")
+    scenes: SceneConfig = Field(default_factory=SceneConfig, description="scene videos")
+    llm: LlmConfig = Field(default_factory=LlmConfig, description="Ollama and agent roles")
+    guardrails: GuardrailsConfig = Field(default_factory=GuardrailsConfig, description="guardrails")
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="exporter and status page")
+    log: LogConfig = Field(default_factory=LogConfig, description="logging")
+
+    model_config = ConfigDict(extra="forbid", validate_default=True, populate_by_name=True)
+
+    # Where the config file was read from; relative paths inside it resolve here.
+    source: Path | None = Field(None, exclude=True, description="(internal)")
+
+    def resolve(self, value: str) -> Path:
+        """A path option; relative paths are taken from the working directory, like inbox and outbox."""
+        return Path(value).expanduser()
+
+
+def _format_validation(err: ValidationError, where: str) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e["loc"])
+        if e["type"] == "extra_forbidden":
+            lines.append(f"unknown option '{loc}'")
+        else:
+            lines.append(f"'{loc}': {e['msg']}")
+    return f"{where}: " + "; ".join(lines) + ". See config/omad.yaml for every option with its description."
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Read a config file (or the defaults when ``path`` is None) and apply overrides."""
+    data: dict[str, Any] = {}
+    source: Path | None = None
+    if path is not None:
+        source = Path(path)
+        try:
+            text = source.read_text(encoding="utf-8")
+        except OSError as e:
+            raise ConfigError(f"cannot read the config file ({e.strerror}).", file=source) from e
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"is not valid YAML: {e}", file=source) from e
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError("must be a mapping of options.", file=source)
+        data = loaded or {}
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            data[key] = value
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_validation(e, str(source or "configuration"))) from e
+    cfg.source = source.resolve() if source is not None else None
+    return cfg
+
+
+def _yaml_scalar(value: Any) -> str:
+    text = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=1000).strip()
+    if text.endswith("\n..."):
+        text = text[: -len("\n...")]
+    return text.removesuffix("...").strip()
+
+
+def _dump_model(model: BaseModel, indent: int, out: list[str]) -> None:
+    pad = "  " * indent
+    for name, field in type(model).model_fields.items():
+        if field.exclude:
+            continue
+        key = field.alias or name
+        value = getattr(model, name)
+        if field.description:
+            out.append(f"{pad}# {field.description}")
+        if isinstance(value, BaseModel):
+            out.append(f"{pad}{key}:")
+            _dump_model(value, indent + 1, out)
+        else:
+            out.append(f"{pad}{key}: {_yaml_scalar(value)}")
+
+
+def dump_config_yaml(cfg: Config | None = None) -> str:
+    """The documented YAML form of a configuration (defaults when ``cfg`` is None)."""
+    cfg = cfg or Config()
+    out = [
+        "# omad configuration. Generated by `omad config --dump`; every option is shown",
+        "# with its default and a one-line description. Relative paths are taken from",
+        "# the working directory (systemd: WorkingDirectory=).",
+    ]
+    _dump_model(cfg, 0, out)
+    return "\n".join(out) + "\n"

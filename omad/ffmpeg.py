@@ -1,0 +1,330 @@
+"""Running ffmpeg and ffprobe: argv building, progress, timeouts, and error mapping.
+
+This module is the boundary between ffmpeg's exit codes and omad's error tree:
+nothing else runs ffmpeg directly. Input is untrusted, so every run restricts
+protocols to plain files (an HLS playlist named ``.mp4`` must not make ffmpeg
+open other files or URLs), and ``probe`` reports the demuxer so callers can
+refuse content that is not what its name says.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError, StageFailed, ToolMissing, ToolTimeout, TransientError
+
+__all__ = [
+    "FFMPEG",
+    "FFPROBE",
+    "Probe",
+    "probe",
+    "run_ffmpeg",
+    "escape_filter_path",
+    "ffmpeg_version",
+    "require_tools",
+    "SAFE_INPUT_ARGS",
+]
+
+FFMPEG = os.environ.get("OMAD_FFMPEG", "ffmpeg")
+FFPROBE = os.environ.get("OMAD_FFPROBE", "ffprobe")
+
+# Only local files may be opened, whatever the input's content says.
+SAFE_INPUT_ARGS = ["-protocol_whitelist", "file,pipe"]
+
+_ENOSPC_PAT = re.compile(r"No space left on device|ENOSPC", re.I)
+_INPUT_PAT = re.compile(
+    r"Invalid data found when processing input|moov atom not found|could not find codec parameters|"
+    r"Error while decoding stream|does not contain any stream|Invalid argument|"
+    r"Unable to find a suitable output format|Error opening input",
+    re.I,
+)
+
+IMAGE_DEMUXERS = {
+    "image2",
+    "png_pipe",
+    "jpeg_pipe",
+    "webp_pipe",
+    "bmp_pipe",
+    "tiff_pipe",
+    "gif",
+    "gif_pipe",
+    "jpegls_pipe",
+    "heif",
+}
+VIDEO_DEMUXERS = {"mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi", "mpegts", "flv"}
+AUDIO_DEMUXERS = {"wav", "mp3", "flac", "ogg", "mov,mp4,m4a,3gp,3g2,mj2", "aac", "matroska,webm", "w64"}
+
+
+def require_tools() -> None:
+    """Raise ToolMissing unless ffmpeg and ffprobe are on PATH."""
+    for tool in (FFMPEG, FFPROBE):
+        if shutil.which(tool) is None:
+            raise ToolMissing(
+                f"{tool} is not installed or not on PATH. Install it with `sudo apt-get install ffmpeg` "
+                "(or run `make demo`, which installs it)."
+            )
+
+
+@lru_cache(maxsize=1)
+def ffmpeg_version() -> str:
+    """The first line of ``ffmpeg -version`` (recorded in every sidecar)."""
+    try:
+        out = subprocess.run([FFMPEG, "-hide_banner", "-version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    line = out.stdout.splitlines()[0] if out.stdout else "unknown"
+    return line.replace("ffmpeg version ", "").split(" Copyright")[0]
+
+
+def escape_filter_path(path: str | Path) -> str:
+    """Escape a path for use inside a filter argument such as ``subtitles=``.
+
+    Two levels, because the filtergraph is parsed twice (see NOTES.md): first
+    the filter's option value (``\\ ' :``), then the graph (``\\ ' [ ] , ;``).
+    """
+    text = str(path)
+    level1 = re.sub(r"([\\':])", r"\\\1", text)
+    return re.sub(r"([\\'\[\],;])", r"\\\1", level1)
+
+
+@dataclass
+class Probe:
+    """What ffprobe says about one file."""
+
+    path: Path
+    format_name: str
+    duration: float | None
+    streams: list[dict[str, Any]] = field(default_factory=list)
+    tags: dict[str, Any] = field(default_factory=dict)
+
+    def first(self, codec_type: str) -> dict[str, Any] | None:
+        for s in self.streams:
+            if s.get("codec_type") == codec_type and not (s.get("disposition") or {}).get("attached_pic"):
+                return s
+        return None
+
+    @property
+    def video(self) -> dict[str, Any] | None:
+        return self.first("video")
+
+    @property
+    def audio(self) -> dict[str, Any] | None:
+        return self.first("audio")
+
+    @property
+    def width(self) -> int:
+        v = self.video
+        return int(v["width"]) if v else 0
+
+    @property
+    def height(self) -> int:
+        v = self.video
+        return int(v["height"]) if v else 0
+
+    @property
+    def fps(self) -> float:
+        v = self.video
+        if not v:
+            return 0.0
+        for key in ("avg_frame_rate", "r_frame_rate"):
+            num, _, den = str(v.get(key, "0/1")).partition("/")
+            try:
+                value = float(num) / float(den or 1)
+            except (ValueError, ZeroDivisionError):
+                continue
+            if value > 0:
+                return value
+        return 0.0
+
+    @property
+    def fps_fraction(self) -> str:
+        v = self.video or {}
+        for key in ("avg_frame_rate", "r_frame_rate"):
+            val = str(v.get(key, "0/0"))
+            if val not in ("0/0", "0/1"):
+                return val
+        return "30/1"
+
+    @property
+    def rotation(self) -> int:
+        v = self.video or {}
+        for sd in v.get("side_data_list") or []:
+            if "rotation" in sd:
+                return int(float(sd["rotation"])) % 360
+        rot = (v.get("tags") or {}).get("rotate")
+        return int(rot) % 360 if rot else 0
+
+
+def probe(path: str | Path, *, timeout: float = 60.0, file_label: str | None = None) -> Probe:
+    """Run ffprobe; an unreadable or non-media file is an InputError naming it."""
+    require_tools()
+    p = Path(path)
+    label = file_label or p.name
+    cmd = [
+        FFPROBE,
+        "-v",
+        "error",
+        *SAFE_INPUT_ARGS,
+        "-print_format",
+        "json",
+        "-show_format",
+        "-show_streams",
+        str(p),
+    ]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        raise ToolTimeout(f"ffprobe took longer than {timeout:.0f}s to read the file.", file=label) from e
+    except OSError as e:
+        raise ToolMissing(f"could not run {FFPROBE}: {e}") from e
+    if out.returncode != 0:
+        err = out.stderr.strip().splitlines()[-1:] or ["unknown error"]
+        raise InputError(
+            f"is not a media file ffmpeg can read ({err[0]}). Check that the file is complete and drop it again.",
+            file=label,
+            details={"returncode": out.returncode, "stderr_tail": out.stderr[-1000:]},
+        )
+    try:
+        data = json.loads(out.stdout or "{}")
+    except json.JSONDecodeError as e:
+        raise StageFailed("ffprobe printed output omad could not parse.", file=label) from e
+    fmt = data.get("format") or {}
+    duration = fmt.get("duration")
+    return Probe(
+        path=p,
+        format_name=str(fmt.get("format_name", "")),
+        duration=float(duration) if duration not in (None, "N/A") else None,
+        streams=list(data.get("streams") or []),
+        tags=dict(fmt.get("tags") or {}),
+    )
+
+
+_PROGRESS_RE = re.compile(r"^(out_time_us|out_time_ms|progress)=(.*)$")
+
+
+def run_ffmpeg(
+    args: Sequence[str],
+    *,
+    timeout: float,
+    duration: float | None = None,
+    progress: Callable[[float], None] | None = None,
+    file_label: str | None = None,
+    stage: str | None = None,
+    cancel: threading.Event | None = None,
+) -> None:
+    """Run ffmpeg with ``args`` (everything after the program name).
+
+    ``duration`` (seconds of output expected) turns ffmpeg's ``-progress``
+    output into calls of ``progress(fraction)``. Failures are mapped:
+    a timeout or a kill by a signal or a full disk is transient, a file ffmpeg
+    cannot read is an input error, anything else fails the stage with the
+    stderr tail attached.
+    """
+    require_tools()
+    cmd = [FFMPEG, "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-progress", "pipe:1", *args]
+    started = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            start_new_session=True,
+        )
+    except OSError as e:
+        raise ToolMissing(f"could not run {FFMPEG}: {e}") from e
+
+    stderr_chunks: list[str] = []
+
+    def _drain_stderr() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            stderr_chunks.append(line)
+            if len(stderr_chunks) > 200:
+                del stderr_chunks[:100]
+
+    t = threading.Thread(target=_drain_stderr, daemon=True)
+    t.start()
+
+    killed_for: str | None = None
+
+    def _watchdog() -> None:
+        nonlocal killed_for
+        while proc.poll() is None:
+            if time.monotonic() - started > timeout:
+                killed_for = "timeout"
+            elif cancel is not None and cancel.is_set():
+                killed_for = "cancel"
+            if killed_for:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                return
+            time.sleep(0.2)
+
+    w = threading.Thread(target=_watchdog, daemon=True)
+    w.start()
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        m = _PROGRESS_RE.match(line.strip())
+        if not m or progress is None or not duration:
+            continue
+        key, value = m.groups()
+        if key in ("out_time_us", "out_time_ms") and value.strip().lstrip("-").isdigit():
+            seconds = int(value) / 1_000_000
+            progress(max(0.0, min(1.0, seconds / duration)))
+        elif key == "progress" and value == "end":
+            progress(1.0)
+    rc = proc.wait()
+    t.join(timeout=5)
+    w.join(timeout=5)
+    tail = "".join(stderr_chunks)[-2000:]
+    details = {"returncode": rc, "stderr_tail": tail, "argv": [str(a) for a in cmd][:80]}
+    if killed_for == "timeout":
+        raise ToolTimeout(
+            f"ffmpeg ran longer than the stage timeout ({timeout:.0f}s) and was stopped; "
+            "it will be retried. Raise jobs.stage_timeouts if the input is very long.",
+            file=file_label,
+            stage=stage,
+            details=details,
+        )
+    if killed_for == "cancel":
+        raise TransientError("ffmpeg was stopped because omad is shutting down.", file=file_label, stage=stage)
+    if rc == 0:
+        return
+    if rc < 0:
+        raise TransientError(
+            f"ffmpeg was killed by signal {-rc}; the job will be retried.",
+            file=file_label,
+            stage=stage,
+            details=details,
+        )
+    if _ENOSPC_PAT.search(tail):
+        raise TransientError(
+            "the disk is full; free some space. The job will be retried.", file=file_label, stage=stage, details=details
+        )
+    if _INPUT_PAT.search(tail):
+        last = tail.strip().splitlines()[-1] if tail.strip() else "unknown error"
+        raise InputError(
+            f"ffmpeg could not read this input ({last}). Check that the file plays and drop it again.",
+            file=file_label,
+            stage=stage,
+            details=details,
+        )
+    last = tail.strip().splitlines()[-1] if tail.strip() else f"exit code {rc}"
+    raise StageFailed(f"ffmpeg failed: {last}", file=file_label, stage=stage, details=details)

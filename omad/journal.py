@@ -1,0 +1,459 @@
+"""The journal: one SQLite database (WAL) that is the only source of truth for job state.
+
+Every transition is one transaction. A job's ``content_id`` is derived from its
+route and the content hashes of its inputs, so a re-drop of the same content is
+recognised. A finished stage is checkpointed with its result, so after a crash
+the job resumes at its first unfinished stage. This module never touches files
+other than the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, TransientError
+
+__all__ = ["Journal", "Job", "JobStatus", "StageStatus", "content_id", "SCHEMA_VERSION"]
+
+SCHEMA_VERSION = 1
+
+
+class JobStatus(str, Enum):
+    CLAIMING = "claiming"  # row written, inputs being moved out of the inbox
+    QUEUED = "queued"
+    RUNNING = "running"
+    RETRY_WAIT = "retry_wait"  # a transient failure; waits for next_attempt_at
+    DONE = "done"
+    FAILED = "failed"
+    DUPLICATE = "duplicate"
+
+    @property
+    def final(self) -> bool:
+        return self in (JobStatus.DONE, JobStatus.FAILED, JobStatus.DUPLICATE)
+
+
+class StageStatus(str, Enum):
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    content_id TEXT NOT NULL,
+    route TEXT NOT NULL,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    stage TEXT,
+    progress REAL NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL,
+    dropped_at REAL NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    inputs TEXT NOT NULL DEFAULT '[]',
+    options TEXT NOT NULL DEFAULT '{}',
+    error TEXT,
+    result TEXT,
+    warnings TEXT NOT NULL DEFAULT '[]',
+    duplicate_of TEXT,
+    cpu_seconds REAL NOT NULL DEFAULT 0,
+    gpu_seconds REAL NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS jobs_content ON jobs(content_id);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status);
+CREATE TABLE IF NOT EXISTS stages (
+    job_id TEXT NOT NULL REFERENCES jobs(id),
+    name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    lane TEXT,
+    attempt INTEGER NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    result TEXT,
+    error TEXT,
+    PRIMARY KEY (job_id, name)
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT NOT NULL REFERENCES jobs(id),
+    attempt INTEGER NOT NULL,
+    stage TEXT,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    outcome TEXT,
+    error TEXT
+);
+CREATE TABLE IF NOT EXISTS seen (
+    path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    job_id TEXT NOT NULL
+);
+"""
+
+
+def content_id(route: str, hashes: dict[str, str]) -> str:
+    """Stable id of a drop: its route plus the content hash of each input role."""
+    h = hashlib.sha256(route.encode())
+    for role in sorted(hashes):
+        h.update(f"\0{role}\0{hashes[role]}".encode())
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class Job:
+    id: str
+    content_id: str
+    route: str
+    name: str
+    status: JobStatus
+    stage: str | None
+    progress: float
+    attempts: int
+    next_attempt_at: float | None
+    dropped_at: float
+    created_at: float
+    updated_at: float
+    started_at: float | None
+    finished_at: float | None
+    inputs: list[dict[str, Any]]
+    options: dict[str, Any]
+    error: dict[str, Any] | None
+    result: dict[str, Any] | None
+    warnings: list[str] = field(default_factory=list)
+    duplicate_of: str | None = None
+    cpu_seconds: float = 0.0
+    gpu_seconds: float = 0.0
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Job:
+        return cls(
+            id=row["id"],
+            content_id=row["content_id"],
+            route=row["route"],
+            name=row["name"],
+            status=JobStatus(row["status"]),
+            stage=row["stage"],
+            progress=row["progress"],
+            attempts=row["attempts"],
+            next_attempt_at=row["next_attempt_at"],
+            dropped_at=row["dropped_at"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            inputs=json.loads(row["inputs"]),
+            options=json.loads(row["options"]),
+            error=json.loads(row["error"]) if row["error"] else None,
+            result=json.loads(row["result"]) if row["result"] else None,
+            warnings=json.loads(row["warnings"]),
+            duplicate_of=row["duplicate_of"],
+            cpu_seconds=row["cpu_seconds"],
+            gpu_seconds=row["gpu_seconds"],
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["status"] = self.status.value
+        return d
+
+
+class Journal:
+    """Thread-safe access to the job database. One connection, one lock, one transaction a call."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
+        except (OSError, sqlite3.Error) as e:
+            raise ConfigError(f"cannot open the journal ({e}). Check that the state dir is writable.", file=path) from e
+        self._db.row_factory = sqlite3.Row
+        self._lock = threading.RLock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+
+    def _migrate(self) -> None:
+        with self._lock:
+            self._db.executescript(_SCHEMA)
+            row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if row is None:
+                self._db.execute("INSERT INTO meta(key, value) VALUES('schema_version', ?)", (str(SCHEMA_VERSION),))
+            elif int(row["value"]) > SCHEMA_VERSION:
+                raise ConfigError(
+                    f"the journal was written by a newer omad (schema {row['value']}, this one knows "
+                    f"{SCHEMA_VERSION}). Upgrade omad or use another --state-dir.",
+                    file=self.path,
+                )
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as e:
+                raise TransientError(f"the journal is busy or read-only ({e}).", file=self.path) from e
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                try:
+                    self._db.execute("COMMIT")
+                except sqlite3.OperationalError as e:
+                    self._db.execute("ROLLBACK")
+                    raise TransientError(f"could not write the journal ({e}).", file=self.path) from e
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # --- reading -------------------------------------------------------------
+
+    def get(self, job_id: str) -> Job | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
+        return Job.from_row(row) if row else None
+
+    def find(self, prefix: str) -> list[Job]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM jobs WHERE id LIKE ? ORDER BY created_at", (prefix + "%",))
+            return [Job.from_row(r) for r in rows.fetchall()]
+
+    def jobs(self, statuses: list[JobStatus] | None = None, limit: int | None = None) -> list[Job]:
+        sql = "SELECT * FROM jobs"
+        args: list[Any] = []
+        if statuses:
+            sql += f" WHERE status IN ({','.join('?' * len(statuses))})"
+            args = [s.value for s in statuses]
+        sql += " ORDER BY created_at DESC, rowid DESC"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        with self._lock:
+            return [Job.from_row(r) for r in self._db.execute(sql, args).fetchall()]
+
+    def by_content(self, cid: str) -> list[Job]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM jobs WHERE content_id=? ORDER BY created_at", (cid,)).fetchall()
+        return [Job.from_row(r) for r in rows]
+
+    def runnable(self, now: float) -> list[Job]:
+        """Queued jobs, and waiting retries whose time has come, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM jobs WHERE status=? OR (status=? AND next_attempt_at<=?) ORDER BY created_at",
+                (JobStatus.QUEUED.value, JobStatus.RETRY_WAIT.value, now),
+            ).fetchall()
+        return [Job.from_row(r) for r in rows]
+
+    def stages(self, job_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM stages WHERE job_id=? ORDER BY COALESCE(started_at, 0)", (job_id,)
+            ).fetchall()
+        out = []
+        for r in rows:
+            d = dict(r)
+            d["result"] = json.loads(d["result"]) if d["result"] else None
+            d["error"] = json.loads(d["error"]) if d["error"] else None
+            out.append(d)
+        return out
+
+    def attempts(self, job_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM attempts WHERE job_id=? ORDER BY id", (job_id,)).fetchall()
+        return [dict(r) for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._db.execute("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status").fetchall()
+        return {r["status"]: r["n"] for r in rows}
+
+    def seen(self, path: str, size: int, mtime_ns: int) -> str | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT job_id FROM seen WHERE path=? AND size=? AND mtime_ns=?", (path, size, mtime_ns)
+            ).fetchone()
+        return row["job_id"] if row else None
+
+    def writable(self) -> bool:
+        """True when a write transaction can commit (for /readyz)."""
+        try:
+            with self._tx() as db:
+                db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('last_write_check', ?)", (str(time.time()),))
+            return True
+        except (TransientError, sqlite3.Error):
+            return False
+
+    def integrity(self) -> str:
+        with self._lock:
+            row = self._db.execute("PRAGMA quick_check").fetchone()
+        return str(row[0])
+
+    # --- transitions -----------------------------------------------------------
+
+    def create(
+        self,
+        *,
+        cid: str,
+        route: str,
+        name: str,
+        inputs: list[dict[str, Any]],
+        options: dict[str, Any],
+        dropped_at: float,
+        status: JobStatus = JobStatus.CLAIMING,
+        duplicate_of: str | None = None,
+    ) -> Job:
+        now = time.time()
+        with self._tx() as db:
+            n = db.execute("SELECT COUNT(*) FROM jobs WHERE content_id=?", (cid,)).fetchone()[0]
+            job_id = cid if n == 0 else f"{cid}-{n + 1}"
+            db.execute(
+                "INSERT INTO jobs(id, content_id, route, name, status, dropped_at, created_at, updated_at,"
+                " inputs, options, duplicate_of, finished_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    job_id,
+                    cid,
+                    route,
+                    name,
+                    status.value,
+                    dropped_at,
+                    now,
+                    now,
+                    json.dumps(inputs),
+                    json.dumps(options),
+                    duplicate_of,
+                    now if status.final else None,
+                ),
+            )
+        job = self.get(job_id)
+        assert job is not None
+        return job
+
+    def update(self, job_id: str, **fields: Any) -> None:
+        """Set columns of one job in one transaction (JSON columns are encoded here)."""
+        cols = []
+        args: list[Any] = []
+        for key, value in fields.items():
+            if key in ("inputs", "options", "error", "result", "warnings"):
+                value = json.dumps(value) if value is not None else None
+            elif isinstance(value, Enum):
+                value = value.value
+            cols.append(f"{key}=?")
+            args.append(value)
+        cols.append("updated_at=?")
+        args.append(time.time())
+        args.append(job_id)
+        with self._tx() as db:
+            db.execute(f"UPDATE jobs SET {', '.join(cols)} WHERE id=?", args)
+
+    def set_progress(self, job_id: str, stage: str, progress: float) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE jobs SET stage=?, progress=?, updated_at=? WHERE id=?",
+                (stage, round(progress, 4), time.time(), job_id),
+            )
+
+    def start_attempt(self, job_id: str) -> int:
+        now = time.time()
+        with self._tx() as db:
+            row = db.execute("SELECT attempts, started_at FROM jobs WHERE id=?", (job_id,)).fetchone()
+            attempt = int(row["attempts"]) + 1
+            db.execute(
+                "UPDATE jobs SET status=?, attempts=?, started_at=COALESCE(started_at, ?), updated_at=?,"
+                " next_attempt_at=NULL WHERE id=?",
+                (JobStatus.RUNNING.value, attempt, now, now, job_id),
+            )
+            db.execute(
+                "INSERT INTO attempts(job_id, attempt, started_at) VALUES(?,?,?)",
+                (job_id, attempt, now),
+            )
+        return attempt
+
+    def end_attempt(self, job_id: str, outcome: str, stage: str | None, error: dict[str, Any] | None) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE attempts SET finished_at=?, outcome=?, stage=?, error=? WHERE id=("
+                "SELECT MAX(id) FROM attempts WHERE job_id=?)",
+                (time.time(), outcome, stage, json.dumps(error) if error else None, job_id),
+            )
+
+    def stage_started(self, job_id: str, name: str, lane: str, attempt: int) -> None:
+        now = time.time()
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO stages(job_id, name, status, lane, attempt, started_at) VALUES(?,?,?,?,?,?)"
+                " ON CONFLICT(job_id, name) DO UPDATE SET status=excluded.status, lane=excluded.lane,"
+                " attempt=excluded.attempt, started_at=excluded.started_at, finished_at=NULL, error=NULL",
+                (job_id, name, StageStatus.RUNNING.value, lane, attempt, now),
+            )
+            db.execute("UPDATE jobs SET stage=?, progress=0, updated_at=? WHERE id=?", (name, now, job_id))
+
+    def stage_done(self, job_id: str, name: str, result: dict[str, Any], lane: str, seconds: float) -> None:
+        """Checkpoint a finished stage and add its time to the job's cost counters."""
+        column = "gpu_seconds" if lane == "gpu" else "cpu_seconds"
+        with self._tx() as db:
+            db.execute(
+                "UPDATE stages SET status=?, finished_at=?, result=? WHERE job_id=? AND name=?",
+                (StageStatus.DONE.value, time.time(), json.dumps(result), job_id, name),
+            )
+            db.execute(f"UPDATE jobs SET {column}={column}+? WHERE id=?", (seconds, job_id))
+
+    def stage_failed(self, job_id: str, name: str, error: dict[str, Any]) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE stages SET status=?, finished_at=?, error=? WHERE job_id=? AND name=?",
+                (StageStatus.FAILED.value, time.time(), json.dumps(error), job_id, name),
+            )
+
+    def add_seconds(self, job_id: str, lane: str, seconds: float) -> None:
+        column = "gpu_seconds" if lane == "gpu" else "cpu_seconds"
+        with self._tx() as db:
+            db.execute(f"UPDATE jobs SET {column}={column}+? WHERE id=?", (seconds, job_id))
+
+    def reset_stages(self, job_id: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM stages WHERE job_id=?", (job_id,))
+
+    def mark_seen(self, path: str, size: int, mtime_ns: int, job_id: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO seen(path, size, mtime_ns, job_id) VALUES(?,?,?,?)",
+                (path, size, mtime_ns, job_id),
+            )
+
+    def recover(self) -> list[Job]:
+        """After a crash: running jobs go back to the queue (their unfinished stage reruns)."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE stages SET status=?, finished_at=NULL WHERE status=?",
+                (StageStatus.FAILED.value, StageStatus.RUNNING.value),
+            )
+            db.execute(
+                "UPDATE attempts SET finished_at=?, outcome='interrupted' WHERE finished_at IS NULL",
+                (time.time(),),
+            )
+            db.execute(
+                "UPDATE jobs SET status=?, updated_at=? WHERE status=?",
+                (JobStatus.QUEUED.value, time.time(), JobStatus.RUNNING.value),
+            )
+        return self.jobs([JobStatus.CLAIMING])

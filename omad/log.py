@@ -1,0 +1,75 @@
+"""Logging: JSON lines to ``outbox/logs/omad-YYYY-MM-DD.jsonl`` and to stderr (journald).
+
+structlog renders each event once as JSON; a small tee logger writes the line to
+both places. Log records carry job ids and routes, never the content of inputs.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import sys
+import threading
+from pathlib import Path
+from typing import Any, TextIO
+
+import structlog
+
+__all__ = ["configure_logging", "get_logger"]
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+class _TeeLogger:
+    """Writes each rendered line to stderr and to the day's log file."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, logs_dir: Path | None, stream: TextIO) -> None:
+        self.logs_dir = logs_dir
+        self.stream = stream
+
+    def msg(self, message: str) -> None:
+        with self._lock:
+            try:
+                self.stream.write(message + "\n")
+                self.stream.flush()
+            except (OSError, ValueError):
+                pass
+            if self.logs_dir is not None:
+                day = _dt.date.today().isoformat()
+                try:
+                    self.logs_dir.mkdir(parents=True, exist_ok=True)
+                    with open(self.logs_dir / f"omad-{day}.jsonl", "a", encoding="utf-8") as f:
+                        f.write(message + "\n")
+                except OSError:
+                    pass
+
+    debug = info = warning = warn = error = critical = exception = log = msg
+
+
+class _TeeFactory:
+    def __init__(self, logs_dir: Path | None, stream: TextIO) -> None:
+        self.logger = _TeeLogger(logs_dir, stream)
+
+    def __call__(self, *args: Any) -> _TeeLogger:
+        return self.logger
+
+
+def configure_logging(logs_dir: Path | None, level: str = "info", stream: TextIO | None = None) -> None:
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(ensure_ascii=False, default=str),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, logging.INFO)),
+        logger_factory=_TeeFactory(logs_dir, stream or sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str = "omad") -> Any:
+    return structlog.get_logger(name)

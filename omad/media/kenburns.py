@@ -1,0 +1,487 @@
+"""Ken Burns image-to-video: one still image becomes a smoothly moving H.264 clip.
+
+Owns reading an untrusted image (a format allow-list, EXIF orientation,
+bounded memory), framing it to the output (``cover`` crops to fill, ``fit``
+sits it on a blurred, darkened copy of itself), the motion presets with their
+deterministic ``auto`` choice, and encoding the frames. It never chooses the
+output format (the caller passes the config's size, fps and encoder settings),
+never touches the inbox or outbox, and never runs ffmpeg except through
+``omad.ffmpeg.run_ffmpeg``.
+
+How the frames are made, chosen by measuring on a 2-core box (figures in
+docs/benchmarks.md): ffmpeg's ``zoompan`` and a whole-pixel ``crop`` put the
+window on whole pixels, so a slow zoom or pan shakes by up to ±0.5 px;
+``perspective`` is smooth but ~2.7x the floor; ``scale`` with ``eval=frame``
+feeding ``crop`` silently crops the corner (NOTES.md). So omad draws the
+frames itself: the image is decoded once at reduced size (JPEG DCT scaling,
+then integer ``reduce``), framed onto a canvas of output size x zoom x a small
+oversample, converted once to BT.709 limited-range Y'CbCr planes (chroma at
+half size), and each frame is a Pillow ``resize`` of a floating-point box of
+each plane: the box edges are real numbers, so the window moves by exact
+fractions of a pixel, and the triangle filter widens with the reduction, so
+detail does not shimmer. The planes are written as raw yuv420p into a FIFO
+that ffmpeg reads, so ffmpeg does no scaling or colour conversion, only x264.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import math
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+
+from ..errors import ConfigError, InputError, StageFailed
+from ..ffmpeg import AUDIO_DEMUXERS, SAFE_INPUT_ARGS, probe, run_ffmpeg
+
+__all__ = [
+    "Motion",
+    "MOVING_MOTIONS",
+    "OVERSAMPLE",
+    "canvas_scale",
+    "pick_motion",
+    "render_still",
+]
+
+
+class Motion(str, Enum):
+    """Where the camera goes. ``pan_right`` moves the view rightwards, so the picture slides left."""
+
+    ZOOM_IN = "zoom_in"
+    ZOOM_OUT = "zoom_out"
+    PAN_LEFT = "pan_left"
+    PAN_RIGHT = "pan_right"
+    PAN_UP = "pan_up"
+    PAN_DOWN = "pan_down"
+    NONE = "none"
+    AUTO = "auto"
+
+
+MOVING_MOTIONS: tuple[Motion, ...] = (
+    Motion.ZOOM_IN,
+    Motion.ZOOM_OUT,
+    Motion.PAN_LEFT,
+    Motion.PAN_RIGHT,
+    Motion.PAN_UP,
+    Motion.PAN_DOWN,
+)
+
+# The canvas is this much larger than the most magnified view needs, so every
+# frame is a reduction by at least this factor: the triangle filter then spans
+# more than one source pixel and a frame's sharpness does not pulse with the
+# fractional part of its position. 1.25 costs ~20% more per frame than 1.0.
+OVERSAMPLE = 1.25
+
+_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")
+_EXIF_ORIENTATION = 0x0112
+# BT.709 luma weights; HD output is tagged bt709 so players convert it back correctly.
+_KR, _KB = 0.2126, 0.0722
+_KG = 1.0 - _KR - _KB
+
+
+def pick_motion(seed: str) -> Motion:
+    """The motion ``auto`` means for this seed (the content hash): same seed, same motion."""
+    digest = hashlib.sha256(seed.encode("utf-8")).digest()
+    return MOVING_MOTIONS[int.from_bytes(digest[:8], "big") % len(MOVING_MOTIONS)]
+
+
+def _resolve_motion(motion: str, seed: str, label: str) -> Motion:
+    try:
+        chosen = Motion(motion)
+    except ValueError as e:
+        allowed = ", ".join(m.value for m in Motion)
+        raise ConfigError(f"unknown motion '{motion}'; use one of: {allowed}.", file=label) from e
+    return pick_motion(seed) if chosen is Motion.AUTO else chosen
+
+
+def canvas_scale(motion: Motion | str, zoom: float) -> float:
+    """How much larger than the output the prepared canvas is for ``motion``.
+
+    Callers that draw their own still (title cards) draw it this large so it is
+    never enlarged.
+    """
+    m = Motion(motion)
+    magnification = 1.0 if m is Motion.NONE else zoom
+    return magnification * (1.0 if m is Motion.NONE else OVERSAMPLE)
+
+
+def _window(motion: Motion, t: float, zoom: float, cw: float, ch: float) -> tuple[float, float, float, float]:
+    """The canvas box (left, top, right, bottom) shown at progress ``t`` in [0, 1].
+
+    Zooms change the magnification geometrically (a constant rate to the eye)
+    about the exact canvas centre; pans hold ``zoom`` and move at a constant
+    speed from one edge to the other, so every frame steps by the same amount.
+    """
+    if motion is Motion.ZOOM_IN:
+        z = zoom**t
+    elif motion is Motion.ZOOM_OUT:
+        z = zoom ** (1.0 - t)
+    elif motion is Motion.NONE:
+        z = 1.0
+    else:
+        z = zoom
+    w, h = cw / z, ch / z
+    cx, cy = cw / 2.0, ch / 2.0
+    if motion is Motion.PAN_RIGHT:
+        cx = w / 2.0 + (cw - w) * t
+    elif motion is Motion.PAN_LEFT:
+        cx = cw - w / 2.0 - (cw - w) * t
+    elif motion is Motion.PAN_DOWN:
+        cy = h / 2.0 + (ch - h) * t
+    elif motion is Motion.PAN_UP:
+        cy = ch - h / 2.0 - (ch - h) * t
+    return cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0
+
+
+def _not_an_image(label: str, why: str) -> InputError:
+    return InputError(
+        f"is not an image omad can read ({why}). Drop a JPEG/PNG/WebP picture with this name instead.",
+        file=label,
+        details={"reason": why},
+    )
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Any Pillow mode as 8-bit RGB; transparency is laid over black."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float32)
+        peak = 65535.0 if img.mode.startswith("I;16") or float(arr.max(initial=0.0)) > 255.0 else 255.0
+        img = Image.fromarray(np.clip(arr * (255.0 / peak) + 0.5, 0, 255).astype(np.uint8), "L")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        return Image.alpha_composite(black, rgba).convert("RGB")
+    return img if img.mode == "RGB" else img.convert("RGB")
+
+
+def _load_image(path: Path, cw: int, ch: int, label: str) -> tuple[Image.Image, dict[str, Any]]:
+    """Decode ``path`` upright, no larger than needed to cover a ``cw`` x ``ch`` canvas.
+
+    JPEGs decode straight at 1/2, 1/4 or 1/8 size (DCT scaling), so a 50 MP
+    photo never exists in memory at full size; other formats are decoded whole
+    and reduced by an integer factor at once.
+    """
+    try:
+        im = Image.open(path, formats=_FORMATS)
+    except FileNotFoundError as e:
+        raise InputError("disappeared before omad could read it. Drop it again.", file=label) from e
+    except Image.DecompressionBombError as e:
+        raise InputError(
+            f"is too large to be a picture omad will open ({e}). Scale it below 150 megapixels and drop it again.",
+            file=label,
+        ) from e
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise _not_an_image(label, "its content is not JPEG, PNG, WebP, BMP, TIFF or GIF") from e
+    with im:
+        try:
+            orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
+            stored = im.size
+            fmt = im.format or "unknown"
+            sideways = orientation in (5, 6, 7, 8)
+            upright_w, upright_h = (stored[1], stored[0]) if sideways else stored
+            cover = max(cw / upright_w, ch / upright_h)
+            need_w, need_h = math.ceil(upright_w * cover), math.ceil(upright_h * cover)
+            if fmt == "JPEG":
+                im.draft("RGB", (need_h, need_w) if sideways else (need_w, need_h))
+            im.load()
+            img: Image.Image = im
+            # Integer reduction first: a box average in one pass, cheap and memory-bounded.
+            factor = min(img.width // (need_h if sideways else need_w), img.height // (need_w if sideways else need_h))
+            if factor >= 2:
+                img = img.reduce(factor)
+            decoded = img.size
+            img = ImageOps.exif_transpose(img) if orientation != 1 else img
+            img = _to_rgb(img)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+            raise _not_an_image(label, f"decoding failed: {e}") from e
+    facts = {
+        "source_format": fmt,
+        "source_size": [upright_w, upright_h],
+        "stored_size": list(stored),
+        "decoded_size": list(decoded),
+        "exif_orientation": orientation,
+        "orientation_applied": orientation != 1,
+    }
+    return img, facts
+
+
+def _canvas(img: Image.Image, cw: int, ch: int, fit: str) -> Image.Image:
+    """The image framed to the output's aspect at the canvas size."""
+    cover = ImageOps.fit(img, (cw, ch), Image.Resampling.LANCZOS)
+    if fit == "cover":
+        return cover
+    # The backdrop is blurred at 1/8 size and enlarged: the same look as a
+    # big Gaussian blur at a fraction of the cost.
+    small = cover.resize((max(1, cw // 8), max(1, ch // 8)), Image.Resampling.BOX)
+    small = small.filter(ImageFilter.GaussianBlur(radius=max(2.0, min(small.size) / 30.0)))
+    backdrop = small.resize((cw, ch), Image.Resampling.BICUBIC).point(lambda v: int(v * 0.45))
+    front = ImageOps.contain(img, (cw, ch), Image.Resampling.LANCZOS)
+    backdrop.paste(front, ((cw - front.width) // 2, (ch - front.height) // 2))
+    return backdrop
+
+
+def _planes(canvas: Image.Image) -> tuple[Image.Image, Image.Image, Image.Image]:
+    """BT.709 limited-range Y' (full size), Cb and Cr (half size, 2x2 averaged)."""
+    rgb = np.asarray(canvas, dtype=np.float32) * (1.0 / 255.0)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    y = _KR * r + _KG * g + _KB * b
+    cb = (b - y) * (224.0 / (2.0 * (1.0 - _KB)))
+    cr = (r - y) * (224.0 / (2.0 * (1.0 - _KR)))
+    del rgb, r, g, b
+    h, w = y.shape
+
+    def _half(c: np.ndarray[Any, np.dtype[np.float32]]) -> Image.Image:
+        c2 = c.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3)) + 128.0
+        return Image.fromarray(np.clip(c2 + 0.5, 0, 255).astype(np.uint8), "L")
+
+    luma = Image.fromarray(np.clip(y * 219.0 + 16.5, 0, 255).astype(np.uint8), "L")
+    return luma, _half(cb), _half(cr)
+
+
+def _frames(
+    planes: tuple[Image.Image, Image.Image, Image.Image],
+    motion: Motion,
+    zoom: float,
+    width: int,
+    height: int,
+    count: int,
+) -> Iterator[list[bytes]]:
+    luma, cb, cr = planes
+    cw, ch = luma.size
+    bilinear = Image.Resampling.BILINEAR
+    still: list[bytes] | None = None
+    for i in range(count):
+        if motion is Motion.NONE and still is not None:
+            yield still
+            continue
+        t = i / (count - 1) if count > 1 else 0.0
+        left, top, right, bottom = _window(motion, t, zoom, cw, ch)
+        half = (left / 2.0, top / 2.0, right / 2.0, bottom / 2.0)
+        frame = [
+            luma.resize((width, height), bilinear, box=(left, top, right, bottom)).tobytes(),
+            cb.resize((width // 2, height // 2), bilinear, box=half).tobytes(),
+            cr.resize((width // 2, height // 2), bilinear, box=half).tobytes(),
+        ]
+        if motion is Motion.NONE:
+            still = frame
+        yield frame
+
+
+def _open_writer(fifo: Path, reader: threading.Thread) -> int | None:
+    """Open the FIFO for writing once ffmpeg opens it; None if ffmpeg ended first.
+
+    A plain blocking open would hang forever if ffmpeg failed before opening
+    its input, so poll a non-blocking open while the ffmpeg thread lives.
+    """
+    while True:
+        try:
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as e:
+            if e.errno != errno.ENXIO:
+                raise
+            if not reader.is_alive():
+                return None
+            time.sleep(0.005)
+            continue
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_NONBLOCK)
+        # A 1 MiB pipe lets us run a frame ahead of ffmpeg's reads (Linux only; harmless elsewhere).
+        with contextlib.suppress(OSError, AttributeError):
+            fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+        return fd
+
+
+def _encode_piped(
+    frames: Iterator[list[bytes]],
+    ffmpeg_args: Callable[[Path], list[str]],
+    *,
+    timeout: float,
+    duration: float,
+    progress: Callable[[float], None] | None,
+    label: str,
+    cancel: threading.Event | None,
+) -> None:
+    """Feed raw frames to ``run_ffmpeg`` through a FIFO, keeping its error mapping and timeout.
+
+    ffmpeg runs in a thread; if it dies or is killed (timeout, cancel) our
+    next write fails with a broken pipe and its own mapped error is raised. If
+    drawing frames fails, the FIFO is closed, ffmpeg finishes early and our
+    error is raised instead of its truncated success.
+    """
+    with tempfile.TemporaryDirectory(prefix="omad-kenburns-") as tmp:
+        fifo = Path(tmp) / "frames.yuv"
+        os.mkfifo(fifo, 0o600)
+        failure: list[BaseException] = []
+
+        def _run() -> None:
+            try:
+                run_ffmpeg(
+                    ffmpeg_args(fifo),
+                    timeout=timeout,
+                    duration=duration,
+                    progress=progress,
+                    file_label=label,
+                    cancel=cancel,
+                )
+            except BaseException as e:  # handed to the caller's thread below
+                failure.append(e)
+
+        runner = threading.Thread(target=_run, name="omad-kenburns-ffmpeg", daemon=True)
+        runner.start()
+        fd = _open_writer(fifo, runner)
+        if fd is not None:
+            try:
+                with open(fd, "wb", buffering=0) as pipe:
+                    for frame in frames:
+                        for plane in frame:
+                            pipe.write(plane)
+            except BrokenPipeError:
+                pass  # ffmpeg stopped reading: its own error (below) says why
+            except BaseException:
+                runner.join()
+                raise
+        runner.join()
+        if failure:
+            raise failure[0]
+        if fd is None:
+            raise StageFailed("ffmpeg exited before reading the frames.", file=label)
+
+
+def render_still(
+    image: Path,
+    out: Path,
+    *,
+    width: int,
+    height: int,
+    fps: int,
+    seconds: float,
+    motion: str,
+    fit: str,
+    zoom: float,
+    seed: str,
+    crf: int,
+    x264_preset: str,
+    audio: Path | None = None,
+    audio_bitrate: str = "160k",
+    timeout: float,
+    progress: Callable[[float], None] | None = None,
+    cancel: threading.Event | None = None,
+    label: str,
+) -> dict[str, Any]:
+    """Render ``image`` as a ``seconds`` long H.264 clip with Ken Burns ``motion``; return the facts.
+
+    The clip is exactly ``width`` x ``height`` at ``fps`` with
+    ``round(seconds * fps)`` frames, yuv420p, ``+faststart``. With ``audio``
+    it is muxed as AAC, padded with silence or cut to the video's length (the
+    caller passes the audio's duration as ``seconds``). ``out`` appears only
+    when complete.
+    """
+    started = time.monotonic()
+    if width % 2 or height % 2:
+        raise ConfigError(f"video size {width}x{height} must be even in both directions for H.264 yuv420p.")
+    if fit not in ("cover", "fit"):
+        raise ConfigError(f"img2vid fit '{fit}' is not cover or fit.", file=label)
+    if not 1.0 <= zoom <= 4.0:
+        raise ConfigError(f"img2vid zoom {zoom} is outside 1.0-4.0.", file=label)
+    if seconds <= 0 or fps <= 0:
+        raise ConfigError(f"cannot render {seconds}s at {fps} fps.", file=label)
+    chosen = _resolve_motion(motion, seed, label)
+    frames = max(1, round(seconds * fps))
+    duration = frames / fps
+
+    audio_args: list[str] = []
+    if audio is not None:
+        info = probe(audio, file_label=audio.name)
+        if info.audio is None or info.format_name not in AUDIO_DEMUXERS:
+            raise InputError(
+                f"has no audio omad can use (format '{info.format_name}'). Drop a WAV, MP3, M4A or FLAC file.",
+                file=audio.name,
+            )
+        audio_args = [*SAFE_INPUT_ARGS, "-i", str(audio)]
+
+    scale = canvas_scale(chosen, zoom)
+    cw, ch = 2 * max(1, round(width * scale / 2)), 2 * max(1, round(height * scale / 2))
+    img, facts = _load_image(image, cw, ch, label)
+    with img:
+        canvas = _canvas(img, cw, ch, fit)
+    with canvas:
+        planes = _planes(canvas)
+    prepared = time.monotonic()
+
+    part = out.with_name(f".{out.stem}.part{out.suffix or '.mp4'}")
+
+    def _args(fifo: Path) -> list[str]:
+        args = [
+            *SAFE_INPUT_ARGS,
+            "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{width}x{height}", "-framerate", str(fps),
+            "-i", str(fifo),
+            *audio_args,
+            "-map", "0:v:0",
+        ]  # fmt: skip
+        if audio is not None:
+            args += [
+                "-map", "1:a:0",
+                # aformat before apad: apad alone cannot negotiate a layout (NOTES.md).
+                "-af", "aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo,apad",
+                "-c:a", "aac", "-b:a", audio_bitrate,
+            ]  # fmt: skip
+        args += [
+            "-c:v", "libx264", "-preset", x264_preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
+            "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
+            "-frames:v", str(frames), "-t", f"{duration:.6f}",
+            "-movflags", "+faststart",
+            str(part),
+        ]  # fmt: skip
+        return args
+
+    try:
+        _encode_piped(
+            _frames(planes, chosen, zoom, width, height, frames),
+            _args,
+            timeout=timeout,
+            duration=duration,
+            progress=progress,
+            label=label,
+            cancel=cancel,
+        )
+        os.replace(part, out)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    finally:
+        for plane in planes:
+            plane.close()
+    facts.update(
+        {
+            "motion": chosen.value,
+            "motion_requested": motion,
+            "fit": fit,
+            "zoom": zoom,
+            "width": width,
+            "height": height,
+            "fps": fps,
+            "frames": frames,
+            "seconds": duration,
+            "canvas_size": [cw, ch],
+            "encoder": "libx264",
+            "crf": crf,
+            "x264_preset": x264_preset,
+            "pix_fmt": "yuv420p",
+            "colorspace": "bt709",
+            "audio": audio is not None,
+            "prepare_seconds": round(prepared - started, 3),
+            "render_seconds": round(time.monotonic() - started, 3),
+        }
+    )
+    return facts

@@ -1,0 +1,1 @@
+"""Stage modules, one per stage; each follows the contract in ``omad.stage``."""

@@ -1,0 +1,151 @@
+"""Subtitles: reading SRT files strictly, and styling them as ASS for burning.
+
+SRTs made on Windows for pt-BR are often cp1252; UTF-8 (with or without BOM)
+is tried first, then cp1252 (a superset of Latin-1 for printable text). The
+parser is strict on purpose: a malformed block is an error that names the line,
+not a caption silently dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pysubs2
+
+from .config import CaptionConfig
+from .errors import InputError
+
+__all__ = ["Cue", "read_srt", "parse_srt", "decode_text", "write_srt", "build_ass", "format_ts"]
+
+_TS = r"(\d{1,2}):(\d{2}):(\d{2})[,.](\d{1,3})"
+_TS_LINE = re.compile(rf"^\s*{_TS}\s*-->\s*{_TS}(?:\s+.*)?$")
+_TAG = re.compile(r"<[^>]+>|\{\\[^}]*\}")
+
+
+@dataclass
+class Cue:
+    start: float
+    end: float
+    text: str
+
+
+def decode_text(raw: bytes, label: str) -> tuple[str, str]:
+    """Decode text as UTF-8 (BOM or not), else cp1252; returns (text, encoding)."""
+    for enc in ("utf-8-sig", "cp1252"):
+        try:
+            return raw.decode(enc), enc
+        except UnicodeDecodeError:
+            continue
+    return raw.decode("latin-1"), "latin-1"
+
+
+def _seconds(h: str, m: str, s: str, ms: str) -> float:
+    return int(h) * 3600 + int(m) * 60 + int(s) + int(ms.ljust(3, "0")) / 1000
+
+
+def parse_srt(text: str, label: str) -> list[Cue]:
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    cues: list[Cue] = []
+    i = 0
+    n = len(lines)
+    while i < n:
+        if not lines[i].strip():
+            i += 1
+            continue
+        block_start = i
+        if lines[i].strip().isdigit():
+            i += 1
+            if i >= n or not lines[i].strip():
+                raise InputError(
+                    f"line {block_start + 1}: caption number {lines[block_start].strip()} has no "
+                    "'00:00:01,000 --> 00:00:02,000' timestamp after it. Fix the line and drop the file again.",
+                    file=label,
+                )
+        m = _TS_LINE.match(lines[i])
+        if not m:
+            raise InputError(
+                f"line {i + 1} has no `-->` timestamp (found {lines[i].strip()[:60]!r}). "
+                "Each caption needs a line like '00:00:01,000 --> 00:00:02,500'. Fix the line and drop the file again.",
+                file=label,
+            )
+        g = m.groups()
+        start, end = _seconds(*g[:4]), _seconds(*g[4:])
+        if end <= start:
+            raise InputError(
+                f"line {i + 1}: the caption ends ({lines[i].strip()}) before it starts. "
+                "Fix the timestamps and drop the file again.",
+                file=label,
+            )
+        i += 1
+        body: list[str] = []
+        while i < n and lines[i].strip():
+            body.append(lines[i].rstrip())
+            i += 1
+        cues.append(Cue(start, end, "\n".join(body)))
+    if not cues:
+        raise InputError("has no captions in it. Check that it is an SRT file and drop it again.", file=label)
+    return cues
+
+
+def read_srt(path: Path, label: str) -> tuple[list[Cue], str]:
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise InputError(f"cannot be read ({e.strerror}).", file=label) from e
+    text, enc = decode_text(raw, label)
+    return parse_srt(text, label), enc
+
+
+def format_ts(seconds: float) -> str:
+    ms = max(0, int(round(seconds * 1000)))
+    h, ms = divmod(ms, 3_600_000)
+    m, ms = divmod(ms, 60_000)
+    s, ms = divmod(ms, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d},{ms:03d}"
+
+
+def write_srt(cues: list[Cue], path: Path) -> None:
+    parts = []
+    for i, c in enumerate(cues, 1):
+        parts.append(f"{i}\n{format_ts(c.start)} --> {format_ts(c.end)}\n{c.text.strip()}\n")
+    path.write_text("\n".join(parts), encoding="utf-8")
+
+
+def _colour(hex_rgb: str) -> pysubs2.Color:
+    h = hex_rgb.lstrip("#")
+    return pysubs2.Color(int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16), 0)
+
+
+def build_ass(cues: list[Cue], width: int, height: int, style: CaptionConfig, out: Path) -> None:
+    """Write an ASS file whose style scales with the video height."""
+    subs = pysubs2.SSAFile()
+    subs.info["PlayResX"] = str(width)
+    subs.info["PlayResY"] = str(height)
+    subs.info["WrapStyle"] = "0"
+    subs.info["ScaledBorderAndShadow"] = "yes"
+    size = max(8, round(height * style.size_ratio))
+    st = pysubs2.SSAStyle(
+        fontname=style.font,
+        fontsize=size,
+        primarycolor=_colour(style.primary_colour),
+        outlinecolor=_colour(style.outline_colour),
+        backcolor=pysubs2.Color(0, 0, 0, 128),
+        bold=style.bold,
+        outline=max(1.0, round(size * style.outline_ratio, 1)),
+        shadow=0,
+        alignment=pysubs2.Alignment.BOTTOM_CENTER,
+        marginl=round(width * 0.05),
+        marginr=round(width * 0.05),
+        marginv=round(height * style.margin_ratio),
+    )
+    subs.styles["Default"] = st
+    for c in cues:
+        clean = _TAG.sub("", c.text)
+        # Escape characters ASS would read as override blocks; keep line breaks.
+        clean = clean.replace("\\", "\u2216").replace("{", "(").replace("}", ")")
+        subs.append(
+            pysubs2.SSAEvent(start=int(c.start * 1000), end=int(c.end * 1000), text=clean.replace("\n", "\\N"))
+        )
+    subs.save(str(out), encoding="utf-8", format_="ass")

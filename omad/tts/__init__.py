@@ -1,0 +1,64 @@
+"""Text-to-speech engines behind one small interface.
+
+``engine_for(config, lanes)`` returns the configured engine. ``espeak`` (CPU,
+always available) is the default; ``f5`` (F5-TTS on the GPU lane) lives in
+``omad.tts.f5`` and is imported only when chosen, so omad starts fast without
+torch installed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..lanes import Lanes
+
+__all__ = ["Synthesis", "TtsEngine", "Voice", "engine_for"]
+
+
+@dataclass
+class Voice:
+    """Who speaks. espeak uses ``name``; F5 uses a reference recording and its transcript."""
+
+    name: str = ""
+    reference_audio: Path | None = None
+    reference_text: str = ""
+
+
+@dataclass
+class Synthesis:
+    """One synthesised chunk: a WAV file, its measured duration, and facts for the job record."""
+
+    path: Path
+    duration: float
+    sample_rate: int
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class TtsEngine(Protocol):
+    name: str
+    lane: str  # "cpu" or "gpu"
+
+    def synthesize(self, text: str, voice: Voice | None, out: Path, *, timeout: float = 600.0) -> Synthesis:
+        """Speak already-normalised ``text`` into the WAV file ``out``."""
+        ...
+
+
+def engine_for(config: Config, lanes: Lanes | None = None, name: str | None = None) -> TtsEngine:
+    """The engine named ``name`` (default: ``tts.engine`` from config)."""
+    chosen = name or config.tts.engine
+    if chosen == "espeak":
+        from .espeak import EspeakEngine
+
+        return EspeakEngine(config.tts.espeak)
+    if chosen == "f5":
+        from .f5 import F5Engine  # lazy: pulls torch only when F5 is chosen
+
+        return F5Engine(config, lanes)
+    raise ConfigError(f"unknown TTS engine '{chosen}'. Use 'espeak' or 'f5' (tts.engine).")

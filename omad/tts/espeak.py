@@ -1,0 +1,156 @@
+"""The espeak-ng engine: CPU narration that is always available.
+
+Owns running the ``espeak-ng`` program and translating its failures into
+omad's errors. Text reaches espeak-ng on stdin as UTF-8, never on the command
+line (no length limit, no option injection from text that starts with ``-``)
+and never through a shell. It speaks text as given: normalisation is the
+caller's job (``omad.textnorm``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import wave
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+from ..errors import ConfigError, InputError, StageFailed, ToolMissing, ToolTimeout, TransientError
+from . import Synthesis, Voice
+
+if TYPE_CHECKING:
+    from ..config import EspeakConfig
+
+__all__ = ["ESPEAK", "EspeakEngine", "espeak_version"]
+
+ESPEAK = os.environ.get("OMAD_ESPEAK", "espeak-ng")
+
+_INSTALL_HINT = "Install it with `sudo apt-get install espeak-ng` (or run `make demo`, which installs it)."
+
+
+def _require_espeak(binary: str) -> str:
+    found = shutil.which(binary)
+    if found is None:
+        raise ToolMissing(f"{binary} is not installed or not on PATH. {_INSTALL_HINT}")
+    return found
+
+
+@lru_cache(maxsize=4)
+def espeak_version(binary: str = ESPEAK) -> str:
+    """espeak-ng's version line (recorded in the job's facts), or "unknown"."""
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    line = out.stdout.strip().splitlines()[0] if out.stdout.strip() else "unknown"
+    return line.replace("eSpeak NG text-to-speech: ", "").split("  Data at:")[0].strip()
+
+
+class EspeakEngine:
+    """Speaks text with espeak-ng into a 16-bit mono WAV (22.05 kHz for the stock voices)."""
+
+    name = "espeak"
+    lane = "cpu"
+
+    def __init__(self, config: EspeakConfig | None = None, *, binary: str | None = None) -> None:
+        if config is None:
+            from ..config import EspeakConfig
+
+            config = EspeakConfig.model_validate({})
+        self.config = config
+        self.binary = binary or ESPEAK
+
+    def synthesize(self, text: str, voice: Voice | None, out: Path, *, timeout: float = 600.0) -> Synthesis:
+        """Speak already-normalised ``text`` into ``out``; the duration is measured from the file."""
+        exe = _require_espeak(self.binary)
+        from_brief = voice is not None and bool(voice.name)
+        voice_name = voice.name if voice is not None and voice.name else self.config.voice
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            exe,
+            "-v",
+            voice_name,
+            "-s",
+            str(self.config.rate),
+            "-p",
+            str(self.config.pitch),
+            "-b",
+            "1",  # input is UTF-8 whatever the daemon's locale
+            "-w",
+            str(out),
+            "--stdin",
+        ]
+        started = time.monotonic()
+        try:
+            proc = subprocess.run(cmd, input=text.encode("utf-8"), capture_output=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired as e:
+            out.unlink(missing_ok=True)
+            raise ToolTimeout(
+                f"espeak-ng ran longer than {timeout:.0f}s on {len(text)} characters and was stopped; "
+                "it will be retried. Raise jobs.stage_timeouts if the text is very long.",
+                details={"characters": len(text)},
+            ) from e
+        except OSError as e:
+            raise ToolMissing(f"could not run {exe}: {e.strerror or e}. {_INSTALL_HINT}") from e
+        wall = time.monotonic() - started
+        stderr = proc.stderr.decode("utf-8", "replace")
+        tail = stderr[-2000:]
+        details = {"returncode": proc.returncode, "stderr_tail": tail, "voice": voice_name}
+        if proc.returncode != 0 or "voice does not exist" in stderr:
+            out.unlink(missing_ok=True)
+            self._raise_for_failure(proc.returncode, stderr, voice_name, from_brief, details)
+        try:
+            with wave.open(str(out), "rb") as w:
+                frames, rate = w.getnframes(), w.getframerate()
+        except (OSError, EOFError, wave.Error) as e:
+            raise StageFailed(
+                f"espeak-ng exited cleanly but did not write a readable WAV ({e}).", details=details
+            ) from e
+        duration = frames / rate if rate else 0.0
+        if duration <= 0:
+            raise StageFailed(
+                f"espeak-ng produced no audio for {text[:60]!r}; the text may hold nothing it can pronounce.",
+                details=details,
+            )
+        return Synthesis(
+            path=out,
+            duration=duration,
+            sample_rate=rate,
+            facts={
+                "engine": self.name,
+                "engine_version": espeak_version(exe),
+                "voice": voice_name,
+                "rate": self.config.rate,
+                "pitch": self.config.pitch,
+                "rtf": round(wall / duration, 4),
+            },
+        )
+
+    def _raise_for_failure(
+        self, rc: int, stderr: str, voice_name: str, from_brief: bool, details: dict[str, object]
+    ) -> NoReturn:
+        lowered = stderr.lower()
+        if "voice does not exist" in lowered or "mbrola voice" in lowered:
+            why = (
+                "needs the MBROLA program and its voice files, which are not installed"
+                if "mbrola" in lowered
+                else "is not a voice espeak-ng knows"
+            )
+            hint = "Run `espeak-ng --voices` to list voices (e.g. pt-br)."
+            if from_brief:
+                raise InputError(
+                    f"the voice '{voice_name}' {why}. Set voice.name in the brief. {hint}", details=details
+                )
+            raise ConfigError(
+                f"the voice '{voice_name}' {why}. Set tts.espeak.voice in the config. {hint}", details=details
+            )
+        if "no space left" in lowered:
+            raise TransientError("the disk is full; free some space. The job will be retried.", details=details)
+        if rc < 0:
+            raise TransientError(f"espeak-ng was killed by signal {-rc}; the job will be retried.", details=details)
+        last = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit code {rc}"
+        raise StageFailed(f"espeak-ng failed: {last}", details=details)

@@ -176,6 +176,12 @@ class TtsConfig(_Section):
     engine: Literal["espeak", "f5"] = Field("espeak", description="narration engine")
     max_chunk_chars: int = Field(300, ge=40, description="long text is split at sentence boundaries into chunks")
     sentence_pause_seconds: float = Field(0.25, ge=0, description="silence between chunks")
+    language: str = Field(
+        "pt-BR", description="language of narrated text: pt* spells out numbers, money, dates; others drop emoji only"
+    )
+    merge_sentences: bool = Field(
+        False, description="join short sentences into one chunk and caption (max_chunk_chars)"
+    )
     espeak: EspeakConfig = Field(default_factory=EspeakConfig, description="espeak-ng engine")
     f5: F5Config = Field(default_factory=F5Config, description="F5-TTS engine")
 

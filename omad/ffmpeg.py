@@ -293,6 +293,9 @@ def run_ffmpeg(
     rc = proc.wait()
     t.join(timeout=5)
     w.join(timeout=5)
+    proc.stdout.close()
+    if proc.stderr is not None:
+        proc.stderr.close()
     tail = "".join(stderr_chunks)[-2000:]
     details = {"returncode": rc, "stderr_tail": tail, "argv": [str(a) for a in cmd][:80]}
     if killed_for == "timeout":

@@ -16,9 +16,10 @@ timeouts and the GPU lane).
 
 from __future__ import annotations
 
+import bisect
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -44,6 +45,9 @@ __all__ = [
     "Guardrails",
     "load_guardrails",
     "parse_llama_guard",
+    "cpf_valid",
+    "cnpj_valid",
+    "luhn_valid",
     "PII_TYPES",
     "DEFAULT_REPLACEMENTS",
     "LLAMA_GUARD_CATEGORIES",
@@ -425,12 +429,13 @@ def _phone(text: str) -> Iterator[tuple[int, int]]:
                 continue
             # Bare digits are too often an ID, a code or an invalid CPF: only an
             # 11-digit mobile (DDD + 9 + eight digits) is taken without +55 or ().
-            if raw.isdigit() and not (len(raw) == 11 and raw[2] == "9"):
+            if raw.isdigit() and not (len(raw) == 11 and raw[2] == "9" and len(set(raw)) > 1):
                 continue
         yield m.span()
 
 
 _CARD_SHAPES = ((4, 6, 5), (4, 6, 4))
+_CARD_MAX_GROUPS = 5  # 4-4-4-4-3 is the longest grouping of 19 digits
 
 
 def _card_shape_ok(groups: list[str]) -> bool:
@@ -455,7 +460,7 @@ def _card(text: str) -> Iterator[tuple[int, int]]:
             found = None
             # The longest valid card starting at group i wins; a card followed by
             # an expiry date ("4111 1111 1111 1111 12/28") must still be found.
-            for j in range(len(groups), i, -1):
+            for j in range(min(len(groups), i + _CARD_MAX_GROUPS), i, -1):
                 cand = groups[i:j]
                 if len(set(seps[i : j - 1])) > 1 or not _card_shape_ok(cand):
                     continue
@@ -526,8 +531,21 @@ def _matchers(rules: GuardrailsFile) -> list[_Matcher]:
     return out
 
 
-def _overlaps(span: tuple[int, int], taken: Iterable[tuple[int, int]]) -> bool:
-    return any(span[0] < e and s < span[1] for s, e in taken)
+class _Claimed:
+    """Disjoint spans already given to a finding, kept sorted so a lookup is a bisection."""
+
+    def __init__(self) -> None:
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+
+    def claim(self, start: int, end: int) -> bool:
+        """Take [start, end) unless it overlaps a claimed span; say whether it was taken."""
+        i = bisect.bisect_left(self._starts, end)
+        if i > 0 and self._ends[i - 1] > start:
+            return False
+        self._starts.insert(i, start)
+        self._ends.insert(i, end)
+        return True
 
 
 # --------------------------------------------------------------------------- the checker
@@ -576,23 +594,19 @@ class Guardrails:
 
     # ---- text rules
 
-    def _pii_hits(self, text: str, where: str) -> tuple[list[_Hit], list[tuple[int, int]]]:
-        taken: list[tuple[int, int]] = []
+    def _pii_hits(self, text: str, where: str, claimed: _Claimed) -> list[_Hit]:
         hits: list[_Hit] = []
         for kind, detect in _PII_DETECTORS:
             det: Detector = getattr(self.rules.pii, kind)
             for span in detect(text):
-                if _overlaps(span, taken):
-                    continue
-                taken.append(span)
-                if not det.enabled:
+                if not claimed.claim(*span) or not det.enabled:
                     continue
                 sample = _pii_sample(kind, text[span[0] : span[1]])
                 replacement = DEFAULT_REPLACEMENTS[kind] if det.replacement is None else det.replacement
                 hits.append(_Hit(span[0], span[1], Finding(kind, det.action, where, sample), replacement))
-        return hits, taken
+        return hits
 
-    def _rule_hits(self, text: str, where: str, taken: list[tuple[int, int]]) -> list[_Hit]:
+    def _rule_hits(self, text: str, where: str, claimed: _Claimed) -> list[_Hit]:
         if not self._matchers:
             return []
         folded, index = _fold(text)
@@ -606,9 +620,8 @@ class Guardrails:
         candidates.sort(key=lambda c: (-_SEVERITY[c[2].action], c[0]))
         hits = []
         for start, end, matcher, rule in candidates:
-            if _overlaps((start, end), taken):
+            if not claimed.claim(start, end):
                 continue
-            taken.append((start, end))
             sample = _mask_word(text[start:end])
             finding = Finding(
                 matcher.type, matcher.action, where, sample, rule if matcher.type != "blocked_word" else None
@@ -617,8 +630,9 @@ class Guardrails:
         return hits
 
     def _scan(self, text: str, where: str) -> GuardResult:
-        pii, taken = self._pii_hits(text, where)
-        hits = sorted(pii + self._rule_hits(text, where, taken), key=lambda h: h.start)
+        claimed = _Claimed()
+        pii = self._pii_hits(text, where, claimed)
+        hits = sorted(pii + self._rule_hits(text, where, claimed), key=lambda h: h.start)
         out: list[str] = []
         pos = 0
         for h in hits:
@@ -650,6 +664,7 @@ class Guardrails:
             f"guardrail blocked {blocked.where}: {blocked.type} found ({blocked.sample}). "
             f"Remove it and drop the file again, or change {rule} in {self._where_rules()}.",
             file=file,
+            stage="guardrails",
             details={"finding": blocked.to_dict(), "findings": [f.to_dict() for f in findings]},
         )
 

@@ -281,7 +281,12 @@ class Journal:
     def attempts(self, job_id: str) -> list[dict[str, Any]]:
         with self._lock:
             rows = self._db.execute("SELECT * FROM attempts WHERE job_id=? ORDER BY id", (job_id,)).fetchall()
-        return [dict(r) for r in rows]
+        out = []
+        for r in rows:
+            d = dict(r)
+            d["error"] = json.loads(d["error"]) if d["error"] else None
+            out.append(d)
+        return out
 
     def counts(self) -> dict[str, int]:
         with self._lock:

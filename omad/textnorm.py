@@ -190,8 +190,18 @@ def _parse_number(token: str) -> tuple[int, str | None] | None:
     """(integer part, decimal digits) for a pt-BR written number, None when it is not one."""
     if _THOUSANDS_RE.match(token) or _PLAIN_RE.match(token):
         whole, _, frac = token.partition(",")
-        return int(whole.replace(".", "")), (frac or None)
+        digits = whole.replace(".", "")
+        if len(digits) > len(str(_MAX_CARDINAL)):
+            return None  # too long to be a quantity: read digit by digit by the caller
+        return int(digits), (frac or None)
     return None
+
+
+def _int_words(digits: str, feminine: bool) -> str:
+    # int() of a huge digit run is slow (and refused past 4300 digits): such runs are codes, not amounts.
+    if len(digits) > len(str(_MAX_CARDINAL)):
+        return _digits_words(digits)
+    return number_to_words(int(digits), feminine=feminine)
 
 
 def _fraction_words(frac: str) -> str:
@@ -213,7 +223,7 @@ def _number_phrase(token: str, *, feminine: bool = False) -> tuple[str, bool]:
     if _DOTTED_RE.match(token):
         # Not a thousands group: a version number or an English decimal ("2.5"), read with "ponto".
         first, *rest = token.split(".")
-        pieces = [number_to_words(int(first), feminine=feminine)] + [_fraction_words(p) for p in rest]
+        pieces = [_int_words(first, feminine)] + [_fraction_words(p) for p in rest]
         return " ponto ".join(pieces), False
     # Anything else (e.g. "1,2,3" written without spaces): read each run with its separator.
     out: list[str] = []
@@ -223,7 +233,7 @@ def _number_phrase(token: str, *, feminine: bool = False) -> tuple[str, bool]:
         elif piece == ".":
             out.append("ponto")
         elif piece:
-            out.append(number_to_words(int(piece)) if len(piece) <= 15 else _digits_words(piece))
+            out.append(_int_words(piece, False))
     return " ".join(out), False
 
 
@@ -296,10 +306,11 @@ def has_speech(text: str) -> bool:
 
 _TLDS = r"com|org|net|br|gov|edu|io|dev|app|info|pt|tv|me|ai|co|us|uk|de|fr|es|it|ly|xyz|online|site|tech"
 _URL_RE = re.compile(
-    rf"(?:https?://|www\.)[^\s<>\"']+|\b[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*\.(?:{_TLDS})\b(?:/[^\s<>\"']*)?",
+    rf"(?:https?://|www\.)[^\s<>\"']+|(?<![\w.-])[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*\.(?:{_TLDS})\b(?:/[^\s<>\"']*)?",
     re.IGNORECASE,
 )
-_EMAIL_RE = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
+# The look-behinds make each pattern start only at the beginning of a run, keeping long runs linear.
+_EMAIL_RE = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 _TRAILING_PUNCT = ".,;:!?)]}'\""
 
 
@@ -741,7 +752,8 @@ def _is_boundary(text: str, m: re.Match[str]) -> bool:
     nxt = rest.lstrip()[0]
     if any(c in punct for c in "!?…") or punct.startswith(".."):
         return True
-    before = text[: m.start()]
+    # The word before the mark is all that matters; a bounded look-back keeps long texts linear.
+    before = text[max(0, m.start() - 40) : m.start()]
     token = re.split(r"[\s(\"'“]", before)[-1].lower() if before else ""
     if token in _NON_TERMINAL:
         return False

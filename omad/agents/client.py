@@ -41,6 +41,7 @@ from ..errors import ConfigError, OmadError, StageFailed, ToolMissing, ToolTimeo
 
 if TYPE_CHECKING:
     from ..config import Config, LlmConfig
+    from ..guardrails import Guardrails
     from ..lanes import Lanes
 
 __all__ = [
@@ -225,7 +226,7 @@ class LlmClient:
 
     async def __aexit__(self, *exc: object) -> None:
         if self._client is not None:
-            await self._client.close()
+            await self._client.close()  # type: ignore[no-untyped-call]
             self._client = None
 
     # -- the GPU lane -------------------------------------------------------------------------------
@@ -341,6 +342,23 @@ class LlmClient:
             details=details,
         )
 
+    # -- the guardrails' safety model --------------------------------------------------------------
+
+    async def safety_check(
+        self, guard: Guardrails, text: str, where: str, *, file: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Run the guardrails' content-safety model on ``text`` through the GPU lane; findings as dicts.
+
+        A block raises GuardrailBlocked (from the guardrails module); its own
+        Ollama errors are mapped there.
+        """
+        client = self._client
+        if client is None:
+            raise RuntimeError("LlmClient used outside `async with`")
+        async with self._gpu_turn("guardrails", guard.rules.safety_model.model):
+            result = await guard.acheck_safety(text, where, client, file=file, keep_alive=self.config.keep_alive)
+        return [f.to_dict() for f in result.findings]
+
     # -- structured answers -------------------------------------------------------------------------
 
     async def structured(
@@ -362,7 +380,10 @@ class LlmClient:
         command), ``StageFailed`` when no model gave a valid answer.
         """
         record = CallRecord(
-            role=role, model=model, prompt_file=prompt.file if prompt else "", prompt_sha256=prompt.sha256 if prompt else ""
+            role=role,
+            model=model,
+            prompt_file=prompt.file if prompt else "",
+            prompt_sha256=prompt.sha256 if prompt else "",
         )
         schema = schema_model.model_json_schema()
         models = [model] + ([fallback] if fallback and fallback != model else [])
@@ -416,7 +437,11 @@ class LlmClient:
                     record.eval_duration_seconds = _ns(response.eval_duration)
                     log.info(
                         "agent %s answered with %s (%d attempts, %d+%d tokens)",
-                        role, current, record.attempts, record.tokens_in, record.tokens_out,
+                        role,
+                        current,
+                        record.attempts,
+                        record.tokens_in,
+                        record.tokens_out,
                     )
                     return parsed, record
                 log.warning("agent %s: model %s gave an unusable answer: %s", role, current, reason)
@@ -430,7 +455,12 @@ class LlmClient:
             raise ToolMissing(
                 f"role {role} needs model {' or '.join(missing)}, which Ollama at {self.host} does not have. "
                 f"Run {pulls} on the Ollama host, or set llm.roles.{role}.model to a model you have.",
-                details={"role": role, "models": missing, "host": self.host, "pull": [f"ollama pull {m}" for m in missing]},
+                details={
+                    "role": role,
+                    "models": missing,
+                    "host": self.host,
+                    "pull": [f"ollama pull {m}" for m in missing],
+                },
             )
         tried = ", ".join(t["model"] for t in record.tries if t["outcome"] != "model not pulled")
         raise StageFailed(

@@ -15,14 +15,14 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
-from ..brief import MOTIONS, AssetSpec, Scene, VideoBrief, VoiceSpec, resolve_asset
+from ..brief import MOTIONS, AssetSpec, Scene, VideoBrief, resolve_asset
 from ..errors import InputError, OmadError, ToolTimeout, TransientError
 from .client import CallRecord, LlmClient
 from .roles import (
@@ -124,7 +124,7 @@ def _words(text: str) -> str:
 
 
 def bundle_images(brief: VideoBrief, bundle: Path, label: str, warn: Callable[[str], None]) -> list[dict[str, str]]:
-    """Images the visual planner may use: the brief's image assets first (with descriptions), then other bundle images."""
+    """Images the visual planner may use: the brief's image assets (with descriptions), then other bundle images."""
     images: list[dict[str, str]] = []
     seen: set[str] = set()
     for asset in brief.assets:
@@ -170,7 +170,9 @@ def _redacted_brief(brief: VideoBrief, run: _Run) -> VideoBrief:
         if value:
             update[key] = run.clean(value, f"brief.{key}")
     update["assets"] = [
-        AssetSpec(file=a.file, description=run.clean(a.description, f"brief.assets[{i}].description"))
+        AssetSpec.model_validate(
+            {"file": a.file, "description": run.clean(a.description, f"brief.assets[{i}].description")}
+        )
         for i, a in enumerate(brief.assets)
     ]
     return brief.model_copy(update=update)
@@ -197,7 +199,7 @@ async def _maybe(flag: bool, make: Callable[[], Coroutine[Any, Any, T]]) -> T | 
 
 
 async def _plan(
-    brief: VideoBrief, bundle: Path, config: Config, guard: TextGuard, lanes: Lanes | None, holder: str, label: str
+    brief: VideoBrief, bundle: Path, config: Config, guard: Guardrails, lanes: Lanes | None, holder: str, label: str
 ) -> AgentPlan:
     llm_cfg = config.llm
     language = brief.language or "pt-BR"
@@ -254,17 +256,18 @@ async def _plan(
         await run.vet("audio")
 
         speed = audio.speed if audio is not None else (brief.voice.speed if brief.voice and brief.voice.speed else 1.0)
+        seconds = [round(spoken_seconds(p.narration, wps, speed) + padding, 1) for p in planned]
         plan_in = [
             {
                 "scene": i + 1,
                 "narration": p.narration,
                 "on_screen_text": p.on_screen_text,
                 "image": p.image or "title card",
-                "estimated_seconds": round(spoken_seconds(p.narration, wps, speed) + padding, 1),
+                "estimated_seconds": seconds[i],
             }
             for i, p in enumerate(planned)
         ]
-        estimated = sum(float(s["estimated_seconds"]) for s in plan_in)
+        estimated = sum(seconds)
         edit, rec = await run_editor(llm, llm_cfg, language, plan_in, target, estimated)
         run.records.append(rec)
         scenes = _final_scenes(edit, planned, run)
@@ -313,7 +316,9 @@ def _clean_script(script: ScriptAnswer, run: _Run) -> list[_Planned]:
     return planned
 
 
-def _apply_visuals(planned: list[_Planned], visual: VisualAnswer | None, images: list[dict[str, str]], run: _Run) -> None:
+def _apply_visuals(
+    planned: list[_Planned], visual: VisualAnswer | None, images: list[dict[str, str]], run: _Run
+) -> None:
     if visual is None:
         # No planner (no images, or the supervisor skipped it): bundle images in order, then title cards.
         for p, img in zip(planned, images, strict=False):
@@ -359,25 +364,28 @@ def _final_scenes(edit: EditorAnswer, planned: list[_Planned], run: _Run) -> lis
 
 
 def _scene_brief(brief: VideoBrief, scenes: list[Scene], audio: AudioAnswer | None) -> VideoBrief:
-    voice = brief.voice
-    if audio is not None and (voice is None or voice.speed is None):
-        voice = (voice or VoiceSpec()).model_copy(update={"speed": audio.speed})
+    voice = brief.voice.model_dump(exclude_none=True) if brief.voice else None
+    if audio is not None and (voice is None or "speed" not in voice):
+        voice = {**(voice or {}), "speed": audio.speed}
     music_db = brief.music_db
     if brief.music and music_db is None and audio is not None:
         music_db = audio.music_db
-    return VideoBrief(
-        kind="video",
-        name=brief.name,
-        title=brief.title,
-        format=brief.format,
-        scenes=scenes,
-        language=brief.language,
-        assets=brief.assets,
-        music=brief.music,
-        music_db=music_db,
-        captions=brief.captions,
-        voice=voice,
-    )
+    data = {
+        "version": 1,
+        "kind": "video",
+        "name": brief.name,
+        "title": brief.title,
+        "format": brief.format,
+        "scenes": [s.model_dump(exclude_none=True) for s in scenes],
+        "language": brief.language,
+        "assets": [a.model_dump() for a in brief.assets],
+        "music": brief.music,
+        "music_db": music_db,
+        "captions": brief.captions,
+        "voice": voice,
+    }
+    # Validated like a user's brief, so what the video route reads back is exactly what was checked here.
+    return VideoBrief.model_validate({k: v for k, v in data.items() if v is not None})
 
 
 async def plan_agent_video_async(

@@ -184,16 +184,21 @@ def _check_scene_numbers(numbers: list[int], count: int, what: str) -> None:
         raise ValueError(f"{what} names scene(s) {bad}, but the script has scenes 1 to {count}")
 
 
-async def run_supervisor(llm: LlmClient, cfg: LlmConfig, language: str, brief: dict[str, Any]) -> tuple[
-    SupervisorAnswer, CallRecord
-]:
+async def run_supervisor(
+    llm: LlmClient, cfg: LlmConfig, language: str, brief: dict[str, Any]
+) -> tuple[SupervisorAnswer, CallRecord]:
     """Analysis (objective, audience, tone, duration, scene count) and which workers to run."""
     return await _ask(llm, "supervisor", cfg.roles.supervisor, language, {"brief": brief}, SupervisorAnswer)
 
 
 async def run_script_writer(
-    llm: LlmClient, cfg: LlmConfig, language: str, brief: dict[str, Any], analysis: dict[str, Any],
-    target_seconds: float, scene_count: int,
+    llm: LlmClient,
+    cfg: LlmConfig,
+    language: str,
+    brief: dict[str, Any],
+    analysis: dict[str, Any],
+    target_seconds: float,
+    scene_count: int,
 ) -> tuple[ScriptAnswer, CallRecord]:
     """Hook, scenes with narration sized to the target duration, on-screen text, call to action."""
     total_words = max(scene_count * 4, round(target_seconds * cfg.words_per_second))
@@ -235,7 +240,11 @@ async def run_audio_producer(
 
 
 async def run_editor(
-    llm: LlmClient, cfg: LlmConfig, language: str, plan: list[dict[str, Any]], target_seconds: float,
+    llm: LlmClient,
+    cfg: LlmConfig,
+    language: str,
+    plan: list[dict[str, Any]],
+    target_seconds: float,
     estimated_seconds: float,
 ) -> tuple[EditorAnswer, CallRecord]:
     """The final cut against the target duration: keep, trim or merge scenes."""

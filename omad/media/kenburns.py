@@ -34,7 +34,8 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,7 @@ __all__ = [
     "Motion",
     "MOVING_MOTIONS",
     "OVERSAMPLE",
-    "canvas_scale",
+    "canvas_size",
     "pick_motion",
     "render_still",
 ]
@@ -105,15 +106,17 @@ def _resolve_motion(motion: str, seed: str, label: str) -> Motion:
     return pick_motion(seed) if chosen is Motion.AUTO else chosen
 
 
-def canvas_scale(motion: Motion | str, zoom: float) -> float:
-    """How much larger than the output the prepared canvas is for ``motion``.
+def canvas_size(width: int, height: int, motion: Motion | str, zoom: float) -> tuple[int, int]:
+    """The size of the prepared canvas for an output of ``width`` x ``height`` and ``motion``.
 
-    Callers that draw their own still (title cards) draw it this large so it is
-    never enlarged.
+    Larger than the output by the zoom and ``OVERSAMPLE`` (a still ``none``
+    needs neither), even in both directions so the chroma planes are exactly
+    half. Callers that draw their own still (title cards) draw it this size
+    so it is never enlarged.
     """
     m = Motion(motion)
-    magnification = 1.0 if m is Motion.NONE else zoom
-    return magnification * (1.0 if m is Motion.NONE else OVERSAMPLE)
+    scale = 1.0 if m is Motion.NONE else zoom * OVERSAMPLE
+    return 2 * max(1, round(width * scale / 2)), 2 * max(1, round(height * scale / 2))
 
 
 def _window(motion: Motion, t: float, zoom: float, cw: float, ch: float) -> tuple[float, float, float, float]:
@@ -249,33 +252,46 @@ def _planes(canvas: Image.Image) -> tuple[Image.Image, Image.Image, Image.Image]
     return luma, _half(cb), _half(cr)
 
 
-def _frames(
-    planes: tuple[Image.Image, Image.Image, Image.Image],
-    motion: Motion,
-    zoom: float,
-    width: int,
-    height: int,
-    count: int,
-) -> Iterator[list[bytes]]:
-    luma, cb, cr = planes
-    cw, ch = luma.size
-    bilinear = Image.Resampling.BILINEAR
-    still: list[bytes] | None = None
-    for i in range(count):
-        if motion is Motion.NONE and still is not None:
-            yield still
-            continue
-        t = i / (count - 1) if count > 1 else 0.0
-        left, top, right, bottom = _window(motion, t, zoom, cw, ch)
+class _FrameMaker:
+    """Draws frame ``i`` of ``count`` as its three yuv420p planes.
+
+    Pillow releases the GIL while resampling, so the next frame can be drawn
+    in a worker thread while this one is written to ffmpeg.
+    """
+
+    def __init__(
+        self,
+        planes: tuple[Image.Image, Image.Image, Image.Image],
+        motion: Motion,
+        zoom: float,
+        width: int,
+        height: int,
+        count: int,
+    ) -> None:
+        self.planes = planes
+        self.motion = motion
+        self.zoom = zoom
+        self.size = (width, height)
+        self.count = count
+        self._still: list[bytes] | None = None
+
+    def __call__(self, i: int) -> list[bytes]:
+        if self._still is not None:
+            return self._still
+        luma, cb, cr = self.planes
+        t = i / (self.count - 1) if self.count > 1 else 0.0
+        left, top, right, bottom = _window(self.motion, t, self.zoom, luma.width, luma.height)
         half = (left / 2.0, top / 2.0, right / 2.0, bottom / 2.0)
+        width, height = self.size
+        bilinear = Image.Resampling.BILINEAR
         frame = [
             luma.resize((width, height), bilinear, box=(left, top, right, bottom)).tobytes(),
             cb.resize((width // 2, height // 2), bilinear, box=half).tobytes(),
             cr.resize((width // 2, height // 2), bilinear, box=half).tobytes(),
         ]
-        if motion is Motion.NONE:
-            still = frame
-        yield frame
+        if self.motion is Motion.NONE:
+            self._still = frame  # every frame is the same: draw it once
+        return frame
 
 
 def _open_writer(fifo: Path, reader: threading.Thread) -> int | None:
@@ -303,7 +319,8 @@ def _open_writer(fifo: Path, reader: threading.Thread) -> int | None:
 
 
 def _encode_piped(
-    frames: Iterator[list[bytes]],
+    make: Callable[[int], list[bytes]],
+    count: int,
     ffmpeg_args: Callable[[Path], list[str]],
     *,
     timeout: float,
@@ -342,8 +359,12 @@ def _encode_piped(
         fd = _open_writer(fifo, runner)
         if fd is not None:
             try:
-                with open(fd, "wb", buffering=0) as pipe:
-                    for frame in frames:
+                with open(fd, "wb", buffering=0) as pipe, ThreadPoolExecutor(1, "omad-kenburns-draw") as pool:
+                    ahead = pool.submit(make, 0)
+                    for i in range(count):
+                        frame = ahead.result()
+                        if i + 1 < count:
+                            ahead = pool.submit(make, i + 1)
                         for plane in frame:
                             pipe.write(plane)
             except BrokenPipeError:
@@ -410,8 +431,7 @@ def render_still(
             )
         audio_args = [*SAFE_INPUT_ARGS, "-i", str(audio)]
 
-    scale = canvas_scale(chosen, zoom)
-    cw, ch = 2 * max(1, round(width * scale / 2)), 2 * max(1, round(height * scale / 2))
+    cw, ch = canvas_size(width, height, chosen, zoom)
     img, facts = _load_image(image, cw, ch, label)
     with img:
         canvas = _canvas(img, cw, ch, fit)
@@ -447,7 +467,8 @@ def render_still(
 
     try:
         _encode_piped(
-            _frames(planes, chosen, zoom, width, height, frames),
+            _FrameMaker(planes, chosen, zoom, width, height, frames),
+            frames,
             _args,
             timeout=timeout,
             duration=duration,

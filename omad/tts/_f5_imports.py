@@ -19,6 +19,7 @@ import importlib.util
 import sys
 import threading
 import types
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -66,31 +67,34 @@ def _no_extension_module(package_dir: str) -> types.ModuleType:
 
 def import_torchaudio() -> types.ModuleType:
     """Import torchaudio, sidestepping an extension that cannot load beside this torch."""
-    global _torchaudio_shimmed
     with _lock:
-        if "torchaudio" in sys.modules and hasattr(sys.modules["torchaudio"], "transforms"):
-            return sys.modules["torchaudio"]
-        try:
-            return importlib.import_module("torchaudio")
-        except (OSError, ImportError) as e:
-            # Only the compiled-extension failure is worked around; a torchaudio
-            # that is absent or broken in another way is reported as it is.
-            if "torchaudio" not in str(e) and "libc10" not in str(e) and "_torchaudio" not in repr(e.__cause__):
-                raise
-            first_error: BaseException = e
+        return _import_torchaudio_locked()
+
+
+def _import_torchaudio_locked() -> types.ModuleType:
+    global _torchaudio_shimmed
+    loaded = sys.modules.get("torchaudio")
+    if loaded is not None and hasattr(loaded, "transforms"):
+        return loaded
+    try:
+        return importlib.import_module("torchaudio")
+    except OSError as e:
+        # Only a compiled library that fails to load is worked around; a torchaudio
+        # that is absent or broken in another way is reported as it is.
+        first_error: BaseException = e
+    _purge("torchaudio")
+    spec = importlib.util.find_spec("torchaudio")
+    if spec is None or not spec.submodule_search_locations:
+        raise first_error
+    package_dir = list(spec.submodule_search_locations)[0]
+    sys.modules["torchaudio._extension"] = _no_extension_module(package_dir)
+    try:
+        module = importlib.import_module("torchaudio")
+    except Exception:
         _purge("torchaudio")
-        spec = importlib.util.find_spec("torchaudio")
-        if spec is None or not spec.submodule_search_locations:
-            raise first_error
-        package_dir = list(spec.submodule_search_locations)[0]
-        sys.modules["torchaudio._extension"] = _no_extension_module(package_dir)
-        try:
-            module = importlib.import_module("torchaudio")
-        except Exception:
-            _purge("torchaudio")
-            raise first_error from None
-        _torchaudio_shimmed = True
-        return module
+        raise first_error from None
+    _torchaudio_shimmed = True
+    return module
 
 
 def torchaudio_shimmed() -> bool:
@@ -112,10 +116,15 @@ def require_f5() -> None:
             missing.append(name)
     if not missing:
         try:
-            importlib.import_module("torch")
-            import_torchaudio()
-            importlib.import_module("vocos")
-            importlib.import_module("f5_tts.model")
+            with _lock, warnings.catch_warnings():
+                # The stack warns at import about its own deprecated internals (torch.jit.script in
+                # x_transformers, ...): nothing a user of omad can act on, so not passed on.
+                warnings.simplefilter("ignore")
+                importlib.import_module("torch")
+                _import_torchaudio_locked()
+                importlib.import_module("vocos")
+                importlib.import_module("f5_tts.model")
+                importlib.import_module("f5_tts.model.utils")
         except ImportError as e:
             missing.append(e.name or str(e))
         except OSError as e:

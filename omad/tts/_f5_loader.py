@@ -320,7 +320,10 @@ def load_f5(checkpoint: Path, vocab_file: Path, vocoder_dir: Path, *, device: st
             details={"missing": missing[:20], "unexpected": list(result.unexpected_keys)[:20],
                      "inferred": shape.as_dict()},
         )
-    model = model.to(_torch_dtype(dtype)).to(device).eval()
+    model = model.to(_torch_dtype(dtype))
+    # The mel front end (STFT) stays fp32: bf16/fp16 STFT is unsupported on the CPU and imprecise anywhere.
+    model.mel_spec.float()
+    model = model.to(device).eval()
     vocoder = _load_vocoder(vocoder_dir, device)
     return LoadedF5(model, vocoder, shape, vocab, device, dtype, time.monotonic() - started)
 

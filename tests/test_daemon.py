@@ -1,0 +1,394 @@
+"""The daemon's promises: nothing dropped is lost, half-copied files wait, failures say what to do."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import Env, make_video, write_srt
+
+import omad.daemon as daemon_mod
+from omad.cli import main as cli_main
+from omad.config import Config, ConfigError, dump_config_yaml, load_config
+from omad.daemon import Daemon
+from omad.errors import TransientError
+from omad.journal import JobStatus
+from omad.stage import StageContext, StageResult
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def wait_for(pred: Callable[[], bool], timeout: float = 30.0, every: float = 0.1) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return
+        time.sleep(every)
+    raise AssertionError("condition not met in time")
+
+
+class Running:
+    """A daemon running its real loop in a thread, as `omad run` does."""
+
+    def __init__(self, d: Daemon) -> None:
+        self.d = d
+        self.thread = threading.Thread(target=d.run, kwargs={"tick_seconds": 0.1}, daemon=True)
+
+    def __enter__(self) -> Daemon:
+        self.thread.start()
+        return self.d
+
+    def __exit__(self, *exc: object) -> None:
+        self.d.stop_event.set()
+        self.d.wake.set()
+        self.thread.join(timeout=30)
+        self.d.journal.close()
+
+
+def statuses(d: Daemon) -> list[str]:
+    return [j.status.value for j in d.journal.jobs()]
+
+
+def test_route_folder_forces_the_route(env: Env) -> None:
+    make_video(env.inbox / "caption" / "a.mp4", seconds=1.0)
+    write_srt(env.inbox / "caption" / "a.srt")
+    assert env.once() == 0
+    assert env.sidecar("a")["route"] == "caption"
+
+
+def test_unknown_type_is_quarantined_listing_what_omad_accepts(env: Env) -> None:
+    (env.inbox / "planilha.xlsx").write_bytes(b"PK\x03\x04 not really")
+    assert env.once() == 1
+    err = env.failed_error("planilha.xlsx")
+    assert err["message"].startswith("planilha.xlsx: ")
+    assert ".srt" in err["message"] and "brief" in err["message"]
+    assert (env.outbox / "failed" / "planilha.xlsx" / "planilha.xlsx").read_bytes() == b"PK\x03\x04 not really"
+
+
+def test_lone_half_waits_in_once_and_is_listed(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    write_srt(env.inbox / "sozinho.srt")
+    assert env.once(max_wait=5) == 0
+    assert (env.inbox / "sozinho.srt").exists()
+    assert "waiting: sozinho.srt" in capsys.readouterr().err
+
+
+def test_lone_half_is_quarantined_after_pair_timeout_naming_the_partner(make_env: Callable[..., Env]) -> None:
+    env = make_env(intake={"pair_timeout_seconds": 1.0})
+    write_srt(env.inbox / "talk.srt")
+    with Running(env.daemon()) as d:
+        wait_for(lambda: statuses(d) == ["failed"], timeout=20)
+    err = env.failed_error("talk")
+    assert "talk.srt" in err["message"] and "same-name video" in err["message"]
+    assert (env.outbox / "failed" / "talk" / "talk.srt").exists()
+
+
+def test_redrop_of_same_content_is_a_duplicate(env: Env) -> None:
+    make_video(env.inbox / "v.mp4", seconds=1.0)
+    write_srt(env.inbox / "v.srt")
+    assert env.once() == 0
+    first = json.loads((env.outbox / "v.json").read_text())["job_id"]
+    src = next((env.state / "archive").rglob("v.mp4"))
+    (env.inbox / "v.mp4").write_bytes(src.read_bytes())
+    write_srt(env.inbox / "v.srt")
+    assert env.once() == 0
+    d = env.daemon()
+    jobs = d.journal.jobs()
+    dup = [j for j in jobs if j.status == JobStatus.DUPLICATE]
+    assert len(dup) == 1 and dup[0].duplicate_of == first
+    assert not (env.outbox / "v-2.mp4").exists()
+    assert list(env.inbox.iterdir()) == []  # consumed, archived, not lost
+    assert len(list((env.state / "archive").rglob("v.srt"))) == 2
+
+
+def test_reprocess_policy_runs_again_and_keeps_both_results(make_env: Callable[..., Env]) -> None:
+    env = make_env(intake={"on_duplicate": "reprocess"})
+    make_video(env.inbox / "v.mp4", seconds=1.0)
+    write_srt(env.inbox / "v.srt")
+    assert env.once() == 0
+    src = next((env.state / "archive").rglob("v.mp4"))
+    (env.inbox / "v.mp4").write_bytes(src.read_bytes())
+    write_srt(env.inbox / "v.srt")
+    assert env.once() == 0
+    assert (env.outbox / "v.mp4").exists() and (env.outbox / "v-2.mp4").exists()
+
+
+def test_growing_file_and_temp_names_are_not_picked_up(make_env: Callable[..., Env]) -> None:
+    """GIVEN a video still being written, and Syncthing/rsync/browser temp files
+    THEN nothing is taken until the copy is complete and renamed."""
+    env = make_env(watch={"settle_seconds": 1.0})
+    write_srt(env.inbox / "big.srt")
+    for tmp in (".syncthing.big.mp4.tmp", "big.mp4.part", "~syncthing~big.mp4.tmp", ".big.mp4.Ab12Cd"):
+        (env.inbox / tmp).write_bytes(b"partial")
+    src = make_video(env.root / "source.mp4", seconds=1.0)
+    data = src.read_bytes()
+    target = env.inbox / "big.mp4"
+    stop = threading.Event()
+
+    def slow_copy() -> None:
+        with open(target, "wb") as f:
+            for i in range(0, len(data), 4096):
+                f.write(data[i : i + 4096])
+                f.flush()
+                time.sleep(0.05)
+        stop.set()
+
+    with Running(env.daemon()) as d:
+        t = threading.Thread(target=slow_copy)
+        t.start()
+        while not stop.is_set():
+            assert d.journal.jobs() == [], "a job started while the video was still being copied"
+            time.sleep(0.1)
+        t.join()
+        wait_for(lambda: statuses(d) == ["done"], timeout=30)
+    assert (env.outbox / "big.mp4").exists()
+    left = sorted(p.name for p in env.inbox.iterdir())
+    assert left == sorted([".syncthing.big.mp4.tmp", "big.mp4.part", "~syncthing~big.mp4.tmp", ".big.mp4.Ab12Cd"])
+
+
+def test_locked_file_waits_until_released(env: Env) -> None:
+    make_video(env.inbox / "l.mp4", seconds=1.0)
+    srt = write_srt(env.inbox / "l.srt")
+    f = open(srt, "rb")  # noqa: SIM115 - held across the daemon's ticks
+    fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+    try:
+        with Running(env.daemon()) as d:
+            time.sleep(1.5)
+            assert d.journal.jobs() == []
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+            wait_for(lambda: statuses(d) == ["done"], timeout=30)
+    finally:
+        f.close()
+
+
+def test_missing_inbox_is_waited_for_not_a_crash(make_env: Callable[..., Env]) -> None:
+    """An unmounted share: the daemon keeps running, then picks files up once the inbox is back."""
+    env = make_env()
+    env.inbox.rmdir()
+    with Running(env.daemon()) as d:
+        time.sleep(1.0)
+        assert not d.inbox_ok
+        staging = env.root / "staging"
+        make_video(staging / "m.mp4", seconds=1.0)
+        write_srt(staging / "m.srt")
+        staging.rename(env.inbox)
+        wait_for(lambda: statuses(d) == ["done"], timeout=30)
+        assert d.inbox_ok
+    log = "".join(p.read_text() for p in (env.outbox / "logs").glob("*.jsonl"))
+    assert "inbox_unavailable" in log
+
+
+@pytest.mark.parametrize("mode", ["inotify", "polling"])
+def test_watch_modes_pick_up_new_drops(make_env: Callable[..., Env], mode: str) -> None:
+    env = make_env(watch={"mode": mode, "rescan_seconds": 3600})
+    with Running(env.daemon()) as d:
+        time.sleep(0.5)
+        staging = env.root / "s"
+        make_video(staging / "w.mp4", seconds=1.0)
+        write_srt(staging / "w.srt")
+        for p in staging.iterdir():
+            p.rename(env.inbox / p.name)
+        wait_for(lambda: statuses(d) == ["done"], timeout=30)
+
+
+def test_keep_policy_leaves_inputs_and_does_not_reprocess(make_env: Callable[..., Env]) -> None:
+    env = make_env(intake={"inputs_after": "keep"})
+    make_video(env.inbox / "k.mp4", seconds=1.0)
+    write_srt(env.inbox / "k.srt")
+    assert env.once() == 0
+    assert (env.inbox / "k.mp4").exists() and (env.inbox / "k.srt").exists()
+    assert env.once() == 0
+    d = env.daemon()
+    assert [j.status for j in d.journal.jobs()] == [JobStatus.DONE]
+
+
+class _Flaky:
+    """A stage that fails transiently a set number of times (a killed tool, a full disk)."""
+
+    name = "flaky"
+
+    def __init__(self, failures: int, log: Path) -> None:
+        self.failures = failures
+        self.log = log
+
+    def lane_for(self, ctx: StageContext) -> str:
+        return "cpu"
+
+    def run(self, ctx: StageContext) -> StageResult:
+        n = len(self.log.read_text().splitlines()) if self.log.exists() else 0
+        with open(self.log, "a") as f:
+            f.write("run\n")
+        if n < self.failures:
+            raise TransientError("the disk is full; free some space.", file=ctx.label("srt"))
+        out = ctx.work / "out.txt"
+        out.write_text("ok")
+        return StageResult(artifacts={"out": "out.txt"}, publish={".txt": "out"})
+
+
+def test_transient_failure_is_retried_with_backoff(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    runs = env.root / "runs.log"
+    monkeypatch.setattr(daemon_mod, "stages_for", lambda route: [_Flaky(2, runs)])
+    make_video(env.inbox / "r.mp4", seconds=0.5, audio=False)
+    write_srt(env.inbox / "r.srt")
+    assert env.once() == 0
+    assert runs.read_text().count("run") == 3
+    side = env.sidecar("r")
+    assert side["attempts"] == 3
+    assert len(side["errors"]) == 2 and side["errors"][0]["kind"] == "transient"
+
+
+def test_transient_failure_gives_up_after_max_attempts(make_env: Callable[..., Env],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    env = make_env(jobs={"max_attempts": 2})
+    runs = env.root / "runs.log"
+    monkeypatch.setattr(daemon_mod, "stages_for", lambda route: [_Flaky(5, runs)])
+    make_video(env.inbox / "r.mp4", seconds=0.5, audio=False)
+    write_srt(env.inbox / "r.srt")
+    assert env.once() == 1
+    assert runs.read_text().count("run") == 2
+    err = env.failed_error("r")
+    assert "disk is full" in err["message"] and err["attempts"] == 2
+    assert (env.outbox / "failed" / "r" / "r.mp4").exists()
+
+
+def test_retry_puts_failed_inputs_back_in_the_inbox(env: Env) -> None:
+    make_video(env.inbox / "t.mp4", seconds=1.0)
+    write_srt(env.inbox / "t.srt", "1\nbroken\n")
+    assert env.once() == 1
+    job_id = env.daemon().journal.jobs()[0].id
+    write_srt(env.outbox / "failed" / "t" / "t.srt")  # the user fixes the file in place
+    args = ["retry", job_id[:8], "--config", str(env.root / "omad.yaml")]
+    assert cli_main(args) == 0
+    assert (env.inbox / "t.mp4").exists() and (env.inbox / "t.srt").exists()
+    assert not (env.outbox / "failed" / "t").exists()
+    assert env.once() == 0
+    assert (env.outbox / "t.mp4").exists()
+
+
+_CRASH_SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pathlib import Path
+    import omad.daemon as d
+    from omad.config import load_config
+    from omad.stage import StageResult
+
+    marks = Path(sys.argv[2])
+
+    class First:
+        name = "first"
+        def lane_for(self, ctx): return "cpu"
+        def run(self, ctx):
+            with open(marks, "a") as f: f.write("first\\n")
+            (ctx.work / "a.txt").write_text("a")
+            return StageResult(artifacts={"a": "a.txt"})
+
+    class Second:
+        name = "second"
+        def lane_for(self, ctx): return "cpu"
+        def run(self, ctx):
+            with open(marks, "a") as f: f.write("second\\n")
+            if marks.read_text().count("second") == 1:
+                os.kill(os.getpid(), signal.SIGKILL)  # a crash in the middle of stage two
+            (ctx.work / "b.txt").write_text(ctx.path("a").read_text() + "b")
+            return StageResult(artifacts={"b": "b.txt"}, publish={".txt": "b"})
+
+    d.stages_for = lambda route: [First(), Second()]
+    cfg = load_config(sys.argv[1])
+    daemon = d.Daemon(cfg, d.Paths(Path(cfg.inbox), Path(cfg.outbox), Path(cfg.state_dir)), once=True)
+    sys.exit(daemon.run_once(max_wait=30))
+    """
+)
+
+
+def test_kill_9_resumes_at_the_first_unfinished_stage(env: Env) -> None:
+    """GIVEN a two-stage job WHEN the process is killed with SIGKILL during stage two
+    THEN a restart resumes at stage two (stage one is not run again) and publishes once."""
+    script = env.root / "crash.py"
+    script.write_text(_CRASH_SCRIPT)
+    marks = env.root / "marks.txt"
+    make_video(env.inbox / "c.mp4", seconds=0.5, audio=False)
+    write_srt(env.inbox / "c.srt")
+    cmd = [sys.executable, str(script), str(env.root / "omad.yaml"), str(marks)]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert first.returncode == -signal.SIGKILL
+    assert list(env.inbox.iterdir()) == []  # claimed: safe in the state dir, not lost
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0, second.stderr
+    assert marks.read_text().splitlines() == ["first", "second", "second"]
+    assert (env.outbox / "c.txt").read_text() == "ab"
+    side = env.sidecar("c")
+    assert [s["name"] for s in side["stages"]] == ["first", "second"]
+    assert side["attempts"] == 2
+
+
+def test_config_yaml_matches_the_model() -> None:
+    """config/omad.yaml is generated from the typed model; they must never drift."""
+    shipped = (REPO / "config" / "omad.yaml").read_text()
+    assert shipped == dump_config_yaml(Config()), "run `make config` to regenerate config/omad.yaml"
+    assert load_config(REPO / "config" / "omad.yaml").model_dump() == Config().model_dump()
+
+
+def test_every_option_is_documented() -> None:
+    def walk(model: type) -> None:
+        for name, field in model.model_fields.items():  # type: ignore[attr-defined]
+            assert field.description, f"{model.__name__}.{name} has no description"
+            ann = field.annotation
+            if isinstance(ann, type) and hasattr(ann, "model_fields"):
+                walk(ann)
+
+    walk(Config)
+
+
+def test_unknown_config_key_is_a_clear_error(tmp_path: Path) -> None:
+    p = tmp_path / "c.yaml"
+    p.write_text("watch:\n  setle_seconds: 3\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(p)
+    assert "watch.setle_seconds" in str(exc.value) and str(p) in str(exc.value)
+
+
+def test_doctor_passes_here_and_fails_without_ffmpeg(env: Env, capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = ["--config", str(env.root / "omad.yaml")]
+    assert cli_main(["doctor", *cfg]) == 0
+    out = capsys.readouterr().out
+    assert "ffmpeg filters" in out and "journal" in out
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert cli_main(["doctor", *cfg]) == 1
+    assert "FAIL  ffmpeg" in capsys.readouterr().out
+
+
+def test_status_json_lists_jobs(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    make_video(env.inbox / "s.mp4", seconds=0.5)
+    write_srt(env.inbox / "s.srt")
+    assert env.once() == 0
+    capsys.readouterr()
+    assert cli_main(["status", "--json", "--config", str(env.root / "omad.yaml")]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["jobs"][0]["status"] == "done" and data["jobs"][0]["route"] == "caption"
+    assert data["jobs"][0]["progress"] == 1.0
+
+
+def test_omad_run_stops_cleanly_on_sigterm(env: Env) -> None:
+    proc = subprocess.Popen([str(REPO / ".venv" / "bin" / "omad"), "run", "--config", str(env.root / "omad.yaml")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: (env.outbox / "logs").exists() and any(
+            "started" in p.read_text() for p in (env.outbox / "logs").glob("*.jsonl")), timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    assert os.path.exists(env.state / "journal.sqlite")

@@ -70,10 +70,17 @@ def _measure(fake: FakeOllama, bundle: Path, root: Path, runs: int, remote: bool
     requests = 0
     for i in range(runs + 1):  # the first run warms imports and connections; it is not counted
         work = root / f"work-{'r' if remote else 'l'}-{i}"
-        work.mkdir()
+        work.mkdir(exist_ok=True)
         ctx = StageContext(
-            job_id=f"bench-{i}", route="agent-video", name="energia", work=work,
-            inputs={"brief": bundle / "brief.yaml"}, options={}, config=config, lanes=lanes, stage="plan",
+            job_id=f"bench-{i}",
+            route="agent-video",
+            name="energia",
+            work=work,
+            inputs={"brief": bundle / "brief.yaml"},
+            options={},
+            config=config,
+            lanes=lanes,
+            stage="plan",
         )
         before_requests, before_fake = len(fake.requests), fake.handler_seconds
         started = time.perf_counter()

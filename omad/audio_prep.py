@@ -168,8 +168,21 @@ def prepare_reference(
     decoded = dest.with_name(dest.stem + ".decoded.wav")
     try:
         run_ffmpeg(
-            [*SAFE_INPUT_ARGS, "-i", str(source), "-vn", "-ac", "1", "-ar", str(sample_rate), "-c:a", "pcm_s16le",
-             "-f", "wav", str(decoded)],
+            [
+                *SAFE_INPUT_ARGS,
+                "-i",
+                str(source),
+                "-vn",
+                "-ac",
+                "1",
+                "-ar",
+                str(sample_rate),
+                "-c:a",
+                "pcm_s16le",
+                "-f",
+                "wav",
+                str(decoded),
+            ],
             timeout=timeout,
             file_label=name,
         )
@@ -207,10 +220,21 @@ def prepare_reference(
     try:
         # A short tail of silence marks where the reference ends (as F5's own preprocessing does).
         run_ffmpeg(
-            [*SAFE_INPUT_ARGS, "-i", str(trimmed), "-af",
-             f"loudnorm=I={loudness_lufs}:TP=-1.5:LRA=11,"
-             f"aformat=sample_fmts=s16:sample_rates={sample_rate}:channel_layouts=mono,apad=pad_dur=0.05",
-             "-ar", str(sample_rate), "-ac", "1", "-c:a", "pcm_s16le", str(dest)],
+            [
+                *SAFE_INPUT_ARGS,
+                "-i",
+                str(trimmed),
+                "-af",
+                f"loudnorm=I={loudness_lufs}:TP=-1.5:LRA=11,"
+                f"aformat=sample_fmts=s16:sample_rates={sample_rate}:channel_layouts=mono,apad=pad_dur=0.05",
+                "-ar",
+                str(sample_rate),
+                "-ac",
+                "1",
+                "-c:a",
+                "pcm_s16le",
+                str(dest),
+            ],
             timeout=timeout,
             file_label=name,
         )
@@ -251,10 +275,21 @@ def finish_speech(
     write_wav(raw, data[start:end], sample_rate)
     try:
         run_ffmpeg(
-            [*SAFE_INPUT_ARGS, "-i", str(raw), "-af",
-             f"loudnorm=I={loudness_lufs}:TP={true_peak_db}:LRA=11,"
-             f"aformat=sample_fmts=s16:sample_rates={sample_rate}:channel_layouts=mono",
-             "-ar", str(sample_rate), "-ac", "1", "-c:a", "pcm_s16le", str(dest)],
+            [
+                *SAFE_INPUT_ARGS,
+                "-i",
+                str(raw),
+                "-af",
+                f"loudnorm=I={loudness_lufs}:TP={true_peak_db}:LRA=11,"
+                f"aformat=sample_fmts=s16:sample_rates={sample_rate}:channel_layouts=mono",
+                "-ar",
+                str(sample_rate),
+                "-ac",
+                "1",
+                "-c:a",
+                "pcm_s16le",
+                str(dest),
+            ],
             timeout=timeout,
             file_label=dest.name,
         )

@@ -99,7 +99,10 @@ class NarrateBrief(_BriefBase):
 
 
 class Scene(_Model):
-    narration: str = Field("", description="what is said over this scene")
+    narration: str = Field("", description="what is said over this scene (also the captions)")
+    spoken: str | None = Field(
+        None, description="the narration as the voice should say it (respellings); captions keep 'narration'"
+    )
     image: str | None = Field(None, description="an image in the bundle; without one a title card is made")
     title: str | None = Field(None, description="on-screen text (title card text, or overlaid on the image)")
     duration: float | None = Field(None, gt=0, le=600, description="minimum seconds (default: narration + padding)")

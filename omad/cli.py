@@ -170,7 +170,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_retry(args: argparse.Namespace) -> int:
     from .daemon import retry_job
-    from .journal import Journal, JobStatus
+    from .journal import JobStatus, Journal
 
     cfg = _config(args)
     paths = _paths(cfg)

@@ -27,7 +27,7 @@ from .config import Config
 from .errors import InputError, OmadError, StageFailed, TransientError
 from .ffmpeg import ffmpeg_version
 from .intake import Intake, JobSpec, Rejection, Waiting
-from .journal import Job, Journal, JobStatus, content_id
+from .journal import Job, JobStatus, Journal, content_id
 from .lanes import Lanes
 from .log import get_logger
 from .outbox import Outbox, safe_move

@@ -29,6 +29,7 @@ import ollama
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .config import Config, GuardrailsConfig
 from .errors import ConfigError, GuardrailBlocked, StageFailed, ToolMissing, TransientError
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "SafetyVerdict",
     "Guardrails",
     "load_guardrails",
+    "guardrails_for",
     "parse_llama_guard",
     "cpf_valid",
     "cnpj_valid",
@@ -787,3 +789,15 @@ class Guardrails:
         except (ollama.ResponseError, ConnectionError, httpx.HTTPError) as e:
             raise self._safety_error(e, _host_of(client)) from e
         return self._safety_result(text, response.message.content or "", where, file)
+
+
+def guardrails_for(config: Config) -> Guardrails:
+    """The rules named by ``guardrails.file``; the built-in defaults when the default file is absent.
+
+    Running omad outside its install folder (no ``config/guardrails.yaml`` beside it)
+    still redacts PII with the defaults; a file the user named explicitly must exist.
+    """
+    path = config.resolve(config.guardrails.file)
+    if not path.exists() and config.guardrails.file == GuardrailsConfig().file:
+        return Guardrails()
+    return load_guardrails(path)

@@ -27,21 +27,13 @@ import numpy as np
 
 from .errors import InputError, OmadError, StageFailed, ToolTimeout
 from .ffmpeg import SAFE_INPUT_ARGS, probe, run_ffmpeg
+from .subtitles import Cue, srt_timestamp, write_srt
 from .textnorm import has_speech, normalize_for_speech, split_sentences
 from .tts import Synthesis, TtsEngine, Voice
 
 __all__ = ["Cue", "Narration", "narrate_text", "write_srt", "measure_wav", "srt_timestamp"]
 
 _SAMPLE_WIDTH = 2  # bytes: the narration is always 16-bit PCM
-
-
-@dataclass(frozen=True)
-class Cue:
-    """One caption: seconds from the start of the narration and the text as written."""
-
-    start: float
-    end: float
-    text: str
 
 
 @dataclass
@@ -249,37 +241,3 @@ def _remove_empty_dir(path: Path) -> None:
     # Not empty means an engine left extra files: the work dir's cleanup takes them.
     with contextlib.suppress(OSError):
         path.rmdir()
-
-
-def srt_timestamp(seconds: float) -> str:
-    """``HH:MM:SS,mmm`` for an SRT cue."""
-    ms = max(0, round(seconds * 1000))
-    hours, ms = divmod(ms, 3_600_000)
-    minutes, ms = divmod(ms, 60_000)
-    secs, ms = divmod(ms, 1000)
-    return f"{hours:02d}:{minutes:02d}:{secs:02d},{ms:03d}"
-
-
-def write_srt(cues: Sequence[Cue], path: Path) -> Path:
-    """Write ``cues`` as an SRT file (UTF-8). Cues are kept in order and never overlap, even after rounding."""
-    blocks: list[str] = []
-    last_end_ms = 0
-    for cue in cues:
-        text = " ".join(cue.text.split())
-        if not text:
-            continue
-        start_ms = max(round(cue.start * 1000), last_end_ms)
-        end_ms = max(round(cue.end * 1000), start_ms + 1)
-        last_end_ms = end_ms
-        blocks.append(
-            f"{len(blocks) + 1}\n{srt_timestamp(start_ms / 1000)} --> {srt_timestamp(end_ms / 1000)}\n{text}\n"
-        )
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.part")
-    try:
-        tmp.write_text("\n".join(blocks), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise StageFailed(f"cannot write the captions ({e.strerror or e}).", file=path) from e
-    return path

@@ -1,4 +1,12 @@
-"""Routes: the ordered stages of each route, in one place so a reader sees a route's whole path."""
+"""Routes: the ordered stages of each route, in one place so a reader sees a route's whole path.
+
+    caption      caption                         video + SRT -> captioned video
+    addaudio     addaudio                        video + audio -> video with that soundtrack
+    narrate      narrate                         text -> WAV + SRT
+    img2vid      img2vid                         image (+ audio) -> Ken Burns clip
+    video        voice -> render                 scene brief -> narrated, captioned video + SRT + poster
+    agent-video  plan -> voice -> render         prompt brief -> agents write the scenes -> as above
+"""
 
 from __future__ import annotations
 
@@ -7,14 +15,35 @@ from .stage import Stage
 
 __all__ = ["stages_for", "ROUTES"]
 
-ROUTES = ("caption",)
+ROUTES = ("caption", "addaudio", "narrate", "img2vid", "video", "agent-video")
 
 
 def stages_for(route: str) -> list[Stage]:
-    # Stage modules are imported here, per route, so that a route's heavy
-    # dependencies load only when a job of that route runs.
+    # Stage modules are imported per route, so that a route's dependencies
+    # load only when a job of that route runs.
     if route == "caption":
         from .stages.caption import CaptionStage
 
         return [CaptionStage()]
-    raise InputError(f"route '{route}' is not available in this omad version. Routes: {', '.join(ROUTES)}.")
+    if route == "addaudio":
+        from .stages.addaudio import AddAudioStage
+
+        return [AddAudioStage()]
+    if route == "narrate":
+        from .stages.narrate import NarrateStage
+
+        return [NarrateStage()]
+    if route == "img2vid":
+        from .stages.img2vid import Img2VidStage
+
+        return [Img2VidStage()]
+    if route == "video":
+        from .stages.video import RenderStage, VoiceStage
+
+        return [VoiceStage(), RenderStage()]
+    if route == "agent-video":
+        from .stages.plan import PlanStage
+        from .stages.video import RenderStage, VoiceStage
+
+        return [PlanStage(), VoiceStage(), RenderStage()]
+    raise InputError(f"route '{route}' is not one omad knows. Routes: {', '.join(ROUTES)}.")

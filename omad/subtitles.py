@@ -8,24 +8,28 @@ not a caption silently dropped.
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pysubs2
 
 from .config import CaptionConfig
-from .errors import InputError
+from .errors import InputError, StageFailed
 
-__all__ = ["Cue", "read_srt", "parse_srt", "decode_text", "write_srt", "build_ass", "format_ts"]
+__all__ = ["Cue", "read_srt", "parse_srt", "decode_text", "write_srt", "build_ass", "srt_timestamp"]
 
 _TS = r"(\d{1,2}):(\d{2}):(\d{2})[,.](\d{1,3})"
 _TS_LINE = re.compile(rf"^\s*{_TS}\s*-->\s*{_TS}(?:\s+.*)?$")
 _TAG = re.compile(r"<[^>]+>|\{\\[^}]*\}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Cue:
+    """One caption: seconds from the start of the media and its text."""
+
     start: float
     end: float
     text: str
@@ -98,19 +102,38 @@ def read_srt(path: Path, label: str) -> tuple[list[Cue], str]:
     return parse_srt(text, label), enc
 
 
-def format_ts(seconds: float) -> str:
-    ms = max(0, int(round(seconds * 1000)))
-    h, ms = divmod(ms, 3_600_000)
-    m, ms = divmod(ms, 60_000)
-    s, ms = divmod(ms, 1000)
-    return f"{h:02d}:{m:02d}:{s:02d},{ms:03d}"
+def srt_timestamp(seconds: float) -> str:
+    """``HH:MM:SS,mmm`` for an SRT cue."""
+    ms = max(0, round(seconds * 1000))
+    hours, ms = divmod(ms, 3_600_000)
+    minutes, ms = divmod(ms, 60_000)
+    secs, ms = divmod(ms, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d},{ms:03d}"
 
 
-def write_srt(cues: list[Cue], path: Path) -> None:
-    parts = []
-    for i, c in enumerate(cues, 1):
-        parts.append(f"{i}\n{format_ts(c.start)} --> {format_ts(c.end)}\n{c.text.strip()}\n")
-    path.write_text("\n".join(parts), encoding="utf-8")
+def write_srt(cues: Sequence[Cue], path: Path) -> Path:
+    """Write ``cues`` as an SRT file (UTF-8). Cues are kept in order and never overlap, even after rounding."""
+    blocks: list[str] = []
+    last_end_ms = 0
+    for cue in cues:
+        text = " ".join(cue.text.split())
+        if not text:
+            continue
+        start_ms = max(round(cue.start * 1000), last_end_ms)
+        end_ms = max(round(cue.end * 1000), start_ms + 1)
+        last_end_ms = end_ms
+        blocks.append(
+            f"{len(blocks) + 1}\n{srt_timestamp(start_ms / 1000)} --> {srt_timestamp(end_ms / 1000)}\n{text}\n"
+        )
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.part")
+    try:
+        tmp.write_text("\n".join(blocks), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise StageFailed(f"cannot write the captions ({e.strerror or e}).", file=path) from e
+    return path
 
 
 def _colour(hex_rgb: str) -> pysubs2.Color:

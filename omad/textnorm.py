@@ -408,6 +408,8 @@ _FINAL_ABBREVIATIONS: list[tuple[str, str]] = [
     (r"Jr", "júnior"),
 ]
 _CASED_FINAL: list[tuple[str, str]] = [
+    (r"a\.a", "ao ano"),
+    (r"a\.m", "ao mês"),
     (r"a\.C", "antes de Cristo"),
     (r"d\.C", "depois de Cristo"),
     (r"S\.A", "esse a"),
@@ -668,14 +670,22 @@ def _expand_number_shapes(text: str) -> str:
         lambda m: " ".join(_digits_words(g) for g in m.groups()),
         text,
     )
-    text = re.sub(r"(?<![\d.,-])(\d{4,5})-(\d{4})(?![\d-])", lambda m: _digits_words(m.group(1) + m.group(2)), text)
+    text = re.sub(r"\b0[38]00[\s-]?\d{3}[\s-]?\d{4}\b", lambda m: _digits_words(re.sub(r"\D", "", m.group(0))), text)
+
+    def _phone(m: re.Match[str]) -> str:
+        a, b = int(m.group(1)), int(m.group(2))
+        if len(m.group(1)) == 4 and 1000 <= a < b <= 2999:
+            return m.group(0)  # a span of years (2019-2021): the range rule below reads it
+        return _digits_words(m.group(1) + m.group(2))
+
+    text = re.sub(r"(?<![\d.,-])(\d{4,5})-(\d{4})(?![\d-])", _phone, text)
     text = re.sub(r"(?<![\d.,-])(\d{5})-(\d{3})(?![\d-])", lambda m: _digits_words(m.group(1) + m.group(2)), text)
 
     def _range(m: re.Match[str]) -> str:
         a, b = int(m.group(1)), int(m.group(2))
         return f"{number_to_words(a)} a {number_to_words(b)}" if a < b else m.group(0)
 
-    return re.sub(r"(?<![\w.,-])(\d{1,4})\s?[-–]\s?(\d{1,4})(?![\w.,-])", _range, text)
+    return re.sub(r"(?<![\w.,-])(\d{1,4})\s?[-–]\s?(\d{1,4})(?![\w-]|[.,]\d)", _range, text)
 
 
 def _expand_numbers(text: str) -> str:
@@ -739,7 +749,7 @@ def normalize_for_speech(text: str, language: str = "pt-BR") -> str:
 # ---------------------------------------------------------------------------
 
 _NON_TERMINAL = {a.lower() for a, _ in _TITLE_ABBREVIATIONS} | {"p.ex", "ex", "n", "nº", "n.º", "r", "profª", "drª"}
-_MAY_END = {a.lower() for a, _ in _FINAL_ABBREVIATIONS} | {"a.c", "d.c", "s.a"}
+_MAY_END = {a.lower() for a, _ in _FINAL_ABBREVIATIONS} | {"a.c", "d.c", "s.a", "a.a", "a.m"}
 _BOUNDARY_RE = re.compile(r"([.!?…]+)([\"'”’»)\]]*)(\s+|$)")
 _CLAUSE_RE = re.compile(r"(?<=[,;:])\s+|\s+(?=[–—]\s)")
 

@@ -18,20 +18,31 @@ from omad.tts._f5_loader import EMA_PREFIX, MEL, ModelShape
 Layout = Literal["safetensors", "pt-ema", "pt-model"]
 
 # Enough characters for pt-BR text: accents, digits, punctuation.
-PT_BR_CHARS = (
-    " abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-    "áàâãéêíóôõúüçÁÀÂÃÉÊÍÓÔÕÚÜÇ.,;:!?'\"-()%$"
-)
+PT_BR_CHARS = " abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789áàâãéêíóôõúüçÁÀÂÃÉÊÍÓÔÕÚÜÇ.,;:!?'\"-()%$"
 
 FULL_SHAPE = ModelShape(
-    dim=1024, depth=22, heads=16, dim_head=64, ff_mult=2, mel_dim=100, text_num_embeds=2545, text_dim=512,
+    dim=1024,
+    depth=22,
+    heads=16,
+    dim_head=64,
+    ff_mult=2,
+    mel_dim=100,
+    text_num_embeds=2545,
+    text_dim=512,
     conv_layers=4,
 )
 
 
 def tiny_shape(vocab_size: int) -> ModelShape:
     return ModelShape(
-        dim=64, depth=2, heads=2, dim_head=32, ff_mult=2, mel_dim=100, text_num_embeds=vocab_size, text_dim=32,
+        dim=64,
+        depth=2,
+        heads=2,
+        dim_head=32,
+        ff_mult=2,
+        mel_dim=100,
+        text_num_embeds=vocab_size,
+        text_dim=32,
         conv_layers=1,
     )
 
@@ -58,7 +69,7 @@ def build_model(shape: ModelShape, vocab: dict[str, int] | None = None, *, seed:
     )
     with torch.no_grad():
         for name, p in model.named_parameters():
-            if not p.any():
+            if not p.is_meta and not p.any():
                 p.normal_(0.0, 0.02 if "weight" in name else 0.01)
     return model
 
@@ -103,8 +114,13 @@ def write_vocos(folder: Path, size: dict[str, int] | None = None, *, n_mels: int
     config = {
         "feature_extractor": {
             "class_path": "vocos.feature_extractors.MelSpectrogramFeatures",
-            "init_args": {"sample_rate": 24000, "n_fft": 1024, "hop_length": 256, "n_mels": n_mels,
-                          "padding": "center"},
+            "init_args": {
+                "sample_rate": 24000,
+                "n_fft": 1024,
+                "hop_length": 256,
+                "n_mels": n_mels,
+                "padding": "center",
+            },
         },
         "backbone": {
             "class_path": "vocos.models.VocosBackbone",

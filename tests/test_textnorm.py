@@ -74,6 +74,10 @@ CASES: list[tuple[str, str]] = [
     ("João R. Silva", "João R. Silva"),
     ("A Cia. Ltda. fechou.", "A companhia limitada fechou."),
     ("vc tb vem?", "você também vem?"),
+    (
+        "A Selic está em 10,75% a.a. Depois cai.",
+        "A Selic está em dez vírgula setenta e cinco por cento ao ano. Depois cai.",
+    ),
     # units
     ("5 km, 1 kg, 2 m e 10 cm", "cinco quilômetros, um quilo, dois metros e dez centímetros"),
     ("A 120 km/h", "A cento e vinte quilômetros por hora"),
@@ -91,6 +95,11 @@ CASES: list[tuple[str, str]] = [
         "Ligue um um nove oito sete seis cinco quatro três dois um.",
     ),
     ("CEP 01310-100", "CEP zero um três um zero um zero zero"),
+    (
+        "Ligue 3456-7890 ou 0800 123 4567.",
+        "Ligue três quatro cinco seis sete oito nove zero ou zero oito zero zero um dois três quatro cinco seis sete.",
+    ),
+    ("Ganhei em 2019-2021.", "Ganhei em dois mil e dezenove a dois mil e vinte e um."),
     # emoji and symbols removed, whitespace collapsed
     ("Olá 👋🏽 mundo 🎉! ™ ©", "Olá mundo!"),
     ("oi🙂tudo bem", "oi tudo bem"),

@@ -20,11 +20,14 @@ redact later.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import hashlib
 import json
 import logging
 import os
 import re
+import ssl
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -38,6 +41,7 @@ import ollama
 from pydantic import BaseModel, ValidationError
 
 from ..errors import ConfigError, OmadError, StageFailed, ToolMissing, ToolTimeout, TransientError
+from ..guardrails import load_guardrails
 
 if TYPE_CHECKING:
     from ..config import Config, LlmConfig
@@ -193,6 +197,50 @@ class _GpuTurn:
             self._state = "abandoned"
 
 
+@functools.cache
+def _schema(model: type[BaseModel]) -> dict[str, Any]:
+    # Building a JSON schema walks the whole model (a few ms); answer models never change at run time.
+    return model.model_json_schema()
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    # httpx builds a fresh TLS context (~40 ms of certificate loading) for every client it makes, even for
+    # plain http; one shared context, with httpx's own defaults, keeps each call cheap.
+    return httpx.create_ssl_context()
+
+
+def _in_thread(fn: Callable[[], None]) -> asyncio.Future[None]:
+    """Run a blocking wait in its own daemon thread.
+
+    Not the loop's default executor: ``asyncio.run`` waits for that one's threads
+    at exit, so a plan stopped by its timeout would still wait for the GPU slot.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[None] = loop.create_future()
+
+    def settle(error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+
+    def work() -> None:
+        error: BaseException | None = None
+        try:
+            fn()
+        except BaseException as e:  # handed to the awaiting coroutine
+            error = e
+        # A closed loop raises RuntimeError; whatever fn took was then released by _GpuTurn.abandon.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle, error)
+
+    threading.Thread(target=work, name="omad-gpu-wait", daemon=True).start()
+    return future
+
+
 def unload_model(host: str, model: str, timeout: float = 30.0) -> None:
     """Ask Ollama to unload ``model`` now (``keep_alive=0``, no messages). Never raises.
 
@@ -201,7 +249,7 @@ def unload_model(host: str, model: str, timeout: float = 30.0) -> None:
     and the model then goes away by itself when its keep-alive ends.
     """
     try:
-        with ollama.Client(host=host, timeout=timeout) as c:
+        with ollama.Client(host=host, timeout=timeout, verify=_tls()) as c:
             c.chat(model=model, messages=[], keep_alive=0)
         log.info("unloaded ollama model %s", model)
     except Exception as e:  # noqa: BLE001 - best effort by design, see docstring
@@ -221,7 +269,7 @@ class LlmClient:
     async def __aenter__(self) -> LlmClient:
         # ollama's default timeout is none at all; a hung server must not hang a job.
         timeout = httpx.Timeout(self.config.timeout_seconds, connect=min(10.0, self.config.timeout_seconds))
-        self._client = ollama.AsyncClient(host=self.host, timeout=timeout)
+        self._client = ollama.AsyncClient(host=self.host, timeout=timeout, verify=_tls())
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -254,9 +302,8 @@ class LlmClient:
                 raise
 
         turn = _GpuTurn()
-        task = asyncio.ensure_future(asyncio.to_thread(turn.enter, enter))
         try:
-            await asyncio.shield(task)
+            await _in_thread(lambda: turn.enter(enter))
         except asyncio.CancelledError:
             turn.abandon()
             raise
@@ -287,7 +334,8 @@ class LlmClient:
                         options={"temperature": self.config.temperature},
                         keep_alive=self.config.keep_alive,
                     )
-            except ConnectionError as e:
+            except (ConnectionError, httpx.ConnectTimeout) as e:
+                # Refused (nothing listening) or no answer to the connect (a host that is down): both may pass.
                 if attempt >= tries:
                     waited = time.monotonic() - started
                     raise TransientError(
@@ -355,8 +403,17 @@ class LlmClient:
         client = self._client
         if client is None:
             raise RuntimeError("LlmClient used outside `async with`")
-        async with self._gpu_turn("guardrails", guard.rules.safety_model.model):
-            result = await guard.acheck_safety(text, where, client, file=file, keep_alive=self.config.keep_alive)
+        model = guard.rules.safety_model.model
+        try:
+            async with self._gpu_turn("guardrails", model):
+                result = await guard.acheck_safety(text, where, client, file=file, keep_alive=self.config.keep_alive)
+        except (ValueError, ollama.RequestError) as e:
+            # The guardrails map Ollama's HTTP and connection errors; a body that is no chat response is left.
+            raise StageFailed(
+                f"Ollama at {self.host} sent something that is not a chat response for the safety model {model} "
+                f"({type(e).__name__}). Is llm.host really an Ollama server?",
+                details={"host": self.host, "model": model, "error": type(e).__name__},
+            ) from e
         return [f.to_dict() for f in result.findings]
 
     # -- structured answers -------------------------------------------------------------------------
@@ -385,7 +442,7 @@ class LlmClient:
             prompt_file=prompt.file if prompt else "",
             prompt_sha256=prompt.sha256 if prompt else "",
         )
-        schema = schema_model.model_json_schema()
+        schema = _schema(schema_model)
         models = [model] + ([fallback] if fallback and fallback != model else [])
         missing: list[str] = []
         reason = ""
@@ -496,7 +553,7 @@ def doctor_checks(config: Config) -> list[tuple[str, bool, str]]:
     checks: list[tuple[str, bool, str]] = []
     try:
         timeout = min(10.0, llm.timeout_seconds)
-        with ollama.Client(host=host, timeout=timeout) as c:
+        with ollama.Client(host=host, timeout=timeout, verify=_tls()) as c:
             listed = c.list()
         version = httpx.get(f"{host}/api/version", timeout=timeout).json().get("version", "?")
     except (ConnectionError, httpx.HTTPError, httpx.InvalidURL, ollama.ResponseError, ValueError) as e:
@@ -510,6 +567,12 @@ def doctor_checks(config: Config) -> list[tuple[str, bool, str]]:
         users.setdefault(role.model, []).append(role_name)
         if role.fallback:
             users.setdefault(role.fallback, []).append(f"{role_name} fallback")
+    try:
+        guard = load_guardrails(config.resolve(config.guardrails.file))
+    except ConfigError:
+        guard = None  # the guardrails check reports a broken rules file; here only its model matters
+    if guard is not None and guard.safety_enabled:
+        users.setdefault(guard.rules.safety_model.model, []).append("guardrails safety_model")
     for model, used_by in users.items():
         ok = model in have or (":" not in model and f"{model}:latest" in have)
         detail = "pulled" if ok else f"missing: run `ollama pull {model}`"

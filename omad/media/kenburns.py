@@ -160,7 +160,7 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         arr = np.asarray(img, dtype=np.float32)
         peak = 65535.0 if img.mode.startswith("I;16") or float(arr.max(initial=0.0)) > 255.0 else 255.0
-        img = Image.fromarray(np.clip(arr * (255.0 / peak) + 0.5, 0, 255).astype(np.uint8), "L")
+        img = Image.fromarray(np.clip(arr * (255.0 / peak) + 0.5, 0, 255).astype(np.uint8))
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
@@ -246,9 +246,9 @@ def _planes(canvas: Image.Image) -> tuple[Image.Image, Image.Image, Image.Image]
 
     def _half(c: np.ndarray[Any, np.dtype[np.float32]]) -> Image.Image:
         c2 = c.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3)) + 128.0
-        return Image.fromarray(np.clip(c2 + 0.5, 0, 255).astype(np.uint8), "L")
+        return Image.fromarray(np.clip(c2 + 0.5, 0, 255).astype(np.uint8))
 
-    luma = Image.fromarray(np.clip(y * 219.0 + 16.5, 0, 255).astype(np.uint8), "L")
+    luma = Image.fromarray(np.clip(y * 219.0 + 16.5, 0, 255).astype(np.uint8))
     return luma, _half(cb), _half(cr)
 
 
@@ -459,7 +459,8 @@ def render_still(
         args += [
             "-c:v", "libx264", "-preset", x264_preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
             "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
-            "-frames:v", str(frames), "-t", f"{duration:.6f}",
+            # Not -frames:v: reaching it ends the audio stream too, early (ffmpeg 5.1).
+            "-t", f"{duration:.6f}",
             "-movflags", "+faststart",
             str(part),
         ]  # fmt: skip

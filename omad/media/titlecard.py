@@ -110,7 +110,7 @@ def draw_title_card(
     # A gentle vertical gradient: a little lighter at the top, darker at the bottom.
     ramp = np.linspace(1.08, 0.82, height, dtype=np.float32)[:, None, None]
     base = np.clip(np.array(rgb, dtype=np.float32)[None, None, :] * ramp + 0.5, 0, 255).astype(np.uint8)
-    card = Image.fromarray(np.ascontiguousarray(np.broadcast_to(base, (height, width, 3))), "RGB")
+    card = Image.fromarray(np.ascontiguousarray(np.broadcast_to(base, (height, width, 3))))
     font, lines, pitch = _layout(
         paragraphs,
         font_file,

@@ -13,15 +13,16 @@ It never renders media and never writes outside the work directory.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 from ..agents.pipeline import AgentPlan, plan_agent_video
 from ..brief import VideoBrief, load_brief
 from ..errors import InputError, OmadError, TransientError
-from ..guardrails import load_guardrails
+from ..guardrails import Guardrails, load_guardrails
 from ..stage import StageContext, StageResult
 
-__all__ = ["PlanStage", "SCENE_BRIEF"]
+__all__ = ["PlanStage", "SCENE_BRIEF", "plan_facts"]
 
 SCENE_BRIEF = "scenes.yaml"
 
@@ -41,7 +42,7 @@ class PlanStage:
                 "the agents need a 'video' brief with a 'prompt' (and no 'scenes'; scenes are rendered as written).",
                 file=label,
             )
-        guard = load_guardrails(ctx.config.resolve(ctx.config.guardrails.file))
+        guard = _guardrails(ctx.config.resolve(ctx.config.guardrails.file))
         try:
             plan = plan_agent_video(
                 brief,
@@ -74,6 +75,27 @@ def plan_facts(plan: AgentPlan) -> dict[str, object]:
         "guardrail_findings": plan.findings,
         "agent_plan": plan.summary,
     }
+
+
+_GUARD_CACHE: dict[Path, tuple[tuple[int, int], Guardrails]] = {}
+_GUARD_LOCK = threading.Lock()
+
+
+def _guardrails(path: Path) -> Guardrails:
+    """The rules in ``path``, parsed again only when the file changes (parsing costs more than a plan's own work)."""
+    try:
+        st = path.stat()
+        stamp = (st.st_mtime_ns, st.st_size)
+    except OSError:
+        return load_guardrails(path)  # reports the missing file as a ConfigError
+    with _GUARD_LOCK:
+        cached = _GUARD_CACHE.get(path)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+    guard = load_guardrails(path)
+    with _GUARD_LOCK:
+        _GUARD_CACHE[path] = (stamp, guard)
+    return guard
 
 
 def _write_atomically(path: Path, text: str, label: str) -> None:

@@ -146,4 +146,9 @@ def f5_available() -> tuple[bool, str]:
         require_f5()
     except ToolMissing as e:
         return False, e.message
+    if _torchaudio_shimmed:
+        return True, (
+            "torch, vocos and f5-tts import; torchaudio without its compiled extension (a CUDA build beside a CPU "
+            "torch), which F5 does not need"
+        )
     return True, "torch, torchaudio, vocos and f5-tts import"

@@ -131,8 +131,9 @@ def infer_model_shape(state: Mapping[str, Any], *, source: str = "checkpoint") -
     if ff_inner % dim:
         problems.append(f"feed-forward width {ff_inner} is not a multiple of dim {dim}")
     if proj_in != 2 * mel_dim + text_dim:
-        problems.append(f"input projection takes {proj_in} features, expected 2*mel_dim+text_dim = "
-                        f"{2 * mel_dim + text_dim}")
+        problems.append(
+            f"input projection takes {proj_in} features, expected 2*mel_dim+text_dim = {2 * mel_dim + text_dim}"
+        )
     if problems:
         raise ConfigError(
             f"{source} has inconsistent tensor shapes: " + "; ".join(problems) + ". The file may be damaged.",
@@ -243,8 +244,10 @@ def check_compatible(
         f"{shape.text_num_embeds + 1} rows (vocab + 1 filler). Use the vocab.txt and vocoder the checkpoint "
         "was trained with.",
         file=checkpoint,
-        details={"mismatches": [{"what": w, "expected": e, "found": g} for w, e, g in found],
-                 "inferred": shape.as_dict()},
+        details={
+            "mismatches": [{"what": w, "expected": e, "found": g} for w, e, g in found],
+            "inferred": shape.as_dict(),
+        },
     )
 
 
@@ -252,7 +255,13 @@ class LoadedF5:
     """A model + vocoder on one device. ``release()`` drops them and returns CUDA memory to the driver."""
 
     def __init__(
-        self, model: Any, vocoder: Any, shape: ModelShape, vocab: dict[str, int], device: str, dtype: str,
+        self,
+        model: Any,
+        vocoder: Any,
+        shape: ModelShape,
+        vocab: dict[str, int],
+        device: str,
+        dtype: str,
         load_seconds: float,
     ) -> None:
         self.model: Any = model
@@ -291,7 +300,6 @@ def load_f5(checkpoint: Path, vocab_file: Path, vocoder_dir: Path, *, device: st
     read, ToolMissing without the extra.
     """
     require_f5()
-    import torch
     from f5_tts.model import CFM, DiT
 
     started = time.monotonic()
@@ -317,8 +325,11 @@ def load_f5(checkpoint: Path, vocab_file: Path, vocoder_dir: Path, *, device: st
             f"unexpected {len(result.unexpected_keys)} (e.g. {', '.join(result.unexpected_keys[:3]) or '-'}). "
             "It may come from another F5 architecture or be damaged (tts.f5.checkpoint).",
             file=checkpoint,
-            details={"missing": missing[:20], "unexpected": list(result.unexpected_keys)[:20],
-                     "inferred": shape.as_dict()},
+            details={
+                "missing": missing[:20],
+                "unexpected": list(result.unexpected_keys)[:20],
+                "inferred": shape.as_dict(),
+            },
         )
     model = model.to(_torch_dtype(dtype))
     # The mel front end (STFT) stays fp32: bf16/fp16 STFT is unsupported on the CPU and imprecise anywhere.
@@ -346,8 +357,9 @@ def _load_vocoder(vocoder_dir: Path, device: str) -> Any:
             file=config_path,
         ) from e
     if isinstance(vocoder.feature_extractor, EncodecFeatures):
-        raise ConfigError("an Encodec Vocos cannot decode F5's mel spectrograms; use a mel Vocos (tts.f5.vocoder).",
-                          file=config_path)
+        raise ConfigError(
+            "an Encodec Vocos cannot decode F5's mel spectrograms; use a mel Vocos (tts.f5.vocoder).", file=config_path
+        )
     try:
         state = torch.load(str(weights), map_location="cpu", weights_only=True)
         vocoder.load_state_dict(state)

@@ -275,8 +275,11 @@ class F5Engine:
         except InputError as e:
             if from_brief:
                 raise
-            raise ConfigError(f"the reference recording cannot be used: {e.message} (tts.f5.reference.audio)",
-                              file=audio, details=e.details) from e
+            raise ConfigError(
+                f"the reference recording cannot be used: {e.message} (tts.f5.reference.audio)",
+                file=audio,
+                details=e.details,
+            ) from e
         samples, _ = read_wav(prepared.path)
         ref = _Reference(prepared=prepared, text=_ref_text(text), samples=samples)
         self._references[digest] = ref
@@ -561,8 +564,11 @@ def doctor_checks(config: Config) -> list[tuple[str, bool, str]]:
             major, minor = torch.cuda.get_device_capability()
             fp16 = opts.fp16 == "true" or (opts.fp16 == "auto" and major >= 7)
             checks.append(
-                ("f5: CUDA", True, f"{torch.cuda.get_device_name()} (compute {major}.{minor}), "
-                 f"{'fp16' if fp16 else 'fp32'}")
+                (
+                    "f5: CUDA",
+                    True,
+                    f"{torch.cuda.get_device_name()} (compute {major}.{minor}), {'fp16' if fp16 else 'fp32'}",
+                )
             )
         else:
             checks.append(("f5: CUDA", False, f"no CUDA device: {CPU_SLOW_WARNING}."))
@@ -574,8 +580,10 @@ def doctor_checks(config: Config) -> list[tuple[str, bool, str]]:
     engine = F5Engine(config, None)
     for name, action in (
         ("f5: checkpoint, vocab, vocoder", engine.files),
-        ("f5: reference voice", lambda: engine._config_path(
-            opts.reference.audio, "tts.f5.reference.audio", "reference recording")),
+        (
+            "f5: reference voice",
+            lambda: engine._config_path(opts.reference.audio, "tts.f5.reference.audio", "reference recording"),
+        ),
     ):
         checks.append(_check(name, action))
     if opts.reference.audio and not opts.reference.text.strip():

@@ -1,0 +1,91 @@
+"""Audio helpers shared by routes: checking audio inputs, ducking, and loudness.
+
+Loudness is normalised in two passes (measure with ``loudnorm``'s JSON report,
+then apply with the measured values and ``linear=true``) so the published
+integrated loudness lands on ``audio.loudness_lufs`` within a fraction of a LU,
+which a single pass does not manage on short clips.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from .config import AudioConfig
+from .errors import InputError, StageFailed, ToolTimeout
+from .ffmpeg import AUDIO_DEMUXERS, FFMPEG, SAFE_INPUT_ARGS, Probe, probe
+
+__all__ = ["check_audio", "measure_loudness", "loudnorm_filter", "duck_filter", "FINAL_AUDIO_FORMAT"]
+
+# Before apad and muxing: a fixed layout avoids loudnorm/apad negotiation failures (NOTES.md).
+FINAL_AUDIO_FORMAT = "aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo"
+
+
+def check_audio(path: Path, label: str, max_seconds: float) -> Probe:
+    """Probe an audio input; refuse non-audio and audio longer than ``intake.max_audio_seconds``."""
+    info = probe(path, file_label=label)
+    if info.audio is None or info.format_name not in AUDIO_DEMUXERS:
+        raise InputError(
+            f"has no audio omad can read (format '{info.format_name}'). Drop a .wav, .mp3, .m4a or .flac file.",
+            file=label,
+        )
+    if not info.duration or info.duration <= 0.05:
+        raise InputError("is empty or too short to use. Drop a longer recording.", file=label)
+    if info.duration > max_seconds:
+        raise InputError(
+            f"is {info.duration / 60:.1f} minutes long; the limit is {max_seconds / 60:.1f} minutes "
+            "(intake.max_audio_seconds). Cut it or raise the limit.",
+            file=label,
+        )
+    return info
+
+
+def measure_loudness(path: Path, *, timeout: float, label: str, audio_cfg: AudioConfig) -> dict[str, Any]:
+    """First loudnorm pass: the file's measured loudness, as loudnorm reports it."""
+    cmd = [
+        FFMPEG, "-hide_banner", "-nostdin", *SAFE_INPUT_ARGS, "-i", str(path), "-map", "0:a:0",
+        "-af", f"loudnorm=I={audio_cfg.loudness_lufs}:TP={audio_cfg.true_peak_db}:LRA=11:print_format=json",
+        "-f", "null", "-",
+    ]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        raise ToolTimeout("measuring loudness took too long.", file=label) from e
+    if out.returncode != 0:
+        raise StageFailed("ffmpeg could not measure the loudness.", file=label,
+                          details={"stderr_tail": out.stderr[-1500:], "returncode": out.returncode})
+    m = re.search(r"\{[^{}]*\"input_i\"[^{}]*\}", out.stderr, re.S)
+    if not m:
+        raise StageFailed("ffmpeg printed no loudness report.", file=label, details={"stderr_tail": out.stderr[-1500:]})
+    data: dict[str, Any] = json.loads(m.group(0))
+    return data
+
+
+def loudnorm_filter(measured: dict[str, Any], audio_cfg: AudioConfig) -> str:
+    """Second loudnorm pass with the measured values (linear gain where possible)."""
+    def num(key: str, default: float) -> float:
+        try:
+            value = float(measured.get(key, default))
+        except (TypeError, ValueError):
+            return default
+        return value if value not in (float("inf"), float("-inf")) else default
+
+    return (
+        f"loudnorm=I={audio_cfg.loudness_lufs}:TP={audio_cfg.true_peak_db}:LRA=11"
+        f":measured_I={num('input_i', -24):.2f}:measured_TP={num('input_tp', -2):.2f}"
+        f":measured_LRA={num('input_lra', 7):.2f}:measured_thresh={num('input_thresh', -34):.2f}"
+        f":offset={num('target_offset', 0):.2f}:linear=true"
+    )
+
+
+def duck_filter(bed: str, voice: str, out: str, duck_db: float) -> str:
+    """A filtergraph fragment: ``bed`` lowered by ``duck_db`` and pushed down further while ``voice`` speaks."""
+    return (
+        f"[{bed}]aformat=sample_rates=48000:channel_layouts=stereo,volume={duck_db}dB[_bedq];"
+        f"[{voice}]aformat=sample_rates=48000:channel_layouts=stereo,asplit=2[_v1][_v2];"
+        f"[_bedq][_v1]sidechaincompress=threshold=0.03:ratio=6:attack=10:release=400[_bedd];"
+        f"[_bedd][_v2]amix=inputs=2:duration=longest:normalize=0[{out}]"
+    )

@@ -21,8 +21,12 @@ Methods:
   moviepy              MoviePy 2: ImageClip.resized(t -> zoom) centred in a CompositeVideoClip
   omad                 omad.media.render_still(motion="zoom_in")
 
-For each: wall time, CPU time (this process and its children), and the
-centre's largest and mean frame-to-frame movement in output pixels.
+For each: wall time and CPU time (this process and its children; the fastest
+of --repeat runs), and the centre's largest and mean frame-to-frame movement
+in output pixels, twice: in the timed CRF 20 output (what a viewer gets; x264
+itself moves a smooth dot by a few hundredths of a pixel, more on some frames)
+and in a lossless (CRF 0) encode of the same method, which shows the motion
+itself.
 """
 
 from __future__ import annotations
@@ -44,7 +48,12 @@ from PIL import Image, ImageDraw, ImageFilter
 from omad.media import render_still
 
 W, H, FPS, ZOOM, CRF, PRESET = 1920, 1080, 30, 1.15, 20, "veryfast"
-ENCODE = ["-c:v", "libx264", "-preset", PRESET, "-crf", str(CRF), "-pix_fmt", "yuv420p", "-movflags", "+faststart"]
+
+
+def encode(crf: int) -> list[str]:
+    return ["-c:v", "libx264", "-preset", PRESET, "-crf", str(crf), "-pix_fmt", "yuv420p", "-movflags", "+faststart"]
+
+
 COVER = f"scale={W}:{H}:force_original_aspect_ratio=increase,crop={W}:{H},setsar=1"
 
 
@@ -104,7 +113,7 @@ def ffmpeg(*args: str) -> Callable[[], None]:
     return run
 
 
-def moviepy_zoom(photo: Path, out: Path, seconds: float) -> Callable[[], None]:
+def moviepy_zoom(photo: Path, out: Path, seconds: float, crf: int) -> Callable[[], None]:
     """The way MoviePy-based generators do it: resize per frame, paste centred on the canvas."""
 
     def run() -> None:
@@ -120,18 +129,18 @@ def moviepy_zoom(photo: Path, out: Path, seconds: float) -> Callable[[], None]:
         video = CompositeVideoClip([clip.with_position("center")], size=(W, H))
         video.write_videofile(
             str(out), fps=FPS, codec="libx264", preset=PRESET, audio=False, logger=None,
-            ffmpeg_params=["-crf", str(CRF), "-pix_fmt", "yuv420p", "-movflags", "+faststart"],
+            ffmpeg_params=["-crf", str(crf), "-pix_fmt", "yuv420p", "-movflags", "+faststart"],
         )  # fmt: skip
         video.close()
 
     return run
 
 
-def omad_zoom(photo: Path, out: Path, seconds: float) -> Callable[[], None]:
+def omad_zoom(photo: Path, out: Path, seconds: float, crf: int) -> Callable[[], None]:
     def run() -> None:
         render_still(
             photo, out, width=W, height=H, fps=FPS, seconds=seconds, motion="zoom_in", fit="cover", zoom=ZOOM,
-            seed="bench", crf=CRF, x264_preset=PRESET, timeout=3600, label=photo.name,
+            seed="bench", crf=crf, x264_preset=PRESET, timeout=3600, label=photo.name,
         )  # fmt: skip
 
     return run
@@ -142,8 +151,10 @@ class Result:
     name: str
     wall: float
     cpu: float
-    jitter_max: float
+    jitter_max: float  # in the CRF 20 output: what a viewer gets, x264's own wobble included
     jitter_mean: float
+    motion_max: float  # in a lossless (CRF 0) encode of the same method: the motion itself
+    motion_mean: float
 
 
 def _cpu() -> float:
@@ -151,19 +162,24 @@ def _cpu() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def measure(name: str, run: Callable[[], None], out: Path, repeat: int) -> Result:
+def measure(name: str, make: Callable[[Path, int], Callable[[], None]], out: Path, repeat: int) -> Result:
     best: tuple[float, float] | None = None
     for _ in range(repeat):
         out.unlink(missing_ok=True)
+        run = make(out, CRF)
         c0, t0 = _cpu(), time.perf_counter()
         run()
         wall, cpu = time.perf_counter() - t0, _cpu() - c0
         best = (wall, cpu) if best is None or wall < best[0] else best
     assert best is not None
     jmax, jmean = centre_jitter(out)
-    result = Result(name, best[0], best[1], jmax, jmean)
-    print(f"  {name:20s} {result.wall:7.2f} s wall {result.cpu:7.2f} s cpu  jitter max {jmax:.3f} mean {jmean:.3f} px",
-          file=sys.stderr, flush=True)  # fmt: skip
+    lossless = out.with_name(f"lossless-{out.name}")
+    make(lossless, 0)()
+    mmax, mmean = centre_jitter(lossless)
+    lossless.unlink()
+    result = Result(name, best[0], best[1], jmax, jmean, mmax, mmean)
+    print(f"  {name:20s} {result.wall:7.2f} s wall {result.cpu:7.2f} s cpu  jitter max {jmax:.3f} mean {jmean:.3f} px"
+          f"  lossless {mmax:.3f} / {mmean:.3f} px", file=sys.stderr, flush=True)  # fmt: skip
     return result
 
 
@@ -182,39 +198,43 @@ def main() -> None:
         photo = d / "photo.jpg"
         make_photo(photo)
         zoom_expr = f"z='pow({ZOOM},on/{frames - 1})':x='iw/2-iw/zoom/2':y='ih/2-ih/zoom/2'"
-        methods: list[tuple[str, Callable[[Path], Callable[[], None]], int]] = [
-            ("floor (loop)", lambda o: ffmpeg(
+        methods: list[tuple[str, Callable[[Path, int], Callable[[], None]], int]] = [
+            ("floor (loop)", lambda o, crf: ffmpeg(
                 "-loop", "1", "-framerate", str(FPS), "-i", str(photo), "-t", str(seconds),
-                "-vf", f"{COVER},format=yuv420p", *ENCODE, str(o)), args.repeat),
-            ("floor (decode once)", lambda o: ffmpeg(
+                "-vf", f"{COVER},format=yuv420p", *encode(crf), str(o)), args.repeat),
+            ("floor (decode once)", lambda o, crf: ffmpeg(
                 "-framerate", str(FPS), "-i", str(photo),
                 "-vf", f"{COVER},format=yuv420p,loop=loop={frames - 1}:size=1:start=0",
-                "-frames:v", str(frames), *ENCODE, str(o)), args.repeat),
-            ("zoompan", lambda o: ffmpeg(
+                "-frames:v", str(frames), *encode(crf), str(o)), args.repeat),
+            ("zoompan", lambda o, crf: ffmpeg(
                 "-i", str(photo),
                 "-vf", f"{COVER},zoompan={zoom_expr}:d={frames}:s={W}x{H}:fps={FPS},format=yuv420p",
-                "-frames:v", str(frames), *ENCODE, str(o)), args.repeat),
-            ("zoompan 4x", lambda o: ffmpeg(
+                "-frames:v", str(frames), *encode(crf), str(o)), args.repeat),
+            ("zoompan 4x", lambda o, crf: ffmpeg(
                 "-i", str(photo),
                 "-vf", f"{COVER},scale={4 * W}:{4 * H},zoompan={zoom_expr}:d={frames}:s={W}x{H}:fps={FPS},"
-                "format=yuv420p", "-frames:v", str(frames), *ENCODE, str(o)), 1),
-            ("moviepy", lambda o: moviepy_zoom(photo, o, seconds), 1),
-            ("omad", lambda o: omad_zoom(photo, o, seconds), args.repeat),
+                "format=yuv420p", "-frames:v", str(frames), *encode(crf), str(o)), 1),
+            ("moviepy", lambda o, crf: moviepy_zoom(photo, o, seconds, crf), 1),
+            ("omad", lambda o, crf: omad_zoom(photo, o, seconds, crf), args.repeat),
         ]  # fmt: skip
-        print(f"Ken Burns zoom 1.00->{ZOOM}, {seconds:.0f} s {W}x{H}@{FPS}, libx264 {PRESET} crf {CRF}:", file=sys.stderr)
+        print(
+            f"Ken Burns zoom 1.00->{ZOOM}, {seconds:.0f} s {W}x{H}@{FPS}, libx264 {PRESET} crf {CRF}:", file=sys.stderr
+        )
         results = [
-            measure(name, make(d / f"{i}.mp4"), d / f"{i}.mp4", repeat)
+            measure(name, make, d / f"{i}.mp4", repeat)
             for i, (name, make, repeat) in enumerate(methods)
             if name not in args.skip
         ]
     by_name = {r.name: r for r in results}
     loop, once, omad = by_name.get("floor (loop)"), by_name.get("floor (decode once)"), by_name.get("omad")
-    print("| method | wall s | CPU s | x floor (loop) | x floor (decode once) | centre jitter max / mean px |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print("| method | wall s | CPU s | x floor (loop) | x floor (decode once) | centre jitter max / mean px, CRF 20 "
+          "| the same, lossless |")  # fmt: skip
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in results:
         vs_loop = f"{r.wall / loop.wall:.2f}" if loop else "-"
         vs_once = f"{r.wall / once.wall:.2f}" if once else "-"
-        print(f"| {r.name} | {r.wall:.2f} | {r.cpu:.2f} | {vs_loop} | {vs_once} | {r.jitter_max:.3f} / {r.jitter_mean:.3f} |")
+        jitter = f"{r.jitter_max:.3f} / {r.jitter_mean:.3f} | {r.motion_max:.3f} / {r.motion_mean:.3f}"
+        print(f"| {r.name} | {r.wall:.2f} | {r.cpu:.2f} | {vs_loop} | {vs_once} | {jitter} |")
     if omad and "moviepy" in by_name:
         print(f"\nomad is {by_name['moviepy'].wall / omad.wall:.1f}x faster than MoviePy.")
 

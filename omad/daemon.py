@@ -24,8 +24,9 @@ from typing import Any
 
 from . import __version__
 from .config import Config
-from .errors import InputError, OmadError, StageFailed, TransientError
+from .errors import GuardrailBlocked, InputError, OmadError, StageFailed, TransientError
 from .ffmpeg import ffmpeg_version
+from .guardrails import guardrails_for
 from .intake import Intake, JobSpec, Rejection, Waiting
 from .journal import Job, JobStatus, Journal, content_id
 from .lanes import Lanes
@@ -527,7 +528,7 @@ class Daemon:
             "status": "done",
             "inputs": [{"name": i["name"], "role": i["role"], "sha256": i["sha256"]}
                        for i in job.inputs if not i.get("claim")],
-            "options": job.options,
+            "options": self._redacted(job.options),
             "dropped_at": _iso(job.dropped_at),
             "started_at": _iso(job.started_at),
             "finished_at": _iso(time.time()),
@@ -541,6 +542,19 @@ class Daemon:
             "cost": self.cost(self.journal.get(job.id) or job),
             "errors": [a["error"] for a in self.journal.attempts(job.id) if a.get("error")],
         }
+
+    def _redacted(self, value: Any, where: str = "options") -> Any:
+        """The brief's options for the sidecar, with personal data redacted as the guardrails say."""
+        if isinstance(value, str):
+            try:
+                return guardrails_for(self.config).check(value, where).text
+            except GuardrailBlocked:
+                return "[removed by guardrails]"
+        if isinstance(value, dict):
+            return {k: self._redacted(v, f"{where}.{k}") for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._redacted(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return value
 
     # -- views -------------------------------------------------------------------
 

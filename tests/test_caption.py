@@ -131,3 +131,13 @@ def test_srt_parser_reads_cp1252_and_crlf(tmp_path: Path) -> None:
 )
 def test_filter_path_escaping(path: str, expected: str) -> None:
     assert escape_filter_path(path) == expected
+
+
+def test_captions_pass_the_guardrails(env: Env) -> None:
+    """PII in an SRT is redacted from the burned captions; the sidecar names the finding, masked."""
+    make_video(env.inbox / "g.mp4", seconds=1.0, audio=False)
+    write_srt(env.inbox / "g.srt", "1\n00:00:00,000 --> 00:00:01,000\nEscreva para ana@exemplo.com\n")
+    assert env.once() == 0
+    side = env.sidecar("g")
+    assert side["guardrail_findings"][0]["type"] == "email"
+    assert "ana@exemplo.com" not in (env.outbox / "g.json").read_text()

@@ -204,7 +204,7 @@ def _bands_image(path: Path, size: tuple[int, int]) -> None:
 
 
 def _first_frame_rgb(path: Path) -> np.ndarray:
-    return _decode(path, "rgb24")[0]
+    return np.asarray(_decode(path, "rgb24")[0])
 
 
 @pytest.mark.parametrize("size", [(800, 600), (450, 800)], ids=["4:3", "portrait"])
@@ -309,7 +309,9 @@ def test_title_card_sets_portuguese_text_in_a_real_font(tmp_path: Path) -> None:
     )
     info = probe(out)
     assert (info.width, info.height) == (W, H) and int(info.video["nb_frames"]) == 30  # type: ignore[index]
-    assert "".join(facts["title"]["lines"]).replace(" ", "") == "Ação,informaçãoecoração"  # type: ignore[index]
+    title = facts["title"]
+    assert isinstance(title, dict)
+    assert "".join(title["lines"]).replace(" ", "") == "Ação,informaçãoecoração"
     first = _decode(out)[0]
     ink = np.argwhere(first > 200)
     assert first.std() > 10 and len(ink) > 200

@@ -36,7 +36,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,7 @@ __all__ = [
 ]
 
 
-class Motion(str, Enum):
+class Motion(StrEnum):
     """Where the camera goes. ``pan_right`` moves the view rightwards, so the picture slides left."""
 
     ZOOM_IN = "zoom_in"
@@ -86,6 +86,16 @@ OVERSAMPLE = 1.25
 
 _FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")
 _EXIF_ORIENTATION = 0x0112
+# EXIF orientation -> the transpose that makes the stored pixels upright (as ImageOps.exif_transpose).
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 # BT.709 luma weights; HD output is tagged bt709 so players convert it back correctly.
 _KR, _KB = 0.2126, 0.0722
 _KG = 1.0 - _KR - _KB
@@ -181,7 +191,8 @@ def _load_image(path: Path, cw: int, ch: int, label: str) -> tuple[Image.Image, 
         raise InputError("disappeared before omad could read it. Drop it again.", file=label) from e
     except Image.DecompressionBombError as e:
         raise InputError(
-            f"is too large to be a picture omad will open ({e}). Scale it below 150 megapixels and drop it again.",
+            f"is too large to be a picture omad will open ({e}). "
+            f"Scale it below {2 * Image.MAX_IMAGE_PIXELS // 1_000_000} megapixels and drop it again.",
             file=label,
         ) from e
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
@@ -204,7 +215,9 @@ def _load_image(path: Path, cw: int, ch: int, label: str) -> tuple[Image.Image, 
             if factor >= 2:
                 img = img.reduce(factor)
             decoded = img.size
-            img = ImageOps.exif_transpose(img) if orientation != 1 else img
+            if orientation in _UPRIGHT:
+                # By the tag read above, not ImageOps.exif_transpose: the reduced copy need not carry the EXIF.
+                img = img.transpose(_UPRIGHT[orientation])
             img = _to_rgb(img)
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
             raise _not_an_image(label, f"decoding failed: {e}") from e
@@ -214,7 +227,7 @@ def _load_image(path: Path, cw: int, ch: int, label: str) -> tuple[Image.Image, 
         "stored_size": list(stored),
         "decoded_size": list(decoded),
         "exif_orientation": orientation,
-        "orientation_applied": orientation != 1,
+        "orientation_applied": orientation in _UPRIGHT,
     }
     return img, facts
 

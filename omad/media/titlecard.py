@@ -37,9 +37,7 @@ def _colour(value: str, label: str) -> tuple[int, int, int]:
     try:
         rgb = ImageColor.getrgb(value)
     except ValueError as e:
-        raise InputError(
-            f"title background '{value}' is not a colour. Use #RRGGBB, e.g. #1d2b53.", file=label
-        ) from e
+        raise InputError(f"title background '{value}' is not a colour. Use #RRGGBB, e.g. #1d2b53.", file=label) from e
     return rgb[0], rgb[1], rgb[2]
 
 

@@ -12,7 +12,9 @@ engine's own chunking and per-chunk synthesis.
     .venv/bin/python bench/f5_speed.py --texts sentence --nfe 16 --dtypes fp32
 
 Peak memory is the process's resident set on the CPU (sampled) and
-``torch.cuda.max_memory_allocated`` on CUDA. Results print as a Markdown
+``torch.cuda.max_memory_allocated`` on CUDA. ``cpu_s`` is the process's CPU
+time for the synthesis: on a machine shared with other work, wall time
+(``synth_s``, ``rtf``) includes waiting for a core and ``cpu_s`` does not. Results print as a Markdown
 table and, with ``--json``, as JSON lines.
 """
 
@@ -137,11 +139,11 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                     torch.cuda.synchronize()
                     torch.cuda.reset_peak_memory_stats()
                 with RssSampler() as rss:
-                    started = time.monotonic()
+                    started, cpu_started = time.monotonic(), time.process_time()
                     waves = [synthesize_chunk(loaded, ref_samples, ref_text, c, options) for c in chunks]
                     if device == "cuda":
                         torch.cuda.synchronize()
-                    seconds = time.monotonic() - started
+                    seconds, cpu_seconds = time.monotonic() - started, time.process_time() - cpu_started
                 audio = sum(len(w) for w in waves) / SAMPLE_RATE
                 row = {
                     "device": device if device == "cpu" else torch.cuda.get_device_name(),
@@ -154,6 +156,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                     "synth_s": round(seconds, 1),
                     "audio_s": round(audio, 2),
                     "rtf": round(seconds / audio, 2) if audio else None,
+                    # CPU-seconds per second of speech: on a shared machine wall time also counts others' work.
+                    "cpu_s": round(cpu_seconds, 1),
                     "peak_rss_mib": round(rss.peak_kb / 1024),
                     "peak_vram_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if device == "cuda" else None,
                     "threads": torch.get_num_threads(),
@@ -173,6 +177,7 @@ COLUMNS = [
     "nfe",
     "load_s",
     "synth_s",
+    "cpu_s",
     "audio_s",
     "rtf",
     "peak_rss_mib",

@@ -5,17 +5,28 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 APT_PACKAGES := ffmpeg espeak-ng fonts-dejavu-core
+# For the tests only: headless Chromium for the status page, promtool for the alert rules.
+TEST_APT_PACKAGES := chromium chromium-driver prometheus e2fsprogs
 DEMO   := demo
 
-.PHONY: demo test test-fast sysdeps venv dev f5 lint typecheck config clean
+.PHONY: demo test test-fast sysdeps testdeps venv dev f5 lint config clean
 
-sysdeps:
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+# Installs the Debian packages in PKGS that are missing (with sudo when not root).
+define apt_install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    --no-install-recommends $$missing >/dev/null; \
 	fi
+endef
+
+sysdeps:
+	$(call apt_install,$(APT_PACKAGES))
+
+testdeps: sysdeps
+	$(call apt_install,$(TEST_APT_PACKAGES))
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,10 +54,10 @@ demo: sysdeps venv
 	$(BIN)/omad once --config config/omad.yaml --inbox $(DEMO)/inbox --outbox $(DEMO)/outbox --state-dir $(DEMO)/.omad
 	@echo; echo "results are in $(DEMO)/outbox:"; ls -1 $(DEMO)/outbox
 
-test: sysdeps dev f5
+test: testdeps dev f5
 	$(BIN)/pytest -q
 
-test-fast: sysdeps dev
+test-fast: testdeps dev
 	$(BIN)/pytest -q -m "not slow"
 
 lint: dev

@@ -142,7 +142,7 @@ Brief = Annotated[
     Field(discriminator="kind"),
 ]
 _BRIEF = TypeAdapter(Brief)
-_KINDS = {"caption": CaptionBrief, "img2vid": Img2VidBrief, "addaudio": AddAudioBrief,
+_KINDS: dict[str, type[BaseModel]] = {"caption": CaptionBrief, "img2vid": Img2VidBrief, "addaudio": AddAudioBrief,
           "narrate": NarrateBrief, "video": VideoBrief}
 
 
@@ -191,7 +191,7 @@ def _load_yaml_safely(text: str, label: str) -> Any:
 
 def _explain(err: ValidationError, data: dict[str, Any]) -> str:
     parts = []
-    model = _KINDS.get(str(data.get("kind")))
+    model: type[BaseModel] | None = _KINDS.get(str(data.get("kind")))
     for e in err.errors():
         loc = [str(x) for x in e["loc"]]
         if loc and loc[0] == str(data.get("kind")):

@@ -248,7 +248,7 @@ class Daemon:
     # -- claiming ----------------------------------------------------------------
 
     def _accept(self, d: JobSpec | Rejection) -> None:
-        claims = []
+        claims: list[dict[str, Any]] = []
         for e in d.claim:
             digest, size = _hash_path(e.path)
             rel = self._rel(e.path)
@@ -402,9 +402,9 @@ class Daemon:
             self._handle_error(job_id, err, attempt, current)
         except Exception as exc:  # a bug: fail the job with the traceback in the log, keep the inputs
             log.error("internal_error", stage=current, error=traceback.format_exc())
-            err = StageFailed(f"internal error in stage {current}: {exc!r}. This is a bug in omad; "
+            bug = StageFailed(f"internal error in stage {current}: {exc!r}. This is a bug in omad; "
                               "the inputs are kept in outbox/failed/. Please report it with the log.", stage=current)
-            self._handle_error(job_id, err, attempt, current)
+            self._handle_error(job_id, bug, attempt, current)
 
     def _progress_fn(self, job_id: str, stage: str, index: int, total: int) -> Callable[[float], None]:
         last = [0.0, -1.0]

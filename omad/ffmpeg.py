@@ -46,8 +46,8 @@ SAFE_INPUT_ARGS = ["-protocol_whitelist", "file,pipe"]
 _ENOSPC_PAT = re.compile(r"No space left on device|ENOSPC", re.I)
 _INPUT_PAT = re.compile(
     r"Invalid data found when processing input|moov atom not found|could not find codec parameters|"
-    r"Error while decoding stream|does not contain any stream|Invalid argument|"
-    r"Unable to find a suitable output format|Error opening input",
+    r"Error while decoding stream|does not contain any stream|Invalid NAL unit|"
+    r"Error opening input|End of file|Invalid frame dimensions",
     re.I,
 )
 

@@ -214,13 +214,16 @@ class Journal:
             try:
                 yield self._db
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
             else:
                 try:
                     self._db.execute("COMMIT")
                 except sqlite3.OperationalError as e:
-                    self._db.execute("ROLLBACK")
+                    # A failed COMMIT may already have rolled back.
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
                     raise TransientError(f"could not write the journal ({e}).", file=self.path) from e
 
     def close(self) -> None:

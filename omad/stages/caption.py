@@ -7,6 +7,8 @@ anything else to AAC), writes H.264 with ``+faststart``. Reads ``video`` and
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..errors import InputError
 from ..ffmpeg import SAFE_INPUT_ARGS, VIDEO_DEMUXERS, escape_filter_path, probe, run_ffmpeg
 from ..guardrails import guardrails_for
@@ -65,7 +67,7 @@ def burn_captions(ctx: StageContext, video_role: str, cues: list[Cue], out_name:
     }
 
 
-def guard_cues(ctx: StageContext, cues: list[Cue], label: str) -> tuple[list[Cue], list[dict[str, object]]]:
+def guard_cues(ctx: StageContext, cues: list[Cue], label: str) -> tuple[list[Cue], list[dict[str, Any]]]:
     """Guardrails on every caption: PII redacted, a blocked topic stops the job naming the caption."""
     guard = guardrails_for(ctx.config)
     texts, findings = guard.check_many({f"caption {i + 1}": c.text for i, c in enumerate(cues)}, file=label)

@@ -236,8 +236,8 @@ class RenderStage:
     @staticmethod
     def _voice_track(ctx: StageContext, voice: list[dict[str, Any]], starts: list[float], total: float) -> Path:
         """All scenes' narration laid at their start times in one mono 16-bit WAV."""
-        rates = {v.get("sample_rate") for v in voice if v["wav"]}
-        rate = int(next(iter(rates))) if len(rates) == 1 else 48000
+        rates = {int(v["sample_rate"]) for v in voice if v["wav"]}
+        rate = next(iter(rates)) if len(rates) == 1 else 48000
         buf = np.zeros(int(total * rate) + rate, dtype=np.int32)
         for v, start in zip(voice, starts, strict=True):
             if not v["wav"]:

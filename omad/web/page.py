@@ -1,0 +1,241 @@
+"""The status page and /api/status: one plain-data view of the daemon, and its HTML.
+
+Reads the journal, the lanes, the GPU residency and the outbox at request time;
+owns no state and writes nothing. Every user-derived string (file names, error
+messages) is escaped on its way into HTML; the page has no script and loads
+nothing from elsewhere, and refreshes itself with a meta refresh.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from .. import __version__
+from ..journal import Job, JobStatus
+from ..metrics import Metrics
+from .files import VISUAL_SUFFIXES, PosterCache
+
+if TYPE_CHECKING:
+    from ..daemon import Daemon
+
+__all__ = ["status_view", "render_status_page", "DEFAULT_JOBS", "MAX_JOBS"]
+
+DEFAULT_JOBS = 50
+MAX_JOBS = 500
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def _outbox_url(outbox: Path, value: Any) -> dict[str, str] | None:
+    try:
+        p = Path(str(value)).resolve()
+        rel = p.relative_to(outbox.resolve())
+    except (OSError, RuntimeError, ValueError):
+        return None
+    if not p.is_file() or any(part.startswith(".") for part in rel.parts):
+        return None
+    return {"name": rel.as_posix(), "url": "/outbox/" + quote(rel.as_posix())}
+
+
+def _job_view(daemon: Daemon, job: Job, posters: PosterCache, now: float) -> dict[str, Any]:
+    outbox = daemon.paths.outbox
+    result = job.result or {}
+    outputs: list[dict[str, str]] = []
+    raw_outputs = result.get("outputs")
+    if isinstance(raw_outputs, dict):
+        for value in raw_outputs.values():
+            link = _outbox_url(outbox, value)
+            if link is not None:
+                outputs.append(link)
+    if job.status == JobStatus.FAILED and result.get("failed_dir"):
+        link = _outbox_url(outbox, Path(str(result["failed_dir"])) / "error.json")
+        if link is not None:
+            outputs.append(link)
+    seconds = None
+    if job.started_at is not None:
+        seconds = round((job.finished_at or now) - job.started_at, 1)
+    message = None
+    if job.status in (JobStatus.FAILED, JobStatus.RETRY_WAIT) and job.error:
+        message = str(job.error.get("message") or "")
+    cost = daemon.cost(job)
+    return {
+        "id": job.id,
+        "name": job.name,
+        "route": job.route,
+        "status": job.status.value,
+        "stage": job.stage,
+        "progress": round(max(0.0, min(1.0, job.progress)), 4),
+        "attempts": job.attempts,
+        "dropped_at": _iso(job.dropped_at),
+        "seconds": seconds,
+        "message": message,
+        "duplicate_of": job.duplicate_of,
+        "outputs": outputs,
+        "poster": f"/poster/{job.id}" if posters.has_visual(job) else None,
+        "cost": cost,
+    }
+
+
+def status_view(daemon: Daemon, metrics: Metrics, posters: PosterCache, limit: int = DEFAULT_JOBS) -> dict[str, Any]:
+    """Everything the status page shows, as plain data (also served as /api/status)."""
+    now = time.time()
+    jobs = daemon.journal.jobs(limit=max(1, min(limit, MAX_JOBS)))
+    residency = daemon.lanes.residency
+    peak = metrics.peak_vram_gb()
+    return {
+        "omad": __version__,
+        "time": _iso(now),
+        "healthy": daemon.healthy(),
+        "counts": daemon.journal.counts(),
+        "waiting_files": metrics.waiting_files,
+        "lanes": [
+            {"name": lane.name, "capacity": lane.capacity, "busy": lane.busy, "waiting": lane.waiting,
+             "holders": lane.holders()}
+            for lane in daemon.lanes.all()
+        ],
+        "gpu": {
+            "budget_gb": residency.budget_gb,
+            "resident_gb": round(residency.used_gb(), 3),
+            "peak_vram_gb": None if peak is None else round(peak, 3),
+            "residents": residency.snapshot(),
+            "loads": dict(residency.loads),
+            "unloads": dict(residency.unloads),
+        },
+        "currency": daemon.config.metrics.currency,
+        "jobs": [_job_view(daemon, j, posters, now) for j in jobs],
+    }
+
+
+_CSS = """
+body{font:14px/1.4 system-ui,sans-serif;margin:1.2em;color:#1b1f24;background:#f6f7f9}
+h1{font-size:1.3em;margin:0 0 .4em}h2{font-size:1.05em;margin:1.2em 0 .4em}
+table{border-collapse:collapse;width:100%;background:#fff}
+th,td{text-align:left;padding:.35em .5em;border-bottom:1px solid #e3e6ea;vertical-align:top}
+th{font-weight:600;background:#eef0f3}
+.meta{color:#57606a}.mono{font-family:ui-monospace,monospace;font-size:.92em}
+progress{width:10em;height:1em;vertical-align:middle}
+.status{font-weight:600}.s-done{color:#1a7f37}.s-failed{color:#cf222e}.s-running{color:#0969da}
+.s-retry_wait{color:#9a6700}.s-queued,.s-claiming,.s-duplicate{color:#57606a}
+tr.error td{color:#cf222e;background:#fff5f5;border-bottom:1px solid #f3c6c6}
+img.poster{max-width:160px;max-height:120px;display:block;border-radius:3px;background:#000}
+.outputs a{margin-right:.6em}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _money(amount: float) -> str:
+    # A caption job costs fractions of a cent: show enough digits to compare routes.
+    return f"{amount:.4f}" if amount >= 0.01 or amount == 0 else f"{amount:.6f}"
+
+
+def _job_rows(view: dict[str, Any]) -> str:
+    rows = []
+    for j in view["jobs"]:
+        pct = int(round(j["progress"] * 100))
+        outputs = []
+        if j["poster"]:
+            target = next((o["url"] for o in j["outputs"] if o["name"].lower().endswith(VISUAL_SUFFIXES)),
+                          j["poster"])
+            outputs.append(f'<a href="{_e(target)}"><img class="poster" src="{_e(j["poster"])}" '
+                           f'alt="poster of {_e(j["name"])}" loading="lazy"></a>')
+        outputs.extend(f'<a class="output" href="{_e(o["url"])}">{_e(o["name"])}</a>' for o in j["outputs"])
+        cost = j["cost"]
+        attempts = "" if j["attempts"] <= 1 else f' (attempt {int(j["attempts"])})'
+        rows.append(
+            f'<tr class="job s-{_e(j["status"])}" id="job-{_e(j["id"])}" data-job-id="{_e(j["id"])}" '
+            f'data-status="{_e(j["status"])}">'
+            f'<td>{_e(j["name"])}<div class="meta mono">{_e(j["id"])}</div></td>'
+            f'<td>{_e(j["route"])}</td>'
+            f'<td class="status s-{_e(j["status"])}">{_e(j["status"])}'
+            f'{attempts}</td>'
+            f'<td>{_e(j["stage"] or "-")}</td>'
+            f'<td><progress class="job-progress" max="100" value="{pct}">{pct}%</progress> {pct}%</td>'
+            f'<td>{_e(_duration(j["seconds"]))}</td>'
+            f'<td class="mono">{_money(cost["estimated"])} {_e(cost["currency"])}'
+            f'<div class="meta">cpu {cost["cpu_seconds"]:.1f} s, gpu {cost["gpu_seconds"]:.1f} s</div></td>'
+            f'<td class="outputs">{"".join(outputs) or "-"}</td></tr>'
+        )
+        if j["message"]:
+            rows.append(f'<tr class="error" data-job-id="{_e(j["id"])}"><td colspan="8" class="message">'
+                        f'{_e(j["message"])}</td></tr>')
+    if not rows:
+        rows.append('<tr><td colspan="8" class="meta">No jobs yet. Drop files into the inbox.</td></tr>')
+    return "".join(rows)
+
+
+def _lane_rows(view: dict[str, Any]) -> str:
+    rows = []
+    for lane in view["lanes"]:
+        rows.append(
+            f'<tr class="lane" data-lane="{_e(lane["name"])}"><td>{_e(lane["name"])}</td>'
+            f'<td><progress class="lane-busy" max="{lane["capacity"]}" value="{lane["busy"]}"></progress> '
+            f'{lane["busy"]}/{lane["capacity"]} busy</td><td>{lane["waiting"]} waiting</td>'
+            f'<td class="mono">{_e(", ".join(lane["holders"]) or "-")}</td></tr>'
+        )
+    return "".join(rows)
+
+
+def _resident_state(resident: dict[str, Any]) -> str:
+    if resident.get("in_use"):
+        return "in use"
+    return f'idle {float(resident.get("idle_seconds") or 0):.0f} s'
+
+
+def _gpu_section(view: dict[str, Any]) -> str:
+    gpu = view["gpu"]
+    peak = "unknown" if gpu["peak_vram_gb"] is None else f'{gpu["peak_vram_gb"]:.2f} GB'
+    head = (f'<p class="meta">VRAM budget {gpu["budget_gb"]:.1f} GB, resident {gpu["resident_gb"]:.2f} GB, '
+            f'peak measured {peak}.</p>')
+    if not gpu["residents"]:
+        return head + '<p class="meta" id="gpu-empty">No model is resident on the GPU lane.</p>'
+    rows = "".join(
+        f'<tr class="resident"><td class="mono">{_e(r["model"])}</td><td>{float(r["vram_gb"]):.2f} GB</td>'
+        f'<td>{_resident_state(r)}</td></tr>'
+        for r in gpu["residents"]
+    )
+    return head + f"<table><tr><th>model</th><th>VRAM</th><th>state</th></tr>{rows}</table>"
+
+
+def render_status_page(view: dict[str, Any], refresh: int = 2) -> str:
+    """The status page: plain HTML and CSS, refreshed by the browser (no script, nothing remote)."""
+    counts = "  ".join(f"{_e(k)}: {int(v)}" for k, v in sorted(view["counts"].items())) or "no jobs"
+    meta_refresh = f'<meta http-equiv="refresh" content="{refresh}">' if refresh > 0 else ""
+    health = "healthy" if view["healthy"] else "main loop stalled"
+    return (
+        "<!doctype html>\n"
+        f'<html lang="en"><head><meta charset="utf-8">{meta_refresh}'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>omad status</title><style>{_CSS}</style></head><body>"
+        f'<h1>omad {_e(view["omad"])}</h1>'
+        f'<p class="meta" id="summary">{_e(view["time"])} · {health} · {counts} · '
+        f'{int(view["waiting_files"])} inbox file(s) settling or waiting for a partner · '
+        '<a href="/metrics">metrics</a> · <a href="/api/status">json</a></p>'
+        '<h2>Jobs</h2><table id="jobs"><tr><th>drop</th><th>route</th><th>status</th><th>stage</th>'
+        "<th>progress</th><th>duration</th><th>cost</th><th>outputs</th></tr>"
+        f"{_job_rows(view)}</table>"
+        f'<h2>Lanes</h2><table id="lanes"><tr><th>lane</th><th>slots</th><th>queue</th><th>holders</th></tr>'
+        f"{_lane_rows(view)}</table>"
+        f'<h2>GPU lane</h2><div id="gpu">{_gpu_section(view)}</div>'
+        "</body></html>\n"
+    )

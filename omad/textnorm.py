@@ -19,6 +19,8 @@ import re
 import unicodedata
 from collections.abc import Callable
 
+from .ptbr_numbers import NUMBER_TOKEN, digits_words, number_phrase, number_to_words, ordinal_to_words, parse_number
+
 __all__ = [
     "normalize_ptbr",
     "normalize_for_speech",
@@ -28,214 +30,6 @@ __all__ = [
     "ordinal_to_words",
     "has_speech",
 ]
-
-# ---------------------------------------------------------------------------
-# Numbers
-# ---------------------------------------------------------------------------
-
-_UNITS_M = ["zero", "um", "dois", "três", "quatro", "cinco", "seis", "sete", "oito", "nove"]
-_TEENS = ["dez", "onze", "doze", "treze", "quatorze", "quinze", "dezesseis", "dezessete", "dezoito", "dezenove"]
-_TENS = ["", "", "vinte", "trinta", "quarenta", "cinquenta", "sessenta", "setenta", "oitenta", "noventa"]
-_HUNDREDS_M = [
-    "",
-    "cento",
-    "duzentos",
-    "trezentos",
-    "quatrocentos",
-    "quinhentos",
-    "seiscentos",
-    "setecentos",
-    "oitocentos",
-    "novecentos",
-]
-# (singular, plural) for 10^6, 10^9, 10^12; "mil" is invariable and handled apart.
-_SCALES = [("milhão", "milhões"), ("bilhão", "bilhões"), ("trilhão", "trilhões")]
-_MAX_CARDINAL = 10**15 - 1
-
-
-def _unit_word(n: int, feminine: bool) -> str:
-    if feminine and n == 1:
-        return "uma"
-    if feminine and n == 2:
-        return "duas"
-    return _UNITS_M[n]
-
-
-def _below_thousand(n: int, feminine: bool) -> str:
-    if n == 100:
-        return "cem"
-    parts: list[str] = []
-    hundreds, rest = divmod(n, 100)
-    if hundreds:
-        word = _HUNDREDS_M[hundreds]
-        # The feminine only changes the plural hundreds: duzentas, trezentas...
-        if feminine and hundreds > 1:
-            word = word[:-2] + "as"
-        parts.append(word)
-    if rest:
-        if rest < 10:
-            parts.append(_unit_word(rest, feminine))
-        elif rest < 20:
-            parts.append(_TEENS[rest - 10])
-        else:
-            tens, units = divmod(rest, 10)
-            parts.append(_TENS[tens] if not units else f"{_TENS[tens]} e {_unit_word(units, feminine)}")
-    return " e ".join(parts)
-
-
-def _digits_words(digits: str) -> str:
-    return " ".join(_UNITS_M[int(d)] for d in digits if d.isdigit())
-
-
-def number_to_words(n: int, *, feminine: bool = False) -> str:
-    """A whole number in Brazilian Portuguese words: 1234 → "mil duzentos e trinta e quatro".
-
-    ``feminine`` agrees units and hundreds below a million ("duas mil e duzentas");
-    millions and above stay masculine ("dois milhões"). Numbers of 16 digits or
-    more are read digit by digit.
-    """
-    if n < 0:
-        return "menos " + number_to_words(-n, feminine=feminine)
-    if n == 0:
-        return "zero"
-    if n > _MAX_CARDINAL:
-        return _digits_words(str(n))
-    groups: list[int] = []
-    while n:
-        n, g = divmod(n, 1000)
-        groups.append(g)
-    # groups[0] = units, groups[1] = thousands, groups[2] = millions...
-    words: list[tuple[int, str]] = []
-    for idx in range(len(groups) - 1, -1, -1):
-        g = groups[idx]
-        if not g:
-            continue
-        if idx == 0:
-            words.append((g, _below_thousand(g, feminine)))
-        elif idx == 1:
-            words.append((g, "mil" if g == 1 else f"{_below_thousand(g, feminine)} mil"))
-        else:
-            sing, plur = _SCALES[idx - 2]
-            words.append((g, f"{_below_thousand(g, False)} {sing if g == 1 else plur}"))
-    out = words[0][1]
-    for pos in range(1, len(words)):
-        g, text = words[pos]
-        # "e" joins the last group when it is below a hundred or a round hundred:
-        # mil e cem, dois mil e vinte e quatro, but mil duzentos e trinta e quatro.
-        last = pos == len(words) - 1
-        out += (" e " if last and (g < 100 or g % 100 == 0) else " ") + text
-    return out
-
-
-_ORD_UNITS = ["", "primeiro", "segundo", "terceiro", "quarto", "quinto", "sexto", "sétimo", "oitavo", "nono"]
-_ORD_TENS = [
-    "",
-    "décimo",
-    "vigésimo",
-    "trigésimo",
-    "quadragésimo",
-    "quinquagésimo",
-    "sexagésimo",
-    "septuagésimo",
-    "octogésimo",
-    "nonagésimo",
-]
-_ORD_HUNDREDS = [
-    "",
-    "centésimo",
-    "ducentésimo",
-    "trecentésimo",
-    "quadringentésimo",
-    "quingentésimo",
-    "sexcentésimo",
-    "septingentésimo",
-    "octingentésimo",
-    "noningentésimo",
-]
-
-
-def ordinal_to_words(n: int, *, feminine: bool = False) -> str:
-    """An ordinal in words: 1 → "primeiro", 23 (feminine) → "vigésima terceira".
-
-    Up to 9999; larger values fall back to the cardinal, which is how people read them.
-    """
-    if n <= 0 or n > 9999:
-        return number_to_words(n, feminine=feminine)
-    parts: list[str] = []
-    thousands, rest = divmod(n, 1000)
-    if thousands:
-        parts.append("milésimo" if thousands == 1 else f"{number_to_words(thousands)} milésimo")
-    hundreds, rest = divmod(rest, 100)
-    tens, units = divmod(rest, 10)
-    if hundreds:
-        parts.append(_ORD_HUNDREDS[hundreds])
-    if tens:
-        parts.append(_ORD_TENS[tens])
-    if units:
-        parts.append(_ORD_UNITS[units])
-    words = " ".join(parts)
-    if feminine:
-        words = " ".join(w[:-1] + "a" if w.endswith("o") else w for w in words.split())
-    return words
-
-
-# A written number as one token: digits with . and , between digit runs.
-_NUM = r"\d+(?:[.,]\d+)*"
-_THOUSANDS_RE = re.compile(r"^\d{1,3}(?:\.\d{3})+(?:,\d+)?$")
-_PLAIN_RE = re.compile(r"^\d+(?:,\d+)?$")
-_DOTTED_RE = re.compile(r"^\d+(?:\.\d+)+$")
-
-
-def _parse_number(token: str) -> tuple[int, str | None] | None:
-    """(integer part, decimal digits) for a pt-BR written number, None when it is not one."""
-    if _THOUSANDS_RE.match(token) or _PLAIN_RE.match(token):
-        whole, _, frac = token.partition(",")
-        digits = whole.replace(".", "")
-        if len(digits) > len(str(_MAX_CARDINAL)):
-            return None  # too long to be a quantity: read digit by digit by the caller
-        return int(digits), (frac or None)
-    return None
-
-
-def _int_words(digits: str, feminine: bool) -> str:
-    # int() of a huge digit run is slow (and refused past 4300 digits): such runs are codes, not amounts.
-    if len(digits) > len(str(_MAX_CARDINAL)):
-        return _digits_words(digits)
-    return number_to_words(int(digits), feminine=feminine)
-
-
-def _fraction_words(frac: str) -> str:
-    if len(frac) > 3:
-        return _digits_words(frac)
-    stripped = frac.lstrip("0")
-    zeros = ["zero"] * (len(frac) - len(stripped))
-    return " ".join([*zeros, number_to_words(int(stripped))] if stripped else zeros)
-
-
-def _number_phrase(token: str, *, feminine: bool = False) -> tuple[str, bool]:
-    """Words for a written number token, and whether it means exactly one (for singular nouns)."""
-    parsed = _parse_number(token)
-    if parsed is not None:
-        whole, frac = parsed
-        if frac is None:
-            return number_to_words(whole, feminine=feminine), whole == 1
-        return f"{number_to_words(whole, feminine=feminine)} vírgula {_fraction_words(frac)}", False
-    if _DOTTED_RE.match(token):
-        # Not a thousands group: a version number or an English decimal ("2.5"), read with "ponto".
-        first, *rest = token.split(".")
-        pieces = [_int_words(first, feminine)] + [_fraction_words(p) for p in rest]
-        return " ponto ".join(pieces), False
-    # Anything else (e.g. "1,2,3" written without spaces): read each run with its separator.
-    out: list[str] = []
-    for piece in re.split(r"([.,])", token):
-        if piece == ",":
-            out.append("vírgula")
-        elif piece == ".":
-            out.append("ponto")
-        elif piece:
-            out.append(_int_words(piece, False))
-    return " ".join(out), False
-
 
 # ---------------------------------------------------------------------------
 # Symbols
@@ -320,7 +114,7 @@ def _spell_chars(part: str, *, hyphen: str = "hífen") -> str:
         if not piece:
             continue
         if piece.isdigit():
-            out.append(_digits_words(piece))
+            out.append(digits_words(piece))
         elif piece == ".":
             out.append("ponto")
         elif piece == "_":
@@ -353,7 +147,7 @@ def _speak_url(m: re.Match[str]) -> str:
     for seg in (s for s in path.split("/") if s):
         # Path words read better as words than as spelled punctuation.
         words = re.sub(r"[-_+.]+", " ", seg)
-        words = re.sub(r"\d+", lambda d: " " + _digits_words(d.group(0)) + " ", words)
+        words = re.sub(r"\d+", lambda d: " " + digits_words(d.group(0)) + " ", words)
         spoken += " barra " + " ".join(words.split())
     return f" {spoken}{tail} "
 
@@ -545,12 +339,12 @@ def _money(token: str, scale: str | None, cur: tuple[str, str, str, bool, str, s
     if re.match(r"^\d+\.\d{1,2}$", token):
         token = token.replace(".", ",")
     if scale:
-        words, _ = _number_phrase(token, feminine=fem and scale == "mil")
+        words, _ = number_phrase(token, feminine=fem and scale == "mil")
         joiner = " " if scale == "mil" else " de "
         return f"{words} {scale}{joiner}{plur}"
-    parsed = _parse_number(token)
+    parsed = parse_number(token)
     if parsed is None:
-        words, _ = _number_phrase(token, feminine=fem)
+        words, _ = number_phrase(token, feminine=fem)
         return f"{words} {plur}"
     whole, frac = parsed
     cents = int((frac or "0")[:2].ljust(2, "0"))
@@ -566,7 +360,7 @@ def _money(token: str, scale: str | None, cur: tuple[str, str, str, bool, str, s
 
 def _expand_currency(text: str) -> str:
     for cur in _CURRENCIES:
-        pattern = rf"(?:{cur[0]})\s?(-?)({_NUM})(?:\s+({_SCALE_WORDS})\b)?"
+        pattern = rf"(?:{cur[0]})\s?(-?)({NUMBER_TOKEN})(?:\s+({_SCALE_WORDS})\b)?"
 
         def _pre(m: re.Match[str], cur: tuple[str, str, str, bool, str, str] = cur) -> str:
             return ("menos " if m.group(1) else "") + _money(m.group(2), m.group(3), cur)
@@ -578,16 +372,16 @@ def _expand_currency(text: str) -> str:
         def _post(m: re.Match[str], cur: tuple[str, str, str, bool, str, str] = cur) -> str:
             return _money(m.group(1), None, cur)
 
-        text = re.sub(rf"(?<![\d.,])({_NUM})\s?(?:{cur[0]})", _post, text)
+        text = re.sub(rf"(?<![\d.,])({NUMBER_TOKEN})\s?(?:{cur[0]})", _post, text)
     return text
 
 
 def _expand_percent(text: str) -> str:
     def _sub(m: re.Match[str]) -> str:
-        words, _ = _number_phrase(m.group(2))
+        words, _ = number_phrase(m.group(2))
         return ("menos " if m.group(1) else "") + words + " por cento"
 
-    return re.sub(rf"(?<![\w.,])(-?)({_NUM})\s?%", _sub, text)
+    return re.sub(rf"(?<![\w.,])(-?)({NUMBER_TOKEN})\s?%", _sub, text)
 
 
 # (unit regex, singular, plural, feminine) — longest first so km/h wins over km.
@@ -627,12 +421,12 @@ _UNITS: list[tuple[str, str, str, bool]] = [
 
 def _expand_units(text: str) -> str:
     alternatives = "|".join(f"(?P<u{i}>{pattern})" for i, (pattern, *_rest) in enumerate(_UNITS))
-    unit_re = re.compile(rf"(?<![\w.,])(-?)({_NUM})\s?(?:{alternatives})(?![\wÀ-ÿ²³/])")
+    unit_re = re.compile(rf"(?<![\w.,])(-?)({NUMBER_TOKEN})\s?(?:{alternatives})(?![\wÀ-ÿ²³/])")
 
     def _sub(m: re.Match[str]) -> str:
         idx = next(i for i in range(len(_UNITS)) if m.group(f"u{i}") is not None)
         _, sing, plur, fem = _UNITS[idx]
-        words, is_one = _number_phrase(m.group(2), feminine=fem)
+        words, is_one = number_phrase(m.group(2), feminine=fem)
         sign = "menos " if m.group(1) else ""
         return f"{sign}{words} {sing if is_one else plur}"
 
@@ -650,10 +444,11 @@ _FEMININE_NOUNS = (
 
 def _expand_feminine_counts(text: str) -> str:
     def _sub(m: re.Match[str]) -> str:
-        words, _ = _number_phrase(m.group(1), feminine=True)
+        words, _ = number_phrase(m.group(1), feminine=True)
         return f"{words}{m.group(2)}"
 
-    return re.sub(rf"(?<![\w.,])({_NUM})((?:\s+mil)?\s+(?:{_FEMININE_NOUNS})\b)", _sub, text, flags=re.IGNORECASE)
+    pattern = rf"(?<![\w.,])({NUMBER_TOKEN})((?:\s+mil)?\s+(?:{_FEMININE_NOUNS})\b)"
+    return re.sub(pattern, _sub, text, flags=re.IGNORECASE)
 
 
 def _expand_ordinals(text: str) -> str:
@@ -667,19 +462,19 @@ def _expand_number_shapes(text: str) -> str:
     # Phone numbers and CEPs are read digit by digit, as people dictate them.
     text = re.sub(
         r"\((\d{2})\)\s?(\d{4,5})-(\d{4})\b",
-        lambda m: " ".join(_digits_words(g) for g in m.groups()),
+        lambda m: " ".join(digits_words(g) for g in m.groups()),
         text,
     )
-    text = re.sub(r"\b0[38]00[\s-]?\d{3}[\s-]?\d{4}\b", lambda m: _digits_words(re.sub(r"\D", "", m.group(0))), text)
+    text = re.sub(r"\b0[38]00[\s-]?\d{3}[\s-]?\d{4}\b", lambda m: digits_words(re.sub(r"\D", "", m.group(0))), text)
 
     def _phone(m: re.Match[str]) -> str:
         a, b = int(m.group(1)), int(m.group(2))
         if len(m.group(1)) == 4 and 1000 <= a < b <= 2999:
             return m.group(0)  # a span of years (2019-2021): the range rule below reads it
-        return _digits_words(m.group(1) + m.group(2))
+        return digits_words(m.group(1) + m.group(2))
 
     text = re.sub(r"(?<![\d.,-])(\d{4,5})-(\d{4})(?![\d-])", _phone, text)
-    text = re.sub(r"(?<![\d.,-])(\d{5})-(\d{3})(?![\d-])", lambda m: _digits_words(m.group(1) + m.group(2)), text)
+    text = re.sub(r"(?<![\d.,-])(\d{5})-(\d{3})(?![\d-])", lambda m: digits_words(m.group(1) + m.group(2)), text)
 
     def _range(m: re.Match[str]) -> str:
         a, b = int(m.group(1)), int(m.group(2))
@@ -691,12 +486,12 @@ def _expand_number_shapes(text: str) -> str:
 def _expand_numbers(text: str) -> str:
     def _sub(m: re.Match[str]) -> str:
         sign = "menos " if m.group(1) else ""
-        words, _ = _number_phrase(m.group(2))
+        words, _ = number_phrase(m.group(2))
         return f" {sign}{words} "
 
     # A hyphen between a word and a number ("COVID-19") is a pause, not a minus sign.
     text = re.sub(r"(?<=[^\W\d_])-(?=\d)|(?<=\d)-(?=[^\W\d_])", " ", text)
-    return re.sub(rf"(?:(?<![\w.,])(-)(?=\d))?({_NUM})", _sub, text)
+    return re.sub(rf"(?:(?<![\w.,])(-)(?=\d))?({NUMBER_TOKEN})", _sub, text)
 
 
 def _expand_operators(text: str) -> str:

@@ -139,7 +139,9 @@ class Img2VidConfig(_Section):
 class AudioConfig(_Section):
     loudness_lufs: float = Field(-16.0, le=0, description="integrated loudness target for published audio")
     true_peak_db: float = Field(-1.5, le=0, description="true-peak ceiling")
-    addaudio_mode: Literal["replace", "mix"] = Field("replace", description="addaudio: replace or mix over the original")
+    addaudio_mode: Literal["replace", "mix"] = Field(
+        "replace", description="addaudio: replace or mix over the original"
+    )
     length: Literal["shortest", "pad", "loop"] = Field(
         "pad", description="addaudio when lengths differ: cut to shortest, pad video with last frame, or loop video"
     )

@@ -10,6 +10,7 @@ point leaves each file either in the inbox or under a journaled job.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -415,10 +416,8 @@ class Daemon:
                 return
             last[0], last[1] = now, fraction
             overall = (index + max(0.0, min(1.0, fraction))) / max(1, total)
-            try:
+            with contextlib.suppress(OmadError):
                 self.journal.set_progress(job_id, stage, overall)
-            except OmadError:
-                pass
 
         return report
 
@@ -427,10 +426,8 @@ class Daemon:
         assert job is not None
         record = err.to_dict()
         if stage:
-            try:
+            with contextlib.suppress(OmadError):
                 self.journal.stage_failed(job_id, stage, record)
-            except OmadError:
-                pass
         self.journal.end_attempt(job_id, "error", stage, record)
         self.events.emit("stage_error", job=job, stage=stage or "intake", kind=err.kind)
         if isinstance(err, TransientError) and self.stop_event.is_set():
@@ -596,9 +593,7 @@ def retry_job(journal: Journal, paths: Paths, job_id: str) -> str:
     if not moved:
         raise InputError(f"none of the inputs of job {job.id} are in {folder} any more. Drop the files again.")
     (folder / "error.json").unlink(missing_ok=True)
-    try:
+    with contextlib.suppress(OSError):
         folder.rmdir()
-    except OSError:
-        pass
     journal.update(job.id, result={"failed_dir": str(folder), "retried": True})
     return f"{job.id}: put {', '.join(moved)} back in the inbox"

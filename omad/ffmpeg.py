@@ -9,6 +9,7 @@ refuse content that is not what its name says.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -270,10 +271,8 @@ def run_ffmpeg(
             elif cancel is not None and cancel.is_set():
                 killed_for = "cancel"
             if killed_for:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 return
             time.sleep(0.2)
 

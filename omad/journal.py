@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ __all__ = ["Journal", "Job", "JobStatus", "StageStatus", "content_id", "SCHEMA_V
 SCHEMA_VERSION = 1
 
 
-class JobStatus(str, Enum):
+class JobStatus(StrEnum):
     CLAIMING = "claiming"  # row written, inputs being moved out of the inbox
     QUEUED = "queued"
     RUNNING = "running"
@@ -42,7 +42,7 @@ class JobStatus(str, Enum):
         return self in (JobStatus.DONE, JobStatus.FAILED, JobStatus.DUPLICATE)
 
 
-class StageStatus(str, Enum):
+class StageStatus(StrEnum):
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"

@@ -13,6 +13,7 @@ Ollama call). Nothing here knows about jobs beyond an id for display.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import deque
@@ -109,10 +110,8 @@ class GpuResidency:
 
     def _emit(self, event: str, key: str, **info: Any) -> None:
         for listener in list(self.listeners):
-            try:
+            with contextlib.suppress(Exception):  # a metrics hook must never break a job
                 listener(event, key, info)
-            except Exception:  # a metrics hook must never break a job
-                pass
 
     def _unload(self, key: str, reason: str) -> None:
         r = self._residents.pop(key)

@@ -41,7 +41,9 @@ def voice_from_options(ctx: StageContext) -> Voice | None:
             "(omad has no speech recogniser).",
             file=ctx.label("brief") if ctx.has("brief") else None,
         )
-    return Voice(name=spec.get("name") or "", reference_audio=reference, reference_text=spec.get("reference_text") or "")
+    return Voice(
+        name=spec.get("name") or "", reference_audio=reference, reference_text=spec.get("reference_text") or ""
+    )
 
 
 def speak(ctx: StageContext, text: str, out: Path, label: str, where: str,

@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -331,7 +332,7 @@ def test_title_card_with_a_bad_colour_is_an_input_error(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_a_50_megapixel_photo_renders_in_under_1_gb(tmp_path: Path) -> None:
-    """GIVEN an 8660x5774 JPEG WHEN a 1080p clip is made THEN omad and ffmpeg together peak under ~1 GB."""
+    """GIVEN an 8660x5774 JPEG WHEN a 1080p clip is made THEN omad and ffmpeg together stay under ~1 GB."""
     big = tmp_path / "big.jpg"
     ys = np.linspace(0, 255, 5774, dtype=np.float32)[:, None]
     xs = np.linspace(0, 255, 8660, dtype=np.float32)[None, :]
@@ -343,19 +344,47 @@ def test_a_50_megapixel_photo_renders_in_under_1_gb(tmp_path: Path) -> None:
     del rgb
     script = textwrap.dedent(
         f"""
-        import json, resource
+        import json
         from pathlib import Path
         from omad.media import render_still
         facts = render_still(Path({str(big)!r}), Path({str(tmp_path / "big.mp4")!r}), width=1920, height=1080,
             fps=30, seconds=1.0, motion="zoom_in", fit="cover", zoom=1.15, seed="s", crf=20,
             x264_preset="veryfast", timeout=120, label="big.jpg")
-        me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        ffmpeg = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        print(json.dumps({{"self_kb": me, "ffmpeg_kb": ffmpeg, "decoded": facts["decoded_size"]}}))
+        print(json.dumps({{"decoded": facts["decoded_size"]}}))
         """
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=240, check=True)
-    peaks = json.loads(done.stdout.strip().splitlines()[-1])
-    # Both peaks added: an upper bound on the tree's peak, since they need not coincide.
-    assert peaks["self_kb"] + peaks["ffmpeg_kb"] < 1024 * 1024, peaks
-    assert peaks["decoded"][0] < 8660  # decoded at reduced size, never whole
+    # Sampled from outside: ru_maxrss would count the pytest process's own peak, which a
+    # forked child inherits at exec.
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    peak_kb = 0
+    while child.poll() is None:
+        peak_kb = max(peak_kb, _tree_rss_kb(child.pid))
+        time.sleep(0.02)
+    out, _ = child.communicate()
+    assert child.returncode == 0
+    decoded = json.loads(out.strip().splitlines()[-1])["decoded"]
+    assert 100 * 1024 < peak_kb < 1024 * 1024, f"peak RSS of omad + ffmpeg: {peak_kb} kB"
+    assert decoded[0] < 8660  # decoded at reduced size, never whole
+
+
+def _tree_rss_kb(root: int) -> int:
+    """Resident memory of ``root`` and all its descendants now, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry.name))
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo.extend(children.get(pid, []))
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        total += sum(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+    return total

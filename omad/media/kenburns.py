@@ -10,9 +10,10 @@ never touches the inbox or outbox, and never runs ffmpeg except through
 
 How the frames are made, chosen by measuring on a 2-core box (figures in
 docs/benchmarks.md): ffmpeg's ``zoompan`` and a whole-pixel ``crop`` put the
-window on whole pixels, so a slow zoom or pan shakes by up to ±0.5 px;
-``perspective`` is smooth but ~2.7x the floor; ``scale`` with ``eval=frame``
-feeding ``crop`` silently crops the corner (NOTES.md). So omad draws the
+window on whole pixels, so a slow zoom shakes (2.4 px at the centre measured,
+0.4-0.6 px even on a 4x upscale); ``perspective`` is smooth but ~2.7x the
+floor; ``scale`` with ``eval=frame`` feeding ``crop`` silently crops the corner
+(NOTES.md); OpenCV's ``warpAffine`` was no faster than Pillow here. So omad draws the
 frames itself: the image is decoded once at reduced size (JPEG DCT scaling,
 then integer ``reduce``), framed onto a canvas of output size x zoom x a small
 oversample, converted once to BT.709 limited-range Y'CbCr planes (chroma at
@@ -20,7 +21,10 @@ half size), and each frame is a Pillow ``resize`` of a floating-point box of
 each plane: the box edges are real numbers, so the window moves by exact
 fractions of a pixel, and the triangle filter widens with the reduction, so
 detail does not shimmer. The planes are written as raw yuv420p into a FIFO
-that ffmpeg reads, so ffmpeg does no scaling or colour conversion, only x264.
+that ffmpeg reads (through ``run_ffmpeg``, so its timeout, cancel and error
+mapping apply), so ffmpeg does no scaling or colour conversion, only x264. A
+10 s 1080p30 zoom: centre jitter 0.002 px lossless, 6x faster than MoviePy,
+half the time of ``-loop 1`` on the still; about half the CPU is x264's.
 """
 
 from __future__ import annotations
@@ -191,8 +195,7 @@ def _load_image(path: Path, cw: int, ch: int, label: str) -> tuple[Image.Image, 
         raise InputError("disappeared before omad could read it. Drop it again.", file=label) from e
     except Image.DecompressionBombError as e:
         raise InputError(
-            f"is too large to be a picture omad will open ({e}). "
-            f"Scale it below {2 * Image.MAX_IMAGE_PIXELS // 1_000_000} megapixels and drop it again.",
+            f"is too large to be a picture omad will open ({e}). Scale it down and drop it again.",
             file=label,
         ) from e
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:

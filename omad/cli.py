@@ -101,38 +101,18 @@ def _bar(fraction: float, width: int = 20) -> str:
     return "[" + "#" * filled + "-" * (width - filled) + "]"
 
 
-def _job_row(job: Any) -> dict[str, Any]:
-    end = job.finished_at or time.time()
-    return {
-        "id": job.id,
-        "name": job.name,
-        "route": job.route,
-        "status": job.status.value,
-        "stage": job.stage,
-        "progress": round(job.progress, 3),
-        "attempts": job.attempts,
-        "seconds": round(end - job.started_at, 1) if job.started_at else None,
-        "message": (job.error or {}).get("message") if job.status.value in ("failed", "retry_wait") else None,
-        "outputs": (job.result or {}).get("outputs"),
-        "duplicate_of": job.duplicate_of,
-        "cpu_seconds": round(job.cpu_seconds, 2),
-        "gpu_seconds": round(job.gpu_seconds, 2),
-    }
-
-
 def _print_status(cfg: Config, paths: Any, as_json: bool, limit: int) -> None:
     from .journal import Journal
+    from .summary import job_summary
 
     if not paths.journal.exists():
         print(json.dumps({"jobs": []}) if as_json else "no jobs yet (the journal does not exist).")
         return
     journal = Journal(paths.journal)
     try:
-        rows = [_job_row(j) for j in journal.jobs(limit=limit)]
         price = cfg.metrics
-        for r in rows:
-            r["cost"] = round(r["cpu_seconds"] / 3600 * price.cpu_hour_price
-                              + r["gpu_seconds"] / 3600 * price.gpu_hour_price, 6)
+        rows = [{**job_summary(j, price), "outputs": (j.result or {}).get("outputs")}
+                for j in journal.jobs(limit=limit)]
         if as_json:
             print(json.dumps({"jobs": rows, "counts": journal.counts(), "currency": price.currency}, indent=2))
             return
@@ -142,7 +122,7 @@ def _print_status(cfg: Config, paths: Any, as_json: bool, limit: int) -> None:
         for r in rows:
             secs = f"{r['seconds']:.1f}s" if r["seconds"] is not None else "-"
             print(f"{r['id'][:18]:18} {r['status']:10} {r['route']:11} {_bar(r['progress'])} "
-                  f"{(r['stage'] or '-'):10} {secs:>8} {r['cost']:.4f} {price.currency}  {r['name']}")
+                  f"{(r['stage'] or '-'):10} {secs:>8} {r['cost']['estimated']:.4f} {price.currency}  {r['name']}")
             if r["message"]:
                 print(f"{'':18} {r['message']}")
         counts = journal.counts()

@@ -35,6 +35,7 @@ from .log import get_logger
 from .outbox import Outbox, safe_move
 from .routes import stages_for
 from .stage import StageContext, StageResult
+from .summary import job_cost
 from .watcher import InboxWatcher, Settler, scan_inbox
 
 __all__ = ["Daemon", "Paths", "EventBus"]
@@ -494,11 +495,7 @@ class Daemon:
         self.events.emit("job_finished", job=self.journal.get(job_id), bytes=size)
 
     def cost(self, job: Job) -> dict[str, Any]:
-        m = self.config.metrics
-        estimate = job.cpu_seconds / 3600 * m.cpu_hour_price + job.gpu_seconds / 3600 * m.gpu_hour_price
-        return {"cpu_seconds": round(job.cpu_seconds, 3), "gpu_seconds": round(job.gpu_seconds, 3),
-                "estimated": round(estimate, 6), "currency": m.currency,
-                "prices": {"cpu_hour": m.cpu_hour_price, "gpu_hour": m.gpu_hour_price}}
+        return job_cost(job, self.config.metrics)
 
     def sidecar(self, job: Job) -> dict[str, Any]:
         """The JSON record published beside a result."""

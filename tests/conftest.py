@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,3 +123,38 @@ def make_env(tmp_path: Path) -> Callable[..., Env]:
 @pytest.fixture
 def env(make_env: Callable[..., Env]) -> Env:
     return make_env()
+
+
+def wait_for(pred: Callable[[], bool], timeout: float = 30.0, every: float = 0.1) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return
+        time.sleep(every)
+    raise AssertionError("condition not met in time")
+
+
+class Running:
+    """A daemon running its real loop in a thread (and, with ``serve``, its HTTP server), as `omad run` does."""
+
+    def __init__(self, d: Daemon, serve: bool = False) -> None:
+        self.d = d
+        self.serve = serve
+        self.server: Any = None
+        self.thread = threading.Thread(target=d.run, kwargs={"tick_seconds": 0.1}, daemon=True)
+
+    def __enter__(self) -> Running:
+        if self.serve:
+            from omad.web import start_server
+
+            self.server = start_server(self.d)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.d.stop_event.set()
+        self.d.wake.set()
+        self.thread.join(timeout=30)
+        if self.server is not None:
+            self.server.shutdown()
+        self.d.journal.close()

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import Env, make_video, write_srt
+from conftest import Env, Running, make_video, wait_for, write_srt
 
 import omad.daemon as daemon_mod
 from omad.cli import main as cli_main
@@ -26,33 +26,6 @@ from omad.journal import JobStatus
 from omad.stage import StageContext, StageResult
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def wait_for(pred: Callable[[], bool], timeout: float = 30.0, every: float = 0.1) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return
-        time.sleep(every)
-    raise AssertionError("condition not met in time")
-
-
-class Running:
-    """A daemon running its real loop in a thread, as `omad run` does."""
-
-    def __init__(self, d: Daemon) -> None:
-        self.d = d
-        self.thread = threading.Thread(target=d.run, kwargs={"tick_seconds": 0.1}, daemon=True)
-
-    def __enter__(self) -> Daemon:
-        self.thread.start()
-        return self.d
-
-    def __exit__(self, *exc: object) -> None:
-        self.d.stop_event.set()
-        self.d.wake.set()
-        self.thread.join(timeout=30)
-        self.d.journal.close()
 
 
 def statuses(d: Daemon) -> list[str]:
@@ -85,7 +58,8 @@ def test_lone_half_waits_in_once_and_is_listed(env: Env, capsys: pytest.CaptureF
 def test_lone_half_is_quarantined_after_pair_timeout_naming_the_partner(make_env: Callable[..., Env]) -> None:
     env = make_env(intake={"pair_timeout_seconds": 1.0})
     write_srt(env.inbox / "talk.srt")
-    with Running(env.daemon()) as d:
+    with Running(env.daemon()) as r:
+        d = r.d
         wait_for(lambda: statuses(d) == ["failed"], timeout=20)
     err = env.failed_error("talk")
     assert "talk.srt" in err["message"] and "same-name video" in err["message"]
@@ -142,7 +116,8 @@ def test_growing_file_and_temp_names_are_not_picked_up(make_env: Callable[..., E
                 time.sleep(0.05)
         stop.set()
 
-    with Running(env.daemon()) as d:
+    with Running(env.daemon()) as r:
+        d = r.d
         t = threading.Thread(target=slow_copy)
         t.start()
         while not stop.is_set():
@@ -161,7 +136,8 @@ def test_locked_file_waits_until_released(env: Env) -> None:
     f = open(srt, "rb")  # noqa: SIM115 - held across the daemon's ticks
     fcntl.flock(f.fileno(), fcntl.LOCK_EX)
     try:
-        with Running(env.daemon()) as d:
+        with Running(env.daemon()) as r:
+            d = r.d
             time.sleep(1.5)
             assert d.journal.jobs() == []
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
@@ -174,7 +150,8 @@ def test_missing_inbox_is_waited_for_not_a_crash(make_env: Callable[..., Env]) -
     """An unmounted share: the daemon keeps running, then picks files up once the inbox is back."""
     env = make_env()
     env.inbox.rmdir()
-    with Running(env.daemon()) as d:
+    with Running(env.daemon()) as r:
+        d = r.d
         time.sleep(1.0)
         assert not d.inbox_ok
         staging = env.root / "staging"
@@ -190,7 +167,8 @@ def test_missing_inbox_is_waited_for_not_a_crash(make_env: Callable[..., Env]) -
 @pytest.mark.parametrize("mode", ["inotify", "polling"])
 def test_watch_modes_pick_up_new_drops(make_env: Callable[..., Env], mode: str) -> None:
     env = make_env(watch={"mode": mode, "rescan_seconds": 3600})
-    with Running(env.daemon()) as d:
+    with Running(env.daemon()) as r:
+        d = r.d
         time.sleep(0.5)
         staging = env.root / "s"
         make_video(staging / "w.mp4", seconds=1.0)

@@ -12,7 +12,6 @@ import json
 import re
 import shutil
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import conftest
 import pytest
 import yaml
-from conftest import Env, make_video, write_srt
+from conftest import Env, make_video, wait_for, write_srt
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
@@ -36,7 +36,7 @@ from omad.journal import JobStatus
 from omad.log import configure_logging
 from omad.metrics import GIB, model_label
 from omad.stage import StageContext, StageResult
-from omad.web import PathRefused, StatusServer, parse_range, resolve_outbox_path, start_server
+from omad.web import PathRefused, parse_range, resolve_outbox_path, start_server
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
@@ -45,35 +45,11 @@ DEPLOY = REPO / "deploy"
 # -- helpers ---------------------------------------------------------------------------------------
 
 
-def wait_for(pred: Callable[[], bool], timeout: float = 30.0, every: float = 0.1) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return
-        time.sleep(every)
-    raise AssertionError("condition not met in time")
-
-
-class Running:
-    """A daemon running its real loop in a thread, with its HTTP server, as `omad run` does."""
+class Running(conftest.Running):
+    """The daemon's loop and its HTTP server, with helpers to talk to it."""
 
     def __init__(self, d: Daemon) -> None:
-        self.d = d
-        self.server: StatusServer | None = None
-        self.thread = threading.Thread(target=d.run, kwargs={"tick_seconds": 0.1}, daemon=True)
-
-    def __enter__(self) -> Running:
-        self.server = start_server(self.d)
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.d.stop_event.set()
-        self.d.wake.set()
-        self.thread.join(timeout=30)
-        if self.server is not None:
-            self.server.shutdown()
-        self.d.journal.close()
+        super().__init__(d, serve=True)
 
     @property
     def port(self) -> int:

@@ -17,6 +17,7 @@ from urllib.parse import quote
 from .. import __version__
 from ..journal import Job, JobStatus
 from ..metrics import Metrics
+from ..summary import job_summary
 from .files import VISUAL_SUFFIXES, PosterCache
 
 if TYPE_CHECKING:
@@ -59,28 +60,11 @@ def _job_view(daemon: Daemon, job: Job, posters: PosterCache, now: float) -> dic
         link = _outbox_url(outbox, Path(str(result["failed_dir"])) / "error.json")
         if link is not None:
             outputs.append(link)
-    seconds = None
-    if job.started_at is not None:
-        seconds = round((job.finished_at or now) - job.started_at, 1)
-    message = None
-    if job.status in (JobStatus.FAILED, JobStatus.RETRY_WAIT) and job.error:
-        message = str(job.error.get("message") or "")
-    cost = daemon.cost(job)
     return {
-        "id": job.id,
-        "name": job.name,
-        "route": job.route,
-        "status": job.status.value,
-        "stage": job.stage,
-        "progress": round(max(0.0, min(1.0, job.progress)), 4),
-        "attempts": job.attempts,
+        **job_summary(job, daemon.config.metrics, now),
         "dropped_at": _iso(job.dropped_at),
-        "seconds": seconds,
-        "message": message,
-        "duplicate_of": job.duplicate_of,
         "outputs": outputs,
         "poster": f"/poster/{job.id}" if posters.has_visual(job) else None,
-        "cost": cost,
     }
 
 

@@ -278,6 +278,27 @@ def test_torch_errors_during_synthesis_leave_as_omad_errors(
     engine.close()
 
 
+@needs_f5
+def test_bf16_on_the_cpu_runs_under_autocast_with_a_full_precision_time_grid(kit: dict[str, Path]) -> None:
+    """bf16 weights would make F5's ODE time steps collide (7 mantissa bits); autocast keeps them fp32."""
+    import torch
+
+    from omad.config import F5Config
+    from omad.tts._f5_loader import load_f5
+    from omad.tts.f5 import F5Engine, synthesize_chunk
+
+    ref = F5Engine(_config(kit), None)._reference(None, kit["vocab"].parent, 60)
+    lengths = []
+    for dtype in ("fp32", "bf16"):
+        loaded = load_f5(kit["safetensors"], kit["vocab"], kit["vocoder"], device="cpu", dtype=dtype)
+        assert next(loaded.model.parameters()).dtype == torch.float32
+        wave = synthesize_chunk(loaded, ref.samples, ref.text, "Bom dia a todos.", F5Config(nfe_step=32))
+        assert np.isfinite(wave).all() and np.abs(wave).max() > 0
+        lengths.append(len(wave))
+        loaded.release()
+    assert lengths[0] == lengths[1]
+
+
 # -- the loader -------------------------------------------------------------------------------------------
 
 

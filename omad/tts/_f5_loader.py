@@ -295,6 +295,8 @@ def _torch_dtype(name: str) -> Any:
 def load_f5(checkpoint: Path, vocab_file: Path, vocoder_dir: Path, *, device: str, dtype: str) -> LoadedF5:
     """Load and check everything; ``dtype`` is ``fp32``, ``fp16`` or ``bf16`` for the DiT (Vocos stays fp32).
 
+    ``bf16`` keeps fp32 weights and is applied as autocast at synthesis time.
+
     Paths must already exist (the engine names the config key when they do
     not). Raises ConfigError for files that do not fit together or cannot be
     read, ToolMissing without the extra.
@@ -331,7 +333,9 @@ def load_f5(checkpoint: Path, vocab_file: Path, vocoder_dir: Path, *, device: st
                 "inferred": shape.as_dict(),
             },
         )
-    model = model.to(_torch_dtype(dtype))
+    # bf16 runs under autocast with fp32 weights (see synthesize_chunk): cast outright, F5's ODE time grid
+    # would be bf16 too, and 7 mantissa bits make neighbouring steps equal.
+    model = model.to(_torch_dtype("fp32" if dtype == "bf16" else dtype))
     # The mel front end (STFT) stays fp32: bf16/fp16 STFT is unsupported on the CPU and imprecise anywhere.
     model.mel_spec.float()
     model = model.to(device).eval()

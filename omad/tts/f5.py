@@ -20,7 +20,7 @@ import resource
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -460,7 +460,12 @@ def synthesize_chunk(
     ref_frames = audio.shape[-1] // HOP
     duration = ref_frames + int(ref_frames / len(ref_text.encode("utf-8")) * len(text.encode("utf-8")) / speed)
     tokens = convert_char_to_pinyin([ref_text + text])
-    with torch.inference_mode():
+    autocast = (
+        torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16)
+        if loaded.dtype == "bf16"
+        else nullcontext()
+    )
+    with torch.inference_mode(), autocast:
         generated, _ = loaded.model.sample(
             cond=audio,
             text=tokens,
@@ -469,6 +474,7 @@ def synthesize_chunk(
             cfg_strength=float(options.cfg_strength),
             sway_sampling_coef=float(options.sway_sampling_coef),
         )
+    with torch.inference_mode():
         mel = generated.to(torch.float32)[:, ref_frames:, :].permute(0, 2, 1)
         wave = loaded.vocoder.decode(mel)
         if rms < _TARGET_RMS:

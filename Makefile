@@ -11,14 +11,14 @@ DEMO   := demo
 
 .PHONY: demo test test-fast sysdeps testdeps venv dev f5 lint config clean
 
-# Installs the Debian packages in PKGS that are missing (with sudo when not root).
+# Installs the Debian packages in $(1) that are missing (with sudo when not root); $(2): extra apt flags.
 define apt_install
 	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
-	    --no-install-recommends $$missing >/dev/null; \
+	    $(2) $$missing >/dev/null; \
 	fi
 endef
 
@@ -26,7 +26,7 @@ sysdeps:
 	$(call apt_install,$(APT_PACKAGES))
 
 testdeps: sysdeps
-	$(call apt_install,$(TEST_APT_PACKAGES))
+	$(call apt_install,$(TEST_APT_PACKAGES),--no-install-recommends)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

@@ -184,7 +184,7 @@ def narrate_text(
     duration = measure_wav(out)
     if progress is not None:
         progress(1.0)
-    engine_facts = {k: v for k, v in syntheses[0].facts.items() if k != "rtf"}
+    engine_facts = _merge_engine_facts([s.facts for s in syntheses])
     facts: dict[str, Any] = {
         **engine_facts,
         "engine": engine.name,
@@ -241,3 +241,24 @@ def _remove_empty_dir(path: Path) -> None:
     # Not empty means an engine left extra files: the work dir's cleanup takes them.
     with contextlib.suppress(OSError):
         path.rmdir()
+
+
+def _merge_engine_facts(all_facts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One record for the whole narration: the first chunk's settings, the peaks and warnings of all chunks."""
+    merged = {k: v for k, v in all_facts[0].items() if k != "rtf"}
+    warnings: list[str] = []
+    for facts in all_facts:
+        for w in facts.get("warnings") or []:
+            if w not in warnings:
+                warnings.append(w)
+        for key in ("peak_vram_gb", "peak_rss_mb", "load_seconds"):
+            values = [f[key] for f in all_facts if isinstance(f.get(key), int | float)]
+            if values:
+                merged[key] = max(values)
+        for key in ("oom_retries",):
+            merged[key] = sum(int(f.get(key) or 0) for f in all_facts)
+        if any(f.get("cpu_fallback_used") for f in all_facts):
+            merged["cpu_fallback_used"] = True
+    if warnings:
+        merged["warnings"] = warnings
+    return merged

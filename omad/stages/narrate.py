@@ -67,6 +67,8 @@ def speak(ctx: StageContext, text: str, out: Path, label: str, where: str,
         merge_sentences=ctx.config.tts.merge_sentences,
         out=out,
     )
+    for warning in narration.facts.pop("warnings", []):
+        ctx.warn(warning)
     return narration, [f.to_dict() for f in checked.findings]
 
 

@@ -55,6 +55,8 @@ demo: sysdeps venv
 	@echo; echo "results are in $(DEMO)/outbox:"; ls -1 $(DEMO)/outbox
 
 test: testdeps dev f5
+	$(BIN)/ruff check omad tests bench
+	$(BIN)/mypy
 	$(BIN)/pytest -q
 
 test-fast: testdeps dev

@@ -77,6 +77,9 @@ class JobsConfig(_Section):
     stage_timeouts: dict[str, float] = Field(
         default_factory=dict, description="per-stage timeout overrides, e.g. {caption: 1800}"
     )
+    shutdown_grace_seconds: float = Field(
+        20.0, ge=0, description="on SIGTERM, running stages get this long to finish before they are stopped"
+    )
 
 
 class LanesConfig(_Section):

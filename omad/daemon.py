@@ -36,6 +36,7 @@ from .outbox import Outbox, safe_move
 from .routes import stages_for
 from .stage import StageContext, StageResult
 from .summary import job_cost
+from .systemd import notify, watchdog_seconds
 from .watcher import InboxWatcher, Settler, scan_inbox
 
 __all__ = ["Daemon", "Paths", "EventBus"]
@@ -81,10 +82,13 @@ def _hash_path(path: Path) -> tuple[str, int]:
     """sha256 of a file, or of a folder's sorted (relative name, content hash) list."""
     h = hashlib.sha256()
     total = 0
+    if path.is_symlink():  # refused at intake; hash the link itself, never what it points at
+        h.update(os.readlink(path).encode(errors="surrogateescape"))
+        return h.hexdigest(), 0
     if path.is_dir():
         for root, dirs, files in os.walk(path):
             dirs.sort()
-            for name in sorted(files):
+            for name in sorted(files + [d for d in dirs if (Path(root) / d).is_symlink()]):
                 p = Path(root) / name
                 sub, size = _hash_path(p)
                 total += size
@@ -126,6 +130,9 @@ class Daemon:
         self.heartbeat = time.monotonic()
         self._next_scan = 0.0
         self.created: list[str] = []  # job ids created by this process (for `omad once`)
+        watchdog = watchdog_seconds()
+        self._watchdog_every = watchdog / 2 if watchdog else None
+        self._last_ping = 0.0
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -141,16 +148,40 @@ class Daemon:
     def run(self, tick_seconds: float = 0.5) -> None:
         """Run until ``stop_event`` is set (SIGTERM/SIGINT in ``omad run``)."""
         self.start()
+        notify("READY=1\nSTATUS=watching " + str(self.paths.inbox))
         try:
             while not self.stop_event.is_set():
                 self.tick()
-                self.wake.wait(timeout=tick_seconds)
+                self._ping_watchdog()
+                self.wake.wait(timeout=min(tick_seconds, self._watchdog_every or tick_seconds))
                 self.wake.clear()
         finally:
             self.shutdown()
 
-    def shutdown(self) -> None:
+    def _ping_watchdog(self) -> None:
+        if self._watchdog_every is None:
+            return
+        now = time.monotonic()
+        if now - self._last_ping >= self._watchdog_every:
+            notify("WATCHDOG=1")
+            self._last_ping = now
+
+    def shutdown(self, grace: float | None = None) -> None:
+        """Stop taking work, give running stages ``jobs.shutdown_grace_seconds`` to finish, then stop them.
+
+        A stage stopped here raises a transient error and its job goes back to the
+        queue without counting an attempt; it resumes at that stage on the next start.
+        """
         self.stop_event.set()
+        notify("STOPPING=1")
+        grace = self.config.jobs.shutdown_grace_seconds if grace is None else grace
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            with self._running_lock:
+                if not self.running:
+                    break
+            self._ping_watchdog()
+            time.sleep(0.1)
         with self._running_lock:
             running = list(self.running.values())
         for r in running:
@@ -160,7 +191,7 @@ class Daemon:
         self.watcher.stop()
         self.lanes.residency.close()
         self.events.emit("stopped")
-        self.log.info("stopped")
+        self.log.info("stopped", interrupted=len(running))
 
     def run_once(self, max_wait: float | None = None) -> int:
         """Process every ready drop now and wait for the jobs; 1 if any failed."""

@@ -11,6 +11,7 @@ refused before any work starts. Intake decides; it never moves files.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,6 +116,16 @@ _FORCED_ROLES: dict[str, set[str]] = {
 }
 
 
+def _has_link(path: Path) -> bool:
+    if path.is_symlink():
+        return True
+    if path.is_dir():
+        for root, dirs, files in os.walk(path):
+            if any((Path(root) / n).is_symlink() for n in [*dirs, *files]):
+                return True
+    return False
+
+
 class Intake:
     def __init__(self, config: Config, inbox: Path, *, once: bool = False) -> None:
         self.config = config
@@ -136,8 +147,17 @@ class Intake:
         waiting: list[Waiting] = []
         taken: set[Path] = set()
 
+        # Links are refused before anything reads through them.
+        for e in sorted(entries.values(), key=lambda x: str(x.path)):
+            if e.ready_at is not None and _has_link(e.path):
+                decided.append(Rejection("unknown", e.stem, [e], InputError(
+                    "is or contains a symbolic link; omad never follows links out of the inbox. "
+                    "Copy the file itself into the inbox.", file=self._rel(e.path))))
+                taken.add(e.path)
         # Bundles and briefs first: they claim the files they name.
         for e in sorted(entries.values(), key=lambda x: str(x.path)):
+            if e.path in taken:
+                continue
             if e.kind == "bundle":
                 if e.ready_at is None:
                     continue

@@ -38,6 +38,11 @@ def fsync_dir(path: Path) -> None:
 
 def _copy_file_synced(src: Path, dst: Path) -> None:
     tmp = dst.with_name(f".{dst.name}.omad-tmp")
+    if src.is_symlink():  # a link is moved as a link: never copy what it points at
+        tmp.unlink(missing_ok=True)
+        os.symlink(os.readlink(src), tmp)
+        os.replace(tmp, dst)
+        return
     with open(src, "rb") as fi, open(tmp, "wb") as fo:
         shutil.copyfileobj(fi, fo, 1024 * 1024)
         fo.flush()
@@ -51,10 +56,10 @@ def _copy_tree_synced(src: Path, dst: Path) -> None:
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    for root, _dirs, files in os.walk(src):
+    for root, dirs, files in os.walk(src):
         rel = Path(root).relative_to(src)
         (tmp / rel).mkdir(parents=True, exist_ok=True)
-        for name in files:
+        for name in files + [d for d in dirs if (Path(root) / d).is_symlink()]:
             _copy_file_synced(Path(root) / name, tmp / rel / name)
     os.replace(tmp, dst)
 
@@ -76,13 +81,13 @@ def safe_move(src: Path, dst: Path, *, copy_only: bool = False) -> None:
             except OSError as e:
                 if e.errno != 18:  # EXDEV: another file system
                     raise
-        if src.is_dir():
+        if src.is_dir() and not src.is_symlink():
             _copy_tree_synced(src, dst)
         else:
             _copy_file_synced(src, dst)
         fsync_dir(dst.parent)
         if not copy_only:
-            if src.is_dir():
+            if src.is_dir() and not src.is_symlink():
                 shutil.rmtree(src)
             else:
                 src.unlink()
@@ -166,7 +171,7 @@ class Outbox:
         folder = unique_path(self.failed_dir / name)
         folder.mkdir(parents=True)
         for src in originals:
-            if src.exists():
+            if src.exists() or src.is_symlink():
                 safe_move(src, folder / src.name)
         atomic_write_text(
             folder / "error.json", json.dumps(error_record, indent=2, ensure_ascii=False, default=str) + "\n"

@@ -63,7 +63,7 @@ class Entry:
 
 def _file_signature(path: Path) -> tuple[int, int, str] | None:
     try:
-        st = path.stat()
+        st = path.lstat()  # a link is judged (and refused) as itself, never by its target
     except OSError:
         return None
     return st.st_size, st.st_mtime_ns, ""
@@ -78,7 +78,7 @@ def _bundle_signature(path: Path, ignore: list[str]) -> tuple[int, int, str] | N
             dirs.sort()
             for name in sorted(files):
                 p = Path(root) / name
-                st = p.stat()
+                st = p.lstat()
                 total += st.st_size
                 newest = max(newest, st.st_mtime_ns)
                 h.update(f"{p.relative_to(path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
@@ -90,6 +90,8 @@ def _bundle_signature(path: Path, ignore: list[str]) -> tuple[int, int, str] | N
 
 def _openable(path: Path) -> bool:
     """Readable now, and not held under an exclusive lock by a writer."""
+    if path.is_symlink():
+        return True  # intake refuses it without reading through it
     try:
         with open(path, "rb") as f:
             try:
@@ -105,7 +107,7 @@ def _openable(path: Path) -> bool:
 
 def _bundle_openable(path: Path) -> bool:
     try:
-        return all(_openable(Path(root) / n) for root, _d, files in os.walk(path) for n in files)
+        return all(_openable(Path(root) / n) for root, _d, files in os.walk(path) for n in files)  # links: True
     except OSError:
         return False
 
@@ -121,12 +123,15 @@ def scan_inbox(inbox: Path, ignore: list[str]) -> list[tuple[Path, str, str | No
         if is_ignored(p.name, ignore):
             continue
         try:
-            if p.is_dir():
+            if p.is_symlink():
+                out.append((p, "file", None))  # refused by intake, never followed
+            elif p.is_dir():
                 if p.name in ROUTE_FOLDERS:
                     for q in sorted(p.iterdir()):
                         if is_ignored(q.name, ignore):
                             continue
-                        out.append((q, "bundle" if q.is_dir() else "file", p.name))
+                        kind = "bundle" if q.is_dir() and not q.is_symlink() else "file"
+                        out.append((q, kind, p.name))
                 else:
                     out.append((p, "bundle", None))
             elif p.is_file():
@@ -158,9 +163,11 @@ class Settler:
             if len(parts) == 1:
                 return None
             cand = self.inbox / parts[0] / parts[1]
-            kind = "file" if len(parts) == 2 and not cand.is_dir() else "bundle"
+            kind = "file" if len(parts) == 2 and (cand.is_symlink() or not cand.is_dir()) else "bundle"
             return cand, kind, parts[0]
         cand = self.inbox / parts[0]
+        if cand.is_symlink():
+            return cand, "file", None
         kind = "file" if len(parts) == 1 and not cand.is_dir() else "bundle"
         return cand, kind, None
 

@@ -1,0 +1,190 @@
+"""`omad run` as systemd runs it: a real process, real signals, drops made while it works."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from conftest import Env, make_video, wait_for, write_srt
+
+from omad.ffmpeg import probe
+
+REPO = Path(__file__).resolve().parent.parent
+OMAD = str(REPO / ".venv" / "bin" / "omad")
+
+
+@contextmanager
+def omad_run(env: Env, extra_env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[str]]:
+    proc = subprocess.Popen([OMAD, "run", "--config", str(env.root / "omad.yaml")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(extra_env or {})})
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=30)
+
+
+def jobs(env: Env) -> list[dict[str, object]]:
+    path = env.state / "journal.sqlite"
+    if not path.exists():
+        return []
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    db.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in db.execute("SELECT id, status, stage, attempts FROM jobs ORDER BY created_at")]
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        db.close()
+
+
+def drop(env: Env, files: dict[str, Callable[[Path], object]]) -> None:
+    staging = env.root / "staging"
+    staging.mkdir(exist_ok=True)
+    for name, make in files.items():
+        make(staging / name)
+    for name in files:
+        (staging / name).rename(env.inbox / name)
+
+
+def slow_env(make_env: Callable[..., Env], **extra: object) -> Env:
+    """A caption job that takes a few seconds: a longer clip at a slow x264 preset."""
+    return make_env(video={"x264_preset": "slow", "crf": 18}, **extra)
+
+
+def test_a_drop_into_omad_run_becomes_output_and_sigterm_exits_0(env: Env) -> None:
+    with omad_run(env) as proc:
+        drop(env, {"talk.mp4": lambda p: make_video(p, seconds=1.0), "talk.srt": write_srt})
+        wait_for(lambda: (env.outbox / "talk.json").exists(), timeout=60)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    assert probe(env.outbox / "talk.mp4").video is not None
+    assert json.loads((env.outbox / "talk.json").read_text())["route"] == "caption"
+
+
+def test_sd_notify_ready_watchdog_and_stopping(env: Env, tmp_path: Path) -> None:
+    """Under systemd (Type=notify, WatchdogSec=) omad says READY, pings the watchdog from its loop, says STOPPING."""
+    addr = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(addr)
+    sock.settimeout(0.2)
+    messages: list[str] = []
+
+    def read_all(seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            try:
+                messages.append(sock.recv(4096).decode())
+            except TimeoutError:
+                pass
+
+    try:
+        with omad_run(env, {"NOTIFY_SOCKET": addr, "WATCHDOG_USEC": "400000"}) as proc:
+            read_all(3.0)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0
+            read_all(0.5)
+    finally:
+        sock.close()
+    assert any(m.startswith("READY=1") for m in messages)
+    assert sum(m == "WATCHDOG=1" for m in messages) >= 3
+    assert messages[-1] == "STOPPING=1" or "STOPPING=1" in messages
+
+
+def test_syncthing_temp_renamed_at_the_end_is_processed_exactly_once(env: Env) -> None:
+    src = make_video(env.root / "src.mp4", seconds=1.0)
+    write_srt(env.inbox / "sync.srt")
+    with omad_run(env) as proc:
+        tmp = env.inbox / ".syncthing.sync.mp4.tmp"
+        data = src.read_bytes()
+        with open(tmp, "wb") as f:
+            for i in range(0, len(data), 8192):
+                f.write(data[i : i + 8192])
+                f.flush()
+                time.sleep(0.02)
+        time.sleep(1.0)
+        assert jobs(env) == []
+        tmp.rename(env.inbox / "sync.mp4")
+        wait_for(lambda: (env.outbox / "sync.json").exists(), timeout=60)
+        time.sleep(1.5)  # a second look (rescan) must not make a second job
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    assert [j["status"] for j in jobs(env)] == ["done"]
+    assert sorted(p.name for p in env.outbox.glob("sync*")) == ["sync.json", "sync.mp4"]
+
+
+def test_kill_9_mid_job_then_restart_gives_exactly_one_complete_output(make_env: Callable[..., Env]) -> None:
+    """GIVEN omad run busy burning captions WHEN it is killed with SIGKILL and started again
+    THEN exactly one output appears, never a partial file under its real name, and the input is kept."""
+    env = slow_env(make_env)
+    seen_sizes: list[int] = []
+    with omad_run(env) as proc:
+        drop(env, {"long.mp4": lambda p: make_video(p, seconds=12.0, size="640x360"), "long.srt": write_srt})
+        wait_for(lambda: any(j["stage"] == "caption" and j["status"] == "running" for j in jobs(env)), timeout=60)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert not (env.outbox / "long.mp4").exists()
+    assert list(env.inbox.iterdir()) == []  # claimed into the journaled work dir, not lost
+    with omad_run(env) as proc:
+        end = time.monotonic() + 120
+        while not (env.outbox / "long.json").exists() and time.monotonic() < end:
+            out = env.outbox / "long.mp4"
+            if out.exists():
+                seen_sizes.append(out.stat().st_size)
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    final = (env.outbox / "long.mp4").stat().st_size
+    assert all(size == final for size in seen_sizes), "a partial file was visible under the result's name"
+    assert sorted(p.name for p in env.outbox.iterdir() if p.is_file()) == ["long.json", "long.mp4"]
+    assert [j["status"] for j in jobs(env)] == ["done"]
+    assert probe(env.outbox / "long.mp4").duration == pytest.approx(12.0, abs=0.2)
+
+
+def test_sigterm_mid_job_exits_cleanly_and_the_job_resumes(make_env: Callable[..., Env]) -> None:
+    env = slow_env(make_env, jobs={"shutdown_grace_seconds": 0.2})
+    with omad_run(env) as proc:
+        drop(env, {"t.mp4": lambda p: make_video(p, seconds=12.0, size="640x360"), "t.srt": write_srt})
+        wait_for(lambda: any(j["status"] == "running" for j in jobs(env)), timeout=60)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    assert [(j["status"], j["attempts"]) for j in jobs(env)] == [("queued", 0)]
+    with omad_run(env) as proc:
+        wait_for(lambda: (env.outbox / "t.json").exists(), timeout=120)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    assert json.loads((env.outbox / "t.json").read_text())["attempts"] == 1
+
+
+def test_symlinks_are_never_followed(env: Env, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.srt"
+    secret.write_text("1\n00:00:00,000 --> 00:00:01,000\nsegredo\n")
+    make_video(env.inbox / "link.mp4", seconds=0.5)
+    (env.inbox / "link.srt").symlink_to(secret)
+    assert env.once() == 1
+    err = env.failed_error("link")
+    assert "symbolic link" in err["message"]
+    assert (env.outbox / "failed" / "link" / "link.srt").is_symlink()
+    assert secret.read_text().endswith("segredo\n")  # untouched where it was
+
+
+def test_truncated_video_fails_with_a_clear_message(env: Env) -> None:
+    src = make_video(env.root / "full.mp4", seconds=2.0)
+    data = src.read_bytes()
+    (env.inbox / "cut.mp4").write_bytes(data[: len(data) // 3])
+    write_srt(env.inbox / "cut.srt")
+    assert env.once() == 1
+    err = env.failed_error("cut")
+    assert err["message"].startswith("cut.mp4: ") and err["error"]["kind"] == "input"

@@ -31,7 +31,6 @@ second, plus the heaviest imports of the same command under ``-X importtime``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import random
@@ -132,8 +131,7 @@ def running_daemon(config: Path, root: Path, python_args: tuple[str, ...] = ()) 
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, cwd=root)
     try:
         deadline = time.monotonic() + 60
-        while b'"started"' not in (root / "daemon.stderr").read_bytes() and b"started" not in \
-                (root / "daemon.stderr").read_bytes():
+        while b'"event": "started"' not in (root / "daemon.stderr").read_bytes():
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("omad run did not start:\n" + (root / "daemon.stderr").read_text()[-2000:])
             time.sleep(0.05)
@@ -276,8 +274,9 @@ def caption_omad(src: Path, names: list[str], root: Path, settle: float) -> dict
     for name in names:
         for ext in (".mp4", ".srt"):
             os.link(src / f"{name}{ext}", inbox / f"{name}{ext}")
-    wall, cpu = timed([str(OMAD), "once", "--config", str(config)], stdout=subprocess.DEVNULL,
-                      stderr=open(root / "once.stderr", "wb"), cwd=root)
+    with open(root / "once.stderr", "wb") as err:
+        wall, cpu = timed([str(OMAD), "once", "--config", str(config)], stdout=subprocess.DEVNULL, stderr=err,
+                          cwd=root)
     rows = journal_rows(root / "state")
     done = [r for r in rows if r["status"] == "done"]
     if len(done) != len(names):

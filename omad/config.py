@@ -174,6 +174,9 @@ class F5Config(_Section):
     device: Literal["auto", "cuda", "cpu"] = Field("auto", description="auto uses CUDA when available")
     fp16: Literal["auto", "true", "false"] = Field("auto", description="half precision: auto = on CUDA only")
     cpu_fallback: bool = Field(True, description="after CUDA out-of-memory with short chunks, run on the CPU")
+    cpu_bf16: bool = Field(
+        False, description="on the CPU, run in bf16 autocast: about 1.9x faster here (see docs/benchmarks.md)"
+    )
     vram_gb: float = Field(2.5, gt=0, description="VRAM the F5 model is budgeted at in the GPU lane")
 
 

@@ -92,3 +92,12 @@ def test_missing_checkpoint_fails_naming_the_config_key(make_env: Callable[..., 
     assert env.once(max_wait=120) == 1
     msg = env.failed_error("x")["message"]
     assert "tts.f5.checkpoint" in msg and "nope.safetensors" in msg
+
+
+def test_cpu_bf16_option_runs_in_bf16(make_env: Callable[..., Env], kit: dict[str, Path]) -> None:
+    env = f5_env(make_env, kit)
+    env.config.tts.f5.cpu_bf16 = True
+    (env.inbox / "b.txt").write_text("Uma frase em bf16.", encoding="utf-8")
+    assert env.once(max_wait=300) == 0
+    facts = env.sidecar("b")["stages"][0]["facts"]
+    assert facts["dtype"] == "bf16" and facts["device"] == "cpu"

@@ -178,7 +178,7 @@ class F5Engine:
             warnings.append(f"{CPU_SLOW_WARNING}.")
             if self.options.fp16 == "true":
                 warnings.append("tts.f5.fp16 is 'true' but half precision applies only on CUDA; ran in fp32.")
-            return _Placement("cpu", "fp32", warnings)
+            return _Placement("cpu", "bf16" if self.options.cpu_bf16 else "fp32", warnings)
         major, _minor = torch.cuda.get_device_capability()
         fp16 = self.options.fp16 == "true" or (self.options.fp16 == "auto" and major >= 7)
         return _Placement("cuda", "fp16" if fp16 else "fp32", warnings)

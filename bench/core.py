@@ -274,18 +274,29 @@ def caption_omad(src: Path, names: list[str], root: Path, settle: float) -> dict
     for name in names:
         for ext in (".mp4", ".srt"):
             os.link(src / f"{name}{ext}", inbox / f"{name}{ext}")
+    t_start = time.time()
     with open(root / "once.stderr", "wb") as err:
         wall, cpu = timed([str(OMAD), "once", "--config", str(config)], stdout=subprocess.DEVNULL, stderr=err,
                           cwd=root)
+    t_end = time.time()
     rows = journal_rows(root / "state")
     done = [r for r in rows if r["status"] == "done"]
     if len(done) != len(names):
         raise RuntimeError(f"{len(done)}/{len(names)} jobs done; see {root / 'once.stderr'}")
-    stages = [s for s in stage_rows(root / "state") if s["name"] == "caption"]
-    first_created = min(r["created_at"] for r in rows)
-    last_finished = max(r["finished_at"] for r in rows)
-    return {"wall": wall, "cpu": cpu, "stage_sum": sum(s["finished_at"] - s["started_at"] for s in stages),
-            "jobs_span": last_finished - first_created}
+    stages = sorted((s for s in stage_rows(root / "state") if s["name"] == "caption"), key=lambda s: s["started_at"])
+    finished = {r["id"]: r["finished_at"] for r in rows}
+    gaps = [b["started_at"] - a["finished_at"] for a, b in zip(stages, stages[1:], strict=False)]
+    return {
+        "wall": wall,
+        "cpu": cpu,
+        "stage_sum": sum(s["finished_at"] - s["started_at"] for s in stages),
+        "stage_median": statistics.median(s["finished_at"] - s["started_at"] for s in stages),
+        "publish_median": statistics.median(finished[s["job_id"]] - s["finished_at"] for s in stages),
+        "gap_median": statistics.median(gaps) if gaps else 0.0,
+        "gap_sum": sum(gaps),
+        "head": stages[0]["started_at"] - t_start,
+        "tail": t_end - max(finished.values()),
+    }
 
 
 def cmd_caption(args: argparse.Namespace) -> None:
@@ -322,6 +333,13 @@ def cmd_caption(args: argparse.Namespace) -> None:
                   f"| {(o['cpu'] / lc - 1) * 100:+.1f}% | {o['stage_sum']:.2f} |")
         lw_best = min(w for w, _c in loops)
         ow_best = min(o["wall"] for o in omads) - args.settle
+        print("where omad's wall time goes (medians per job, and the run's head and tail), ms:")
+        print("| run | caption stage per job | loop ffmpeg per job | lane idle between stages | publish after stage "
+              "| start to first stage | last job to exit |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for r, ((lw, _lc), o) in enumerate(zip(loops, omads, strict=True)):
+            print(f"| {r + 1} | {o['stage_median'] * 1000:.0f} | {lw / n * 1000:.0f} | {o['gap_median'] * 1000:.0f} "
+                  f"| {o['publish_median'] * 1000:.0f} | {o['head'] * 1000:.0f} | {o['tail'] * 1000:.0f} |")
         print(f"best of {args.repeats}: loop {lw_best:.2f} s, omad {ow_best:.2f} s (settle excluded), "
               f"overhead {(ow_best / lw_best - 1) * 100:+.1f}%")
         print(f"`omad once` on an empty inbox (start, imports, journal, shutdown): "

@@ -231,3 +231,12 @@ def test_ffmpeg_test_helper_is_real() -> None:
         p = make_video(Path(d) / "a.mp4", seconds=0.5)
         ffmpeg("-i", str(p), "-f", "null", "-")
         assert probe(p).duration == pytest.approx(0.5, abs=0.1)
+
+
+def test_brief_voice_speed_changes_the_pace(small: Env) -> None:
+    text = "Uma frase de teste para medir o ritmo da fala, com várias palavras."
+    (small.inbox / "lento.yaml").write_text(f"version: 1\nkind: narrate\ntext: {text}\nvoice: {{speed: 0.6}}\n")
+    (small.inbox / "rapido.yaml").write_text(f"version: 1\nkind: narrate\ntext: {text}\nvoice: {{speed: 1.6}}\n")
+    assert small.once() == 0
+    slow, fast = probe(small.outbox / "lento.wav").duration, probe(small.outbox / "rapido.wav").duration
+    assert slow is not None and fast is not None and slow > 2 * fast

@@ -42,7 +42,8 @@ def voice_from_options(ctx: StageContext) -> Voice | None:
             file=ctx.label("brief") if ctx.has("brief") else None,
         )
     return Voice(
-        name=spec.get("name") or "", reference_audio=reference, reference_text=spec.get("reference_text") or ""
+        name=spec.get("name") or "", reference_audio=reference, reference_text=spec.get("reference_text") or "",
+        speed=spec.get("speed"),
     )
 
 

@@ -28,6 +28,7 @@ class Voice:
     name: str = ""
     reference_audio: Path | None = None
     reference_text: str = ""
+    speed: float | None = None  # a factor on the engine's configured speaking rate
 
 
 @dataclass

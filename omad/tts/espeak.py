@@ -63,6 +63,12 @@ class EspeakEngine:
         self.config = config
         self.binary = binary or ESPEAK
 
+    def _rate(self, voice: Voice | None) -> int:
+        """Words per minute: the configured rate, times the brief's speed factor (espeak-ng takes 80-450)."""
+        if voice is None or not voice.speed:
+            return self.config.rate
+        return max(80, min(450, round(self.config.rate * voice.speed)))
+
     def synthesize(self, text: str, voice: Voice | None, out: Path, *, timeout: float = 600.0) -> Synthesis:
         """Speak already-normalised ``text`` into ``out``; the duration is measured from the file."""
         exe = _require_espeak(self.binary)
@@ -75,7 +81,7 @@ class EspeakEngine:
             "-v",
             voice_name,
             "-s",
-            str(self.config.rate),
+            str(self._rate(voice)),
             "-p",
             str(self.config.pitch),
             "-b",
@@ -124,7 +130,7 @@ class EspeakEngine:
                 "engine": self.name,
                 "engine_version": espeak_version(exe),
                 "voice": voice_name,
-                "rate": self.config.rate,
+                "rate": self._rate(voice),
                 "pitch": self.config.pitch,
                 "rtf": round(wall / duration, 4),
             },

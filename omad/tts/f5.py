@@ -35,7 +35,7 @@ from ._f5_imports import INSTALL_HINT, f5_available, require_f5
 from ._f5_loader import MEL, LoadedF5, load_f5
 
 if TYPE_CHECKING:
-    from ..config import Config
+    from ..config import Config, F5Config
     from ..lanes import Lanes
 
 __all__ = ["F5Engine", "doctor_checks", "split_text", "CPU_SLOW_WARNING"]
@@ -299,7 +299,7 @@ class F5Engine:
         out.parent.mkdir(parents=True, exist_ok=True)
         ref = self._reference(voice, out.parent, timeout)
         place = self._placement()
-        speed = self.options.speed
+        speed = voice.speed if voice is not None and voice.speed else self.options.speed
         facts: dict[str, Any] = {
             "engine": "f5",
             "nfe_step": self.options.nfe_step,
@@ -319,7 +319,7 @@ class F5Engine:
             facts["model_loaded"] = loaded_now
             facts["load_seconds"] = round(loaded.load_seconds, 2) if loaded_now else 0.0
             facts["model"] = loaded.shape.as_dict()
-            run = _ChunkRunner(self, loaded, ref, deadline)
+            run = _ChunkRunner(self, loaded, ref, deadline, self.options.model_copy(update={"speed": speed}))
             try:
                 waves, retries, fallback = run.all(chunks)
             finally:
@@ -374,8 +374,10 @@ class F5Engine:
 class _ChunkRunner:
     """Runs chunks in order; CUDA out-of-memory makes chunks shorter, then moves the rest to the CPU."""
 
-    def __init__(self, engine: F5Engine, loaded: LoadedF5, ref: _Reference, deadline: float) -> None:
+    def __init__(self, engine: F5Engine, loaded: LoadedF5, ref: _Reference, deadline: float,
+                 options: F5Config) -> None:
         self.engine = engine
+        self.options = options
         self.loaded = loaded
         self.ref = ref
         self.deadline = deadline
@@ -431,7 +433,7 @@ class _ChunkRunner:
         return [chunk]
 
     def engine_chunk(self, loaded: LoadedF5, chunk: str) -> npt.NDArray[np.float32]:
-        return synthesize_chunk(loaded, self.ref.samples, self.ref.text, chunk, self.engine.options)
+        return synthesize_chunk(loaded, self.ref.samples, self.ref.text, chunk, self.options)
 
 
 def synthesize_chunk(

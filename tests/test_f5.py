@@ -228,7 +228,8 @@ def test_cuda_out_of_memory_retries_shorter_chunks_then_the_cpu(kit: dict[str, P
     mp = pytest.MonkeyPatch()
     mp.setattr(f5._ChunkRunner, "engine_chunk", chunk)
     try:
-        waves, retries, fallback = f5._ChunkRunner(engine, gpu, ref, time.monotonic() + 60).all([text])
+        runner = f5._ChunkRunner(engine, gpu, ref, time.monotonic() + 60, engine.options)
+        waves, retries, fallback = runner.all([text])
         assert not fallback and retries >= 1 and len(waves) == len(spoken) >= 3
         assert " ".join(spoken) == text, "every word is spoken once, in order"
         assert all(len(t) <= 30 for t in spoken) and {d for d, _ in attempts} == {"cuda"}
@@ -236,7 +237,7 @@ def test_cuda_out_of_memory_retries_shorter_chunks_then_the_cpu(kit: dict[str, P
         attempts.clear()
         spoken.clear()
         long_word = "Umapalavrasemespaçosquenãocabenada"
-        waves, retries, fallback = f5._ChunkRunner(engine, gpu, ref, time.monotonic() + 60).all(
+        waves, retries, fallback = f5._ChunkRunner(engine, gpu, ref, time.monotonic() + 60, engine.options).all(
             [f"{long_word} em nada"]
         )
         assert fallback and len(waves) == 2 and spoken == [long_word, "em nada"]
@@ -244,7 +245,7 @@ def test_cuda_out_of_memory_retries_shorter_chunks_then_the_cpu(kit: dict[str, P
 
         engine.options.cpu_fallback = False
         with pytest.raises(TransientError, match="out of memory") as err:
-            f5._ChunkRunner(engine, gpu, ref, time.monotonic() + 60).all([long_word])
+            f5._ChunkRunner(engine, gpu, ref, time.monotonic() + 60, engine.options).all([long_word])
         assert isinstance(err.value.__cause__, torch.OutOfMemoryError)
     finally:
         mp.undo()

@@ -10,7 +10,7 @@ import sqlite3
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -83,10 +83,8 @@ def test_sd_notify_ready_watchdog_and_stopping(env: Env, tmp_path: Path) -> None
     def read_all(seconds: float) -> None:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
-            try:
+            with suppress(TimeoutError):
                 messages.append(sock.recv(4096).decode())
-            except TimeoutError:
-                pass
 
     try:
         with omad_run(env, {"NOTIFY_SOCKET": addr, "WATCHDOG_USEC": "400000"}) as proc:

@@ -101,6 +101,32 @@ def _bar(fraction: float, width: int = 20) -> str:
     return "[" + "#" * filled + "-" * (width - filled) + "]"
 
 
+def _live_state(cfg: Config) -> dict[str, Any] | None:
+    """Lanes and GPU residency from a running daemon's /api/status, if one answers."""
+    if not cfg.metrics.enabled or not cfg.metrics.port:
+        return None
+    import urllib.request
+
+    try:
+        url = f"http://{cfg.metrics.host}:{cfg.metrics.port}/api/status?limit=1"
+        with urllib.request.urlopen(url, timeout=0.5) as r:
+            data: dict[str, Any] = json.loads(r.read())
+    except (OSError, ValueError):
+        return None
+    return {"lanes": data.get("lanes", []), "gpu": data.get("gpu", {}), "waiting_files": data.get("waiting_files")}
+
+
+def _print_live(live: dict[str, Any]) -> None:
+    for lane in live["lanes"]:
+        print(f"lane {lane['name']:3}  busy {lane['busy']}/{lane['capacity']}  waiting {lane['waiting']}  "
+              f"{', '.join(lane.get('holders') or [])}")
+    gpu = live["gpu"]
+    residents = ", ".join(f"{r['model']} ({r['vram_gb']} GB)" for r in gpu.get("residents") or []) or "none"
+    print(f"gpu  {gpu.get('resident_gb', 0)}/{gpu.get('budget_gb', 0)} GB resident: {residents}")
+    if live.get("waiting_files"):
+        print(f"inbox: {live['waiting_files']} file(s) waiting to settle or for a partner")
+
+
 def _print_status(cfg: Config, paths: Any, as_json: bool, limit: int) -> None:
     from .journal import Journal
     from .summary import job_summary
@@ -113,9 +139,15 @@ def _print_status(cfg: Config, paths: Any, as_json: bool, limit: int) -> None:
         price = cfg.metrics
         rows = [{**job_summary(j, price), "outputs": (j.result or {}).get("outputs")}
                 for j in journal.jobs(limit=limit)]
+        live = _live_state(cfg)
         if as_json:
-            print(json.dumps({"jobs": rows, "counts": journal.counts(), "currency": price.currency}, indent=2))
+            print(json.dumps({"jobs": rows, "counts": journal.counts(), "currency": price.currency,
+                              "daemon": live}, indent=2))
             return
+        if live is not None:
+            _print_live(live)
+        else:
+            print("(no running daemon answered on the metrics port: lane and GPU state unknown)")
         if not rows:
             print("no jobs yet.")
             return

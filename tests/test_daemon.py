@@ -370,3 +370,21 @@ def test_omad_run_stops_cleanly_on_sigterm(env: Env) -> None:
             proc.kill()
         proc.communicate()
     assert os.path.exists(env.state / "journal.sqlite")
+
+
+def test_status_shows_lanes_from_a_running_daemon(make_env: Callable[..., Env],
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = make_env(metrics={"enabled": True, "port": port})
+    make_video(env.inbox / "l.mp4", seconds=0.5)
+    write_srt(env.inbox / "l.srt")
+    with Running(env.daemon(), serve=True) as r:
+        wait_for(lambda: statuses(r.d) == ["done"], timeout=30)
+        capsys.readouterr()
+        assert cli_main(["status", "--config", str(env.root / "omad.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "lane cpu  busy 0/" in out and "gpu  0/" in out and "done" in out

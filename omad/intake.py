@@ -334,7 +334,7 @@ class Intake:
             brief = load_brief(e.path, self.config.intake.max_brief_bytes, label)
             refs = self._brief_paths(brief, e.path.parent, label)
         except InputError as err:
-            return Rejection(getattr(err, "route", "unknown"), e.path.stem, [e], err)
+            return Rejection("unknown", e.path.stem, [e], err)
         claim = [e]
         for path in refs.values():
             ref = entries.get(path)

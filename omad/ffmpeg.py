@@ -262,10 +262,12 @@ def run_ffmpeg(
     t.start()
 
     killed_for: str | None = None
+    finished = threading.Event()
 
     def _watchdog() -> None:
         nonlocal killed_for
-        while proc.poll() is None:
+        # Wakes at once when ffmpeg exits, so a short run is not held back by the polling period.
+        while not finished.wait(0.2) and proc.poll() is None:
             if time.monotonic() - started > timeout:
                 killed_for = "timeout"
             elif cancel is not None and cancel.is_set():
@@ -274,7 +276,6 @@ def run_ffmpeg(
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 return
-            time.sleep(0.2)
 
     w = threading.Thread(target=_watchdog, daemon=True)
     w.start()
@@ -290,6 +291,7 @@ def run_ffmpeg(
         elif key == "progress" and value == "end":
             progress(1.0)
     rc = proc.wait()
+    finished.set()
     t.join(timeout=5)
     w.join(timeout=5)
     proc.stdout.close()

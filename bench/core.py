@@ -172,7 +172,8 @@ def latency_run(mode: str, settle: float, poll: float, count: int, gap: float, r
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{name} did not finish in time; see {root / 'daemon.stderr'}")
                 time.sleep(0.05)
-            time.sleep(rng.uniform(0.0, gap))
+            # At least one polling interval of spread, so drops land at every phase of the observer's cycle.
+            time.sleep(rng.uniform(0.0, max(gap, poll if mode == "polling" else 0.0)))
     rows = {r["name"]: r for r in journal_rows(root / "state")}
     bad = [n for n in written if rows[n]["status"] != "done"]
     if bad:
@@ -187,13 +188,15 @@ def latency_run(mode: str, settle: float, poll: float, count: int, gap: float, r
 def cmd_latency(args: argparse.Namespace) -> None:
     print(machine())
     results = []
-    plans = [("inotify", args.poll_intervals[0])] + [("polling", p) for p in args.poll_intervals]
+    plans = ([("inotify", args.poll_intervals[0])] if "inotify" in args.modes else []) + (
+        [("polling", p) for p in args.poll_intervals] if "polling" in args.modes else [])
     for mode, poll in plans:
         with tempfile.TemporaryDirectory(prefix="omad-lat-") as tmp:
             results.append(latency_run(mode, args.settle, poll, args.count, args.gap, Path(tmp)))
         print(f"  {mode} poll={poll}: done ({machine()})", file=sys.stderr)
     print(f"{args.count} lone .txt drops per row (narrate, espeak), settle_seconds {args.settle}, "
-          "one drop at a time; seconds, settle excluded")
+          "one drop at a time; seconds, settle excluded; "
+          "omad view: started_at - dropped_at (omad first saw the file); user view: started_at - file closed")
     print("| watch.mode | poll_interval_seconds | omad view p50 | p95 | max | user view p50 | p95 | max "
           "| write-to-seen p50 | p95 |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -276,8 +279,7 @@ def caption_omad(src: Path, names: list[str], root: Path, settle: float) -> dict
             os.link(src / f"{name}{ext}", inbox / f"{name}{ext}")
     t_start = time.time()
     with open(root / "once.stderr", "wb") as err:
-        wall, cpu = timed([str(OMAD), "once", "--config", str(config)], stdout=subprocess.DEVNULL, stderr=err,
-                          cwd=root)
+        wall, cpu = timed([str(OMAD), "once", "--config", str(config)], stdout=subprocess.DEVNULL, stderr=err, cwd=root)
     t_end = time.time()
     rows = journal_rows(root / "state")
     done = [r for r in rows if r["status"] == "done"]
@@ -297,6 +299,49 @@ def caption_omad(src: Path, names: list[str], root: Path, settle: float) -> dict
         "head": stages[0]["started_at"] - t_start,
         "tail": t_end - max(finished.values()),
     }
+
+
+def breakdown(src: Path, names: list[str], root: Path, runs: int) -> dict[str, float]:
+    """Where one caption stage's time goes, in process: the stage, its probe, its ffmpeg call, and bare ffmpeg.
+
+    The same ffmpeg argv is run by omad's ``run_ffmpeg`` and by a bare ``subprocess.run``, alternately, so the
+    difference is what the wrapper adds (progress parsing, the stderr and watchdog threads and their joins).
+    """
+    from omad.ffmpeg import SAFE_INPUT_ARGS, escape_filter_path, probe, run_ffmpeg
+    from omad.lanes import Lanes
+    from omad.stage import StageContext
+    from omad.stages.caption import CaptionStage
+
+    cfg = Config()
+    v = cfg.video
+    lanes = Lanes(1, cfg.gpu.vram_budget_gb, cfg.gpu.idle_unload_seconds)
+    t: dict[str, list[float]] = {"stage": [], "probe": [], "run_ffmpeg": [], "bare": []}
+    for i in range(runs + 1):  # the first round warms imports and caches; it is not counted
+        name = names[i % len(names)]
+        work = root / f"bd{i}"
+        work.mkdir(parents=True)
+        ctx = StageContext(job_id=f"bd{i}", route="caption", name=name, work=work,
+                           inputs={"video": src / f"{name}.mp4", "srt": src / f"{name}.srt"}, options={},
+                           config=cfg, lanes=lanes, stage="caption")
+        t0 = time.perf_counter()
+        CaptionStage().run(ctx)
+        t1 = time.perf_counter()
+        probe(src / f"{name}.mp4")
+        t2 = time.perf_counter()
+        argv = [*SAFE_INPUT_ARGS, "-i", str(src / f"{name}.mp4"), "-map", "0:v:0", "-map", "0:a:0?",
+                "-vf", f"ass={escape_filter_path(work / 'captioned.mp4.ass')}", "-c:v", "libx264",
+                "-preset", v.x264_preset, "-crf", str(v.crf), "-pix_fmt", "yuv420p", "-c:a", "copy",
+                "-fps_mode", "passthrough", "-movflags", "+faststart", str(work / "again.mp4")]
+        run_ffmpeg(argv, timeout=600, duration=4.0, progress=lambda f: None)
+        t3 = time.perf_counter()
+        subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-progress", "pipe:1",
+                        *argv[:-1], str(work / "bare.mp4")], check=True, stdout=subprocess.DEVNULL)
+        t4 = time.perf_counter()
+        if i == 0:
+            continue
+        for key, value in (("stage", t1 - t0), ("probe", t2 - t1), ("run_ffmpeg", t3 - t2), ("bare", t4 - t3)):
+            t[key].append(value)
+    return {k: statistics.median(vals) for k, vals in t.items()}
 
 
 def cmd_caption(args: argparse.Namespace) -> None:
@@ -323,25 +368,32 @@ def cmd_caption(args: argparse.Namespace) -> None:
         print(f"{n} caption jobs, {args.size} {args.seconds:g} s H.264+AAC inputs, libx264 "
               f"{Config().video.x264_preset} CRF {Config().video.crf}; `omad once` with settle_seconds {args.settle} "
               f"(subtracted in 'omad - settle'); {args.repeats} alternating runs")
-        print("| run | loop wall s | loop CPU s | omad wall s | omad - settle s | omad CPU s | per job loop / omad ms "
-              "| overhead (wall - settle) | overhead (CPU) | caption stage total s |")
-        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        print("| run | loop wall s | loop CPU s | omad wall s | omad - settle s | omad CPU s "
+              "| per job loop / omad ms | overhead (wall - settle) | overhead (CPU) |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for r, ((lw, lc), o) in enumerate(zip(loops, omads, strict=True)):
             net = o["wall"] - args.settle
             print(f"| {r + 1} | {lw:.2f} | {lc:.2f} | {o['wall']:.2f} | {net:.2f} | {o['cpu']:.2f} "
                   f"| {lw / n * 1000:.0f} / {net / n * 1000:.0f} | {(net / lw - 1) * 100:+.1f}% "
-                  f"| {(o['cpu'] / lc - 1) * 100:+.1f}% | {o['stage_sum']:.2f} |")
-        lw_best = min(w for w, _c in loops)
-        ow_best = min(o["wall"] for o in omads) - args.settle
+                  f"| {(o['cpu'] / lc - 1) * 100:+.1f}% |")
         print("where omad's wall time goes (medians per job, and the run's head and tail), ms:")
-        print("| run | caption stage per job | loop ffmpeg per job | lane idle between stages | publish after stage "
-              "| start to first stage | last job to exit |")
+        print("| run | caption stage per job | loop ffmpeg per job | lane idle between stages "
+              "| publish after stage | start to first stage | last job to exit |")
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
         for r, ((lw, _lc), o) in enumerate(zip(loops, omads, strict=True)):
             print(f"| {r + 1} | {o['stage_median'] * 1000:.0f} | {lw / n * 1000:.0f} | {o['gap_median'] * 1000:.0f} "
                   f"| {o['publish_median'] * 1000:.0f} | {o['head'] * 1000:.0f} | {o['tail'] * 1000:.0f} |")
-        print(f"best of {args.repeats}: loop {lw_best:.2f} s, omad {ow_best:.2f} s (settle excluded), "
-              f"overhead {(ow_best / lw_best - 1) * 100:+.1f}%")
+        total_loop = sum(w for w, _c in loops)
+        total_omad = sum(o["wall"] - args.settle for o in omads)
+        print(f"all {args.repeats} runs together: loop {total_loop:.2f} s, omad {total_omad:.2f} s (settle excluded), "
+              f"overhead {(total_omad / total_loop - 1) * 100:+.1f}%")
+        if args.breakdown > 0:
+            b = breakdown(src, names, root / "breakdown", args.breakdown)
+            rest = b["stage"] - b["probe"] - b["run_ffmpeg"]
+            print(f"one caption stage in process (median of {args.breakdown}), ms: stage {b['stage'] * 1000:.0f} = "
+                  f"ffprobe {b['probe'] * 1000:.0f} + run_ffmpeg {b['run_ffmpeg'] * 1000:.0f} + the rest "
+                  f"{rest * 1000:.0f}; the same ffmpeg argv bare (subprocess.run) {b['bare'] * 1000:.0f}, "
+                  f"so run_ffmpeg adds {(b['run_ffmpeg'] - b['bare']) * 1000:.0f}")
         print(f"`omad once` on an empty inbox (start, imports, journal, shutdown): "
               f"median {statistics.median(startup):.2f} s of the omad wall time")
     print(machine())
@@ -381,17 +433,23 @@ def idle_run(label: str, root: Path, seconds: float, warmup: float, **sections: 
 
 
 def importtime(root: Path) -> list[tuple[str, float]]:
-    """The heaviest top-level packages `omad run` imports, by cumulative microseconds."""
+    """What `omad run` imports at start: self import time (ms) summed by top-level package, heaviest first."""
     config = write_config(root)
     with running_daemon(config, root, python_args=("-X", "importtime")):
         time.sleep(2.0)
     totals: dict[str, float] = {}
     for line in (root / "daemon.stderr").read_text().splitlines():
-        m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|(\s*)(\S+)", line)
-        if m and len(m.group(3)) == 1:  # top level only: indentation of one space
-            pkg = m.group(4).split(".")[0]
-            totals[pkg] = totals.get(pkg, 0.0) + int(m.group(2)) / 1000
+        m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|\s*(\S+)", line)
+        if m:
+            pkg = m.group(3).split(".")[0]
+            totals[pkg] = totals.get(pkg, 0.0) + int(m.group(1)) / 1000
     return sorted(totals.items(), key=lambda kv: -kv[1])
+
+
+def imported_modules(root: Path) -> int:
+    """How many modules `omad run` has loaded once started (counted from the -X importtime log)."""
+    return sum(1 for line in (root / "daemon.stderr").read_text().splitlines()
+               if re.match(r"import time:\s+\d+", line))
 
 
 def cmd_idle(args: argparse.Namespace) -> None:
@@ -402,7 +460,7 @@ def cmd_idle(args: argparse.Namespace) -> None:
         ("polling 2 s, metrics off", {"watch": {"mode": "polling", "poll_interval_seconds": 2.0}}),
     ]
     rows = []
-    for label, sections in plans:
+    for label, sections in ([] if args.imports_only else plans):
         with tempfile.TemporaryDirectory(prefix="omad-idle-") as tmp:
             rows.append(idle_run(label, Path(tmp), args.seconds, args.warmup, **sections))
         print(f"  {label}: done ({machine()})", file=sys.stderr)
@@ -414,9 +472,10 @@ def cmd_idle(args: argparse.Namespace) -> None:
               f"| {r['threads']} |")
     with tempfile.TemporaryDirectory(prefix="omad-imp-") as tmp:
         top = importtime(Path(tmp))
+        count = imported_modules(Path(tmp))
     total = sum(ms for _p, ms in top)
-    print(f"imports at start (`python -X importtime omad run`, top-level, cumulative): {total:.0f} ms in all; "
-          + ", ".join(f"{p} {ms:.0f} ms" for p, ms in top[:10]))
+    print(f"imports at start (`python -X importtime omad run`): {count} modules, {total:.0f} ms; self time by "
+          "package: " + ", ".join(f"{p} {ms:.0f} ms" for p, ms in top[:12]))
     print(machine())
 
 
@@ -428,7 +487,9 @@ def main() -> None:
     lat.add_argument("--settle", type=float, default=0.5, help="watch.settle_seconds")
     lat.add_argument("--poll-intervals", type=float, nargs="+", default=[2.0, 0.5],
                      help="polling intervals to run (the first is also given to the inotify run, unused there)")
-    lat.add_argument("--gap", type=float, default=1.0, help="random pause 0..GAP seconds between drops")
+    lat.add_argument("--modes", nargs="+", choices=["inotify", "polling"], default=["inotify", "polling"])
+    lat.add_argument("--gap", type=float, default=1.0,
+                     help="random pause 0..max(GAP, poll interval) seconds between drops")
     lat.set_defaults(fn=cmd_latency)
     cap = sub.add_parser("caption", help="N caption jobs through omad once against a bash+ffmpeg loop")
     cap.add_argument("--count", type=int, default=50)
@@ -436,10 +497,12 @@ def main() -> None:
     cap.add_argument("--seconds", type=float, default=4.0, help="input clip length")
     cap.add_argument("--settle", type=float, default=0.2, help="watch.settle_seconds for omad once")
     cap.add_argument("--repeats", type=int, default=2, help="alternating loop/omad runs")
+    cap.add_argument("--breakdown", type=int, default=10, help="in-process stage breakdown runs (0: skip)")
     cap.set_defaults(fn=cmd_caption)
     idle = sub.add_parser("idle", help="CPU and RSS of an idle daemon")
     idle.add_argument("--seconds", type=float, default=60.0)
     idle.add_argument("--warmup", type=float, default=5.0)
+    idle.add_argument("--imports-only", action="store_true", help="only the import summary")
     idle.set_defaults(fn=cmd_idle)
     every = sub.add_parser("all", help="all three with their defaults")
     every.set_defaults(fn=None)

@@ -18,6 +18,7 @@ The script prints figures; it asserts nothing about timings.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -61,6 +62,14 @@ POOL = [
     "Obrigado por acompanhar a nossa história, e até a próxima estação.",
     "O provador foi reformado e agora tem luz natural, espelhos grandes e muito espaço.",
     "Nossa cafeteria serve sucos naturais e bolos caseiros enquanto você escolhe.",
+    "Tudo pronto para o verão.",
+    "Venha nos visitar.",
+    "Esperamos por você.",
+    "Aproveite a estação.",
+    "As vendas já começaram.",
+    "Corra, o estoque é limitado.",
+    "Fique de olho nas novidades.",
+    "Boas compras!",
 ]
 PALETTE = ["#1d2b53", "#7e2553", "#008751", "#ab5236", "#5f574f", "#29adff"]
 TITLES = ["Coleção de verão", "Feito à mão", "Cores do entardecer", "Conforto no calor", "Visite a loja",
@@ -89,26 +98,21 @@ def narrations(n: int, total: float, cfg: Config, tmp: Path) -> list[tuple[str, 
     per_scene = (total + (n - 1) * xf) / n - pad
     pause = cfg.tts.sentence_pause_seconds
     lengths = {s: spoken_seconds(s, cfg, tmp) for s in POOL}
-    order = sorted(POOL, key=lambda s: -lengths[s])
     out: list[tuple[str, float]] = []
     used: set[str] = set()
     for _ in range(n):
-        chosen: list[str] = []
-        spoken = 0.0
-        while True:
-            left = [s for s in order if s not in used]
-            if not left:
-                used.clear()  # the pool is exhausted: sentences may repeat across scenes
-                left = order
-            # the sentence that brings the scene closest to its target
-            best = min(left, key=lambda s: abs(per_scene - (spoken + (pause if chosen else 0.0) + lengths[s])))
-            step = (pause if chosen else 0.0) + lengths[best]
-            if chosen and abs(per_scene - spoken - step) >= abs(per_scene - spoken):
+        # the combination of one to three sentences that comes closest to the scene's target, unused ones first
+        best: tuple[float, tuple[str, ...]] = (float("inf"), ())
+        for left in ([x for x in POOL if x not in used], POOL):
+            for combo in itertools.chain.from_iterable(itertools.combinations(left, k) for k in (1, 2, 3)):
+                spoken = sum(lengths[x] for x in combo) + pause * (len(combo) - 1)
+                if abs(per_scene - spoken) < best[0]:
+                    best = (abs(per_scene - spoken), combo)
+            if best[0] < 0.2:
                 break
-            chosen.append(best)
-            used.add(best)
-            spoken += step
-        out.append((" ".join(chosen), spoken))
+        combo = best[1]
+        used.update(combo)
+        out.append((" ".join(combo), sum(lengths[x] for x in combo) + pause * (len(combo) - 1)))
     return out
 
 
@@ -297,8 +301,11 @@ def report(args: argparse.Namespace, info: dict[str, Any], sidecar: dict[str, An
         for s in render["facts"]["scenes"]))
     # Steps from the outside: each file's last write, in order; a step is the time since the previous one.
     files = sorted(watcher.last.items(), key=lambda kv: kv[1])
-    wanted = [(n, t) for n, t in files if not n.startswith("inputs/") and not n.endswith((".txt", ".json"))
-              or n == "voice.json"]
+    # Hidden temporaries (.clipNN.part.mp4, card folders) are renamed into place with their mtime kept, and
+    # narration chunks are part of their scene's WAV: the visible file stands for the whole step.
+    wanted = [(n, t) for n, t in files if not any(part.startswith(".") for part in n.split("/"))
+              and not n.startswith(("inputs/", "narration-chunks/")) and (not n.endswith((".txt", ".json"))
+                                                                          or n == "voice.json")]
     print("steps seen from outside (the time between one output file's last write and the next's):")
     print("| step | file | done at s | seconds | share of wall |")
     print("| --- | --- | ---: | ---: | ---: |")

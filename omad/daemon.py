@@ -153,10 +153,18 @@ class Daemon:
             while not self.stop_event.is_set():
                 self.tick()
                 self._ping_watchdog()
-                self.wake.wait(timeout=min(tick_seconds, self._watchdog_every or tick_seconds))
+                self.wake.wait(timeout=self._sleep_for(tick_seconds))
                 self.wake.clear()
         finally:
             self.shutdown()
+
+    def _sleep_for(self, tick_seconds: float) -> float:
+        """Until the next tick, or sooner when a file's settle time runs out, so drops start without delay."""
+        wait = min(tick_seconds, self._watchdog_every or tick_seconds)
+        deadline = self.settler.next_deadline()
+        if deadline is not None:
+            wait = min(wait, max(0.01, deadline - time.monotonic() + 0.005))
+        return wait
 
     def _ping_watchdog(self) -> None:
         if self._watchdog_every is None:
@@ -206,7 +214,7 @@ class Daemon:
                 pending = self.journal.jobs([JobStatus.QUEUED, JobStatus.RETRY_WAIT, JobStatus.RUNNING])
                 if not busy and not pending and (not unsettled or time.monotonic() > deadline):
                     break
-                self.wake.wait(timeout=0.2)
+                self.wake.wait(timeout=self._sleep_for(0.2))
                 self.wake.clear()
         finally:
             self.shutdown()

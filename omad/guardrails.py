@@ -22,16 +22,18 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
-import httpx
-import ollama
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .config import Config, GuardrailsConfig
 from .errors import ConfigError, GuardrailBlocked, StageFailed, ToolMissing, TransientError
 from .pii import PII_DETECTORS, cnpj_valid, cpf_valid, luhn_valid, mask_word, pii_sample
+
+if TYPE_CHECKING:
+    import ollama  # the safety model's client is imported where it is used: omad starts faster
+
 
 __all__ = [
     "Action",
@@ -500,6 +502,8 @@ class Guardrails:
 
     def _safety_error(self, e: Exception, host: str) -> Exception:
         model = self.rules.safety_model.model
+        import ollama
+
         if isinstance(e, ollama.ResponseError):
             if e.status_code == 404:
                 return ToolMissing(
@@ -569,7 +573,7 @@ class Guardrails:
                 keep_alive=keep_alive,
                 stream=False,
             )
-        except (ollama.ResponseError, ConnectionError, httpx.HTTPError) as e:
+        except _ollama_errors() as e:
             raise self._safety_error(e, _host_of(client)) from e
         return self._safety_result(text, response.message.content or "", where, file)
 
@@ -593,7 +597,7 @@ class Guardrails:
                 keep_alive=keep_alive,
                 stream=False,
             )
-        except (ollama.ResponseError, ConnectionError, httpx.HTTPError) as e:
+        except _ollama_errors() as e:
             raise self._safety_error(e, _host_of(client)) from e
         return self._safety_result(text, response.message.content or "", where, file)
 
@@ -608,3 +612,10 @@ def guardrails_for(config: Config) -> Guardrails:
     if not path.exists() and config.guardrails.file == GuardrailsConfig().file:
         return Guardrails()
     return load_guardrails(path)
+
+
+def _ollama_errors() -> tuple[type[Exception], ...]:
+    import httpx
+    import ollama
+
+    return (ollama.ResponseError, ConnectionError, httpx.HTTPError)

@@ -208,6 +208,11 @@ class Settler:
     def forget(self, path: Path) -> None:
         self.entries.pop(path, None)
 
+    def next_deadline(self) -> float | None:
+        """When the earliest unsettled entry will have been still for ``settle_seconds`` (monotonic)."""
+        pending = [e.stable_since + self.settle_seconds for e in self.entries.values() if e.ready_at is None]
+        return min(pending) if pending else None
+
     def waiting(self) -> int:
         return sum(1 for e in self.entries.values() if e.ready_at is None)
 

@@ -251,10 +251,12 @@ class Daemon:
             try:
                 self._accept(d)
             except OmadError as err:
-                # The journal or disk refused: the files stay in the inbox and are seen again.
+                # The journal or disk refused: the files stay in the inbox; look again soon.
                 self.log.error("intake_failed", name=d.name, error=str(err))
+                self._next_scan = min(self._next_scan, now + 10.0)
             except Exception:  # a bug must not stop the daemon; the files stay in the inbox
                 self.log.error("intake_failed", name=d.name, error=traceback.format_exc())
+                self._next_scan = min(self._next_scan, now + 10.0)
         self.events.emit("tick", waiting=self.settler.waiting() + len(self.waiting))
         if not self.stop_event.is_set():
             self._dispatch()

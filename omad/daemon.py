@@ -299,6 +299,10 @@ class Daemon:
                            "name": e.path.name, "sha256": digest, "size": size, "mtime_ns": e.mtime_ns})
         if isinstance(d, Rejection):
             cid = content_id("rejected", {c["source"]: c["sha256"] for c in claims})
+            unfinished = self._claiming(cid)
+            if unfinished is not None:  # an earlier attempt to take these files failed half-way
+                self._fail(unfinished, d.error, [self.paths.inbox / c["source"] for c in claims])
+                return
             job = self.journal.create(cid=cid, route=d.route, name=d.name, inputs=claims, options={},
                                       dropped_at=d.dropped_at)
             self.created.append(job.id)
@@ -320,6 +324,10 @@ class Daemon:
             roles.append({"claim": False, "role": role, "stored": str(stored), "name": path.name, "sha256": digest})
         cid = content_id(d.route, hashes | {"options": hashlib.sha256(repr(sorted(d.options.items())).encode())
                                             .hexdigest()})
+        unfinished = self._claiming(cid)
+        if unfinished is not None:  # an earlier attempt to take these files failed half-way: finish it
+            self._finish_claim(unfinished)
+            return
         earlier = [j for j in self.journal.by_content(cid) if j.status not in (JobStatus.FAILED, JobStatus.DUPLICATE)]
         duplicate_of = earlier[0].id if earlier and self.config.intake.on_duplicate == "skip" else None
         job = self.journal.create(cid=cid, route=d.route, name=d.name, inputs=claims + roles, options=d.options,
@@ -328,6 +336,9 @@ class Daemon:
         self.log.info("accepted", job=job.id, route=d.route, name=d.name, duplicate_of=duplicate_of)
         self.events.emit("job_created", job=job)
         self._finish_claim(job)
+
+    def _claiming(self, cid: str) -> Job | None:
+        return next((j for j in self.journal.by_content(cid) if j.status == JobStatus.CLAIMING), None)
 
     def _finish_claim(self, job: Job) -> None:
         """Move a claiming job's inputs out of the inbox (idempotent: safe to repeat after a crash)."""

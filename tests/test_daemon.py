@@ -388,3 +388,27 @@ def test_status_shows_lanes_from_a_running_daemon(make_env: Callable[..., Env],
         assert cli_main(["status", "--config", str(env.root / "omad.yaml")]) == 0
     out = capsys.readouterr().out
     assert "lane cpu  busy 0/" in out and "gpu  0/" in out and "done" in out
+
+
+def test_a_claim_that_fails_half_way_is_finished_later_not_duplicated(env: Env,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """GIVEN the disk refuses the first move out of the inbox (disk full)
+    THEN the files stay in the inbox, and the next look finishes that same job: one job, done, no duplicate."""
+    real_move = daemon_mod.safe_move
+    calls = {"n": 0}
+
+    def flaky_move(src: Path, dst: Path, *, copy_only: bool = False) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise TransientError("could not move (No space left on device); free some space.", file=src)
+        real_move(src, dst, copy_only=copy_only)
+
+    monkeypatch.setattr(daemon_mod, "safe_move", flaky_move)
+    make_video(env.inbox / "f.mp4", seconds=0.5)
+    write_srt(env.inbox / "f.srt")
+    with Running(env.daemon()) as r:
+        wait_for(lambda: statuses(r.d) == ["done"], timeout=40)
+        assert [j.duplicate_of for j in r.d.journal.jobs()] == [None]
+    assert (env.outbox / "f.mp4").exists() and list(env.inbox.iterdir()) == []
+    log = "".join(p.read_text() for p in (env.outbox / "logs").glob("*.jsonl"))
+    assert "intake_failed" in log

@@ -29,6 +29,7 @@ __all__ = [
     "number_to_words",
     "ordinal_to_words",
     "has_speech",
+    "pack",
 ]
 
 # ---------------------------------------------------------------------------
@@ -587,12 +588,13 @@ def _sentences(text: str) -> list[str]:
     return out
 
 
-def _pack(pieces: list[str], max_chars: int) -> list[str]:
+def pack(pieces: list[str], max_size: int, size: Callable[[str], int] = len) -> list[str]:
+    """Join pieces with spaces, greedily, into chunks of at most ``max_size`` (a longer piece stays whole)."""
     chunks: list[str] = []
     current = ""
     for piece in pieces:
         candidate = f"{current} {piece}" if current else piece
-        if len(candidate) <= max_chars:
+        if size(candidate) <= max_size:
             current = candidate
         else:
             if current:
@@ -608,7 +610,7 @@ def _split_long(sentence: str, max_chars: int) -> list[str]:
         return [sentence]
     clauses = [c for c in _CLAUSE_RE.split(sentence) if c]
     out: list[str] = []
-    for chunk in _pack(clauses, max_chars):
+    for chunk in pack(clauses, max_chars):
         if len(chunk) <= max_chars:
             out.append(chunk)
             continue
@@ -616,7 +618,7 @@ def _split_long(sentence: str, max_chars: int) -> list[str]:
         for word in chunk.split(" "):
             # A single word longer than a chunk (a long URL) is cut; nothing else can be done.
             words.extend(word[i : i + max_chars] for i in range(0, len(word), max_chars))
-        out.extend(_pack(words, max_chars))
+        out.extend(pack(words, max_chars))
     return out
 
 
@@ -634,4 +636,4 @@ def split_sentences(text: str, max_chars: int, *, merge: bool = True) -> list[st
     pieces: list[str] = []
     for sentence in _sentences(text):
         pieces.extend(_split_long(sentence, max_chars))
-    return _pack(pieces, max_chars) if merge else pieces
+    return pack(pieces, max_chars) if merge else pieces

@@ -30,6 +30,7 @@ import numpy.typing as npt
 
 from ..audio_prep import PreparedReference, finish_speech, prepare_reference, read_wav
 from ..errors import ConfigError, InputError, OmadError, StageFailed, ToolMissing, ToolTimeout, TransientError
+from ..textnorm import pack
 from . import Synthesis, Voice
 from ._f5_imports import INSTALL_HINT, f5_available, require_f5
 from ._f5_loader import MEL, LoadedF5, load_f5
@@ -74,19 +75,7 @@ def split_text(text: str, max_bytes: int) -> list[str]:
                 out.extend(pieces(p, level + 1))
         return out
 
-    chunks: list[str] = []
-    current = ""
-    for piece in pieces(" ".join(text.split()), 0):
-        joined = f"{current} {piece}" if current else piece
-        if size(joined) <= max_bytes:
-            current = joined
-        else:
-            if current:
-                chunks.append(current)
-            current = piece
-    if current:
-        chunks.append(current)
-    return chunks
+    return pack(pieces(" ".join(text.split()), 0), max_bytes, size)
 
 
 @dataclass

@@ -219,25 +219,7 @@ def prepare_reference(
     write_wav(trimmed, speech, rate)
     try:
         # A short tail of silence marks where the reference ends (as F5's own preprocessing does).
-        run_ffmpeg(
-            [
-                *SAFE_INPUT_ARGS,
-                "-i",
-                str(trimmed),
-                "-af",
-                f"loudnorm=I={loudness_lufs}:TP=-1.5:LRA=11,"
-                f"aformat=sample_fmts=s16:sample_rates={sample_rate}:channel_layouts=mono,apad=pad_dur=0.05",
-                "-ar",
-                str(sample_rate),
-                "-ac",
-                "1",
-                "-c:a",
-                "pcm_s16le",
-                str(dest),
-            ],
-            timeout=timeout,
-            file_label=name,
-        )
+        _loudnorm_mono(trimmed, dest, sample_rate, loudness_lufs, -1.5, timeout, name, tail="apad=pad_dur=0.05")
     finally:
         trimmed.unlink(missing_ok=True)
     final, _ = read_wav(dest)
@@ -274,26 +256,21 @@ def finish_speech(
     raw = dest.with_name(dest.stem + ".raw.wav")
     write_wav(raw, data[start:end], sample_rate)
     try:
-        run_ffmpeg(
-            [
-                *SAFE_INPUT_ARGS,
-                "-i",
-                str(raw),
-                "-af",
-                f"loudnorm=I={loudness_lufs}:TP={true_peak_db}:LRA=11,"
-                f"aformat=sample_fmts=s16:sample_rates={sample_rate}:channel_layouts=mono",
-                "-ar",
-                str(sample_rate),
-                "-ac",
-                "1",
-                "-c:a",
-                "pcm_s16le",
-                str(dest),
-            ],
-            timeout=timeout,
-            file_label=dest.name,
-        )
+        _loudnorm_mono(raw, dest, sample_rate, loudness_lufs, true_peak_db, timeout, dest.name)
     finally:
         raw.unlink(missing_ok=True)
     final, rate = read_wav(dest)
     return len(final) / rate
+
+
+def _loudnorm_mono(src: Path, dest: Path, sample_rate: int, lufs: float, true_peak: float, timeout: float,
+                   label: str, tail: str = "") -> None:
+    """Loudness-normalise ``src`` into a mono 16-bit WAV at ``sample_rate`` (one pass: short clips, speech only)."""
+    chain = (f"loudnorm=I={lufs}:TP={true_peak}:LRA=11,"
+             f"aformat=sample_fmts=s16:sample_rates={sample_rate}:channel_layouts=mono" + (f",{tail}" if tail else ""))
+    run_ffmpeg(
+        [*SAFE_INPUT_ARGS, "-i", str(src), "-af", chain, "-ar", str(sample_rate), "-ac", "1", "-c:a", "pcm_s16le",
+         str(dest)],
+        timeout=timeout,
+        file_label=label,
+    )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import bisect
 import re
+import threading
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -602,16 +603,33 @@ class Guardrails:
         return self._safety_result(text, response.message.content or "", where, file)
 
 
+_CACHE: dict[Path, tuple[tuple[int, int], Guardrails]] = {}
+_CACHE_LOCK = threading.Lock()
+
+
 def guardrails_for(config: Config) -> Guardrails:
     """The rules named by ``guardrails.file``; the built-in defaults when the default file is absent.
 
     Running omad outside its install folder (no ``config/guardrails.yaml`` beside it)
     still redacts PII with the defaults; a file the user named explicitly must exist.
+    The file is parsed again only when it changes: parsing costs more than checking a text.
     """
     path = config.resolve(config.guardrails.file)
-    if not path.exists() and config.guardrails.file == GuardrailsConfig().file:
-        return Guardrails()
-    return load_guardrails(path)
+    try:
+        st = path.stat()
+    except OSError:
+        if config.guardrails.file == GuardrailsConfig().file:
+            return Guardrails()
+        return load_guardrails(path)  # a ConfigError naming the missing file
+    stamp = (st.st_mtime_ns, st.st_size)
+    with _CACHE_LOCK:
+        cached = _CACHE.get(path)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+    guard = load_guardrails(path)
+    with _CACHE_LOCK:
+        _CACHE[path] = (stamp, guard)
+    return guard
 
 
 def _ollama_errors() -> tuple[type[Exception], ...]:

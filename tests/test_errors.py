@@ -63,22 +63,23 @@ def test_ffmpeg_failures_map_to_omad_errors(args: list[str], timeout: float, exp
     assert exc.value.details.get("argv") or isinstance(exc.value, InputError)
 
 
-def test_ffmpeg_killed_by_a_signal_is_transient(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def fake_ffmpeg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str) -> None:
+    """Stand in for ffmpeg with a shell script, to produce failures real ffmpeg only shows on a sick machine."""
     fake = tmp_path / "ffmpeg"
-    fake.write_text("#!/bin/sh\nkill -9 $$\n")
+    fake.write_text("#!/bin/sh\n" + script)
     fake.chmod(0o755)
     monkeypatch.setattr(ff, "FFMPEG", str(fake))
     monkeypatch.setattr(ff, "require_tools", lambda: None)
+
+
+def test_ffmpeg_killed_by_a_signal_is_transient(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_ffmpeg(tmp_path, monkeypatch, "kill -9 $$\n")
     with pytest.raises(TransientError, match="killed by signal 9"):
         ff.run_ffmpeg(["-version"], timeout=10)
 
 
 def test_disk_full_is_transient(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fake = tmp_path / "ffmpeg"
-    fake.write_text("#!/bin/sh\necho 'Error writing trailer: No space left on device' >&2\nexit 1\n")
-    fake.chmod(0o755)
-    monkeypatch.setattr(ff, "FFMPEG", str(fake))
-    monkeypatch.setattr(ff, "require_tools", lambda: None)
+    fake_ffmpeg(tmp_path, monkeypatch, "echo 'Error writing trailer: No space left on device' >&2\nexit 1\n")
     with pytest.raises(TransientError, match="disk is full"):
         ff.run_ffmpeg(["x"], timeout=10)
 

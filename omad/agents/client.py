@@ -41,7 +41,7 @@ import ollama
 from pydantic import BaseModel, ValidationError
 
 from ..errors import ConfigError, OmadError, StageFailed, ToolMissing, ToolTimeout, TransientError
-from ..guardrails import load_guardrails
+from ..guardrails import guardrails_for
 
 if TYPE_CHECKING:
     from ..config import Config, LlmConfig
@@ -568,7 +568,7 @@ def doctor_checks(config: Config) -> list[tuple[str, bool, str]]:
         if role.fallback:
             users.setdefault(role.fallback, []).append(f"{role_name} fallback")
     try:
-        guard = load_guardrails(config.resolve(config.guardrails.file))
+        guard = guardrails_for(config)
     except ConfigError:
         guard = None  # the guardrails check reports a broken rules file; here only its model matters
     if guard is not None and guard.safety_enabled:

@@ -12,14 +12,13 @@ It never renders media and never writes outside the work directory.
 
 from __future__ import annotations
 
-import os
-import threading
 from pathlib import Path
 
 from ..agents.pipeline import AgentPlan, plan_agent_video
 from ..brief import VideoBrief, load_brief
 from ..errors import InputError, OmadError, TransientError
-from ..guardrails import Guardrails, load_guardrails
+from ..guardrails import guardrails_for
+from ..outbox import atomic_write_text
 from ..stage import StageContext, StageResult
 
 __all__ = ["PlanStage", "SCENE_BRIEF", "plan_facts"]
@@ -42,7 +41,7 @@ class PlanStage:
                 "the agents need a 'video' brief with a 'prompt' (and no 'scenes'; scenes are rendered as written).",
                 file=label,
             )
-        guard = _guardrails(ctx.config.resolve(ctx.config.guardrails.file))
+        guard = guardrails_for(ctx.config)
         try:
             plan = plan_agent_video(
                 brief,
@@ -77,32 +76,8 @@ def plan_facts(plan: AgentPlan) -> dict[str, object]:
     }
 
 
-_GUARD_CACHE: dict[Path, tuple[tuple[int, int], Guardrails]] = {}
-_GUARD_LOCK = threading.Lock()
-
-
-def _guardrails(path: Path) -> Guardrails:
-    """The rules in ``path``, parsed again only when the file changes (parsing costs more than a plan's own work)."""
-    try:
-        st = path.stat()
-        stamp = (st.st_mtime_ns, st.st_size)
-    except OSError:
-        return load_guardrails(path)  # reports the missing file as a ConfigError
-    with _GUARD_LOCK:
-        cached = _GUARD_CACHE.get(path)
-        if cached is not None and cached[0] == stamp:
-            return cached[1]
-    guard = load_guardrails(path)
-    with _GUARD_LOCK:
-        _GUARD_CACHE[path] = (stamp, guard)
-    return guard
-
-
 def _write_atomically(path: Path, text: str, label: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write_text(path, text)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise TransientError(f"cannot write {path.name} in the work directory ({e.strerror}).", file=label) from e

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -218,13 +217,14 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     _check(res, "FAIL", "ffprobe", fp is not None, fp or "not found: sudo apt-get install ffmpeg")
     if ff:
         from .ffmpeg import ffmpeg_version
+        from .procs import run_tool
 
-        filters = subprocess.run([ff, "-hide_banner", "-filters"], capture_output=True, text=True).stdout
+        filters = run_tool([ff, "-hide_banner", "-filters"], timeout=30).stdout.decode("utf-8", "replace")
         names = {line.split()[1] for line in filters.splitlines() if len(line.split()) > 2}
         missing = [f for f in REQUIRED_FILTERS if f not in names]
         _check(res, "FAIL", "ffmpeg filters", not missing,
                "all present" if not missing else f"missing {', '.join(missing)}: install a full ffmpeg build")
-        enc = subprocess.run([ff, "-hide_banner", "-encoders"], capture_output=True, text=True).stdout
+        enc = run_tool([ff, "-hide_banner", "-encoders"], timeout=30).stdout.decode("utf-8", "replace")
         missing_enc = [e for e in REQUIRED_ENCODERS if f" {e} " not in enc]
         _check(res, "FAIL", "ffmpeg encoders", not missing_enc,
                "libx264, aac" if not missing_enc else f"missing {', '.join(missing_enc)}")

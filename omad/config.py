@@ -49,6 +49,9 @@ class WatchConfig(_Section):
         default_factory=lambda: list(DEFAULT_IGNORE),
         description="glob patterns of temporary/partial names never picked up",
     )
+    open_writer_max_seconds: float = Field(
+        3600.0, gt=0, description="a file still open for writing is taken anyway after being quiet this long"
+    )
 
 
 class IntakeConfig(_Section):
@@ -67,13 +70,26 @@ class IntakeConfig(_Section):
     )
     max_brief_bytes: int = Field(262144, gt=0, description="largest brief (YAML/JSON) accepted")
     max_audio_seconds: float = Field(3600.0, gt=0, description="longest audio input accepted")
+    max_brief_depth: int = Field(12, ge=2, description="deepest nesting of lists/mappings accepted in a brief")
+    max_subtitle_bytes: int = Field(4_000_000, gt=0, description="largest subtitle file accepted")
+    max_cues: int = Field(20000, gt=0, description="most captions in one subtitle file")
+    max_cues_on_screen: int = Field(8, gt=0, description="most captions shown at the same moment")
+    max_image_megapixels: float = Field(100.0, gt=0, description="largest image accepted (width x height)")
 
 
 class JobsConfig(_Section):
     max_attempts: int = Field(3, ge=1, description="attempts for transient failures (disk full, killed tool, timeout)")
     backoff_seconds: float = Field(10.0, ge=0, description="first retry delay; doubles each attempt")
     backoff_max_seconds: float = Field(600.0, ge=0, description="longest retry delay")
-    stage_timeout_seconds: float = Field(3600.0, gt=0, description="default per-stage timeout")
+    stage_timeout_seconds: float = Field(
+        3600.0, gt=0, description="per-stage timeout when the length of the media is not known"
+    )
+    timeout_base_seconds: float = Field(
+        120.0, gt=0, description="stage timeout for media of known length: this base ..."
+    )
+    timeout_per_media_second: float = Field(
+        6.0, gt=0, description="... plus this many seconds per second of media (a 2 s clip cannot hold a lane)"
+    )
     stage_timeouts: dict[str, float] = Field(
         default_factory=dict, description="per-stage timeout overrides, e.g. {caption: 1800}"
     )

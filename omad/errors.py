@@ -22,6 +22,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .names import clean, display
+
 __all__ = [
     "OmadError",
     "InputError",
@@ -53,10 +55,10 @@ class OmadError(Exception):
         stage: str | None = None,
         details: dict[str, Any] | None = None,
     ) -> None:
-        self.message = message
-        self.file = str(file) if file is not None else None
+        self.message: str = clean(message)
+        self.file = display(file) if file is not None else None
         self.stage = stage
-        self.details: dict[str, Any] = dict(details or {})
+        self.details: dict[str, Any] = clean(dict(details or {}))
         super().__init__(self.__str__())
 
     def __str__(self) -> str:

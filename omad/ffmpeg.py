@@ -9,12 +9,10 @@ refuse content that is not what its name says.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import threading
 import time
@@ -25,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError, StageFailed, ToolMissing, ToolTimeout, TransientError
+from .procs import reap, run_tool, spawn, stop
 
 __all__ = [
     "FFMPEG",
@@ -82,10 +81,11 @@ def require_tools() -> None:
 def ffmpeg_version() -> str:
     """The first line of ``ffmpeg -version`` (recorded in every sidecar)."""
     try:
-        out = subprocess.run([FFMPEG, "-hide_banner", "-version"], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
+        out = run_tool([FFMPEG, "-hide_banner", "-version"], timeout=30)
+    except OSError:
         return "unknown"
-    line = out.stdout.splitlines()[0] if out.stdout else "unknown"
+    text = out.stdout.decode("utf-8", "replace")
+    line = text.splitlines()[0] if text else "unknown"
     return line.replace("ffmpeg version ", "").split(" Copyright")[0]
 
 
@@ -185,20 +185,21 @@ def probe(path: str | Path, *, timeout: float = 60.0, file_label: str | None = N
         str(p),
     ]
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as e:
-        raise ToolTimeout(f"ffprobe took longer than {timeout:.0f}s to read the file.", file=label) from e
+        out = run_tool(cmd, timeout=timeout)
     except OSError as e:
         raise ToolMissing(f"could not run {FFPROBE}: {e}") from e
+    stderr = out.stderr.decode("utf-8", "replace")
+    if out.stopped_for == "timeout":
+        raise ToolTimeout(f"ffprobe took longer than {timeout:.0f}s to read the file.", file=label)
     if out.returncode != 0:
-        err = out.stderr.strip().splitlines()[-1:] or ["unknown error"]
+        err = stderr.strip().splitlines()[-1:] or ["unknown error"]
         raise InputError(
             f"is not a media file ffmpeg can read ({err[0]}). Check that the file is complete and drop it again.",
             file=label,
-            details={"returncode": out.returncode, "stderr_tail": out.stderr[-1000:]},
+            details={"returncode": out.returncode, "stderr_tail": stderr[-1000:]},
         )
     try:
-        data = json.loads(out.stdout or "{}")
+        data = json.loads(out.stdout.decode("utf-8", "replace") or "{}")
     except json.JSONDecodeError as e:
         raise StageFailed("ffprobe printed output omad could not parse.", file=label) from e
     fmt = data.get("format") or {}
@@ -237,14 +238,13 @@ def run_ffmpeg(
     cmd = [FFMPEG, "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-progress", "pipe:1", *args]
     started = time.monotonic()
     try:
-        proc = subprocess.Popen(
+        proc = spawn(
             cmd,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             encoding="utf-8",
             errors="replace",
-            start_new_session=True,
         )
     except OSError as e:
         raise ToolMissing(f"could not run {FFMPEG}: {e}") from e
@@ -273,8 +273,7 @@ def run_ffmpeg(
             elif cancel is not None and cancel.is_set():
                 killed_for = "cancel"
             if killed_for:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
+                stop(proc)  # SIGTERM, then SIGKILL: ffmpeg inside libass may ignore SIGTERM for minutes
                 return
 
     w = threading.Thread(target=_watchdog, daemon=True)
@@ -292,6 +291,7 @@ def run_ffmpeg(
             progress(1.0)
     rc = proc.wait()
     finished.set()
+    reap(proc)
     t.join(timeout=5)
     w.join(timeout=5)
     proc.stdout.close()

@@ -19,7 +19,7 @@ import pysubs2
 from .config import CaptionConfig
 from .errors import InputError, StageFailed
 
-__all__ = ["Cue", "read_srt", "parse_srt", "decode_text", "write_srt", "build_ass", "srt_timestamp"]
+__all__ = ["Cue", "read_srt", "parse_srt", "decode_text", "write_srt", "build_ass", "srt_timestamp", "check_cost"]
 
 _TS = r"(\d{1,2}):(\d{2}):(\d{2})[,.](\d{1,3})"
 _TS_LINE = re.compile(rf"^\s*{_TS}\s*-->\s*{_TS}(?:\s+.*)?$")
@@ -93,8 +93,15 @@ def parse_srt(text: str, label: str) -> list[Cue]:
     return cues
 
 
-def read_srt(path: Path, label: str) -> tuple[list[Cue], str]:
+def read_srt(path: Path, label: str, max_bytes: int | None = None) -> tuple[list[Cue], str]:
     try:
+        size = path.stat().st_size
+        if max_bytes is not None and size > max_bytes:
+            raise InputError(
+                f"is {size / 1e6:.1f} MB; subtitle files are limited to {max_bytes / 1e6:.1f} MB "
+                "(intake.max_subtitle_bytes). Check that it is really a subtitle file.",
+                file=label,
+            )
         raw = path.read_bytes()
     except OSError as e:
         raise InputError(f"cannot be read ({e.strerror}).", file=label) from e
@@ -172,3 +179,31 @@ def build_ass(cues: list[Cue], width: int, height: int, style: CaptionConfig, ou
             pysubs2.SSAEvent(start=int(c.start * 1000), end=int(c.end * 1000), text=clean.replace("\n", "\\N"))
         )
     subs.save(str(out), encoding="utf-8", format_="ass")
+
+
+def check_cost(cues: Sequence[Cue], label: str, *, max_cues: int, max_on_screen: int) -> None:
+    """Refuse subtitles whose rendering cost is out of proportion (``intake.max_cues``, ``max_cues_on_screen``).
+
+    libass draws every cue on screen for each frame: thousands at once keep ffmpeg
+    busy for minutes per frame, deaf to SIGTERM, so such a file is refused up front.
+    """
+    if len(cues) > max_cues:
+        raise InputError(
+            f"has {len(cues)} captions; omad takes up to {max_cues} in one file (intake.max_cues). "
+            "Split the video and its subtitles, or raise the limit.",
+            file=label,
+        )
+    edges = sorted([(c.start, 1) for c in cues] + [(c.end, -1) for c in cues], key=lambda e: (e[0], e[1]))
+    shown = peak = 0
+    at = 0.0
+    for t, step in edges:
+        shown += step
+        if shown > peak:
+            peak, at = shown, t
+    if peak > max_on_screen:
+        raise InputError(
+            f"shows {peak} captions at the same moment (at {srt_timestamp(at)}); omad draws at most "
+            f"{max_on_screen} at once (intake.max_cues_on_screen). Check the timestamps: overlapping captions "
+            "are usually a broken file.",
+            file=label,
+        )

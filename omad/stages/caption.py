@@ -13,7 +13,7 @@ from ..errors import InputError
 from ..ffmpeg import SAFE_INPUT_ARGS, VIDEO_DEMUXERS, escape_filter_path, probe, run_ffmpeg
 from ..guardrails import guardrails_for
 from ..stage import StageContext, StageResult
-from ..subtitles import Cue, build_ass, read_srt
+from ..subtitles import Cue, build_ass, check_cost, read_srt
 
 __all__ = ["CaptionStage", "burn_captions"]
 
@@ -27,6 +27,7 @@ def burn_captions(ctx: StageContext, video_role: str, cues: list[Cue], out_name:
             f"is not a video omad can caption (format '{info.format_name}'). Drop an .mp4, .mov, .mkv or .webm.",
             file=label,
         )
+    ctx.scale_timeout(info.duration)
     width, height = info.width, info.height
     if info.rotation in (90, 270):
         width, height = height, width
@@ -83,7 +84,9 @@ class CaptionStage:
 
     def run(self, ctx: StageContext) -> StageResult:
         srt_label = ctx.label("srt")
-        cues, encoding = read_srt(ctx.path("srt"), srt_label)
+        limits = ctx.config.intake
+        cues, encoding = read_srt(ctx.path("srt"), srt_label, limits.max_subtitle_bytes)
+        check_cost(cues, srt_label, max_cues=limits.max_cues, max_on_screen=limits.max_cues_on_screen)
         cues, findings = guard_cues(ctx, cues, srt_label)
         facts = burn_captions(ctx, "video", cues, "captioned.mp4", ctx.label("video"))
         facts["srt_encoding"] = encoding

@@ -85,6 +85,13 @@ def cmd_once(args: argparse.Namespace) -> int:
     paths = _paths(cfg)
     _setup_logging(cfg, paths)
     daemon = Daemon(cfg, paths, once=True)
+
+    def _stop(signum: int, _frame: object) -> None:  # stop like `omad run`: running tools stopped, none orphaned
+        daemon.stop_event.set()
+        daemon.wake.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     code = daemon.run_once(max_wait=args.max_wait)
     done = [daemon.journal.get(i) for i in daemon.created]
     for job in done:

@@ -368,7 +368,7 @@ class Daemon:
         for e in d.claim:
             try:
                 digest, size = _hash_path(e.path)
-            except OSError:
+            except Exception:
                 if not isinstance(d, Rejection):
                     raise
                 digest, size = "unreadable", e.size

@@ -44,6 +44,9 @@ FFPROBE = os.environ.get("OMAD_FFPROBE", "ffprobe")
 SAFE_INPUT_ARGS = ["-protocol_whitelist", "file,pipe"]
 
 _ENOSPC_PAT = re.compile(r"No space left on device|ENOSPC", re.I)
+# A file that ends before its own index says it should: most often a copy still under way (polling mode
+# on a network share, where no writer can be seen), so it is retried rather than refused at once.
+_CUT_SHORT_PAT = re.compile(r"partial file|File ended prematurely", re.I)
 _INPUT_PAT = re.compile(
     r"Invalid data found when processing input|moov atom not found|could not find codec parameters|"
     r"Error while decoding stream|does not contain any stream|Invalid NAL unit|"
@@ -321,6 +324,14 @@ def run_ffmpeg(
     if _ENOSPC_PAT.search(tail):
         raise TransientError(
             "the disk is full; free some space. The job will be retried.", file=file_label, stage=stage, details=details
+        )
+    if _CUT_SHORT_PAT.search(tail):
+        raise TransientError(
+            "ends before its own index says it should: it may still have been copying. omad will try again; "
+            "if the file really is cut short, it fails after jobs.max_attempts. Drop a complete copy.",
+            file=file_label,
+            stage=stage,
+            details=details,
         )
     if _INPUT_PAT.search(tail):
         last = tail.strip().splitlines()[-1] if tail.strip() else "unknown error"

@@ -181,7 +181,11 @@ class Intake:
                 "The files are kept here; please report the log (outbox/logs/) and drop them again after "
                 "an update.", file=self._rel(entries[0].path), details={"bug": True}))
 
-    def _refused(self, e: Entry) -> Rejection | None:
+    def _refused(self, e: Entry, briefs: set[Path]) -> Rejection | None:
+        if e.kind == "file" and classify(e.path) == "brief":
+            briefs.add(e.path)
+        if e.ready_at is None:
+            return None
         err = self._refusal(e)
         return Rejection("unknown", e.stem, [e], err) if err is not None else None
 
@@ -209,13 +213,14 @@ class Intake:
         waiting: list[Waiting] = []
         taken: set[Path] = set()
 
-        # Links and bad names are refused before anything reads through them.
+        # Links and bad names are refused before anything reads through them; a file whose type
+        # cannot even be told is refused too, so nothing below can trip over it.
+        briefs: set[Path] = set()
         for e in sorted(entries.values(), key=lambda x: str(x.path)):
-            if e.ready_at is None:
-                continue
-            refused = self._guarded([e], partial(self._refused, e))
-            if isinstance(refused, Rejection):
+            refused = self._guarded([e], partial(self._refused, e, briefs))
+            if isinstance(refused, Rejection) and e.ready_at is not None:
                 decided.append(refused)
+            if refused is not None:
                 taken.add(e.path)
         # Bundles and briefs first: they claim the files they name.
         for e in sorted(entries.values(), key=lambda x: str(x.path)):
@@ -228,7 +233,7 @@ class Intake:
                 if isinstance(bundle, JobSpec | Rejection):
                     decided.append(bundle)
                 taken.add(e.path)
-            elif classify(e.path) == "brief":
+            elif e.path in briefs:
                 result = self._guarded([e], partial(self._file_brief, e, entries))
                 if isinstance(result, Waiting):
                     waiting.append(result)
@@ -240,7 +245,7 @@ class Intake:
 
         groups: dict[tuple[Path, str], list[Entry]] = {}
         for e in entries.values():
-            if e.kind != "file" or e.path in taken or classify(e.path) == "brief":
+            if e.kind != "file" or e.path in taken or e.path in briefs:
                 continue
             groups.setdefault((e.path.parent, e.path.stem.lower()), []).append(e)
 

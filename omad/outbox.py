@@ -61,7 +61,7 @@ def _copy_file_synced(src: Path, dst: Path, *, rename: bool = True) -> Path:
     if src.is_symlink():  # a link is moved as a link: never copy what it points at
         tmp.unlink(missing_ok=True)
         os.symlink(os.readlink(src), tmp)
-    elif not src.is_file():
+    elif src.exists() and not src.is_file():
         return dst  # a FIFO, socket or device is never opened: it is not data to keep
     else:
         with open(src, "rb") as fi, open(tmp, "wb") as fo:
@@ -209,8 +209,15 @@ class Outbox:
             _tmp_name(self.root / f"{stem}.json").unlink(missing_ok=True)
             raise _wrap_os_error(e, "publish to the outbox", self.root) from e
         # Renames within one folder: the sidecar comes last, so its presence means the whole set is there.
-        for tmp, dst in staged:
-            os.replace(tmp, dst)
+        done: list[Path] = []
+        try:
+            for tmp, dst in staged:
+                os.replace(tmp, dst)
+                done.append(dst)
+        except OSError as e:
+            for path in [*done, *(t for t, _d in staged)]:
+                path.unlink(missing_ok=True)
+            raise _wrap_os_error(e, "publish to the outbox", self.root) from e
         fsync_dir(self.root)
         return {s: str(self.root / f"{stem}{s}") for s in [*files, ".json"]}
 

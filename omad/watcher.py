@@ -288,7 +288,9 @@ class Settler:
         return cand, kind, None
 
     def observe(self, path: Path, kind: str, route_folder: str | None, now: float) -> None:
-        if path not in self.entries:
+        if path in self.entries:
+            return
+        try:
             if kind == "file":
                 try:
                     mode = path.lstat().st_mode
@@ -299,9 +301,14 @@ class Settler:
                     self.specials[path] = special
                     return
             sig = self._signature(path, kind)
-            if sig is None:
-                return
-            self.entries[path] = Entry(path, kind, route_folder, sig, first_seen=now, stable_since=now)
+        except Exception as exc:  # looking at this entry failed: intake quarantines it, the others go on
+            entry = Entry(path, kind, route_folder, (0, 0, ""), first_seen=now, stable_since=now, ready_at=now)
+            entry.error = f"{type(exc).__name__}: {exc}"
+            self.entries[path] = entry
+            return
+        if sig is None:
+            return
+        self.entries[path] = Entry(path, kind, route_folder, sig, first_seen=now, stable_since=now)
 
     def _signature(self, path: Path, kind: str) -> tuple[int, int, str] | None:
         return _bundle_signature(path, self.ignore) if kind == "bundle" else _file_signature(path)

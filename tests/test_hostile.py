@@ -31,6 +31,7 @@ from omad.names import NAME_MAX, display, fit_stem, problem
 from omad.outbox import Outbox
 from omad.stage import StageContext
 
+
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One small video made once for the module; each test copies it."""
@@ -90,7 +91,7 @@ def test_a_fault_at_any_step_quarantines_that_drop_and_the_next_good_drop_is_pub
         drop_pair(env, clip, "good")
         wait_for(lambda: (env.outbox / "good.json").exists(), timeout=40)
         assert r.thread.is_alive()
-    err = failed_record(env, "bad", each_file=step in ("classify", "stat", "open"))  # a file of unknown type fails alone
+    err = failed_record(env, "bad", each_file=step in ("classify", "stat", "open"))  # per-file steps fail per file
     assert "injected fault" in err["message"]
     kept = sorted(p.name for p in err["_folder"].iterdir())
     assert "bad.mp4" in kept or "bad.srt" in kept  # the originals are kept, never lost

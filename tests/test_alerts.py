@@ -103,6 +103,17 @@ def test_every_alert_says_what_happened_and_what_to_do() -> None:
         assert any(a in notes["description"] for a in acts), f"{name}: its description says nothing to do"
 
 
+def test_the_readme_lists_every_alert_with_its_for() -> None:
+    rows = [line for line in (REPO / "README.md").read_text().splitlines() if line.startswith("| `Omad")]
+    listed: dict[str, str] = {}
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        names = [n.strip(" `") for n in cells[0].split("/")]
+        waits = [w.strip() for w in cells[-1].split("/")]
+        listed.update(zip(names, waits, strict=True))
+    assert listed == {name: rule.get("for", "0m") for name, rule in _alerts().items()}
+
+
 # -- a real Prometheus scraping a real `omad run` -------------------------------------------------------
 
 

@@ -73,7 +73,6 @@ _RTF_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0
 
 _MAX_LABEL_VALUES = 32  # per label name; a bug or odd input must not explode the series count
 
-_LANES = ("cpu", "gpu")
 _LLM_OUTCOMES = ("ok", "invalid", "model_missing")  # what _request_outcome returns
 _TOKEN_TYPES = ("prompt", "completion")
 # An error before a job's first stage (its inputs vanished, an unknown route) is counted as "intake".
@@ -251,13 +250,14 @@ class Metrics:
             for status in ran:
                 self.job_seconds.labels(route, status)
         kinds, retryable = _error_kinds()
+        lanes = [lane.name for lane in self.daemon.lanes.all()]
         for stage in (label("stage", s) for s in _stages()):
             for kind in kinds:
                 self.stage_errors.labels(stage, label("kind", kind))
             for kind in retryable:
                 self.retries.labels(stage, label("kind", kind))
             if stage != _NO_STAGE:
-                for lane in _LANES:
+                for lane in lanes:
                     self.stage_seconds.labels(stage, lane)
         ollama_models: set[str] = set()
         for role_name, models in _llm_models(config).items():

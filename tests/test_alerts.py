@@ -117,11 +117,13 @@ def test_the_readme_lists_every_alert_with_its_for() -> None:
 # -- a real Prometheus scraping a real `omad run` -------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+def _free_ports(n: int) -> list[int]:
+    """``n`` distinct free loopback ports (all held open together while they are picked)."""
+    with ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
 
 
 def _get(port: int, path: str) -> tuple[int, bytes]:
@@ -224,7 +226,7 @@ def test_real_prometheus_sees_first_failures_a_stopped_daemon_and_every_dashboar
     with ExitStack() as stack:
         root = Path(tempfile.mkdtemp(prefix="omad-prom-"))
         stack.callback(shutil.rmtree, root, ignore_errors=True)  # registered first: runs after both stop
-        omad_port, prom_port = _free_port(), _free_port()
+        omad_port, prom_port = _free_ports(2)
         inbox = root / "inbox"
         inbox.mkdir()
         config = {

@@ -232,11 +232,14 @@ class Daemon:
             running = list(self.running.values())
         for r in running:
             r.cancel.set()
+        if running:
+            # Every tool still running, also those of stages that do not watch the cancel flag
+            # (espeak-ng): SIGTERM, then SIGKILL; their stages end as "interrupted", not failed.
+            left = stop_all()
+            if left:
+                self.log.warning("children_stopped", count=left)
         for r in running:
             r.thread.join(timeout=30)
-        left = stop_all()  # any tool a stopped stage did not wait for (SIGTERM, then SIGKILL)
-        if left:
-            self.log.warning("children_stopped", count=left)
         self.watcher.stop()
         self.lanes.residency.close()
         self.events.emit("stopped")

@@ -37,6 +37,7 @@ _PR_SET_PDEATHSIG = 1
 
 _lock = threading.Lock()
 _children: set[subprocess.Popen[Any]] = set()
+_stopped: set[int] = set()  # pids stopped by stop_all: their callers report "cancel", not a failure
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -58,9 +59,13 @@ def spawn(cmd: Sequence[str], **popen: Any) -> subprocess.Popen[Any]:
     return proc
 
 
-def _forget(proc: subprocess.Popen[Any]) -> None:
+def _forget(proc: subprocess.Popen[Any]) -> bool:
+    """Unregister a reaped child; True when it was stopped by :func:`stop_all`."""
     with _lock:
         _children.discard(proc)
+        was_stopped = proc.pid in _stopped
+        _stopped.discard(proc.pid)
+    return was_stopped
 
 
 def _signal_group(proc: subprocess.Popen[Any], sig: int) -> None:
@@ -85,6 +90,7 @@ def stop_all(grace: float = KILL_GRACE_SECONDS) -> int:
     """Stop every child still running (shutdown); returns how many there were."""
     with _lock:
         running = [p for p in _children if p.poll() is None]
+        _stopped.update(p.pid for p in running)
     threads = [threading.Thread(target=stop, args=(p, grace), daemon=True) for p in running]
     for t in threads:
         t.start()
@@ -144,11 +150,12 @@ def run_tool(
     finally:
         done.set()
         watcher.join(timeout=KILL_GRACE_SECONDS + 2)
-        _forget(proc)
+        if _forget(proc) and not stopped_for:
+            stopped_for.append("cancel")
     return Finished(proc.returncode, out or b"", err or b"", time.monotonic() - started,
                     stopped_for[0] if stopped_for else None)
 
 
-def reap(proc: subprocess.Popen[Any]) -> None:
-    """Forget a child started with :func:`spawn` once its caller has waited for it."""
-    _forget(proc)
+def reap(proc: subprocess.Popen[Any]) -> bool:
+    """Forget a child started with :func:`spawn` once its caller has waited for it; True if stop_all stopped it."""
+    return _forget(proc)

@@ -96,6 +96,9 @@ class EspeakEngine:
             proc = run_tool(cmd, input=text.encode("utf-8"), timeout=timeout)
         except OSError as e:
             raise ToolMissing(f"could not run {exe}: {e.strerror or e}. {_INSTALL_HINT}") from e
+        if proc.stopped_for == "cancel":
+            out.unlink(missing_ok=True)
+            raise TransientError("espeak-ng was stopped because omad is shutting down.")
         if proc.stopped_for == "timeout":
             out.unlink(missing_ok=True)
             raise ToolTimeout(

@@ -76,7 +76,7 @@ def config(root: Path) -> Path:
     cfg = {
         "inbox": str(root / "inbox"), "outbox": str(root / "outbox"), "state_dir": str(root / "state"),
         "watch": {"settle_seconds": 0.3, "rescan_seconds": 2.0},
-        "intake": {"partner_grace_seconds": 0.5},
+        "intake": {"partner_grace_seconds": 0.5, "on_duplicate": "reprocess"},  # same media, 60 separate jobs
         "jobs": {"backoff_seconds": 0.2, "backoff_max_seconds": 1.0, "max_attempts": 50,
                  "shutdown_grace_seconds": 1.0},
         "video": {"preset": "custom", "width": 320, "height": 180, "fps": 15},

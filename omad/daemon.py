@@ -264,6 +264,11 @@ class Daemon:
             self.shutdown()
         for w in self.waiting:
             print(f"waiting: {self._rel(w.entry.path)}: {w.reason}", file=sys.stderr)
+        for e in self.settler.entries.values():
+            if e.busy and e.busy_reason:
+                print(f"waiting: {self._rel(e.path)}: {e.busy_reason}", file=sys.stderr)
+        for name, kind in sorted(self.ignored.items()):
+            print(f"ignored: {name}: a {kind}, not a regular file; omad never opens these", file=sys.stderr)
         failed = [j for j in (self.journal.get(i) for i in self.created) if j and j.status == JobStatus.FAILED]
         for j in failed:
             print(f"failed: {j.name} ({j.route}): {(j.error or {}).get('message', '')}", file=sys.stderr)
@@ -587,6 +592,17 @@ class Daemon:
             # Interrupted by shutdown: not the job's fault, so the attempt does not count.
             self.journal.update(job_id, status=JobStatus.QUEUED, attempts=max(0, attempt - 1))
             return
+        changed = self._changed_inputs(job)
+        if changed:  # the input was still being written: its failure says nothing about the finished file
+            self._rerun_changed(job, changed)
+            return
+        if self._maybe_still_copying(err, attempt):
+            delay = max(5.0, 4 * self.config.watch.settle_seconds)
+            self.journal.update(job_id, status=JobStatus.RETRY_WAIT, next_attempt_at=time.time() + delay,
+                                error=record)
+            self.log.warning("input_unreadable_retry", job=job_id, stage=stage, delay=delay, error=str(err),
+                             message="polling mode: the file may still be copying; one more look before failing")
+            return
         if err.retryable and attempt < self.config.jobs.max_attempts:
             delay = min(self.config.jobs.backoff_max_seconds, self.config.jobs.backoff_seconds * 2 ** (attempt - 1))
             self.journal.update(job_id, status=JobStatus.RETRY_WAIT, next_attempt_at=time.time() + delay,
@@ -597,6 +613,12 @@ class Daemon:
         work = self.paths.jobs / job_id
         originals = [work / c["stored"] for c in job.inputs if c.get("claim")]
         self._fail(job, err, originals)
+
+    def _maybe_still_copying(self, err: OmadError, attempt: int) -> bool:
+        """An unreadable input on a polling-mode inbox (a network share, where no writer can be seen) gets
+        one more look: if its copy was still under way, the change check then runs the job again."""
+        return (self.config.watch.mode == "polling" and attempt == 1 and type(err) is InputError
+                and bool(err.details.get("unreadable")))
 
     def _fail(self, job: Job, err: OmadError, originals: list[Path]) -> None:
         record = {

@@ -199,7 +199,7 @@ def probe(path: str | Path, *, timeout: float = 60.0, file_label: str | None = N
         raise InputError(
             f"is not a media file ffmpeg can read ({err[0]}). Check that the file is complete and drop it again.",
             file=label,
-            details={"returncode": out.returncode, "stderr_tail": stderr[-1000:]},
+            details={"returncode": out.returncode, "stderr_tail": stderr[-1000:], "unreadable": True},
         )
     try:
         data = json.loads(out.stdout.decode("utf-8", "replace") or "{}")
@@ -339,7 +339,7 @@ def run_ffmpeg(
             f"ffmpeg could not read this input ({last}). Check that the file plays and drop it again.",
             file=file_label,
             stage=stage,
-            details=details,
+            details={**details, "unreadable": True},
         )
     last = tail.strip().splitlines()[-1] if tail.strip() else f"exit code {rc}"
     raise StageFailed(f"ffmpeg failed: {last}", file=file_label, stage=stage, details=details)

@@ -433,8 +433,12 @@ class _ScrapeCollector(Collector):
         d = self.metrics.daemon
         yield GaugeMetricFamily("omad_inbox_waiting_files",
                                 "Inbox files waiting to settle or for a partner file", value=self.metrics.waiting_files)
+        yield GaugeMetricFamily("omad_inbox_ignored_files",
+                                "FIFOs, sockets and devices in the inbox, never opened", value=len(d.ignored))
         yield GaugeMetricFamily("omad_loop_heartbeat_age_seconds", "Seconds since the main loop last ticked",
                                 value=max(0.0, time.monotonic() - d.heartbeat))
+        yield CounterMetricFamily("omad_loop_errors", "Faults caught in the main loop (each logged with its "
+                                  "traceback as loop_error); the loop went on", value=d.loop_errors)
 
     def _jobs(self) -> Iterator[Metric]:
         d = self.metrics.daemon

@@ -1,0 +1,263 @@
+"""The web side through its HTTP API, with httpx: config, tokens, the job cycle, limits.
+
+Real daemon loop, real uvicorn on 127.0.0.1, real ffmpeg behind the jobs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from conftest import SRT_PT, Env, Running, make_video, wait_for
+
+from omad.cli import main as cli_main
+from omad.config import Config, is_loopback, load_config
+from omad.web.auth import TokenStore
+
+# -- config ------------------------------------------------------------------------------------------
+
+
+def test_old_metrics_host_and_port_still_work_with_a_deprecation_warning(tmp_path: Path) -> None:
+    """GIVEN a config written before the web: section existed
+    THEN it loads, warns once per moved option, and the values land in web:."""
+    path = tmp_path / "old.yaml"
+    path.write_text(yaml.safe_dump({"metrics": {"host": "0.0.0.0", "port": 9999, "currency": "BRL"}}))
+    with pytest.warns(FutureWarning) as warned:
+        cfg = load_config(path)
+    assert sorted(str(w.message) for w in warned) == [
+        "the option metrics.host is deprecated: write it as web.host",
+        "the option metrics.port is deprecated: write it as web.port",
+    ]
+    assert (cfg.web.host, cfg.web.port, cfg.metrics.currency) == ("0.0.0.0", 9999, "BRL")
+    assert cfg.web.token_required  # beyond loopback, whatever require_token says
+    with pytest.warns(FutureWarning, match="wins"):
+        both = Config.model_validate({"metrics": {"port": 1}, "web": {"port": 2}})
+    assert both.web.port == 2
+
+
+def test_loopback_addresses() -> None:
+    assert all(is_loopback(h) for h in ("127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost"))
+    assert not any(is_loopback(h) for h in ("0.0.0.0", "::", "192.168.1.10", "omad.lan", ""))
+    assert not Config().web.token_required and Config.model_validate({"web": {"require_token": True}}
+                                                                       ).web.token_required
+
+
+# -- tokens ------------------------------------------------------------------------------------------
+
+
+def test_token_cli_prints_once_and_stores_only_the_hash(make_env: Callable[..., Env],
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    env = make_env()
+    cfg = ["--config", str(env.root / "omad.yaml")]
+    assert cli_main(["token", "add", "ci", *cfg]) == 0
+    token = capsys.readouterr().out.strip()
+    assert token.startswith("omad_") and len(token) > 40
+    stored = (env.state / "tokens.json").read_text()
+    assert token not in stored and json.loads(stored)["tokens"][0]["name"] == "ci"
+    assert (env.state / "tokens.json").stat().st_mode & 0o777 == 0o600
+    assert cli_main(["token", "add", "ci", *cfg]) == 2  # the name is taken
+    assert "exists" in capsys.readouterr().err
+    assert cli_main(["token", "list", *cfg]) == 0
+    listed = capsys.readouterr().out
+    assert "ci" in listed and "live" in listed
+    store = TokenStore(env.state / "tokens.json")
+    assert store.check(token) == ("ok", "ci") and store.check(token + "x") == ("unknown", None)
+    assert cli_main(["token", "revoke", "ci", *cfg]) == 0
+    assert store.check(token) == ("revoked", "ci")
+    assert cli_main(["token", "revoke", "ci", *cfg]) == 2
+
+
+# -- a served daemon -----------------------------------------------------------------------------------
+
+
+class Served:
+    def __init__(self, env: Env, run: Running) -> None:
+        self.env = env
+        self.run = run
+        self.url = run.server.url
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+
+    def token(self, name: str) -> str:
+        return TokenStore(self.env.state / "tokens.json").add(name)
+
+
+@pytest.fixture
+def served(make_env: Callable[..., Env], request: pytest.FixtureRequest) -> Iterator[Served]:
+    web: dict[str, Any] = {"enabled": True, "port": 0, "submit_wait_seconds": 20}
+    web.update(getattr(request, "param", {}))
+    env = make_env(web=web, lanes={"cpu": 1})
+    with Running(env.daemon(), serve=True) as run:
+        yield Served(env, run)
+
+
+def _caption_files(tmp: Path, stem: str, seconds: float = 0.5) -> list[tuple[str, tuple[str, bytes, str]]]:
+    video = make_video(tmp / f"{stem}.mp4", seconds=seconds, size="160x90")
+    return [("files", (f"{stem}.mp4", video.read_bytes(), "video/mp4")),
+            ("files", (f"{stem}.srt", SRT_PT.encode(), "text/plain"))]
+
+
+def _final(c: httpx.Client, job_id: str, timeout: float = 60) -> dict[str, Any]:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        job: dict[str, Any] = c.get(f"/api/jobs/{job_id}").json()
+        if job["status"] in ("done", "failed"):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} did not finish")
+
+
+@pytest.mark.parametrize("served", [{"require_token": True}], indirect=True)
+def test_without_a_token_everything_but_healthz_is_refused(served: Served) -> None:
+    with served.client() as anon:
+        assert anon.get("/healthz").status_code == 200
+        for path in ("/", "/api/jobs", "/api/status", "/metrics", "/readyz", "/outbox/x.mp4", "/create"):
+            r = anon.get(path)
+            assert r.status_code == 401, path
+            assert "token" in r.text and r.headers["www-authenticate"].startswith("Bearer")
+        # A browser asking for a page is sent to the login form instead.
+        r = anon.get("/", headers={"Accept": "text/html"}, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/login?next=/"
+        assert anon.post("/api/jobs", json={"kind": "narrate", "text": "oi"}).status_code == 401
+        assert anon.get("/api/jobs", headers={"Authorization": "Basic eDp5"}).status_code == 401
+    with served.client("omad_not-a-token") as wrong:
+        assert wrong.get("/api/jobs").status_code == 401
+    token = served.token("alice")
+    with served.client(token) as alice:
+        assert alice.get("/api/jobs").json() == {"jobs": []}
+        assert alice.get("/metrics").status_code == 200
+        TokenStore(served.env.state / "tokens.json").revoke("alice")
+        r = alice.get("/api/jobs")
+        assert r.status_code == 403 and "revoked" in r.json()["error"]
+    metrics = served.run.server.metrics.render().decode()
+    assert 'omad_web_auth_failures_total{reason="missing"}' in metrics
+    assert 'omad_web_auth_failures_total{reason="revoked"} 1.0' in metrics
+    assert 'omad_web_auth_failures_total{reason="unknown"} 1.0' in metrics
+
+
+@pytest.mark.parametrize("served", [{"require_token": True, "metrics_public": True}], indirect=True)
+def test_metrics_can_be_left_open_for_a_lan_prometheus(served: Served) -> None:
+    with served.client() as anon:
+        assert anon.get("/metrics").status_code == 200
+        assert anon.get("/api/status").status_code == 401
+
+
+def test_the_whole_job_cycle_through_the_api(served: Served, tmp_path: Path) -> None:
+    """GIVEN an open (loopback) server
+    WHEN a video and its SRT are posted to /api/jobs
+    THEN the answer is 202 with the job's id, the job runs through the normal intake, and
+    GET /api/jobs/{id} shows its stages with timings and an output URL that serves the video;
+    the same upload again gives the same job."""
+    files = _caption_files(tmp_path, "aula")
+    with served.client() as c:
+        r = c.post("/api/jobs", files=files)
+        assert r.status_code == 202, r.text
+        body = r.json()
+        assert body["id"] and body["duplicate"] is False and r.headers["location"] == f"/api/jobs/{body['id']}"
+        job = _final(c, body["id"])
+        assert job["status"] == "done" and job["route"] == "caption" and job["inputs"] == ["aula.mp4", "aula.srt"]
+        assert [s["name"] for s in job["stages"]] == ["caption"] and job["stages"][0]["seconds"] > 0
+        video = next(o for o in job["outputs"] if o["name"] == "aula.mp4")
+        assert c.get(video["url"]).content == (served.env.outbox / "aula.mp4").read_bytes()
+        assert job["facts"]["route"] == "caption"
+        again = c.post("/api/jobs", files=files)
+        assert again.status_code == 202 and again.json()["id"] == body["id"] and again.json()["duplicate"]
+        assert not list(served.env.inbox.iterdir())  # nothing written twice
+        listed = c.get("/api/jobs", params={"status": "done", "route": "caption"}).json()["jobs"]
+        assert [j["id"] for j in listed] == [body["id"]]
+        assert c.get("/api/jobs", params={"route": "narrate"}).json()["jobs"] == []
+        assert c.get("/api/jobs", params={"since": "2999-01-01T00:00:00Z"}).json()["jobs"] == []
+        schema = c.get("/api/openapi.json").json()
+        assert schema["openapi"].startswith("3.") and "/api/jobs/{job_id}/retry" in schema["paths"]
+
+
+def test_a_brief_as_json_and_a_failed_job_retried(served: Served, tmp_path: Path) -> None:
+    """GIVEN a caption upload whose SRT is broken
+    THEN it fails with a message and what to do; the originals are not served without a token;
+    after the SRT is fixed in failed/, POST /retry runs it again."""
+    video = make_video(tmp_path / "ruim.mp4", seconds=0.6, size="160x90").read_bytes()
+    with served.client() as c:
+        r = c.post("/api/jobs", files=[("files", ("ruim.mp4", video, "video/mp4")),
+                                       ("files", ("ruim.srt", b"1\nbroken\n", "text/plain"))])
+        assert r.status_code == 202
+        job = _final(c, r.json()["id"])
+        assert job["status"] == "failed" and "ruim.srt" in job["error"]["message"]
+        assert "omad retry" in job["error"]["what_to_do"] and job["retryable"]
+        original = next(o for o in job["originals"] if o["name"].endswith("ruim.srt"))
+        assert c.get(original["url"]).status_code == 401  # even on loopback with tokens off
+        error_json = next(o for o in job["outputs"] if o["kind"] == "error")
+        assert c.get(error_json["url"]).json()["job_id"] == job["id"]
+        with served.client(served.token("ops")) as ops:
+            assert ops.get(original["url"]).content == b"1\nbroken\n"
+        (served.env.outbox / "failed" / "ruim" / "ruim.srt").write_text(SRT_PT)
+        r = c.post(f"/api/jobs/{job['id']}/retry")
+        assert r.status_code == 202 and "back in the inbox" in r.json()["message"]
+        wait_for(lambda: (served.env.outbox / "ruim.mp4").exists(), timeout=60)
+        assert c.post(f"/api/jobs/{job['id']}/retry").status_code == 409
+        assert c.post("/api/jobs/ffffffffffffffff/retry").status_code == 404
+
+        r = c.post("/api/jobs", json={"kind": "narrate", "text": "Olá, mundo.", "name": "ola"})
+        assert r.status_code == 202
+        narrated = _final(c, r.json()["id"])
+        assert narrated["status"] == "done" and narrated["route"] == "narrate"
+        assert {o["name"] for o in narrated["outputs"]} >= {"ola.wav", "ola.srt"}
+
+
+def test_bad_requests_get_a_4xx_naming_the_field(served: Served) -> None:
+    with served.client() as c:
+        def err(r: httpx.Response, status: int, field: str) -> str:
+            assert r.status_code == status, r.text
+            body = r.json()
+            assert body["field"] == field
+            return str(body["error"])
+
+        assert "kind" in err(c.post("/api/jobs", json={"kind": "podcast"}), 400, "brief")
+        assert "txt" in err(c.post("/api/jobs", json={"kind": "narrate", "txt": "x"}), 400, "brief")
+        err(c.post("/api/jobs", content=b"{", headers={"content-type": "application/json"}), 400, "brief")
+        err(c.post("/api/jobs", json=[1, 2]), 400, "brief")
+        err(c.post("/api/jobs", content=b"x", headers={"content-type": "text/plain"}), 415, "content-type")
+        err(c.post("/api/jobs", files=[("files", (".hidden", b"x", "text/plain"))]), 400, "files")
+        err(c.post("/api/jobs", files=[("files", ("a.txt", b"x", "text/plain")),
+                                       ("files", ("a.txt", b"y", "text/plain"))]), 400, "files")
+        err(c.post("/api/jobs", files=[("upload", ("a.txt", b"x", "text/plain"))]), 400, "upload")
+        assert "among the uploaded" in err(c.post("/api/jobs", data={"brief": json.dumps(
+            {"kind": "caption", "video": "v.mp4", "subtitles": "v.srt"})}, files=[
+            ("files", ("v.mp4", b"x", "video/mp4"))]), 400, "brief")
+        err(c.post("/api/jobs", files=[]), 415, "content-type")
+        err(c.get("/api/jobs", params={"status": "lost"}), 400, "status")
+        err(c.get("/api/jobs", params={"route": "podcast"}), 400, "route")
+        err(c.get("/api/jobs", params={"since": "yesterday"}), 400, "since")
+        err(c.get("/api/jobs/ffffffffffffffff"), 404, "id")
+    assert not [p for p in served.env.inbox.iterdir()]  # nothing refused reached the inbox
+
+
+@pytest.mark.parametrize("served", [{"max_upload_mb": 0.05, "max_files": 2, "submit_per_minute": 2}],
+                         indirect=True)
+def test_upload_limits_and_the_rate_limit(served: Served) -> None:
+    with served.client() as c:
+        big = c.post("/api/jobs", files=[("files", ("big.txt", b"a" * 80_000, "text/plain"))])
+        assert big.status_code == 413 and big.json()["field"] == "files" and "max_upload_mb" in big.json()["error"]
+        many = c.post("/api/jobs", files=[("files", (f"{i}.txt", b"x", "text/plain")) for i in range(3)])
+        assert many.status_code == 400 and "max_files" in many.json()["error"]
+        limited = c.post("/api/jobs", json={"kind": "narrate", "text": "três"})
+        assert limited.status_code == 429 and int(limited.headers["retry-after"]) > 0
+        assert "submit_per_minute" in limited.json()["error"]
+    assert not list(served.env.inbox.iterdir())
+    assert "omad_web_rate_limited_total 1.0" in served.run.server.metrics.render().decode()
+
+
+def test_cross_site_posts_are_refused(served: Served) -> None:
+    with served.client() as c:
+        r = c.post("/api/jobs", json={"kind": "narrate", "text": "x"}, headers={"Origin": "http://evil.example"})
+        assert r.status_code == 403 and "cross-site" in r.json()["error"]
+        r = c.post("/api/jobs", json={"kind": "narrate", "text": "x"}, headers={"Sec-Fetch-Site": "cross-site"})
+        assert r.status_code == 403
+    assert not list(served.env.inbox.iterdir())

@@ -6,6 +6,7 @@ Real daemon loop, real uvicorn on 127.0.0.1, real ffmpeg behind the jobs.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -261,3 +262,30 @@ def test_cross_site_posts_are_refused(served: Served) -> None:
         r = c.post("/api/jobs", json={"kind": "narrate", "text": "x"}, headers={"Sec-Fetch-Site": "cross-site"})
         assert r.status_code == 403
     assert not list(served.env.inbox.iterdir())
+
+
+@pytest.mark.parametrize("served", [{"require_token": True}], indirect=True)
+def test_a_login_cookie_needs_the_csrf_token_to_change_anything(served: Served) -> None:
+    """GIVEN a browser session made at /login
+    THEN reading works with the cookie alone, but a submission or a logout needs the page's
+    CSRF token; a revoked token ends the session with 403."""
+    token = served.token("bob")
+    with served.client() as browser:
+        r = browser.post("/login", data={"token": "omad_wrong", "next": "/"})
+        assert r.status_code == 401 and "not valid" in r.text
+        r = browser.post("/login", data={"token": token, "next": "https://evil.example/"}, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/"  # never an open redirect
+        cookie = r.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+        page = browser.get("/create").text
+        csrf = re.search(r'name="csrf-token" content="([0-9a-f]+)"', page)
+        assert csrf and "signed in as bob" in page
+        brief = {"kind": "narrate", "text": "Olá.", "name": "csrf"}
+        r = browser.post("/api/jobs", json=brief)
+        assert r.status_code == 403 and r.json()["field"] == "csrf"
+        r = browser.post("/api/jobs", json=brief, headers={"X-CSRF-Token": csrf.group(1)})
+        assert r.status_code == 202, r.text
+        assert browser.post("/logout", data={}).status_code == 403
+        TokenStore(served.env.state / "tokens.json").revoke("bob")
+        r = browser.get("/api/jobs")
+        assert r.status_code == 403 and "revoked" in r.json()["error"]

@@ -112,7 +112,8 @@ def render_job_page(detail: dict[str, Any], log: list[dict[str, Any]], nav: dict
         f'<p class="meta">inputs: {e(", ".join(detail["inputs"]) or "-")} · dropped {e(detail["dropped_at"])}'
         f' · id <span class="mono">{e(detail["id"])}</span></p></div>'
     )
-    error = ""
+    # Every live part is on the page from the start (empty if need be): the script only swaps existing ones.
+    error = '<div id="job-error" data-live></div>'
     if detail["error"]:
         err = detail["error"]
         retry = ""
@@ -128,7 +129,7 @@ def render_job_page(detail: dict[str, Any], log: list[dict[str, Any]], nav: dict
                      "</li>" for o in detail["originals"])
     outputs = (f'<div id="job-outputs" data-live><h2>Outputs</h2><div class="players">{players}</div>'
                f'<ul>{links or "<li class=meta>none yet</li>"}</ul></div>')
-    facts = ""
+    facts = '<div id="job-facts" data-live></div>'
     if detail["facts"]:
         rows = "".join(f'<tr><th>{e(k)}</th><td class="mono">{e(_fact(v))}</td></tr>'
                        for k, v in detail["facts"].items())

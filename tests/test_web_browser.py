@@ -1,0 +1,176 @@
+"""The web UI in real headless Chromium: Create, job pages, login and logout, analytics.
+
+Debian's chromium driven by Selenium through Debian's chromedriver; nothing is
+downloaded. Uploads go through the Create page into the inbox and the normal
+intake, and real ffmpeg and espeak-ng make the results the job page then plays.
+With ``OMAD_SCREENSHOT_DIR`` set, the pages are saved there as PNG (the README's
+pictures come from this).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Env, Running, make_video, write_srt
+
+from omad.web.auth import TokenStore
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.select import Select  # noqa: E402
+from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None,
+                       reason="Debian's chromium and chromium-driver are not installed (make test installs them)"),
+]
+
+
+@pytest.fixture
+def make_browser(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    drivers: list[Any] = []
+
+    def _make(javascript: bool = True) -> Any:
+        assert CHROMIUM is not None and CHROMEDRIVER is not None
+        options = webdriver.ChromeOptions()
+        options.binary_location = CHROMIUM
+        profile = tmp_path / f"chromium-{len(drivers)}"
+        for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--disable-dev-shm-usage", "--window-size=1280,1000", "--autoplay-policy=no-user-gesture-required",
+                     f"--user-data-dir={profile}"):
+            options.add_argument(flag)
+        if not javascript:
+            options.add_experimental_option("prefs", {"profile.managed_default_content_settings.javascript": 2})
+        try:
+            driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+        except WebDriverException as e:
+            pytest.fail(f"headless chromium did not start: {e.msg}")
+        driver.set_page_load_timeout(60)
+        drivers.append(driver)
+        return driver
+
+    try:
+        yield _make
+    finally:
+        for d in drivers:
+            d.quit()
+
+
+def _wait(driver: Any, timeout: float, what: str, check: Callable[[Any], Any]) -> Any:
+    return WebDriverWait(driver, timeout, poll_frequency=0.2, ignored_exceptions=(StaleElementReferenceException,),
+                         ).until(check, message=f"the page never showed {what}")
+
+
+def _screenshot(driver: Any, name: str) -> None:
+    where = os.environ.get("OMAD_SCREENSHOT_DIR")
+    if where:
+        Path(where).mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(Path(where) / f"{name}.png"))
+
+
+def _status(drv: Any) -> Any:
+    found = drv.find_elements(By.ID, "job-status")
+    return found[0].text if found else False
+
+
+def _served(make_env: Callable[..., Env], **web: Any) -> Env:
+    return make_env(web={"enabled": True, "port": 0, "submit_wait_seconds": 20, **web}, lanes={"cpu": 1})
+
+
+def test_upload_a_video_and_its_srt_on_the_create_page_then_play_the_result(
+    make_env: Callable[..., Env], make_browser: Callable[..., Any]
+) -> None:
+    """GIVEN the Create page
+    WHEN a person chooses a video and its SRT and submits
+    THEN an upload progress bar runs, the browser lands on the job's page, which turns
+    'done' by itself and plays the captioned video, with the stage timeline and facts."""
+    env = _served(make_env)
+    video = make_video(env.root / "files" / "aula.mp4", seconds=1.0, size="320x180")
+    srt = write_srt(env.root / "files" / "aula.srt")
+    browser = make_browser()
+    with Running(env.daemon(), serve=True) as run:
+        browser.get(run.server.url + "/create")
+        assert browser.title == "omad create"
+        browser.find_element(By.ID, "files").send_keys(f"{video}\n{srt}")
+        assert browser.find_element(By.CSS_SELECTOR, "#dropzone .chosen").text == "aula.mp4, aula.srt"
+        browser.find_element(By.ID, "submit").click()
+        _wait(browser, 60, "the job page", lambda d: "/jobs/" in d.current_url)
+        _wait(browser, 60, "the job done", lambda d: _status(d) == "done")
+        player = _wait(browser, 30, "a video player", lambda d: d.find_elements(By.CSS_SELECTOR, "video.player"))[0]
+        assert player.get_attribute("src") == run.server.url + "/outbox/aula.mp4"
+        duration = _wait(browser, 30, "the video's metadata", lambda d: d.execute_script(
+            "return arguments[0].readyState >= 1 && arguments[0].duration", player))
+        assert 0.8 < float(duration) < 1.3
+        stage = browser.find_element(By.CSS_SELECTOR, "#job-stages li.stage[data-stage='caption']")
+        assert "done" in stage.text and " s" in stage.find_element(By.CLASS_NAME, "seconds").text
+        assert "caption" in browser.find_element(By.ID, "job-facts").text
+        assert "stage_done" in browser.find_element(By.ID, "job-log").text
+        _screenshot(browser, "job-page")
+    assert (env.outbox / "aula.mp4").is_file() and not list(env.inbox.iterdir())
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js", "no-js"])
+def test_a_narrate_brief_written_in_the_form(make_env: Callable[..., Env], make_browser: Callable[..., Any],
+                                            javascript: bool) -> None:
+    """GIVEN the Create page, with JavaScript on and off
+    WHEN a person picks 'narrate', types a text and submits
+    THEN the job page shows the narration done (by live updates, or by its own refresh
+    without JavaScript) with an audio player for the WAV."""
+    env = _served(make_env)
+    browser = make_browser(javascript=javascript)
+    with Running(env.daemon(), serve=True) as run:
+        browser.get(run.server.url + "/create")
+        Select(browser.find_element(By.ID, "kind")).select_by_value("narrate")
+        browser.find_element(By.ID, "name").send_keys("saudacao")
+        browser.find_element(By.ID, "text").send_keys("Bom dia! Hoje são 3 de maio.")
+        browser.find_element(By.ID, "voice").send_keys("pt-br")
+        if javascript:
+            _screenshot(browser, "create-page")
+        browser.find_element(By.ID, "submit").click()
+        _wait(browser, 60, "the job page", lambda d: "/jobs/" in d.current_url)
+        _wait(browser, 90, "the narration done", lambda d: _status(d) == "done")
+        audio = _wait(browser, 30, "an audio player", lambda d: d.find_elements(By.CSS_SELECTOR, "audio.player"))
+        assert audio[0].get_attribute("src") == run.server.url + "/outbox/saudacao.wav"
+    brief = env.sidecar("saudacao")
+    assert brief["route"] == "narrate" and brief["options"]["text"] == "Bom dia! Hoje são 3 de maio."
+    assert brief["options"]["voice"] == {"name": "pt-br"}
+
+
+def test_log_in_and_out(make_env: Callable[..., Env], make_browser: Callable[..., Any]) -> None:
+    """GIVEN a server that requires a token
+    THEN a browser is sent to the login page, a wrong token is refused, the right one opens
+    the status page (an HttpOnly, SameSite=Strict cookie), and logging out closes it again."""
+    env = _served(make_env, require_token=True)
+    token = TokenStore(env.state / "tokens.json").add("maria")
+    browser = make_browser()
+    with Running(env.daemon(), serve=True) as run:
+        browser.get(run.server.url + "/")
+        assert browser.current_url == run.server.url + "/login?next=/"
+        browser.find_element(By.ID, "token").send_keys("omad_wrong")
+        browser.find_element(By.CSS_SELECTOR, "#login-form button").click()
+        assert "not valid" in _wait(browser, 10, "the refusal", lambda d: d.find_element(By.ID, "login-error")).text
+        browser.find_element(By.ID, "token").send_keys(token)
+        browser.find_element(By.CSS_SELECTOR, "#login-form button").click()
+        _wait(browser, 10, "the status page", lambda d: d.title == "omad status")
+        assert "signed in as maria" in browser.find_element(By.TAG_NAME, "nav").text
+        cookie = browser.get_cookie("omad_session")
+        assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict"
+        assert browser.execute_script("return document.cookie") == ""
+        browser.get(run.server.url + "/create")
+        assert browser.title == "omad create"
+        browser.find_element(By.ID, "logout").click()
+        _wait(browser, 10, "the login page", lambda d: d.title == "omad login")
+        browser.get(run.server.url + "/")
+        assert browser.title == "omad login"

@@ -1,4 +1,4 @@
-"""The Create page, the job page and a submission's waiting page.
+"""The Create page, the job page, a submission's waiting page and the analytics page.
 
 Plain HTML forms that work with JavaScript off (a form POST, then a redirect);
 with it on, the vendored script adds drag and drop, an upload progress bar and
@@ -18,8 +18,9 @@ from starlette.routing import BaseRoute, Route
 from ..brief import MOTIONS
 from ..daemon import retry_job
 from ..errors import OmadError
+from .analytics import analytics_view, render_analytics_page
 from .api import submit
-from .app import _nav, client, html_page, principal, text
+from .app import _nav, client, html_page, principal, query_int, text
 from .jobs import job_detail, job_log
 from .page import duration, e, layout, money
 from .submit import UploadRefused
@@ -220,7 +221,17 @@ def page_routes(server: StatusServer) -> list[BaseRoute]:
                 "as soon as it is journaled.</p>")
         return html_page(layout("omad submitted", body, _nav(server, principal(request)), refresh=2))
 
+    def analytics_page(request: Request) -> Response:
+        view = analytics_view(daemon, max(1, min(query_int(request, "days", 30), 366)))
+        return html_page(render_analytics_page(view, _nav(server, principal(request))))
+
+    def analytics_json(request: Request) -> Response:
+        return JSONResponse(analytics_view(daemon, max(1, min(query_int(request, "days", 30), 366))),
+                            headers={"Cache-Control": "no-store"})
+
     return [
+        Route("/analytics", analytics_page, methods=["GET"]),
+        Route("/api/analytics", analytics_json, methods=["GET"]),
         Route("/create", create_page, methods=["GET"]),
         Route("/create", create, methods=["POST"]),
         Route("/jobs/{job_id}", job_page, methods=["GET"]),

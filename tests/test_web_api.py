@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,8 +18,12 @@ import pytest
 import yaml
 from conftest import SRT_PT, Env, Running, make_video, wait_for
 
+import omad.daemon as daemon_mod
 from omad.cli import main as cli_main
 from omad.config import Config, is_loopback, load_config
+from omad.errors import TransientError
+from omad.routes import stages_for
+from omad.stage import StageContext, StageResult
 from omad.web.auth import TokenStore
 
 # -- config ------------------------------------------------------------------------------------------
@@ -289,3 +294,66 @@ def test_a_login_cookie_needs_the_csrf_token_to_change_anything(served: Served) 
         TokenStore(served.env.state / "tokens.json").revoke("bob")
         r = browser.get("/api/jobs")
         assert r.status_code == 403 and "revoked" in r.json()["error"]
+
+
+class _Held:
+    """A first stage that holds the job until released or cancelled, as a long encode would."""
+
+    name = "held"
+
+    def __init__(self, release: threading.Event, fail_first: bool = False) -> None:
+        self.release = release
+        self.fail_first = fail_first
+
+    def lane_for(self, ctx: StageContext) -> str:
+        return "cpu"
+
+    def run(self, ctx: StageContext) -> StageResult:
+        if self.fail_first:
+            self.fail_first = False
+            raise TransientError("the disk is full (a test's stand-in for a temporary fault).", stage=self.name)
+        while not self.release.wait(0.1) and not ctx.cancel.is_set():
+            ctx.progress(0.5)
+        return StageResult()
+
+
+def test_cancel_a_running_job_then_retry_it(make_env: Callable[..., Env], monkeypatch: pytest.MonkeyPatch,
+                                            tmp_path: Path) -> None:
+    """GIVEN a caption job held in a long first stage
+    WHEN POST /api/jobs/{id}/cancel
+    THEN it fails as cancelled with its inputs kept in failed/; a second cancel is a 409;
+    a retry runs it to the end."""
+    release = threading.Event()
+    held = _Held(release)
+    monkeypatch.setattr(daemon_mod, "stages_for", lambda route: [held, *stages_for(route)])
+    env = make_env(web={"enabled": True, "port": 0, "submit_wait_seconds": 20}, lanes={"cpu": 1})
+    with Running(env.daemon(), serve=True) as run, httpx.Client(base_url=run.server.url, timeout=60) as c:
+        job_id = c.post("/api/jobs", files=_caption_files(tmp_path, "longo")).json()["id"]
+        wait_for(lambda: c.get(f"/api/jobs/{job_id}").json()["stage"] == "held", timeout=30)
+        r = c.post(f"/api/jobs/{job_id}/cancel")
+        assert r.status_code == 202 and "cancelling" in r.json()["message"]
+        job = _final(c, job_id)
+        assert job["status"] == "failed" and job["error"]["kind"] == "cancelled"
+        assert "cancelled during stage" in job["error"]["message"]
+        assert sorted(p.name for p in (env.outbox / "failed" / "longo").iterdir()) == [
+            "error.json", "longo.mp4", "longo.srt"]
+        assert c.post(f"/api/jobs/{job_id}/cancel").status_code == 409
+        release.set()
+        assert c.post(f"/api/jobs/{job_id}/retry").status_code == 202
+        wait_for(lambda: (env.outbox / "longo.mp4").exists(), timeout=60)
+
+
+def test_cancel_a_job_waiting_for_its_retry(make_env: Callable[..., Env], monkeypatch: pytest.MonkeyPatch,
+                                            tmp_path: Path) -> None:
+    held = _Held(threading.Event(), fail_first=True)
+    monkeypatch.setattr(daemon_mod, "stages_for", lambda route: [held, *stages_for(route)])
+    env = make_env(web={"enabled": True, "port": 0, "submit_wait_seconds": 20},
+                   jobs={"backoff_seconds": 600, "backoff_max_seconds": 600})
+    with Running(env.daemon(), serve=True) as run, httpx.Client(base_url=run.server.url, timeout=60) as c:
+        job_id = c.post("/api/jobs", files=_caption_files(tmp_path, "espera")).json()["id"]
+        wait_for(lambda: c.get(f"/api/jobs/{job_id}").json()["status"] == "retry_wait", timeout=30)
+        r = c.post(f"/api/jobs/{job_id}/cancel")
+        assert r.status_code == 202 and r.json()["message"].endswith("cancelled")
+        job = c.get(f"/api/jobs/{job_id}").json()
+        assert job["status"] == "failed" and "cancelled before it ran" in job["error"]["message"]
+        assert (env.outbox / "failed" / "espera" / "espera.srt").is_file()

@@ -1,4 +1,4 @@
-"""The REST API: submit, list, follow and retry jobs; its OpenAPI schema.
+"""The REST API: submit, list, follow, retry and cancel jobs; its OpenAPI schema.
 
 ``POST /api/jobs`` takes multipart files and/or a brief (JSON) and answers
 ``202`` with the job to follow once intake has journaled it (within
@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ..daemon import retry_job
-from ..errors import InputError, OmadError
+from ..errors import InputError, OmadError, TransientError
 from ..journal import JobStatus
 from ..routes import ROUTES
 from .app import client, principal, query_int
@@ -293,6 +293,24 @@ def api_routes(server: StatusServer) -> list[BaseRoute]:
         server.log.info("web_retry", job=job_id, token=p.name, client=client(request))
         return JSONResponse({"id": job_id, "message": message, "url": f"/api/jobs/{job_id}"}, status_code=202)
 
+    def cancel(request: Request) -> Response:
+        p = principal(request)
+        if not server.auth.csrf_ok(p, request.headers.get("x-csrf-token")):
+            server.auth.failed("csrf", client(request), request.url.path, p.name)
+            return _error(403, "the X-CSRF-Token header is missing or stale. Reload the page.", "X-CSRF-Token")
+        job_id = request.path_params["job_id"]
+        if daemon.journal.get(job_id) is None:
+            return _error(404, f"no job '{job_id}'. See GET /api/jobs.", "id")
+        try:
+            message = daemon.cancel(job_id)
+        except TransientError as e:
+            return _error(409, str(e), "id", {"Retry-After": "1"})
+        except OmadError as e:
+            return _error(409, str(e), "id")
+        daemon.wake.set()
+        server.log.info("web_cancel", job=job_id, token=p.name, client=client(request))
+        return JSONResponse({"id": job_id, "message": message, "url": f"/api/jobs/{job_id}"}, status_code=202)
+
     def openapi(request: Request) -> Response:
         return JSONResponse(OPENAPI)
 
@@ -301,6 +319,7 @@ def api_routes(server: StatusServer) -> list[BaseRoute]:
         Route("/api/jobs", create_job, methods=["POST"]),
         Route("/api/jobs/{job_id}", get_job, methods=["GET"]),
         Route("/api/jobs/{job_id}/retry", retry, methods=["POST"]),
+        Route("/api/jobs/{job_id}/cancel", cancel, methods=["POST"]),
         Route("/api/submissions/{sid}", get_submission, methods=["GET"]),
         Route("/api/openapi.json", openapi, methods=["GET"]),
     ]
@@ -385,6 +404,11 @@ OPENAPI: dict[str, Any] = {
                                               "parameters": _ID, "responses": {
                                                   "202": _resp("retrying"), "404": _resp("no such job", _ERROR),
                                                   "409": _resp("not failed, or inputs gone", _ERROR)}}},
+        "/api/jobs/{job_id}/cancel": {"post": {"summary": "Cancel a job; its inputs go to outbox/failed/ for a "
+                                                          "later retry", "parameters": _ID, "responses": {
+                                                   "202": _resp("cancelled, or cancelling"),
+                                                   "404": _resp("no such job", _ERROR),
+                                                   "409": _resp("already finished", _ERROR)}}},
         "/api/submissions/{sid}": {"get": {"summary": "A submission, and its job once journaled",
                                            "parameters": [{"name": "sid", "in": "path", "required": True,
                                                            "schema": {"type": "string"}}],

@@ -111,8 +111,9 @@ def job_detail(daemon: Daemon, job: Job) -> dict[str, Any]:
         "error": error,
         "facts": facts,
         "retryable": job.status in (JobStatus.FAILED, JobStatus.RETRY_WAIT),
+        "cancellable": not job.status.final and job.status != JobStatus.CLAIMING,
         "links": {"self": f"/api/jobs/{job.id}", "page": f"/jobs/{job.id}",
-                  "retry": f"/api/jobs/{job.id}/retry"},
+                  "retry": f"/api/jobs/{job.id}/retry", "cancel": f"/api/jobs/{job.id}/cancel"},
     }
 
 

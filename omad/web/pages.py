@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -111,7 +112,11 @@ def render_job_page(detail: dict[str, Any], log: list[dict[str, Any]], nav: dict
         f'{e(duration(detail["seconds"]))} · {money(detail["cost"]["estimated"])} {e(detail["cost"]["currency"])}'
         f' (cpu {detail["cost"]["cpu_seconds"]:.1f} s, gpu {detail["cost"]["gpu_seconds"]:.1f} s)</p>'
         f'<p class="meta">inputs: {e(", ".join(detail["inputs"]) or "-")} · dropped {e(detail["dropped_at"])}'
-        f' · id <span class="mono">{e(detail["id"])}</span></p></div>'
+        f' · id <span class="mono">{e(detail["id"])}</span></p>'
+        + (f'<form method="post" action="/jobs/{e(detail["id"])}/cancel">'
+           f'<input type="hidden" name="csrf" value="{e(nav.get("csrf"))}">'
+           '<button type="submit" id="cancel">Cancel</button></form>' if detail["cancellable"] else "")
+        + "</div>"
     )
     # Every live part is on the page from the start (empty if need be): the script only swaps existing ones.
     error = '<div id="job-error" data-live></div>'
@@ -196,7 +201,20 @@ def page_routes(server: StatusServer) -> list[BaseRoute]:
         if not server.auth.csrf_ok(p, str(form.get("csrf") or "")):
             server.auth.failed("csrf", client(request), request.url.path, p.name)
             return text(403, "the form is stale (CSRF check failed). Reload the page and try again.\n")
-        return _retry(request)
+        return await run_in_threadpool(_retry, request)
+
+    async def cancel_form(request: Request) -> Response:
+        form = await request.form(max_files=0, max_fields=4)
+        p = principal(request)
+        if not server.auth.csrf_ok(p, str(form.get("csrf") or "")):
+            server.auth.failed("csrf", client(request), request.url.path, p.name)
+            return text(403, "the form is stale (CSRF check failed). Reload the page and try again.\n")
+        job_id = request.path_params["job_id"]
+        try:
+            await run_in_threadpool(daemon.cancel, job_id)
+        except OmadError as err:
+            return text(409, f"{err}\n")
+        return RedirectResponse(f"/jobs/{job_id}", 303)
 
     def _retry(request: Request) -> Response:
         job_id = request.path_params["job_id"]
@@ -236,5 +254,6 @@ def page_routes(server: StatusServer) -> list[BaseRoute]:
         Route("/create", create, methods=["POST"]),
         Route("/jobs/{job_id}", job_page, methods=["GET"]),
         Route("/jobs/{job_id}/retry", retry_form, methods=["POST"]),
+        Route("/jobs/{job_id}/cancel", cancel_form, methods=["POST"]),
         Route("/submissions/{sid}", submission_page, methods=["GET"]),
     ]

@@ -219,7 +219,11 @@ def test_analytics_charts_are_drawn_with_the_right_counts(make_env: Callable[...
         assert lanes[(day[0], "cpu")] == 185 and lanes[(day[2], "cpu")] == 3600 and lanes[(day[2], "gpu")] == 1800
         assert bars("cost-per-day")[(day[2], "cost")] == 0.3  # 1 cpu-hour at 0.05 + half a gpu-hour at 0.50
         assert "8 jobs, 6 done, 2 failed, failure rate 25.0 %" in browser.find_element(By.ID, "totals").text
-        height = browser.execute_script(
-            "return document.querySelector('svg#jobs-per-day').getBoundingClientRect().height")
-        assert height > 100  # really drawn, not just in the markup
+        # Really drawn, not just in the markup: on screen, three done jobs stand three times as tall as one.
+        heights = browser.execute_script(
+            "return Array.from(document.querySelectorAll('svg#jobs-per-day rect.bar'))"
+            ".map(r => [r.dataset.label, r.dataset.key, r.getBoundingClientRect().height])")
+        drawn = {(label, key): h for label, key, h in heights}
+        assert drawn[(day[0], "done")] == pytest.approx(3 * drawn[(day[2], "done")], rel=0.02)
+        assert drawn[(day[2], "done")] > 20
         _screenshot(browser, "analytics-page")

@@ -115,13 +115,15 @@ _W, _H, _PAD_L, _PAD_B, _PAD_T = 760, 220, 48, 34, 12
 
 
 def _nice_max(value: float) -> float:
+    """The chart's top: four grid steps of a round size (1, 2, 2.5 or 5 times a power of ten)."""
     if value <= 0:
-        return 1.0
-    exp = 10 ** math.floor(math.log10(value))
+        return 4.0
+    quarter = value / 4
+    exp = 10 ** math.floor(math.log10(quarter))
     for step in (1, 2, 2.5, 5, 10):
-        if value <= step * exp:
-            return float(step * exp)
-    return float(10 * exp)
+        if quarter <= step * exp:
+            return float(4 * step * exp)
+    return float(40 * exp)
 
 
 def _frame(chart_id: str, title: str, top: float, unit: str, inner: str, labels: list[str]) -> str:

@@ -106,7 +106,7 @@ nav{margin:0 0 1em;display:flex;gap:1em;align-items:center}nav form.inline{displ
 #dropzone{border:2px dashed #8c959f;padding:1.5em;text-align:center;background:#fff}
 #dropzone.over{border-color:#0969da;background:#ddf4ff}
 .timeline{list-style:none;padding:0}.timeline li{margin:.3em 0}
-.bar{display:inline-block;height:.8em;background:#0969da;vertical-align:middle;border-radius:2px}
+.timeline .bar{display:inline-block;height:.8em;background:#0969da;vertical-align:middle;border-radius:2px}
 pre.log{background:#fff;border:1px solid #e3e6ea;padding:.5em;overflow:auto;max-height:30em;font-size:.85em}
 """
 

@@ -203,6 +203,8 @@ def test_a_brief_as_json_and_a_failed_job_retried(served: Served, tmp_path: Path
         assert c.get(error_json["url"]).json()["job_id"] == job["id"]
         with served.client(served.token("ops")) as ops:
             assert ops.get(original["url"]).content == b"1\nbroken\n"
+        (served.env.outbox / "peek.srt").symlink_to(served.env.outbox / "failed" / "ruim" / "ruim.srt")
+        assert c.get("/outbox/peek.srt").status_code == 401  # nor through a link inside the outbox
         (served.env.outbox / "failed" / "ruim" / "ruim.srt").write_text(SRT_PT)
         r = c.post(f"/api/jobs/{job['id']}/retry")
         assert r.status_code == 202 and "back in the inbox" in r.json()["message"]
@@ -238,6 +240,9 @@ def test_bad_requests_get_a_4xx_naming_the_field(served: Served) -> None:
             {"kind": "caption", "video": "v.mp4", "subtitles": "v.srt"})}, files=[
             ("files", ("v.mp4", b"x", "video/mp4"))]), 400, "brief")
         err(c.post("/api/jobs", files=[]), 415, "content-type")
+        chunked = c.post("/api/jobs", content=iter([b'{"kind": "narrate", "text": "x"}']),
+                         headers={"content-type": "application/json"})
+        err(chunked, 411, "content-length")
         err(c.get("/api/jobs", params={"status": "lost"}), 400, "status")
         err(c.get("/api/jobs", params={"route": "podcast"}), 400, "route")
         err(c.get("/api/jobs", params={"since": "yesterday"}), 400, "since")

@@ -148,7 +148,12 @@ async def submit(server: StatusServer, request: Request) -> SubmitResult:
     p = principal(request)
     web = server.daemon.config.web
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > web.max_upload_mb * 2**20 + 2**20:
+    if declared is None or not declared.isdigit():
+        # A chunked body would be spooled whole before its size is known: ask for the length up front.
+        raise UploadRefused("send a Content-Length header (curl, httpx and browsers do).", field="content-length",
+                            status=411)
+    # The allowance above the limit is for the multipart framing and the brief.
+    if int(declared) > web.max_upload_mb * 2**20 + 2**20:
         raise UploadRefused(f"the upload ({int(declared) / 2**20:.0f} MB) is larger than web.max_upload_mb "
                             f"({web.max_upload_mb:.0f} MB). Send fewer or smaller files.", field="files", status=413)
     forms: list[FormData] = []
@@ -391,6 +396,7 @@ OPENAPI: dict[str, Any] = {
                          "application/json": {"schema": {"type": "object", "description": "a brief"}}}},
                      "responses": {"202": _resp("accepted; follow 'url'", {"$ref":
                                                                           "#/components/schemas/Submitted"}),
+                                   "411": _resp("no Content-Length", _ERROR),
                                    "409": _resp("a file of that name is waiting in the inbox", _ERROR),
                                    "413": _resp("larger than web.max_upload_mb", _ERROR),
                                    "415": _resp("neither multipart nor JSON", _ERROR),

@@ -219,6 +219,12 @@ def _routes(server: StatusServer) -> list[BaseRoute]:
             return text(403, f"refused: {e}\n")
         except OSError:
             return text(404, "no such file in the outbox\n")
+        # The gate checks the URL; this checks where it really leads (a link inside the outbox, say).
+        failed = (daemon.paths.outbox / "failed").resolve()
+        if path.is_relative_to(failed) and path.name != "error.json" and principal(request).via == "open":
+            server.auth.failed("missing", client(request), request.url.path)
+            return text(401, "the originals of failed drops need a token: send 'Authorization: Bearer TOKEN' "
+                             "or log in at /login.\n", {"WWW-Authenticate": 'Bearer realm="omad"'})
         return file_response(request, path, cache="no-cache")
 
     def poster(request: Request) -> Response:

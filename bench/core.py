@@ -455,9 +455,9 @@ def imported_modules(root: Path) -> int:
 def cmd_idle(args: argparse.Namespace) -> None:
     print(machine())
     plans: list[tuple[str, dict[str, Any]]] = [
-        ("inotify, metrics server on (port 0)", {"watch": {"mode": "inotify"}, "web": {"enabled": True}}),
-        ("inotify, metrics off", {"watch": {"mode": "inotify"}}),
-        ("polling 2 s, metrics off", {"watch": {"mode": "polling", "poll_interval_seconds": 2.0}}),
+        ("inotify, web server on (port 0)", {"watch": {"mode": "inotify"}, "web": {"enabled": True}}),
+        ("inotify, web server off", {"watch": {"mode": "inotify"}}),
+        ("polling 2 s, web server off", {"watch": {"mode": "polling", "poll_interval_seconds": 2.0}}),
     ]
     rows = []
     for label, sections in ([] if args.imports_only else plans):

@@ -362,3 +362,19 @@ def test_cancel_a_job_waiting_for_its_retry(make_env: Callable[..., Env], monkey
         job = c.get(f"/api/jobs/{job_id}").json()
         assert job["status"] == "failed" and "cancelled before it ran" in job["error"]["message"]
         assert (env.outbox / "failed" / "espera" / "espera.srt").is_file()
+
+
+def test_the_openapi_schema_documents_every_api_route(served: Served) -> None:
+    """Every /api/ route the app serves is in the schema with its methods, and nothing else is."""
+    from starlette.routing import Route
+
+    from omad.web.api import OPENAPI
+
+    served_routes: set[tuple[str, str]] = set()
+    for route in served.run.server.app.routes:
+        if isinstance(route, Route) and route.path.startswith("/api/") and route.path != "/api/openapi.json":
+            served_routes |= {(route.path, m.lower()) for m in (route.methods or ()) if m != "HEAD"}
+    documented = {(path, method) for path, ops in OPENAPI["paths"].items() for method in ops}
+    assert served_routes == documented
+    with served.client() as c:
+        assert c.get("/api/openapi.json").json() == json.loads(json.dumps(OPENAPI))

@@ -421,5 +421,9 @@ OPENAPI: dict[str, Any] = {
                                            "responses": {"200": _resp("the submission", {
                                                "$ref": "#/components/schemas/Submitted"})}}},
         "/api/status": {"get": {"summary": "The status page as JSON", "responses": {"200": _resp("status")}}},
+        "/api/analytics": {"get": {"summary": "The analytics page as JSON: per UTC day and per route",
+                                   "parameters": [{"name": "days", "in": "query",
+                                                   "schema": {"type": "integer", "default": 30}}],
+                                   "responses": {"200": _resp("figures")}}},
     },
 }

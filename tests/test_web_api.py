@@ -378,3 +378,57 @@ def test_the_openapi_schema_documents_every_api_route(served: Served) -> None:
     assert served_routes == documented
     with served.client() as c:
         assert c.get("/api/openapi.json").json() == json.loads(json.dumps(OPENAPI))
+
+
+def test_beyond_loopback_a_token_is_required_whatever_the_config_says(make_env: Callable[..., Env]) -> None:
+    """GIVEN web.require_token: false but the server bound to every address
+    THEN it still refuses requests without a token (and /healthz still answers)."""
+    from omad.web import start_server
+
+    env = make_env(web={"enabled": True, "host": "0.0.0.0", "port": 0, "require_token": False})
+    d = env.daemon()
+    server = start_server(d)
+    try:
+        assert server.auth.required
+        with httpx.Client(base_url=f"http://127.0.0.1:{server.port}", timeout=30) as c:
+            assert c.get("/api/status").status_code == 401
+            assert c.get("/healthz").status_code == 200
+    finally:
+        server.shutdown()
+        d.journal.close()
+
+
+def test_a_brief_with_its_files_becomes_a_bundle_folder(served: Served, tmp_path: Path) -> None:
+    """GIVEN an image and a brief naming it, in one multipart request
+    THEN they reach the inbox as one bundle folder with brief.yaml, which intake runs as img2vid."""
+    from conftest import make_image
+
+    image = make_image(tmp_path / "foto.jpg", size="320x180").read_bytes()
+    brief = {"kind": "img2vid", "image": "foto.jpg", "seconds": 1, "motion": "zoom_in", "name": "praia"}
+    with served.client() as c:
+        r = c.post("/api/jobs", data={"brief": json.dumps(brief)}, files=[("files", ("foto.jpg", image,
+                                                                                     "image/jpeg"))])
+        assert r.status_code == 202, r.text
+        assert r.json()["placed"] == ["praia"]
+        job = _final(c, r.json()["id"], timeout=120)
+    assert job["status"] == "done" and job["route"] == "img2vid" and job["inputs"] == ["praia"]
+    assert (served.env.outbox / "praia.mp4").is_file()
+    assert served.env.sidecar("praia")["options"]["motion"] == "zoom_in"
+
+
+def test_the_create_form_fields_make_a_brief() -> None:
+    from omad.web.api import brief_from_fields
+    from omad.web.submit import UploadRefused
+
+    names = ["aula.MP4", "aula.srt", "musica.mp3", "foto.png"]
+    assert brief_from_fields({"kind": "caption"}, names) == {"kind": "caption", "video": "aula.MP4",
+                                                             "subtitles": "aula.srt"}
+    assert brief_from_fields({"kind": "video", "prompt": "um passeio", "format": "vertical", "voice": "pt-br",
+                              "captions": "on"}, names) == {
+        "kind": "video", "prompt": "um passeio", "format": "vertical", "music": "musica.mp3", "captions": True,
+        "voice": {"name": "pt-br"}}
+    assert brief_from_fields({"kind": "img2vid", "motion": "pan_left", "name": "x"}, names) == {
+        "kind": "img2vid", "name": "x", "image": "foto.png", "audio": "musica.mp3", "motion": "pan_left"}
+    assert brief_from_fields({"kind": "narrate", "text": " oi "}, [])["text"] == "oi"
+    with pytest.raises(UploadRefused, match="'kind' must be"):
+        brief_from_fields({"kind": "podcast"}, names)

@@ -24,8 +24,8 @@ from ..daemon import retry_job
 from ..errors import InputError, OmadError, TransientError
 from ..journal import JobStatus
 from ..routes import ROUTES
-from .app import client, principal, query_int
 from .jobs import job_detail
+from .responses import client, principal, query_int
 from .submit import Submission, UploadRefused, validate_brief
 
 if TYPE_CHECKING:

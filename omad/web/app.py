@@ -9,13 +9,10 @@ API lives in :mod:`omad.web.api`, the Create and job pages in
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import time
-from email.utils import formatdate
 from importlib.resources import files as package_files
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
@@ -24,25 +21,24 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ..ffmpeg import FFMPEG, FFPROBE
+from .api import api_routes
 from .auth import SESSION_COOKIE, Principal
-from .files import PathRefused, RangeNotSatisfiable, content_type, parse_range, resolve_outbox_path
+from .files import PathRefused, resolve_outbox_path
 from .page import DEFAULT_JOBS, render_login_page, render_status_page
+from .pages import page_routes
+from .responses import client, file_response, html_page, nav_for, principal, query_int, text
 
 if TYPE_CHECKING:
     from ..daemon import Daemon
     from .server import StatusServer
 
-__all__ = ["build_app", "readiness", "PAGE_CSP"]
+__all__ = ["build_app", "readiness"]
 
 _JOB_ID = re.compile(r"^[0-9a-f]{8,64}(?:-[0-9]{1,6})?$")
-_CHUNK = 256 * 1024
-# Pages use their own inline style, the one vendored script, and media from this origin: nothing remote.
-PAGE_CSP = ("default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'; script-src 'self'; "
-            "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
 _PUBLIC = ("/healthz", "/login", "/static/omad.js", "/favicon.ico")
 _SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
@@ -61,34 +57,6 @@ def readiness(daemon: Daemon) -> list[tuple[str, bool, str]]:
     checks.append(("inbox", watched, f"{daemon.paths.inbox} is watched" if watched else
                    f"{daemon.paths.inbox} is not watched (missing, unreadable or an unmounted share?)"))
     return checks
-
-
-def text(status: int, body: str, headers: dict[str, str] | None = None) -> PlainTextResponse:
-    return PlainTextResponse(body, status_code=status,
-                             headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
-                                      **(headers or {})})
-
-
-def html_page(body: str, status: int = 200) -> Response:
-    return Response(body, status_code=status, media_type="text/html; charset=utf-8",
-                    headers={"Cache-Control": "no-store", "Content-Security-Policy": PAGE_CSP,
-                             "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"})
-
-
-def principal(request: Request) -> Principal:
-    p: Principal = request.state.principal
-    return p
-
-
-def client(request: Request) -> str:
-    return request.client.host if request.client else "?"
-
-
-def query_int(request: Request, key: str, default: int) -> int:
-    try:
-        return int(request.query_params.get(key, default))
-    except ValueError:
-        return default
 
 
 def _wants_html(request: Request) -> bool:
@@ -205,7 +173,7 @@ def _routes(server: StatusServer) -> list[BaseRoute]:
         refresh = max(0, min(query_int(request, "refresh", 2), 3600))
         view = server.view(query_int(request, "limit", DEFAULT_JOBS))
         p = principal(request)
-        return html_page(render_status_page(view, refresh, nav=_nav(server, p)))
+        return html_page(render_status_page(view, refresh, nav=nav_for(server, p)))
 
     def api_status(request: Request) -> Response:
         return JSONResponse(server.view(query_int(request, "limit", DEFAULT_JOBS)), headers={"Cache-Control":
@@ -275,9 +243,6 @@ def _routes(server: StatusServer) -> list[BaseRoute]:
         resp.delete_cookie(SESSION_COOKIE, path="/")
         return resp
 
-    from .api import api_routes
-    from .pages import page_routes
-
     return [
         Route("/metrics", metrics),
         Route("/healthz", healthz),
@@ -302,58 +267,6 @@ def _local_next(value: str | None) -> str:
     if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
         return "/"
     return value
-
-
-def _nav(server: StatusServer, p: Principal) -> dict[str, Any]:
-    return {"user": p.name, "csrf": server.auth.csrf_token(p.session), "session": p.via == "session"}
-
-
-def file_response(request: Request, path: Path, cache: str) -> Response:
-    """A file with byte ranges (for video seeking); never run as a page of this origin."""
-    try:
-        f = open(path, "rb")  # noqa: SIM115 - closed by the generator below, or here on an early answer
-    except OSError:
-        return text(404, "no such file in the outbox\n")
-    st = os.fstat(f.fileno())
-    size = st.st_size
-    try:
-        span = parse_range(request.headers.get("range"), size)
-    except RangeNotSatisfiable:
-        f.close()
-        return Response(b"", status_code=416, headers={"Content-Range": f"bytes */{size}"})
-    start, end = span if span is not None else (0, size - 1)
-    length = max(0, end - start + 1)
-    headers = {
-        "Content-Type": content_type(path),
-        "Content-Length": str(length),
-        "Accept-Ranges": "bytes",
-        "Last-Modified": formatdate(st.st_mtime, usegmt=True),
-        "Cache-Control": cache,
-        "X-Content-Type-Options": "nosniff",
-        # Failed drops are served as they came: never let one run as a page of this origin.
-        "Content-Security-Policy": "sandbox",
-    }
-    if span is not None:
-        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-    status = 206 if span is not None else 200
-    if request.method == "HEAD":
-        f.close()
-        return Response(b"", status_code=status, headers=headers)
-
-    def body() -> Any:
-        try:
-            f.seek(start)
-            left = length
-            while left > 0:
-                block = f.read(min(_CHUNK, left))
-                if not block:
-                    break
-                left -= len(block)
-                yield block
-        finally:
-            f.close()
-
-    return StreamingResponse(body(), status_code=status, headers=headers)
 
 
 def build_app(server: StatusServer) -> Starlette:

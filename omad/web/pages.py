@@ -21,9 +21,9 @@ from ..daemon import retry_job
 from ..errors import OmadError
 from .analytics import analytics_view, render_analytics_page
 from .api import submit
-from .app import _nav, client, html_page, principal, query_int, text
 from .jobs import job_detail, job_log
 from .page import duration, e, layout, money
+from .responses import client, html_page, nav_for, principal, query_int, text
 from .submit import UploadRefused
 
 if TYPE_CHECKING:
@@ -167,7 +167,7 @@ def page_routes(server: StatusServer) -> list[BaseRoute]:
               "inbox like any drop.")
 
     def create_page(request: Request) -> Response:
-        return html_page(render_create_page(_nav(server, principal(request)), limits=limits))
+        return html_page(render_create_page(nav_for(server, principal(request)), limits=limits))
 
     async def create(request: Request) -> Response:
         p = principal(request)
@@ -182,7 +182,7 @@ def page_routes(server: StatusServer) -> list[BaseRoute]:
             if wants_json:
                 return JSONResponse({"error": err.message, "field": err.field, "status": err.status},
                                     status_code=err.status)
-            return html_page(render_create_page(_nav(server, p), err.message, limits), status=err.status)
+            return html_page(render_create_page(nav_for(server, p), err.message, limits), status=err.status)
         body = result.body()
         if wants_json:
             return JSONResponse(body, status_code=202)
@@ -193,7 +193,7 @@ def page_routes(server: StatusServer) -> list[BaseRoute]:
         if job is None:
             return text(404, "no such job: see / for the status page\n")
         detail = job_detail(daemon, job)
-        return html_page(render_job_page(detail, job_log(daemon, job), _nav(server, principal(request))))
+        return html_page(render_job_page(detail, job_log(daemon, job), nav_for(server, principal(request))))
 
     async def retry_form(request: Request) -> Response:
         form = await request.form(max_files=0, max_fields=4)
@@ -237,11 +237,11 @@ def page_routes(server: StatusServer) -> list[BaseRoute]:
         body = (f'<h1>Submitted</h1><p id="waiting" data-live>{e(", ".join(sub.sources))} is in the inbox, '
                 "waiting for intake (it settles, then finds its partner files). This page moves to the job "
                 "as soon as it is journaled.</p>")
-        return html_page(layout("omad submitted", body, _nav(server, principal(request)), refresh=2))
+        return html_page(layout("omad submitted", body, nav_for(server, principal(request)), refresh=2))
 
     def analytics_page(request: Request) -> Response:
         view = analytics_view(daemon, max(1, min(query_int(request, "days", 30), 366)))
-        return html_page(render_analytics_page(view, _nav(server, principal(request))))
+        return html_page(render_analytics_page(view, nav_for(server, principal(request))))
 
     def analytics_json(request: Request) -> Response:
         return JSONResponse(analytics_view(daemon, max(1, min(query_int(request, "days", 30), 366))),

@@ -212,6 +212,8 @@ def test_analytics_charts_are_drawn_with_the_right_counts(make_env: Callable[...
         day = [_time.strftime("%Y-%m-%d", _time.gmtime(now - ago * 86400)) for ago in (2, 1, 0)]
         assert bars("jobs-per-day") == {(day[0], "done"): 3, (day[0], "failed"): 1, (day[1], "done"): 2,
                                         (day[1], "failed"): 1, (day[2], "done"): 1}
+        assert bars("jobs-per-day-by-route") == {(day[0], "caption"): 4, (day[1], "img2vid"): 1,
+                                                 (day[1], "narrate"): 2, (day[2], "caption"): 1}
         assert bars("failure-rate") == {(day[0], "rate"): 25.0, (day[1], "rate"): 33.33, (day[2], "rate"): 0.0}
         assert bars("duration-per-route") == {("caption", "p50"): 25.0, ("caption", "p95"): 38.5,
                                               ("narrate", "p50"): 5.0, ("narrate", "p95"): 5.9}

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["analytics_view", "render_analytics_page", "percentile", "OUTCOMES"]
 
 OUTCOMES = ("done", "failed", "other")  # other: duplicates, and jobs not finished yet
+_ROUTE_COLOURS = ("#0969da", "#8250df", "#bf3989", "#1a7f37", "#9a6700", "#57606a", "#cf222e")
 _COLOURS = {"done": "#1a7f37", "failed": "#cf222e", "other": "#8c959f", "cpu": "#0969da", "gpu": "#8250df",
             "p50": "#0969da", "p95": "#9a6700", "rate": "#cf222e"}
 
@@ -154,7 +155,8 @@ def _fmt(value: float) -> str:
 
 
 def _stacked(chart_id: str, title: str, rows: list[dict[str, Any]], keys: tuple[str, ...], labels: list[str],
-             unit: str = "") -> str:
+             unit: str = "", colours: dict[str, str] | None = None) -> str:
+    colour = {**_COLOURS, **(colours or {})}
     top = _nice_max(max((sum(float(r[k] or 0) for k in keys) for r in rows), default=0.0))
     plot_h = _H - _PAD_B - _PAD_T
     slot = (_W - _PAD_L) / max(1, len(rows))
@@ -170,9 +172,9 @@ def _stacked(chart_id: str, title: str, rows: list[dict[str, Any]], keys: tuple[
             y -= h
             bars.append(f'<rect class="bar" data-key="{e(k)}" data-label="{e(labels[i])}" data-value="{v:g}" '
                         f'x="{_PAD_L + slot * i + (slot - width) / 2:.1f}" y="{y:.1f}" width="{width:.1f}" '
-                        f'height="{h:.1f}" fill="{_COLOURS.get(k, "#57606a")}"><title>{e(labels[i])}: {e(k)} '
+                        f'height="{h:.1f}" fill="{colour.get(k, "#57606a")}"><title>{e(labels[i])}: {e(k)} '
                         f"{e(_fmt(v))}{e(unit)}</title></rect>")
-    legend = "".join(f'<tspan fill="{_COLOURS.get(k, "#57606a")}">■ {e(k)} </tspan>' for k in keys)
+    legend = "".join(f'<tspan fill="{colour.get(k, "#57606a")}">■ {e(k)} </tspan>' for k in keys)
     return _frame(chart_id, title, top, unit, "".join(bars) +
                   f'<text x="{_PAD_L + 4}" y="{_PAD_T + 10}" font-size="11">{legend}</text>', labels)
 
@@ -212,6 +214,8 @@ def render_analytics_page(view: dict[str, Any], nav: dict[str, Any]) -> str:
     route_rows = [{"p50": r["p50_seconds"], "p95": r["p95_seconds"]} for r in routes.values()]
     cost_rows = [{"cpu": d["cpu_seconds"], "gpu": d["gpu_seconds"]} for d in days]
     money_rows = [{"cost": d["cost"]} for d in days]
+    route_days = [{r: sum(d["by_route"].get(r, {}).values()) for r in routes} for d in days]
+    route_colours = {r: _ROUTE_COLOURS[i % len(_ROUTE_COLOURS)] for i, r in enumerate(routes)}
     t = view["totals"]
     rate = "-" if t["failure_rate"] is None else f'{100 * t["failure_rate"]:.1f} %'
     table = "".join(
@@ -224,6 +228,8 @@ def render_analytics_page(view: dict[str, Any], nav: dict[str, Any]) -> str:
         f'cpu {t["cpu_seconds"]:.1f} s, gpu {t["gpu_seconds"]:.1f} s, cost {money(t["cost"])} {e(view["currency"])}'
         ' · <a href="/api/analytics">json</a></p>'
         + _stacked("jobs-per-day", "Jobs per day by outcome", days, OUTCOMES, labels)
+        + _stacked("jobs-per-day-by-route", "Jobs per day by route", route_days, tuple(routes), labels,
+                   colours=route_colours)
         + _grouped("failure-rate", "Failure rate per day (failed / finished)", rate_rows, ("rate",), labels, " %")
         + _grouped("duration-per-route", "Job duration per route: p50 and p95 (done jobs)", route_rows,
                    ("p50", "p95"), list(routes), " s")

@@ -209,6 +209,9 @@ def test_a_brief_as_json_and_a_failed_job_retried(served: Served, tmp_path: Path
         r = c.post(f"/api/jobs/{job['id']}/retry")
         assert r.status_code == 202 and "back in the inbox" in r.json()["message"]
         wait_for(lambda: (served.env.outbox / "ruim.mp4").exists(), timeout=60)
+        old = c.get(f"/api/jobs/{job['id']}").json()
+        assert old["status"] == "failed" and old["retried"] and not old["retryable"]
+        assert c.get(f"/api/jobs/{old['retried_as']}").json()["status"] == "done"
         assert c.post(f"/api/jobs/{job['id']}/retry").status_code == 409
         assert c.post("/api/jobs/ffffffffffffffff/retry").status_code == 404
 

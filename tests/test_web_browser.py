@@ -229,3 +229,31 @@ def test_analytics_charts_are_drawn_with_the_right_counts(make_env: Callable[...
         assert drawn[(day[0], "done")] == pytest.approx(3 * drawn[(day[2], "done")], rel=0.02)
         assert drawn[(day[2], "done")] > 20
         _screenshot(browser, "analytics-page")
+
+
+def test_a_failed_job_page_says_what_to_do_and_its_retry_button_runs_it_again(
+    make_env: Callable[..., Env], make_browser: Callable[..., Any]
+) -> None:
+    """GIVEN a caption job that failed on a broken SRT
+    THEN its page shows the error and what to do; once the SRT is fixed in outbox/failed/, the
+    Retry button sends the inputs back and the page links to the new job, which is done."""
+    import httpx
+
+    env = _served(make_env)
+    video = make_video(env.root / "files" / "ruim.mp4", seconds=0.6, size="160x90").read_bytes()
+    browser = make_browser()
+    with Running(env.daemon(), serve=True) as run:
+        with httpx.Client(base_url=run.server.url, timeout=60) as c:
+            job_id = c.post("/api/jobs", files=[("files", ("ruim.mp4", video, "video/mp4")),
+                                                ("files", ("ruim.srt", b"1\nbroken\n", "text/plain"))]).json()["id"]
+        browser.get(f"{run.server.url}/jobs/{job_id}")
+        _wait(browser, 60, "the job failed", lambda d: _status(d) == "failed")
+        error = browser.find_element(By.ID, "job-error")
+        assert "ruim.srt" in error.find_element(By.CLASS_NAME, "message").text
+        assert "omad retry" in error.find_element(By.CLASS_NAME, "what-to-do").text
+        write_srt(env.outbox / "failed" / "ruim" / "ruim.srt")
+        browser.find_element(By.ID, "retry").click()
+        link = _wait(browser, 60, "a link to the retried job", lambda d: d.find_elements(By.ID, "retried-as"))[0]
+        link.click()
+        _wait(browser, 60, "the retried job done", lambda d: _status(d) == "done")
+    assert (env.outbox / "ruim.mp4").is_file()

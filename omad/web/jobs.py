@@ -93,6 +93,15 @@ def job_detail(daemon: Daemon, job: Job) -> dict[str, Any]:
                 if job.status == JobStatus.RETRY_WAIT else
                 "Fix the problem the message names, then drop the files again or retry the job."),
         }
+    retried_as = None
+    if result.get("retried"):
+        # A retry puts the inputs back in the inbox under their names; intake makes a new job of them
+        # (of other content, if the user fixed a file first): the first later job claiming those names.
+        sources = {c.get("source") for c in job.inputs if c.get("claim")}
+        since = job.finished_at or job.created_at
+        later = [j for j in daemon.journal.jobs_since(since) if j.id != job.id
+                 and {c.get("source") for c in j.inputs if c.get("claim")} == sources]
+        retried_as = later[0].id if later else None
     facts = None
     if sidecar is not None:
         facts = {k: sidecar.get(k) for k in ("route", "inputs", "options", "tools", "warnings",
@@ -110,8 +119,11 @@ def job_detail(daemon: Daemon, job: Job) -> dict[str, Any]:
         "originals": originals,
         "error": error,
         "facts": facts,
-        "retryable": job.status in (JobStatus.FAILED, JobStatus.RETRY_WAIT),
+        "retryable": job.status == JobStatus.RETRY_WAIT or (job.status == JobStatus.FAILED
+                                                            and not result.get("retried")),
         "cancellable": not job.status.final and job.status != JobStatus.CLAIMING,
+        "retried": bool(result.get("retried")),
+        "retried_as": retried_as,
         "links": {"self": f"/api/jobs/{job.id}", "page": f"/jobs/{job.id}",
                   "retry": f"/api/jobs/{job.id}/retry", "cancel": f"/api/jobs/{job.id}/cancel"},
     }

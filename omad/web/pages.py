@@ -101,8 +101,19 @@ def _timeline(detail: dict[str, Any]) -> str:
     return f'<ol class="timeline">{"".join(items)}</ol>'
 
 
+def _retried_note(detail: dict[str, Any]) -> str:
+    if not detail["retried"]:
+        return ""
+    new = detail["retried_as"]
+    where = (f'<a href="/jobs/{e(new)}" id="retried-as">job {e(new)}</a>' if new
+             else "a new drop, waiting for intake")
+    return f'<p id="retried">Retried: its inputs went back to the inbox as {where}.</p>'
+
+
 def render_job_page(detail: dict[str, Any], log: list[dict[str, Any]], nav: dict[str, Any]) -> str:
-    final = detail["status"] in ("done", "failed", "duplicate")
+    # A retried job stays live until the job its inputs became appears.
+    final = detail["status"] in ("done", "failed", "duplicate") and not (detail["retried"]
+                                                                         and not detail["retried_as"])
     pct = int(round(detail["progress"] * 100))
     head = (
         f'<div id="job-head" data-live data-status="{e(detail["status"])}">'
@@ -113,6 +124,7 @@ def render_job_page(detail: dict[str, Any], log: list[dict[str, Any]], nav: dict
         f' (cpu {detail["cost"]["cpu_seconds"]:.1f} s, gpu {detail["cost"]["gpu_seconds"]:.1f} s)</p>'
         f'<p class="meta">inputs: {e(", ".join(detail["inputs"]) or "-")} · dropped {e(detail["dropped_at"])}'
         f' · id <span class="mono">{e(detail["id"])}</span></p>'
+        + _retried_note(detail)
         + (f'<form method="post" action="/jobs/{e(detail["id"])}/cancel">'
            f'<input type="hidden" name="csrf" value="{e(nav.get("csrf"))}">'
            '<button type="submit" id="cancel">Cancel</button></form>' if detail["cancellable"] else "")

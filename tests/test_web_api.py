@@ -268,8 +268,27 @@ def test_upload_limits_and_the_rate_limit(served: Served) -> None:
     assert "omad_web_rate_limited_total 1.0" in served.run.server.metrics.render().decode()
 
 
-def test_cross_site_posts_are_refused(served: Served) -> None:
+def test_uploads_never_overwrite_a_waiting_file_nor_use_an_ignored_name(served: Served) -> None:
+    waiting = served.env.inbox / "fala.txt"
     with served.client() as c:
+        r = c.post("/api/jobs", files=[("files", ("fala.part", b"x", "text/plain"))])
+        assert r.status_code == 400 and "watch.ignore" in r.json()["error"]
+        served.run.d.stop_event.set()  # hold intake still, so the file below stays waiting
+        served.run.thread.join(timeout=30)
+        waiting.write_text("a person's own drop")
+        r = c.post("/api/jobs", files=[("files", ("fala.txt", b"from the web", "text/plain"))])
+        assert r.status_code == 409 and "already waiting" in r.json()["error"]
+    assert waiting.read_text() == "a person's own drop"
+    assert sorted(p.name for p in served.env.inbox.iterdir()) == ["fala.txt"]
+
+
+def test_cross_site_posts_and_foreign_host_names_are_refused(served: Served) -> None:
+    """An open loopback server refuses posts from other sites, and any Host but its loopback names
+    (a rebinding attacker's domain pointed at 127.0.0.1)."""
+    with served.client() as c:
+        assert c.get("/api/status", headers={"Host": "evil.example:9464"}).status_code == 421
+        assert c.get("/healthz", headers={"Host": "evil.example"}).status_code == 200
+        assert c.get("/api/status", headers={"Host": f"localhost:{served.run.server.port}"}).status_code == 200
         r = c.post("/api/jobs", json={"kind": "narrate", "text": "x"}, headers={"Origin": "http://evil.example"})
         assert r.status_code == 403 and "cross-site" in r.json()["error"]
         r = c.post("/api/jobs", json={"kind": "narrate", "text": "x"}, headers={"Sec-Fetch-Site": "cross-site"})

@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from ..config import is_loopback
 from ..ffmpeg import FFMPEG, FFPROBE
 from .api import api_routes
 from .auth import SESSION_COOKIE, Principal
@@ -66,6 +67,12 @@ def _wants_html(request: Request) -> bool:
 def _needs_token_always(path: str) -> bool:
     # The originals of a failed drop may hold exactly what the guardrails blocked.
     return path.startswith("/outbox/failed/") and not path.endswith("/error.json")
+
+
+def _loopback_host(request: Request) -> bool:
+    host = request.headers.get("host", "")
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    return is_loopback(name)
 
 
 def _same_origin(request: Request) -> bool:
@@ -115,6 +122,13 @@ class _Gate(BaseHTTPMiddleware):
                 auth.failed("revoked", who, path, name)
                 return self._refuse(request, 403, f"the token '{name}' behind this login was revoked. Log in "
                                                   "with a new one.", clear_cookie=True)
+        if not auth.required and path != "/healthz" and not _loopback_host(request):
+            # An open server answers only to its loopback names: a web page whose domain an attacker
+            # points at 127.0.0.1 (DNS rebinding) must not reach it.
+            auth.failed("foreign_host", who, path)
+            return self._refuse(request, 421, "this server listens on loopback without tokens and answers only "
+                                              "to 127.0.0.1, ::1 or localhost. Use one of those, or set "
+                                              "web.require_token: true.")
         public = path in _PUBLIC or (path == "/metrics" and auth.web.metrics_public)
         needs = (auth.required and not public) or _needs_token_always(path)
         if found is None and needs:

@@ -32,6 +32,7 @@ import yaml
 from ..brief import parse_brief
 from ..errors import InputError
 from ..journal import Job, JobStatus
+from ..watcher import is_ignored
 
 if TYPE_CHECKING:
     from ..daemon import Daemon
@@ -87,8 +88,9 @@ class Submission:
 class Staging:
     """A hidden folder in the inbox where one submission's files are written before they appear."""
 
-    def __init__(self, inbox: Path, max_bytes: int) -> None:
+    def __init__(self, inbox: Path, max_bytes: int, ignore: list[str]) -> None:
         self.inbox = inbox
+        self.ignore = ignore
         self.dir = inbox / f"{_STAGING_PREFIX}{secrets.token_hex(8)}"
         self.max_bytes = max_bytes
         self.total = 0
@@ -103,6 +105,9 @@ class Staging:
 
     def add(self, name: str, stream: BinaryIO) -> Staged:
         name = check_file_name(name)
+        if is_ignored(name, self.ignore):
+            raise UploadRefused(f"omad ignores files named like '{name}' (a temporary or partial name in "
+                                "watch.ignore), so it would never be taken. Rename the file.", field="files")
         if any(f.name == name for f in self.files):
             raise UploadRefused(f"two files are named '{name}'. Send each name once.", field="files")
         dst = self.dir / name
@@ -124,6 +129,22 @@ class Staging:
         staged = Staged(name, dst, h.hexdigest(), size)
         self.files.append(staged)
         return staged
+
+
+def _place(src: Path, dst: Path, field: str) -> None:
+    """Move ``src`` to ``dst`` in one step, never over a file already there (another upload, a drop)."""
+    try:
+        os.link(src, dst)  # fails if dst exists, unlike rename
+    except FileExistsError as e:
+        raise UploadRefused(f"'{dst.name}' is already waiting in the inbox. Wait for it to be taken, or rename "
+                            "the file.", field=field, status=409) from e
+    except OSError:  # a file system without hard links (some network shares): check, then rename
+        if dst.exists():
+            raise UploadRefused(f"'{dst.name}' is already waiting in the inbox. Wait for it to be taken.",
+                                field=field, status=409) from None
+        os.rename(src, dst)
+        return
+    src.unlink()
 
 
 def _submission_id(files: list[Staged], brief: dict[str, Any] | None) -> str:
@@ -168,7 +189,8 @@ class Submissions:
         if not self.inbox.is_dir():
             raise UploadRefused(f"the inbox {self.inbox} is not there (an unmounted share?). Try again later.",
                                 field="files", status=503)
-        return Staging(self.inbox, int(self.daemon.config.web.max_upload_mb * 2**20))
+        cfg = self.daemon.config
+        return Staging(self.inbox, int(cfg.web.max_upload_mb * 2**20), cfg.watch.ignore)
 
     def get(self, sid: str) -> Submission | None:
         with self._lock:
@@ -208,7 +230,7 @@ class Submissions:
                                     "rename the file.", field="files", status=409)
         submitted = time.time()
         for f in files:
-            os.rename(f.path, self.inbox / f.name)
+            _place(f.path, self.inbox / f.name, "files")
         return Submission(sid, [f.name for f in files], {f.name: f.sha256 for f in files}, submitted)
 
     def _free_name(self, stem: str, suffix: str, sid: str) -> str:
@@ -228,11 +250,15 @@ class Submissions:
             name = self._free_name(stem, ".yaml", sid)
             tmp = staging.dir / "brief.yaml"
             tmp.write_text(text, encoding="utf-8")
-            os.rename(tmp, self.inbox / name)
+            _place(tmp, self.inbox / name, "brief")
             return Submission(sid, [name], {}, submitted)
         (staging.dir / "brief.yaml").write_text(text, encoding="utf-8")
         name = self._free_name(stem, "", sid)
-        os.rename(staging.dir, self.inbox / name)
+        try:
+            os.rename(staging.dir, self.inbox / name)
+        except OSError as e:  # a folder of that name appeared meanwhile
+            raise UploadRefused(f"'{name}' is already waiting in the inbox. Wait for it to be taken.",
+                                field="brief", status=409) from e
         staging.dir.mkdir()  # so the context's cleanup has its folder; the bundle itself has moved
         return Submission(sid, [name], {}, submitted)
 

@@ -3,8 +3,9 @@
 Endpoints that read the journal are plain functions (Starlette runs them in its
 thread pool: the journal is blocking SQLite); only form and upload parsing is
 async. Every response names what to do when it refuses something. The REST
-API lives in :mod:`omad.web.api`, the Create and job pages in
-:mod:`omad.web.pages`.
+API lives in :mod:`omad.web.api`, the Create, job and analytics pages in
+:mod:`omad.web.pages`, shared answers in :mod:`omad.web.responses`; who may
+do what is decided once, in the gate below, with :mod:`omad.web.auth`.
 """
 
 from __future__ import annotations

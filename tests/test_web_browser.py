@@ -257,3 +257,40 @@ def test_a_failed_job_page_says_what_to_do_and_its_retry_button_runs_it_again(
         link.click()
         _wait(browser, 60, "the retried job done", lambda d: _status(d) == "done")
     assert (env.outbox / "ruim.mp4").is_file()
+
+
+def test_drag_and_drop_a_file_onto_the_create_page_with_a_progress_bar(
+    make_env: Callable[..., Env], make_browser: Callable[..., Any]
+) -> None:
+    """GIVEN the Create page
+    WHEN a person drops a .txt onto the drop zone and submits
+    THEN the zone names it, the upload progress bar shows and reaches 100 %, and the job page
+    shows the narration done."""
+    env = _served(make_env)
+    browser = make_browser()
+    with Running(env.daemon(), serve=True) as run:
+        browser.get(run.server.url + "/create")
+        # What a drop delivers: a DataTransfer holding the file, dispatched as drag events on the zone.
+        browser.execute_script("""
+            const dt = new DataTransfer();
+            dt.items.add(new File(["Olá! Esta fala veio arrastada."], "arrastada.txt", {type: "text/plain"}));
+            const zone = document.getElementById("dropzone");
+            for (const type of ["dragenter", "dragover", "drop"]) {
+              zone.dispatchEvent(new DragEvent(type, {dataTransfer: dt, bubbles: true, cancelable: true}));
+            }
+            // Note the bar at each progress event; sessionStorage outlives the move to the job page.
+            const send = XMLHttpRequest.prototype.send;
+            XMLHttpRequest.prototype.send = function (body) {
+              this.upload.addEventListener("progress", () => {
+                const bar = document.getElementById("upload-progress");
+                sessionStorage.setItem("bar", JSON.stringify([bar.hidden, bar.value]));
+              });
+              return send.call(this, body);
+            };
+        """)
+        assert browser.find_element(By.CSS_SELECTOR, "#dropzone .chosen").text == "arrastada.txt"
+        browser.find_element(By.ID, "submit").click()
+        _wait(browser, 60, "the job page", lambda d: "/jobs/" in d.current_url)
+        assert browser.execute_script("return JSON.parse(sessionStorage.getItem('bar'))") == [False, 100]
+        _wait(browser, 90, "the narration done", lambda d: _status(d) == "done")
+    assert (env.outbox / "arrastada.wav").is_file()

@@ -198,6 +198,9 @@ def _exposure(unit: Path) -> float:
                          capture_output=True, text=True, timeout=60)
     found = re.search(r"Overall exposure level for \S+: ([0-9.]+)", out.stdout + out.stderr)
     assert found, f"no exposure level in systemd-analyze's output:\n{out.stdout}\n{out.stderr}"
+    # A misspelt directive or system call group is only warned about, and silently not applied.
+    ignored = [line for line in out.stderr.splitlines() if "ignoring" in line.lower()]
+    assert not ignored, f"systemd ignores part of {unit.name}: {ignored}"
     return float(found.group(1))
 
 

@@ -390,7 +390,7 @@ def test_the_openapi_schema_documents_every_api_route(served: Served) -> None:
     """Every /api/ route the app serves is in the schema with its methods, and nothing else is."""
     from starlette.routing import Route
 
-    from omad.web.api import OPENAPI
+    from omad.web.openapi import OPENAPI
 
     served_routes: set[tuple[str, str]] = set()
     for route in served.run.server.app.routes:
@@ -439,8 +439,7 @@ def test_a_brief_with_its_files_becomes_a_bundle_folder(served: Served, tmp_path
 
 
 def test_the_create_form_fields_make_a_brief() -> None:
-    from omad.web.api import brief_from_fields
-    from omad.web.submit import UploadRefused
+    from omad.web.submit import UploadRefused, brief_from_fields
 
     names = ["aula.MP4", "aula.srt", "musica.mp3", "foto.png"]
     assert brief_from_fields({"kind": "caption"}, names) == {"kind": "caption", "video": "aula.MP4",
@@ -454,3 +453,10 @@ def test_the_create_form_fields_make_a_brief() -> None:
     assert brief_from_fields({"kind": "narrate", "text": " oi "}, [])["text"] == "oi"
     with pytest.raises(UploadRefused, match="'kind' must be"):
         brief_from_fields({"kind": "podcast"}, names)
+
+
+def test_an_unknown_form_field_is_named(served: Served) -> None:
+    with served.client() as c:
+        r = c.post("/api/jobs", data={"breif": "{}"}, files=[("files", ("a.txt", b"x", "text/plain"))])
+        assert r.status_code == 400 and r.json()["field"] == "breif"
+    assert not list(served.env.inbox.iterdir())

@@ -25,13 +25,14 @@ from ..errors import InputError, OmadError, TransientError
 from ..journal import JobStatus
 from ..routes import ROUTES
 from .jobs import job_detail
+from .openapi import OPENAPI
 from .responses import client, principal, query_int
-from .submit import Submission, UploadRefused, validate_brief
+from .submit import FORM_FIELDS, Submission, UploadRefused, brief_from_fields, validate_brief
 
 if TYPE_CHECKING:
     from .server import StatusServer
 
-__all__ = ["api_routes", "OPENAPI", "SubmitResult", "submit", "brief_from_fields"]
+__all__ = ["api_routes", "SubmitResult", "submit"]
 
 
 def _error(status: int, message: str, field: str | None = None, headers: dict[str, str] | None = None) -> Response:
@@ -112,8 +113,11 @@ async def _read_and_place(server: StatusServer, request: Request,
                     raise UploadRefused(f"the 'brief' field is not valid JSON ({e}).", field="brief") from e
             elif key == "csrf":
                 csrf = csrf or str(value)
-            else:
+            elif key in FORM_FIELDS:
                 fields[key] = str(value)
+            else:
+                raise UploadRefused(f"unknown field '{key}'. Send 'files', 'brief' (JSON) or the Create form's "
+                                    f"fields ({', '.join(FORM_FIELDS)}).", field=key)
     else:
         raise UploadRefused("send multipart/form-data (files and an optional 'brief' JSON field) or "
                             "application/json (a brief).", field="content-type", status=415)
@@ -173,54 +177,6 @@ async def submit(server: StatusServer, request: Request) -> SubmitResult:
         await asyncio.sleep(0.1)
     detail = await run_in_threadpool(job_detail, server.daemon, job) if job is not None else None
     return SubmitResult(sub, detail, new)
-
-
-_EXT = {"video": (".mp4", ".mov", ".mkv", ".webm", ".m4v"), "srt": (".srt",),
-        "image": (".jpg", ".jpeg", ".png", ".webp"), "audio": (".wav", ".mp3", ".m4a", ".flac", ".ogg", ".opus"),
-        "text": (".txt",)}
-
-
-def brief_from_fields(fields: dict[str, str], names: list[str]) -> dict[str, Any]:
-    """The brief the Create page's form describes; uploaded files fill its file roles by type."""
-    def first(kind: str) -> str | None:
-        return next((n for n in names if n.lower().endswith(_EXT[kind])), None)
-
-    def put(key: str, value: Any) -> None:
-        if value not in (None, ""):
-            brief[key] = value
-
-    kind = fields.get("kind", "")
-    brief: dict[str, Any] = {"kind": kind}
-    put("name", fields.get("name", "").strip())
-    voice = fields.get("voice", "").strip()
-    if kind == "narrate":
-        put("text", fields.get("text", "").strip())
-        if "text" not in brief:
-            put("text_file", first("text"))
-        if voice:
-            brief["voice"] = {"name": voice}
-    elif kind == "video":
-        put("prompt", fields.get("prompt", "").strip() or fields.get("text", "").strip())
-        put("format", fields.get("format"))
-        put("music", first("audio"))
-        brief["captions"] = fields.get("captions") in ("on", "true", "1", "yes")
-        if voice:
-            brief["voice"] = {"name": voice}
-    elif kind == "img2vid":
-        put("image", first("image"))
-        put("audio", first("audio"))
-        put("motion", fields.get("motion"))
-        put("format", fields.get("format"))
-    elif kind == "caption":
-        put("video", first("video"))
-        put("subtitles", first("srt"))
-    elif kind == "addaudio":
-        put("video", first("video"))
-        put("audio", first("audio"))
-    else:
-        raise UploadRefused(f"'kind' must be narrate, video, img2vid, caption or addaudio, not '{kind}'.",
-                            field="kind")
-    return brief
 
 
 def api_routes(server: StatusServer) -> list[BaseRoute]:
@@ -328,102 +284,3 @@ def api_routes(server: StatusServer) -> list[BaseRoute]:
         Route("/api/submissions/{sid}", get_submission, methods=["GET"]),
         Route("/api/openapi.json", openapi, methods=["GET"]),
     ]
-
-
-_ERROR = {"$ref": "#/components/schemas/Error"}
-_JOB = {"$ref": "#/components/schemas/Job"}
-_ID = [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}]
-
-
-def _resp(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"description": description}
-    if schema is not None:
-        out["content"] = {"application/json": {"schema": schema}}
-    return out
-
-
-_ERRORS = {"400": _resp("a field is wrong; 'field' names it", _ERROR),
-           "401": _resp("no token, or an unknown one", _ERROR), "403": _resp("a revoked token", _ERROR)}
-
-OPENAPI: dict[str, Any] = {
-    "openapi": "3.1.0",
-    "info": {"title": "omad", "version": "1",
-             "description": "Submit drops to omad and follow their jobs. Authenticate with 'Authorization: "
-                            "Bearer TOKEN' (`omad token add NAME`)."},
-    "components": {
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-        "schemas": {
-            "Error": {"type": "object", "required": ["error", "status"],
-                      "properties": {"error": {"type": "string"}, "status": {"type": "integer"},
-                                     "field": {"type": "string"}}},
-            "Stage": {"type": "object", "properties": {
-                "name": {"type": "string"}, "status": {"type": "string"}, "lane": {"type": ["string", "null"]},
-                "attempt": {"type": "integer"}, "started_at": {"type": ["string", "null"]},
-                "finished_at": {"type": ["string", "null"]}, "seconds": {"type": ["number", "null"]}}},
-            "Job": {"type": "object", "required": ["id", "status", "route"], "properties": {
-                "id": {"type": "string"}, "name": {"type": "string"}, "route": {"type": "string"},
-                "status": {"type": "string", "enum": [s.value for s in JobStatus]},
-                "stage": {"type": ["string", "null"]}, "progress": {"type": "number"},
-                "stages": {"type": "array", "items": {"$ref": "#/components/schemas/Stage"}},
-                "outputs": {"type": "array", "items": {"type": "object", "properties": {
-                    "name": {"type": "string"}, "url": {"type": "string"}, "kind": {"type": "string"}}}},
-                "error": {"type": ["object", "null"], "properties": {
-                    "message": {"type": "string"}, "what_to_do": {"type": "string"}, "kind": {"type": "string"}}},
-                "cost": {"type": "object"}}},
-            "Submitted": {"type": "object", "required": ["submission", "url"], "properties": {
-                "submission": {"type": "string"}, "id": {"type": ["string", "null"]},
-                "status": {"type": "string"}, "duplicate": {"type": "boolean"}, "url": {"type": "string"},
-                "page": {"type": "string"}}},
-        },
-    },
-    "security": [{"bearer": []}],
-    "paths": {
-        "/api/jobs": {
-            "get": {"summary": "List jobs, newest first", "parameters": [
-                {"name": "status", "in": "query", "schema": {"type": "string"},
-                 "description": "comma-separated statuses"},
-                {"name": "route", "in": "query", "schema": {"type": "string", "enum": sorted(ROUTES)}},
-                {"name": "since", "in": "query", "schema": {"type": "string"},
-                 "description": "ISO 8601 time or Unix seconds"},
-                {"name": "limit", "in": "query", "schema": {"type": "integer", "default": 100}}],
-                "responses": {"200": _resp("jobs", {"type": "object", "properties": {
-                    "jobs": {"type": "array", "items": _JOB}}}), **_ERRORS}},
-            "post": {"summary": "Submit files and/or a brief; they go through the inbox like any drop",
-                     "requestBody": {"content": {
-                         "multipart/form-data": {"schema": {"type": "object", "properties": {
-                             "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
-                             "brief": {"type": "string", "description": "a brief as JSON"}}}},
-                         "application/json": {"schema": {"type": "object", "description": "a brief"}}}},
-                     "responses": {"202": _resp("accepted; follow 'url'", {"$ref":
-                                                                          "#/components/schemas/Submitted"}),
-                                   "411": _resp("no Content-Length", _ERROR),
-                                   "409": _resp("a file of that name is waiting in the inbox", _ERROR),
-                                   "413": _resp("larger than web.max_upload_mb", _ERROR),
-                                   "415": _resp("neither multipart nor JSON", _ERROR),
-                                   "429": _resp("web.submit_per_minute reached; see Retry-After", _ERROR),
-                                   **_ERRORS}},
-        },
-        "/api/jobs/{job_id}": {"get": {"summary": "One job: stages, progress, outputs, error and what to do",
-                                       "parameters": _ID, "responses": {"200": _resp("the job", _JOB),
-                                                                        "404": _resp("no such job", _ERROR)}}},
-        "/api/jobs/{job_id}/retry": {"post": {"summary": "Retry a failed job (its inputs go back to the inbox)",
-                                              "parameters": _ID, "responses": {
-                                                  "202": _resp("retrying"), "404": _resp("no such job", _ERROR),
-                                                  "409": _resp("not failed, or inputs gone", _ERROR)}}},
-        "/api/jobs/{job_id}/cancel": {"post": {"summary": "Cancel a job; its inputs go to outbox/failed/ for a "
-                                                          "later retry", "parameters": _ID, "responses": {
-                                                   "202": _resp("cancelled, or cancelling"),
-                                                   "404": _resp("no such job", _ERROR),
-                                                   "409": _resp("already finished", _ERROR)}}},
-        "/api/submissions/{sid}": {"get": {"summary": "A submission, and its job once journaled",
-                                           "parameters": [{"name": "sid", "in": "path", "required": True,
-                                                           "schema": {"type": "string"}}],
-                                           "responses": {"200": _resp("the submission", {
-                                               "$ref": "#/components/schemas/Submitted"})}}},
-        "/api/status": {"get": {"summary": "The status page as JSON", "responses": {"200": _resp("status")}}},
-        "/api/analytics": {"get": {"summary": "The analytics page as JSON: per UTC day and per route",
-                                   "parameters": [{"name": "days", "in": "query",
-                                                   "schema": {"type": "integer", "default": 30}}],
-                                   "responses": {"200": _resp("figures")}}},
-    },
-}

@@ -37,9 +37,12 @@ from ..watcher import is_ignored
 if TYPE_CHECKING:
     from ..daemon import Daemon
 
-__all__ = ["Submissions", "Submission", "Staged", "UploadRefused", "check_file_name"]
+__all__ = ["Submissions", "Submission", "Staged", "UploadRefused", "check_file_name", "brief_from_fields",
+           "validate_brief", "FORM_FIELDS"]
 
 _STAGING_PREFIX = ".omad-upload-"
+#: The Create page's brief fields (``kind`` picks which of the others apply).
+FORM_FIELDS = ("kind", "name", "text", "prompt", "voice", "format", "motion", "captions")
 _CHUNK = 1024 * 1024
 
 
@@ -129,6 +132,54 @@ class Staging:
         staged = Staged(name, dst, h.hexdigest(), size)
         self.files.append(staged)
         return staged
+
+
+_EXT = {"video": (".mp4", ".mov", ".mkv", ".webm", ".m4v"), "srt": (".srt",),
+        "image": (".jpg", ".jpeg", ".png", ".webp"), "audio": (".wav", ".mp3", ".m4a", ".flac", ".ogg", ".opus"),
+        "text": (".txt",)}
+
+
+def brief_from_fields(fields: dict[str, str], names: list[str]) -> dict[str, Any]:
+    """The brief the Create page's form describes; uploaded files fill its file roles by type."""
+    def first(kind: str) -> str | None:
+        return next((n for n in names if n.lower().endswith(_EXT[kind])), None)
+
+    def put(key: str, value: Any) -> None:
+        if value not in (None, ""):
+            brief[key] = value
+
+    kind = fields.get("kind", "")
+    brief: dict[str, Any] = {"kind": kind}
+    put("name", fields.get("name", "").strip())
+    voice = fields.get("voice", "").strip()
+    if kind == "narrate":
+        put("text", fields.get("text", "").strip())
+        if "text" not in brief:
+            put("text_file", first("text"))
+        if voice:
+            brief["voice"] = {"name": voice}
+    elif kind == "video":
+        put("prompt", fields.get("prompt", "").strip() or fields.get("text", "").strip())
+        put("format", fields.get("format"))
+        put("music", first("audio"))
+        brief["captions"] = fields.get("captions") in ("on", "true", "1", "yes")
+        if voice:
+            brief["voice"] = {"name": voice}
+    elif kind == "img2vid":
+        put("image", first("image"))
+        put("audio", first("audio"))
+        put("motion", fields.get("motion"))
+        put("format", fields.get("format"))
+    elif kind == "caption":
+        put("video", first("video"))
+        put("subtitles", first("srt"))
+    elif kind == "addaudio":
+        put("video", first("video"))
+        put("audio", first("audio"))
+    else:
+        raise UploadRefused(f"'kind' must be narrate, video, img2vid, caption or addaudio, not '{kind}'.",
+                            field="kind")
+    return brief
 
 
 def _place(src: Path, dst: Path, field: str) -> None:

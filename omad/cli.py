@@ -275,6 +275,23 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             _check(res, "FAIL", "journal", False, str(e))
     else:
         res.append(("ok", "journal", f"{paths.journal} will be created on first run"))
+    if cfg.web.enabled:
+        from .web.auth import TokenStore, tokens_path
+
+        store = TokenStore(tokens_path(cfg.web, paths.state))
+        try:
+            live = [t for t in store.tokens() if not t.get("revoked_at")]
+        except OmadError as e:
+            _check(res, "FAIL", "web tokens", False, str(e))
+        else:
+            where = f"{cfg.web.host}:{cfg.web.port}"
+            if cfg.web.token_required:
+                _check(res, "FAIL", "web tokens", bool(live),
+                       f"{len(live)} live token(s) for {where}" if live else
+                       f"{where} needs a token and none exists: omad token add NAME")
+            else:
+                res.append(("ok", "web tokens", f"{where} is loopback-only; tokens are optional "
+                                                f"({len(live)} live)"))
     for provider in ("omad.tts.f5", "omad.agents.client"):
         try:
             mod = __import__(provider, fromlist=["doctor_checks"])

@@ -460,3 +460,16 @@ def test_an_unknown_form_field_is_named(served: Served) -> None:
         r = c.post("/api/jobs", data={"breif": "{}"}, files=[("files", ("a.txt", b"x", "text/plain"))])
         assert r.status_code == 400 and r.json()["field"] == "breif"
     assert not list(served.env.inbox.iterdir())
+
+
+def test_doctor_says_when_the_web_side_needs_a_token_and_has_none(make_env: Callable[..., Env],
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    env = make_env(web={"enabled": True, "host": "0.0.0.0"})
+    cfg = ["--config", str(env.root / "omad.yaml")]
+    cli_main(["doctor", *cfg])
+    line = next(x for x in capsys.readouterr().out.splitlines() if "web tokens" in x)
+    assert line.startswith("FAIL") and "omad token add NAME" in line
+    TokenStore(env.state / "tokens.json").add("ops")
+    cli_main(["doctor", *cfg])
+    line = next(x for x in capsys.readouterr().out.splitlines() if "web tokens" in x)
+    assert line.startswith("ok") and "1 live token" in line

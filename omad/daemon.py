@@ -26,7 +26,7 @@ from typing import Any
 
 from . import __version__
 from .config import Config
-from .errors import GuardrailBlocked, InputError, OmadError, StageFailed, TransientError
+from .errors import Cancelled, GuardrailBlocked, InputError, OmadError, StageFailed, TransientError
 from .ffmpeg import ffmpeg_version
 from .guardrails import guardrails_for
 from .intake import Intake, JobSpec, Rejection, Waiting
@@ -147,6 +147,7 @@ class Daemon:
         self.heartbeat = time.monotonic()
         self._next_scan = 0.0
         self.created: list[str] = []  # job ids created by this process (for `omad once`)
+        self._cancelled: set[str] = set()  # running jobs a person cancelled (see cancel())
         watchdog = watchdog_seconds()
         self._watchdog_every = watchdog / 2 if watchdog else None
         self._last_ping = 0.0
@@ -495,6 +496,7 @@ class Daemon:
         finally:
             with self._running_lock:
                 self.running.pop(job_id, None)
+                self._cancelled.discard(job_id)  # a stage that ignored the cancel may have finished the job
             self.wake.set()
 
     def _inputs_of(self, job: Job) -> dict[str, Path]:
@@ -587,6 +589,11 @@ class Daemon:
             with contextlib.suppress(OmadError):
                 self.journal.stage_failed(job_id, stage, record)
         self.journal.end_attempt(job_id, "error", stage, record)
+        if job_id in self._cancelled:
+            self._cancelled.discard(job_id)
+            err = Cancelled(f"cancelled during stage {stage or '-'}. Retry the job to run it again.", stage=stage)
+            self._fail(job, err, [self.paths.jobs / job_id / c["stored"] for c in job.inputs if c.get("claim")])
+            return
         self.events.emit("stage_error", job=job, stage=stage or "intake", kind=err.kind)
         if isinstance(err, TransientError) and self.stop_event.is_set():
             # Interrupted by shutdown: not the job's fault, so the attempt does not count.
@@ -783,6 +790,31 @@ class Daemon:
 
     def retry(self, job_id: str) -> str:
         return retry_job(self.journal, self.paths, job_id)
+
+    def cancel(self, job_id: str) -> str:
+        """Stop a job for good: a queued or waiting one now, a running one at its stage's next check.
+
+        Its inputs go to outbox/failed/ like any failure, so a retry runs it again.
+        """
+        with self._running_lock:
+            job = self.journal.get(job_id)
+            if job is None:
+                raise InputError(f"no job '{job_id}'. See `omad status`.")
+            if job.status.final:
+                raise InputError(f"job {job_id} is already {job.status.value}; there is nothing to cancel.")
+            if job.status == JobStatus.CLAIMING:
+                raise TransientError(f"job {job_id} is still being taken from the inbox; try again in a moment.")
+            running = self.running.get(job_id)
+            if running is not None:
+                self._cancelled.add(job_id)
+                running.cancel.set()
+                self.log.info("cancel_requested", job=job_id, stage=job.stage)
+                return f"{job_id}: cancelling (its stage is being stopped)"
+            # Not running and the lock is held: the dispatcher cannot start it under us.
+            work = self.paths.jobs / job_id
+            self._fail(job, Cancelled("cancelled before it ran. Retry the job to run it.", stage=job.stage),
+                       [work / c["stored"] for c in job.inputs if c.get("claim")])
+            return f"{job_id}: cancelled"
 
 
 def _iso(ts: float | None) -> str | None:

@@ -13,8 +13,10 @@ cause, so the daemon decides what to do by type, never by searching text.
     │   └── ToolTimeout     a tool ran past its stage timeout
     ├── ConfigError         omad's configuration is wrong: fix config, then `omad retry`
     ├── ToolMissing         a program, package or model omad needs is not installed
-    └── StageFailed         a tool failed in a way that is neither the input's fault
-                            nor known to be temporary: fail the job, keep the inputs
+    ├── StageFailed         a tool failed in a way that is neither the input's fault
+    │                       nor known to be temporary: fail the job, keep the inputs
+    └── Cancelled           a person cancelled the job (web or API): fail it, keep the
+                            inputs in outbox/failed/ so a retry can run it again
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ __all__ = [
     "ConfigError",
     "ToolMissing",
     "StageFailed",
+    "Cancelled",
 ]
 
 
@@ -118,3 +121,9 @@ class StageFailed(OmadError):
     """A tool failed for a reason that is neither bad input nor known to be temporary."""
 
     kind = "stage"
+
+
+class Cancelled(OmadError):
+    """A person cancelled the job; its inputs are kept for a retry."""
+
+    kind = "cancelled"

@@ -95,7 +95,7 @@ def value(samples: list[Sample], name: str, **labels: str) -> float:
 
 
 def served_env(make_env: Callable[..., Env], **overrides: Any) -> Env:
-    return make_env(metrics={"enabled": True, "host": "127.0.0.1", "port": 0}, lanes={"cpu": 1}, **overrides)
+    return make_env(web={"enabled": True, "host": "127.0.0.1", "port": 0}, lanes={"cpu": 1}, **overrides)
 
 
 def drop_caption(env: Env, stem: str, srt: str | None = None, seconds: float = 0.5) -> None:
@@ -313,7 +313,7 @@ def rich(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
         "jobs": {"backoff_seconds": 0.2, "backoff_max_seconds": 1.0},
         "gpu": {"idle_unload_seconds": 0},
         "lanes": {"cpu": 1},
-        "metrics": {"enabled": True, "port": 0},
+        "web": {"enabled": True, "port": 0},
     })
     Path(cfg.inbox).mkdir(parents=True)
     configure_logging(Path(cfg.outbox) / "logs", "debug")
@@ -558,7 +558,11 @@ def test_status_page_lists_jobs_newest_first_and_escapes_file_names(make_env: Ca
         api = json.loads(run.get("/api/status")[2])
     page = body.decode()
     assert status == 200 and headers["content-type"] == "text/html; charset=utf-8"
-    assert '<meta http-equiv="refresh" content="2">' in page and "<script" not in page
+    # Without JavaScript the page reloads itself; with it, only the vendored script from this origin runs.
+    assert '<noscript><meta http-equiv="refresh" content="2"></noscript>' in page
+    assert re.findall(r"<script[^>]*>", page) == ['<script src="/static/omad.js" defer>']
+    assert "script-src 'self'" in headers["content-security-policy"] and "http" not in headers[
+        "content-security-policy"]
     assert hostile not in page and "<img src=x" not in page
     assert html_escape(hostile) in page
     rows = re.findall(r'<tr class="job s-(\w+)" id="job-([0-9a-f-]+)"', page)

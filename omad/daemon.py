@@ -138,6 +138,8 @@ class Daemon:
         self.settler = Settler(paths.inbox, config.watch.settle_seconds, config.watch.ignore,
                                config.watch.open_writer_max_seconds)
         self._specials_logged: set[Path] = set()
+        # What waits in the inbox and why, rebuilt each tick for the status page (read from other threads).
+        self.inbox_view: dict[str, list[dict[str, str]]] = {"waiting": [], "ignored": []}
         self.loop_errors = 0
         self.intake = Intake(config, paths.inbox, once=once)
         self.waiting: list[Waiting] = []
@@ -316,6 +318,7 @@ class Daemon:
             except Exception as exc:  # a bug: quarantine this drop, never the daemon
                 self.log.error("intake_failed", name=display(d.name), error=traceback.format_exc())
                 self._quarantine(d, exc)
+        self._snapshot_inbox()
         self.events.emit("tick", waiting=self.settler.waiting() + len(self.waiting))
         if not self.stop_event.is_set():
             self._dispatch()
@@ -331,6 +334,15 @@ class Daemon:
                 self._specials_logged.add(path)
                 self.log.warning("ignored", file=self._rel(path), kind=self.settler.specials[path],
                                  message="not a regular file (a FIFO, socket or device); omad never opens these")
+
+    def _snapshot_inbox(self, limit: int = 200) -> None:
+        waiting = [{"file": self._rel(w.entry.path), "reason": w.reason} for w in self.waiting]
+        waiting += [{"file": self._rel(e.path), "reason": e.busy_reason or "settling"}
+                    for e in self.settler.entries.values() if e.ready_at is None]
+        self.inbox_view = {
+            "waiting": sorted(waiting, key=lambda w: w["file"])[:limit],
+            "ignored": [{"file": f, "kind": k} for f, k in sorted(self.ignored.items())][:limit],
+        }
 
     @property
     def ignored(self) -> dict[str, str]:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from conftest import Env, Running, make_image, make_video, wait_for, write_srt
 
@@ -207,10 +208,13 @@ def test_fifos_are_never_opened_and_are_shown_as_ignored(env: Env, clip: Path) -
     os.mkfifo(env.inbox / "bundle" / "pipe.wav")
     (env.inbox / "bundle" / "brief.yaml").write_text("kind: narrate\ntext: Olá.\n")
     d = env.daemon()
-    with Running(d):
+    with Running(d, serve=True) as r:
         drop_pair(env, clip, "good")
         wait_for(lambda: (env.outbox / "good.json").exists() and (env.outbox / "bundle.json").exists(), timeout=60)
         assert d.ignored == {"pipe.srt": "fifo"}
+        base = f"http://127.0.0.1:{r.server.port}"
+        assert httpx.get(f"{base}/api/status").json()["inbox"]["ignored"] == [{"file": "pipe.srt", "kind": "fifo"}]
+        assert "ignored: a fifo" in httpx.get(f"{base}/").text
     assert (env.inbox / "pipe.srt").exists()
     logs = "".join(p.read_text() for p in (env.outbox / "logs").glob("*.jsonl"))
     assert logs.count('"ignored"') == 1

@@ -70,6 +70,7 @@ def status_view(daemon: Daemon, metrics: Metrics, posters: PosterCache, limit: i
         "healthy": daemon.healthy(),
         "counts": daemon.journal.counts(),
         "waiting_files": metrics.waiting_files,
+        "inbox": daemon.inbox_view,
         "lanes": [
             {"name": lane.name, "capacity": lane.capacity, "busy": lane.busy, "waiting": lane.waiting,
              "holders": lane.holders()}
@@ -247,8 +248,21 @@ def render_status_page(view: dict[str, Any], refresh: int = 2, nav: dict[str, An
         f'<h2>Lanes</h2><table id="lanes" data-live><tr><th>lane</th><th>slots</th><th>queue</th><th>holders</th>'
         f"</tr>{_lane_rows(view)}</table>"
         f'<h2>GPU lane</h2><div id="gpu" data-live>{_gpu_section(view)}</div>'
+        f'<h2>Inbox</h2><div id="inbox" data-live>{_inbox_section(view)}</div>'
     )
     return layout("omad status", body, nav, refresh)
+
+
+def _inbox_section(view: dict[str, Any]) -> str:
+    """Files not taken yet and why; FIFOs, sockets and devices that omad never opens."""
+    inbox = view.get("inbox") or {}
+    rows = "".join(f'<tr><td class="mono">{_e(w["file"])}</td><td>{_e(w["reason"])}</td></tr>'
+                   for w in inbox.get("waiting", []))
+    ignored = "".join(f'<tr class="ignored"><td class="mono">{_e(i["file"])}</td><td>ignored: a {_e(i["kind"])}, '
+                      "not a regular file; omad never opens these</td></tr>" for i in inbox.get("ignored", []))
+    if not rows and not ignored:
+        return '<p class="meta">nothing waiting</p>'
+    return f"<table><tr><th>file</th><th>why it is not taken yet</th></tr>{rows}{ignored}</table>"
 
 
 def render_login_page(next_path: str, error: str | None, required: bool) -> str:

@@ -81,7 +81,7 @@ def config(root: Path) -> Path:
                  "shutdown_grace_seconds": 1.0},
         "video": {"preset": "custom", "width": 320, "height": 180, "fps": 15},
         "img2vid": {"default_seconds": 1.0},
-        "metrics": {"enabled": False},
+        "web": {"enabled": False},
         "log": {"level": "warning"},
     }
     (root / "inbox").mkdir(parents=True, exist_ok=True)

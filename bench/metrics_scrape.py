@@ -60,7 +60,7 @@ def main() -> int:
     port = _free_port()
     (root / "inbox").mkdir()
     config = {"inbox": str(root / "inbox"), "outbox": str(root / "outbox"), "state_dir": str(root / "state"),
-              "metrics": {"enabled": True, "host": "127.0.0.1", "port": port}}
+              "web": {"enabled": True, "host": "127.0.0.1", "port": port}}
     (root / "omad.yaml").write_text(yaml.safe_dump(config))
     proc = subprocess.Popen([OMAD, "run", "--config", str(root / "omad.yaml")], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)

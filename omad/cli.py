@@ -97,7 +97,7 @@ def cmd_once(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     code = daemon.run_once(max_wait=args.max_wait)
-    done = [daemon.journal.get(i) for i in daemon.created]
+    done = [daemon.journal.get(i) for i in daemon.claimer.created]
     for job in done:
         if job is not None:
             outputs = (job.result or {}).get("outputs") or {}

@@ -29,7 +29,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .config import Config, GuardrailsConfig
-from .errors import ConfigError, GuardrailBlocked, StageFailed, ToolMissing, TransientError
+from .errors import ConfigError, GuardrailBlocked, StageFailed
 from .pii import PII_DETECTORS, cnpj_valid, cpf_valid, luhn_valid, mask_word, pii_sample
 
 if TYPE_CHECKING:
@@ -501,35 +501,13 @@ class Guardrails:
 
     # ---- safety model
 
-    def _safety_error(self, e: Exception, host: str) -> Exception:
-        model = self.rules.safety_model.model
-        import ollama
+    def _safety_call(self, host: str) -> Any:
+        """The Ollama boundary for the safety model (``omad.agents.ollama_errors``)."""
+        from .agents.ollama_errors import Call, ollama_call
 
-        if isinstance(e, ollama.ResponseError):
-            if e.status_code == 404:
-                return ToolMissing(
-                    f"the safety model '{model}' is not pulled on Ollama at {host}. "
-                    f"Run `ollama pull {model}`, or set safety_model.enabled: false in {self._where_rules()}.",
-                    stage="guardrails",
-                    details={"model": model, "status": e.status_code},
-                )
-            if e.status_code in (429, 500, 502, 503, 504):
-                return TransientError(
-                    f"Ollama at {host} failed on the safety model '{model}' ({e.status_code}: {e.error}).",
-                    stage="guardrails",
-                    details={"model": model, "status": e.status_code},
-                )
-            return StageFailed(
-                f"Ollama at {host} refused the safety model '{model}' ({e.status_code}: {e.error}).",
-                stage="guardrails",
-                details={"model": model, "status": e.status_code},
-            )
-        return TransientError(
-            f"cannot reach Ollama at {host} for the safety model '{model}' ({e}). "
-            "Start it with `ollama serve` (or `systemctl start ollama`).",
-            stage="guardrails",
-            details={"model": model},
-        )
+        model = self.rules.safety_model.model
+        return ollama_call(Call(host, model, f"the safety model '{model}'", 300.0, stage="guardrails",
+                                missing_hint=f"or set safety_model.enabled: false in {self._where_rules()}"))
 
     def _safety_result(self, text: str, answer: str, where: str, file: str | Path | None) -> GuardResult:
         rules = self.rules.safety_model
@@ -566,7 +544,7 @@ class Guardrails:
         """Ask the safety model about ``text`` (only when enabled); raise GuardrailBlocked on a block."""
         if not self.safety_enabled or not text.strip():
             return GuardResult(text, [])
-        try:
+        with self._safety_call(_host_of(client)):
             response = client.chat(
                 model=self.rules.safety_model.model,
                 messages=[{"role": "user", "content": text}],
@@ -574,8 +552,6 @@ class Guardrails:
                 keep_alive=keep_alive,
                 stream=False,
             )
-        except _ollama_errors() as e:
-            raise self._safety_error(e, _host_of(client)) from e
         return self._safety_result(text, response.message.content or "", where, file)
 
     async def acheck_safety(
@@ -590,7 +566,7 @@ class Guardrails:
         """``check_safety`` for the async client."""
         if not self.safety_enabled or not text.strip():
             return GuardResult(text, [])
-        try:
+        with self._safety_call(_host_of(client)):
             response = await client.chat(
                 model=self.rules.safety_model.model,
                 messages=[{"role": "user", "content": text}],
@@ -598,8 +574,6 @@ class Guardrails:
                 keep_alive=keep_alive,
                 stream=False,
             )
-        except _ollama_errors() as e:
-            raise self._safety_error(e, _host_of(client)) from e
         return self._safety_result(text, response.message.content or "", where, file)
 
 
@@ -630,10 +604,3 @@ def guardrails_for(config: Config) -> Guardrails:
     with _CACHE_LOCK:
         _CACHE[path] = (stamp, guard)
     return guard
-
-
-def _ollama_errors() -> tuple[type[Exception], ...]:
-    import httpx
-    import ollama
-
-    return (ollama.ResponseError, ConnectionError, httpx.HTTPError)

@@ -38,6 +38,7 @@ from .config import Config
 from .errors import InputError, OmadError
 from .log import get_logger
 from .names import display, problem
+from .routes import ROUTES
 from .watcher import Entry
 
 __all__ = ["Intake", "JobSpec", "Rejection", "Waiting", "classify", "ACCEPTED", "ROUTES_ACCEPTED"]
@@ -55,7 +56,7 @@ ACCEPTED = (
     "an image (.jpg .png .webp), alone or with a same-name audio file; "
     "a .txt (narration); a brief (.yaml/.json); or a folder holding brief.yaml and its assets"
 )
-ROUTES_ACCEPTED = ("caption", "img2vid", "addaudio", "narrate", "video", "agent-video")
+ROUTES_ACCEPTED = ROUTES
 
 
 def classify(path: Path) -> str:

@@ -423,15 +423,13 @@ class Journal:
             )
             db.execute("UPDATE jobs SET stage=?, progress=0, updated_at=? WHERE id=?", (name, now, job_id))
 
-    def stage_done(self, job_id: str, name: str, result: dict[str, Any], lane: str, seconds: float) -> None:
-        """Checkpoint a finished stage and add its time to the job's cost counters."""
-        column = "gpu_seconds" if lane == "gpu" else "cpu_seconds"
+    def stage_done(self, job_id: str, name: str, result: dict[str, Any]) -> None:
+        """Checkpoint a finished stage (its lane time is billed by ``add_seconds``, failed attempts too)."""
         with self._tx() as db:
             db.execute(
                 "UPDATE stages SET status=?, finished_at=?, result=? WHERE job_id=? AND name=?",
                 (StageStatus.DONE.value, time.time(), json.dumps(result), job_id, name),
             )
-            db.execute(f"UPDATE jobs SET {column}={column}+? WHERE id=?", (seconds, job_id))
 
     def stage_failed(self, job_id: str, name: str, error: dict[str, Any]) -> None:
         with self._tx() as db:
@@ -441,6 +439,7 @@ class Journal:
             )
 
     def add_seconds(self, job_id: str, lane: str, seconds: float) -> None:
+        """Bill ``seconds`` of ``lane`` to the job's cost counters."""
         column = "gpu_seconds" if lane == "gpu" else "cpu_seconds"
         with self._tx() as db:
             db.execute(f"UPDATE jobs SET {column}={column}+? WHERE id=?", (seconds, job_id))

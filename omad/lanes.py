@@ -20,9 +20,10 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
-__all__ = ["Lane", "Lanes", "GpuResidency", "Resident", "UNLOAD_REASONS"]
+__all__ = ["Lane", "LaneSlots", "Lanes", "GpuResidency", "Resident", "UNLOAD_REASONS"]
 
 T = TypeVar("T")
 
@@ -33,8 +34,20 @@ UNLOAD_REASONS = ("evicted", "idle", "shutdown", "f5-oom")
 LaneListener = Callable[[str, str, dict[str, Any]], None]
 
 
-class Lane:
-    """A FIFO counting semaphore with a view of who holds and who waits."""
+class Lane(StrEnum):
+    """Where a stage (or a call inside one) runs; a stage declares it, the runner takes a slot there."""
+
+    #: the CPU lane: N slots (``lanes.cpu``)
+    CPU = "cpu"
+    #: the single GPU lane: one slot, and the residency of the models on the card
+    GPU = "gpu"
+
+
+class LaneSlots:
+    """A FIFO counting semaphore with a view of who holds and who waits, and the seconds each job held it.
+
+    A holder is ``JOB`` or ``JOB:detail``: the seconds are booked to ``JOB`` (see :meth:`take_seconds`).
+    """
 
     def __init__(self, name: str, capacity: int) -> None:
         self.name = name
@@ -44,6 +57,7 @@ class Lane:
         self._waiting: deque[int] = deque()
         self._next_ticket = 0
         self.busy_seconds = 0.0
+        self._held_by_job: dict[str, float] = {}
 
     @contextmanager
     def slot(self, holder: str = "") -> Iterator[None]:
@@ -63,8 +77,16 @@ class Lane:
         finally:
             with self._cond:
                 del self._holders[ticket]
-                self.busy_seconds += time.monotonic() - started
+                held = time.monotonic() - started
+                self.busy_seconds += held
+                job = holder.split(":", 1)[0]
+                self._held_by_job[job] = self._held_by_job.get(job, 0.0) + held
                 self._cond.notify_all()
+
+    def take_seconds(self, job: str) -> float:
+        """Seconds ``job`` held this lane since the last call (its slots and those of calls made for it)."""
+        with self._cond:
+            return self._held_by_job.pop(job, 0.0)
 
     @property
     def busy(self) -> int:
@@ -211,14 +233,16 @@ class Lanes:
     """The daemon's two lanes and the GPU residency they share."""
 
     def __init__(self, cpu_slots: int, vram_budget_gb: float = 4.0, idle_unload_seconds: float = 300.0) -> None:
-        self.cpu = Lane("cpu", cpu_slots)
-        self.gpu = Lane("gpu", 1)
+        self.cpu = LaneSlots(Lane.CPU, cpu_slots)
+        self.gpu = LaneSlots(Lane.GPU, 1)
         self.residency = GpuResidency(vram_budget_gb, idle_unload_seconds)
 
-    def lane(self, name: str) -> Lane:
-        if name == "gpu":
-            return self.gpu
-        return self.cpu
+    def lane(self, name: Lane) -> LaneSlots:
+        return self.gpu if Lane(name) is Lane.GPU else self.cpu
 
-    def all(self) -> list[Lane]:
+    def take_seconds(self, job: str) -> dict[Lane, float]:
+        """Seconds ``job`` held each lane since the last call: what its attempt is billed."""
+        return {Lane.CPU: self.cpu.take_seconds(job), Lane.GPU: self.gpu.take_seconds(job)}
+
+    def all(self) -> list[LaneSlots]:
         return [self.cpu, self.gpu]

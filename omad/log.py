@@ -65,6 +65,22 @@ def _encodable(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> d
     return out
 
 
+class _ToStructlog(logging.Handler):
+    """Standard-library log records (ollama, httpx, omad's own stdlib loggers) as structlog JSON lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level = record.levelname.lower()
+            logger = structlog.get_logger(record.name)
+            getattr(logger, level if level in ("debug", "info", "warning", "error", "critical") else "info")(
+                record.getMessage(), logger=record.name)
+        except Exception:  # a log line must never break the caller
+            self.handleError(record)
+
+
+_BRIDGE = _ToStructlog()
+
+
 def configure_logging(logs_dir: Path | None, level: str = "info", stream: TextIO | None = None) -> None:
     structlog.configure(
         processors=[
@@ -79,6 +95,13 @@ def configure_logging(logs_dir: Path | None, level: str = "info", stream: TextIO
         logger_factory=_TeeFactory(logs_dir, stream or sys.stderr),
         cache_logger_on_first_use=False,
     )
+    root = logging.getLogger()
+    if _BRIDGE not in root.handlers:
+        # Replaces the last-resort plain-text stderr output of libraries with omad's JSON lines.
+        root.addHandler(_BRIDGE)
+    root.setLevel(_LEVELS.get(level, logging.INFO))
+    for noisy in ("httpx", "httpcore"):  # one INFO line per request otherwise
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def get_logger(name: str = "omad") -> Any:

@@ -20,20 +20,19 @@ first scrape on: one born at its first increment is already at 1 by then, so
 ``OmadJobsFailing`` could not fire for them. Values known only at run time (an F5
 checkpoint's device and precision, guardrail topics) start at their first event.
 
-Stage facts are written by other modules and read defensively:
-a missing or odd field is skipped, never an error. This module never writes to
-the journal, the outbox or the inbox.
+Stage results are read from the typed fields of ``StageResult`` (``stage_done``
+events), and each field's records defensively: a missing or odd field is
+skipped, never an error. Lane seconds come from ``billed`` events, failed
+attempts included, so the cost counters add up to the journal's. This module
+never writes to the journal, the outbox or the inbox.
 
-Facts read from ``stage_done`` events:
-
-- ``facts["agents"]``: a list of LLM call records (``omad.agents.client.CallRecord``):
+- ``result.llm_calls``: LLM call records (``omad.agents.client.CallRecord``):
   ``role``, ``model``, ``tokens_in``, ``tokens_out``, ``latency_seconds``,
   ``fallback_used`` and ``tries`` (each ``model``, ``outcome``, ``tokens_in``,
   ``tokens_out``, ``latency_seconds``). When ``tries`` is present each try is one
   request; otherwise the record itself is.
-- ``facts["tts"]``: a dict or a list of dicts with ``engine``, ``rtf`` and
-  optionally ``peak_vram_gb``.
-- ``facts["guardrail_findings"]``: a list of dicts with ``type`` and ``action``.
+- ``result.tts``: dicts with ``engine``, ``rtf`` and optionally ``peak_vram_gb``.
+- ``result.guardrail_findings``: dicts with ``type`` and ``action``.
 """
 
 from __future__ import annotations
@@ -57,6 +56,7 @@ from .guardrails import PII_TYPES, Action
 from .journal import Job, JobStatus
 from .lanes import UNLOAD_REASONS
 from .routes import ROUTE_STAGES, ROUTES
+from .stage import StageResult
 
 if TYPE_CHECKING:
     from .daemon import Daemon
@@ -225,6 +225,7 @@ class Metrics:
             "job_created": self._on_job_created,
             "job_started": self._on_job_started,
             "stage_done": self._on_stage_done,
+            "billed": self._on_billed,
             "stage_error": self._on_stage_error,
             "retry": self._on_retry,
             "job_finished": self._on_job_finished,
@@ -335,29 +336,32 @@ class Metrics:
             self.drop_to_start.labels(self._route(job)).observe(max(0.0, time.time() - job.dropped_at))
 
     def _on_stage_done(self, data: Mapping[str, Any]) -> None:
-        job: Job = data["job"]
-        route = self._route(job)
         lane = "gpu" if data.get("lane") == "gpu" else "cpu"
         seconds = max(0.0, float(data.get("seconds") or 0.0))
         self.stage_seconds.labels(self._label("stage", data.get("stage")), lane).observe(seconds)
-        # The journal adds the same seconds to the job's lane column, so these counters
-        # add up to the sum of daemon.cost(job) over the jobs.
-        prices = self.daemon.config.metrics
-        if lane == "gpu":
-            self.gpu_seconds.labels(route).inc(seconds)
-            price = prices.gpu_hour_price
-        else:
-            self.cpu_seconds.labels(route).inc(seconds)
-            price = prices.cpu_hour_price
-        self.cost.labels(self._label("currency", prices.currency), route).inc(seconds / 3600 * price)
-        facts = data.get("facts")
-        if isinstance(facts, Mapping):
-            self._read_facts(facts)
+        result = data.get("result")
+        if isinstance(result, StageResult):
+            self._read_result(result)
 
-    def _read_facts(self, facts: Mapping[str, Any]) -> None:
-        for record in _dicts(facts.get("agents")):
+    def _on_billed(self, data: Mapping[str, Any]) -> None:
+        # The journal bills the same seconds to the job's lane columns, so these counters
+        # add up to the sum of daemon.records.cost(job) over the jobs.
+        route = self._route(data["job"])
+        prices = self.daemon.config.metrics
+        for lane, value in (data.get("lane_seconds") or {}).items():
+            seconds = max(0.0, float(value or 0.0))
+            if lane == "gpu":
+                self.gpu_seconds.labels(route).inc(seconds)
+                price = prices.gpu_hour_price
+            else:
+                self.cpu_seconds.labels(route).inc(seconds)
+                price = prices.cpu_hour_price
+            self.cost.labels(self._label("currency", prices.currency), route).inc(seconds / 3600 * price)
+
+    def _read_result(self, result: StageResult) -> None:
+        for record in _dicts(result.llm_calls):
             self._read_llm_record(record)
-        for tts in _dicts(facts.get("tts")):
+        for tts in _dicts(result.tts):
             engine = self._label("engine", tts.get("engine"))
             rtf = _number(tts.get("rtf"))
             if rtf is not None and rtf >= 0:
@@ -366,7 +370,7 @@ class Metrics:
             if peak is not None:
                 with self._lock:
                     self._peak_vram_gb = max(self._peak_vram_gb or 0.0, peak)
-        for finding in _dicts(facts.get("guardrail_findings")):
+        for finding in _dicts(result.guardrail_findings):
             self.guardrail_findings.labels(self._label("finding_type", finding.get("type")),
                                            self._label("action", finding.get("action"))).inc()
 

@@ -1,27 +1,42 @@
-"""The stage contract: what every stage module provides and receives.
+"""The stage contract: what every stage provides and receives.
 
-A stage has a ``name``, a ``lane`` (``"cpu"`` or ``"gpu"``, or a function of
-the context when it depends on options, e.g. the TTS engine) and
-``run(ctx) -> StageResult``; an optional ``cleanup(ctx)`` always runs after
-``run``. A stage reads its inputs from ``ctx.work`` and writes its outputs
-there; it never touches the inbox, the outbox or the journal, so the same code
-can later run in a remote worker. Errors leave a stage only as ``OmadError``.
+A stage is a subclass of :class:`Stage` with a ``name``, ``lane(ctx) -> Lane``
+(the lane it runs on; an unknown lane is an error), ``run(ctx) -> StageResult``
+and ``cleanup(ctx)``, which the runner SHALL always call after ``run``, in a
+``finally``, whether ``run`` returned or raised (paperless-ngx's plugin rule).
+
+A stage reads its inputs from ``ctx.work`` and writes its outputs there; it
+never touches the inbox, the outbox, the journal or any module-global state:
+everything it needs comes in the :class:`StageContext` (settings, guardrails,
+TTS engine, folders, cancel, progress, log), so the same code can run in
+another process from a serialisable description. Stages share helpers through
+``media/``, ``narration``, ``text`` and friends, never by importing each other.
+Errors leave a stage only as ``OmadError``.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError
+from .lanes import Lane
 
 if TYPE_CHECKING:
     from .config import Config
+    from .guardrails import Guardrails
     from .lanes import Lanes
+    from .tts import TtsEngine
 
-__all__ = ["Stage", "StageContext", "StageResult"]
+__all__ = ["Stage", "StageContext", "StageResult", "Lane"]
+
+#: Keys older journals kept inside ``facts``; read into the typed fields when such a row is loaded.
+_LEGACY_KEYS = ("guardrail_findings", "tools", "warnings", "tts", "agents")
 
 
 @dataclass
@@ -32,22 +47,56 @@ class StageResult:
     path relative to the work dir; later stages see the union of all earlier
     artifacts. ``publish`` maps an outbox suffix (``".mp4"``, ``".srt"``) to an
     artifact role: the outbox publishes the union over all stages, later
-    stages winning. ``facts`` go into the job record (the sidecar).
+    stages winning. ``facts`` go into the sidecar as the stage's own record.
+
+    The typed fields are the side channels the sidecar, the metrics and the
+    status page read: guardrail findings (``Finding.to_dict()``), tool versions,
+    warnings for the user, TTS records (``engine``, ``rtf``, ``vram_peak_gb``...),
+    LLM call records (``CallRecord.to_dict()``), and the seconds the attempt
+    held each lane (set by the runner).
     """
 
     artifacts: dict[str, str] = field(default_factory=dict)
     publish: dict[str, str] = field(default_factory=dict)
     facts: dict[str, Any] = field(default_factory=dict)
+    guardrail_findings: list[dict[str, Any]] = field(default_factory=list)
+    tools: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    tts: list[dict[str, Any]] = field(default_factory=list)
+    llm_calls: list[dict[str, Any]] = field(default_factory=list)
+    lane_seconds: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"artifacts": self.artifacts, "publish": self.publish, "facts": self.facts}
+        return {"artifacts": self.artifacts, "publish": self.publish, "facts": self.facts,
+                "guardrail_findings": self.guardrail_findings, "tools": self.tools, "warnings": self.warnings,
+                "tts": self.tts, "llm_calls": self.llm_calls, "lane_seconds": self.lane_seconds}
+
+    def sidecar_facts(self) -> dict[str, Any]:
+        """The stage's entry in the sidecar: its facts, plus the TTS and LLM records and warnings when present."""
+        out = dict(self.facts)
+        if self.tts:
+            out["tts"] = self.tts if len(self.tts) > 1 else self.tts[0]
+        if self.llm_calls:
+            out["agents"] = self.llm_calls
+        if self.warnings:
+            out["warnings"] = self.warnings
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StageResult:
+        facts = dict(data.get("facts") or {})
+        legacy = {k: facts.pop(k) for k in _LEGACY_KEYS if k in facts}  # a journal row from before the fields
+        tts = data.get("tts", legacy.get("tts")) or []
         return cls(
             artifacts=dict(data.get("artifacts") or {}),
             publish=dict(data.get("publish") or {}),
-            facts=dict(data.get("facts") or {}),
+            facts=facts,
+            guardrail_findings=list(data.get("guardrail_findings", legacy.get("guardrail_findings")) or []),
+            tools=dict(data.get("tools", legacy.get("tools")) or {}),
+            warnings=list(data.get("warnings", legacy.get("warnings")) or []),
+            tts=[tts] if isinstance(tts, dict) else list(tts),
+            llm_calls=list(data.get("llm_calls", legacy.get("agents")) or []),
+            lane_seconds={str(k): float(v) for k, v in (data.get("lane_seconds") or {}).items()},
         )
 
 
@@ -70,6 +119,44 @@ class StageContext:
     cancel: threading.Event = field(default_factory=threading.Event)
     warnings: list[str] = field(default_factory=list)
     log: logging.Logger | Any = field(default_factory=lambda: logging.getLogger("omad.stage"))
+    attempt: int = 1
+    guardrails: Guardrails | None = None  # the rules in force for this job (None: read from config)
+    engines: dict[str, TtsEngine] = field(default_factory=dict)  # TTS engines made for this stage, by name
+
+    @property
+    def scratch(self) -> Path:
+        """This attempt's own folder for temporary files (removed after the stage; never shared by attempts)."""
+        path = self.work / "attempts" / str(self.attempt) / self.stage
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def guard(self) -> Guardrails:
+        """The guardrails for this job."""
+        if self.guardrails is None:
+            from .guardrails import guardrails_for
+
+            self.guardrails = guardrails_for(self.config)
+        return self.guardrails
+
+    def engine_name(self) -> str:
+        """The TTS engine this job's narration uses: the brief's ``voice.engine``, else ``tts.engine``."""
+        voice = self.options.get("voice") or {}
+        return str(voice.get("engine") or self.config.tts.engine)
+
+    def tts(self) -> TtsEngine:
+        """The TTS engine for this job (made once per stage run)."""
+        name = self.engine_name()
+        if name not in self.engines:
+            from .tts import engine_for
+
+            self.engines[name] = engine_for(self.config, self.lanes, name)
+        return self.engines[name]
+
+    def tts_lane(self) -> Lane:
+        """The lane this job's TTS engine runs on, known without loading the engine."""
+        from .tts import lane_of
+
+        return lane_of(self.engine_name())
 
     def path(self, role: str) -> Path:
         """Absolute path of an earlier artifact, else of an input, by role."""
@@ -100,10 +187,27 @@ class StageContext:
         return self.timeout
 
 
-@runtime_checkable
-class Stage(Protocol):
-    name: str
+class Stage:
+    """The base of every stage. Subclasses set ``name`` and override ``run``, and ``lane`` when not the CPU."""
 
-    def lane_for(self, ctx: StageContext) -> str: ...
+    name: str = ""
 
-    def run(self, ctx: StageContext) -> StageResult: ...
+    def lane(self, ctx: StageContext) -> Lane:
+        """The lane this stage runs on for this job."""
+        return Lane.CPU
+
+    def run(self, ctx: StageContext) -> StageResult:
+        raise NotImplementedError(f"stage {self.name!r} has no run()")
+
+    def cleanup(self, ctx: StageContext) -> None:
+        """Always called after ``run``, whether it returned or raised; the default removes the attempt's scratch."""
+        shutil.rmtree(ctx.work / "attempts" / str(ctx.attempt) / self.name, ignore_errors=True)
+
+    def lane_checked(self, ctx: StageContext) -> Lane:
+        """``lane(ctx)`` as a :class:`Lane`; anything else is a configuration error, never a silent CPU."""
+        lane = self.lane(ctx)
+        try:
+            return Lane(lane)
+        except ValueError as e:
+            raise ConfigError(f"stage {self.name!r} asked for lane {lane!r}; lanes are "
+                              f"{', '.join(m.value for m in Lane)}.") from e

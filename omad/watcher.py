@@ -43,11 +43,11 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
+from .routes import ROUTE_FOLDERS
+
 __all__ = ["Entry", "Settler", "InboxWatcher", "ROUTE_FOLDERS", "is_ignored", "scan_inbox", "special_kind",
            "open_for_reading"]
 
-# Subfolders of the inbox that force a route instead of being bundles.
-ROUTE_FOLDERS = ("caption", "img2vid", "addaudio", "narrate", "video")
 
 
 def is_ignored(name: str, patterns: Iterable[str]) -> bool:

@@ -110,3 +110,26 @@ def test_guardrail_block_quarantines_before_any_model_runs(make_env: Callable[..
     err = env.failed_error("abelhas")
     assert err["error"]["kind"] == "guardrail" and "blocked_word" in err["message"]
     assert fake.chats() == []
+
+
+def test_llm_time_on_the_gpu_lane_is_billed_as_gpu_seconds(make_env: Callable[..., Env], fake: FakeOllama) -> None:
+    """GIVEN five model calls of at least 0.5 s each, made from the CPU-lane plan stage through the GPU lane
+    THEN the job is billed at least 2.5 GPU seconds (the lane that was held), in the sidecar and the journal."""
+    env = make_env(video=SMALL, llm={"host": fake.url, "remote": False})
+    for model in ("qwen2.5:3b-instruct", "phi3.5:3.8b-mini", "gemma2:2b", "mistral:7b-instruct", "qwen2:1.5b"):
+        fake.queue(model, Reply.auto(delay=0.5))
+    drop_bundle(env, BRIEF)
+    assert env.once(max_wait=120) == 0
+    side = env.sidecar("abelhas")
+    assert side["cost"]["gpu_seconds"] >= 2.5
+    assert side["cost"]["cpu_seconds"] > 0  # the plan, voice and render stages held the CPU lane
+
+
+def test_a_failed_attempt_is_billed_too(make_env: Callable[..., Env]) -> None:
+    env = make_env(video=SMALL, llm={"host": "http://127.0.0.1:9", "connect_retries": 0},
+                   jobs={"max_attempts": 2, "backoff_seconds": 0.1})
+    drop_bundle(env, BRIEF)
+    d = env.daemon(once=True)
+    assert d.run_once(max_wait=60) == 1
+    (job,) = d.journal.jobs()
+    assert job.attempts == 2 and job.cpu_seconds > 0

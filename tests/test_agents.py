@@ -175,7 +175,7 @@ def test_prompt_brief_with_two_images_becomes_a_scene_brief_using_them(tmp_path:
     assert 0.6 * 30 * 2.5 <= words <= 1.6 * 30 * 2.5
     assert scene_brief.voice is not None and scene_brief.voice.speed == 1.0
 
-    agents = result.facts["agents"]
+    agents = result.llm_calls
     assert [a["role"] for a in agents] == ROLES
     assert [a["model"] for a in agents] == [SUPERVISOR, SCRIPT, VISUAL, AUDIO, EDITOR]
     for record in agents:
@@ -187,7 +187,7 @@ def test_prompt_brief_with_two_images_becomes_a_scene_brief_using_them(tmp_path:
         assert record["total_duration_seconds"] > 0 and record["eval_duration_seconds"] > 0
     summary = result.facts["agent_plan"]
     assert summary["target_duration_seconds"] == 30 and summary["editor_decision"] == "keep"
-    assert result.facts["guardrail_findings"] == []
+    assert result.guardrail_findings == []
 
     schemas: dict[str, type[BaseModel]] = {
         SUPERVISOR: SupervisorAnswer,
@@ -274,7 +274,7 @@ def test_invalid_json_is_retried_then_the_fallback_model_answers(tmp_path: Path,
     result, scene_brief = run_plan(make_ctx(tmp_path, make_bundle(tmp_path), make_config(fake.url)))
 
     assert scene_brief.scenes
-    record = result.facts["agents"][0]
+    record = result.llm_calls[0]
     assert record["role"] == "supervisor" and record["model"] == "qwen2:1.5b" and record["fallback_used"]
     assert record["attempts"] == 4
     assert [t["model"] for t in record["tries"]] == [SUPERVISOR] * 3 + ["qwen2:1.5b"]
@@ -310,7 +310,7 @@ def test_a_model_not_pulled_uses_the_fallback_and_says_how_to_pull_it(tmp_path: 
     and the record carries the `ollama pull` command."""
     fake.remove_model(SCRIPT)
     result, _ = run_plan(make_ctx(tmp_path, make_bundle(tmp_path), make_config(fake.url)))
-    record = result.facts["agents"][1]
+    record = result.llm_calls[1]
     assert record["model"] == "qwen2.5:3b-instruct" and record["fallback_used"]
     assert record["warnings"] == [f"model {SCRIPT} is not pulled: run `ollama pull {SCRIPT}`"]
 
@@ -518,7 +518,7 @@ def test_without_a_visual_planner_bundle_images_are_used_in_order(tmp_path: Path
         ),
     )
     result, scene_brief = run_plan(make_ctx(tmp_path, make_bundle(tmp_path), make_config(fake.url)))
-    assert [a["role"] for a in result.facts["agents"]] == ["supervisor", "script_writer", "editor"]
+    assert [a["role"] for a in result.llm_calls] == ["supervisor", "script_writer", "editor"]
     assert scene_brief.scenes is not None
     assert [s.image for s in scene_brief.scenes] == ["telhado.png", "conta.png", None]
     assert scene_brief.voice is None
@@ -589,7 +589,7 @@ def test_personal_data_is_redacted_from_the_brief_and_from_generated_narration(
     assert scene_brief.scenes is not None
     narration = " ".join(s.narration for s in scene_brief.scenes)
     assert "[telefone removido]" in narration and "[e-mail removido]" in narration and "[CPF removido]" in narration
-    findings = result.facts["guardrail_findings"]
+    findings = result.guardrail_findings
     kinds = {(f["type"], f["where"].split(".")[0]) for f in findings}
     assert {("cpf", "brief"), ("email", "brief"), ("phone_br", "brief")} <= kinds
     assert {("cpf", "script"), ("email", "script"), ("phone_br", "script")} <= kinds

@@ -234,7 +234,7 @@ def test_real_prometheus_sees_first_failures_a_stopped_daemon_and_every_dashboar
             "watch": {"settle_seconds": 0.3, "rescan_seconds": 1.0},
             "intake": {"partner_grace_seconds": 0.5, "pair_timeout_seconds": 5.0},
             "lanes": {"cpu": 1},
-            "metrics": {"enabled": True, "host": "127.0.0.1", "port": omad_port},
+            "web": {"enabled": True, "host": "127.0.0.1", "port": omad_port},
         }
         (root / "omad.yaml").write_text(yaml.safe_dump(config))
         scrape = yaml.safe_load((DEPLOY / "prometheus-scrape.yml").read_text())

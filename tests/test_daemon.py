@@ -17,13 +17,14 @@ from pathlib import Path
 import pytest
 from conftest import Env, Running, make_video, wait_for, write_srt
 
-import omad.daemon as daemon_mod
+import omad.claim as claim_mod
+import omad.runner as runner_mod
 from omad.cli import main as cli_main
 from omad.config import Config, ConfigError, dump_config_yaml, load_config
 from omad.daemon import Daemon
 from omad.errors import TransientError
 from omad.journal import JobStatus
-from omad.stage import StageContext, StageResult
+from omad.stage import Stage, StageContext, StageResult
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -189,7 +190,7 @@ def test_keep_policy_leaves_inputs_and_does_not_reprocess(make_env: Callable[...
     assert [j.status for j in d.journal.jobs()] == [JobStatus.DONE]
 
 
-class _Flaky:
+class _Flaky(Stage):
     """A stage that fails transiently a set number of times (a killed tool, a full disk)."""
 
     name = "flaky"
@@ -197,9 +198,6 @@ class _Flaky:
     def __init__(self, failures: int, log: Path) -> None:
         self.failures = failures
         self.log = log
-
-    def lane_for(self, ctx: StageContext) -> str:
-        return "cpu"
 
     def run(self, ctx: StageContext) -> StageResult:
         n = len(self.log.read_text().splitlines()) if self.log.exists() else 0
@@ -214,7 +212,7 @@ class _Flaky:
 
 def test_transient_failure_is_retried_with_backoff(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     runs = env.root / "runs.log"
-    monkeypatch.setattr(daemon_mod, "stages_for", lambda route: [_Flaky(2, runs)])
+    monkeypatch.setattr(runner_mod, "stages_for", lambda route: [_Flaky(2, runs)])
     make_video(env.inbox / "r.mp4", seconds=0.5, audio=False)
     write_srt(env.inbox / "r.srt")
     assert env.once() == 0
@@ -228,7 +226,7 @@ def test_transient_failure_gives_up_after_max_attempts(make_env: Callable[..., E
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     env = make_env(jobs={"max_attempts": 2})
     runs = env.root / "runs.log"
-    monkeypatch.setattr(daemon_mod, "stages_for", lambda route: [_Flaky(5, runs)])
+    monkeypatch.setattr(runner_mod, "stages_for", lambda route: [_Flaky(5, runs)])
     make_video(env.inbox / "r.mp4", seconds=0.5, audio=False)
     write_srt(env.inbox / "r.srt")
     assert env.once() == 1
@@ -257,22 +255,21 @@ _CRASH_SCRIPT = textwrap.dedent(
     import os, signal, sys
     from pathlib import Path
     import omad.daemon as d
+    import omad.runner as runner
     from omad.config import load_config
-    from omad.stage import StageResult
+    from omad.stage import Stage, StageResult
 
     marks = Path(sys.argv[2])
 
-    class First:
+    class First(Stage):
         name = "first"
-        def lane_for(self, ctx): return "cpu"
         def run(self, ctx):
             with open(marks, "a") as f: f.write("first\\n")
             (ctx.work / "a.txt").write_text("a")
             return StageResult(artifacts={"a": "a.txt"})
 
-    class Second:
+    class Second(Stage):
         name = "second"
-        def lane_for(self, ctx): return "cpu"
         def run(self, ctx):
             with open(marks, "a") as f: f.write("second\\n")
             if marks.read_text().count("second") == 1:
@@ -280,7 +277,7 @@ _CRASH_SCRIPT = textwrap.dedent(
             (ctx.work / "b.txt").write_text(ctx.path("a").read_text() + "b")
             return StageResult(artifacts={"b": "b.txt"}, publish={".txt": "b"})
 
-    d.stages_for = lambda route: [First(), Second()]
+    runner.stages_for = lambda route: [First(), Second()]
     cfg = load_config(sys.argv[1])
     daemon = d.Daemon(cfg, d.Paths(Path(cfg.inbox), Path(cfg.outbox), Path(cfg.state_dir)), once=True)
     sys.exit(daemon.run_once(max_wait=30))
@@ -394,7 +391,7 @@ def test_a_claim_that_fails_half_way_is_finished_later_not_duplicated(env: Env,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """GIVEN the disk refuses the first move out of the inbox (disk full)
     THEN the files stay in the inbox, and the next look finishes that same job: one job, done, no duplicate."""
-    real_move = daemon_mod.safe_move
+    real_move = claim_mod.safe_move
     calls = {"n": 0}
 
     def flaky_move(src: Path, dst: Path, *, copy_only: bool = False) -> None:
@@ -403,7 +400,7 @@ def test_a_claim_that_fails_half_way_is_finished_later_not_duplicated(env: Env,
             raise TransientError("could not move (No space left on device); free some space.", file=src)
         real_move(src, dst, copy_only=copy_only)
 
-    monkeypatch.setattr(daemon_mod, "safe_move", flaky_move)
+    monkeypatch.setattr(claim_mod, "safe_move", flaky_move)
     make_video(env.inbox / "f.mp4", seconds=0.5)
     write_srt(env.inbox / "f.srt")
     with Running(env.daemon()) as r:

@@ -106,3 +106,21 @@ def test_hls_playlist_named_mp4_cannot_reach_other_files(tmp_path: Path) -> None
         info = ff.probe(p)
         if info.format_name not in ff.VIDEO_DEMUXERS:
             raise InputError("refused demuxer", file=p.name)
+
+
+def test_library_log_lines_go_through_omads_json_logs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """GIVEN omad's logging WHEN ollama or httpx log through the standard library THEN the lines are JSON."""
+    import json
+    import logging
+
+    from omad.log import configure_logging
+
+    configure_logging(tmp_path / "logs", "info")
+    logging.getLogger("httpx").warning("connection pool full")
+    logging.getLogger("ollama").error("could not reach %s", "127.0.0.1:9")
+    logging.getLogger("httpx").info("HTTP Request: POST /api/chat")  # below httpx's WARNING: not logged
+    lines = [json.loads(line) for p in (tmp_path / "logs").glob("*.jsonl") for line in p.read_text().splitlines()]
+    assert {(r["logger"], r["event"], r["level"]) for r in lines} == {
+        ("httpx", "connection pool full", "warning"), ("ollama", "could not reach 127.0.0.1:9", "error")}
+    err = capsys.readouterr().err
+    assert all(json.loads(line) for line in err.strip().splitlines())

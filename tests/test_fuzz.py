@@ -42,11 +42,18 @@ EXTENSIONS = [".mp4", ".mov", ".mkv", ".webm", ".srt", ".jpg", ".png", ".webp", 
               ".yaml", ".json", ".xlsx", ""]
 
 
+class Samples(dict[str, bytes]):
+    """The sample files; a short repr, because Hypothesis prints its arguments (and warns on huge ones)."""
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} sample files>"
+
+
 @pytest.fixture(scope="module")
-def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+def samples(tmp_path_factory: pytest.TempPathFactory) -> Samples:
     """One small valid file per kind, to drop whole or cut short."""
     d = tmp_path_factory.mktemp("samples")
-    out = {
+    out = Samples({
         ".mp4": make_video(d / "v.mp4", seconds=0.5, size="96x64").read_bytes(),
         ".mkv": make_video(d / "v.mkv", seconds=0.5, size="96x64").read_bytes(),
         ".png": make_image(d / "i.png", size="96x64").read_bytes(),
@@ -54,7 +61,7 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
         ".wav": make_audio(d / "a.wav", seconds=0.5).read_bytes(),
         ".srt": write_srt(d / "s.srt").read_bytes(),
         ".txt": "Olá, tudo bem? São 3 itens.".encode(),
-    }
+    })
     out[".mov"] = out[".mp4"]
     out[".webm"] = out[".mkv"]
     out[".mp3"] = out[".wav"]
@@ -172,7 +179,7 @@ def test_any_inbox_keeps_the_daemon_alive_and_loses_nothing(
         "inbox": str(inbox), "outbox": str(outbox), "state_dir": str(state),
         "watch": {"settle_seconds": 0.0, "rescan_seconds": 1.0},
         "jobs": {"backoff_seconds": 0.1, "backoff_max_seconds": 0.2, "max_attempts": 2},
-        "metrics": {"enabled": False}, "img2vid": {"default_seconds": 0.5},
+        "web": {"enabled": False}, "img2vid": {"default_seconds": 0.5},
         "video": {"preset": "custom", "width": 96, "height": 64, "fps": 10},
     })
     configure_logging(outbox / "logs", "warning")

@@ -22,6 +22,7 @@ import httpx
 import pytest
 from conftest import Env, Running, make_image, make_video, wait_for, write_srt
 
+import omad.claim as claim_mod
 import omad.daemon as daemon_mod
 import omad.intake as intake_mod
 import omad.stages.caption as caption_mod
@@ -72,7 +73,7 @@ STEPS: dict[str, tuple[Any, str, Callable[..., Path | str]]] = {
     "open": (watcher_mod, "_readiness", lambda path, *a, **k: path),
     "classify": (intake_mod, "classify", lambda path, *a, **k: path),
     "pair": (intake_mod.Intake, "_group", lambda self, members, *a, **k: members[0].path),
-    "hash": (daemon_mod, "_hash_path", lambda path, *a, **k: path),
+    "hash": (claim_mod, "hash_path", lambda path, *a, **k: path),
     "parse_srt": (caption_mod, "read_srt", lambda path, *a, **k: path),
     "probe": (caption_mod, "probe", lambda path, *a, **k: path),
     "publish": (Outbox, "publish", lambda self, name, *a, **k: name),

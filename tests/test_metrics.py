@@ -27,7 +27,7 @@ from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-import omad.daemon as daemon_mod
+import omad.runner as runner_mod
 from omad import __version__
 from omad.config import Config
 from omad.daemon import Daemon, Paths
@@ -37,7 +37,7 @@ from omad.lanes import UNLOAD_REASONS
 from omad.log import configure_logging
 from omad.metrics import GIB, model_label
 from omad.routes import ROUTE_STAGES, ROUTES, stages_for
-from omad.stage import StageContext, StageResult
+from omad.stage import Lane, Stage, StageContext, StageResult
 from omad.web import PathRefused, parse_range, resolve_outbox_path, start_server
 
 REPO = Path(__file__).resolve().parent.parent
@@ -123,7 +123,7 @@ def test_caption_jobs_move_counters_and_histograms_by_exact_amounts(make_env: Ca
         wait_for(lambda: run.settled(3), timeout=60)
         s = run.scrape()
         jobs = run.d.journal.jobs()
-        cost = sum(run.d.cost(j)["estimated"] for j in jobs)
+        cost = sum(run.d.records.cost(j)["estimated"] for j in jobs)
         cpu = sum(j.cpu_seconds for j in jobs)
 
     assert value(s, "omad_jobs_finished_total", route="caption", status="done") == 2
@@ -249,20 +249,17 @@ _FINDINGS = [{"type": "email", "action": "redact", "where": "script", "sample": 
 _MODEL_KEY = "fake:/opt/models/tiny.safetensors:cpu"
 
 
-class _Prepare:
+class _Prepare(Stage):
     """A quick cpu stage (a real scene-video route starts with cpu work too)."""
 
     name = "prepare"
 
-    def lane_for(self, ctx: StageContext) -> str:
-        return "cpu"
-
     def run(self, ctx: StageContext) -> StageResult:
         time.sleep(0.05)
-        return StageResult(facts={"guardrail_findings": _FINDINGS[:1]})
+        return StageResult(guardrail_findings=_FINDINGS[:1])
 
 
-class _Compose:
+class _Compose(Stage):
     """A gpu stage that reports the facts the agent and TTS stages report, and loads a model.
 
     Its first attempt of ``rich`` fails transiently; ``bad`` is a bad drop.
@@ -273,8 +270,8 @@ class _Compose:
     def __init__(self) -> None:
         self.attempts: dict[str, int] = {}
 
-    def lane_for(self, ctx: StageContext) -> str:
-        return "gpu"
+    def lane(self, ctx: StageContext) -> Lane:
+        return Lane.GPU
 
     def run(self, ctx: StageContext) -> StageResult:
         n = self.attempts[ctx.name] = self.attempts.get(ctx.name, 0) + 1
@@ -288,8 +285,8 @@ class _Compose:
         (ctx.work / "out.txt").write_text("composed\n")
         return StageResult(
             artifacts={"text": "out.txt"}, publish={".txt": "text"},
-            facts={"agents": _AGENTS, "tts": {"engine": "f5", "rtf": 0.25, "peak_vram_gb": 1.25},
-                   "guardrail_findings": _FINDINGS[1:]},
+            llm_calls=_AGENTS, tts=[{"engine": "f5", "rtf": 0.25, "peak_vram_gb": 1.25}],
+            guardrail_findings=_FINDINGS[1:],
         )
 
 
@@ -319,7 +316,7 @@ def rich(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
     configure_logging(Path(cfg.outbox) / "logs", "debug")
     compose = _Compose()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(daemon_mod, "stages_for", lambda route: [_Prepare(), compose])
+        mp.setattr(runner_mod, "stages_for", lambda route: [_Prepare(), compose])
         env = Env(root, cfg)
         with Running(Daemon(cfg, Paths(env.inbox, env.outbox, env.state))) as run:
             drop_caption(env, "rich", seconds=0.5)
@@ -332,7 +329,7 @@ def rich(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
             scenario = Scenario(
                 samples=parse(body.decode()), text=body.decode(),
                 gpu_seconds=sum(j.gpu_seconds for j in jobs), cpu_seconds=sum(j.cpu_seconds for j in jobs),
-                cost=sum(run.d.cost(j)["estimated"] for j in jobs),
+                cost=sum(run.d.records.cost(j)["estimated"] for j in jobs),
             )
     # Yielded after the patch is undone: later tests of this module run the real routes.
     yield scenario

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from conftest import Env, make_video, write_srt
 
-import omad.daemon as daemon_mod
+import omad.runner as runner_mod
 from omad.routes import stages_for
-from omad.stage import StageContext, StageResult
+from omad.stage import Stage, StageContext, StageResult
 from omad.web import StatusServer, start_server
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
@@ -57,16 +57,13 @@ def browser(tmp_path: Path) -> Iterator[Any]:
         driver.quit()
 
 
-class _Paced:
+class _Paced(Stage):
     """Holds the job in its first stage for a few seconds, reporting progress like an encoder does."""
 
     name = "paced"
 
     def __init__(self, release: threading.Event) -> None:
         self.release = release
-
-    def lane_for(self, ctx: StageContext) -> str:
-        return "cpu"
 
     def run(self, ctx: StageContext) -> StageResult:
         step = 0
@@ -90,7 +87,7 @@ def test_status_page_shows_progress_while_running_then_the_poster(
     THEN they see the job running with a progress bar, and once it is done its poster
     (a real frame of the result) and a link that serves the video."""
     release = threading.Event()
-    monkeypatch.setattr(daemon_mod, "stages_for", lambda route: [_Paced(release), *stages_for(route)])
+    monkeypatch.setattr(runner_mod, "stages_for", lambda route: [_Paced(release), *stages_for(route)])
     env = make_env(web={"enabled": True, "port": 0}, lanes={"cpu": 1})
     make_video(env.root / "staging" / "aula.mp4", seconds=1.0, size="320x180")
     write_srt(env.root / "staging" / "aula.srt")

@@ -18,12 +18,12 @@ import pytest
 import yaml
 from conftest import SRT_PT, Env, Running, make_video, wait_for
 
-import omad.daemon as daemon_mod
+import omad.runner as runner_mod
 from omad.cli import main as cli_main
 from omad.config import Config, is_loopback, load_config
 from omad.errors import TransientError
 from omad.routes import stages_for
-from omad.stage import StageContext, StageResult
+from omad.stage import Stage, StageContext, StageResult
 from omad.web.auth import TokenStore
 
 # -- config ------------------------------------------------------------------------------------------
@@ -323,7 +323,7 @@ def test_a_login_cookie_needs_the_csrf_token_to_change_anything(served: Served) 
         assert r.status_code == 403 and "revoked" in r.json()["error"]
 
 
-class _Held:
+class _Held(Stage):
     """A first stage that holds the job until released or cancelled, as a long encode would."""
 
     name = "held"
@@ -331,9 +331,6 @@ class _Held:
     def __init__(self, release: threading.Event, fail_first: bool = False) -> None:
         self.release = release
         self.fail_first = fail_first
-
-    def lane_for(self, ctx: StageContext) -> str:
-        return "cpu"
 
     def run(self, ctx: StageContext) -> StageResult:
         if self.fail_first:
@@ -352,7 +349,7 @@ def test_cancel_a_running_job_then_retry_it(make_env: Callable[..., Env], monkey
     a retry runs it to the end."""
     release = threading.Event()
     held = _Held(release)
-    monkeypatch.setattr(daemon_mod, "stages_for", lambda route: [held, *stages_for(route)])
+    monkeypatch.setattr(runner_mod, "stages_for", lambda route: [held, *stages_for(route)])
     env = make_env(web={"enabled": True, "port": 0, "submit_wait_seconds": 20}, lanes={"cpu": 1})
     with Running(env.daemon(), serve=True) as run, httpx.Client(base_url=run.server.url, timeout=60) as c:
         job_id = c.post("/api/jobs", files=_caption_files(tmp_path, "longo")).json()["id"]
@@ -373,7 +370,7 @@ def test_cancel_a_running_job_then_retry_it(make_env: Callable[..., Env], monkey
 def test_cancel_a_job_waiting_for_its_retry(make_env: Callable[..., Env], monkeypatch: pytest.MonkeyPatch,
                                             tmp_path: Path) -> None:
     held = _Held(threading.Event(), fail_first=True)
-    monkeypatch.setattr(daemon_mod, "stages_for", lambda route: [held, *stages_for(route)])
+    monkeypatch.setattr(runner_mod, "stages_for", lambda route: [held, *stages_for(route)])
     env = make_env(web={"enabled": True, "port": 0, "submit_wait_seconds": 20},
                    jobs={"backoff_seconds": 600, "backoff_max_seconds": 600})
     with Running(env.daemon(), serve=True) as run, httpx.Client(base_url=run.server.url, timeout=60) as c:

@@ -9,10 +9,9 @@ a time, with the model registered in the lane's residency so an F5 voice is
 evicted before a large LLM and Ollama models are unloaded with
 ``keep_alive=0`` before F5 needs the card) unless ``llm.remote`` is set.
 
-This module is the boundary for ``ollama`` and ``httpx``: their exceptions
-(``ResponseError``, the built-in ``ConnectionError``, ``httpx`` timeouts and
-transport errors, undecodable bodies) are translated here into omad's error
-tree and never escape. It must never log or put into an error message the
+Every request runs inside ``ollama_errors.ollama_call``, the one boundary
+that translates ``ollama`` and ``httpx`` exceptions into omad's error tree;
+none escapes. It must never log or put into an error message the
 text a model wrote or was sent: those may hold personal data that guardrails
 redact later.
 """
@@ -40,8 +39,9 @@ import httpx
 import ollama
 from pydantic import BaseModel, ValidationError
 
-from ..errors import ConfigError, OmadError, StageFailed, ToolMissing, ToolTimeout, TransientError
+from ..errors import ConfigError, StageFailed, ToolMissing, TransientError
 from ..guardrails import guardrails_for
+from .ollama_errors import START_HINT, Call, ModelMissing, OllamaUnreachable, ollama_call
 
 if TYPE_CHECKING:
     from ..config import Config, LlmConfig
@@ -63,7 +63,6 @@ log = logging.getLogger("omad.agents")
 M = TypeVar("M", bound=BaseModel)
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
-START_HINT = "Start it with `ollama serve` (or `sudo systemctl start ollama`), or set llm.host / OLLAMA_HOST"
 MAX_BACKOFF_SECONDS = 30.0
 # VRAM estimate for a model whose size is not configured: q4 weights take about
 # half a gigabyte per billion parameters, plus about 1 GB for the KV cache and
@@ -150,10 +149,6 @@ class CallRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-class _ModelMissing(Exception):
-    """Internal: Ollama answered 404 for this model (it is not pulled)."""
 
 
 def _ns(value: int | None) -> float:
@@ -324,17 +319,20 @@ class LlmClient:
         delay = self.config.connect_backoff_seconds
         tries = self.config.connect_retries + 1
         started = time.monotonic()
+        call = Call(self.host, model, f"role {role} with model {model}", self.config.timeout_seconds,
+                    missing_hint="or let the role's fallback model answer")
         for attempt in range(1, tries + 1):
             try:
-                async with self._gpu_turn(role, model):
-                    return await client.chat(
-                        model=model,
-                        messages=list(messages),
-                        format=schema,
-                        options={"temperature": self.config.temperature},
-                        keep_alive=self.config.keep_alive,
-                    )
-            except (ConnectionError, httpx.ConnectTimeout) as e:
+                with ollama_call(call):
+                    async with self._gpu_turn(role, model):
+                        return await client.chat(
+                            model=model,
+                            messages=list(messages),
+                            format=schema,
+                            options={"temperature": self.config.temperature},
+                            keep_alive=self.config.keep_alive,
+                        )
+            except OllamaUnreachable as e:
                 # Refused (nothing listening) or no answer to the connect (a host that is down): both may pass.
                 if attempt >= tries:
                     waited = time.monotonic() - started
@@ -346,49 +344,7 @@ class LlmClient:
                 log.warning("ollama not reachable at %s (try %d of %d); retrying", self.host, attempt, tries)
                 await asyncio.sleep(min(delay, MAX_BACKOFF_SECONDS))
                 delay *= 2
-            except ollama.ResponseError as e:
-                if e.status_code == 404:
-                    raise _ModelMissing(model) from e
-                raise self._response_error(role, model, e) from e
-            except httpx.TimeoutException as e:
-                raise ToolTimeout(
-                    f"Ollama at {self.host} did not answer role {role} with model {model} within "
-                    f"{self.config.timeout_seconds:g} s (llm.timeout_seconds). A first call loads the model and "
-                    "can be slow: raise the timeout or use a smaller model.",
-                    details={"host": self.host, "role": role, "model": model, "error": type(e).__name__},
-                ) from e
-            except httpx.HTTPError as e:
-                raise TransientError(
-                    f"the connection to Ollama at {self.host} failed during role {role} with model {model} "
-                    f"({type(e).__name__}). Check that Ollama is still running; the job will be retried.",
-                    details={"host": self.host, "role": role, "model": model, "error": type(e).__name__},
-                ) from e
-            except httpx.InvalidURL as e:
-                raise ConfigError(
-                    f"llm.host / OLLAMA_HOST gives {self.host}, which is not a usable URL ({e}).",
-                    details={"host": self.host},
-                ) from e
-            except (ValueError, ValidationError, ollama.RequestError) as e:
-                # A 200 whose body is not an Ollama chat response (json/pydantic errors are ValueErrors).
-                raise StageFailed(
-                    f"Ollama at {self.host} sent something that is not a chat response for role {role} with "
-                    f"model {model} ({type(e).__name__}). Is llm.host really an Ollama server?",
-                    details={"host": self.host, "role": role, "model": model, "error": type(e).__name__},
-                ) from e
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
-
-    def _response_error(self, role: str, model: str, e: ollama.ResponseError) -> OmadError:
-        details = {"host": self.host, "role": role, "model": model, "status": e.status_code, "error": e.error[:300]}
-        if e.status_code >= 500 or e.status_code in (408, 429):
-            return TransientError(
-                f"Ollama at {self.host} failed role {role} with model {model}: {e.error[:300]} "
-                f"(HTTP {e.status_code}). Out of memory? Try a smaller model; the job will be retried.",
-                details=details,
-            )
-        return StageFailed(
-            f"Ollama at {self.host} refused role {role} with model {model}: {e.error[:300]} (HTTP {e.status_code}).",
-            details=details,
-        )
 
     # -- the guardrails' safety model --------------------------------------------------------------
 
@@ -404,16 +360,8 @@ class LlmClient:
         if client is None:
             raise RuntimeError("LlmClient used outside `async with`")
         model = guard.rules.safety_model.model
-        try:
-            async with self._gpu_turn("guardrails", model):
-                result = await guard.acheck_safety(text, where, client, file=file, keep_alive=self.config.keep_alive)
-        except (ValueError, ollama.RequestError) as e:
-            # The guardrails map Ollama's HTTP and connection errors; a body that is no chat response is left.
-            raise StageFailed(
-                f"Ollama at {self.host} sent something that is not a chat response for the safety model {model} "
-                f"({type(e).__name__}). Is llm.host really an Ollama server?",
-                details={"host": self.host, "model": model, "error": type(e).__name__},
-            ) from e
+        async with self._gpu_turn("guardrails", model):
+            result = await guard.acheck_safety(text, where, client, file=file, keep_alive=self.config.keep_alive)
         return [f.to_dict() for f in result.findings]
 
     # -- structured answers -------------------------------------------------------------------------
@@ -453,7 +401,7 @@ class LlmClient:
                 t0 = time.monotonic()
                 try:
                     response = await self._chat(role, current, convo, schema)
-                except _ModelMissing:
+                except ModelMissing:
                     missing.append(current)
                     record.tries.append({"model": current, "outcome": "model not pulled", "latency_seconds": 0.0})
                     record.warnings.append(f"model {current} is not pulled: run `ollama pull {current}`")

@@ -15,16 +15,13 @@ from typing import Any
 from ..audio import FINAL_AUDIO_FORMAT, check_audio, duck_filter, loudnorm_filter, measure_loudness
 from ..errors import InputError
 from ..ffmpeg import SAFE_INPUT_ARGS, VIDEO_DEMUXERS, probe, run_ffmpeg
-from ..stage import StageContext, StageResult
+from ..stage import Stage, StageContext, StageResult
 
 __all__ = ["AddAudioStage"]
 
 
-class AddAudioStage:
+class AddAudioStage(Stage):
     name = "addaudio"
-
-    def lane_for(self, ctx: StageContext) -> str:
-        return "cpu"
 
     def run(self, ctx: StageContext) -> StageResult:
         vlabel, alabel = ctx.label("video"), ctx.label("audio")

@@ -11,8 +11,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..ffmpeg import SAFE_INPUT_ARGS, VIDEO_DEMUXERS, escape_filter_path, probe, run_ffmpeg
-from ..guardrails import guardrails_for
-from ..stage import StageContext, StageResult
+from ..stage import Stage, StageContext, StageResult
 from ..subtitles import Cue, build_ass, check_cost, read_srt
 
 __all__ = ["CaptionStage", "burn_captions"]
@@ -70,17 +69,13 @@ def burn_captions(ctx: StageContext, video_role: str, cues: list[Cue], out_name:
 
 def guard_cues(ctx: StageContext, cues: list[Cue], label: str) -> tuple[list[Cue], list[dict[str, Any]]]:
     """Guardrails on every caption: PII redacted, a blocked topic stops the job naming the caption."""
-    guard = guardrails_for(ctx.config)
-    texts, findings = guard.check_many({f"caption {i + 1}": c.text for i, c in enumerate(cues)}, file=label)
+    texts, findings = ctx.guard().check_many({f"caption {i + 1}": c.text for i, c in enumerate(cues)}, file=label)
     out = [Cue(c.start, c.end, texts[f"caption {i + 1}"]) for i, c in enumerate(cues)]
     return out, [f.to_dict() for f in findings]
 
 
-class CaptionStage:
+class CaptionStage(Stage):
     name = "caption"
-
-    def lane_for(self, ctx: StageContext) -> str:
-        return "cpu"
 
     def run(self, ctx: StageContext) -> StageResult:
         srt_label = ctx.label("srt")
@@ -90,5 +85,5 @@ class CaptionStage:
         cues, findings = guard_cues(ctx, cues, srt_label)
         facts = burn_captions(ctx, "video", cues, "captioned.mp4", ctx.label("video"))
         facts["srt_encoding"] = encoding
-        facts["guardrail_findings"] = findings
-        return StageResult(artifacts={"video": "captioned.mp4"}, publish={".mp4": "video"}, facts=facts)
+        return StageResult(artifacts={"video": "captioned.mp4"}, publish={".mp4": "video"}, facts=facts,
+                           guardrail_findings=findings)

@@ -13,7 +13,7 @@ from ..audio import check_audio, loudnorm_filter, measure_loudness
 from ..config import VideoConfig
 from ..ffmpeg import run_ffmpeg
 from ..media.kenburns import render_still
-from ..stage import StageContext, StageResult
+from ..stage import Stage, StageContext, StageResult
 
 __all__ = ["Img2VidStage", "frame_size"]
 
@@ -31,11 +31,8 @@ def _seed(ctx: StageContext, role: str) -> str:
     return ctx.job_id.split("-")[0] + role
 
 
-class Img2VidStage:
+class Img2VidStage(Stage):
     name = "img2vid"
-
-    def lane_for(self, ctx: StageContext) -> str:
-        return "cpu"
 
     def run(self, ctx: StageContext) -> StageResult:
         label = ctx.label("image")

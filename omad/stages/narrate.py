@@ -15,62 +15,11 @@ from typing import Any
 from ..audio import loudnorm_filter, measure_loudness
 from ..errors import InputError
 from ..ffmpeg import run_ffmpeg
-from ..guardrails import guardrails_for
-from ..narration import Narration, narrate_text
-from ..stage import StageContext, StageResult
+from ..speech import speak
+from ..stage import Lane, Stage, StageContext, StageResult
 from ..subtitles import decode_text, write_srt
-from ..tts import Voice, engine_for
 
-__all__ = ["NarrateStage", "speak", "voice_from_options", "engine_name"]
-
-
-def engine_name(ctx: StageContext) -> str:
-    voice = ctx.options.get("voice") or {}
-    return str(voice.get("engine") or ctx.config.tts.engine)
-
-
-def voice_from_options(ctx: StageContext) -> Voice | None:
-    """The brief's voice: an espeak voice name, or an F5 reference clip (role ``reference``) and its transcript."""
-    spec: dict[str, Any] = ctx.options.get("voice") or {}
-    if not spec:
-        return None
-    reference = ctx.inputs.get("reference")
-    if reference is not None and not spec.get("reference_text"):
-        raise InputError(
-            "voice.reference_audio needs voice.reference_text: the exact words spoken in the recording "
-            "(omad has no speech recogniser).",
-            file=ctx.label("brief") if ctx.has("brief") else None,
-        )
-    return Voice(
-        name=spec.get("name") or "", reference_audio=reference, reference_text=spec.get("reference_text") or "",
-        speed=spec.get("speed"),
-    )
-
-
-def speak(ctx: StageContext, text: str, out: Path, label: str, where: str,
-          progress_span: tuple[float, float] = (0.0, 1.0)) -> tuple[Narration, list[dict[str, Any]]]:
-    """Guard, normalise and synthesise ``text`` into ``out``; returns the narration and guardrail findings."""
-    guard = guardrails_for(ctx.config)
-    checked = guard.check(text, where, file=label)
-    engine = engine_for(ctx.config, ctx.lanes, engine_name(ctx))
-    lo, hi = progress_span
-    narration = narrate_text(
-        checked.text,
-        engine,
-        voice_from_options(ctx),
-        ctx.work,
-        max_chunk_chars=ctx.config.tts.max_chunk_chars,
-        pause_seconds=ctx.config.tts.sentence_pause_seconds,
-        timeout=ctx.timeout,
-        label=label,
-        progress=lambda f: ctx.progress(lo + (hi - lo) * f),
-        language=str(ctx.options.get("language") or ctx.config.tts.language),
-        merge_sentences=ctx.config.tts.merge_sentences,
-        out=out,
-    )
-    for warning in narration.facts.pop("warnings", []):
-        ctx.warn(warning)
-    return narration, [f.to_dict() for f in checked.findings]
+__all__ = ["NarrateStage"]
 
 
 def normalise_wav(ctx: StageContext, src: Path, dst: Path, sample_rate: int, label: str) -> dict[str, Any]:
@@ -84,11 +33,11 @@ def normalise_wav(ctx: StageContext, src: Path, dst: Path, sample_rate: int, lab
     return {"measured_lufs": measured.get("input_i"), "target_lufs": ctx.config.audio.loudness_lufs}
 
 
-class NarrateStage:
+class NarrateStage(Stage):
     name = "narrate"
 
-    def lane_for(self, ctx: StageContext) -> str:
-        return "gpu" if engine_name(ctx) == "f5" else "cpu"
+    def lane(self, ctx: StageContext) -> Lane:
+        return ctx.tts_lane()
 
     def run(self, ctx: StageContext) -> StageResult:
         if ctx.has("text"):
@@ -112,11 +61,12 @@ class NarrateStage:
             "cues": len(narration.cues),
             "text_encoding": encoding,
             "loudness": loud,
-            "guardrail_findings": findings,
-            "tts": {"engine": narration.facts.get("engine"), "rtf": narration.facts.get("rtf")},
         }
+        tts: dict[str, Any] = {k: narration.facts[k] for k in ("engine", "rtf", "peak_vram_gb") if k in narration.facts}
         return StageResult(
             artifacts={"audio": "narration.wav", "srt": "narration.srt"},
             publish={".wav": "audio", ".srt": "srt"},
             facts=facts,
+            guardrail_findings=findings,
+            tts=[tts],
         )

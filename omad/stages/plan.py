@@ -14,23 +14,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..agents.pipeline import AgentPlan, plan_agent_video
+from ..agents.pipeline import plan_agent_video
 from ..brief import VideoBrief, load_brief
 from ..errors import InputError, OmadError, TransientError
-from ..guardrails import guardrails_for
 from ..outbox import atomic_write_text
-from ..stage import StageContext, StageResult
+from ..stage import Stage, StageContext, StageResult
 
-__all__ = ["PlanStage", "SCENE_BRIEF", "plan_facts"]
+__all__ = ["PlanStage", "SCENE_BRIEF"]
 
 SCENE_BRIEF = "scenes.yaml"
 
 
-class PlanStage:
+class PlanStage(Stage):
     name = "plan"
-
-    def lane_for(self, ctx: StageContext) -> str:
-        return "cpu"
 
     def run(self, ctx: StageContext) -> StageResult:
         brief_path = ctx.inputs["brief"]
@@ -42,7 +38,7 @@ class PlanStage:
                 "the agents need a 'video' brief with a 'prompt' (and no 'scenes'; scenes are rendered as written).",
                 file=label,
             )
-        guard = guardrails_for(ctx.config)
+        guard = ctx.guard()
         try:
             plan = plan_agent_video(
                 brief,
@@ -64,17 +60,10 @@ class PlanStage:
         return StageResult(
             artifacts={"scene_brief": SCENE_BRIEF},
             publish={".scenes.yaml": "scene_brief"},
-            facts=plan_facts(plan),
+            facts={"agent_plan": plan.summary},
+            llm_calls=[r.to_dict() for r in plan.records],  # one record per role
+            guardrail_findings=list(plan.findings),  # masked
         )
-
-
-def plan_facts(plan: AgentPlan) -> dict[str, object]:
-    """The job record's view of a plan: one record per role, the (masked) findings, and the plan's shape."""
-    return {
-        "agents": [r.to_dict() for r in plan.records],
-        "guardrail_findings": plan.findings,
-        "agent_plan": plan.summary,
-    }
 
 
 def _write_atomically(path: Path, text: str, label: str) -> None:

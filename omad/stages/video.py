@@ -28,14 +28,13 @@ from ..audio import FINAL_AUDIO_FORMAT, check_audio, duck_filter, loudnorm_filte
 from ..brief import Scene, VideoBrief, load_brief, parse_brief, resolve_asset
 from ..errors import InputError
 from ..ffmpeg import SAFE_INPUT_ARGS, escape_filter_path, run_ffmpeg
-from ..guardrails import guardrails_for
 from ..media.kenburns import render_still
 from ..media.titlecard import render_title_card
-from ..stage import StageContext, StageResult
+from ..speech import speak
+from ..stage import Lane, Stage, StageContext, StageResult
 from ..subtitles import Cue, build_ass, write_srt
 from ..textnorm import split_sentences
 from .img2vid import frame_size
-from .narrate import engine_name, speak
 
 __all__ = ["VoiceStage", "RenderStage", "scene_brief"]
 
@@ -60,11 +59,11 @@ def scene_brief(ctx: StageContext) -> VideoBrief:
     return brief
 
 
-class VoiceStage:
+class VoiceStage(Stage):
     name = "voice"
 
-    def lane_for(self, ctx: StageContext) -> str:
-        return "gpu" if engine_name(ctx) == "f5" else "cpu"
+    def lane(self, ctx: StageContext) -> Lane:
+        return ctx.tts_lane()
 
     def run(self, ctx: StageContext) -> StageResult:
         brief = scene_brief(ctx)
@@ -88,9 +87,8 @@ class VoiceStage:
                              cues=cues)
             scenes.append(entry)
         (ctx.work / "voice.json").write_text(json.dumps({"scenes": scenes}, ensure_ascii=False))
-        facts = {"scenes": n, "spoken_seconds": round(sum(s["duration"] for s in scenes), 3),
-                 "guardrail_findings": findings, "tts": tts}
-        return StageResult(artifacts={"voice": "voice.json"}, facts=facts)
+        facts = {"scenes": n, "spoken_seconds": round(sum(s["duration"] for s in scenes), 3)}
+        return StageResult(artifacts={"voice": "voice.json"}, facts=facts, guardrail_findings=findings, tts=tts)
 
 
 def _caption_written(written: str, cues: list[list[Any]], ctx: StageContext, where: str,
@@ -100,7 +98,7 @@ def _caption_written(written: str, cues: list[list[Any]], ctx: StageContext, whe
     Sentence by sentence when both forms have as many sentences, else one caption
     over the whole spoken span. The written text passes the guardrails too.
     """
-    checked = guardrails_for(ctx.config).check(written, where)
+    checked = ctx.guard().check(written, where)
     findings.extend(f.to_dict() for f in checked.findings if f.to_dict() not in findings)
     sentences = split_sentences(checked.text, ctx.config.tts.max_chunk_chars, merge=False)
     if len(sentences) == len(cues):
@@ -118,11 +116,8 @@ def _wrap_title(text: str, width: int, height: int) -> str:
     return "\n".join(textwrap.wrap(" ".join(text.split()), chars)[:3])
 
 
-class RenderStage:
+class RenderStage(Stage):
     name = "render"
-
-    def lane_for(self, ctx: StageContext) -> str:
-        return "cpu"
 
     def run(self, ctx: StageContext) -> StageResult:
         cfg = ctx.config

@@ -13,12 +13,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..errors import ConfigError
+from ..lanes import Lane
 
 if TYPE_CHECKING:
     from ..config import Config
     from ..lanes import Lanes
 
-__all__ = ["Synthesis", "TtsEngine", "Voice", "engine_for"]
+__all__ = ["Synthesis", "TtsEngine", "Voice", "engine_for", "lane_of", "ENGINE_LANES"]
+
+#: The lane of each engine, known without importing it (F5 pulls torch). Each engine's ``lane`` matches.
+ENGINE_LANES: dict[str, Lane] = {"espeak": Lane.CPU, "f5": Lane.GPU}
 
 
 @dataclass
@@ -44,11 +48,19 @@ class Synthesis:
 @runtime_checkable
 class TtsEngine(Protocol):
     name: str
-    lane: str  # "cpu" or "gpu"
+    lane: Lane
 
     def synthesize(self, text: str, voice: Voice | None, out: Path, *, timeout: float = 600.0) -> Synthesis:
         """Speak already-normalised ``text`` into the WAV file ``out``."""
         ...
+
+
+def lane_of(name: str) -> Lane:
+    """The lane engine ``name`` runs on."""
+    try:
+        return ENGINE_LANES[name]
+    except KeyError as e:
+        raise ConfigError(f"unknown TTS engine '{name}'. Use 'espeak' or 'f5' (tts.engine).") from e
 
 
 def engine_for(config: Config, lanes: Lanes | None = None, name: str | None = None) -> TtsEngine:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from ..errors import ConfigError, InputError, StageFailed, ToolMissing, ToolTimeout, TransientError
+from ..lanes import Lane
 from ..procs import run_tool
 from . import Synthesis, Voice
 
@@ -54,7 +55,7 @@ class EspeakEngine:
     """Speaks text with espeak-ng into a 16-bit mono WAV (22.05 kHz for the stock voices)."""
 
     name = "espeak"
-    lane = "cpu"
+    lane = Lane.CPU
 
     def __init__(self, config: EspeakConfig | None = None, *, binary: str | None = None) -> None:
         if config is None:

@@ -30,6 +30,7 @@ import numpy.typing as npt
 
 from ..audio_prep import PreparedReference, finish_speech, prepare_reference, read_wav
 from ..errors import ConfigError, InputError, OmadError, StageFailed, ToolMissing, ToolTimeout, TransientError
+from ..lanes import Lane
 from ..textnorm import pack
 from . import Synthesis, Voice
 from ._f5_imports import INSTALL_HINT, f5_available, require_f5
@@ -102,7 +103,7 @@ class F5Engine:
     """
 
     name = "f5"
-    lane = "gpu"
+    lane = Lane.GPU
 
     def __init__(self, config: Config, lanes: Lanes | None = None) -> None:
         self.config = config

@@ -1,0 +1,60 @@
+"""Speaking a text for a stage: the guardrails, the job's TTS engine and voice, then the narration.
+
+Shared by the narrate route and the scene video's voice stage, so that neither
+stage imports the other.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+from .narration import Narration, narrate_text
+from .stage import StageContext
+from .tts import Voice
+
+__all__ = ["speak", "voice_from_options"]
+
+
+def voice_from_options(ctx: StageContext) -> Voice | None:
+    """The brief's voice: an espeak voice name, or an F5 reference clip (role ``reference``) and its transcript."""
+    spec: dict[str, Any] = ctx.options.get("voice") or {}
+    if not spec:
+        return None
+    reference = ctx.inputs.get("reference")
+    if reference is not None and not spec.get("reference_text"):
+        raise InputError(
+            "voice.reference_audio needs voice.reference_text: the exact words spoken in the recording "
+            "(omad has no speech recogniser).",
+            file=ctx.label("brief") if ctx.has("brief") else None,
+        )
+    return Voice(
+        name=spec.get("name") or "", reference_audio=reference, reference_text=spec.get("reference_text") or "",
+        speed=spec.get("speed"),
+    )
+
+
+def speak(ctx: StageContext, text: str, out: Path, label: str, where: str,
+          progress_span: tuple[float, float] = (0.0, 1.0)) -> tuple[Narration, list[dict[str, Any]]]:
+    """Guard, normalise and synthesise ``text`` into ``out``; returns the narration and guardrail findings."""
+    checked = ctx.guard().check(text, where, file=label)
+    engine = ctx.tts()
+    lo, hi = progress_span
+    narration = narrate_text(
+        checked.text,
+        engine,
+        voice_from_options(ctx),
+        ctx.work,
+        max_chunk_chars=ctx.config.tts.max_chunk_chars,
+        pause_seconds=ctx.config.tts.sentence_pause_seconds,
+        timeout=ctx.timeout,
+        label=label,
+        progress=lambda f: ctx.progress(lo + (hi - lo) * f),
+        language=str(ctx.options.get("language") or ctx.config.tts.language),
+        merge_sentences=ctx.config.tts.merge_sentences,
+        out=out,
+    )
+    for warning in narration.facts.pop("warnings", []):
+        ctx.warn(warning)
+    return narration, [f.to_dict() for f in checked.findings]

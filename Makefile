@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-APT_PACKAGES := ffmpeg espeak-ng fonts-dejavu-core
+APT_PACKAGES := ffmpeg espeak-ng fonts-dejavu-core fontconfig
 # For the tests only: headless Chromium for the status page, promtool for the alert rules.
 TEST_APT_PACKAGES := chromium chromium-driver prometheus e2fsprogs
 DEMO   := demo

@@ -70,7 +70,7 @@ class _BriefBase(_Model):
 class CaptionBrief(_BriefBase):
     kind: Literal["caption"]
     video: str = Field(..., description="the video file")
-    subtitles: str = Field(..., description="the SRT file")
+    subtitles: str = Field(..., description="the subtitle file: .srt, .vtt, .ass or .ssa")
 
 
 class Img2VidBrief(_BriefBase):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..audio import loudnorm_filter, measure_loudness
+from ..caption_layout import LayoutRules
 from ..errors import InputError
 from ..ffmpeg import run_ffmpeg
 from ..guardrails import guardrails_for
@@ -67,10 +68,18 @@ def speak(ctx: StageContext, text: str, out: Path, label: str, where: str,
         language=str(ctx.options.get("language") or ctx.config.tts.language),
         merge_sentences=ctx.config.tts.merge_sentences,
         out=out,
+        layout=layout_rules(ctx),
     )
     for warning in narration.facts.pop("warnings", []):
         ctx.warn(warning)
     return narration, [f.to_dict() for f in checked.findings]
+
+
+def layout_rules(ctx: StageContext) -> LayoutRules:
+    """How narration captions are laid out, from ``caption.*`` in config."""
+    c = ctx.config.caption
+    return LayoutRules(max_line_chars=c.max_line_chars, max_lines=c.max_lines, min_seconds=c.min_seconds,
+                       max_seconds=c.max_seconds, max_cps=c.max_cps)
 
 
 def normalise_wav(ctx: StageContext, src: Path, dst: Path, sample_rate: int, label: str) -> dict[str, Any]:
@@ -110,6 +119,7 @@ class NarrateStage:
             "duration": round(narration.duration, 3),
             "sample_rate": narration.sample_rate,
             "cues": len(narration.cues),
+            "words_timed": len(narration.words),
             "text_encoding": encoding,
             "loudness": loud,
             "guardrail_findings": findings,

@@ -81,10 +81,15 @@ class VoiceStage:
                 findings.extend(found)
                 tts.append({"engine": narration.facts.get("engine"), "rtf": narration.facts.get("rtf")})
                 cues = [[c.start, c.end, c.text] for c in narration.cues]
+                words = [[w.start, w.end, w.text] for w in narration.words]
                 if said != scene.narration.strip() and cues:
-                    cues = _caption_written(scene.narration, cues, ctx, f"scenes[{i}].narration", findings)
+                    # Respelled for the voice: the words heard are not the words shown, so captions
+                    # go sentence by sentence (chunk cues) and no word is highlighted.
+                    chunk_cues = [[c.start, c.end, c.text] for c in narration.chunk_cues]
+                    cues = _caption_written(scene.narration, chunk_cues, ctx, f"scenes[{i}].narration", findings)
+                    words = []
                 entry.update(wav=out.name, duration=narration.duration, sample_rate=narration.sample_rate,
-                             cues=cues)
+                             cues=cues, words=words)
             scenes.append(entry)
         (ctx.work / "voice.json").write_text(json.dumps({"scenes": scenes}, ensure_ascii=False))
         facts = {"scenes": n, "spoken_seconds": round(sum(s["duration"] for s in scenes), 3),

@@ -28,6 +28,8 @@ __all__ = [
     "decode_text",
     "write_srt",
     "build_ass",
+    "build_karaoke_ass",
+    "karaoke_text",
     "burnable_ass",
     "escape_ass_text",
     "omad_style",
@@ -141,6 +143,68 @@ def build_ass(cues: Sequence[Cue], width: int, height: int, style: CaptionConfig
     for c in cues:
         subs.append(pysubs2.SSAEvent(start=int(c.start * 1000), end=int(c.end * 1000), text=escape_ass_text(c.text)))
     subs.save(str(out), encoding="utf-8", format_="ass")
+
+
+def karaoke_text(cue: Cue, words: Sequence[tuple[float, float, str]]) -> str | None:
+    """ASS karaoke text for ``cue``: each word carries a ``\\k`` as long as it is spoken.
+
+    ``words`` are (start, end, text) in seconds, the cue's words in order; the
+    cue's line breaks are kept. None when they are not the cue's words (then
+    the caption is drawn plain).
+    """
+    lines = [line.split() for line in cue.text.split("\n")]
+    flat = [w for line in lines for w in line]
+    if [w[2] for w in words] != flat or not words:
+        return None
+    parts: list[str] = []
+    at = round(cue.start * 100)  # centiseconds: the unit of \k
+    lead = max(0, round(words[0][0] * 100) - at)
+    if lead:
+        parts.append(f"{{\\k{lead}}}")
+        at += lead
+    i = 0
+    for n, line in enumerate(lines):
+        for k in range(len(line)):
+            start, end, text = words[i]
+            nxt = round(words[i + 1][0] * 100) if i + 1 < len(words) else max(round(end * 100), at + 1)
+            length = max(1, nxt - at)
+            sep = "\\N" if k == 0 and n > 0 else (" " if k > 0 else "")
+            parts.append(f"{sep}{{\\k{length}}}{escape_ass_text(text)}")
+            at += length
+            i += 1
+    return "".join(parts)
+
+
+def build_karaoke_ass(cues: Sequence[Cue], words: Sequence[tuple[float, float, str]], width: int, height: int,
+                      style: CaptionConfig, out: Path) -> int:
+    """Write ``cues`` as karaoke captions: the spoken word turns ``caption.highlight_colour`` (ASS ``\\k``).
+
+    ``words`` are all the narration's words (start, end, text); each cue takes
+    the ones spoken inside it. Returns how many cues were highlighted word by
+    word (the others, whose words could not be matched, are drawn plain).
+    """
+    subs = _styled_file(width, height, style)
+    default = subs.styles["Default"]
+    # \k shows a word in SecondaryColour until its time, then in PrimaryColour.
+    default.secondarycolor = default.primarycolor
+    default.primarycolor = _colour(style.highlight_colour)
+    highlighted = 0
+    pool = sorted(words)
+    for c in cues:
+        mine = [w for w in pool if c.start - 1e-6 <= w[0] < c.end - 1e-6]
+        text = karaoke_text(c, mine)
+        if text is None:
+            text = "{\\1c" + _ass_bgr(style.primary_colour) + "}" + escape_ass_text(c.text)
+        else:
+            highlighted += 1
+        subs.append(pysubs2.SSAEvent(start=int(c.start * 1000), end=int(c.end * 1000), text=text))
+    subs.save(str(out), encoding="utf-8", format_="ass")
+    return highlighted
+
+
+def _ass_bgr(hex_rgb: str) -> str:
+    h = hex_rgb.lstrip("#")
+    return f"&H{h[4:6]}{h[2:4]}{h[0:2]}&".upper()
 
 
 def burnable_ass(sub: SubtitleFile, width: int, height: int, style: CaptionConfig) -> pysubs2.SSAFile:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import subprocess
 import wave
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import Env
 
 from omad.caption_layout import LayoutRules, TimedWord, group_words, split_lines
 from omad.narration import _written_timing, narrate_text
+from omad.subtitles import Cue, karaoke_text, read_srt
 from omad.tts.espeak import EspeakEngine
 from omad.wordtiming import WordTime, align_words, espeak_words
 
@@ -138,3 +142,45 @@ def test_narration_captions_are_timed_to_the_words(tmp_path: Path) -> None:
     for c in result.cues:
         assert round(c.start, 6) in onsets
         assert _energy_at(audio, rate, c.start) > 200, c.text
+
+
+def test_karaoke_text_times_each_word_with_k() -> None:
+    """GIVEN a two-line caption and its words
+    THEN each word carries a \\k as long as the time to the next word (centiseconds), lines are kept,
+    and the \\k times add up to the caption's spoken span."""
+    cue = Cue(1.0, 3.0, "Olá a\ntodos")
+    words = [(1.1, 1.5, "Olá"), (1.6, 1.8, "a"), (2.0, 2.7, "todos")]
+    text = karaoke_text(cue, words)
+    assert text == "{\\k10}{\\k50}Olá {\\k40}a\\N{\\k70}todos"
+    assert karaoke_text(cue, words[:2]) is None  # not this caption's words: drawn plain
+
+
+@pytest.mark.slow
+def test_word_highlight_lights_the_spoken_word(make_env: Callable[..., Env]) -> None:
+    """GIVEN a vertical scene video brief with caption.style word_highlight
+    WHEN omad once runs
+    THEN the captions are karaoke: early in a caption little of it is in the highlight colour,
+    late in it most of it is, and the sidecar says every caption was highlighted word by word."""
+    env = make_env(video={"preset": "custom", "width": 360, "height": 640, "fps": 10, "x264_preset": "ultrafast"})
+    brief = ("version: 1\nkind: video\ncaption:\n  style: word_highlight\nscenes:\n"
+             "  - title: Abelhas\n    narration: \"Hoje vamos falar sobre as abelhas e as flores do jardim.\"\n"
+             "    background: \"#000000\"\n")
+    (env.inbox / "curto.yaml").write_text(brief, encoding="utf-8")
+    assert env.once() == 0
+    facts = env.sidecar("curto")["stages"][-1]["facts"]
+    assert facts["caption_style"] == "word_highlight"
+    assert facts["captions_word_highlighted"] == facts["captions"] >= 1
+    cues, _ = read_srt(env.outbox / "curto.srt", "curto.srt")
+    first = cues[0]
+
+    def highlight(t: float) -> int:
+        raw = subprocess.run(["ffmpeg", "-loglevel", "error", "-ss", f"{t:.3f}", "-i", str(env.outbox / "curto.mp4"),
+                              "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+                             capture_output=True, check=True, timeout=60).stdout
+        rgb = np.frombuffer(raw, dtype=np.uint8).reshape(640, 360, 3).astype(int)
+        lower = rgb[320:]  # captions sit at the bottom; the title card's text is in the middle
+        return int(((lower[..., 0] > 200) & (lower[..., 1] > 160) & (lower[..., 2] < 80)).sum())
+
+    early = highlight(first.start + 0.15)
+    late = highlight(first.end - 0.15)
+    assert late > 3 * max(early, 20), (early, late)

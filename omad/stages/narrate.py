@@ -49,7 +49,8 @@ def voice_from_options(ctx: StageContext) -> Voice | None:
 
 
 def speak(ctx: StageContext, text: str, out: Path, label: str, where: str,
-          progress_span: tuple[float, float] = (0.0, 1.0)) -> tuple[Narration, list[dict[str, Any]]]:
+          progress_span: tuple[float, float] = (0.0, 1.0),
+          layout: LayoutRules | None = None) -> tuple[Narration, list[dict[str, Any]]]:
     """Guard, normalise and synthesise ``text`` into ``out``; returns the narration and guardrail findings."""
     guard = guardrails_for(ctx.config)
     checked = guard.check(text, where, file=label)
@@ -68,17 +69,27 @@ def speak(ctx: StageContext, text: str, out: Path, label: str, where: str,
         language=str(ctx.options.get("language") or ctx.config.tts.language),
         merge_sentences=ctx.config.tts.merge_sentences,
         out=out,
-        layout=layout_rules(ctx),
+        layout=layout or layout_rules(ctx),
     )
     for warning in narration.facts.pop("warnings", []):
         ctx.warn(warning)
     return narration, [f.to_dict() for f in checked.findings]
 
 
-def layout_rules(ctx: StageContext) -> LayoutRules:
-    """How narration captions are laid out, from ``caption.*`` in config."""
+def layout_rules(ctx: StageContext, frame: tuple[int, int] | None = None) -> LayoutRules:
+    """How narration captions are laid out, from ``caption.*`` in config.
+
+    With the ``frame`` (width, height) they will be burned into, a line is
+    also kept to what fits across it at the caption size (a vertical video
+    fits about 18 characters, not 42), so libass never has to re-wrap it.
+    """
     c = ctx.config.caption
-    return LayoutRules(max_line_chars=c.max_line_chars, max_lines=c.max_lines, min_seconds=c.min_seconds,
+    chars = c.max_line_chars
+    if frame is not None:
+        width, height = frame
+        # DejaVu Sans Bold averages ~0.6 em per character; margins take 10 % of the width.
+        chars = max(10, min(chars, int(0.9 * width / (0.6 * c.size_ratio * height))))
+    return LayoutRules(max_line_chars=chars, max_lines=c.max_lines, min_seconds=c.min_seconds,
                        max_seconds=c.max_seconds, max_cps=c.max_cps)
 
 

@@ -32,10 +32,10 @@ from ..guardrails import guardrails_for
 from ..media.kenburns import render_still
 from ..media.titlecard import render_title_card
 from ..stage import StageContext, StageResult
-from ..subtitles import Cue, build_ass, write_srt
+from ..subtitles import Cue, build_ass, build_karaoke_ass, write_srt
 from ..textnorm import split_sentences
 from .img2vid import frame_size
-from .narrate import engine_name, speak
+from .narrate import engine_name, layout_rules, speak
 
 __all__ = ["VoiceStage", "RenderStage", "scene_brief"]
 
@@ -77,7 +77,8 @@ class VoiceStage:
             said = (scene.spoken or scene.narration).strip()
             if said:
                 out = ctx.work / f"scene{i:02d}.wav"
-                narration, found = speak(ctx, said, out, label, f"scenes[{i}].narration", (i / n, (i + 1) / n))
+                narration, found = speak(ctx, said, out, label, f"scenes[{i}].narration", (i / n, (i + 1) / n),
+                                         layout=layout_rules(ctx, frame_size(ctx.config.video, brief.format)))
                 findings.extend(found)
                 tts.append({"engine": narration.facts.get("engine"), "rtf": narration.facts.get("rtf")})
                 cues = [[c.start, c.end, c.text] for c in narration.cues]
@@ -193,9 +194,16 @@ class RenderStage:
         cues = [Cue(starts[i] + c[0], starts[i] + c[1], c[2]) for i, v in enumerate(voice) for c in v["cues"]]
         write_srt(cues, ctx.work / "captions.srt")
         vgraph = self._join_graph(len(clips), lengths, starts, xf)
+        style = (brief.caption.style if brief.caption else None) or cfg.caption.style
+        highlighted = 0
         if brief.captions and cues:
             ass = ctx.work / "captions.ass"
-            build_ass(cues, width, height, cfg.caption, ass)
+            if style == "word_highlight":
+                words = [(starts[i] + w[0], starts[i] + w[1], w[2]) for i, v in enumerate(voice)
+                         for w in v.get("words", [])]
+                highlighted = build_karaoke_ass(cues, words, width, height, cfg.caption, ass)
+            else:
+                build_ass(cues, width, height, cfg.caption, ass)
             vgraph += f";[joined]ass={escape_filter_path(ass)}[v]"
         else:
             vgraph += ";[joined]null[v]"
@@ -222,6 +230,7 @@ class RenderStage:
             publish={".mp4": "video", ".srt": "srt", ".jpg": "poster"},
             facts={"seconds": round(total, 3), "width": width, "height": height, "fps": fps,
                    "crossfade_seconds": round(xf, 3), "scenes": facts_scenes, "captions": len(cues),
+                   "caption_style": style, "captions_word_highlighted": highlighted,
                    "music": music is not None,
                    "loudness": {"measured_lufs": measured.get("input_i"), "target_lufs": cfg.audio.loudness_lufs}},
         )

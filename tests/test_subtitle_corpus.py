@@ -320,3 +320,43 @@ def test_a_brief_may_name_a_webvtt_file(env: Env) -> None:
     assert env.once() == 0
     facts = env.sidecar("entrevista")["stages"][0]["facts"]
     assert facts["subtitle_format"] == "vtt" and facts["captions"] == 2
+
+
+def _character_only_another_font_has() -> str | None:
+    """A character the caption font (DejaVu Sans Bold) lacks but another installed font has, via fontconfig."""
+    main = subprocess.run(["fc-match", "--format=%{file}", "DejaVu Sans:bold"], capture_output=True, text=True)
+    from fontTools.ttLib import TTFont
+
+    with open(main.stdout.strip(), "rb") as fh:
+        lacking = set(TTFont(fh).getBestCmap())
+    for ch in ("\u2312", "\u2335", "\u20d2", "\u2ef0", "\u231b"):
+        if ord(ch) in lacking:
+            continue
+        found = subprocess.run(["fc-list", f":charset={ord(ch):x}", "family"], capture_output=True, text=True)
+        if found.stdout.strip():
+            return ch
+    return None
+
+
+@pytest.mark.slow
+def test_a_character_the_caption_font_lacks_is_drawn_from_another_font(env: Env) -> None:
+    """GIVEN a caption whose only character is missing from the caption font but present in another font
+    THEN it is drawn from that font (libass falls back through fontconfig), not as the missing-glyph box
+    that a character no font has gets, and the sidecar has no warning about it."""
+    ch = _character_only_another_font_has()
+    if ch is None:
+        pytest.skip("no installed font has a character that the caption font lacks")
+    _black_video(env.inbox / "outra.mp4", seconds=1.0)
+    (env.inbox / "outra.srt").write_text(f"1\n00:00:00,000 --> 00:00:01,000\n{ch * 4}\n", encoding="utf-8")
+    nowhere = _uncovered_character()
+    if nowhere is not None:
+        _black_video(env.inbox / "caixa.mp4", seconds=1.0)
+        (env.inbox / "caixa.srt").write_text(f"1\n00:00:00,000 --> 00:00:01,000\n{nowhere * 4}\n", encoding="utf-8")
+    assert env.once() == 0
+    drawn = _frame(env.outbox / "outra.mp4", 0.5)
+    assert _lit(drawn) > 40
+    assert env.sidecar("outra")["warnings"] == []
+    if nowhere is not None:
+        box = _frame(env.outbox / "caixa.mp4", 0.5)
+        assert int(((drawn > 128) != (box > 128)).sum()) > 40
+        assert any(f"U+{ord(nowhere):04X}" in w for w in env.sidecar("caixa")["warnings"])

@@ -175,10 +175,10 @@ def _scan(lines: list[str], fmt: str, stamp: re.Pattern[str]) -> _Scan:
             block = []
             continue
         block.append((n, line))
-        if len(stamp.findall(line)) >= 2 and ">" in line:
+        stamps = list(stamp.finditer(line))
+        if len(stamps) >= 2 and ">" in line:
             scan.timing_lines.append(n)
-            last = stamp.search(line, stamp.search(line).end())  # type: ignore[union-attr]
-            scan.settings.append(line[last.end():].strip() if last else "")
+            scan.settings.append(line[stamps[1].end():].strip())  # VTT cue settings follow the end time
     close()
     return scan
 

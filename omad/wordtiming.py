@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import math
 import re
 import threading
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ _FRAME = 0.010  # seconds per analysis frame
 _LOCK = threading.Lock()
 _TOKEN = re.compile(r"\S+")
 _SILENCE = 0.04  # frames quieter than this fraction of the loudest frame are silence
+_MAX_CELLS = 4_000_000  # DTW matrix cells before frames are pooled
 
 
 @dataclass(frozen=True)
@@ -280,19 +282,32 @@ def dtw_path(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.array(path[::-1])
 
 
+def _pool(feats: np.ndarray, step: int) -> np.ndarray:
+    """Mean of every ``step`` consecutive frames."""
+    if step == 1:
+        return feats
+    n = len(feats) // step * step
+    pooled: np.ndarray = feats[:n].reshape(-1, step, feats.shape[1]).mean(axis=1) if n else feats[:1]
+    return pooled
+
+
 def align_words(text: str, audio: np.ndarray, rate: int, voice: str = "pt-br", ref_rate: int = 160,
                 ref_pitch: int = 50) -> list[WordTime]:
     """Every token of ``text`` timed in ``audio`` (any voice), by DTW against espeak speaking the same text."""
     ref_audio, ref_sr, ref_words = espeak_words(text, voice, ref_rate, ref_pitch)
     if not ref_words or len(audio) == 0 or len(ref_audio) == 0:
         return []
-    path = dtw_path(mfcc(ref_audio, ref_sr), mfcc(audio, rate))
-    # For each reference frame, the first target frame it maps to.
+    ref, target = mfcc(ref_audio, ref_sr), mfcc(audio, rate)
+    # The warp needs len(ref) x len(target) cells: past ~2000 x 2000 (three 32 MB matrices) frames
+    # are merged, trading 10 ms of resolution per step for memory on modest machines.
+    step = max(1, math.ceil(math.sqrt(len(ref) * len(target) / _MAX_CELLS)))
+    path = dtw_path(_pool(ref, step), _pool(target, step))
+    # For each (pooled) reference frame, the first target frame it maps to.
     first = np.full(path[:, 0].max() + 1, -1)
     for r, t in path[::-1]:
         first[r] = t
     onsets: list[float | None] = []
     for w in ref_words:
-        f = min(int(round(w.start / _FRAME)), len(first) - 1)
-        onsets.append(float(first[f]) * _FRAME)
+        f = min(int(round(w.start / (_FRAME * step))), len(first) - 1)
+        onsets.append(float(first[f]) * _FRAME * step)
     return _words_from_onsets(text, onsets, audio, rate)

@@ -360,3 +360,22 @@ def test_a_character_the_caption_font_lacks_is_drawn_from_another_font(env: Env)
         box = _frame(env.outbox / "caixa.mp4", 0.5)
         assert int(((drawn > 128) != (box > 128)).sum()) > 40
         assert any(f"U+{ord(nowhere):04X}" in w for w in env.sidecar("caixa")["warnings"])
+
+
+@pytest.mark.slow
+def test_ass_fonts_that_are_not_installed_are_named_and_drawings_are_kept(env: Env) -> None:
+    """GIVEN an ASS file whose style asks for a font that is not installed, and a vector drawing
+    THEN the video is made with a fallback font, the sidecar names the missing font and the one used,
+    and the vector drawing is burned as a shape."""
+    missing = "Fonte Que Nao Existe"
+    ass = ASS_HEAD.replace("Style: Sign,DejaVu Sans,", f"Style: Sign,{missing},") + (
+        "Dialogue: 0,0:00:00.00,0:00:01.00,Default,,0,0,0,,{\\an7\\pos(0,0)\\p1}m 0 0 l 100 0 100 100 0 100{\\p0}\n"
+    )
+    _black_video(env.inbox / "fontes.mp4", seconds=1.0)
+    (env.inbox / "fontes.ass").write_text(ass, encoding="utf-8")
+    assert env.once() == 0
+    warnings = " ".join(env.sidecar("fontes")["warnings"])
+    assert f"'{missing}'" in warnings and "not installed" in warnings and "fontes.ass" in warnings
+    frame = _frame(env.outbox / "fontes.mp4", 0.5)
+    # PlayRes 320x180 on a 640x360 video: the 100x100 square covers the top-left 200x200 pixels.
+    assert frame[20:180, 20:180].mean() > 200

@@ -184,3 +184,15 @@ def test_word_highlight_lights_the_spoken_word(make_env: Callable[..., Env]) -> 
     early = highlight(first.start + 0.15)
     late = highlight(first.end - 0.15)
     assert late > 3 * max(early, 20), (early, late)
+
+
+def test_a_long_chunk_is_aligned_in_bounded_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """GIVEN a chunk long enough that its warp matrix would pass the cell limit
+    THEN frames are pooled, and onsets are still found to within the pooled resolution."""
+    import omad.wordtiming as wordtiming
+
+    monkeypatch.setattr(wordtiming, "_MAX_CELLS", 40_000)  # ~200 x 200 frames: forces pooling on this text
+    audio, sr, truth = espeak_words(LONG, "pt-br+m3", 190, 40)
+    found = align_words(LONG, audio, sr)
+    gaps = [abs(a.start - b.start) for a, b in zip(found, truth, strict=True)]
+    assert float(np.mean(gaps)) < 0.1

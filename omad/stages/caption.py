@@ -11,6 +11,7 @@ installed font can draw, become warnings in the sidecar.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pysubs2
@@ -25,6 +26,8 @@ from ..subtitles import Cue, burnable_ass, escape_ass_text
 
 __all__ = ["CaptionStage", "guard_cues", "guard_events"]
 
+_DRAWING = re.compile(r"\\p[1-9]")
+
 
 def guard_cues(ctx: StageContext, cues: list[Cue], label: str) -> tuple[list[Cue], list[dict[str, Any]]]:
     """Guardrails on every caption: PII redacted, a blocked topic stops the job naming the caption."""
@@ -35,8 +38,12 @@ def guard_cues(ctx: StageContext, cues: list[Cue], label: str) -> tuple[list[Cue
 
 
 def guard_events(ctx: StageContext, sub: SubtitleFile, label: str) -> list[dict[str, Any]]:
-    """Guardrails on the visible text of every event; a redacted event keeps its leading tags, not inline ones."""
-    events = sub.subs.events
+    """Guardrails on the visible text of every event; a redacted event keeps its leading tags, not inline ones.
+
+    ASS drawings (``{\\p1}m 0 0 l 10 0 ...``) are shapes, not text: their
+    coordinates would read as phone or card numbers, so they are not checked.
+    """
+    events = [ev for ev in sub.subs.events if not _DRAWING.search(ev.text)]
     guard = guardrails_for(ctx.config)
     texts, findings = guard.check_many({f"caption {i + 1}": ev.plaintext for i, ev in enumerate(events)}, file=label)
     for i, ev in enumerate(events):

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import html
 import re
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -234,18 +236,31 @@ def _clean_events(subs: pysubs2.SSAFile, fmt: str, lines_of: list[int] | None, l
         else:
             kept.append(ev)
     subs.events = kept
-    warnings: list[str] = []
+    told: list[str] = []
     if unreadable:
         shown = ", ".join(f"line {n} ({t.strip()[:40]!r})" for n, t in unreadable[:5])
         more = f" and {len(unreadable) - 5} more" if len(unreadable) > 5 else ""
-        warnings.append(f"{label}: text with no timing line before it was left out: {shown}{more}.")
+        told.append(f"{label}: text with no timing line before it was left out: {shown}{more}.")
     if empty:
-        warnings.append(f"{label}: {len(empty)} empty or zero-length caption(s) left out ({', '.join(empty[:10])}).")
+        told.append(f"{label}: {len(empty)} empty or zero-length caption(s) left out ({', '.join(empty[:10])}).")
     if backwards:
-        warnings.append(
+        told.append(
             f"{label}: {len(backwards)} caption(s) that end before they start left out ({', '.join(backwards[:10])})."
         )
-    return warnings
+    return told
+
+
+def _quietly(read: Callable[[], pysubs2.SSAFile]) -> tuple[pysubs2.SSAFile, list[str]]:
+    """Run a pysubs2 read, keeping what it warns about ("Failed to parse layer") for the sidecar."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        subs = read()
+    notes: list[str] = []
+    for w in caught:
+        note = f"{w.message} (pysubs2)"
+        if note not in notes:
+            notes.append(note)
+    return subs, notes
 
 
 def parse_subtitles(text: str, label: str, ext_hint: str = "srt", encoding: str = "utf-8") -> SubtitleFile:
@@ -255,7 +270,7 @@ def parse_subtitles(text: str, label: str, ext_hint: str = "srt", encoding: str 
     lines = text.split("\n")
     if fmt in ("ass", "ssa"):
         try:
-            subs = pysubs2.SSAFile.from_string(text, format_=fmt)
+            subs, notes = _quietly(lambda: pysubs2.SSAFile.from_string(text, format_=fmt))
         except (pysubs2.exceptions.Pysubs2Error, ValueError, KeyError, IndexError) as e:
             raise InputError(
                 f"is not an {fmt.upper()} file omad can read ({e}). Open it in Aegisub, save it again and drop it "
@@ -268,7 +283,8 @@ def parse_subtitles(text: str, label: str, ext_hint: str = "srt", encoding: str 
     else:
         stamp = (pysubs2.formats.webvtt.WebVTTFormat if fmt == "vtt" else pysubs2.formats.subrip.SubripFormat).TIMESTAMP
         scan = _scan(lines, fmt, stamp)
-        subs = pysubs2.SSAFile.from_string(_prepare_text_lines(text, fmt), format_=fmt)
+        prepared = _prepare_text_lines(text, fmt)
+        subs, notes = _quietly(lambda: pysubs2.SSAFile.from_string(prepared, format_=fmt))
         lines_of = scan.timing_lines if len(scan.timing_lines) == len(subs.events) else None
         for i, ev in enumerate(subs.events):
             # A blank line ends a cue: whatever pysubs2 glued on after one is not caption text.
@@ -282,10 +298,10 @@ def parse_subtitles(text: str, label: str, ext_hint: str = "srt", encoding: str 
             ev.text = body
         unreadable = scan.unreadable
     count = sum(1 for ev in subs.events if not ev.is_comment)
-    warnings = _clean_events(subs, fmt, lines_of, label, unreadable)
+    told = _clean_events(subs, fmt, lines_of, label, unreadable) + [f"{label}: {note}" for note in notes]
     if not subs.events:
         raise _fail(label, fmt, unreadable, count)
-    return SubtitleFile(subs=subs, format=fmt, encoding=encoding, warnings=warnings)
+    return SubtitleFile(subs=subs, format=fmt, encoding=encoding, warnings=told)
 
 
 def read_subtitles(path: Path, label: str) -> SubtitleFile:

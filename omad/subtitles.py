@@ -69,11 +69,15 @@ def srt_timestamp(seconds: float) -> str:
 
 
 def write_srt(cues: Sequence[Cue], path: Path) -> Path:
-    """Write ``cues`` as an SRT file (UTF-8). Cues are kept in order and never overlap, even after rounding."""
+    """Write ``cues`` as an SRT file (UTF-8). Cues are kept in order and never overlap, even after rounding.
+
+    A cue's line breaks are kept (captions laid out on two lines stay so);
+    blank lines inside a cue, which would end it in SRT, are dropped.
+    """
     blocks: list[str] = []
     last_end_ms = 0
     for cue in cues:
-        text = " ".join(cue.text.split())
+        text = "\n".join(" ".join(line.split()) for line in cue.text.split("\n") if line.split())
         if not text:
             continue
         start_ms = max(round(cue.start * 1000), last_end_ms)

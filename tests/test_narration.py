@@ -258,3 +258,9 @@ def test_srt_cues_never_overlap_after_rounding(tmp_path: Path) -> None:
     assert all(s < e for s, e, _ in parsed)
     assert all(a[1] <= b[0] for a, b in zip(parsed, parsed[1:], strict=False))
     assert srt_timestamp(3725.5) == "01:02:05,500"
+
+
+def test_srt_keeps_a_captions_two_lines_but_never_a_blank_line(tmp_path: Path) -> None:
+    cues = [Cue(0.0, 1.0, "primeira  linha\nsegunda"), Cue(1.0, 2.0, "a\n\n  \nb")]
+    parsed = _parse_srt(write_srt(cues, tmp_path / "x.srt"))
+    assert [t for _, _, t in parsed] == ["primeira linha\nsegunda", "a\nb"]

@@ -161,7 +161,7 @@ def _scan(lines: list[str], fmt: str, stamp: re.Pattern[str]) -> _Scan:
     def close() -> None:
         if not block:
             return
-        has_timing = any(len(stamp.findall(t)) >= 2 and ">" in t for _, t in block)
+        has_timing = any(len(stamp.findall(t)) == 2 for _, t in block)
         first = block[0][1].strip()
         if has_timing:
             return
@@ -178,7 +178,7 @@ def _scan(lines: list[str], fmt: str, stamp: re.Pattern[str]) -> _Scan:
             continue
         block.append((n, line))
         stamps = list(stamp.finditer(line))
-        if len(stamps) >= 2 and ">" in line:
+        if len(stamps) == 2:  # pysubs2's own rule for a timing line, so both count the same cues
             scan.timing_lines.append(n)
             scan.settings.append(line[stamps[1].end():].strip())  # VTT cue settings follow the end time
     close()

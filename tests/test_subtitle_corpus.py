@@ -11,6 +11,7 @@ fails the test.
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -256,6 +257,14 @@ Texto de prova
 5
 00:00:02,000 --> 00:00:02,500
 <font color="#ff0000">Texto de prova</font>
+
+6
+00:00:02,500 --> 00:00:03,000
+<b>Texto de prova</b>
+
+7
+00:00:03,000 --> 00:00:03,500
+<s>Texto de prova</s>
 """
 
 
@@ -269,12 +278,13 @@ def _uncovered_character() -> str | None:
 
 
 @pytest.mark.slow
-def test_srt_styling_is_burned_as_the_file_says(env: Env) -> None:
-    """GIVEN an SRT using {\\an8}, <i>, <u> and <font color>
+def test_srt_styling_is_burned_as_the_file_says(make_env: Callable[..., Env]) -> None:
+    """GIVEN an SRT using {\\an8}, <i>, <u>, <font color>, <b> and <s>, and a regular-weight caption style
     WHEN omad once runs
-    THEN the top caption lights the top of the frame and not the bottom, italic and underlined text
-    draw other pixels than regular text, and the coloured caption is red."""
-    _black_video(env.inbox / "estilos.mp4", seconds=2.6)
+    THEN the top caption lights the top of the frame and not the bottom, italic, underlined, bold and
+    struck-through text draw other pixels than regular text, and the coloured caption is red."""
+    env = make_env(caption={"bold": False})
+    _black_video(env.inbox / "estilos.mp4", seconds=3.6)
     (env.inbox / "estilos.srt").write_text(STYLED_SRT, encoding="utf-8")
     assert env.once() == 0
     out = env.outbox / "estilos.mp4"
@@ -290,6 +300,10 @@ def test_srt_styling_is_burned_as_the_file_says(env: Env) -> None:
     rgb = _frame(out, 2.25, "rgb24")
     red = (rgb[..., 0] > 160) & (rgb[..., 1] < 90) & (rgb[..., 2] < 90)
     assert int(red.sum()) > 200
+    bold, struck = _frame(out, 2.75), _frame(out, 3.25)
+    assert _lit(bold) > 1.2 * _lit(plain)  # heavier strokes
+    assert _lit(struck) > _lit(plain) + 50  # a line through the same glyphs
+    assert int(((struck > 128) & (plain <= 128)).sum()) > 50
     side = env.sidecar("estilos")
     assert side["warnings"] == []
 

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import Env
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from omad.caption_layout import LayoutRules, TimedWord, group_words, split_lines
 from omad.narration import _written_timing, narrate_text
@@ -196,3 +198,29 @@ def test_a_long_chunk_is_aligned_in_bounded_memory(monkeypatch: pytest.MonkeyPat
     found = align_words(LONG, audio, sr)
     gaps = [abs(a.start - b.start) for a, b in zip(found, truth, strict=True)]
     assert float(np.mean(gaps)) < 0.1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.text(alphabet="abcdeçãé,.!?", min_size=1, max_size=14),
+                          st.floats(min_value=0.0, max_value=1.5), st.floats(min_value=0.01, max_value=1.2)),
+                min_size=1, max_size=60),
+       st.integers(min_value=10, max_value=42), st.integers(min_value=1, max_value=3))
+def test_any_words_make_captions_that_keep_the_rules(spec: list[tuple[str, float, float]], chars: int,
+                                                      lines: int) -> None:
+    """Whatever the words and pauses: every word once, in order; lines within the limits (a single word
+    longer than a line stands alone); captions start on their first word and never overlap."""
+    words, t = [], 0.0
+    for text, gap, length in spec:
+        t += gap
+        words.append(TimedWord(t, t + length, text))
+        t += length
+    rules = LayoutRules(max_line_chars=chars, max_lines=lines)
+    caps = group_words(words, rules)
+    assert [w for c in caps for w in c.words] == words
+    for c in caps:
+        assert c.start == c.words[0].start and c.end > c.start
+        if len(c.words) > 1:
+            assert len(c.lines) <= lines
+            assert all(len(" ".join(w.text for w in line)) <= chars for line in c.lines)
+    for a, b in zip(caps, caps[1:], strict=False):
+        assert a.end <= b.start + 1e-9

@@ -64,7 +64,8 @@ _PROFILES: dict[str, str] = {
 # A file may mix languages of one region (a French word in a pt-BR caption): each region is a profile too.
 _PROFILES["western"] = "".join(_PROFILES[k] for k in ("pt", "es", "fr", "de", "it", "ca", "nl", "nordic", "is"))
 _PROFILES["central"] = "".join(_PROFILES[k] for k in ("cs", "sk", "pl", "hu", "sl_hr", "ro"))
-_PROFILE_SETS = [set(p) for p in _PROFILES.values()]
+_LANGUAGE_SETS = [set(p) for k, p in _PROFILES.items() if k not in ("western", "central")]
+_REGION_SETS = [set(_PROFILES["western"]), set(_PROFILES["central"])]
 # Code pages to try, in order of preference when two read the bytes equally well.
 _CANDIDATES = ("cp1252", "iso8859_15", "cp1250", "iso8859_2", "cp1251", "koi8_r", "iso8859_5", "cp1253", "iso8859_7")
 # Punctuation and symbols that real text uses; anything else non-ASCII and not a letter is suspect.
@@ -90,7 +91,10 @@ def _score(text: str) -> float:
     letters = {ch.lower() for ch in text if ord(ch) >= 128 and unicodedata.category(ch).startswith("L")}
     if not letters:
         return score
-    best = max(len(letters & p) - 3 * len(letters - p) for p in _PROFILE_SETS)
+    # One language explaining every letter beats a region's union of alphabets: Hungarian "őű" read
+    # as cp1252 is "õû", letters that only the union of pt and fr has.
+    best = max(max(len(letters & p) - 3 * len(letters - p) for p in _LANGUAGE_SETS) + 1,
+               max(len(letters & p) - 3 * len(letters - p) for p in _REGION_SETS))
     for word in _WORD.findall(text):
         if len({_script(ch) for ch in word}) > 1:
             score -= 5  # "Pĺíliš": Czech read as Cyrillic mixes scripts inside a word

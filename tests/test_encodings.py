@@ -20,6 +20,8 @@ SRT = "1\n00:00:01,000 --> 00:00:02,000\n{}\n\n2\n00:00:02,000 --> 00:00:03,000\
         ("cp1252", "Straße über", "niño", "cp1252"),
         ("cp1250", "Příliš žluťoučký kůň úpěl ďábelské ódy.", "Zażółć gęślą jaźń, łódź.", "cp1250"),
         ("cp1250", "Šťastný nový rok", "„Ahoj“", "cp1250"),
+        ("cp1250", "Árvíztűrő tükörfúrógép", "Öt szép szűz lány őrült írót nyúz", "cp1250"),
+        ("cp1252", "Ça coûte très cher", "Não, obrigado", "cp1252"),
         ("iso8859_15", "L'Œuvre coûte 5 € à Noël.", "Ça déçoit l'œil.", "iso8859_15"),
         ("iso8859_2", "Příliš žluťoučký kůň úpěl ďábelské ódy.", "Zażółć gęślą jaźń, łódź.", "iso8859_2"),
         ("cp1251", "Привет, как дела?", "Съешь же ещё этих мягких булок.", "cp1251"),

@@ -65,6 +65,7 @@ class SubtitleFile:
     format: str  # "srt", "vtt", "ass" or "ssa" (by content, not by extension)
     encoding: str
     warnings: list[str] = field(default_factory=list)
+    encoding_from: str = "given"  # the evidence for ``encoding``: "bom", "utf-8", "language profile", ...
 
     @property
     def own_styles(self) -> bool:
@@ -312,4 +313,6 @@ def read_subtitles(path: Path, label: str) -> SubtitleFile:
         raise InputError(f"cannot be read ({e.strerror}). Check its permissions and drop it again.", file=label) from e
     decoded = decode_text(raw)
     ext = SUBTITLE_EXTENSIONS.get(path.suffix.lower(), "srt")
-    return parse_subtitles(decoded.text, label, ext, decoded.encoding)
+    sub = parse_subtitles(decoded.text, label, ext, decoded.encoding)
+    sub.encoding_from = decoded.how
+    return sub

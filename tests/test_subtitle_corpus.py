@@ -202,6 +202,8 @@ def test_corpus_dropped_through_the_daemon(env: Env, tmp_path: Path) -> None:
     for case in CASES:
         facts = env.sidecar(case.name)["stages"][0]["facts"]
         assert (facts["subtitle_format"], facts["subtitle_encoding"]) == (case.fmt, case.encoding), case.name
+        if case.encoding in ("cp1252", "cp1250", "iso8859_15"):
+            assert facts["subtitle_encoding_from"] == "language profile", case.name
         assert facts["captions"] == len(case.texts), case.name
         warnings = " ".join(env.sidecar(case.name)["warnings"])
         for fragment in case.warns:

@@ -131,6 +131,7 @@ class CaptionStage:
             "captions": len(ass.events),
             "subtitle_format": sub.format,
             "subtitle_encoding": sub.encoding,
+            "subtitle_encoding_from": sub.encoding_from,
             "subtitle_styles": "own" if sub.own_styles else "omad",
             "guardrail_findings": findings,
         }

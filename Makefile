@@ -5,8 +5,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 APT_PACKAGES := ffmpeg espeak-ng fonts-dejavu-core fontconfig
-# For the tests only: headless Chromium for the status page, promtool for the alert rules.
-TEST_APT_PACKAGES := chromium chromium-driver prometheus e2fsprogs
+# For the tests only: headless Chromium for the pages, promtool for the alert rules, systemd-analyze for the unit.
+TEST_APT_PACKAGES := chromium chromium-driver prometheus e2fsprogs systemd
 DEMO   := demo
 
 .PHONY: demo test test-fast sysdeps testdeps venv dev f5 lint config clean

@@ -83,7 +83,7 @@ def write_config(root: Path, **sections: dict[str, Any]) -> Path:
         "inbox": str(root / "inbox"),
         "outbox": str(root / "outbox"),
         "state_dir": str(root / "state"),
-        "metrics": {"enabled": False, "port": 0},
+        "web": {"enabled": False, "port": 0},
         "intake": {"inputs_after": "delete"},
     }
     for key, value in sections.items():
@@ -455,9 +455,9 @@ def imported_modules(root: Path) -> int:
 def cmd_idle(args: argparse.Namespace) -> None:
     print(machine())
     plans: list[tuple[str, dict[str, Any]]] = [
-        ("inotify, metrics server on (port 0)", {"watch": {"mode": "inotify"}, "metrics": {"enabled": True}}),
-        ("inotify, metrics off", {"watch": {"mode": "inotify"}}),
-        ("polling 2 s, metrics off", {"watch": {"mode": "polling", "poll_interval_seconds": 2.0}}),
+        ("inotify, web server on (port 0)", {"watch": {"mode": "inotify"}, "web": {"enabled": True}}),
+        ("inotify, web server off", {"watch": {"mode": "inotify"}}),
+        ("polling 2 s, web server off", {"watch": {"mode": "polling", "poll_interval_seconds": 2.0}}),
     ]
     rows = []
     for label, sections in ([] if args.imports_only else plans):

@@ -242,7 +242,7 @@ def main() -> None:
         config = root / "omad.yaml"
         config.write_text(yaml.safe_dump({
             "inbox": str(root / "inbox"), "outbox": str(root / "outbox"), "state_dir": str(root / "state"),
-            "watch": {"settle_seconds": args.settle}, "metrics": {"enabled": False},
+            "watch": {"settle_seconds": args.settle}, "web": {"enabled": False},
             "intake": {"inputs_after": "delete"},
         }))
         (root / "state" / "jobs").mkdir(parents=True)

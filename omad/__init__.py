@@ -7,6 +7,7 @@ of stages and publishes the result with a JSON record to ``outbox/``.
 
 from .config import Config, load_config
 from .errors import (
+    Cancelled,
     ConfigError,
     GuardrailBlocked,
     InputError,
@@ -31,4 +32,5 @@ __all__ = [
     "ConfigError",
     "ToolMissing",
     "StageFailed",
+    "Cancelled",
 ]

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
 from .config import AudioConfig
-from .errors import InputError, StageFailed, ToolTimeout
+from .errors import InputError, StageFailed, ToolMissing, ToolTimeout
 from .ffmpeg import AUDIO_DEMUXERS, FFMPEG, SAFE_INPUT_ARGS, Probe, probe
+from .procs import run_tool
 
 __all__ = ["check_audio", "measure_loudness", "loudnorm_filter", "duck_filter", "FINAL_AUDIO_FORMAT"]
 
@@ -51,15 +51,18 @@ def measure_loudness(path: Path, *, timeout: float, label: str, audio_cfg: Audio
         "-f", "null", "-",
     ]
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as e:
-        raise ToolTimeout("measuring loudness took too long.", file=label) from e
+        out = run_tool(cmd, timeout=timeout)
+    except OSError as e:
+        raise ToolMissing(f"could not run {FFMPEG}: {e}") from e
+    stderr = out.stderr.decode("utf-8", "replace")
+    if out.stopped_for == "timeout":
+        raise ToolTimeout("measuring loudness took too long.", file=label)
     if out.returncode != 0:
         raise StageFailed("ffmpeg could not measure the loudness.", file=label,
-                          details={"stderr_tail": out.stderr[-1500:], "returncode": out.returncode})
-    m = re.search(r"\{[^{}]*\"input_i\"[^{}]*\}", out.stderr, re.S)
+                          details={"stderr_tail": stderr[-1500:], "returncode": out.returncode})
+    m = re.search(r"\{[^{}]*\"input_i\"[^{}]*\}", stderr, re.S)
     if not m:
-        raise StageFailed("ffmpeg printed no loudness report.", file=label, details={"stderr_tail": out.stderr[-1500:]})
+        raise StageFailed("ffmpeg printed no loudness report.", file=label, details={"stderr_tail": stderr[-1500:]})
     data: dict[str, Any] = json.loads(m.group(0))
     return data
 

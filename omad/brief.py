@@ -175,11 +175,28 @@ def _expanded_size(node: yaml.Node, memo: dict[int, int], depth: int = 0) -> int
     return size
 
 
+def _depth(value: Any) -> int:
+    """Nesting depth of parsed data, without recursion (a hostile brief may nest thousands deep)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            deepest = max(deepest, depth)
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            deepest = max(deepest, depth)
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
+
+
 def _load_yaml_safely(text: str, label: str) -> Any:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as e:
         raise InputError(f"is not valid YAML ({e}). Fix the brief and drop it again.", file=label) from e
+    except RecursionError as e:
+        raise InputError("is nested too deeply to be a brief. Fix the brief and drop it again.", file=label) from e
     if node is None:
         return None
     try:
@@ -193,7 +210,15 @@ def _load_yaml_safely(text: str, label: str) -> Any:
             file=label,
         )
     # Expanding is safe now that the expanded size is known to be small.
-    return yaml.safe_load(text)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        # e.g. a tag such as !!python/object/apply: safe_load refuses it; say so instead of failing.
+        raise InputError(
+            f"uses YAML omad does not accept ({str(e).splitlines()[0]}). Briefs are plain YAML: mappings, "
+            "lists, text and numbers, without '!!' tags. Fix the brief and drop it again.",
+            file=label,
+        ) from e
 
 
 def _explain(err: ValidationError, data: dict[str, Any]) -> str:
@@ -258,7 +283,7 @@ def parse_brief(data: Any, label: str) -> CaptionBrief | Img2VidBrief | AddAudio
 
 
 def load_brief(
-    path: Path, max_bytes: int, label: str | None = None
+    path: Path, max_bytes: int, label: str | None = None, max_depth: int = 12
 ) -> CaptionBrief | Img2VidBrief | AddAudioBrief | NarrateBrief | VideoBrief:
     """Read and validate a brief file (YAML or JSON)."""
     label = label or path.name
@@ -280,8 +305,16 @@ def load_brief(
             data = json.loads(text)
         except json.JSONDecodeError as e:
             raise InputError(f"is not valid JSON (line {e.lineno}: {e.msg}).", file=label) from e
+        except RecursionError as e:
+            raise InputError("is nested too deeply to be a brief. Fix the brief and drop it again.", file=label) from e
     else:
         data = _load_yaml_safely(text, label)
+    if _depth(data) > max_depth:
+        raise InputError(
+            f"nests lists and mappings {_depth(data)} levels deep; briefs are limited to {max_depth} "
+            "(intake.max_brief_depth). Fix the brief and drop it again.",
+            file=label,
+        )
     return parse_brief(data, label)
 
 
@@ -289,8 +322,13 @@ def resolve_asset(base: Path, rel: str, label: str, key: str) -> Path:
     """A brief path, relative to the brief's folder, refused if it leaves the folder or is missing."""
     if not rel or Path(rel).is_absolute() or rel.startswith("~"):
         raise InputError(f"'{key}' must be a path relative to the brief, not '{rel}'.", file=label)
-    base_real = base.resolve()
-    target = (base / rel).resolve()
+    if "\x00" in rel:
+        raise InputError(f"'{key}' holds a NUL character; name the file as it is called in the bundle.", file=label)
+    try:
+        base_real = base.resolve()
+        target = (base / rel).resolve()
+    except (OSError, RuntimeError, ValueError) as e:
+        raise InputError(f"'{key}' names '{rel}', which omad cannot resolve ({e}).", file=label) from e
     if target != base_real and base_real not in target.parents:
         raise InputError(
             f"'{key}' points outside the brief's folder ('{rel}'). Put the file in the bundle and name it relatively.",

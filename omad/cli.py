@@ -1,4 +1,4 @@
-"""The ``omad`` command: run, once, status, retry, doctor, config.
+"""The ``omad`` command: run, once, status, retry, doctor, config, token, notify.
 
 Every command takes ``--config``, ``--inbox``, ``--outbox`` and ``--state-dir``;
 without ``--config``, ``$OMAD_CONFIG`` or ``./config/omad.yaml`` is read when
@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -57,13 +56,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     _setup_logging(cfg, paths)
     daemon = Daemon(cfg, paths)
     server = None
-    if cfg.metrics.enabled:
-        try:
-            from .web import start_server
-        except ImportError:
-            start_server = None  # type: ignore[assignment]
-        if start_server is not None:
-            server = start_server(daemon)
+    if cfg.web.enabled:
+        from .web import start_server
+
+        server = start_server(daemon)
+    notifier = None
+    if cfg.notify.webhooks:
+        from .webhooks import Notifier
+
+        notifier = Notifier(cfg.notify, server.metrics.registry if server is not None else None).attach(daemon)
 
     def _stop(signum: int, _frame: object) -> None:
         daemon.stop_event.set()
@@ -76,6 +77,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         if server is not None:
             server.shutdown()
+        if notifier is not None:
+            notifier.close()
     return 0
 
 
@@ -86,6 +89,13 @@ def cmd_once(args: argparse.Namespace) -> int:
     paths = _paths(cfg)
     _setup_logging(cfg, paths)
     daemon = Daemon(cfg, paths, once=True)
+
+    def _stop(signum: int, _frame: object) -> None:  # stop like `omad run`: running tools stopped, none orphaned
+        daemon.stop_event.set()
+        daemon.wake.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     code = daemon.run_once(max_wait=args.max_wait)
     done = [daemon.journal.get(i) for i in daemon.created]
     for job in done:
@@ -103,13 +113,19 @@ def _bar(fraction: float, width: int = 20) -> str:
 
 def _live_state(cfg: Config) -> dict[str, Any] | None:
     """Lanes and GPU residency from a running daemon's /api/status, if one answers."""
-    if not cfg.metrics.enabled or not cfg.metrics.port:
+    if not cfg.web.enabled or not cfg.web.port:
         return None
     import urllib.request
 
+    host = "127.0.0.1" if cfg.web.host in ("0.0.0.0", "") else "[::1]" if cfg.web.host == "::" else cfg.web.host
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    request = urllib.request.Request(f"http://{host}:{cfg.web.port}/api/status?limit=1")
+    token = os.environ.get("OMAD_TOKEN")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
     try:
-        url = f"http://{cfg.metrics.host}:{cfg.metrics.port}/api/status?limit=1"
-        with urllib.request.urlopen(url, timeout=0.5) as r:
+        with urllib.request.urlopen(request, timeout=0.5) as r:
             data: dict[str, Any] = json.loads(r.read())
     except (OSError, ValueError):
         return None
@@ -147,7 +163,8 @@ def _print_status(cfg: Config, paths: Any, as_json: bool, limit: int) -> None:
         if live is not None:
             _print_live(live)
         else:
-            print("(no running daemon answered on the metrics port: lane and GPU state unknown)")
+            print("(no running daemon answered on web.port: lane and GPU state unknown; with web.require_token, "
+                  "set $OMAD_TOKEN)")
         if not rows:
             print("no jobs yet.")
             return
@@ -218,13 +235,14 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     _check(res, "FAIL", "ffprobe", fp is not None, fp or "not found: sudo apt-get install ffmpeg")
     if ff:
         from .ffmpeg import ffmpeg_version
+        from .procs import run_tool
 
-        filters = subprocess.run([ff, "-hide_banner", "-filters"], capture_output=True, text=True).stdout
+        filters = run_tool([ff, "-hide_banner", "-filters"], timeout=30).stdout.decode("utf-8", "replace")
         names = {line.split()[1] for line in filters.splitlines() if len(line.split()) > 2}
         missing = [f for f in REQUIRED_FILTERS if f not in names]
         _check(res, "FAIL", "ffmpeg filters", not missing,
                "all present" if not missing else f"missing {', '.join(missing)}: install a full ffmpeg build")
-        enc = subprocess.run([ff, "-hide_banner", "-encoders"], capture_output=True, text=True).stdout
+        enc = run_tool([ff, "-hide_banner", "-encoders"], timeout=30).stdout.decode("utf-8", "replace")
         missing_enc = [e for e in REQUIRED_ENCODERS if f" {e} " not in enc]
         _check(res, "FAIL", "ffmpeg encoders", not missing_enc,
                "libx264, aac" if not missing_enc else f"missing {', '.join(missing_enc)}")
@@ -264,6 +282,23 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             _check(res, "FAIL", "journal", False, str(e))
     else:
         res.append(("ok", "journal", f"{paths.journal} will be created on first run"))
+    if cfg.web.enabled:
+        from .web.auth import TokenStore, tokens_path
+
+        store = TokenStore(tokens_path(cfg.web, paths.state))
+        try:
+            live = [t for t in store.tokens() if not t.get("revoked_at")]
+        except OmadError as e:
+            _check(res, "FAIL", "web tokens", False, str(e))
+        else:
+            where = f"{cfg.web.host}:{cfg.web.port}"
+            if cfg.web.token_required:
+                _check(res, "FAIL", "web tokens", bool(live),
+                       f"{len(live)} live token(s) for {where}" if live else
+                       f"{where} needs a token and none exists: omad token add NAME")
+            else:
+                res.append(("ok", "web tokens", f"{where} is loopback-only; tokens are optional "
+                                                f"({len(live)} live)"))
     for provider in ("omad.tts.f5", "omad.agents.client"):
         try:
             mod = __import__(provider, fromlist=["doctor_checks"])
@@ -285,6 +320,51 @@ def cmd_config(args: argparse.Namespace) -> int:
     cfg = _config(args) if not args.defaults else Config()
     sys.stdout.write(dump_config_yaml(cfg))
     return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from .web.auth import TokenStore, tokens_path
+
+    cfg = _config(args)
+    store = TokenStore(tokens_path(cfg.web, _paths(cfg).state))
+    if args.action in ("add", "revoke") and not args.name:
+        print(f"give the token a NAME: omad token {args.action} NAME", file=sys.stderr)
+        return 2
+    if args.action == "add":
+        token = store.add(args.name)
+        print(token)
+        print(f"token '{args.name}' made; this is the only time it is shown. Only its hash is kept, in "
+              f"{store.path}.", file=sys.stderr)
+        return 0
+    if args.action == "revoke":
+        n = store.revoke(args.name)
+        print(f"revoked {n} token(s) named '{args.name}'; requests with it now get 403.")
+        return 0
+    tokens = store.tokens()
+    if not tokens:
+        print(f"no tokens in {store.path}. Make one with `omad token add NAME`.")
+    for t in tokens:
+        made = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(t.get("created_at") or 0)))
+        state = "revoked " + time.strftime("%Y-%m-%d %H:%M", time.localtime(float(t["revoked_at"]))) \
+            if t.get("revoked_at") else "live"
+        print(f"{str(t.get('name')):24} {made}  {state}")
+    return 0
+
+
+def cmd_notify(args: argparse.Namespace) -> int:
+    from .webhooks import Notifier
+
+    cfg = _config(args)
+    _setup_logging(cfg, _paths(cfg))
+    if not cfg.notify.webhooks:
+        print("no webhooks configured: add notify.webhooks to the config.", file=sys.stderr)
+        return 1
+    notifier = Notifier(cfg.notify)
+    failed = 0
+    for hook, outcome in notifier.send_test(args.event):
+        print(f"{outcome.status:>4}  {hook.url}  {outcome.message}")
+        failed += 0 if outcome.ok else 1
+    return 1 if failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -315,6 +395,14 @@ def build_parser() -> argparse.ArgumentParser:
     cf.add_argument("--dump", action="store_true", help="(default) print the effective configuration")
     cf.add_argument("--defaults", action="store_true", help="print the built-in defaults")
     cf.set_defaults(fn=cmd_config)
+    tk = sub.add_parser("token", parents=[common], help="API and web UI tokens: add, list, revoke")
+    tk.add_argument("action", choices=["add", "list", "revoke"])
+    tk.add_argument("name", nargs="?", help="the token's name (add, revoke)")
+    tk.set_defaults(fn=cmd_token)
+    nt = sub.add_parser("notify", parents=[common], help="webhooks: `omad notify test` sends a sample")
+    nt.add_argument("action", choices=["test"])
+    nt.add_argument("--event", choices=["job.done", "job.failed"], default="job.done")
+    nt.set_defaults(fn=cmd_notify)
     return p
 
 

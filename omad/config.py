@@ -7,16 +7,19 @@ an error that lists the allowed ones.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ConfigError
 
-__all__ = ["Config", "load_config", "dump_config_yaml", "DEFAULT_IGNORE"]
+__all__ = ["Config", "WebConfig", "NotifyConfig", "WebhookConfig", "load_config", "dump_config_yaml", "is_loopback",
+           "DEFAULT_IGNORE"]
 
 
 DEFAULT_IGNORE = [
@@ -34,6 +37,9 @@ DEFAULT_IGNORE = [
 ]
 
 
+_MOVED_TO_WEB = ("enabled", "host", "port")
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
@@ -48,6 +54,9 @@ class WatchConfig(_Section):
     ignore: list[str] = Field(
         default_factory=lambda: list(DEFAULT_IGNORE),
         description="glob patterns of temporary/partial names never picked up",
+    )
+    open_writer_max_seconds: float = Field(
+        3600.0, gt=0, description="a file still open for writing is taken anyway after being quiet this long"
     )
 
 
@@ -67,13 +76,26 @@ class IntakeConfig(_Section):
     )
     max_brief_bytes: int = Field(262144, gt=0, description="largest brief (YAML/JSON) accepted")
     max_audio_seconds: float = Field(3600.0, gt=0, description="longest audio input accepted")
+    max_brief_depth: int = Field(12, ge=2, description="deepest nesting of lists/mappings accepted in a brief")
+    max_subtitle_bytes: int = Field(4_000_000, gt=0, description="largest subtitle file accepted")
+    max_cues: int = Field(20000, gt=0, description="most captions in one subtitle file")
+    max_cues_on_screen: int = Field(8, gt=0, description="most captions shown at the same moment")
+    max_image_megapixels: float = Field(100.0, gt=0, description="largest image accepted (width x height)")
 
 
 class JobsConfig(_Section):
     max_attempts: int = Field(3, ge=1, description="attempts for transient failures (disk full, killed tool, timeout)")
     backoff_seconds: float = Field(10.0, ge=0, description="first retry delay; doubles each attempt")
     backoff_max_seconds: float = Field(600.0, ge=0, description="longest retry delay")
-    stage_timeout_seconds: float = Field(3600.0, gt=0, description="default per-stage timeout")
+    stage_timeout_seconds: float = Field(
+        3600.0, gt=0, description="per-stage timeout when the length of the media is not known"
+    )
+    timeout_base_seconds: float = Field(
+        120.0, gt=0, description="stage timeout for media of known length: this base ..."
+    )
+    timeout_per_media_second: float = Field(
+        6.0, gt=0, description="... plus this many seconds per second of media (a 2 s clip cannot hold a lane)"
+    )
     stage_timeouts: dict[str, float] = Field(
         default_factory=dict, description="per-stage timeout overrides, e.g. {caption: 1800}"
     )
@@ -257,12 +279,61 @@ class GuardrailsConfig(_Section):
 
 
 class MetricsConfig(_Section):
-    enabled: bool = Field(True, description="serve /metrics, /healthz, /readyz and the status page")
-    host: str = Field("127.0.0.1", description="bind address")
-    port: int = Field(9464, ge=0, le=65535, description="port (0 picks a free one)")
     gpu_hour_price: float = Field(0.50, ge=0, description="price of one GPU-hour for cost estimates")
     cpu_hour_price: float = Field(0.05, ge=0, description="price of one CPU-hour for cost estimates")
     currency: str = Field("USD", description="currency of the prices")
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host.strip().lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to anything, so it is not loopback
+        return False
+
+
+class WebConfig(_Section):
+    enabled: bool = Field(True, description="serve the web UI, the REST API, /metrics, /healthz and /readyz")
+    host: str = Field("127.0.0.1", description="bind address; anything but loopback forces require_token on")
+    port: int = Field(9464, ge=0, le=65535, description="port (0 picks a free one)")
+    require_token: bool = Field(
+        False, description="every endpoint but /healthz needs a token (`omad token add`); forced on beyond loopback"
+    )
+    metrics_public: bool = Field(False, description="leave /metrics open without a token (a Prometheus on the LAN)")
+    tokens_file: str = Field("", description="where token hashes are kept; empty: tokens.json in the state dir")
+    session_hours: float = Field(12.0, gt=0, description="how long a browser login lasts")
+    max_upload_mb: float = Field(2048.0, gt=0, description="largest upload (all files of one submission together)")
+    max_files: int = Field(32, ge=1, description="most files in one submission")
+    submit_per_minute: int = Field(30, ge=1, description="submissions allowed per token (or client) per minute")
+    submit_wait_seconds: float = Field(
+        15.0, ge=0, description="how long POST /api/jobs waits for the job to be journaled before answering"
+    )
+
+    @property
+    def token_required(self) -> bool:
+        return self.require_token or not is_loopback(self.host)
+
+
+Event = Literal["job.done", "job.failed"]
+
+
+def _all_events() -> list[Event]:
+    return ["job.done", "job.failed"]
+
+
+class WebhookConfig(_Section):
+    url: str = Field(..., pattern=r"^https?://", description="where to POST the job summary")
+    events: list[Event] = Field(default_factory=_all_events, description="events this hook wants")
+    secret: str = Field("", description="HMAC-SHA256 key for the X-Omad-Signature header; empty: unsigned")
+
+
+class NotifyConfig(_Section):
+    webhooks: list[WebhookConfig] = Field(default_factory=list, description="URLs told when a job ends")
+    timeout_seconds: float = Field(10.0, gt=0, description="seconds one delivery may take")
+    max_attempts: int = Field(5, ge=1, description="deliveries tried before giving up on one event")
+    backoff_seconds: float = Field(2.0, gt=0, description="wait before the first retry; doubles each time")
 
 
 class LogConfig(_Section):
@@ -289,13 +360,33 @@ class Config(_Section):
     scenes: SceneConfig = Field(default_factory=SceneConfig, description="scene videos")
     llm: LlmConfig = Field(default_factory=LlmConfig, description="Ollama and agent roles")
     guardrails: GuardrailsConfig = Field(default_factory=GuardrailsConfig, description="guardrails")
-    metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="exporter and status page")
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="cost prices for metrics and pages")
+    web: WebConfig = Field(default_factory=WebConfig, description="web UI, REST API, health and metrics endpoints")
+    notify: NotifyConfig = Field(default_factory=NotifyConfig, description="webhooks when a job ends")
     log: LogConfig = Field(default_factory=LogConfig, description="logging")
 
     model_config = ConfigDict(extra="forbid", validate_default=True, populate_by_name=True)
 
     # Where the config file was read from; relative paths inside it resolve here.
     source: Path | None = Field(None, exclude=True, description="(internal)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_options(cls, data: Any) -> Any:
+        # metrics.enabled/host/port were the web server's options before it had its own section.
+        if not isinstance(data, dict) or not isinstance(data.get("metrics"), dict):
+            return data
+        metrics = dict(data["metrics"])
+        moved = {k: metrics.pop(k) for k in _MOVED_TO_WEB if k in metrics}
+        if not moved:
+            return data
+        web = dict(data.get("web") or {})
+        for key, value in moved.items():
+            warnings.warn(f"the option metrics.{key} is deprecated: write it as web.{key}"
+                          + (" (web." + key + " is set too and wins)" if key in web else ""),
+                          FutureWarning, stacklevel=2)
+            web.setdefault(key, value)
+        return {**data, "metrics": metrics, "web": web}
 
     def resolve(self, value: str) -> Path:
         """A path option; relative paths are taken from the working directory, like inbox and outbox."""
@@ -360,6 +451,9 @@ def _dump_model(model: BaseModel, indent: int, out: list[str]) -> None:
         if isinstance(value, BaseModel):
             out.append(f"{pad}{key}:")
             _dump_model(value, indent + 1, out)
+        elif isinstance(value, list) and any(isinstance(v, BaseModel) for v in value):
+            items = [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value]
+            out.append(f"{pad}{key}: {_yaml_scalar(items)}")
         else:
             out.append(f"{pad}{key}: {_yaml_scalar(value)}")
 

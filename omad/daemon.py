@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import stat
 import sys
 import threading
 import time
@@ -25,19 +26,21 @@ from typing import Any
 
 from . import __version__
 from .config import Config
-from .errors import GuardrailBlocked, InputError, OmadError, StageFailed, TransientError
+from .errors import Cancelled, GuardrailBlocked, InputError, OmadError, StageFailed, TransientError
 from .ffmpeg import ffmpeg_version
 from .guardrails import guardrails_for
 from .intake import Intake, JobSpec, Rejection, Waiting
 from .journal import Job, JobStatus, Journal, content_id
 from .lanes import Lanes
 from .log import get_logger
+from .names import display
 from .outbox import Outbox, safe_move
+from .procs import stop_all
 from .routes import stages_for
 from .stage import StageContext, StageResult
 from .summary import job_cost
 from .systemd import notify, watchdog_seconds
-from .watcher import InboxWatcher, Settler, scan_inbox
+from .watcher import InboxWatcher, Settler, open_for_reading, scan_inbox
 
 __all__ = ["Daemon", "Paths", "EventBus"]
 
@@ -79,26 +82,37 @@ class EventBus:
 
 
 def _hash_path(path: Path) -> tuple[str, int]:
-    """sha256 of a file, or of a folder's sorted (relative name, content hash) list."""
+    """sha256 of a file, or of a folder's sorted (relative name, content hash) list.
+
+    Links are hashed as links and FIFOs, sockets and devices by their kind: nothing
+    is read through a link, and nothing that could block is ever opened.
+    """
     h = hashlib.sha256()
     total = 0
-    if path.is_symlink():  # refused at intake; hash the link itself, never what it points at
-        h.update(os.readlink(path).encode(errors="surrogateescape"))
+    st = path.lstat()
+    if stat.S_ISLNK(st.st_mode):  # refused at intake; hash the link itself, never what it points at
+        h.update(os.fsencode(os.readlink(path)))
         return h.hexdigest(), 0
-    if path.is_dir():
+    if stat.S_ISDIR(st.st_mode):
         for root, dirs, files in os.walk(path):
             dirs.sort()
             for name in sorted(files + [d for d in dirs if (Path(root) / d).is_symlink()]):
                 p = Path(root) / name
                 sub, size = _hash_path(p)
                 total += size
-                h.update(f"{p.relative_to(path)}\0{sub}\n".encode())
+                h.update(os.fsencode(p.relative_to(path)) + f"\0{sub}\n".encode())
         return h.hexdigest(), total
-    with open(path, "rb") as f:
+    if not stat.S_ISREG(st.st_mode):
+        h.update(f"special:{stat.S_IFMT(st.st_mode)}".encode())
+        return h.hexdigest(), 0
+    with os.fdopen(open_for_reading(path), "rb") as f:
         for block in iter(lambda: f.read(1024 * 1024), b""):
             h.update(block)
             total += len(block)
     return h.hexdigest(), total
+
+
+_REHASH_BYTES = 64 * 1024 * 1024
 
 
 @dataclass
@@ -121,7 +135,12 @@ class Daemon:
         self.wake = threading.Event()
         self.stop_event = threading.Event()
         self.watcher = InboxWatcher(paths.inbox, config.watch.mode, config.watch.poll_interval_seconds, self.wake)
-        self.settler = Settler(paths.inbox, config.watch.settle_seconds, config.watch.ignore)
+        self.settler = Settler(paths.inbox, config.watch.settle_seconds, config.watch.ignore,
+                               config.watch.open_writer_max_seconds)
+        self._specials_logged: set[Path] = set()
+        # What waits in the inbox and why, rebuilt each tick for the status page (read from other threads).
+        self.inbox_view: dict[str, list[dict[str, str]]] = {"waiting": [], "ignored": []}
+        self.loop_errors = 0
         self.intake = Intake(config, paths.inbox, once=once)
         self.waiting: list[Waiting] = []
         self.running: dict[str, _Running] = {}
@@ -130,6 +149,7 @@ class Daemon:
         self.heartbeat = time.monotonic()
         self._next_scan = 0.0
         self.created: list[str] = []  # job ids created by this process (for `omad once`)
+        self._cancelled: set[str] = set()  # running jobs a person cancelled (see cancel())
         watchdog = watchdog_seconds()
         self._watchdog_every = watchdog / 2 if watchdog else None
         self._last_ping = 0.0
@@ -141,9 +161,21 @@ class Daemon:
         self.paths.jobs.mkdir(parents=True, exist_ok=True)
         for job in self.journal.recover():
             self._finish_claim(job)
+        self._dispose_leftovers()
         self.log.info("started", version=__version__, inbox=str(self.paths.inbox), outbox=str(self.paths.outbox),
                       mode=self.config.watch.mode, cpu_slots=self.lanes.cpu.capacity)
         self.events.emit("started")
+
+    def _dispose_leftovers(self) -> None:
+        """Work folders of jobs that finished just before a crash: archive their inputs now."""
+        try:
+            folders = list(self.paths.jobs.iterdir())
+        except OSError:
+            return
+        for folder in folders:
+            job = self.journal.get(folder.name)
+            if job is not None and job.status in (JobStatus.DONE, JobStatus.DUPLICATE):
+                self._dispose_inputs(job)
 
     def run(self, tick_seconds: float = 0.5) -> None:
         """Run until ``stop_event`` is set (SIGTERM/SIGINT in ``omad run``)."""
@@ -151,12 +183,21 @@ class Daemon:
         notify("READY=1\nSTATUS=watching " + str(self.paths.inbox))
         try:
             while not self.stop_event.is_set():
-                self.tick()
+                self._guarded_tick()
                 self._ping_watchdog()
                 self.wake.wait(timeout=self._sleep_for(tick_seconds))
                 self.wake.clear()
         finally:
             self.shutdown()
+
+    def _guarded_tick(self) -> None:
+        """One tick; whatever escapes it is logged and the loop goes on (each drop has its own boundary too)."""
+        try:
+            self.tick()
+        except Exception:
+            self.loop_errors += 1
+            self.log.error("loop_error", error=traceback.format_exc())
+            self.stop_event.wait(0.5)  # never spin on a fault that repeats every tick
 
     def _sleep_for(self, tick_seconds: float) -> float:
         """Until the next tick, or sooner when a file's settle time runs out, so drops start without delay."""
@@ -194,6 +235,12 @@ class Daemon:
             running = list(self.running.values())
         for r in running:
             r.cancel.set()
+        if running:
+            # Every tool still running, also those of stages that do not watch the cancel flag
+            # (espeak-ng): SIGTERM, then SIGKILL; their stages end as "interrupted", not failed.
+            left = stop_all()
+            if left:
+                self.log.warning("children_stopped", count=left)
         for r in running:
             r.thread.join(timeout=30)
         self.watcher.stop()
@@ -206,8 +253,8 @@ class Daemon:
         self.start()
         deadline = time.monotonic() + (max_wait or (self.config.watch.settle_seconds * 4 + 120))
         try:
-            while True:
-                self.tick()
+            while not self.stop_event.is_set():
+                self._guarded_tick()
                 with self._running_lock:
                     busy = bool(self.running)
                 unsettled = any(e.ready_at is None for e in self.settler.entries.values())
@@ -220,6 +267,11 @@ class Daemon:
             self.shutdown()
         for w in self.waiting:
             print(f"waiting: {self._rel(w.entry.path)}: {w.reason}", file=sys.stderr)
+        for e in self.settler.entries.values():
+            if e.busy and e.busy_reason:
+                print(f"waiting: {self._rel(e.path)}: {e.busy_reason}", file=sys.stderr)
+        for name, kind in sorted(self.ignored.items()):
+            print(f"ignored: {name}: a {kind}, not a regular file; omad never opens these", file=sys.stderr)
         failed = [j for j in (self.journal.get(i) for i in self.created) if j and j.status == JobStatus.FAILED]
         for j in failed:
             print(f"failed: {j.name} ({j.route}): {(j.error or {}).get('message', '')}", file=sys.stderr)
@@ -228,21 +280,30 @@ class Daemon:
     # -- the loop ----------------------------------------------------------------
 
     def _rel(self, p: Path) -> str:
+        """A path as shown to a person (always encodable: see ``names.display``)."""
         try:
-            return str(p.relative_to(self.paths.inbox))
+            return display(p.relative_to(self.paths.inbox))
         except ValueError:
-            return str(p)
+            return display(p)
 
     def tick(self) -> None:
         now = time.monotonic()
         self.heartbeat = now
         watched = self.watcher.ensure()
-        for path in self.watcher.drain():
-            cand = self.settler.candidate_for(path)
-            if cand is not None:
-                self._observe(*cand, now=now)
+        for path, what in self.watcher.drain().items():
+            if what == "written":
+                self.settler.written(path, now)
+            elif what == "closed":
+                self.settler.closed(path)
+            try:
+                cand = self.settler.candidate_for(path)
+                if cand is not None:
+                    self._observe(*cand, now=now)
+            except Exception:  # one odd path must not hide the others; the next scan looks again
+                self.log.error("observe_failed", path=display(path), error=traceback.format_exc())
         if now >= self._next_scan or not watched:
             self._scan(now)
+        self._note_specials()
         self.settler.refresh(now)
         decided, self.waiting = self.intake.decide(self.settler.entries, now)
         for d in decided:
@@ -252,15 +313,41 @@ class Daemon:
                 self._accept(d)
             except OmadError as err:
                 # The journal or disk refused: the files stay in the inbox; look again soon.
-                self.log.error("intake_failed", name=d.name, error=str(err))
+                self.log.error("intake_failed", name=display(d.name), error=str(err))
                 self._next_scan = min(self._next_scan, now + 10.0)
-            except Exception:  # a bug must not stop the daemon; the files stay in the inbox
-                self.log.error("intake_failed", name=d.name, error=traceback.format_exc())
-                self._next_scan = min(self._next_scan, now + 10.0)
+            except Exception as exc:  # a bug: quarantine this drop, never the daemon
+                self.log.error("intake_failed", name=display(d.name), error=traceback.format_exc())
+                self._quarantine(d, exc)
+        self._snapshot_inbox()
         self.events.emit("tick", waiting=self.settler.waiting() + len(self.waiting))
         if not self.stop_event.is_set():
             self._dispatch()
         self.lanes.residency.unload_idle()
+
+    def _note_specials(self) -> None:
+        """FIFOs, sockets and devices in the inbox: logged once each, shown on the status page, never opened."""
+        for path in list(self.settler.specials):
+            if not path.exists() and not path.is_symlink():
+                del self.settler.specials[path]
+                self._specials_logged.discard(path)
+            elif path not in self._specials_logged:
+                self._specials_logged.add(path)
+                self.log.warning("ignored", file=self._rel(path), kind=self.settler.specials[path],
+                                 message="not a regular file (a FIFO, socket or device); omad never opens these")
+
+    def _snapshot_inbox(self, limit: int = 200) -> None:
+        waiting = [{"file": self._rel(w.entry.path), "reason": w.reason} for w in self.waiting]
+        waiting += [{"file": self._rel(e.path), "reason": e.busy_reason or "settling"}
+                    for e in self.settler.entries.values() if e.ready_at is None]
+        self.inbox_view = {
+            "waiting": sorted(waiting, key=lambda w: w["file"])[:limit],
+            "ignored": [{"file": f, "kind": k} for f, k in sorted(self.ignored.items())][:limit],
+        }
+
+    @property
+    def ignored(self) -> dict[str, str]:
+        """What sits in the inbox and is never taken: name -> kind."""
+        return {self._rel(p): k for p, k in self.settler.specials.items()}
 
     def _observe(self, path: Path, kind: str, route_folder: str | None, now: float) -> None:
         if self.config.intake.inputs_after == "keep" and path not in self.settler.entries:
@@ -274,7 +361,7 @@ class Daemon:
 
     def _scan(self, now: float) -> None:
         self._next_scan = now + self.config.watch.rescan_seconds
-        found = scan_inbox(self.paths.inbox, self.config.watch.ignore)
+        found = scan_inbox(self.paths.inbox, self.config.watch.ignore, self.settler.specials)
         if found is None:
             if self.inbox_ok:
                 self.log.warning("inbox_unavailable", inbox=str(self.paths.inbox),
@@ -286,27 +373,58 @@ class Daemon:
             self.log.info("inbox_available", inbox=str(self.paths.inbox))
         self.inbox_ok = True
         for path, kind, route_folder in found:
-            self._observe(path, kind, route_folder, now)
+            try:
+                self._observe(path, kind, route_folder, now)
+            except Exception:
+                self.log.error("observe_failed", path=display(path), error=traceback.format_exc())
 
     # -- claiming ----------------------------------------------------------------
 
-    def _accept(self, d: JobSpec | Rejection) -> None:
+    def _claims(self, d: JobSpec | Rejection) -> list[dict[str, Any]]:
+        """The journal's record of each claimed entry: where it came from (exact name), where it goes, its hash.
+
+        A rejected drop is recorded even when it cannot be read: it is quarantined all the same.
+        """
         claims: list[dict[str, Any]] = []
         for e in d.claim:
-            digest, size = _hash_path(e.path)
-            rel = self._rel(e.path)
-            claims.append({"claim": True, "kind": e.kind, "source": rel, "stored": f"inputs/{e.path.name}",
-                           "name": e.path.name, "sha256": digest, "size": size, "mtime_ns": e.mtime_ns})
+            try:
+                digest, size = _hash_path(e.path)
+            except Exception:
+                if not isinstance(d, Rejection):
+                    raise
+                digest, size = "unreadable", e.size
+            claims.append({"claim": True, "kind": e.kind, "source": str(e.path.relative_to(self.paths.inbox)),
+                           "stored": f"inputs/{e.path.name}", "name": e.path.name, "sha256": digest, "size": size,
+                           "mtime_ns": e.mtime_ns})
+        return claims
+
+    def _quarantine(self, d: JobSpec | Rejection, exc: BaseException) -> None:
+        """Take a drop that broke intake to outbox/failed/ with the error; if even that fails, leave it waiting."""
+        error = d.error if isinstance(d, Rejection) else InputError(
+            f"omad could not take this drop because of an internal error ({type(exc).__name__}: {exc}). "
+            "The files are kept in outbox/failed/; please report the log (outbox/logs/).",
+            file=display(d.name), details={"bug": True})
+        try:
+            self._accept(Rejection(d.route, d.name, d.claim, error))
+        except Exception:
+            self.log.error("quarantine_failed", name=display(d.name), error=traceback.format_exc())
+            for e in d.claim:  # seen again at the next scan, and tried again then
+                self.settler.forget(e.path)
+            self._next_scan = min(self._next_scan, time.monotonic() + 10.0)
+
+    def _accept(self, d: JobSpec | Rejection) -> None:
+        claims = self._claims(d)
+        name = display(d.name)
         if isinstance(d, Rejection):
-            cid = content_id("rejected", {c["source"]: c["sha256"] for c in claims})
+            cid = content_id("rejected", {display(c["source"]): c["sha256"] for c in claims})
             unfinished = self._claiming(cid)
             if unfinished is not None:  # an earlier attempt to take these files failed half-way
                 self._fail(unfinished, d.error, [self.paths.inbox / c["source"] for c in claims])
                 return
-            job = self.journal.create(cid=cid, route=d.route, name=d.name, inputs=claims, options={},
+            job = self.journal.create(cid=cid, route=d.route, name=name, inputs=claims, options={},
                                       dropped_at=d.dropped_at)
             self.created.append(job.id)
-            self.log.warning("rejected", job=job.id, name=d.name, error=str(d.error))
+            self.log.warning("rejected", job=job.id, name=name, error=str(d.error))
             originals = [self.paths.inbox / c["source"] for c in claims]
             self._fail(job, d.error, originals)
             return
@@ -330,10 +448,10 @@ class Daemon:
             return
         earlier = [j for j in self.journal.by_content(cid) if j.status not in (JobStatus.FAILED, JobStatus.DUPLICATE)]
         duplicate_of = earlier[0].id if earlier and self.config.intake.on_duplicate == "skip" else None
-        job = self.journal.create(cid=cid, route=d.route, name=d.name, inputs=claims + roles, options=d.options,
+        job = self.journal.create(cid=cid, route=d.route, name=name, inputs=claims + roles, options=d.options,
                                   dropped_at=d.dropped_at, duplicate_of=duplicate_of)
         self.created.append(job.id)
-        self.log.info("accepted", job=job.id, route=d.route, name=d.name, duplicate_of=duplicate_of)
+        self.log.info("accepted", job=job.id, route=d.route, name=name, duplicate_of=duplicate_of)
         self.events.emit("job_created", job=job)
         self._finish_claim(job)
 
@@ -390,6 +508,7 @@ class Daemon:
         finally:
             with self._running_lock:
                 self.running.pop(job_id, None)
+                self._cancelled.discard(job_id)  # a stage that ignored the cancel may have finished the job
             self.wake.set()
 
     def _inputs_of(self, job: Job) -> dict[str, Path]:
@@ -482,10 +601,26 @@ class Daemon:
             with contextlib.suppress(OmadError):
                 self.journal.stage_failed(job_id, stage, record)
         self.journal.end_attempt(job_id, "error", stage, record)
+        if job_id in self._cancelled:
+            self._cancelled.discard(job_id)
+            err = Cancelled(f"cancelled during stage {stage or '-'}. Retry the job to run it again.", stage=stage)
+            self._fail(job, err, [self.paths.jobs / job_id / c["stored"] for c in job.inputs if c.get("claim")])
+            return
         self.events.emit("stage_error", job=job, stage=stage or "intake", kind=err.kind)
         if isinstance(err, TransientError) and self.stop_event.is_set():
             # Interrupted by shutdown: not the job's fault, so the attempt does not count.
             self.journal.update(job_id, status=JobStatus.QUEUED, attempts=max(0, attempt - 1))
+            return
+        changed = self._changed_inputs(job)
+        if changed:  # the input was still being written: its failure says nothing about the finished file
+            self._rerun_changed(job, changed)
+            return
+        if self._maybe_still_copying(err, attempt):
+            delay = max(5.0, 4 * self.config.watch.settle_seconds)
+            self.journal.update(job_id, status=JobStatus.RETRY_WAIT, next_attempt_at=time.time() + delay,
+                                error=record)
+            self.log.warning("input_unreadable_retry", job=job_id, stage=stage, delay=delay, error=str(err),
+                             message="polling mode: the file may still be copying; one more look before failing")
             return
         if err.retryable and attempt < self.config.jobs.max_attempts:
             delay = min(self.config.jobs.backoff_max_seconds, self.config.jobs.backoff_seconds * 2 ** (attempt - 1))
@@ -497,6 +632,12 @@ class Daemon:
         work = self.paths.jobs / job_id
         originals = [work / c["stored"] for c in job.inputs if c.get("claim")]
         self._fail(job, err, originals)
+
+    def _maybe_still_copying(self, err: OmadError, attempt: int) -> bool:
+        """An unreadable input on a polling-mode inbox (a network share, where no writer can be seen) gets
+        one more look: if its copy was still under way, the change check then runs the job again."""
+        return (self.config.watch.mode == "polling" and attempt == 1 and type(err) is InputError
+                and bool(err.details.get("unreadable")))
 
     def _fail(self, job: Job, err: OmadError, originals: list[Path]) -> None:
         record = {
@@ -531,16 +672,68 @@ class Daemon:
                     safe_move(src, dest / c["name"])
         shutil.rmtree(work, ignore_errors=True)
 
+    def _changed_inputs(self, job: Job) -> list[dict[str, Any]]:
+        """Claimed inputs whose content is no longer what was claimed (a writer went on after a stall).
+
+        Size and mtime always; the content hash where it is cheap (up to 64 MB).
+        Returns the claims updated to the new content; empty when nothing changed.
+        """
+        work = self.paths.jobs / job.id
+        changed = False
+        claims = []
+        for c in job.inputs:
+            if not c.get("claim"):
+                claims.append(c)
+                continue
+            path = work / c["stored"]
+            try:
+                st = path.lstat()
+                if c["kind"] == "file":
+                    same = st.st_size == c["size"] and st.st_mtime_ns == c["mtime_ns"]
+                    if same and st.st_size <= _REHASH_BYTES:
+                        same = _hash_path(path)[0] == c["sha256"]
+                    new = {} if same else dict(zip(("sha256", "size"), _hash_path(path), strict=True))
+                else:
+                    digest, size = _hash_path(path)
+                    new = {} if (digest, size) == (c["sha256"], c["size"]) else {"sha256": digest, "size": size}
+            except OSError:
+                continue  # gone: the stage that needs it says so
+            if new:
+                changed = True
+                c = {**c, **new, "mtime_ns": st.st_mtime_ns}
+            claims.append(c)
+        return claims if changed else []
+
+    def _rerun_changed(self, job: Job, claims: list[dict[str, Any]]) -> None:
+        """An input changed after it was claimed: never publish the old result; run again from the new content."""
+        self.journal.reset_stages(job.id)
+        delay = max(self.config.watch.settle_seconds, 1.0)
+        self.journal.update(job.id, status=JobStatus.RETRY_WAIT, inputs=claims, next_attempt_at=time.time() + delay,
+                            attempts=max(0, job.attempts - 1))
+        self.journal.end_attempt(job.id, "inputs_changed", None, None)
+        self.log.warning("inputs_changed", job=job.id, name=job.name,
+                         message="an input changed after omad took it (a copy went on after a pause); "
+                                 "the result is not published and the job runs again from the new content")
+
     def _publish(self, job_id: str, artifacts: dict[str, str], publish: dict[str, str]) -> None:
         job = self.journal.get(job_id)
         assert job is not None
+        changed = self._changed_inputs(job)
+        if changed:
+            self._rerun_changed(job, changed)
+            return
         work = self.paths.jobs / job_id
         files = {suffix: work / artifacts[role] for suffix, role in publish.items() if role in artifacts}
+        # The stem is chosen once and journaled: publishing again after a crash rewrites the same names.
+        stem = (job.result or {}).get("publishing")
+        if not stem:
+            stem = self.outbox.choose_stem(job.name, list(files))
+            self.journal.update(job_id, result={"publishing": stem})
         record = self.sidecar(job)
-        published = self.outbox.publish(job.name, files, record)
-        self._dispose_inputs(job)
+        published = self.outbox.publish(job.name, files, record, stem=stem)
         self.journal.update(job_id, status=JobStatus.DONE, finished_at=time.time(), progress=1.0,
                             result={"outputs": published}, error=None)
+        self._dispose_inputs(job)
         self.journal.end_attempt(job_id, "done", None, None)
         size = sum(Path(p).stat().st_size for p in published.values() if Path(p).exists())
         self.log.info("published", job=job_id, name=job.name, outputs=sorted(Path(p).name for p in published.values()))
@@ -609,6 +802,31 @@ class Daemon:
 
     def retry(self, job_id: str) -> str:
         return retry_job(self.journal, self.paths, job_id)
+
+    def cancel(self, job_id: str) -> str:
+        """Stop a job for good: a queued or waiting one now, a running one at its stage's next check.
+
+        Its inputs go to outbox/failed/ like any failure, so a retry runs it again.
+        """
+        with self._running_lock:
+            job = self.journal.get(job_id)
+            if job is None:
+                raise InputError(f"no job '{job_id}'. See `omad status`.")
+            if job.status.final:
+                raise InputError(f"job {job_id} is already {job.status.value}; there is nothing to cancel.")
+            if job.status == JobStatus.CLAIMING:
+                raise TransientError(f"job {job_id} is still being taken from the inbox; try again in a moment.")
+            running = self.running.get(job_id)
+            if running is not None:
+                self._cancelled.add(job_id)
+                running.cancel.set()
+                self.log.info("cancel_requested", job=job_id, stage=job.stage)
+                return f"{job_id}: cancelling (its stage is being stopped)"
+            # Not running and the lock is held: the dispatcher cannot start it under us.
+            work = self.paths.jobs / job_id
+            self._fail(job, Cancelled("cancelled before it ran. Retry the job to run it.", stage=job.stage),
+                       [work / c["stored"] for c in job.inputs if c.get("claim")])
+            return f"{job_id}: cancelled"
 
 
 def _iso(ts: float | None) -> str | None:

@@ -13,14 +13,18 @@ cause, so the daemon decides what to do by type, never by searching text.
     │   └── ToolTimeout     a tool ran past its stage timeout
     ├── ConfigError         omad's configuration is wrong: fix config, then `omad retry`
     ├── ToolMissing         a program, package or model omad needs is not installed
-    └── StageFailed         a tool failed in a way that is neither the input's fault
-                            nor known to be temporary: fail the job, keep the inputs
+    ├── StageFailed         a tool failed in a way that is neither the input's fault
+    │                       nor known to be temporary: fail the job, keep the inputs
+    └── Cancelled           a person cancelled the job (web or API): fail it, keep the
+                            inputs in outbox/failed/ so a retry can run it again
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+from .names import clean, display
 
 __all__ = [
     "OmadError",
@@ -31,6 +35,7 @@ __all__ = [
     "ConfigError",
     "ToolMissing",
     "StageFailed",
+    "Cancelled",
 ]
 
 
@@ -53,10 +58,10 @@ class OmadError(Exception):
         stage: str | None = None,
         details: dict[str, Any] | None = None,
     ) -> None:
-        self.message = message
-        self.file = str(file) if file is not None else None
+        self.message: str = clean(message)
+        self.file = display(file) if file is not None else None
         self.stage = stage
-        self.details: dict[str, Any] = dict(details or {})
+        self.details: dict[str, Any] = clean(dict(details or {}))
         super().__init__(self.__str__())
 
     def __str__(self) -> str:
@@ -116,3 +121,9 @@ class StageFailed(OmadError):
     """A tool failed for a reason that is neither bad input nor known to be temporary."""
 
     kind = "stage"
+
+
+class Cancelled(OmadError):
+    """A person cancelled the job; its inputs are kept for a retry."""
+
+    kind = "cancelled"

@@ -9,12 +9,10 @@ refuse content that is not what its name says.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import threading
 import time
@@ -25,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError, StageFailed, ToolMissing, ToolTimeout, TransientError
+from .procs import reap, run_tool, spawn, stop
 
 __all__ = [
     "FFMPEG",
@@ -45,6 +44,9 @@ FFPROBE = os.environ.get("OMAD_FFPROBE", "ffprobe")
 SAFE_INPUT_ARGS = ["-protocol_whitelist", "file,pipe"]
 
 _ENOSPC_PAT = re.compile(r"No space left on device|ENOSPC", re.I)
+# A file that ends before its own index says it should: most often a copy still under way (polling mode
+# on a network share, where no writer can be seen), so it is retried rather than refused at once.
+_CUT_SHORT_PAT = re.compile(r"partial file|File ended prematurely", re.I)
 _INPUT_PAT = re.compile(
     r"Invalid data found when processing input|moov atom not found|could not find codec parameters|"
     r"Error while decoding stream|does not contain any stream|Invalid NAL unit|"
@@ -82,10 +84,11 @@ def require_tools() -> None:
 def ffmpeg_version() -> str:
     """The first line of ``ffmpeg -version`` (recorded in every sidecar)."""
     try:
-        out = subprocess.run([FFMPEG, "-hide_banner", "-version"], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
+        out = run_tool([FFMPEG, "-hide_banner", "-version"], timeout=30)
+    except OSError:
         return "unknown"
-    line = out.stdout.splitlines()[0] if out.stdout else "unknown"
+    text = out.stdout.decode("utf-8", "replace")
+    line = text.splitlines()[0] if text else "unknown"
     return line.replace("ffmpeg version ", "").split(" Copyright")[0]
 
 
@@ -185,20 +188,21 @@ def probe(path: str | Path, *, timeout: float = 60.0, file_label: str | None = N
         str(p),
     ]
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as e:
-        raise ToolTimeout(f"ffprobe took longer than {timeout:.0f}s to read the file.", file=label) from e
+        out = run_tool(cmd, timeout=timeout)
     except OSError as e:
         raise ToolMissing(f"could not run {FFPROBE}: {e}") from e
+    stderr = out.stderr.decode("utf-8", "replace")
+    if out.stopped_for == "timeout":
+        raise ToolTimeout(f"ffprobe took longer than {timeout:.0f}s to read the file.", file=label)
     if out.returncode != 0:
-        err = out.stderr.strip().splitlines()[-1:] or ["unknown error"]
+        err = stderr.strip().splitlines()[-1:] or ["unknown error"]
         raise InputError(
             f"is not a media file ffmpeg can read ({err[0]}). Check that the file is complete and drop it again.",
             file=label,
-            details={"returncode": out.returncode, "stderr_tail": out.stderr[-1000:]},
+            details={"returncode": out.returncode, "stderr_tail": stderr[-1000:], "unreadable": True},
         )
     try:
-        data = json.loads(out.stdout or "{}")
+        data = json.loads(out.stdout.decode("utf-8", "replace") or "{}")
     except json.JSONDecodeError as e:
         raise StageFailed("ffprobe printed output omad could not parse.", file=label) from e
     fmt = data.get("format") or {}
@@ -237,14 +241,13 @@ def run_ffmpeg(
     cmd = [FFMPEG, "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-progress", "pipe:1", *args]
     started = time.monotonic()
     try:
-        proc = subprocess.Popen(
+        proc = spawn(
             cmd,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             encoding="utf-8",
             errors="replace",
-            start_new_session=True,
         )
     except OSError as e:
         raise ToolMissing(f"could not run {FFMPEG}: {e}") from e
@@ -273,8 +276,7 @@ def run_ffmpeg(
             elif cancel is not None and cancel.is_set():
                 killed_for = "cancel"
             if killed_for:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
+                stop(proc)  # SIGTERM, then SIGKILL: ffmpeg inside libass may ignore SIGTERM for minutes
                 return
 
     w = threading.Thread(target=_watchdog, daemon=True)
@@ -292,6 +294,7 @@ def run_ffmpeg(
             progress(1.0)
     rc = proc.wait()
     finished.set()
+    reap(proc)
     t.join(timeout=5)
     w.join(timeout=5)
     proc.stdout.close()
@@ -322,13 +325,21 @@ def run_ffmpeg(
         raise TransientError(
             "the disk is full; free some space. The job will be retried.", file=file_label, stage=stage, details=details
         )
+    if _CUT_SHORT_PAT.search(tail):
+        raise TransientError(
+            "ends before its own index says it should: it may still have been copying. omad will try again; "
+            "if the file really is cut short, it fails after jobs.max_attempts. Drop a complete copy.",
+            file=file_label,
+            stage=stage,
+            details=details,
+        )
     if _INPUT_PAT.search(tail):
         last = tail.strip().splitlines()[-1] if tail.strip() else "unknown error"
         raise InputError(
             f"ffmpeg could not read this input ({last}). Check that the file plays and drop it again.",
             file=file_label,
             stage=stage,
-            details=details,
+            details={**details, "unreadable": True},
         )
     last = tail.strip().splitlines()[-1] if tail.strip() else f"exit code {rc}"
     raise StageFailed(f"ffmpeg failed: {last}", file=file_label, stage=stage, details=details)

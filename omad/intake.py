@@ -7,13 +7,21 @@ may have a partner (an image that may get audio) waits the short
 ``intake.partner_grace_seconds``. Briefs (a YAML/JSON file, or ``brief.yaml`` in
 a bundle folder) are parsed here so that a bad brief or a missing asset is
 refused before any work starts. Intake decides; it never moves files.
+
+Each entry is decided behind its own boundary: whatever goes wrong while one
+drop is looked at (an unreadable brief, a name that is not UTF-8, a bug)
+becomes that drop's :class:`Rejection`, never an exception out of ``decide``,
+so one bad file cannot stop the others.
 """
 
 from __future__ import annotations
 
 import os
 import time
+import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +35,9 @@ from .brief import (
     resolve_asset,
 )
 from .config import Config
-from .errors import InputError
+from .errors import InputError, OmadError
+from .log import get_logger
+from .names import display, problem
 from .watcher import Entry
 
 __all__ = ["Intake", "JobSpec", "Rejection", "Waiting", "classify", "ACCEPTED", "ROUTES_ACCEPTED"]
@@ -117,6 +127,20 @@ _FORCED_ROLES: dict[str, set[str]] = {
 }
 
 
+def _name_problem(path: Path) -> tuple[str, str] | None:
+    """The first name in a drop (itself, or anything inside a bundle) omad cannot take: (name, why)."""
+    why = problem(path.name)
+    if why:
+        return path.name, why
+    if path.is_dir() and not path.is_symlink():
+        for _root, dirs, files in os.walk(path):
+            for n in [*dirs, *files]:
+                why = problem(n)
+                if why:
+                    return n, why
+    return None
+
+
 def _has_link(path: Path) -> bool:
     if path.is_symlink():
         return True
@@ -135,9 +159,51 @@ class Intake:
 
     def _rel(self, p: Path) -> str:
         try:
-            return str(p.relative_to(self.inbox))
+            return display(p.relative_to(self.inbox))
         except ValueError:
-            return p.name
+            return display(p.name)
+
+    def _guarded(self, entries: list[Entry], decide: Callable[[], JobSpec | Rejection | Waiting | None]
+                 ) -> JobSpec | Rejection | Waiting | None:
+        """``decide()``, with anything it raises turned into a rejection of ``entries`` (and a logged traceback)."""
+        try:
+            return decide()
+        except InputError as err:
+            return Rejection("unknown", entries[0].stem, entries, err)
+        except (OmadError, OSError) as err:
+            get_logger("omad.intake").warning("intake_unreadable", file=self._rel(entries[0].path), error=str(err))
+            return Rejection("unknown", entries[0].stem, entries, InputError(
+                f"could not be read ({err}). Check the file and drop it again.", file=self._rel(entries[0].path)))
+        except Exception as exc:  # a bug: this drop is quarantined, the others go on
+            get_logger("omad.intake").error("intake_bug", file=self._rel(entries[0].path),
+                                            error=traceback.format_exc())
+            return Rejection("unknown", entries[0].stem, entries, InputError(
+                f"omad could not take this drop because of an internal error ({type(exc).__name__}: {exc}). "
+                "The files are kept here; please report the log (outbox/logs/) and drop them again after "
+                "an update.", file=self._rel(entries[0].path), details={"bug": True}))
+
+    def _refused(self, e: Entry, briefs: set[Path]) -> Rejection | None:
+        if e.kind == "file" and classify(e.path) == "brief":
+            briefs.add(e.path)
+        if e.ready_at is None:
+            return None
+        err = self._refusal(e)
+        return Rejection("unknown", e.stem, [e], err) if err is not None else None
+
+    def _refusal(self, e: Entry) -> InputError | None:
+        """Why an entry is refused before anything reads it: a link, a bad name, or unreadable when settling."""
+        if e.error:
+            return InputError(f"could not be read ({e.error}). Check the file and drop it again.",
+                              file=self._rel(e.path))
+        if _has_link(e.path):
+            return InputError("is or contains a symbolic link; omad never follows links out of the inbox. "
+                              "Copy the file itself into the inbox.", file=self._rel(e.path))
+        bad = _name_problem(e.path)
+        if bad is not None:
+            name, why = bad
+            return InputError(f"cannot be processed: {why} ('{display(name)}'). Rename it using letters, digits, "
+                              "spaces and ordinary punctuation, then drop it again.", file=self._rel(e.path))
+        return None
 
     # -- the decision -----------------------------------------------------------
 
@@ -148,12 +214,14 @@ class Intake:
         waiting: list[Waiting] = []
         taken: set[Path] = set()
 
-        # Links are refused before anything reads through them.
+        # Links and bad names are refused before anything reads through them; a file whose type
+        # cannot even be told is refused too, so nothing below can trip over it.
+        briefs: set[Path] = set()
         for e in sorted(entries.values(), key=lambda x: str(x.path)):
-            if e.ready_at is not None and _has_link(e.path):
-                decided.append(Rejection("unknown", e.stem, [e], InputError(
-                    "is or contains a symbolic link; omad never follows links out of the inbox. "
-                    "Copy the file itself into the inbox.", file=self._rel(e.path))))
+            refused = self._guarded([e], partial(self._refused, e, briefs))
+            if isinstance(refused, Rejection) and e.ready_at is not None:
+                decided.append(refused)
+            if refused is not None:
                 taken.add(e.path)
         # Bundles and briefs first: they claim the files they name.
         for e in sorted(entries.values(), key=lambda x: str(x.path)):
@@ -162,10 +230,12 @@ class Intake:
             if e.kind == "bundle":
                 if e.ready_at is None:
                     continue
-                decided.append(self._bundle(e))
+                bundle = self._guarded([e], partial(self._bundle, e))
+                if isinstance(bundle, JobSpec | Rejection):
+                    decided.append(bundle)
                 taken.add(e.path)
-            elif classify(e.path) == "brief":
-                result = self._file_brief(e, entries)
+            elif e.path in briefs:
+                result = self._guarded([e], partial(self._file_brief, e, entries))
                 if isinstance(result, Waiting):
                     waiting.append(result)
                     taken.add(e.path)
@@ -176,7 +246,7 @@ class Intake:
 
         groups: dict[tuple[Path, str], list[Entry]] = {}
         for e in entries.values():
-            if e.kind != "file" or e.path in taken or classify(e.path) == "brief":
+            if e.kind != "file" or e.path in taken or e.path in briefs:
                 continue
             groups.setdefault((e.path.parent, e.path.stem.lower()), []).append(e)
 
@@ -186,7 +256,7 @@ class Intake:
             if any(m.ready_at is None for m in members):
                 continue  # a member is still being copied
             ready_for = now - max(m.ready_at or now for m in members)
-            result = self._group(members, ready_for, grace, timeout)
+            result = self._guarded(members, partial(self._group, members, ready_for, grace, timeout))
             if isinstance(result, Waiting):
                 waiting.append(result)
             elif result is not None:
@@ -332,7 +402,7 @@ class Intake:
             return Waiting(e, "still being copied")
         label = self._rel(e.path)
         try:
-            brief = load_brief(e.path, self.config.intake.max_brief_bytes, label)
+            brief = load_brief(e.path, self.config.intake.max_brief_bytes, label, self.config.intake.max_brief_depth)
             refs = self._brief_paths(brief, e.path.parent, label)
         except InputError as err:
             return Rejection("unknown", e.path.stem, [e], err)
@@ -369,7 +439,8 @@ class Intake:
             )
         blabel = self._rel(brief_path)
         try:
-            brief = load_brief(brief_path, self.config.intake.max_brief_bytes, blabel)
+            limits = self.config.intake
+            brief = load_brief(brief_path, limits.max_brief_bytes, blabel, limits.max_brief_depth)
             refs = self._brief_paths(brief, e.path, blabel)
         except InputError as err:
             return Rejection("unknown", e.path.name, [e], err)

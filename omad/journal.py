@@ -254,6 +254,13 @@ class Journal:
         with self._lock:
             return [Job.from_row(r) for r in self._db.execute(sql, args).fetchall()]
 
+    def jobs_since(self, since: float) -> list[Job]:
+        """Jobs created at or after ``since`` (Unix seconds), oldest first: the analytics' window."""
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM jobs WHERE created_at>=? ORDER BY created_at, rowid",
+                                    (since,)).fetchall()
+        return [Job.from_row(r) for r in rows]
+
     def by_content(self, cid: str) -> list[Job]:
         with self._lock:
             rows = self._db.execute("SELECT * FROM jobs WHERE content_id=? ORDER BY created_at", (cid,)).fetchall()

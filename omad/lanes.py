@@ -22,9 +22,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-__all__ = ["Lane", "Lanes", "GpuResidency", "Resident"]
+__all__ = ["Lane", "Lanes", "GpuResidency", "Resident", "UNLOAD_REASONS"]
 
 T = TypeVar("T")
+
+#: Why a model leaves the GPU (the ``reason`` of an unload event). "f5-oom" is F5 clearing
+#: the card after CUDA ran out of memory. Metrics create a series for each at start-up.
+UNLOAD_REASONS = ("evicted", "idle", "shutdown", "f5-oom")
 
 LaneListener = Callable[[str, str, dict[str, Any]], None]
 

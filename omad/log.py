@@ -10,10 +10,13 @@ import datetime as _dt
 import logging
 import sys
 import threading
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any, TextIO
 
 import structlog
+
+from .names import clean
 
 __all__ = ["configure_logging", "get_logger"]
 
@@ -56,6 +59,12 @@ class _TeeFactory:
         return self.logger
 
 
+def _encodable(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> dict[str, Any]:
+    """Every value made encodable: a file name with bytes that are not UTF-8 must never break a log line."""
+    out: dict[str, Any] = clean(event)
+    return out
+
+
 def configure_logging(logs_dir: Path | None, level: str = "info", stream: TextIO | None = None) -> None:
     structlog.configure(
         processors=[
@@ -63,6 +72,7 @@ def configure_logging(logs_dir: Path | None, level: str = "info", stream: TextIO
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            _encodable,
             structlog.processors.JSONRenderer(ensure_ascii=False, default=str),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, logging.INFO)),

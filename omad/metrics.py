@@ -9,7 +9,18 @@ they are never stale.
 Label values are bounded: routes, stages, lanes, error kinds, final statuses,
 configured model and role names, guardrail finding types. Never a file name or a
 job id; a label that sees more distinct values than expected folds the surplus
-into ``other``. Stage facts are written by other modules and read defensively:
+into ``other``.
+
+Every labelled counter and histogram series whose labels are known in advance is
+created at zero when the metrics start (routes x final statuses, stages x error
+kinds, lanes, configured LLM roles and models, TTS engines, PII types x actions,
+the configured Ollama models on the GPU lane). Prometheus sees a series from its
+first scrape on: one born at its first increment is already at 1 by then, so
+``rate()`` and ``increase()`` would miss the first failures after every start and
+``OmadJobsFailing`` could not fire for them. Values known only at run time (an F5
+checkpoint's device and precision, guardrail topics) start at their first event.
+
+Stage facts are written by other modules and read defensively:
 a missing or odd field is skipped, never an error. This module never writes to
 the journal, the outbox or the inbox.
 
@@ -32,16 +43,20 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from . import __version__
+from . import __version__, errors
+from .config import Config, TtsConfig
 from .ffmpeg import ffmpeg_version
+from .guardrails import PII_TYPES, Action
 from .journal import Job, JobStatus
+from .lanes import UNLOAD_REASONS
+from .routes import ROUTE_STAGES, ROUTES
 
 if TYPE_CHECKING:
     from .daemon import Daemon
@@ -57,6 +72,33 @@ _LLM_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 32
 _RTF_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
 
 _MAX_LABEL_VALUES = 32  # per label name; a bug or odd input must not explode the series count
+
+_LLM_OUTCOMES = ("ok", "invalid", "model_missing")  # what _request_outcome returns
+_TOKEN_TYPES = ("prompt", "completion")
+# An error before a job's first stage (its inputs vanished, an unknown route) is counted as "intake".
+_NO_STAGE = "intake"
+
+
+def _error_kinds() -> tuple[list[str], list[str]]:
+    """The ``kind`` of every omad error class, and those of the retryable ones."""
+    classes = [c for c in (getattr(errors, n) for n in errors.__all__)
+               if isinstance(c, type) and issubclass(c, errors.OmadError) and c is not errors.OmadError]
+    kinds = sorted({c.kind for c in classes})
+    return kinds, sorted({c.kind for c in classes if c.retryable})
+
+
+def _stages() -> list[str]:
+    return list(dict.fromkeys(s for route in ROUTES for s in ROUTE_STAGES[route])) + [_NO_STAGE]
+
+
+def _llm_models(config: Config) -> dict[str, list[str]]:
+    """Each configured role and the models it may ask (its model, then its fallback)."""
+    roles = config.llm.roles
+    out: dict[str, list[str]] = {}
+    for role in type(roles).model_fields:
+        spec = getattr(roles, role)
+        out[role] = [m for m in dict.fromkeys((spec.model, spec.fallback)) if m]
+    return out
 
 
 class _LabelGuard:
@@ -174,6 +216,7 @@ class Metrics:
         self.guardrail_findings = Counter("omad_guardrail_findings_total", "Guardrail findings by type and action",
                                           ["type", "action"], registry=r)
 
+        self._zero_known_series()
         ProcessCollector(registry=r)
         r.register(_ScrapeCollector(self))
 
@@ -188,6 +231,58 @@ class Metrics:
         }
         daemon.events.subscribe(self.on_event)
         daemon.lanes.residency.listeners.append(self.on_residency)
+
+    def _zero_known_series(self) -> None:
+        """Create at zero every series whose labels are known before the first event (see the module doc)."""
+        label = self._label
+        config = self.daemon.config
+        currency = label("currency", config.metrics.currency)
+        ran = [s.value for s in JobStatus if s.final and s is not JobStatus.DUPLICATE]  # a duplicate never runs
+        for route in (label("route", r) for r in ROUTES):
+            self.jobs_created.labels(route)
+            self.drop_to_start.labels(route)
+            self.published_bytes.labels(route)
+            self.cpu_seconds.labels(route)
+            self.gpu_seconds.labels(route)
+            self.cost.labels(currency, route)
+            for status in (s.value for s in JobStatus if s.final):
+                self.jobs_finished.labels(route, status)
+            for status in ran:
+                self.job_seconds.labels(route, status)
+        kinds, retryable = _error_kinds()
+        lanes = [lane.name for lane in self.daemon.lanes.all()]
+        for stage in (label("stage", s) for s in _stages()):
+            for kind in kinds:
+                self.stage_errors.labels(stage, label("kind", kind))
+            for kind in retryable:
+                self.retries.labels(stage, label("kind", kind))
+            if stage != _NO_STAGE:
+                for lane in lanes:
+                    self.stage_seconds.labels(stage, lane)
+        ollama_models: set[str] = set()
+        for role_name, models in _llm_models(config).items():
+            role = label("role", role_name)
+            self.llm_fallbacks.labels(role)
+            for name in models:
+                model = label("llm_model", name)
+                ollama_models.add(name)
+                self.llm_seconds.labels(role, model)
+                for outcome in _LLM_OUTCOMES:
+                    self.llm_requests.labels(role, model, outcome)
+                for kind in _TOKEN_TYPES:
+                    self.llm_tokens.labels(role, model, kind)
+        for engine in get_args(TtsConfig.model_fields["engine"].annotation):
+            self.tts_rtf.labels(label("engine", engine))
+        for pii in PII_TYPES:
+            for action in get_args(Action):
+                self.guardrail_findings.labels(label("finding_type", pii), label("action", action))
+        if not config.llm.remote:  # a remote Ollama never takes the GPU lane (see omad.agents.client)
+            for name in sorted(ollama_models):
+                model = label("model", model_label(f"ollama:{name}"))
+                self._models.add(model)
+                self.gpu_loads.labels(model)
+                for reason in UNLOAD_REASONS:
+                    self.gpu_unloads.labels(model, label("reason", reason))
 
     # -- output ----------------------------------------------------------------------------------
 
@@ -296,7 +391,8 @@ class Metrics:
         self.stage_errors.labels(self._label("stage", data.get("stage")), self._label("kind", data.get("kind"))).inc()
 
     def _on_retry(self, data: Mapping[str, Any]) -> None:
-        self.retries.labels(self._label("stage", data.get("stage")), self._label("kind", data.get("kind"))).inc()
+        stage = data.get("stage") or _NO_STAGE  # as stage_error names it, so the two series pair up
+        self.retries.labels(self._label("stage", stage), self._label("kind", data.get("kind"))).inc()
 
     def _on_job_finished(self, data: Mapping[str, Any]) -> None:
         job: Job | None = data.get("job")
@@ -337,8 +433,12 @@ class _ScrapeCollector(Collector):
         d = self.metrics.daemon
         yield GaugeMetricFamily("omad_inbox_waiting_files",
                                 "Inbox files waiting to settle or for a partner file", value=self.metrics.waiting_files)
+        yield GaugeMetricFamily("omad_inbox_ignored_files",
+                                "FIFOs, sockets and devices in the inbox, never opened", value=len(d.ignored))
         yield GaugeMetricFamily("omad_loop_heartbeat_age_seconds", "Seconds since the main loop last ticked",
                                 value=max(0.0, time.monotonic() - d.heartbeat))
+        yield CounterMetricFamily("omad_loop_errors", "Faults caught in the main loop (each logged with its "
+                                  "traceback as loop_error); the loop went on", value=d.loop_errors)
 
     def _jobs(self) -> Iterator[Metric]:
         d = self.metrics.daemon

@@ -1,8 +1,12 @@
 """The outbox and the safe file moves around it.
 
 Results are copied under a temporary dot-name in the outbox and renamed into
-place, so a half-written file never appears there. Each result gets a sidecar
-``<name>.json``. Failed drops go to ``outbox/failed/<name>/`` with their
+place, so a half-written file never appears there. Publishing is all or
+nothing per job: every output and the sidecar are written under temporary
+names first, and only then renamed into place, the sidecar last; if anything
+fails before the renames, nothing appears. Output names are shortened
+(``names.fit_stem``) so that every name omad derives stays within the file
+system's limit. Each result gets a sidecar ``<name>.json``. Failed drops go to ``outbox/failed/<name>/`` with their
 original inputs and an ``error.json``. Moves between file systems (an inbox on
 a NAS, the state dir on local disk) copy, fsync, then remove: nothing the user
 dropped is deleted before its copy is safe.
@@ -10,6 +14,7 @@ dropped is deleted before its copy is safe.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -19,8 +24,19 @@ from pathlib import Path
 from typing import Any
 
 from .errors import TransientError
+from .names import clean, display, fit_stem
 
-__all__ = ["Outbox", "safe_move", "atomic_write_text", "unique_path", "fsync_dir"]
+__all__ = ["Outbox", "safe_move", "atomic_write_text", "atomic_write_json", "unique_path", "fsync_dir",
+           "SUFFIX_ROOM"]
+
+#: Bytes kept free after an output stem: the longest suffix omad publishes plus a "-NNN" conflict counter.
+SUFFIX_ROOM = 24
+
+
+def _tmp_name(dst: Path) -> Path:
+    """A short temporary name beside ``dst``: a long final name must not overflow NAME_MAX as a temp name."""
+    tag = hashlib.sha1(os.fsencode(dst.name)).hexdigest()[:12]
+    return dst.with_name(f".omad-{tag}.tmp")
 
 
 def fsync_dir(path: Path) -> None:
@@ -36,23 +52,31 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _copy_file_synced(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(f".{dst.name}.omad-tmp")
+def _copy_file_synced(src: Path, dst: Path, *, rename: bool = True) -> Path:
+    """Copy ``src`` beside ``dst`` under a temporary name, fsynced; renamed to ``dst`` unless ``rename`` is off.
+
+    Returns the path written (``dst``, or the temporary name).
+    """
+    tmp = _tmp_name(dst)
     if src.is_symlink():  # a link is moved as a link: never copy what it points at
         tmp.unlink(missing_ok=True)
         os.symlink(os.readlink(src), tmp)
-        os.replace(tmp, dst)
-        return
-    with open(src, "rb") as fi, open(tmp, "wb") as fo:
-        shutil.copyfileobj(fi, fo, 1024 * 1024)
-        fo.flush()
-        os.fsync(fo.fileno())
-    shutil.copystat(src, tmp)
+    elif src.exists() and not src.is_file():
+        return dst  # a FIFO, socket or device is never opened: it is not data to keep
+    else:
+        with open(src, "rb") as fi, open(tmp, "wb") as fo:
+            shutil.copyfileobj(fi, fo, 1024 * 1024)
+            fo.flush()
+            os.fsync(fo.fileno())
+        shutil.copystat(src, tmp)
+    if not rename:
+        return tmp
     os.replace(tmp, dst)
+    return dst
 
 
 def _copy_tree_synced(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(f".{dst.name}.omad-tmp")
+    tmp = _tmp_name(dst)
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
@@ -95,9 +119,14 @@ def safe_move(src: Path, dst: Path, *, copy_only: bool = False) -> None:
         raise _wrap_os_error(e, f"move {src.name} to {dst.parent}", src) from e
 
 
+def atomic_write_json(path: Path, record: Any) -> None:
+    """``record`` as indented UTF-8 JSON, written atomically; any name inside it is made encodable first."""
+    atomic_write_text(path, json.dumps(clean(record), indent=2, ensure_ascii=False, default=str) + "\n")
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".omad-tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=".omad-", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
@@ -135,7 +164,8 @@ class Outbox:
             d.mkdir(parents=True, exist_ok=True)
 
     def _stem_free(self, name: str, suffixes: list[str]) -> str:
-        """A stem under which none of the result files (nor the sidecar) exists yet."""
+        """A stem under which none of the result files (nor the sidecar) exists yet, short enough for every suffix."""
+        name = fit_stem(display(name), SUFFIX_ROOM)
         if self.on_conflict == "replace":
             return name
         n = 1
@@ -145,35 +175,59 @@ class Outbox:
                 return stem
             n += 1
 
-    def publish(self, name: str, files: dict[str, Path], record: dict[str, Any]) -> dict[str, str]:
-        """Publish result files (suffix -> path) and the sidecar; returns suffix -> outbox path."""
+    def choose_stem(self, name: str, suffixes: list[str]) -> str:
+        """The stem a job will publish under (recorded by the caller, so a resumed publish keeps it)."""
+        return self._stem_free(name, suffixes)
+
+    def publish(
+        self, name: str, files: dict[str, Path], record: dict[str, Any], *, stem: str | None = None
+    ) -> dict[str, str]:
+        """Publish result files (suffix -> path) and the sidecar, all or nothing; returns suffix -> outbox path.
+
+        With ``stem`` (chosen earlier by :meth:`choose_stem`) publishing again after
+        a crash rewrites the same names instead of adding ``-2`` copies.
+        """
         self.ensure()
-        stem = self._stem_free(name, list(files))
-        published: dict[str, str] = {}
+        stem = stem or self._stem_free(name, list(files))
+        staged: list[tuple[Path, Path]] = []
         try:
             for suffix, src in files.items():
                 dst = self.root / f"{stem}{suffix}"
-                _copy_file_synced(src, dst)
-                published[suffix] = str(dst)
+                staged.append((_copy_file_synced(src, dst, rename=False), dst))
             record = dict(record)
-            record["outputs"] = {s: Path(p).name for s, p in published.items()}
+            record["outputs"] = {s: f"{stem}{s}" for s in files}
             sidecar = self.root / f"{stem}.json"
-            atomic_write_text(sidecar, json.dumps(record, indent=2, ensure_ascii=False, default=str) + "\n")
-            published[".json"] = str(sidecar)
-            fsync_dir(self.root)
+            tmp = _tmp_name(sidecar)
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(json.dumps(clean(record), indent=2, ensure_ascii=False, default=str) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            staged.append((tmp, sidecar))
         except OSError as e:
+            for tmp, _dst in staged:
+                tmp.unlink(missing_ok=True)
+            _tmp_name(self.root / f"{stem}.json").unlink(missing_ok=True)
             raise _wrap_os_error(e, "publish to the outbox", self.root) from e
-        return published
+        # Renames within one folder: the sidecar comes last, so its presence means the whole set is there.
+        done: list[Path] = []
+        try:
+            for tmp, dst in staged:
+                os.replace(tmp, dst)
+                done.append(dst)
+        except OSError as e:
+            for path in [*done, *(t for t, _d in staged)]:
+                path.unlink(missing_ok=True)
+            raise _wrap_os_error(e, "publish to the outbox", self.root) from e
+        fsync_dir(self.root)
+        return {s: str(self.root / f"{stem}{s}") for s in [*files, ".json"]}
 
     def fail(self, name: str, originals: list[Path], error_record: dict[str, Any]) -> Path:
         """Move originals to failed/<name>/ and write error.json there; returns the folder."""
         self.ensure()
-        folder = unique_path(self.failed_dir / name)
+        folder = unique_path(self.failed_dir / fit_stem(display(name), SUFFIX_ROOM))
         folder.mkdir(parents=True)
         for src in originals:
             if src.exists() or src.is_symlink():
-                safe_move(src, folder / src.name)
-        atomic_write_text(
-            folder / "error.json", json.dumps(error_record, indent=2, ensure_ascii=False, default=str) + "\n"
-        )
+                safe_move(src, folder / src.name)  # the original's exact name: nothing is renamed or lost
+        atomic_write_json(folder / "error.json", error_record)
         return folder

@@ -13,9 +13,20 @@ from __future__ import annotations
 from .errors import InputError
 from .stage import Stage
 
-__all__ = ["stages_for", "ROUTES"]
+__all__ = ["stages_for", "ROUTES", "ROUTE_STAGES"]
 
 ROUTES = ("caption", "addaudio", "narrate", "img2vid", "video", "agent-video")
+
+#: The names of each route's stages, in order, known without importing the stage modules:
+#: metrics create their series from it at start-up. A test checks it against ``stages_for``.
+ROUTE_STAGES: dict[str, tuple[str, ...]] = {
+    "caption": ("caption",),
+    "addaudio": ("addaudio",),
+    "narrate": ("narrate",),
+    "img2vid": ("img2vid",),
+    "video": ("voice", "render"),
+    "agent-video": ("plan", "voice", "render"),
+}
 
 
 def stages_for(route: str) -> list[Stage]:

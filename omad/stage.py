@@ -88,6 +88,17 @@ class StageContext:
     def warn(self, message: str) -> None:
         self.warnings.append(message)
 
+    def scale_timeout(self, media_seconds: float | None) -> float:
+        """Size this stage's timeout to the media it works on, once that length is known.
+
+        ``jobs.timeout_base_seconds + jobs.timeout_per_media_second x seconds``,
+        unless ``jobs.stage_timeouts`` names this stage explicitly.
+        """
+        jobs = self.config.jobs
+        if media_seconds and media_seconds > 0 and self.stage not in jobs.stage_timeouts:
+            self.timeout = jobs.timeout_base_seconds + jobs.timeout_per_media_second * media_seconds
+        return self.timeout
+
 
 @runtime_checkable
 class Stage(Protocol):

@@ -305,9 +305,16 @@ def parse_subtitles(text: str, label: str, ext_hint: str = "srt", encoding: str 
     return SubtitleFile(subs=subs, format=fmt, encoding=encoding, warnings=told)
 
 
-def read_subtitles(path: Path, label: str) -> SubtitleFile:
-    """Read a dropped subtitle file in whatever encoding it is in."""
+def read_subtitles(path: Path, label: str, max_bytes: int | None = None) -> SubtitleFile:
+    """Read a dropped subtitle file in whatever encoding it is in (refused past ``max_bytes``)."""
     try:
+        size = path.stat().st_size
+        if max_bytes is not None and size > max_bytes:
+            raise InputError(
+                f"is {size / 1e6:.1f} MB; subtitle files are limited to {max_bytes / 1e6:.1f} MB "
+                "(intake.max_subtitle_bytes). Check that it is really a subtitle file.",
+                file=label,
+            )
         raw = path.read_bytes()
     except OSError as e:
         raise InputError(f"cannot be read ({e.strerror}). Check its permissions and drop it again.", file=label) from e

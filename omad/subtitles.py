@@ -19,7 +19,7 @@ import pysubs2
 
 from .config import CaptionConfig
 from .encodings import decode_text as _detect
-from .errors import StageFailed
+from .errors import InputError, StageFailed
 from .subtitle_files import SubtitleFile, read_subtitles
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "escape_ass_text",
     "omad_style",
     "srt_timestamp",
+    "check_cost",
 ]
 
 
@@ -52,9 +53,9 @@ def decode_text(raw: bytes, label: str) -> tuple[str, str]:
     return decoded.text, decoded.encoding
 
 
-def read_srt(path: Path, label: str) -> tuple[list[Cue], str]:
+def read_srt(path: Path, label: str, max_bytes: int | None = None) -> tuple[list[Cue], str]:
     """A subtitle file's cues as plain text (styling dropped) and its encoding."""
-    sub = read_subtitles(path, label)
+    sub = read_subtitles(path, label, max_bytes)
     cues = [Cue(ev.start / 1000, ev.end / 1000, ev.plaintext) for ev in sub.subs.events]
     return cues, sub.encoding
 
@@ -224,3 +225,31 @@ def burnable_ass(sub: SubtitleFile, width: int, height: int, style: CaptionConfi
     for ev in sub.subs.events:
         subs.append(pysubs2.SSAEvent(start=ev.start, end=ev.end, text=ev.text))
     return subs
+
+
+def check_cost(cues: Sequence[Cue], label: str, *, max_cues: int, max_on_screen: int) -> None:
+    """Refuse subtitles whose rendering cost is out of proportion (``intake.max_cues``, ``max_cues_on_screen``).
+
+    libass draws every cue on screen for each frame: thousands at once keep ffmpeg
+    busy for minutes per frame, deaf to SIGTERM, so such a file is refused up front.
+    """
+    if len(cues) > max_cues:
+        raise InputError(
+            f"has {len(cues)} captions; omad takes up to {max_cues} in one file (intake.max_cues). "
+            "Split the video and its subtitles, or raise the limit.",
+            file=label,
+        )
+    edges = sorted([(c.start, 1) for c in cues] + [(c.end, -1) for c in cues], key=lambda e: (e[0], e[1]))
+    shown = peak = 0
+    at = 0.0
+    for t, step in edges:
+        shown += step
+        if shown > peak:
+            peak, at = shown, t
+    if peak > max_on_screen:
+        raise InputError(
+            f"shows {peak} captions at the same moment (at {srt_timestamp(at)}); omad draws at most "
+            f"{max_on_screen} at once (intake.max_cues_on_screen). Check the timestamps: overlapping captions "
+            "are usually a broken file.",
+            file=label,
+        )

@@ -101,7 +101,7 @@ def make_env(tmp_path: Path) -> Callable[..., Env]:
             "watch": {"settle_seconds": 0.3, "rescan_seconds": 1.0, "poll_interval_seconds": 0.2},
             "intake": {"partner_grace_seconds": 0.5, "pair_timeout_seconds": 3.0},
             "jobs": {"backoff_seconds": 0.2, "backoff_max_seconds": 1.0},
-            "metrics": {"enabled": False, "port": 0},
+            "web": {"enabled": False, "port": 0},
         }
         for key, value in overrides.items():
             if isinstance(value, dict) and isinstance(data.get(key), dict):

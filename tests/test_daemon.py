@@ -379,7 +379,7 @@ def test_status_shows_lanes_from_a_running_daemon(make_env: Callable[..., Env],
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = make_env(metrics={"enabled": True, "port": port})
+    env = make_env(web={"enabled": True, "port": port})
     make_video(env.inbox / "l.mp4", seconds=0.5)
     write_srt(env.inbox / "l.srt")
     with Running(env.daemon(), serve=True) as r:

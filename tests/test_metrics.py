@@ -33,8 +33,10 @@ from omad.config import Config
 from omad.daemon import Daemon, Paths
 from omad.errors import ConfigError, InputError, TransientError
 from omad.journal import JobStatus
+from omad.lanes import UNLOAD_REASONS
 from omad.log import configure_logging
 from omad.metrics import GIB, model_label
+from omad.routes import ROUTE_STAGES, ROUTES, stages_for
 from omad.stage import StageContext, StageResult
 from omad.web import PathRefused, parse_range, resolve_outbox_path, start_server
 
@@ -93,7 +95,7 @@ def value(samples: list[Sample], name: str, **labels: str) -> float:
 
 
 def served_env(make_env: Callable[..., Env], **overrides: Any) -> Env:
-    return make_env(metrics={"enabled": True, "host": "127.0.0.1", "port": 0}, lanes={"cpu": 1}, **overrides)
+    return make_env(web={"enabled": True, "host": "127.0.0.1", "port": 0}, lanes={"cpu": 1}, **overrides)
 
 
 def drop_caption(env: Env, stem: str, srt: str | None = None, seconds: float = 0.5) -> None:
@@ -133,7 +135,7 @@ def test_caption_jobs_move_counters_and_histograms_by_exact_amounts(make_env: Ca
     assert value(s, "omad_drop_to_start_seconds_count", route="caption") == 3
     assert value(s, "omad_job_duration_seconds_count", route="caption", status="done") == 2
     assert value(s, "omad_stage_errors_total", stage="caption", kind="input") == 1
-    assert not [x for x in s if x.name == "omad_retries_total"]
+    assert value(s, "omad_retries_total") == 0  # the series exist from the start, all at zero
     published = sum((env.outbox / n).stat().st_size for n in ("um.mp4", "um.json", "dois.mp4", "dois.json"))
     assert value(s, "omad_published_bytes_total", route="caption") == published
     assert value(s, "omad_cpu_seconds_total", route="caption") == pytest.approx(cpu, rel=1e-6)
@@ -150,6 +152,81 @@ def test_caption_jobs_move_counters_and_histograms_by_exact_amounts(make_env: Ca
     # No file name ever becomes a label value.
     names = {"um", "dois", "tres", "um.mp4", "tres.srt"}
     assert not [x for x in s if names & set(x.labels.values())]
+
+
+# -- series that exist before their first event -------------------------------------------------------
+
+
+def test_a_fresh_daemon_exports_every_known_series_at_zero(make_env: Callable[..., Env]) -> None:
+    """GIVEN a daemon that has just started and seen no drop
+    WHEN Prometheus scrapes it
+    THEN the counters and histograms for every route and final status, stage and error kind, lane,
+    LLM role and model, TTS engine, PII finding and local Ollama model are there at zero,
+    so the first failure after a start is an increase that rate() and increase() see."""
+    env = served_env(make_env)
+    with Running(env.daemon()) as run:
+        status, _, body = run.get("/metrics")
+    assert status == 200
+    families = list(text_string_to_metric_families(body.decode()))
+    s = [x for f in families for x in f.samples]
+    for route in ROUTES:
+        for final in ("done", "failed", "duplicate"):
+            assert value(s, "omad_jobs_finished_total", route=route, status=final) == 0
+        assert value(s, "omad_job_duration_seconds_count", route=route, status="failed") == 0
+        assert value(s, "omad_job_duration_seconds_bucket", route=route, status="done", le="+Inf") == 0
+        assert value(s, "omad_jobs_created_total", route=route) == 0
+        assert value(s, "omad_drop_to_start_seconds_count", route=route) == 0
+        assert value(s, "omad_estimated_cost_total", route=route, currency="USD") == 0
+        for name in ("omad_published_bytes_total", "omad_cpu_seconds_total", "omad_gpu_seconds_total"):
+            assert value(s, name, route=route) == 0
+    stages = {name for names in ROUTE_STAGES.values() for name in names}
+    for stage in stages:
+        for kind in ("input", "guardrail", "transient", "timeout", "config", "tool_missing", "stage"):
+            assert value(s, "omad_stage_errors_total", stage=stage, kind=kind) == 0
+        for kind in ("transient", "timeout"):
+            assert value(s, "omad_retries_total", stage=stage, kind=kind) == 0
+        for lane in ("cpu", "gpu"):
+            assert value(s, "omad_stage_duration_seconds_count", stage=stage, lane=lane) == 0
+    assert value(s, "omad_stage_errors_total", stage="intake", kind="input") == 0
+    roles = run.d.config.llm.roles
+    for role in type(roles).model_fields:
+        spec = getattr(roles, role)
+        assert value(s, "omad_llm_fallbacks_total", role=role) == 0
+        for model in (spec.model, spec.fallback):
+            assert value(s, "omad_llm_requests_total", role=role, model=model, outcome="invalid") == 0
+            assert value(s, "omad_llm_tokens_total", role=role, model=model, type="completion") == 0
+            assert value(s, "omad_llm_request_duration_seconds_count", role=role, model=model) == 0
+            assert value(s, "omad_gpu_model_loads_total", model=f"ollama:{model}") == 0
+            for reason in UNLOAD_REASONS:
+                assert value(s, "omad_gpu_model_unloads_total", model=f"ollama:{model}", reason=reason) == 0
+            assert value(s, "omad_gpu_model_resident", model=f"ollama:{model}") == 0
+    for engine in ("espeak", "f5"):
+        assert value(s, "omad_tts_real_time_factor_count", engine=engine) == 0
+    for pii in ("cpf", "cnpj", "email", "phone_br", "card"):
+        assert value(s, "omad_guardrail_findings_total", type=pii, action="redact") == 0
+    # No counter or histogram of omad's is left without a series, and nothing has counted yet.
+    moving = [f for f in families if f.name.startswith("omad_") and f.type in ("counter", "histogram")]
+    assert len(moving) >= 20
+    assert not [f.name for f in moving if not f.samples]
+    assert not [(x.name, x.labels) for f in moving for x in f.samples if not x.name.endswith("_created") and x.value]
+
+
+def test_a_remote_ollama_gets_no_gpu_lane_series(make_env: Callable[..., Env]) -> None:
+    """GIVEN llm.remote: its calls never take the GPU lane
+    THEN no Ollama model is listed on the GPU lane, while its LLM request series still start at zero."""
+    env = served_env(make_env, llm={"remote": True})
+    with Running(env.daemon()) as run:
+        s = run.scrape()
+    assert not [x for x in s if x.name.startswith("omad_gpu_model") and x.labels.get("model", "").startswith("ollama")]
+    assert value(s, "omad_llm_requests_total", role="editor", outcome="ok") == 0
+
+
+def test_the_vocabularies_metrics_start_from_match_the_code() -> None:
+    """The stage names per route are those stages_for builds; every unload reason omad passes is listed."""
+    assert set(ROUTE_STAGES) == set(ROUTES)
+    assert {route: tuple(s.name for s in stages_for(route)) for route in ROUTES} == ROUTE_STAGES
+    reasons = {m for f in (REPO / "omad").rglob("*.py") for m in re.findall(r'reason="([^"]+)"', f.read_text())}
+    assert reasons and reasons <= set(UNLOAD_REASONS), f"unload reasons missing from UNLOAD_REASONS: {reasons}"
 
 
 # -- facts from richer stages: LLM calls, TTS, guardrails, GPU residency -----------------------------
@@ -236,7 +313,7 @@ def rich(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
         "jobs": {"backoff_seconds": 0.2, "backoff_max_seconds": 1.0},
         "gpu": {"idle_unload_seconds": 0},
         "lanes": {"cpu": 1},
-        "metrics": {"enabled": True, "port": 0},
+        "web": {"enabled": True, "port": 0},
     })
     Path(cfg.inbox).mkdir(parents=True)
     configure_logging(Path(cfg.outbox) / "logs", "debug")
@@ -481,7 +558,11 @@ def test_status_page_lists_jobs_newest_first_and_escapes_file_names(make_env: Ca
         api = json.loads(run.get("/api/status")[2])
     page = body.decode()
     assert status == 200 and headers["content-type"] == "text/html; charset=utf-8"
-    assert '<meta http-equiv="refresh" content="2">' in page and "<script" not in page
+    # Without JavaScript the page reloads itself; with it, only the vendored script from this origin runs.
+    assert '<noscript><meta http-equiv="refresh" content="2"></noscript>' in page
+    assert re.findall(r"<script[^>]*>", page) == ['<script src="/static/omad.js" defer>']
+    assert "script-src 'self'" in headers["content-security-policy"] and "http" not in headers[
+        "content-security-policy"]
     assert hostile not in page and "<img src=x" not in page
     assert html_escape(hostile) in page
     rows = re.findall(r'<tr class="job s-(\w+)" id="job-([0-9a-f-]+)"', page)

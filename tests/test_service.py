@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import sqlite3
@@ -186,3 +188,35 @@ def test_truncated_video_fails_with_a_clear_message(env: Env) -> None:
     assert env.once() == 1
     err = env.failed_error("cut")
     assert err["message"].startswith("cut.mp4: ") and err["error"]["kind"] == "input"
+
+
+SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
+
+
+def _exposure(unit: Path) -> float:
+    out = subprocess.run([str(SYSTEMD_ANALYZE), "security", "--offline=yes", "--no-pager", str(unit)],
+                         capture_output=True, text=True, timeout=60)
+    found = re.search(r"Overall exposure level for \S+: ([0-9.]+)", out.stdout + out.stderr)
+    assert found, f"no exposure level in systemd-analyze's output:\n{out.stdout}\n{out.stderr}"
+    # A misspelt directive or system call group is only warned about, and silently not applied.
+    ignored = [line for line in out.stderr.splitlines() if "ignoring" in line.lower()]
+    assert not ignored, f"systemd ignores part of {unit.name}: {ignored}"
+    return float(found.group(1))
+
+
+@pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze is not installed")
+def test_the_unit_is_hardened_to_2_5_or_below_with_and_without_the_gpu_drop_in(tmp_path: Path) -> None:
+    """GIVEN the shipped unit, alone and with the NVIDIA drop-in applied
+    THEN systemd's own security analysis rates both 2.5 or below (it rated 7.6 "EXPOSED" before),
+    and the drop-in re-allows the NVIDIA device nodes and nothing else."""
+    unit = REPO / "systemd" / "omad.service"
+    assert _exposure(unit) <= 2.5
+    dropin = (REPO / "systemd" / "omad.service.d" / "nvidia.conf").read_text()
+    lines = [x for x in dropin.splitlines() if x and not x.startswith("#") and x != "[Service]"]
+    assert "PrivateDevices=no" in lines and "DevicePolicy=closed" in lines
+    allowed = [x.split("=", 1)[1].split()[0] for x in lines if x.startswith("DeviceAllow=")]
+    assert allowed and all("nvidia" in a for a in allowed)
+    # A drop-in's assignments come after the unit's: appending them to [Service] is what systemd reads.
+    merged = tmp_path / "omad.service"
+    merged.write_text(unit.read_text().replace("[Install]", "\n".join(lines) + "\n\n[Install]"))
+    assert _exposure(merged) <= 2.5

@@ -91,7 +91,7 @@ def test_status_page_shows_progress_while_running_then_the_poster(
     (a real frame of the result) and a link that serves the video."""
     release = threading.Event()
     monkeypatch.setattr(daemon_mod, "stages_for", lambda route: [_Paced(release), *stages_for(route)])
-    env = make_env(metrics={"enabled": True, "port": 0}, lanes={"cpu": 1})
+    env = make_env(web={"enabled": True, "port": 0}, lanes={"cpu": 1})
     make_video(env.root / "staging" / "aula.mp4", seconds=1.0, size="320x180")
     write_srt(env.root / "staging" / "aula.srt")
     d = env.daemon()

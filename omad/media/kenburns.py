@@ -182,7 +182,9 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img if img.mode == "RGB" else img.convert("RGB")
 
 
-def _load_image(path: Path, cw: int, ch: int, label: str) -> tuple[Image.Image, dict[str, Any]]:
+def _load_image(
+    path: Path, cw: int, ch: int, label: str, max_megapixels: float = 100.0
+) -> tuple[Image.Image, dict[str, Any]]:
     """Decode ``path`` upright, no larger than needed to cover a ``cw`` x ``ch`` canvas.
 
     JPEGs decode straight at 1/2, 1/4 or 1/8 size (DCT scaling), so a 50 MP
@@ -202,8 +204,14 @@ def _load_image(path: Path, cw: int, ch: int, label: str) -> tuple[Image.Image, 
         raise _not_an_image(label, "its content is not JPEG, PNG, WebP, BMP, TIFF or GIF") from e
     with im:
         try:
-            orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
             stored = im.size
+            if stored[0] * stored[1] > max_megapixels * 1_000_000:
+                raise InputError(
+                    f"is {stored[0]}x{stored[1]} pixels ({stored[0] * stored[1] / 1e6:.0f} MP); omad takes pictures "
+                    f"up to {max_megapixels:g} MP (intake.max_image_megapixels). Scale it down and drop it again.",
+                    file=label,
+                )
+            orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
             fmt = im.format or "unknown"
             sideways = orientation in (5, 6, 7, 8)
             upright_w, upright_h = (stored[1], stored[0]) if sideways else stored
@@ -415,6 +423,7 @@ def render_still(
     progress: Callable[[float], None] | None = None,
     cancel: threading.Event | None = None,
     label: str,
+    max_megapixels: float = 100.0,
 ) -> dict[str, Any]:
     """Render ``image`` as a ``seconds`` long H.264 clip with Ken Burns ``motion``; return the facts.
 
@@ -448,7 +457,7 @@ def render_still(
         audio_args = [*SAFE_INPUT_ARGS, "-i", str(audio)]
 
     cw, ch = canvas_size(width, height, chosen, zoom)
-    img, facts = _load_image(image, cw, ch, label)
+    img, facts = _load_image(image, cw, ch, label, max_megapixels)
     with img:
         canvas = _canvas(img, cw, ch, fit)
     with canvas:

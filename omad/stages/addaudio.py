@@ -43,6 +43,7 @@ class AddAudioStage:
         else:  # loop: the new audio sets the length
             length = adur
         has_original = vinfo.audio is not None and mode == "mix"
+        ctx.scale_timeout(max(length, vdur))
 
         # 1. The soundtrack as a WAV of exactly `length` seconds.
         mix_wav = ctx.work / "soundtrack.wav"

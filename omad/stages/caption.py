@@ -22,9 +22,9 @@ from ..fonts import font_substitute, missing_characters
 from ..guardrails import guardrails_for
 from ..stage import StageContext, StageResult
 from ..subtitle_files import SubtitleFile, read_subtitles
-from ..subtitles import Cue, burnable_ass, escape_ass_text
+from ..subtitles import Cue, burnable_ass, check_cost, escape_ass_text
 
-__all__ = ["CaptionStage", "guard_cues", "guard_events"]
+__all__ = ["CaptionStage", "burn_captions", "guard_cues", "guard_events"]
 
 _DRAWING = re.compile(r"\\p[1-9]")
 
@@ -72,6 +72,60 @@ def _font_warnings(sub: SubtitleFile, ass: pysubs2.SSAFile, label: str) -> list[
     return warnings
 
 
+def burn_captions(ctx: StageContext, video_role: str, sub: SubtitleFile, out_name: str,
+                  label: str) -> dict[str, Any]:
+    """Burn ``sub`` into the video at ``video_role`` as ``out_name``; returns the facts for the job record."""
+    src = ctx.path(video_role)
+    info = probe(src, file_label=label)
+    if info.video is None or info.format_name not in VIDEO_DEMUXERS:
+        raise InputError(
+            f"is not a video omad can caption (format '{info.format_name}'). Drop an .mp4, .mov, .mkv or .webm.",
+            file=label,
+        )
+    ctx.scale_timeout(info.duration)
+    width, height = info.width, info.height
+    if info.rotation in (90, 270):
+        width, height = height, width
+    ass = burnable_ass(sub, width, height, ctx.config.caption)
+    ass_path = ctx.work / f"{out_name}.ass"
+    ass.save(str(ass_path), encoding="utf-8", format_="ass")
+    for warning in [*sub.warnings, *_font_warnings(sub, ass, ctx.label("srt"))]:
+        if warning not in ctx.warnings:  # a re-run after the input changed warns once
+            ctx.warn(warning)
+    out = ctx.work / out_name
+    audio = info.audio
+    copy_audio = bool(audio and audio.get("codec_name") == "aac")
+    audio_args = ["-c:a", "copy"] if copy_audio else ["-c:a", "aac", "-b:a", ctx.config.video.audio_bitrate]
+    v = ctx.config.video
+    run_ffmpeg(
+        [
+            *SAFE_INPUT_ARGS,
+            "-i", str(src),
+            "-map", "0:v:0", "-map", "0:a:0?",
+            "-vf", f"ass={escape_filter_path(ass_path)}",
+            "-c:v", "libx264", "-preset", v.x264_preset, "-crf", str(v.crf), "-pix_fmt", "yuv420p",
+            *audio_args,
+            "-fps_mode", "passthrough",
+            "-movflags", "+faststart",
+            str(out),
+        ],
+        timeout=ctx.timeout,
+        duration=info.duration,
+        progress=ctx.progress,
+        file_label=label,
+        stage=ctx.stage,
+        cancel=ctx.cancel,
+    )
+    return {
+        "width": width,
+        "height": height,
+        "fps": round(info.fps, 3),
+        "duration": info.duration,
+        "audio": "none" if audio is None else ("copied" if copy_audio else "aac"),
+        "captions": len(ass.events),
+    }
+
+
 class CaptionStage:
     name = "caption"
 
@@ -80,59 +134,17 @@ class CaptionStage:
 
     def run(self, ctx: StageContext) -> StageResult:
         sub_label = ctx.label("srt")
-        sub = read_subtitles(ctx.path("srt"), sub_label)
+        limits = ctx.config.intake
+        sub = read_subtitles(ctx.path("srt"), sub_label, limits.max_subtitle_bytes)
+        check_cost([Cue(ev.start / 1000, ev.end / 1000, ev.plaintext) for ev in sub.subs.events], sub_label,
+                   max_cues=limits.max_cues, max_on_screen=limits.max_cues_on_screen)
         findings = guard_events(ctx, sub, sub_label)
-        video_label = ctx.label("video")
-        src = ctx.path("video")
-        info = probe(src, file_label=video_label)
-        if info.video is None or info.format_name not in VIDEO_DEMUXERS:
-            raise InputError(
-                f"is not a video omad can caption (format '{info.format_name}'). Drop an .mp4, .mov, .mkv or .webm.",
-                file=video_label,
-            )
-        width, height = info.width, info.height
-        if info.rotation in (90, 270):
-            width, height = height, width
-        ass = burnable_ass(sub, width, height, ctx.config.caption)
-        ass_path = ctx.work / "captioned.mp4.ass"
-        ass.save(str(ass_path), encoding="utf-8", format_="ass")
-        for warning in [*sub.warnings, *_font_warnings(sub, ass, sub_label)]:
-            ctx.warn(warning)
-        out = ctx.work / "captioned.mp4"
-        audio = info.audio
-        copy_audio = bool(audio and audio.get("codec_name") == "aac")
-        audio_args = ["-c:a", "copy"] if copy_audio else ["-c:a", "aac", "-b:a", ctx.config.video.audio_bitrate]
-        v = ctx.config.video
-        run_ffmpeg(
-            [
-                *SAFE_INPUT_ARGS,
-                "-i", str(src),
-                "-map", "0:v:0", "-map", "0:a:0?",
-                "-vf", f"ass={escape_filter_path(ass_path)}",
-                "-c:v", "libx264", "-preset", v.x264_preset, "-crf", str(v.crf), "-pix_fmt", "yuv420p",
-                *audio_args,
-                "-fps_mode", "passthrough",
-                "-movflags", "+faststart",
-                str(out),
-            ],
-            timeout=ctx.timeout,
-            duration=info.duration,
-            progress=ctx.progress,
-            file_label=video_label,
-            stage=ctx.stage,
-            cancel=ctx.cancel,
-        )
-        facts: dict[str, Any] = {
-            "width": width,
-            "height": height,
-            "fps": round(info.fps, 3),
-            "duration": info.duration,
-            "audio": "none" if audio is None else ("copied" if copy_audio else "aac"),
-            "captions": len(ass.events),
+        facts = burn_captions(ctx, "video", sub, "captioned.mp4", ctx.label("video"))
+        facts.update({
             "subtitle_format": sub.format,
             "subtitle_encoding": sub.encoding,
             "subtitle_encoding_from": sub.encoding_from,
             "subtitle_styles": "own" if sub.own_styles else "omad",
             "guardrail_findings": findings,
-        }
+        })
         return StageResult(artifacts={"video": "captioned.mp4"}, publish={".mp4": "video"}, facts=facts)

@@ -54,6 +54,7 @@ class Img2VidStage:
                         "-ar", "48000", "-ac", "2", "-c:a", "pcm_s16le", str(audio_path)],
                        timeout=ctx.timeout, file_label=alabel, stage=ctx.stage, cancel=ctx.cancel)
             facts["loudness"] = {"measured_lufs": measured.get("input_i"), "target_lufs": cfg.audio.loudness_lufs}
+        ctx.scale_timeout(seconds)
         width, height = frame_size(cfg.video, o.get("format"))
         out = ctx.work / "clip.mp4"
         facts.update(render_still(
@@ -62,7 +63,7 @@ class Img2VidStage:
             motion=str(o.get("motion") or cfg.img2vid.motion), fit=str(o.get("fit") or cfg.img2vid.fit),
             zoom=cfg.img2vid.zoom, seed=_seed(ctx, "image"), crf=cfg.video.crf, x264_preset=cfg.video.x264_preset,
             audio=audio_path, audio_bitrate=cfg.video.audio_bitrate, timeout=ctx.timeout, progress=ctx.progress,
-            cancel=ctx.cancel, label=label,
+            cancel=ctx.cancel, label=label, max_megapixels=cfg.intake.max_image_megapixels,
         ))
         facts["seconds"] = round(seconds, 3)
         return StageResult(artifacts={"video": "clip.mp4"}, publish={".mp4": "video"}, facts=facts)

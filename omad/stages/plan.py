@@ -35,7 +35,8 @@ class PlanStage:
     def run(self, ctx: StageContext) -> StageResult:
         brief_path = ctx.inputs["brief"]
         label = ctx.label("brief")
-        brief = load_brief(brief_path, ctx.config.intake.max_brief_bytes, label=label)
+        brief = load_brief(brief_path, ctx.config.intake.max_brief_bytes, label=label,
+                           max_depth=ctx.config.intake.max_brief_depth)
         if not isinstance(brief, VideoBrief) or not brief.is_agent:
             raise InputError(
                 "the agents need a 'video' brief with a 'prompt' (and no 'scenes'; scenes are rendered as written).",

@@ -50,7 +50,8 @@ def scene_brief(ctx: StageContext) -> VideoBrief:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         brief = parse_brief(data, ctx.label("brief"))
     else:
-        brief = load_brief(ctx.path("brief"), ctx.config.intake.max_brief_bytes, ctx.label("brief"))
+        brief = load_brief(ctx.path("brief"), ctx.config.intake.max_brief_bytes, ctx.label("brief"),
+                           ctx.config.intake.max_brief_depth)
     if not isinstance(brief, VideoBrief) or not brief.scenes:
         raise InputError("is not a video brief with scenes.", file=ctx.label("brief"))
     if len(brief.scenes) > MAX_SCENES:
@@ -150,6 +151,7 @@ class RenderStage:
             starts.append(t)
             t += length - xf
         total = starts[-1] + lengths[-1]
+        ctx.scale_timeout(total)
 
         clips: list[Path] = []
         facts_scenes: list[dict[str, Any]] = []
@@ -162,6 +164,7 @@ class RenderStage:
                 image = resolve_asset(base, scene.image, label, f"scenes[{i}].image")
                 info = render_still(image, clip, motion=scene.motion or cfg.img2vid.motion, fit=cfg.img2vid.fit,
                                     zoom=cfg.img2vid.zoom, seed=f"{ctx.job_id}{i}", label=f"{label}: {scene.image}",
+                                    max_megapixels=cfg.intake.max_image_megapixels,
                                     **common)  # type: ignore[arg-type]
                 if scene.title:
                     clip = self._overlay_title(ctx, clip, scene.title, width, height, i)

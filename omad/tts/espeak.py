@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import time
 import wave
 from functools import lru_cache
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, NoReturn
 import numpy as np
 
 from ..errors import ConfigError, InputError, StageFailed, ToolMissing, ToolTimeout, TransientError
+from ..procs import run_tool
 from ..wordtiming import WordTime, align_words
 from . import Synthesis, Voice
 
@@ -45,10 +45,11 @@ def _require_espeak(binary: str) -> str:
 def espeak_version(binary: str = ESPEAK) -> str:
     """espeak-ng's version line (recorded in the job's facts), or "unknown"."""
     try:
-        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
+        ran = run_tool([binary, "--version"], timeout=30)
+        out = ran.stdout.decode("utf-8", "replace")
+    except OSError:
         return "unknown"
-    line = out.stdout.strip().splitlines()[0] if out.stdout.strip() else "unknown"
+    line = out.strip().splitlines()[0] if out.strip() else "unknown"
     return line.replace("eSpeak NG text-to-speech: ", "").split("  Data at:")[0].strip()
 
 
@@ -95,16 +96,19 @@ class EspeakEngine:
         ]
         started = time.monotonic()
         try:
-            proc = subprocess.run(cmd, input=text.encode("utf-8"), capture_output=True, timeout=timeout, check=False)
-        except subprocess.TimeoutExpired as e:
+            proc = run_tool(cmd, input=text.encode("utf-8"), timeout=timeout)
+        except OSError as e:
+            raise ToolMissing(f"could not run {exe}: {e.strerror or e}. {_INSTALL_HINT}") from e
+        if proc.stopped_for == "cancel":
+            out.unlink(missing_ok=True)
+            raise TransientError("espeak-ng was stopped because omad is shutting down.")
+        if proc.stopped_for == "timeout":
             out.unlink(missing_ok=True)
             raise ToolTimeout(
                 f"espeak-ng ran longer than {timeout:.0f}s on {len(text)} characters and was stopped; "
                 "it will be retried. Raise jobs.stage_timeouts if the text is very long.",
                 details={"characters": len(text)},
-            ) from e
-        except OSError as e:
-            raise ToolMissing(f"could not run {exe}: {e.strerror or e}. {_INSTALL_HINT}") from e
+            )
         wall = time.monotonic() - started
         stderr = proc.stderr.decode("utf-8", "replace")
         tail = stderr[-2000:]

@@ -2,8 +2,8 @@
 
 Reads the journal, the lanes, the GPU residency and the outbox at request time;
 owns no state and writes nothing. Every user-derived string (file names, error
-messages) is escaped on its way into HTML; the page has no script and loads
-nothing from elsewhere, and refreshes itself with a meta refresh.
+messages) is escaped on its way into HTML; pages load nothing from elsewhere
+and work without JavaScript (the one vendored script only keeps them live).
 """
 
 from __future__ import annotations
@@ -12,18 +12,19 @@ import html
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from .. import __version__
 from ..journal import Job, JobStatus
 from ..metrics import Metrics
 from ..summary import job_summary
 from .files import VISUAL_SUFFIXES, PosterCache
+from .jobs import outbox_link
 
 if TYPE_CHECKING:
     from ..daemon import Daemon
 
-__all__ = ["status_view", "render_status_page", "DEFAULT_JOBS", "MAX_JOBS"]
+__all__ = ["status_view", "render_status_page", "render_login_page", "layout", "e", "duration", "money",
+           "DEFAULT_JOBS", "MAX_JOBS"]
 
 DEFAULT_JOBS = 50
 MAX_JOBS = 500
@@ -35,17 +36,6 @@ def _iso(ts: float | None) -> str | None:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
-def _outbox_url(outbox: Path, value: Any) -> dict[str, str] | None:
-    try:
-        p = Path(str(value)).resolve()
-        rel = p.relative_to(outbox.resolve())
-    except (OSError, RuntimeError, ValueError):
-        return None
-    if not p.is_file() or any(part.startswith(".") for part in rel.parts):
-        return None
-    return {"name": rel.as_posix(), "url": "/outbox/" + quote(rel.as_posix())}
-
-
 def _job_view(daemon: Daemon, job: Job, posters: PosterCache, now: float) -> dict[str, Any]:
     outbox = daemon.paths.outbox
     result = job.result or {}
@@ -53,11 +43,11 @@ def _job_view(daemon: Daemon, job: Job, posters: PosterCache, now: float) -> dic
     raw_outputs = result.get("outputs")
     if isinstance(raw_outputs, dict):
         for value in raw_outputs.values():
-            link = _outbox_url(outbox, value)
+            link = outbox_link(outbox, value)
             if link is not None:
                 outputs.append(link)
     if job.status == JobStatus.FAILED and result.get("failed_dir"):
-        link = _outbox_url(outbox, Path(str(result["failed_dir"])) / "error.json")
+        link = outbox_link(outbox, Path(str(result["failed_dir"])) / "error.json")
         if link is not None:
             outputs.append(link)
     return {
@@ -80,6 +70,7 @@ def status_view(daemon: Daemon, metrics: Metrics, posters: PosterCache, limit: i
         "healthy": daemon.healthy(),
         "counts": daemon.journal.counts(),
         "waiting_files": metrics.waiting_files,
+        "inbox": daemon.inbox_view,
         "lanes": [
             {"name": lane.name, "capacity": lane.capacity, "busy": lane.busy, "waiting": lane.waiting,
              "holders": lane.holders()}
@@ -111,14 +102,25 @@ progress{width:10em;height:1em;vertical-align:middle}
 tr.error td{color:#cf222e;background:#fff5f5;border-bottom:1px solid #f3c6c6}
 img.poster{max-width:160px;max-height:120px;display:block;border-radius:3px;background:#000}
 .outputs a{margin-right:.6em}
+nav{margin:0 0 1em;display:flex;gap:1em;align-items:center}nav form.inline{display:inline;margin:0}
+.error{color:#cf222e}label{display:block;margin:.4em 0}fieldset{border:1px solid #d0d7de;background:#fff}
+#dropzone{border:2px dashed #8c959f;padding:1.5em;text-align:center;background:#fff}
+#dropzone.over{border-color:#0969da;background:#ddf4ff}
+.timeline{list-style:none;padding:0}.timeline li{margin:.3em 0}
+.timeline .bar{display:inline-block;height:.8em;background:#0969da;vertical-align:middle;border-radius:2px}
+pre.log{background:#fff;border:1px solid #e3e6ea;padding:.5em;overflow:auto;max-height:30em;font-size:.85em}
 """
 
 
-def _e(value: Any) -> str:
+def e(value: Any) -> str:
+    """``value`` escaped for HTML text and attributes."""
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def _duration(seconds: float | None) -> str:
+_e = e
+
+
+def duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
     if seconds < 60:
@@ -128,7 +130,7 @@ def _duration(seconds: float | None) -> str:
     return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
 
 
-def _money(amount: float) -> str:
+def money(amount: float) -> str:
     # A caption job costs fractions of a cent: show enough digits to compare routes.
     return f"{amount:.4f}" if amount >= 0.01 or amount == 0 else f"{amount:.6f}"
 
@@ -149,14 +151,15 @@ def _job_rows(view: dict[str, Any]) -> str:
         rows.append(
             f'<tr class="job s-{_e(j["status"])}" id="job-{_e(j["id"])}" data-job-id="{_e(j["id"])}" '
             f'data-status="{_e(j["status"])}">'
-            f'<td>{_e(j["name"])}<div class="meta mono">{_e(j["id"])}</div></td>'
+            f'<td><a class="job-link" href="/jobs/{_e(j["id"])}">{_e(j["name"])}</a>'
+            f'<div class="meta mono">{_e(j["id"])}</div></td>'
             f'<td>{_e(j["route"])}</td>'
             f'<td class="status s-{_e(j["status"])}">{_e(j["status"])}'
             f'{attempts}</td>'
             f'<td>{_e(j["stage"] or "-")}</td>'
             f'<td><progress class="job-progress" max="100" value="{pct}">{pct}%</progress> {pct}%</td>'
-            f'<td>{_e(_duration(j["seconds"]))}</td>'
-            f'<td class="mono">{_money(cost["estimated"])} {_e(cost["currency"])}'
+            f'<td>{_e(duration(j["seconds"]))}</td>'
+            f'<td class="mono">{money(cost["estimated"])} {_e(cost["currency"])}'
             f'<div class="meta">cpu {cost["cpu_seconds"]:.1f} s, gpu {cost["gpu_seconds"]:.1f} s</div></td>'
             f'<td class="outputs">{"".join(outputs) or "-"}</td></tr>'
         )
@@ -201,25 +204,78 @@ def _gpu_section(view: dict[str, Any]) -> str:
     return head + f"<table><tr><th>model</th><th>VRAM</th><th>state</th></tr>{rows}</table>"
 
 
-def render_status_page(view: dict[str, Any], refresh: int = 2) -> str:
-    """The status page: plain HTML and CSS, refreshed by the browser (no script, nothing remote)."""
-    counts = "  ".join(f"{_e(k)}: {int(v)}" for k, v in sorted(view["counts"].items())) or "no jobs"
-    meta_refresh = f'<meta http-equiv="refresh" content="{refresh}">' if refresh > 0 else ""
-    health = "healthy" if view["healthy"] else "main loop stalled"
+def layout(title: str, body: str, nav: dict[str, Any] | None = None, refresh: int = 0) -> str:
+    """A whole page: the shared style, the navigation, and live updates of its ``data-live`` parts.
+
+    With JavaScript on, the vendored script re-fetches the page every ``refresh``
+    seconds and swaps in the ``data-live`` elements; with it off, a ``<noscript>``
+    meta refresh reloads the page instead. Nothing is loaded from elsewhere.
+    """
+    nav = nav or {}
+    noscript = f'<noscript><meta http-equiv="refresh" content="{refresh}"></noscript>' if refresh > 0 else ""
+    user = ""
+    if nav.get("user"):
+        user = f'<span class="meta">signed in as {_e(nav["user"])}</span>'
+        if nav.get("session"):
+            user += ('<form method="post" action="/logout" class="inline">'
+                     f'<input type="hidden" name="csrf" value="{_e(nav.get("csrf"))}">'
+                     '<button type="submit" id="logout">log out</button></form>')
     return (
         "<!doctype html>\n"
-        f'<html lang="en"><head><meta charset="utf-8">{meta_refresh}'
+        f'<html lang="en"><head><meta charset="utf-8">{noscript}'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        f"<title>omad status</title><style>{_CSS}</style></head><body>"
+        f'<meta name="csrf-token" content="{_e(nav.get("csrf", ""))}">'
+        f"<title>{_e(title)}</title><style>{_CSS}</style>"
+        '<script src="/static/omad.js" defer></script></head>'
+        f'<body data-refresh="{int(refresh)}"><nav><a href="/">Status</a> <a href="/create">Create</a> '
+        f'<a href="/analytics">Analytics</a> <a href="/api/openapi.json">API</a> {user}</nav>'
+        f"{body}</body></html>\n"
+    )
+
+
+def render_status_page(view: dict[str, Any], refresh: int = 2, nav: dict[str, Any] | None = None) -> str:
+    """The status page: plain HTML and CSS, kept live by the vendored script (or a refresh without it)."""
+    counts = "  ".join(f"{_e(k)}: {int(v)}" for k, v in sorted(view["counts"].items())) or "no jobs"
+    health = "healthy" if view["healthy"] else "main loop stalled"
+    body = (
         f'<h1>omad {_e(view["omad"])}</h1>'
-        f'<p class="meta" id="summary">{_e(view["time"])} · {health} · {counts} · '
+        f'<p class="meta" id="summary" data-live>{_e(view["time"])} · {health} · {counts} · '
         f'{int(view["waiting_files"])} inbox file(s) settling or waiting for a partner · '
         '<a href="/metrics">metrics</a> · <a href="/api/status">json</a></p>'
-        '<h2>Jobs</h2><table id="jobs"><tr><th>drop</th><th>route</th><th>status</th><th>stage</th>'
+        '<h2>Jobs</h2><table id="jobs" data-live><tr><th>drop</th><th>route</th><th>status</th><th>stage</th>'
         "<th>progress</th><th>duration</th><th>cost</th><th>outputs</th></tr>"
         f"{_job_rows(view)}</table>"
-        f'<h2>Lanes</h2><table id="lanes"><tr><th>lane</th><th>slots</th><th>queue</th><th>holders</th></tr>'
-        f"{_lane_rows(view)}</table>"
-        f'<h2>GPU lane</h2><div id="gpu">{_gpu_section(view)}</div>'
-        "</body></html>\n"
+        f'<h2>Lanes</h2><table id="lanes" data-live><tr><th>lane</th><th>slots</th><th>queue</th><th>holders</th>'
+        f"</tr>{_lane_rows(view)}</table>"
+        f'<h2>GPU lane</h2><div id="gpu" data-live>{_gpu_section(view)}</div>'
+        f'<h2>Inbox</h2><div id="inbox" data-live>{_inbox_section(view)}</div>'
     )
+    return layout("omad status", body, nav, refresh)
+
+
+def _inbox_section(view: dict[str, Any]) -> str:
+    """Files not taken yet and why; FIFOs, sockets and devices that omad never opens."""
+    inbox = view.get("inbox") or {}
+    rows = "".join(f'<tr><td class="mono">{_e(w["file"])}</td><td>{_e(w["reason"])}</td></tr>'
+                   for w in inbox.get("waiting", []))
+    ignored = "".join(f'<tr class="ignored"><td class="mono">{_e(i["file"])}</td><td>ignored: a {_e(i["kind"])}, '
+                      "not a regular file; omad never opens these</td></tr>" for i in inbox.get("ignored", []))
+    if not rows and not ignored:
+        return '<p class="meta">nothing waiting</p>'
+    return f"<table><tr><th>file</th><th>why it is not taken yet</th></tr>{rows}{ignored}</table>"
+
+
+def render_login_page(next_path: str, error: str | None, required: bool) -> str:
+    """The login form: a token pasted once, exchanged for an HttpOnly session cookie."""
+    note = "" if required else ('<p class="meta">This server listens on loopback only and does not require a '
+                                "token, except for the originals of failed drops.</p>")
+    err = f'<p class="error" id="login-error">{_e(error)}</p>' if error else ""
+    body = (
+        "<h1>Log in to omad</h1>" + note + err +
+        '<form method="post" action="/login" id="login-form">'
+        f'<input type="hidden" name="next" value="{_e(next_path)}">'
+        '<label>Token <input type="password" name="token" id="token" autocomplete="current-password" '
+        'size="50" required></label> <button type="submit">log in</button></form>'
+        '<p class="meta">Make a token on the server with <code>omad token add NAME</code>.</p>'
+    )
+    return layout("omad login", body)

@@ -1,0 +1,286 @@
+"""The REST API: submit, list, follow, retry and cancel jobs; its OpenAPI schema.
+
+``POST /api/jobs`` takes multipart files and/or a brief (JSON) and answers
+``202`` with the job to follow once intake has journaled it (within
+``web.submit_wait_seconds``), else with the submission to follow. A bad request
+gets a 4xx whose JSON names the field and says what to do; never a 500.
+Submissions are limited per token (``web.submit_per_minute``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import json
+from typing import TYPE_CHECKING, Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData, UploadFile
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from ..daemon import retry_job
+from ..errors import InputError, OmadError, TransientError
+from ..journal import JobStatus
+from ..routes import ROUTES
+from .jobs import job_detail
+from .openapi import OPENAPI
+from .responses import client, principal, query_int
+from .submit import FORM_FIELDS, Submission, UploadRefused, brief_from_fields, validate_brief
+
+if TYPE_CHECKING:
+    from .server import StatusServer
+
+__all__ = ["api_routes", "SubmitResult", "submit"]
+
+
+def _error(status: int, message: str, field: str | None = None, headers: dict[str, str] | None = None) -> Response:
+    body: dict[str, Any] = {"error": message, "status": status}
+    if field is not None:
+        body["field"] = field
+    return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store", **(headers or {})})
+
+
+def _since(value: str | None) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = _dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise UploadRefused(f"'since' must be an ISO 8601 time (2026-01-31T12:00:00Z) or Unix seconds, not "
+                            f"'{value}'.", field="since") from e
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=_dt.UTC)
+    return when.timestamp()
+
+
+class SubmitResult:
+    """What a submission became: its id, its job once journaled, and whether it was new."""
+
+    def __init__(self, sub: Submission, job: dict[str, Any] | None, new: bool) -> None:
+        self.sub, self.job, self.new = sub, job, new
+
+    def body(self) -> dict[str, Any]:
+        job_id = self.job["id"] if self.job else None
+        return {
+            "submission": self.sub.id,
+            "id": job_id,
+            "status": self.job["status"] if self.job else "submitted",
+            "duplicate": not self.new,
+            "placed": self.sub.sources,
+            "url": f"/api/jobs/{job_id}" if job_id else f"/api/submissions/{self.sub.id}",
+            "page": f"/jobs/{job_id}" if job_id else f"/submissions/{self.sub.id}",
+        }
+
+
+async def _read_and_place(server: StatusServer, request: Request,
+                          forms: list[FormData]) -> tuple[Submission, bool]:
+    # Every form parsed is put in ``forms`` for the caller to close: its files are spooled to disk.
+    web = server.daemon.config.web
+    p = principal(request)
+    csrf = request.headers.get("x-csrf-token")
+    ctype = request.headers.get("content-type", "")
+    brief: Any = None
+    fields: dict[str, str] = {}
+    uploads: list[UploadFile] = []
+    if ctype.startswith("application/json"):
+        try:
+            brief = json.loads(await request.body())
+        except ValueError as e:
+            raise UploadRefused(f"the body is not valid JSON ({e}). Send a brief object.", field="brief") from e
+    elif ctype.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+        try:
+            form = await request.form(max_files=web.max_files, max_fields=64)
+            forms.append(form)
+        except Exception as e:  # python-multipart's errors: too many files, a malformed body
+            raise UploadRefused(f"the form could not be read: {e}. At most web.max_files ({web.max_files}) "
+                                "files per submission.", field="files") from e
+        for key, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                if key not in ("files", "file"):
+                    raise UploadRefused(f"files go in the 'files' field, not '{key}'.", field=key)
+                if value.filename:
+                    uploads.append(value)
+            elif key == "brief" and str(value).strip():
+                try:
+                    brief = json.loads(str(value))
+                except ValueError as e:
+                    raise UploadRefused(f"the 'brief' field is not valid JSON ({e}).", field="brief") from e
+            elif key == "csrf":
+                csrf = csrf or str(value)
+            elif key in FORM_FIELDS:
+                fields[key] = str(value)
+            else:
+                raise UploadRefused(f"unknown field '{key}'. Send 'files', 'brief' (JSON) or the Create form's "
+                                    f"fields ({', '.join(FORM_FIELDS)}).", field=key)
+    else:
+        raise UploadRefused("send multipart/form-data (files and an optional 'brief' JSON field) or "
+                            "application/json (a brief).", field="content-type", status=415)
+    if not server.auth.csrf_ok(p, csrf):
+        server.auth.failed("csrf", client(request), request.url.path, p.name)
+        raise UploadRefused("the form is stale or came from elsewhere (CSRF check failed). Reload the page.",
+                            field="csrf", status=403)
+    if brief is None and fields.get("kind"):
+        brief = brief_from_fields(fields, [u.filename or "" for u in uploads])
+    if len(uploads) > web.max_files:
+        raise UploadRefused(f"{len(uploads)} files are more than web.max_files ({web.max_files}).", field="files")
+
+    def place() -> tuple[Submission, bool]:
+        with server.submissions.staging() as staging:
+            for up in uploads:
+                staging.add(up.filename or "", up.file)
+            checked = validate_brief(brief, staging.files) if brief is not None else None
+            return server.submissions.place(staging, checked)
+
+    return await run_in_threadpool(place)
+
+
+async def submit(server: StatusServer, request: Request) -> SubmitResult:
+    """Read a submission from ``request`` (multipart or JSON), place it in the inbox, wait for its job.
+
+    The brief comes as JSON (the body, or a multipart ``brief`` field) or as the
+    Create page's form fields (``kind``, ``text``, ``prompt``...). With a session
+    cookie the CSRF token must come in ``X-CSRF-Token`` or the ``csrf`` field.
+    Raises :class:`UploadRefused` for anything wrong with the request (its
+    ``status`` is the answer).
+    """
+    p = principal(request)
+    web = server.daemon.config.web
+    declared = request.headers.get("content-length")
+    if declared is None or not declared.isdigit():
+        # A chunked body would be spooled whole before its size is known: ask for the length up front.
+        raise UploadRefused("send a Content-Length header (curl, httpx and browsers do).", field="content-length",
+                            status=411)
+    # The allowance above the limit is for the multipart framing and the brief.
+    if int(declared) > web.max_upload_mb * 2**20 + 2**20:
+        raise UploadRefused(f"the upload ({int(declared) / 2**20:.0f} MB) is larger than web.max_upload_mb "
+                            f"({web.max_upload_mb:.0f} MB). Send fewer or smaller files.", field="files", status=413)
+    forms: list[FormData] = []
+    try:
+        sub, new = await _read_and_place(server, request, forms)
+    finally:
+        for form in forms:
+            await form.close()
+    server.daemon.wake.set()
+    server.log.info("web_submitted", submission=sub.id, placed=sub.sources, new=new, token=p.name,
+                    client=client(request))
+    deadline = asyncio.get_running_loop().time() + web.submit_wait_seconds
+    while True:
+        job = await run_in_threadpool(server.submissions.job_for, sub)
+        if job is not None or asyncio.get_running_loop().time() >= deadline:
+            break
+        await asyncio.sleep(0.1)
+    detail = await run_in_threadpool(job_detail, server.daemon, job) if job is not None else None
+    return SubmitResult(sub, detail, new)
+
+
+def api_routes(server: StatusServer) -> list[BaseRoute]:
+    daemon = server.daemon
+
+    def list_jobs(request: Request) -> Response:
+        q = request.query_params
+        statuses: list[JobStatus] | None = None
+        if q.get("status"):
+            try:
+                statuses = [JobStatus(s) for s in q["status"].split(",")]
+            except ValueError:
+                return _error(400, f"'status' must be one or more of {', '.join(s.value for s in JobStatus)} "
+                                   f"(comma-separated), not '{q['status']}'.", "status")
+        route = q.get("route")
+        if route and route not in ROUTES and route not in ("unknown",):
+            return _error(400, f"'route' must be one of {', '.join(sorted(ROUTES))}, not '{route}'.", "route")
+        try:
+            since = _since(q.get("since"))
+        except UploadRefused as e:
+            return _error(400, e.message, e.field)
+        limit = max(1, min(query_int(request, "limit", 100), 1000))
+        jobs = daemon.journal.jobs(statuses, limit=None if (route or since) else limit)
+        rows = [j for j in jobs if (not route or j.route == route) and (since is None or j.created_at >= since)]
+        return JSONResponse({"jobs": [job_detail(daemon, j) for j in rows[:limit]]},
+                            headers={"Cache-Control": "no-store"})
+
+    async def create_job(request: Request) -> Response:
+        p = principal(request)
+        wait = server.auth.allow_submit(p.key if p.name else f"client:{client(request)}")
+        if wait is not None:
+            return _error(429, f"too many submissions: web.submit_per_minute is {daemon.config.web.submit_per_minute}. "
+                               f"Try again in {wait:.0f} s.", None, {"Retry-After": str(int(wait) + 1)})
+        try:
+            result = await submit(server, request)
+        except UploadRefused as e:
+            return _error(e.status, e.message, e.field)
+        except InputError as e:
+            return _error(400, str(e), "files")
+        return JSONResponse(result.body(), status_code=202, headers={"Location": result.body()["url"]})
+
+    def get_job(request: Request) -> Response:
+        job_id = request.path_params["job_id"]
+        job = daemon.journal.get(job_id)
+        if job is None:
+            matches = daemon.journal.find(job_id) if len(job_id) >= 6 else []
+            if len(matches) != 1:
+                return _error(404, f"no job '{job_id}'. See GET /api/jobs.", "id")
+            job = matches[0]
+        return JSONResponse(job_detail(daemon, job), headers={"Cache-Control": "no-store"})
+
+    def get_submission(request: Request) -> Response:
+        sub = server.submissions.get(request.path_params["sid"])
+        if sub is None:
+            return _error(404, "no such submission in this daemon's memory (it restarted?). See GET /api/jobs.",
+                          "id")
+        job = server.submissions.job_for(sub)
+        body = SubmitResult(sub, job_detail(daemon, job) if job else None, True).body()
+        body.pop("duplicate")
+        return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+    def retry(request: Request) -> Response:
+        p = principal(request)
+        if not server.auth.csrf_ok(p, request.headers.get("x-csrf-token")):
+            server.auth.failed("csrf", client(request), request.url.path, p.name)
+            return _error(403, "the X-CSRF-Token header is missing or stale. Reload the page.", "X-CSRF-Token")
+        job_id = request.path_params["job_id"]
+        if daemon.journal.get(job_id) is None:
+            return _error(404, f"no job '{job_id}'. See GET /api/jobs.", "id")
+        try:
+            message = retry_job(daemon.journal, daemon.paths, job_id)
+        except OmadError as e:
+            return _error(409, str(e), "id")
+        daemon.wake.set()
+        server.log.info("web_retry", job=job_id, token=p.name, client=client(request))
+        return JSONResponse({"id": job_id, "message": message, "url": f"/api/jobs/{job_id}"}, status_code=202)
+
+    def cancel(request: Request) -> Response:
+        p = principal(request)
+        if not server.auth.csrf_ok(p, request.headers.get("x-csrf-token")):
+            server.auth.failed("csrf", client(request), request.url.path, p.name)
+            return _error(403, "the X-CSRF-Token header is missing or stale. Reload the page.", "X-CSRF-Token")
+        job_id = request.path_params["job_id"]
+        if daemon.journal.get(job_id) is None:
+            return _error(404, f"no job '{job_id}'. See GET /api/jobs.", "id")
+        try:
+            message = daemon.cancel(job_id)
+        except TransientError as e:
+            return _error(409, str(e), "id", {"Retry-After": "1"})
+        except OmadError as e:
+            return _error(409, str(e), "id")
+        daemon.wake.set()
+        server.log.info("web_cancel", job=job_id, token=p.name, client=client(request))
+        return JSONResponse({"id": job_id, "message": message, "url": f"/api/jobs/{job_id}"}, status_code=202)
+
+    def openapi(request: Request) -> Response:
+        return JSONResponse(OPENAPI)
+
+    return [
+        Route("/api/jobs", list_jobs, methods=["GET"]),
+        Route("/api/jobs", create_job, methods=["POST"]),
+        Route("/api/jobs/{job_id}", get_job, methods=["GET"]),
+        Route("/api/jobs/{job_id}/retry", retry, methods=["POST"]),
+        Route("/api/jobs/{job_id}/cancel", cancel, methods=["POST"]),
+        Route("/api/submissions/{sid}", get_submission, methods=["GET"]),
+        Route("/api/openapi.json", openapi, methods=["GET"]),
+    ]

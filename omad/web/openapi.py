@@ -1,0 +1,111 @@
+"""The REST API's OpenAPI 3.1 schema, written out by hand next to the routes it describes.
+
+A test compares it with the routes the app serves, so neither can change alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..journal import JobStatus
+from ..routes import ROUTES
+
+__all__ = ["OPENAPI"]
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+_JOB = {"$ref": "#/components/schemas/Job"}
+_ID = [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+
+
+def _resp(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"description": description}
+    if schema is not None:
+        out["content"] = {"application/json": {"schema": schema}}
+    return out
+
+
+_ERRORS = {"400": _resp("a field is wrong; 'field' names it", _ERROR),
+           "401": _resp("no token, or an unknown one", _ERROR), "403": _resp("a revoked token", _ERROR)}
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "omad", "version": "1",
+             "description": "Submit drops to omad and follow their jobs. Authenticate with 'Authorization: "
+                            "Bearer TOKEN' (`omad token add NAME`)."},
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "schemas": {
+            "Error": {"type": "object", "required": ["error", "status"],
+                      "properties": {"error": {"type": "string"}, "status": {"type": "integer"},
+                                     "field": {"type": "string"}}},
+            "Stage": {"type": "object", "properties": {
+                "name": {"type": "string"}, "status": {"type": "string"}, "lane": {"type": ["string", "null"]},
+                "attempt": {"type": "integer"}, "started_at": {"type": ["string", "null"]},
+                "finished_at": {"type": ["string", "null"]}, "seconds": {"type": ["number", "null"]}}},
+            "Job": {"type": "object", "required": ["id", "status", "route"], "properties": {
+                "id": {"type": "string"}, "name": {"type": "string"}, "route": {"type": "string"},
+                "status": {"type": "string", "enum": [s.value for s in JobStatus]},
+                "stage": {"type": ["string", "null"]}, "progress": {"type": "number"},
+                "stages": {"type": "array", "items": {"$ref": "#/components/schemas/Stage"}},
+                "outputs": {"type": "array", "items": {"type": "object", "properties": {
+                    "name": {"type": "string"}, "url": {"type": "string"}, "kind": {"type": "string"}}}},
+                "error": {"type": ["object", "null"], "properties": {
+                    "message": {"type": "string"}, "what_to_do": {"type": "string"}, "kind": {"type": "string"}}},
+                "cost": {"type": "object"}}},
+            "Submitted": {"type": "object", "required": ["submission", "url"], "properties": {
+                "submission": {"type": "string"}, "id": {"type": ["string", "null"]},
+                "status": {"type": "string"}, "duplicate": {"type": "boolean"}, "url": {"type": "string"},
+                "page": {"type": "string"}}},
+        },
+    },
+    "security": [{"bearer": []}],
+    "paths": {
+        "/api/jobs": {
+            "get": {"summary": "List jobs, newest first", "parameters": [
+                {"name": "status", "in": "query", "schema": {"type": "string"},
+                 "description": "comma-separated statuses"},
+                {"name": "route", "in": "query", "schema": {"type": "string", "enum": sorted(ROUTES)}},
+                {"name": "since", "in": "query", "schema": {"type": "string"},
+                 "description": "ISO 8601 time or Unix seconds"},
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "default": 100}}],
+                "responses": {"200": _resp("jobs", {"type": "object", "properties": {
+                    "jobs": {"type": "array", "items": _JOB}}}), **_ERRORS}},
+            "post": {"summary": "Submit files and/or a brief; they go through the inbox like any drop",
+                     "requestBody": {"content": {
+                         "multipart/form-data": {"schema": {"type": "object", "properties": {
+                             "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                             "brief": {"type": "string", "description": "a brief as JSON"}}}},
+                         "application/json": {"schema": {"type": "object", "description": "a brief"}}}},
+                     "responses": {"202": _resp("accepted; follow 'url'", {"$ref":
+                                                                          "#/components/schemas/Submitted"}),
+                                   "411": _resp("no Content-Length", _ERROR),
+                                   "409": _resp("a file of that name is waiting in the inbox", _ERROR),
+                                   "413": _resp("larger than web.max_upload_mb", _ERROR),
+                                   "415": _resp("neither multipart nor JSON", _ERROR),
+                                   "429": _resp("web.submit_per_minute reached; see Retry-After", _ERROR),
+                                   **_ERRORS}},
+        },
+        "/api/jobs/{job_id}": {"get": {"summary": "One job: stages, progress, outputs, error and what to do",
+                                       "parameters": _ID, "responses": {"200": _resp("the job", _JOB),
+                                                                        "404": _resp("no such job", _ERROR)}}},
+        "/api/jobs/{job_id}/retry": {"post": {"summary": "Retry a failed job (its inputs go back to the inbox)",
+                                              "parameters": _ID, "responses": {
+                                                  "202": _resp("retrying"), "404": _resp("no such job", _ERROR),
+                                                  "409": _resp("not failed, or inputs gone", _ERROR)}}},
+        "/api/jobs/{job_id}/cancel": {"post": {"summary": "Cancel a job; its inputs go to outbox/failed/ for a "
+                                                          "later retry", "parameters": _ID, "responses": {
+                                                   "202": _resp("cancelled, or cancelling"),
+                                                   "404": _resp("no such job", _ERROR),
+                                                   "409": _resp("already finished", _ERROR)}}},
+        "/api/submissions/{sid}": {"get": {"summary": "A submission, and its job once journaled",
+                                           "parameters": [{"name": "sid", "in": "path", "required": True,
+                                                           "schema": {"type": "string"}}],
+                                           "responses": {"200": _resp("the submission", {
+                                               "$ref": "#/components/schemas/Submitted"})}}},
+        "/api/status": {"get": {"summary": "The status page as JSON", "responses": {"200": _resp("status")}}},
+        "/api/analytics": {"get": {"summary": "The analytics page as JSON: per UTC day and per route",
+                                   "parameters": [{"name": "days", "in": "query",
+                                                   "schema": {"type": "integer", "default": 30}}],
+                                   "responses": {"200": _resp("figures")}}},
+    },
+}

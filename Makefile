@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-APT_PACKAGES := ffmpeg espeak-ng fonts-dejavu-core
+APT_PACKAGES := ffmpeg espeak-ng fonts-dejavu-core fontconfig
 # For the tests only: headless Chromium for the pages, promtool for the alert rules, systemd-analyze for the unit.
 TEST_APT_PACKAGES := chromium chromium-driver prometheus e2fsprogs systemd
 DEMO   := demo

@@ -70,7 +70,7 @@ class _BriefBase(_Model):
 class CaptionBrief(_BriefBase):
     kind: Literal["caption"]
     video: str = Field(..., description="the video file")
-    subtitles: str = Field(..., description="the SRT file")
+    subtitles: str = Field(..., description="the subtitle file: .srt, .vtt, .ass or .ssa")
 
 
 class Img2VidBrief(_BriefBase):
@@ -115,6 +115,12 @@ class AssetSpec(_Model):
     description: str = Field("", description="what it shows (helps the visual planner)")
 
 
+class CaptionSpec(_Model):
+    style: Literal["plain", "word_highlight"] | None = Field(
+        None, description="plain, or word_highlight: the word being spoken lights up (karaoke, for short videos)"
+    )
+
+
 class VideoBrief(_BriefBase):
     kind: Literal["video"]
     title: str | None = Field(None, description="video title")
@@ -130,6 +136,7 @@ class VideoBrief(_BriefBase):
     music: str | None = Field(None, description="background music file, ducked under the voice")
     music_db: float | None = Field(None, le=0, description="music level under the voice, dB")
     captions: bool = Field(True, description="burn captions generated from the narration")
+    caption: CaptionSpec | None = Field(None, description="how the captions look (default: caption.* in config)")
     voice: VoiceSpec | None = Field(None, description="who narrates")
 
     @property

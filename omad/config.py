@@ -150,6 +150,17 @@ class CaptionConfig(_Section):
     primary_colour: str = Field("#FFFFFF", description="text colour, #RRGGBB")
     outline_colour: str = Field("#000000", description="outline colour, #RRGGBB")
     bold: bool = Field(True, description="bold captions")
+    style: Literal["plain", "word_highlight"] = Field(
+        "plain", description="narration captions: plain, or word_highlight (karaoke: the spoken word lights up)"
+    )
+    highlight_colour: str = Field(
+        "#FFD400", pattern=r"^#[0-9A-Fa-f]{6}$", description="word_highlight: colour of the spoken word, #RRGGBB"
+    )
+    max_line_chars: int = Field(42, ge=10, le=120, description="narration captions: characters per line at most")
+    max_lines: int = Field(2, ge=1, le=4, description="narration captions: lines per caption at most")
+    min_seconds: float = Field(1.0, ge=0.1, description="narration captions: least time on screen")
+    max_seconds: float = Field(6.0, ge=1.0, description="narration captions: most time on screen")
+    max_cps: float = Field(17.0, gt=0, description="narration captions: reading speed, characters per second")
 
 
 class Img2VidConfig(_Section):

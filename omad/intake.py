@@ -44,7 +44,7 @@ from .watcher import Entry
 __all__ = ["Intake", "JobSpec", "Rejection", "Waiting", "classify", "ACCEPTED", "ROUTES_ACCEPTED"]
 
 VIDEO_EXT = {".mp4", ".mov", ".mkv", ".webm", ".m4v"}
-SRT_EXT = {".srt"}
+SRT_EXT = {".srt", ".vtt", ".ass", ".ssa"}  # subtitle files: the "srt" role, whatever the format
 IMAGE_EXT = {".jpg", ".jpeg", ".png", ".webp"}
 AUDIO_EXT = {".wav", ".mp3", ".m4a", ".flac", ".ogg", ".opus", ".aac"}
 TEXT_EXT = {".txt"}
@@ -52,7 +52,8 @@ BRIEF_EXT = {".yaml", ".yml", ".json"}
 BRIEF_NAMES = ("brief.yaml", "brief.yml", "brief.json")
 
 ACCEPTED = (
-    "a video (.mp4 .mov .mkv .webm) with a same-name .srt (burned captions) or audio file (new soundtrack); "
+    "a video (.mp4 .mov .mkv .webm) with a same-name .srt/.vtt/.ass/.ssa (burned captions) "
+    "or audio file (new soundtrack); "
     "an image (.jpg .png .webp), alone or with a same-name audio file; "
     "a .txt (narration); a brief (.yaml/.json); or a folder holding brief.yaml and its assets"
 )
@@ -114,7 +115,7 @@ class Waiting:
 
 
 _PARTNERS = {
-    "video": "a same-name .srt (for captions) or audio file (.wav/.mp3/.m4a/.flac, for a new soundtrack)",
+    "video": "a same-name .srt/.vtt/.ass/.ssa (for captions) or audio file (.wav/.mp3/.m4a/.flac, for new sound)",
     "srt": "a same-name video (.mp4/.mov/.mkv/.webm)",
     "audio": "a same-name image (.jpg/.png/.webp) or video (.mp4/.mov/.mkv/.webm)",
 }
@@ -372,7 +373,7 @@ class Intake:
         if lone:
             expected = _PARTNERS[kind]
         else:
-            expected = {"video": "a same-name video", "srt": "a same-name .srt", "audio": "a same-name audio file",
+            expected = {"video": "a same-name video", "srt": "a same-name subtitle", "audio": "a same-name audio file",
                         "image": "a same-name image", "text": "a .txt"}.get(kind, kind)
         if ready_for < timeout:
             return Waiting(entry, f"waiting for {expected}")

@@ -3,9 +3,13 @@
 Shared by the ``narrate`` route and scene videos. The *written* text is cut
 into sentence chunks first and each chunk is normalised and spoken on its
 own, so every cue carries the words as written ("R$ 12,50") while the engine
-reads the expansion ("doze reais e cinquenta centavos"). Cues are timed from
-each chunk's measured audio, never estimated from text length, so captions
-cannot drift from the voice.
+reads the expansion ("doze reais e cinquenta centavos"). Chunks are placed
+by their measured audio, and inside a chunk every word is timed to the voice
+(``omad.wordtiming``: espeak's own word events, or forced alignment for F5),
+then grouped into readable captions (``omad.caption_layout``); captions are
+never estimated from text length, so they cannot drift from the voice. When
+words cannot be timed (libespeak-ng missing) captions fall back to one per
+chunk, with a warning.
 
 This module never picks an engine or reads config (callers pass both in) and
 never writes outside the work directory it is given, except ``write_srt``'s
@@ -25,11 +29,13 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError, OmadError, StageFailed, ToolTimeout
+from .caption_layout import LayoutRules, TimedWord, group_words
+from .errors import InputError, OmadError, StageFailed, ToolMissing, ToolTimeout
 from .ffmpeg import SAFE_INPUT_ARGS, probe, run_ffmpeg
 from .subtitles import Cue, srt_timestamp, write_srt
 from .textnorm import has_speech, normalize_for_speech, split_sentences
 from .tts import Synthesis, TtsEngine, Voice
+from .wordtiming import WordTime, align_words
 
 __all__ = ["Cue", "Narration", "narrate_text", "write_srt", "measure_wav", "srt_timestamp"]
 
@@ -38,13 +44,19 @@ _SAMPLE_WIDTH = 2  # bytes: the narration is always 16-bit PCM
 
 @dataclass
 class Narration:
-    """The spoken result: one mono 16-bit WAV, its length, one cue per chunk, facts for the job record."""
+    """The spoken result: one mono 16-bit WAV, its length, captions, facts for the job record.
+
+    ``cues`` are the readable captions (word-timed when ``words`` is not empty);
+    ``chunk_cues`` has one cue per spoken chunk (sentence), as written.
+    """
 
     wav: Path
     duration: float
     sample_rate: int
     cues: list[Cue]
     facts: dict[str, Any] = field(default_factory=dict)
+    words: list[TimedWord] = field(default_factory=list)
+    chunk_cues: list[Cue] = field(default_factory=list)
 
 
 def measure_wav(path: Path) -> float:
@@ -118,6 +130,7 @@ def narrate_text(
     language: str = "pt-BR",
     merge_sentences: bool = False,
     out: Path | None = None,
+    layout: LayoutRules | None = None,
 ) -> Narration:
     """Speak ``text`` with ``engine`` into ``out`` (default ``work/narration.wav``).
 
@@ -127,7 +140,9 @@ def narrate_text(
     (captions read sentence by sentence; a sentence over ``max_chunk_chars``
     is cut at clauses); with ``merge_sentences`` short sentences share a chunk
     and a cue up to ``max_chunk_chars`` (fewer engine calls, longer captions).
-    ``language`` picks the normalisation (``pt*``: full pt-BR expansion).
+    ``language`` picks the normalisation (``pt*``: full pt-BR expansion) and
+    the espeak voice that F5 audio is aligned against. ``layout`` shapes the
+    captions (lines, characters, seconds on screen).
     """
     if not text.strip():
         raise InputError("has no text to narrate. Write the text to be spoken in it and drop it again.", file=label)
@@ -171,7 +186,10 @@ def narrate_text(
             if progress is not None:
                 # Synthesis is nearly all the work; joining is the last sliver.
                 progress(0.95 * (i + 1) / len(planned))
-        cues, rate = _join(planned, syntheses, out, pause_seconds, chunk_dir, max(1.0, deadline - time.monotonic()))
+        chunk_cues, rate = _join(planned, syntheses, out, pause_seconds, chunk_dir,
+                                 max(1.0, deadline - time.monotonic()))
+        words, timing, timing_warning = _time_words(planned, syntheses, chunk_cues, language, chunk_dir,
+                                                    max(1.0, deadline - time.monotonic()))
     except OmadError as e:
         if e.file is None:
             e.file = label  # engines do not know which input they speak for
@@ -185,6 +203,9 @@ def narrate_text(
     if progress is not None:
         progress(1.0)
     engine_facts = _merge_engine_facts([s.facts for s in syntheses])
+    if timing_warning:
+        engine_facts.setdefault("warnings", []).append(timing_warning)
+    cues = [Cue(c.start, c.end, c.text) for c in group_words(words, layout)] if words else chunk_cues
     facts: dict[str, Any] = {
         **engine_facts,
         "engine": engine.name,
@@ -197,8 +218,81 @@ def narrate_text(
         "duration": round(duration, 3),
         "synth_seconds": round(synth_seconds, 3),
         "rtf": round(synth_seconds / duration, 4) if duration else None,
+        "caption_timing": timing,
     }
-    return Narration(wav=out, duration=duration, sample_rate=rate, cues=cues, facts=facts)
+    return Narration(wav=out, duration=duration, sample_rate=rate, cues=cues, facts=facts, words=words,
+                     chunk_cues=chunk_cues)
+
+
+def _espeak_voice(language: str) -> str:
+    """The espeak-ng voice that speaks ``language`` (a BCP 47 tag such as pt-BR)."""
+    return language.strip().lower() or "pt-br"
+
+
+def _time_words(
+    planned: Sequence[tuple[str, str]],
+    syntheses: Sequence[Synthesis],
+    chunk_cues: Sequence[Cue],
+    language: str,
+    work: Path,
+    timeout: float,
+) -> tuple[list[TimedWord], str, str | None]:
+    """Every written word with its time in the joined narration; how it was timed; a warning if it was not."""
+    words: list[TimedWord] = []
+    sources: set[str] = set()
+    for (written, spoken), synthesis, chunk in zip(planned, syntheses, chunk_cues, strict=True):
+        spoken_words = synthesis.words
+        if spoken_words is not None:
+            sources.add("engine word events")
+        else:
+            raw, rate = _read_mono16(synthesis.path, None, work, timeout)
+            try:
+                spoken_words = align_words(spoken, np.frombuffer(raw, dtype="<i2"), rate, _espeak_voice(language))
+            except ToolMissing as e:
+                return [], "sentence", f"captions are timed per sentence, not per word: {e.message}"
+            sources.add("aligned to espeak (DTW)")
+        timed = _written_timing(written, spoken_words, language)
+        for k, w in enumerate(timed):
+            start = min(chunk.start + w.start, chunk.end)
+            end = min(max(start, chunk.start + w.end), chunk.end)
+            # A chunk is a sentence (or a clause of a long one): its last word closes a caption.
+            words.append(TimedWord(start, end, w.text, ends_sentence=k == len(timed) - 1))
+    if not words:
+        return [], "sentence", None
+    return words, "word: " + ", ".join(sorted(sources)), None
+
+
+def _written_timing(written: str, spoken: Sequence[WordTime], language: str) -> list[TimedWord]:
+    """Times for the words as *written*, from the timed words as *spoken* (chunk-relative seconds).
+
+    Each written word is normalised on its own to count the spoken words it
+    becomes ("R$" → "reais"); when the counts add up, written words take the
+    times of their spoken words, else they are spread over the spoken ones
+    in proportion to their position in the text.
+    """
+    tokens = written.split()
+    if not tokens or not spoken:
+        return []
+    counts = [len(normalize_for_speech(t, language).split()) for t in tokens]
+    out: list[TimedWord] = []
+    if sum(counts) == len(spoken):
+        i = 0
+        for tok, n in zip(tokens, counts, strict=True):
+            if n == 0:  # an emoji or a dash: shown with its neighbour, takes no time of its own
+                at = spoken[i].start if i < len(spoken) else spoken[-1].end
+                out.append(TimedWord(at, at, tok))
+                continue
+            out.append(TimedWord(spoken[i].start, spoken[i + n - 1].end, tok))
+            i += n
+        return out
+    total = sum(len(t) + 1 for t in tokens)
+    pos = 0
+    for tok in tokens:
+        a = min(len(spoken) - 1, int(pos / total * len(spoken)))
+        pos += len(tok) + 1
+        b = max(a, min(len(spoken) - 1, int(pos / total * len(spoken)) - 1))
+        out.append(TimedWord(spoken[a].start, spoken[b].end, tok))
+    return out
 
 
 def _join(

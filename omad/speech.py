@@ -9,12 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .caption_layout import LayoutRules
 from .errors import InputError
 from .narration import Narration, narrate_text
 from .stage import StageContext
 from .tts import Voice
 
-__all__ = ["speak", "voice_from_options"]
+__all__ = ["speak", "voice_from_options", "layout_rules"]
 
 
 def voice_from_options(ctx: StageContext) -> Voice | None:
@@ -36,7 +37,8 @@ def voice_from_options(ctx: StageContext) -> Voice | None:
 
 
 def speak(ctx: StageContext, text: str, out: Path, label: str, where: str,
-          progress_span: tuple[float, float] = (0.0, 1.0)) -> tuple[Narration, list[dict[str, Any]]]:
+          progress_span: tuple[float, float] = (0.0, 1.0),
+          layout: LayoutRules | None = None) -> tuple[Narration, list[dict[str, Any]]]:
     """Guard, normalise and synthesise ``text`` into ``out``; returns the narration and guardrail findings."""
     checked = ctx.guard().check(text, where, file=label)
     engine = ctx.tts()
@@ -54,7 +56,25 @@ def speak(ctx: StageContext, text: str, out: Path, label: str, where: str,
         language=str(ctx.options.get("language") or ctx.config.tts.language),
         merge_sentences=ctx.config.tts.merge_sentences,
         out=out,
+        layout=layout or layout_rules(ctx),
     )
     for warning in narration.facts.pop("warnings", []):
         ctx.warn(warning)
     return narration, [f.to_dict() for f in checked.findings]
+
+
+def layout_rules(ctx: StageContext, frame: tuple[int, int] | None = None) -> LayoutRules:
+    """How narration captions are laid out, from ``caption.*`` in config.
+
+    With the ``frame`` (width, height) they will be burned into, a line is
+    also kept to what fits across it at the caption size (a vertical video
+    fits about 18 characters, not 42), so libass never has to re-wrap it.
+    """
+    c = ctx.config.caption
+    chars = c.max_line_chars
+    if frame is not None:
+        width, height = frame
+        # DejaVu Sans Bold averages ~0.6 em per character; margins take 10 % of the width.
+        chars = max(10, min(chars, int(0.9 * width / (0.6 * c.size_ratio * height))))
+    return LayoutRules(max_line_chars=chars, max_lines=c.max_lines, min_seconds=c.min_seconds,
+                       max_seconds=c.max_seconds, max_cps=c.max_cps)

@@ -1,9 +1,10 @@
-"""Subtitles: reading SRT files strictly, and styling them as ASS for burning.
+"""Subtitles: omad's caption cues, SRT output, and ASS files for burning.
 
-SRTs made on Windows for pt-BR are often cp1252; UTF-8 (with or without BOM)
-is tried first, then cp1252 (a superset of Latin-1 for printable text). The
-parser is strict on purpose: a malformed block is an error that names the line,
-not a caption silently dropped.
+Reading dropped subtitle files (any format, any encoding) lives in
+``omad.subtitle_files``; this module owns what omad writes: SRTs next to a
+narration, and the ASS that libass burns. SRT/VTT captions get omad's
+caption style (``caption.*`` in config) with their inline styling kept; an
+ASS/SSA file is burned with its own styles.
 """
 
 from __future__ import annotations
@@ -17,18 +18,29 @@ from pathlib import Path
 import pysubs2
 
 from .config import CaptionConfig
+from .encodings import decode_text as _detect
 from .errors import InputError, StageFailed
+from .subtitle_files import SubtitleFile, read_subtitles
 
-__all__ = ["Cue", "read_srt", "parse_srt", "decode_text", "write_srt", "build_ass", "srt_timestamp", "check_cost"]
-
-_TS = r"(\d{1,2}):(\d{2}):(\d{2})[,.](\d{1,3})"
-_TS_LINE = re.compile(rf"^\s*{_TS}\s*-->\s*{_TS}(?:\s+.*)?$")
-_TAG = re.compile(r"<[^>]+>|\{\\[^}]*\}")
+__all__ = [
+    "Cue",
+    "read_srt",
+    "decode_text",
+    "write_srt",
+    "build_ass",
+    "build_karaoke_ass",
+    "karaoke_text",
+    "burnable_ass",
+    "escape_ass_text",
+    "omad_style",
+    "srt_timestamp",
+    "check_cost",
+]
 
 
 @dataclass(frozen=True)
 class Cue:
-    """One caption: seconds from the start of the media and its text."""
+    """One caption: seconds from the start of the media and its plain text (lines split by ``\\n``)."""
 
     start: float
     end: float
@@ -36,77 +48,16 @@ class Cue:
 
 
 def decode_text(raw: bytes, label: str) -> tuple[str, str]:
-    """Decode text as UTF-8 (BOM or not), else cp1252; returns (text, encoding)."""
-    for enc in ("utf-8-sig", "cp1252"):
-        try:
-            return raw.decode(enc), enc
-        except UnicodeDecodeError:
-            continue
-    return raw.decode("latin-1"), "latin-1"
-
-
-def _seconds(h: str, m: str, s: str, ms: str) -> float:
-    return int(h) * 3600 + int(m) * 60 + int(s) + int(ms.ljust(3, "0")) / 1000
-
-
-def parse_srt(text: str, label: str) -> list[Cue]:
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    cues: list[Cue] = []
-    i = 0
-    n = len(lines)
-    while i < n:
-        if not lines[i].strip():
-            i += 1
-            continue
-        block_start = i
-        if lines[i].strip().isdigit():
-            i += 1
-            if i >= n or not lines[i].strip():
-                raise InputError(
-                    f"line {block_start + 1}: caption number {lines[block_start].strip()} has no "
-                    "'00:00:01,000 --> 00:00:02,000' timestamp after it. Fix the line and drop the file again.",
-                    file=label,
-                )
-        m = _TS_LINE.match(lines[i])
-        if not m:
-            raise InputError(
-                f"line {i + 1} has no `-->` timestamp (found {lines[i].strip()[:60]!r}). "
-                "Each caption needs a line like '00:00:01,000 --> 00:00:02,500'. Fix the line and drop the file again.",
-                file=label,
-            )
-        g = m.groups()
-        start, end = _seconds(*g[:4]), _seconds(*g[4:])
-        if end <= start:
-            raise InputError(
-                f"line {i + 1}: the caption ends ({lines[i].strip()}) before it starts. "
-                "Fix the timestamps and drop the file again.",
-                file=label,
-            )
-        i += 1
-        body: list[str] = []
-        while i < n and lines[i].strip():
-            body.append(lines[i].rstrip())
-            i += 1
-        cues.append(Cue(start, end, "\n".join(body)))
-    if not cues:
-        raise InputError("has no captions in it. Check that it is an SRT file and drop it again.", file=label)
-    return cues
+    """Decode a dropped text file in whatever encoding it is in; returns (text, encoding)."""
+    decoded = _detect(raw)
+    return decoded.text, decoded.encoding
 
 
 def read_srt(path: Path, label: str, max_bytes: int | None = None) -> tuple[list[Cue], str]:
-    try:
-        size = path.stat().st_size
-        if max_bytes is not None and size > max_bytes:
-            raise InputError(
-                f"is {size / 1e6:.1f} MB; subtitle files are limited to {max_bytes / 1e6:.1f} MB "
-                "(intake.max_subtitle_bytes). Check that it is really a subtitle file.",
-                file=label,
-            )
-        raw = path.read_bytes()
-    except OSError as e:
-        raise InputError(f"cannot be read ({e.strerror}).", file=label) from e
-    text, enc = decode_text(raw, label)
-    return parse_srt(text, label), enc
+    """A subtitle file's cues as plain text (styling dropped) and its encoding."""
+    sub = read_subtitles(path, label, max_bytes)
+    cues = [Cue(ev.start / 1000, ev.end / 1000, ev.plaintext) for ev in sub.subs.events]
+    return cues, sub.encoding
 
 
 def srt_timestamp(seconds: float) -> str:
@@ -119,11 +70,15 @@ def srt_timestamp(seconds: float) -> str:
 
 
 def write_srt(cues: Sequence[Cue], path: Path) -> Path:
-    """Write ``cues`` as an SRT file (UTF-8). Cues are kept in order and never overlap, even after rounding."""
+    """Write ``cues`` as an SRT file (UTF-8). Cues are kept in order and never overlap, even after rounding.
+
+    A cue's line breaks are kept (captions laid out on two lines stay so);
+    blank lines inside a cue, which would end it in SRT, are dropped.
+    """
     blocks: list[str] = []
     last_end_ms = 0
     for cue in cues:
-        text = " ".join(cue.text.split())
+        text = "\n".join(" ".join(line.split()) for line in cue.text.split("\n") if line.split())
         if not text:
             continue
         start_ms = max(round(cue.start * 1000), last_end_ms)
@@ -148,15 +103,10 @@ def _colour(hex_rgb: str) -> pysubs2.Color:
     return pysubs2.Color(int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16), 0)
 
 
-def build_ass(cues: list[Cue], width: int, height: int, style: CaptionConfig, out: Path) -> None:
-    """Write an ASS file whose style scales with the video height."""
-    subs = pysubs2.SSAFile()
-    subs.info["PlayResX"] = str(width)
-    subs.info["PlayResY"] = str(height)
-    subs.info["WrapStyle"] = "0"
-    subs.info["ScaledBorderAndShadow"] = "yes"
+def omad_style(width: int, height: int, style: CaptionConfig) -> pysubs2.SSAStyle:
+    """omad's caption style for a ``width`` x ``height`` video: sizes scale with the height."""
     size = max(8, round(height * style.size_ratio))
-    st = pysubs2.SSAStyle(
+    return pysubs2.SSAStyle(
         fontname=style.font,
         fontsize=size,
         primarycolor=_colour(style.primary_colour),
@@ -170,15 +120,111 @@ def build_ass(cues: list[Cue], width: int, height: int, style: CaptionConfig, ou
         marginr=round(width * 0.05),
         marginv=round(height * style.margin_ratio),
     )
-    subs.styles["Default"] = st
+
+
+def _styled_file(width: int, height: int, style: CaptionConfig) -> pysubs2.SSAFile:
+    subs = pysubs2.SSAFile()
+    subs.info["PlayResX"] = str(width)
+    subs.info["PlayResY"] = str(height)
+    subs.info["WrapStyle"] = "0"
+    subs.info["ScaledBorderAndShadow"] = "yes"
+    subs.styles["Default"] = omad_style(width, height, style)
+    return subs
+
+
+_OVERRIDE = re.compile(r"<[^>]+>|\{\\[^}]*\}")
+
+
+def escape_ass_text(text: str) -> str:
+    """Plain text as ASS event text: tags dropped, characters libass would obey escaped, line breaks kept."""
+    clean = _OVERRIDE.sub("", text)
+    clean = clean.replace("\\", "\u2216").replace("{", "(").replace("}", ")")
+    return clean.replace("\n", "\\N")
+
+
+def build_ass(cues: Sequence[Cue], width: int, height: int, style: CaptionConfig, out: Path) -> None:
+    """Write an ASS file of plain-text ``cues`` in omad's caption style."""
+    subs = _styled_file(width, height, style)
     for c in cues:
-        clean = _TAG.sub("", c.text)
-        # Escape characters ASS would read as override blocks; keep line breaks.
-        clean = clean.replace("\\", "\u2216").replace("{", "(").replace("}", ")")
-        subs.append(
-            pysubs2.SSAEvent(start=int(c.start * 1000), end=int(c.end * 1000), text=clean.replace("\n", "\\N"))
-        )
+        subs.append(pysubs2.SSAEvent(start=int(c.start * 1000), end=int(c.end * 1000), text=escape_ass_text(c.text)))
     subs.save(str(out), encoding="utf-8", format_="ass")
+
+
+def karaoke_text(cue: Cue, words: Sequence[tuple[float, float, str]]) -> str | None:
+    """ASS karaoke text for ``cue``: each word carries a ``\\k`` as long as it is spoken.
+
+    ``words`` are (start, end, text) in seconds, the cue's words in order; the
+    cue's line breaks are kept. None when they are not the cue's words (then
+    the caption is drawn plain).
+    """
+    lines = [line.split() for line in cue.text.split("\n")]
+    flat = [w for line in lines for w in line]
+    if [w[2] for w in words] != flat or not words:
+        return None
+    parts: list[str] = []
+    at = round(cue.start * 100)  # centiseconds: the unit of \k
+    lead = max(0, round(words[0][0] * 100) - at)
+    if lead:
+        parts.append(f"{{\\k{lead}}}")
+        at += lead
+    i = 0
+    for n, line in enumerate(lines):
+        for k in range(len(line)):
+            start, end, text = words[i]
+            nxt = round(words[i + 1][0] * 100) if i + 1 < len(words) else max(round(end * 100), at + 1)
+            length = max(1, nxt - at)
+            sep = "\\N" if k == 0 and n > 0 else (" " if k > 0 else "")
+            parts.append(f"{sep}{{\\k{length}}}{escape_ass_text(text)}")
+            at += length
+            i += 1
+    return "".join(parts)
+
+
+def build_karaoke_ass(cues: Sequence[Cue], words: Sequence[tuple[float, float, str]], width: int, height: int,
+                      style: CaptionConfig, out: Path) -> int:
+    """Write ``cues`` as karaoke captions: the spoken word turns ``caption.highlight_colour`` (ASS ``\\k``).
+
+    ``words`` are all the narration's words (start, end, text); each cue takes
+    the ones spoken inside it. Returns how many cues were highlighted word by
+    word (the others, whose words could not be matched, are drawn plain).
+    """
+    subs = _styled_file(width, height, style)
+    default = subs.styles["Default"]
+    # \k shows a word in SecondaryColour until its time, then in PrimaryColour.
+    default.secondarycolor = default.primarycolor
+    default.primarycolor = _colour(style.highlight_colour)
+    highlighted = 0
+    pool = sorted(words)
+    for c in cues:
+        mine = [w for w in pool if c.start - 1e-6 <= w[0] < c.end - 1e-6]
+        text = karaoke_text(c, mine)
+        if text is None:
+            text = "{\\1c" + _ass_bgr(style.primary_colour) + "}" + escape_ass_text(c.text)
+        else:
+            highlighted += 1
+        subs.append(pysubs2.SSAEvent(start=int(c.start * 1000), end=int(c.end * 1000), text=text))
+    subs.save(str(out), encoding="utf-8", format_="ass")
+    return highlighted
+
+
+def _ass_bgr(hex_rgb: str) -> str:
+    h = hex_rgb.lstrip("#")
+    return f"&H{h[4:6]}{h[2:4]}{h[0:2]}&".upper()
+
+
+def burnable_ass(sub: SubtitleFile, width: int, height: int, style: CaptionConfig) -> pysubs2.SSAFile:
+    """The ASS to burn for a dropped subtitle file.
+
+    An ASS/SSA file keeps its own styles, play resolution and positioning;
+    SRT/VTT events (inline tags such as ``{\\i1}`` and ``{\\an8}`` kept) get
+    omad's style, sized for this video.
+    """
+    if sub.own_styles:
+        return sub.subs
+    subs = _styled_file(width, height, style)
+    for ev in sub.subs.events:
+        subs.append(pysubs2.SSAEvent(start=ev.start, end=ev.end, text=ev.text))
+    return subs
 
 
 def check_cost(cues: Sequence[Cue], label: str, *, max_cues: int, max_on_screen: int) -> None:

@@ -9,7 +9,8 @@ from conftest import Env, make_video, write_srt
 
 from omad.errors import InputError
 from omad.ffmpeg import escape_filter_path, probe
-from omad.subtitles import parse_srt, read_srt
+from omad.subtitle_files import parse_subtitles
+from omad.subtitles import read_srt
 
 NASTY = "my talk: 'ação' [1], final; v2"
 
@@ -36,7 +37,9 @@ def test_caption_pair_becomes_captioned_video(env: Env, encoding: str) -> None:
     assert side["route"] == "caption"
     assert side["stages"][0]["name"] == "caption"
     assert side["stages"][0]["facts"]["captions"] == 2
-    assert side["stages"][0]["facts"]["srt_encoding"] in ("utf-8-sig", "cp1252")
+    facts = side["stages"][0]["facts"]
+    assert facts["subtitle_encoding"] == {"utf-8": "utf-8", "utf-8-sig": "utf-8-sig", "cp1252": "cp1252"}[encoding]
+    assert facts["subtitle_format"] == "srt" and facts["subtitle_styles"] == "omad"
     assert {i["role"] for i in side["inputs"]} == {"video", "srt"}
     assert side["tools"]["ffmpeg"]
     assert list(env.inbox.iterdir()) == []
@@ -74,17 +77,28 @@ def test_caption_text_is_visible_in_frames(env: Env) -> None:
     assert changed(1.5) < 20  # no caption: only re-encoding noise
 
 
-def test_bad_srt_is_quarantined_with_the_line(env: Env) -> None:
-    """GIVEN an SRT whose second caption has no timestamp
-    THEN the pair lands in outbox/failed/ with an error naming the file and the line, and nothing is lost."""
+def test_srt_with_nothing_usable_is_quarantined_with_the_line(env: Env) -> None:
+    """GIVEN an SRT in which no caption has a timing line
+    THEN the pair lands in outbox/failed/ with an error naming the file and the first unreadable line."""
     make_video(env.inbox / "talk.mp4", seconds=1.0)
-    write_srt(env.inbox / "talk.srt", "1\n00:00:00,000 --> 00:00:01,000\nOi\n\n2\nsem tempo aqui\n")
+    write_srt(env.inbox / "talk.srt", "1\nsem tempo aqui\n\n2\nnem aqui\n")
     assert env.once() == 1
     err = env.failed_error("talk")
-    assert "talk.srt" in err["message"] and "line 6" in err["message"] and "-->" in err["message"]
+    assert "talk.srt" in err["message"] and "line 2" in err["message"] and "-->" in err["message"]
     assert err["error"]["kind"] == "input"
     assert sorted(p.name for p in (env.outbox / "failed" / "talk").iterdir()) == ["error.json", "talk.mp4", "talk.srt"]
     assert not (env.outbox / "talk.mp4").exists()
+
+
+def test_srt_with_one_bad_block_is_burned_with_a_warning(env: Env) -> None:
+    """GIVEN an SRT whose second caption has no timestamp
+    THEN the first caption is burned and the sidecar warns that line 6 was left out."""
+    make_video(env.inbox / "talk.mp4", seconds=1.0)
+    write_srt(env.inbox / "talk.srt", "1\n00:00:00,000 --> 00:00:01,000\nOi\n\n2\nsem tempo aqui\n")
+    assert env.once() == 0
+    side = env.sidecar("talk")
+    assert side["stages"][0]["facts"]["captions"] == 1
+    assert any("talk.srt" in w and "line 6" in w and "sem tempo aqui" in w for w in side["warnings"])
 
 
 def test_not_a_video_is_an_input_error(env: Env) -> None:
@@ -100,13 +114,14 @@ def test_not_a_video_is_an_input_error(env: Env) -> None:
     "text,fragment",
     [
         ("", "no captions"),
-        ("1\n00:00:02,000 --> 00:00:01,000\nAo contrário\n", "ends"),
-        ("1\n00:00:01,000 -> 00:00:02,000\nSeta errada\n", "line 2 has no `-->`"),
+        ("1\n00:00:02,000 --> 00:00:01,000\nAo contrário\n", "empty or end when they start"),
+        ("1\nSem tempo\n", "line 2 could not be read (found 'Sem tempo')"),
+        ("[Script Info]\nScriptType: v4.00+\n", "no captions"),
     ],
 )
-def test_srt_parser_errors_name_the_problem(text: str, fragment: str) -> None:
+def test_subtitle_errors_name_the_problem(text: str, fragment: str) -> None:
     with pytest.raises(InputError) as exc:
-        parse_srt(text, "x.srt")
+        parse_subtitles(text, "x.srt")
     assert fragment in str(exc.value)
     assert str(exc.value).startswith("x.srt: ")
 

@@ -74,7 +74,7 @@ STEPS: dict[str, tuple[Any, str, Callable[..., Path | str]]] = {
     "classify": (intake_mod, "classify", lambda path, *a, **k: path),
     "pair": (intake_mod.Intake, "_group", lambda self, members, *a, **k: members[0].path),
     "hash": (claim_mod, "hash_path", lambda path, *a, **k: path),
-    "parse_srt": (caption_mod, "read_srt", lambda path, *a, **k: path),
+    "parse_srt": (caption_mod, "read_subtitles", lambda path, *a, **k: path),
     "probe": (caption_mod, "probe", lambda path, *a, **k: path),
     "publish": (Outbox, "publish", lambda self, name, *a, **k: name),
     "parse_brief": (intake_mod, "load_brief", lambda path, *a, **k: path),

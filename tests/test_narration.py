@@ -63,8 +63,8 @@ def _parse_srt(path: Path) -> list[tuple[float, float, str]]:
 def test_story_becomes_one_wav_with_captions_timed_to_the_voice(tmp_path: Path) -> None:
     """GIVEN three pt-BR sentences with money, units, times and a date
     WHEN they are narrated with espeak-ng
-    THEN one mono 16-bit WAV holds them, with a cue per sentence that reads as written
-    and lies exactly where that sentence's audio is."""
+    THEN one mono 16-bit WAV holds them, with a chunk cue per sentence that reads as written
+    and lies exactly where that sentence's audio is, and captions timed to the words inside them."""
     fractions: list[float] = []
     result = _narrate(STORY, tmp_path, progress=fractions.append)
 
@@ -74,7 +74,7 @@ def test_story_becomes_one_wav_with_captions_timed_to_the_voice(tmp_path: Path) 
     assert (int(stream["channels"]), int(stream["sample_rate"])) == (1, result.sample_rate) == (1, 22050)
     assert info.duration is not None and abs(info.duration - result.duration) < 0.01
 
-    cues = result.cues
+    cues = result.chunk_cues
     assert [c.text for c in cues] == [
         "O Sr. Silva pagou R$ 12,50 pelo café na Av. Paulista.",
         "Depois andou 5 km em 1h30, com 2 amigas!",
@@ -113,9 +113,9 @@ def test_story_becomes_one_wav_with_captions_timed_to_the_voice(tmp_path: Path) 
 
 def test_each_cue_lasts_as_long_as_espeak_speaks_its_sentence(tmp_path: Path) -> None:
     """GIVEN the same sentences spoken one by one by espeak-ng itself
-    THEN every cue's length is that sentence's measured audio, not an estimate."""
+    THEN every chunk cue's length is that sentence's measured audio, not an estimate."""
     result = _narrate(STORY, tmp_path)
-    for i, cue in enumerate(result.cues):
+    for i, cue in enumerate(result.chunk_cues):
         alone = tmp_path / f"alone-{i}.wav"
         subprocess.run(
             ["espeak-ng", "-v", "pt-br", "-s", "160", "-p", "50", "-b", "1", "-w", str(alone), "--stdin"],
@@ -128,7 +128,7 @@ def test_each_cue_lasts_as_long_as_espeak_speaks_its_sentence(tmp_path: Path) ->
 def test_short_sentences_share_a_chunk_and_a_cue_when_merging(tmp_path: Path) -> None:
     result = _narrate("Oi. Tudo bem? Sim.", tmp_path, merge_sentences=True, max_chunk_chars=100)
     assert [c.text for c in result.cues] == ["Oi. Tudo bem? Sim."]
-    assert abs(result.cues[0].end - result.duration) < 0.001
+    assert abs(result.chunk_cues[0].end - result.duration) < 0.001
 
 
 @pytest.mark.parametrize("text", ["", "   \n\n\t", "🎉🎉 👍🏽", "... !!! ???", "™ © ✔"])
@@ -233,12 +233,15 @@ def test_chunks_of_other_formats_are_converted_to_the_first_chunks_format(tmp_pa
     engine = _StereoFloatEspeak()
     result = _narrate(STORY, tmp_path, engine=engine)
     samples, rate = _samples(result.wav)
-    assert rate == 22050 and len(result.cues) == 3
-    middle = result.cues[1]
+    assert rate == 22050 and len(result.chunk_cues) == 3
+    middle = result.chunk_cues[1]
     assert np.sqrt(np.mean(samples[int(middle.start * rate) : int(middle.end * rate)] ** 2)) > 300
-    spoken = sum(c.end - c.start for c in result.cues)
+    spoken = sum(c.end - c.start for c in result.chunk_cues)
     assert abs(result.duration - (spoken + 2 * PAUSE)) <= 0.05
-    assert abs(result.cues[-1].end - result.duration) <= 0.1
+    assert abs(result.chunk_cues[-1].end - result.duration) <= 0.1
+    # No word events from this engine: the words were aligned to the voice instead.
+    assert result.facts["caption_timing"] == "word: aligned to espeak (DTW)"
+    assert [" ".join(c.text.split()) for c in result.cues] == [c.text for c in result.chunk_cues]
 
 
 def test_other_languages_keep_their_numbers_for_the_engine(tmp_path: Path) -> None:
@@ -255,3 +258,9 @@ def test_srt_cues_never_overlap_after_rounding(tmp_path: Path) -> None:
     assert all(s < e for s, e, _ in parsed)
     assert all(a[1] <= b[0] for a, b in zip(parsed, parsed[1:], strict=False))
     assert srt_timestamp(3725.5) == "01:02:05,500"
+
+
+def test_srt_keeps_a_captions_two_lines_but_never_a_blank_line(tmp_path: Path) -> None:
+    cues = [Cue(0.0, 1.0, "primeira  linha\nsegunda"), Cue(1.0, 2.0, "a\n\n  \nb")]
+    parsed = _parse_srt(write_srt(cues, tmp_path / "x.srt"))
+    assert [t for _, _, t in parsed] == ["primeira linha\nsegunda", "a\nb"]

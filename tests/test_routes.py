@@ -38,7 +38,8 @@ def test_text_becomes_wav_and_srt_timed_to_it(small: Env) -> None:
     assert info.audio is not None and info.audio["codec_name"] == "pcm_s16le"
     cues, _ = read_srt(srt, "aviso.srt")
     assert [c.text for c in cues][0] == "Bom dia!"
-    assert cues[-1].end == pytest.approx(info.duration, abs=0.15)
+    # The last caption goes when the voice stops, not after the engine's trailing silence.
+    assert info.duration is not None and info.duration - 0.6 < cues[-1].end <= info.duration + 0.01
     assert all(a.end <= b.start for a, b in zip(cues, cues[1:], strict=False))
     text = srt.read_text()
     assert "R$ 12,50" in text and "529.982.247-25" not in text and "CPF removido" in text

@@ -470,3 +470,21 @@ def test_doctor_says_when_the_web_side_needs_a_token_and_has_none(make_env: Call
     cli_main(["doctor", *cfg])
     line = next(x for x in capsys.readouterr().out.splitlines() if "web tokens" in x)
     assert line.startswith("ok") and "1 live token" in line
+
+
+def test_a_video_and_its_webvtt_posted_together_are_captioned(served: Served, tmp_path: Path) -> None:
+    """GIVEN a video and a same-name .vtt posted to /api/jobs THEN they pair like an .srt and are captioned;
+    the Create form's caption kind takes a .vtt, .ass or .ssa as its subtitles too."""
+    from omad.web.submit import brief_from_fields
+
+    video = make_video(tmp_path / "aula.mp4", seconds=0.5, size="160x90")
+    vtt = "WEBVTT\n\n00:00.000 --> 00:00.400 line:0\nOlá, <i>turma</i>\n"
+    with served.client() as c:
+        r = c.post("/api/jobs", files=[("files", ("aula.mp4", video.read_bytes(), "video/mp4")),
+                                       ("files", ("aula.vtt", vtt.encode(), "text/vtt"))])
+        assert r.status_code == 202, r.text
+        job = _final(c, r.json()["id"])
+    assert job["status"] == "done" and job["route"] == "caption" and job["inputs"] == ["aula.mp4", "aula.vtt"]
+    assert served.env.sidecar("aula")["stages"][0]["facts"]["subtitle_format"] == "vtt"
+    for ext in ("vtt", "ass", "ssa"):
+        assert brief_from_fields({"kind": "caption"}, ["x.mp4", f"x.{ext}"])["subtitles"] == f"x.{ext}"

@@ -382,6 +382,7 @@ def _scene_brief(brief: VideoBrief, scenes: list[Scene], audio: AudioAnswer | No
         "music": brief.music,
         "music_db": music_db,
         "captions": brief.captions,
+        "caption": brief.caption.model_dump(exclude_none=True) if brief.caption else None,
         "voice": voice,
     }
     # Validated like a user's brief, so what the video route reads back is exactly what was checked here.

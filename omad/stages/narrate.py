@@ -59,6 +59,7 @@ class NarrateStage(Stage):
             "duration": round(narration.duration, 3),
             "sample_rate": narration.sample_rate,
             "cues": len(narration.cues),
+            "words_timed": len(narration.words),
             "text_encoding": encoding,
             "loudness": loud,
         }

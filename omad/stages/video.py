@@ -30,9 +30,9 @@ from ..errors import InputError
 from ..ffmpeg import SAFE_INPUT_ARGS, escape_filter_path, run_ffmpeg
 from ..media.kenburns import render_still
 from ..media.titlecard import render_title_card
-from ..speech import speak
+from ..speech import layout_rules, speak
 from ..stage import Lane, Stage, StageContext, StageResult
-from ..subtitles import Cue, build_ass, write_srt
+from ..subtitles import Cue, build_ass, build_karaoke_ass, write_srt
 from ..textnorm import split_sentences
 from .img2vid import frame_size
 
@@ -77,14 +77,20 @@ class VoiceStage(Stage):
             said = (scene.spoken or scene.narration).strip()
             if said:
                 out = ctx.work / f"scene{i:02d}.wav"
-                narration, found = speak(ctx, said, out, label, f"scenes[{i}].narration", (i / n, (i + 1) / n))
+                narration, found = speak(ctx, said, out, label, f"scenes[{i}].narration", (i / n, (i + 1) / n),
+                                         layout=layout_rules(ctx, frame_size(ctx.config.video, brief.format)))
                 findings.extend(found)
                 tts.append({"engine": narration.facts.get("engine"), "rtf": narration.facts.get("rtf")})
                 cues = [[c.start, c.end, c.text] for c in narration.cues]
+                words = [[w.start, w.end, w.text] for w in narration.words]
                 if said != scene.narration.strip() and cues:
-                    cues = _caption_written(scene.narration, cues, ctx, f"scenes[{i}].narration", findings)
+                    # Respelled for the voice: the words heard are not the words shown, so captions
+                    # go sentence by sentence (chunk cues) and no word is highlighted.
+                    chunk_cues = [[c.start, c.end, c.text] for c in narration.chunk_cues]
+                    cues = _caption_written(scene.narration, chunk_cues, ctx, f"scenes[{i}].narration", findings)
+                    words = []
                 entry.update(wav=out.name, duration=narration.duration, sample_rate=narration.sample_rate,
-                             cues=cues)
+                             cues=cues, words=words)
             scenes.append(entry)
         (ctx.work / "voice.json").write_text(json.dumps({"scenes": scenes}, ensure_ascii=False))
         facts = {"scenes": n, "spoken_seconds": round(sum(s["duration"] for s in scenes), 3)}
@@ -186,9 +192,16 @@ class RenderStage(Stage):
         cues = [Cue(starts[i] + c[0], starts[i] + c[1], c[2]) for i, v in enumerate(voice) for c in v["cues"]]
         write_srt(cues, ctx.work / "captions.srt")
         vgraph = self._join_graph(len(clips), lengths, starts, xf)
+        style = (brief.caption.style if brief.caption else None) or cfg.caption.style
+        highlighted = 0
         if brief.captions and cues:
             ass = ctx.work / "captions.ass"
-            build_ass(cues, width, height, cfg.caption, ass)
+            if style == "word_highlight":
+                words = [(starts[i] + w[0], starts[i] + w[1], w[2]) for i, v in enumerate(voice)
+                         for w in v.get("words", [])]
+                highlighted = build_karaoke_ass(cues, words, width, height, cfg.caption, ass)
+            else:
+                build_ass(cues, width, height, cfg.caption, ass)
             vgraph += f";[joined]ass={escape_filter_path(ass)}[v]"
         else:
             vgraph += ";[joined]null[v]"
@@ -215,6 +228,7 @@ class RenderStage(Stage):
             publish={".mp4": "video", ".srt": "srt", ".jpg": "poster"},
             facts={"seconds": round(total, 3), "width": width, "height": height, "fps": fps,
                    "crossfade_seconds": round(xf, 3), "scenes": facts_scenes, "captions": len(cues),
+                   "caption_style": style, "captions_word_highlighted": highlighted,
                    "music": music is not None,
                    "loudness": {"measured_lufs": measured.get("input_i"), "target_lufs": cfg.audio.loudness_lufs}},
         )

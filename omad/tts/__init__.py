@@ -18,6 +18,7 @@ from ..lanes import Lane
 if TYPE_CHECKING:
     from ..config import Config
     from ..lanes import Lanes
+    from ..wordtiming import WordTime
 
 __all__ = ["Synthesis", "TtsEngine", "Voice", "engine_for", "lane_of", "ENGINE_LANES"]
 
@@ -37,12 +38,17 @@ class Voice:
 
 @dataclass
 class Synthesis:
-    """One synthesised chunk: a WAV file, its measured duration, and facts for the job record."""
+    """One synthesised chunk: a WAV file, its measured duration, and facts for the job record.
+
+    ``words`` is the engine's own timing of each whitespace token of the text
+    it was given, when it knows it (espeak); None means "align it" (F5).
+    """
 
     path: Path
     duration: float
     sample_rate: int
     facts: dict[str, Any] = field(default_factory=dict)
+    words: list[WordTime] | None = None
 
 
 @runtime_checkable

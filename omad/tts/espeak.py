@@ -17,9 +17,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+import numpy as np
+
 from ..errors import ConfigError, InputError, StageFailed, ToolMissing, ToolTimeout, TransientError
 from ..lanes import Lane
 from ..procs import run_tool
+from ..wordtiming import WordTime, align_words
 from . import Synthesis, Voice
 
 if TYPE_CHECKING:
@@ -131,6 +134,7 @@ class EspeakEngine:
             path=out,
             duration=duration,
             sample_rate=rate,
+            words=self._word_events(text, voice_name, out, self._rate(voice)),
             facts={
                 "engine": self.name,
                 "engine_version": espeak_version(exe),
@@ -140,6 +144,26 @@ class EspeakEngine:
                 "rtf": round(wall / duration, 4),
             },
         )
+
+    def _word_events(self, text: str, voice_name: str, out: Path, rate: int) -> list[WordTime] | None:
+        """espeak's own word events for this recording, or None when libespeak-ng cannot give them.
+
+        libespeak-ng speaking the same text with the same voice, rate and pitch
+        reports where each word starts. Its synthesiser keeps a little state
+        between texts, so its samples can drift from the program's by tens of
+        milliseconds; the events are therefore carried onto this recording by
+        aligning the two (near-identical) recordings, not copied.
+        """
+        try:
+            with wave.open(str(out), "rb") as w:
+                if w.getsampwidth() != 2 or w.getnchannels() != 1:
+                    return None
+                samples = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+                file_rate = w.getframerate()
+            words = align_words(text, samples, file_rate, voice_name, rate, self.config.pitch)
+        except (ToolMissing, OSError, EOFError, wave.Error):
+            return None
+        return words or None
 
     def _raise_for_failure(
         self, rc: int, stderr: str, voice_name: str, from_brief: bool, details: dict[str, object]

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = ["page_routes", "render_create_page", "render_job_page"]
 
-_KINDS = (("", "let omad decide from the files"), ("caption", "caption: burn an .srt into a video"),
+_KINDS = (("", "let omad decide from the files"), ("caption", "caption: burn subtitles (srt, vtt, ass) into a video"),
           ("narrate", "narrate: text to speech"), ("img2vid", "img2vid: Ken Burns clip of an image"),
           ("addaudio", "addaudio: new soundtrack for a video"), ("video", "video: agents write it from a prompt"))
 
@@ -52,7 +52,7 @@ def render_create_page(nav: dict[str, Any], error: str | None = None, limits: st
         '<form method="post" action="/create" enctype="multipart/form-data" id="create-form">'
         f'<input type="hidden" name="csrf" value="{e(nav.get("csrf"))}">'
         "<fieldset><legend>Files</legend>"
-        '<div id="dropzone"><p>Drop files here (a video and its .srt, an image and its audio, a .txt...) or '
+        '<div id="dropzone"><p>Drop files here (a video and its subtitles, an image and its audio, a .txt...) or '
         '<label class="inline">choose them <input type="file" name="files" id="files" multiple></label></p>'
         f'<p class="meta chosen">no files chosen</p><p class="meta">{e(limits)}</p></div>'
         '<progress id="upload-progress" max="100" value="0" hidden></progress> '

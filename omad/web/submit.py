@@ -134,7 +134,7 @@ class Staging:
         return staged
 
 
-_EXT = {"video": (".mp4", ".mov", ".mkv", ".webm", ".m4v"), "srt": (".srt",),
+_EXT = {"video": (".mp4", ".mov", ".mkv", ".webm", ".m4v"), "srt": (".srt", ".vtt", ".ass", ".ssa"),
         "image": (".jpg", ".jpeg", ".png", ".webp"), "audio": (".wav", ".mp3", ".m4a", ".flac", ".ogg", ".opus"),
         "text": (".txt",)}
 

@@ -11,7 +11,7 @@ noise), whose word onsets are *known*: they are that very synthesis's own word
 events, moved past leading silence. The engine hands omad only audio, as F5
 does, so omad must find the words by forced alignment (MFCC + DTW against
 espeak-ng's default pt-BR voice speaking the same text). Each paragraph goes
-through ``omad.narration.narrate_text`` exactly as a drop would (sentence
+through ``omad.tts.narration.narrate_text`` exactly as a drop would (sentence
 chunks, joined with pauses, words grouped into captions), and for every
 caption the gap between its start and the true onset of its first word is
 measured.
@@ -37,9 +37,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from omad.narration import narrate_text  # noqa: E402
 from omad.tts import Synthesis, Voice  # noqa: E402
-from omad.wordtiming import WordTime, espeak_words  # noqa: E402
+from omad.tts.narration import narrate_text  # noqa: E402
+from omad.tts.wordtiming import WordTime, espeak_words  # noqa: E402
 
 TEXTS = [
     "Hoje vamos falar sobre as abelhas, que visitam milhares de flores todos os dias para levar pólen e néctar "

@@ -20,7 +20,7 @@ daemon's tick and of the polling observer's interval.
 
 ``caption``: N video+SRT pairs through one ``omad once`` against a bash loop
 running ffmpeg with the argv omad's caption stage builds (same ASS files,
-built beforehand with ``omad.subtitles.build_ass``). Runs alternate (loop,
+built beforehand with ``omad.media.subtitles.build_ass``). Runs alternate (loop,
 omad, loop, omad...) so drifting machine load hits both alike.
 
 ``idle``: ``omad run`` with an empty inbox; CPU from ``/proc/PID/stat``
@@ -56,7 +56,7 @@ OMAD = ROOT / ".venv" / "bin" / "omad"
 PYTHON = ROOT / ".venv" / "bin" / "python"
 
 from omad.config import Config  # noqa: E402
-from omad.subtitles import build_ass, read_srt  # noqa: E402
+from omad.media.subtitles import build_ass, read_srt  # noqa: E402
 
 # Distinct pt-BR sentences so that no two drops share content (a repeat would be skipped as a duplicate).
 SENTENCES = [
@@ -307,8 +307,8 @@ def breakdown(src: Path, names: list[str], root: Path, runs: int) -> dict[str, f
     The same ffmpeg argv is run by omad's ``run_ffmpeg`` and by a bare ``subprocess.run``, alternately, so the
     difference is what the wrapper adds (progress parsing, the stderr and watchdog threads and their joins).
     """
-    from omad.ffmpeg import SAFE_INPUT_ARGS, escape_filter_path, probe, run_ffmpeg
     from omad.lanes import Lanes
+    from omad.media.ffmpeg import SAFE_INPUT_ARGS, escape_filter_path, probe, run_ffmpeg
     from omad.stage import StageContext
     from omad.stages.caption import CaptionStage
 

@@ -38,8 +38,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 import f5_tiny as ft  # noqa: E402
 import numpy as np  # noqa: E402
 
-from omad.audio_prep import prepare_reference, read_wav  # noqa: E402
 from omad.config import F5Config  # noqa: E402
+from omad.media.audio_prep import prepare_reference, read_wav  # noqa: E402
 from omad.tts._f5_imports import require_f5  # noqa: E402
 from omad.tts._f5_loader import load_f5  # noqa: E402
 from omad.tts.f5 import SAMPLE_RATE, _ref_text, split_text, synthesize_chunk  # noqa: E402

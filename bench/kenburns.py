@@ -19,7 +19,7 @@ Methods:
   zoompan              ffmpeg's zoompan on the cover-scaled image (the common recipe)
   zoompan 4x           zoompan on a 4x upscaled image (the usual fix for its shake)
   moviepy              MoviePy 2: ImageClip.resized(t -> zoom) centred in a CompositeVideoClip
-  omad                 omad.media.render_still(motion="zoom_in")
+  omad                 omad.media.kenburns.render_still(motion="zoom_in")
 
 For each: wall time and CPU time (this process and its children; the fastest
 of --repeat runs), and the centre's largest and mean frame-to-frame movement
@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from omad.media import render_still
+from omad.media.kenburns import render_still
 
 W, H, FPS, ZOOM, CRF, PRESET = 1920, 1080, 30, 1.15, 20, "veryfast"
 

@@ -234,7 +234,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     _check(res, "FAIL", "ffmpeg", ff is not None, ff or "not found: sudo apt-get install ffmpeg")
     _check(res, "FAIL", "ffprobe", fp is not None, fp or "not found: sudo apt-get install ffmpeg")
     if ff:
-        from .ffmpeg import ffmpeg_version
+        from .media.ffmpeg import ffmpeg_version
         from .procs import run_tool
 
         filters = run_tool([ff, "-hide_banner", "-filters"], timeout=30).stdout.decode("utf-8", "replace")

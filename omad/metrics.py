@@ -51,10 +51,10 @@ from prometheus_client.registry import Collector
 
 from . import __version__, errors
 from .config import Config, TtsConfig
-from .ffmpeg import ffmpeg_version
 from .guardrails import PII_TYPES, Action
 from .journal import Job, JobStatus
 from .lanes import UNLOAD_REASONS
+from .media.ffmpeg import ffmpeg_version
 from .routes import ROUTE_STAGES, ROUTES
 from .stage import StageResult
 

@@ -17,9 +17,9 @@ from . import __version__
 from .config import Config
 from .errors import GuardrailBlocked, OmadError
 from .events import Event, EventBus
-from .ffmpeg import ffmpeg_version
 from .guardrails import guardrails_for
 from .journal import Job, JobStatus, Journal
+from .media.ffmpeg import ffmpeg_version
 from .outbox import Outbox
 from .paths import Paths
 from .stage import StageResult

@@ -10,8 +10,8 @@ import yaml
 from conftest import Env, make_image
 from fake_ollama import FakeOllama, Reply
 
-from omad.ffmpeg import probe
-from omad.subtitles import read_srt
+from omad.media.ffmpeg import probe
+from omad.media.subtitles import read_srt
 
 SMALL = {"preset": "custom", "width": 320, "height": 180, "fps": 10, "x264_preset": "ultrafast"}
 

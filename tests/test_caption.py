@@ -8,9 +8,9 @@ import pytest
 from conftest import Env, make_video, write_srt
 
 from omad.errors import InputError
-from omad.ffmpeg import escape_filter_path, probe
-from omad.subtitle_files import parse_subtitles
-from omad.subtitles import read_srt
+from omad.media.ffmpeg import escape_filter_path, probe
+from omad.media.subtitle_files import parse_subtitles
+from omad.media.subtitles import read_srt
 
 NASTY = "my talk: 'ação' [1], final; v2"
 

@@ -6,7 +6,7 @@ import codecs
 
 import pytest
 
-from omad.encodings import decode_text
+from omad.text.encodings import decode_text
 
 SRT = "1\n00:00:01,000 --> 00:00:02,000\n{}\n\n2\n00:00:02,000 --> 00:00:03,000\n{}\n"
 

@@ -11,8 +11,8 @@ import pytest
 
 import omad
 import omad.errors as errors
-from omad import ffmpeg as ff
 from omad.errors import InputError, OmadError, StageFailed, ToolMissing, ToolTimeout, TransientError
+from omad.media import ffmpeg as ff
 
 
 def test_every_error_class_is_drawn_in_the_tree() -> None:

@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from omad.audio_prep import finish_speech, pause_cut, prepare_reference, read_wav, speech_bounds, write_wav
 from omad.config import Config
 from omad.errors import ConfigError, InputError, StageFailed, ToolMissing, TransientError
 from omad.lanes import Lanes
+from omad.media.audio_prep import finish_speech, pause_cut, prepare_reference, read_wav, speech_bounds, write_wav
 from omad.tts import Synthesis, TtsEngine, Voice, engine_for
 
 pytestmark = pytest.mark.f5

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import Env
 
-from omad.subtitles import read_srt
+from omad.media.subtitles import read_srt
 from omad.tts._f5_imports import f5_available
 
 pytestmark = [pytest.mark.f5, pytest.mark.skipif(not f5_available(), reason="omad[f5] extra not installed")]

@@ -28,7 +28,7 @@ import omad.intake as intake_mod
 import omad.stages.caption as caption_mod
 import omad.watcher as watcher_mod
 from omad.config import Config
-from omad.ffmpeg import probe
+from omad.media.ffmpeg import probe
 from omad.names import NAME_MAX, display, fit_stem, problem
 from omad.outbox import Outbox
 from omad.stage import StageContext

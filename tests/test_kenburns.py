@@ -21,8 +21,8 @@ import pytest
 from PIL import Image
 
 from omad.errors import ConfigError, InputError, StageFailed, ToolTimeout
-from omad.ffmpeg import probe
-from omad.media import MOVING_MOTIONS, Motion, pick_motion, render_still
+from omad.media.ffmpeg import probe
+from omad.media.kenburns import MOVING_MOTIONS, Motion, pick_motion, render_still
 from omad.media.titlecard import render_title_card
 
 W, H, FPS, SECONDS = 320, 180, 30, 2.0
@@ -346,7 +346,7 @@ def test_a_50_megapixel_photo_renders_in_under_1_gb(tmp_path: Path) -> None:
         f"""
         import json
         from pathlib import Path
-        from omad.media import render_still
+        from omad.media.kenburns import render_still
         facts = render_still(Path({str(big)!r}), Path({str(tmp_path / "big.mp4")!r}), width=1920, height=1080,
             fps=30, seconds=1.0, motion="zoom_in", fit="cover", zoom=1.15, seed="s", crf=20,
             x264_preset="veryfast", timeout=120, label="big.jpg")

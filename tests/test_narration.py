@@ -12,11 +12,11 @@ import pytest
 
 from omad.config import EspeakConfig
 from omad.errors import ConfigError, InputError, ToolMissing, ToolTimeout
-from omad.ffmpeg import probe
-from omad.narration import Cue, Narration, measure_wav, narrate_text, srt_timestamp, write_srt
-from omad.textnorm import normalize_ptbr
+from omad.media.ffmpeg import probe
+from omad.text.normalize import normalize_ptbr
 from omad.tts import Synthesis, TtsEngine, Voice
 from omad.tts.espeak import EspeakEngine
+from omad.tts.narration import Cue, Narration, measure_wav, narrate_text, srt_timestamp, write_srt
 
 PAUSE = 0.25
 STORY = (

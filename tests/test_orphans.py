@@ -20,7 +20,7 @@ import pytest
 from conftest import Env, make_video, wait_for, write_srt
 
 from omad.errors import ToolTimeout
-from omad.ffmpeg import run_ffmpeg
+from omad.media.ffmpeg import run_ffmpeg
 
 REPO = Path(__file__).resolve().parent.parent
 OMAD = str(REPO / ".venv" / "bin" / "omad")
@@ -86,7 +86,7 @@ def test_no_child_outlives_omad(
 
 def test_a_tool_past_its_timeout_gets_sigterm_then_sigkill(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     script = deaf_tool(tmp_path, "deaf-ffmpeg")
-    monkeypatch.setattr("omad.ffmpeg.FFMPEG", str(script))
+    monkeypatch.setattr("omad.media.ffmpeg.FFMPEG", str(script))
     started = time.monotonic()
     with pytest.raises(ToolTimeout, match="stage timeout"):
         run_ffmpeg(["-i", "x"], timeout=1.0)

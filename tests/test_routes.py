@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import Env, ffmpeg, make_audio, make_image, make_video
 
-from omad.ffmpeg import probe
-from omad.subtitles import read_srt
+from omad.media.ffmpeg import probe
+from omad.media.subtitles import read_srt
 
 SMALL = {"preset": "custom", "width": 320, "height": 180, "fps": 15, "x264_preset": "ultrafast"}
 

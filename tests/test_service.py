@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import Env, make_video, wait_for, write_srt
 
-from omad.ffmpeg import probe
+from omad.media.ffmpeg import probe
 
 REPO = Path(__file__).resolve().parent.parent
 OMAD = str(REPO / ".venv" / "bin" / "omad")

@@ -20,8 +20,8 @@ import pytest
 from conftest import Env, ffmpeg
 
 from omad.errors import InputError
-from omad.subtitle_files import read_subtitles
-from omad.subtitles import Cue, build_ass
+from omad.media.subtitle_files import read_subtitles
+from omad.media.subtitles import Cue, build_ass
 
 W, H = 640, 360
 

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from omad.errors import InputError
-from omad.subtitle_files import parse_subtitles, read_subtitles
+from omad.media.subtitle_files import parse_subtitles, read_subtitles
 
 _FRAGMENTS = [
     "1", "2", "", "   ", "00:00:01,000 --> 00:00:02,000", "00:00:01.000 -> 00:00:02.5", "00:01.000 --> 00:02.000",

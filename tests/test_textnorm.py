@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from omad.textnorm import (
+from omad.text.normalize import (
     has_speech,
     normalize_for_speech,
     normalize_ptbr,

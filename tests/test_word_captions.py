@@ -13,11 +13,11 @@ from conftest import Env
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from omad.caption_layout import LayoutRules, TimedWord, group_words, split_lines
-from omad.narration import _written_timing, narrate_text
-from omad.subtitles import Cue, karaoke_text, read_srt
+from omad.media.subtitles import Cue, karaoke_text, read_srt
+from omad.text.caption_layout import LayoutRules, TimedWord, group_words, split_lines
 from omad.tts.espeak import EspeakEngine
-from omad.wordtiming import WordTime, align_words, espeak_words
+from omad.tts.narration import _written_timing, narrate_text
+from omad.tts.wordtiming import WordTime, align_words, espeak_words
 
 LONG = (
     "Hoje vamos falar sobre as abelhas, que visitam milhares de flores todos os dias para levar pólen e néctar "
@@ -191,7 +191,7 @@ def test_word_highlight_lights_the_spoken_word(make_env: Callable[..., Env]) -> 
 def test_a_long_chunk_is_aligned_in_bounded_memory(monkeypatch: pytest.MonkeyPatch) -> None:
     """GIVEN a chunk long enough that its warp matrix would pass the cell limit
     THEN frames are pooled, and onsets are still found to within the pooled resolution."""
-    import omad.wordtiming as wordtiming
+    import omad.tts.wordtiming as wordtiming
 
     monkeypatch.setattr(wordtiming, "_MAX_CELLS", 40_000)  # ~200 x 200 frames: forces pooling on this text
     audio, sr, truth = espeak_words(LONG, "pt-br+m3", 190, 40)

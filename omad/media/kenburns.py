@@ -6,7 +6,7 @@ sits it on a blurred, darkened copy of itself), the motion presets with their
 deterministic ``auto`` choice, and encoding the frames. It never chooses the
 output format (the caller passes the config's size, fps and encoder settings),
 never touches the inbox or outbox, and never runs ffmpeg except through
-``omad.ffmpeg.run_ffmpeg``.
+``omad.media.ffmpeg.run_ffmpeg``.
 
 How the frames are made, chosen by measuring on a 2-core box (figures in
 docs/benchmarks.md): ffmpeg's ``zoompan`` and a whole-pixel ``crop`` put the
@@ -48,7 +48,7 @@ import numpy as np
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from ..errors import ConfigError, InputError, StageFailed
-from ..ffmpeg import AUDIO_DEMUXERS, SAFE_INPUT_ARGS, probe, run_ffmpeg
+from .ffmpeg import AUDIO_DEMUXERS, SAFE_INPUT_ARGS, probe, run_ffmpeg
 
 __all__ = [
     "Motion",

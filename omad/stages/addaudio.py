@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..audio import FINAL_AUDIO_FORMAT, check_audio, duck_filter, loudnorm_filter, measure_loudness
 from ..errors import InputError
-from ..ffmpeg import SAFE_INPUT_ARGS, VIDEO_DEMUXERS, probe, run_ffmpeg
+from ..media.audio import FINAL_AUDIO_FORMAT, check_audio, duck_filter, loudnorm_filter, measure_loudness
+from ..media.ffmpeg import SAFE_INPUT_ARGS, VIDEO_DEMUXERS, probe, run_ffmpeg
 from ..stage import Stage, StageContext, StageResult
 
 __all__ = ["AddAudioStage"]

@@ -17,11 +17,11 @@ from typing import Any
 import pysubs2
 
 from ..errors import InputError
-from ..ffmpeg import SAFE_INPUT_ARGS, VIDEO_DEMUXERS, escape_filter_path, probe, run_ffmpeg
-from ..fonts import font_substitute, missing_characters
+from ..media.ffmpeg import SAFE_INPUT_ARGS, VIDEO_DEMUXERS, escape_filter_path, probe, run_ffmpeg
+from ..media.fonts import font_substitute, missing_characters
+from ..media.subtitle_files import SubtitleFile, read_subtitles
+from ..media.subtitles import Cue, burnable_ass, check_cost, escape_ass_text
 from ..stage import Stage, StageContext, StageResult
-from ..subtitle_files import SubtitleFile, read_subtitles
-from ..subtitles import Cue, burnable_ass, check_cost, escape_ass_text
 
 __all__ = ["CaptionStage", "burn_captions", "guard_cues", "guard_events"]
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..audio import check_audio, loudnorm_filter, measure_loudness
 from ..config import VideoConfig
-from ..ffmpeg import run_ffmpeg
+from ..media.audio import check_audio, loudnorm_filter, measure_loudness
+from ..media.ffmpeg import run_ffmpeg
 from ..media.kenburns import render_still
 from ..stage import Stage, StageContext, StageResult
 

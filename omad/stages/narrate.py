@@ -12,12 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..audio import loudnorm_filter, measure_loudness
 from ..errors import InputError
-from ..ffmpeg import run_ffmpeg
-from ..speech import speak
+from ..media.audio import loudnorm_filter, measure_loudness
+from ..media.ffmpeg import run_ffmpeg
+from ..media.subtitles import decode_text, write_srt
 from ..stage import Lane, Stage, StageContext, StageResult
-from ..subtitles import decode_text, write_srt
+from ..tts.speech import speak
 
 __all__ = ["NarrateStage"]
 

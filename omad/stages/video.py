@@ -24,16 +24,16 @@ from typing import Any
 import numpy as np
 import yaml
 
-from ..audio import FINAL_AUDIO_FORMAT, check_audio, duck_filter, loudnorm_filter, measure_loudness
 from ..brief import Scene, VideoBrief, load_brief, parse_brief, resolve_asset
 from ..errors import InputError
-from ..ffmpeg import SAFE_INPUT_ARGS, escape_filter_path, run_ffmpeg
+from ..media.audio import FINAL_AUDIO_FORMAT, check_audio, duck_filter, loudnorm_filter, measure_loudness
+from ..media.ffmpeg import SAFE_INPUT_ARGS, escape_filter_path, run_ffmpeg
 from ..media.kenburns import render_still
+from ..media.subtitles import Cue, build_ass, build_karaoke_ass, write_srt
 from ..media.titlecard import render_title_card
-from ..speech import layout_rules, speak
 from ..stage import Lane, Stage, StageContext, StageResult
-from ..subtitles import Cue, build_ass, build_karaoke_ass, write_srt
-from ..textnorm import split_sentences
+from ..text.normalize import split_sentences
+from ..tts.speech import layout_rules, speak
 from .img2vid import frame_size
 
 __all__ = ["VoiceStage", "RenderStage", "scene_brief"]

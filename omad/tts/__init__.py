@@ -18,7 +18,7 @@ from ..lanes import Lane
 if TYPE_CHECKING:
     from ..config import Config
     from ..lanes import Lanes
-    from ..wordtiming import WordTime
+    from .wordtiming import WordTime
 
 __all__ = ["Synthesis", "TtsEngine", "Voice", "engine_for", "lane_of", "ENGINE_LANES"]
 

@@ -4,7 +4,7 @@ Owns running the ``espeak-ng`` program and translating its failures into
 omad's errors. Text reaches espeak-ng on stdin as UTF-8, never on the command
 line (no length limit, no option injection from text that starts with ``-``)
 and never through a shell. It speaks text as given: normalisation is the
-caller's job (``omad.textnorm``).
+caller's job (``omad.text.normalize``).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import numpy as np
 from ..errors import ConfigError, InputError, StageFailed, ToolMissing, ToolTimeout, TransientError
 from ..lanes import Lane
 from ..procs import run_tool
-from ..wordtiming import WordTime, align_words
 from . import Synthesis, Voice
+from .wordtiming import WordTime, align_words
 
 if TYPE_CHECKING:
     from ..config import EspeakConfig

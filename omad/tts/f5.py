@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from ..audio_prep import PreparedReference, finish_speech, prepare_reference, read_wav
 from ..errors import ConfigError, InputError, OmadError, StageFailed, ToolMissing, ToolTimeout, TransientError
 from ..lanes import Lane
-from ..textnorm import pack
+from ..media.audio_prep import PreparedReference, finish_speech, prepare_reference, read_wav
+from ..text.normalize import pack
 from . import Synthesis, Voice
 from ._f5_imports import INSTALL_HINT, f5_available, require_f5
 from ._f5_loader import MEL, LoadedF5, load_f5

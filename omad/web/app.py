@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ..config import is_loopback
-from ..ffmpeg import FFMPEG, FFPROBE
+from ..media.ffmpeg import FFMPEG, FFPROBE
 from .api import api_routes
 from .auth import SESSION_COOKIE, Principal
 from .files import PathRefused, resolve_outbox_path

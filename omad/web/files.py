@@ -16,9 +16,9 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from ..errors import OmadError
-from ..ffmpeg import SAFE_INPUT_ARGS, run_ffmpeg
 from ..journal import Job
 from ..log import get_logger
+from ..media.ffmpeg import SAFE_INPUT_ARGS, run_ffmpeg
 
 __all__ = [
     "PathRefused",

@@ -35,7 +35,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .errors import ToolMissing
+from ..errors import ToolMissing
 
 __all__ = ["WordTime", "espeak_words", "align_words", "EspeakLibrary", "espeak_library", "frame_energy", "mfcc",
            "dtw_path"]

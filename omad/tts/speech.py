@@ -9,11 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .caption_layout import LayoutRules
-from .errors import InputError
+from ..errors import InputError
+from ..stage import StageContext
+from ..text.caption_layout import LayoutRules
+from . import Voice
 from .narration import Narration, narrate_text
-from .stage import StageContext
-from .tts import Voice
 
 __all__ = ["speak", "voice_from_options", "layout_rules"]
 

@@ -9,7 +9,7 @@ preposition, rather than between any two words; it stays on screen at least
 ``max_cps`` characters per second when the gap before the next caption
 allows. A caption starts exactly when its first word is heard.
 
-This module only arranges words; timing them is ``omad.wordtiming``'s job.
+This module only arranges words; timing them is ``omad.tts.wordtiming``'s job.
 """
 
 from __future__ import annotations

@@ -13,10 +13,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .config import AudioConfig
-from .errors import InputError, StageFailed, ToolMissing, ToolTimeout
+from ..config import AudioConfig
+from ..errors import InputError, StageFailed, ToolMissing, ToolTimeout
+from ..procs import run_tool
 from .ffmpeg import AUDIO_DEMUXERS, FFMPEG, SAFE_INPUT_ARGS, Probe, probe
-from .procs import run_tool
 
 __all__ = ["check_audio", "measure_loudness", "loudnorm_filter", "duck_filter", "FINAL_AUDIO_FORMAT"]
 

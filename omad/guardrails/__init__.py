@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .config import Config, GuardrailsConfig
-from .errors import ConfigError, GuardrailBlocked, StageFailed
+from ..config import Config, GuardrailsConfig
+from ..errors import ConfigError, GuardrailBlocked, StageFailed
 from .pii import PII_DETECTORS, cnpj_valid, cpf_valid, luhn_valid, mask_word, pii_sample
 
 if TYPE_CHECKING:
@@ -503,7 +503,7 @@ class Guardrails:
 
     def _safety_call(self, host: str) -> Any:
         """The Ollama boundary for the safety model (``omad.agents.ollama_errors``)."""
-        from .agents.ollama_errors import Call, ollama_call
+        from ..agents.ollama_errors import Call, ollama_call
 
         model = self.rules.safety_model.model
         return ollama_call(Call(host, model, f"the safety model '{model}'", 300.0, stage="guardrails",

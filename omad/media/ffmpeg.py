@@ -22,8 +22,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError, StageFailed, ToolMissing, ToolTimeout, TransientError
-from .procs import reap, run_tool, spawn, stop
+from ..errors import InputError, StageFailed, ToolMissing, ToolTimeout, TransientError
+from ..procs import reap, run_tool, spawn, stop
 
 __all__ = [
     "FFMPEG",

@@ -4,7 +4,7 @@ Owns two jobs around a TTS model: turning a user's reference recording into
 what F5-TTS expects (mono, 24 kHz, edges trimmed, cut at a pause to at most
 12 s, loudness normalised) and turning raw model output into a publishable
 WAV (leading/trailing silence trimmed, loudness normalised). ffmpeg does the
-decoding, cutting and loudness work through ``omad.ffmpeg``; the silence
+decoding, cutting and loudness work through ``omad.media.ffmpeg``; the silence
 analysis is done here on the decoded samples so that cut points are exact
 and testable.
 
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from .errors import InputError, StageFailed
+from ..errors import InputError, StageFailed
 from .ffmpeg import SAFE_INPUT_ARGS, probe, run_ffmpeg
 
 __all__ = [

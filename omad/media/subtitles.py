@@ -1,7 +1,7 @@
 """Subtitles: omad's caption cues, SRT output, and ASS files for burning.
 
 Reading dropped subtitle files (any format, any encoding) lives in
-``omad.subtitle_files``; this module owns what omad writes: SRTs next to a
+``omad.media.subtitle_files``; this module owns what omad writes: SRTs next to a
 narration, and the ASS that libass burns. SRT/VTT captions get omad's
 caption style (``caption.*`` in config) with their inline styling kept; an
 ASS/SSA file is burned with its own styles.
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pysubs2
 
-from .config import CaptionConfig
-from .encodings import decode_text as _detect
-from .errors import InputError, StageFailed
+from ..config import CaptionConfig
+from ..errors import InputError, StageFailed
+from ..text.encodings import decode_text as _detect
 from .subtitle_files import SubtitleFile, read_subtitles
 
 __all__ = [

@@ -3,7 +3,7 @@
 A subtitle that VLC or mpv plays must not be refused here. pysubs2 does the
 parsing; this module adds what a burner needs on top of it:
 
-- the encoding is detected (``omad.encodings``) and recorded, never assumed;
+- the encoding is detected (``omad.text.encodings``) and recorded, never assumed;
 - SRT/VTT styling becomes ASS override tags: ``<i> <b> <u> <s>`` (pysubs2),
   ``<font color>`` and VTT colour classes (here), ``{\\an8}`` kept as written,
   VTT cue settings (``line:0``, ``align:start``) as ``{\\anN}``;
@@ -13,7 +13,7 @@ parsing; this module adds what a burner needs on top of it:
 - only a file with *nothing* usable left is refused, naming the first line
   that could not be read and what a good one looks like.
 
-It never renders or styles for burning (``omad.subtitles`` does that).
+It never renders or styles for burning (``omad.media.subtitles`` does that).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pysubs2
 
-from .encodings import decode_text
-from .errors import InputError
+from ..errors import InputError
+from ..text.encodings import decode_text
 
 __all__ = ["SUBTITLE_EXTENSIONS", "SubtitleFile", "parse_subtitles", "read_subtitles"]
 

@@ -5,8 +5,8 @@ into sentence chunks first and each chunk is normalised and spoken on its
 own, so every cue carries the words as written ("R$ 12,50") while the engine
 reads the expansion ("doze reais e cinquenta centavos"). Chunks are placed
 by their measured audio, and inside a chunk every word is timed to the voice
-(``omad.wordtiming``: espeak's own word events, or forced alignment for F5),
-then grouped into readable captions (``omad.caption_layout``); captions are
+(``omad.tts.wordtiming``: espeak's own word events, or forced alignment for F5),
+then grouped into readable captions (``omad.text.caption_layout``); captions are
 never estimated from text length, so they cannot drift from the voice. When
 words cannot be timed (libespeak-ng missing) captions fall back to one per
 chunk, with a warning.
@@ -29,12 +29,12 @@ from typing import Any
 
 import numpy as np
 
-from .caption_layout import LayoutRules, TimedWord, group_words
-from .errors import InputError, OmadError, StageFailed, ToolMissing, ToolTimeout
-from .ffmpeg import SAFE_INPUT_ARGS, probe, run_ffmpeg
-from .subtitles import Cue, srt_timestamp, write_srt
-from .textnorm import has_speech, normalize_for_speech, split_sentences
-from .tts import Synthesis, TtsEngine, Voice
+from ..errors import InputError, OmadError, StageFailed, ToolMissing, ToolTimeout
+from ..media.ffmpeg import SAFE_INPUT_ARGS, probe, run_ffmpeg
+from ..media.subtitles import Cue, srt_timestamp, write_srt
+from ..text.caption_layout import LayoutRules, TimedWord, group_words
+from ..text.normalize import has_speech, normalize_for_speech, split_sentences
+from . import Synthesis, TtsEngine, Voice
 from .wordtiming import WordTime, align_words
 
 __all__ = ["Cue", "Narration", "narrate_text", "write_srt", "measure_wav", "srt_timestamp"]

@@ -29,6 +29,10 @@ from .names import clean, display, fit_stem
 __all__ = ["Outbox", "safe_move", "atomic_write_text", "atomic_write_json", "unique_path", "fsync_dir",
            "SUFFIX_ROOM"]
 
+_UMASK = os.umask(0o022)  # read once, at import (single-threaded); put back at once
+os.umask(_UMASK)
+_DEFAULT_MODE = 0o666 & ~_UMASK
+
 #: Bytes kept free after an output stem: the longest suffix omad publishes plus a "-NNN" conflict counter.
 SUFFIX_ROOM = 24
 
@@ -124,10 +128,16 @@ def atomic_write_json(path: Path, record: Any) -> None:
     atomic_write_text(path, json.dumps(clean(record), indent=2, ensure_ascii=False, default=str) + "\n")
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str, mode: int | None = None) -> None:
+    """Write ``text`` to ``path`` under a temporary name, fsync, rename: readers see all of it or none.
+
+    The file gets ``mode`` (default: 0666 less the process's umask, like any file omad writes),
+    not the 0600 of the temporary file, so a sidecar is as readable over a share as its video.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".omad-", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, _DEFAULT_MODE if mode is None else mode)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()

@@ -349,3 +349,15 @@ def test_a_stage_timeout_scales_with_the_media(env: Env) -> None:
     ctx2 = StageContext(job_id="j", route="caption", name="x", work=env.root, inputs={}, options={}, config=pinned,
                         lanes=None, stage="caption", timeout=99.0)  # type: ignore[arg-type]
     assert ctx2.scale_timeout(2.0) == 99.0
+
+
+def test_records_are_as_readable_as_the_results(env: Env, clip: Path) -> None:
+    """A sidecar or error.json must be readable wherever its video is (a temporary file is created 0600)."""
+    drop_pair(env, clip, "legivel")
+    (env.inbox / "estranho.xlsx").write_bytes(b"x")
+    assert env.once() == 1
+    umask = os.umask(0o022)
+    os.umask(umask)
+    expected = 0o666 & ~umask
+    for record in (env.outbox / "legivel.json", env.outbox / "failed" / "estranho.xlsx" / "error.json"):
+        assert record.stat().st_mode & 0o777 == expected, record

@@ -9,7 +9,6 @@ ASS/SSA file is burned with its own styles.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import pysubs2
 
 from ..config import CaptionConfig
 from ..errors import InputError, StageFailed
+from ..outbox import atomic_write_text
 from ..text.encodings import decode_text as _detect
 from .subtitle_files import SubtitleFile, read_subtitles
 
@@ -88,12 +88,9 @@ def write_srt(cues: Sequence[Cue], path: Path) -> Path:
             f"{len(blocks) + 1}\n{srt_timestamp(start_ms / 1000)} --> {srt_timestamp(end_ms / 1000)}\n{text}\n"
         )
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.part")
     try:
-        tmp.write_text("\n".join(blocks), encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write_text(path, "\n".join(blocks))
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise StageFailed(f"cannot write the captions ({e.strerror or e}).", file=path) from e
     return path
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import threading
 import time
@@ -37,6 +36,7 @@ from prometheus_client import CollectorRegistry, Counter
 from ..config import WebConfig, is_loopback
 from ..errors import ConfigError, InputError
 from ..log import get_logger
+from ..outbox import atomic_write_text
 
 __all__ = ["TokenStore", "Auth", "Principal", "tokens_path", "TOKEN_PREFIX", "SESSION_COOKIE"]
 
@@ -85,14 +85,7 @@ class TokenStore:
         return self._tokens
 
     def _save(self, tokens: list[dict[str, Any]]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({"tokens": tokens}, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, json.dumps({"tokens": tokens}, indent=1), mode=0o600)  # hashes only, still private
         self._stamp = None
 
     def tokens(self) -> list[dict[str, Any]]:

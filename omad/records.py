@@ -7,6 +7,7 @@ shared folder. This module never decides a job's fate; it records it.
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import time
@@ -25,7 +26,7 @@ from .paths import Paths
 from .stage import StageResult
 from .summary import job_cost
 
-__all__ = ["Records", "iso"]
+__all__ = ["Records", "iso", "read_record"]
 
 
 def iso(ts: float | None) -> str | None:
@@ -33,6 +34,15 @@ def iso(ts: float | None) -> str | None:
     if ts is None:
         return None
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int((ts % 1) * 1000):03d}Z"
+
+
+def read_record(path: Path) -> dict[str, Any] | None:
+    """A sidecar or error.json as a dict, or None when it is missing or not a JSON object."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 class Records:

@@ -34,6 +34,7 @@ from . import __version__
 from .config import NotifyConfig, WebhookConfig
 from .journal import Job, JobStatus
 from .log import get_logger
+from .records import read_record
 
 if TYPE_CHECKING:
     from .daemon import Daemon
@@ -63,14 +64,6 @@ def _iso(ts: float | None) -> str | None:
     return None if ts is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def job_payload(event: str, job: Job) -> dict[str, Any]:
     """What a hook receives: the event, and the head of the job's sidecar (or of its error.json)."""
     result = job.result or {}
@@ -79,12 +72,12 @@ def job_payload(event: str, job: Job) -> dict[str, Any]:
     head: dict[str, Any] = {"job_id": job.id, "route": job.route, "name": job.name, "status": job.status.value,
                             "dropped_at": _iso(job.dropped_at), "started_at": _iso(job.started_at),
                             "finished_at": _iso(job.finished_at), "attempts": job.attempts}
-    sidecar = next((_read_json(Path(str(p))) for p in outputs.values() if str(p).endswith(".json")), None)
+    sidecar = next((read_record(Path(str(p))) for p in outputs.values() if str(p).endswith(".json")), None)
     if sidecar is not None:
         head.update({k: sidecar[k] for k in _SIDECAR_HEAD if k in sidecar})
         head["status"] = job.status.value
     if job.status == JobStatus.FAILED:
-        record = _read_json(Path(str(result.get("failed_dir", ""))) / "error.json") or {}
+        record = read_record(Path(str(result.get("failed_dir", ""))) / "error.json") or {}
         head["error"] = {"message": (job.error or {}).get("message"), "kind": (job.error or {}).get("kind"),
                          "what_to_do": record.get("what_to_do")}
     head["outputs"] = sorted(Path(str(p)).name for p in outputs.values())

@@ -532,6 +532,11 @@ class Guardrails:
         self._raise_if_blocked(findings, file)
         return GuardResult(text, findings)
 
+    def _safety_request(self, text: str, keep_alive: str | float | None) -> dict[str, Any]:
+        """The chat request both clients send to the safety model."""
+        return {"model": self.rules.safety_model.model, "messages": [{"role": "user", "content": text}],
+                "options": {"temperature": 0}, "keep_alive": keep_alive, "stream": False}
+
     def check_safety(
         self,
         text: str,
@@ -545,13 +550,7 @@ class Guardrails:
         if not self.safety_enabled or not text.strip():
             return GuardResult(text, [])
         with self._safety_call(_host_of(client)):
-            response = client.chat(
-                model=self.rules.safety_model.model,
-                messages=[{"role": "user", "content": text}],
-                options={"temperature": 0},
-                keep_alive=keep_alive,
-                stream=False,
-            )
+            response = client.chat(**self._safety_request(text, keep_alive))
         return self._safety_result(text, response.message.content or "", where, file)
 
     async def acheck_safety(
@@ -567,13 +566,7 @@ class Guardrails:
         if not self.safety_enabled or not text.strip():
             return GuardResult(text, [])
         with self._safety_call(_host_of(client)):
-            response = await client.chat(
-                model=self.rules.safety_model.model,
-                messages=[{"role": "user", "content": text}],
-                options={"temperature": 0},
-                keep_alive=keep_alive,
-                stream=False,
-            )
+            response = await client.chat(**self._safety_request(text, keep_alive))
         return self._safety_result(text, response.message.content or "", where, file)
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ..journal import Job, JobStatus
+from ..records import read_record
 from ..summary import job_summary
 
 if TYPE_CHECKING:
@@ -40,14 +41,6 @@ def outbox_link(outbox: Path, value: Any) -> dict[str, str] | None:
     return {"name": rel.as_posix(), "url": "/outbox/" + quote(rel.as_posix())}
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def job_detail(daemon: Daemon, job: Job) -> dict[str, Any]:
     outbox = daemon.paths.outbox
     result = job.result or {}
@@ -60,12 +53,12 @@ def job_detail(daemon: Daemon, job: Job) -> dict[str, Any]:
             if link is not None:
                 outputs.append({**link, "kind": str(key)})
                 if link["name"].endswith(".json") and sidecar is None:
-                    sidecar = _read_json(Path(str(value)))
+                    sidecar = read_record(Path(str(value)))
     error_record: dict[str, Any] | None = None
     originals: list[dict[str, str]] = []
     if job.status == JobStatus.FAILED and result.get("failed_dir"):
         folder = Path(str(result["failed_dir"]))
-        error_record = _read_json(folder / "error.json")
+        error_record = read_record(folder / "error.json")
         link = outbox_link(outbox, folder / "error.json")
         if link is not None:
             outputs.append({**link, "kind": "error"})

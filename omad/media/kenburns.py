@@ -50,10 +50,12 @@ __all__ = [
     "MOVING_MOTIONS",
     "OVERSAMPLE",
     "canvas_size",
+    "check_image",
     "StillFrames",
     "pick_motion",
     "prepare_still",
     "render_still",
+    "resolve_motion",
     "x264_args",
 ]
 
@@ -112,7 +114,7 @@ def pick_motion(seed: str) -> Motion:
     return MOVING_MOTIONS[int.from_bytes(digest[:8], "big") % len(MOVING_MOTIONS)]
 
 
-def _resolve_motion(motion: str, seed: str, label: str) -> Motion:
+def resolve_motion(motion: str, seed: str, label: str) -> Motion:
     try:
         chosen = Motion(motion)
     except ValueError as e:
@@ -183,15 +185,8 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img if img.mode == "RGB" else img.convert("RGB")
 
 
-def _load_image(
-    path: Path, cw: int, ch: int, label: str, max_megapixels: float = 100.0
-) -> tuple[Image.Image, dict[str, Any]]:
-    """Decode ``path`` upright, no larger than needed to cover a ``cw`` x ``ch`` canvas.
-
-    JPEGs decode straight at 1/2, 1/4 or 1/8 size (DCT scaling), so a 50 MP
-    photo never exists in memory at full size; other formats are decoded whole
-    and reduced by an integer factor at once.
-    """
+def _open_image(path: Path, label: str, max_megapixels: float) -> Image.Image:
+    """Open ``path`` lazily (header only) as one of the allowed formats, within the size limit."""
     try:
         im = Image.open(path, formats=_FORMATS)
     except FileNotFoundError as e:
@@ -203,15 +198,35 @@ def _load_image(
         ) from e
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise _not_an_image(label, "its content is not JPEG, PNG, WebP, BMP, TIFF or GIF") from e
+    stored = im.size
+    if stored[0] * stored[1] > max_megapixels * 1_000_000:
+        im.close()
+        raise InputError(
+            f"is {stored[0]}x{stored[1]} pixels ({stored[0] * stored[1] / 1e6:.0f} MP); omad takes pictures "
+            f"up to {max_megapixels:g} MP (intake.max_image_megapixels). Scale it down and drop it again.",
+            file=label,
+        )
+    return im
+
+
+def check_image(path: Path, label: str, max_megapixels: float = 100.0) -> None:
+    """Refuse ``path`` now, from its header, if it is not a picture omad will draw (before any encoding starts)."""
+    _open_image(path, label, max_megapixels).close()
+
+
+def _load_image(
+    path: Path, cw: int, ch: int, label: str, max_megapixels: float = 100.0
+) -> tuple[Image.Image, dict[str, Any]]:
+    """Decode ``path`` upright, no larger than needed to cover a ``cw`` x ``ch`` canvas.
+
+    JPEGs decode straight at 1/2, 1/4 or 1/8 size (DCT scaling), so a 50 MP
+    photo never exists in memory at full size; other formats are decoded whole
+    and reduced by an integer factor at once.
+    """
+    im = _open_image(path, label, max_megapixels)
     with im:
         try:
             stored = im.size
-            if stored[0] * stored[1] > max_megapixels * 1_000_000:
-                raise InputError(
-                    f"is {stored[0]}x{stored[1]} pixels ({stored[0] * stored[1] / 1e6:.0f} MP); omad takes pictures "
-                    f"up to {max_megapixels:g} MP (intake.max_image_megapixels). Scale it down and drop it again.",
-                    file=label,
-                )
             orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
             fmt = im.format or "unknown"
             sideways = orientation in (5, 6, 7, 8)
@@ -375,7 +390,7 @@ def prepare_still(
     motion chosen; ``frames`` is how many frames the move spans.
     """
     _check_frame(width, height, fit, zoom, label)
-    chosen = _resolve_motion(motion, seed, label)
+    chosen = resolve_motion(motion, seed, label)
     cw, ch = canvas_size(width, height, chosen, zoom)
     if isinstance(source, Path):
         img, facts = _load_image(source, cw, ch, label, max_megapixels)

@@ -24,7 +24,7 @@ from PIL import Image, ImageColor, ImageDraw, ImageFont
 from ..errors import InputError, ToolMissing
 from .kenburns import Motion, StillFrames, canvas_size, prepare_still, render_still
 
-__all__ = ["render_title_card", "draw_title_card", "prepare_title_card"]
+__all__ = ["check_colour", "draw_title_card", "prepare_title_card", "render_title_card"]
 
 _WIDTH_SHARE = 0.8  # of the visible frame the text may span
 _HEIGHT_SHARE = 0.8
@@ -39,6 +39,11 @@ def _colour(value: str, label: str) -> tuple[int, int, int]:
     except ValueError as e:
         raise InputError(f"title background '{value}' is not a colour. Use #RRGGBB, e.g. #1d2b53.", file=label) from e
     return rgb[0], rgb[1], rgb[2]
+
+
+def check_colour(value: str, label: str) -> None:
+    """Refuse a background that is not a colour now, before any frame is drawn."""
+    _colour(value, label)
 
 
 def _font(font_file: str, size: int) -> ImageFont.FreeTypeFont:

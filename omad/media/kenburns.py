@@ -293,9 +293,15 @@ def _planes(canvas: Image.Image) -> Planes:
 
 
 def _cv2() -> Any:
-    """OpenCV, imported on first use: ~0.1 s of import that only frame drawing needs."""
+    """OpenCV, imported on first use: ~0.1 s of import that only frame drawing needs.
+
+    One thread: frames are drawn beside the encoder, which has the other
+    cores; OpenCV's own thread pool cost ~15 % more CPU per frame here.
+    """
     import cv2
 
+    if cv2.getNumThreads() != 1:
+        cv2.setNumThreads(1)
     return cv2
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..audio import check_audio, loudnorm_filter, measure_loudness
+from ..audio import check_audio, gain_filter, measure_loudness
 from ..config import VideoConfig
 from ..ffmpeg import run_ffmpeg
 from ..media.kenburns import render_still
@@ -50,7 +50,7 @@ class Img2VidStage:
             seconds = float(info.duration or seconds)
             measured = measure_loudness(ctx.path("audio"), timeout=ctx.timeout, label=alabel, audio_cfg=cfg.audio)
             audio_path = ctx.work / "audio.wav"
-            run_ffmpeg(["-i", str(ctx.path("audio")), "-map", "0:a:0", "-af", loudnorm_filter(measured, cfg.audio),
+            run_ffmpeg(["-i", str(ctx.path("audio")), "-map", "0:a:0", "-af", gain_filter(measured, cfg.audio),
                         "-ar", "48000", "-ac", "2", "-c:a", "pcm_s16le", str(audio_path)],
                        timeout=ctx.timeout, file_label=alabel, stage=ctx.stage, cancel=ctx.cancel)
             facts["loudness"] = {"measured_lufs": measured.get("input_i"), "target_lufs": cfg.audio.loudness_lufs}

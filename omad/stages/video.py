@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from ..audio import FINAL_AUDIO_FORMAT, check_audio, duck_filter, loudnorm_filter, measure_loudness
+from ..audio import FINAL_AUDIO_FORMAT, check_audio, duck_filter, gain_filter, measure_loudness
 from ..brief import Scene, VideoBrief, load_brief, parse_brief, resolve_asset
 from ..errors import InputError
 from ..ffmpeg import SAFE_INPUT_ARGS, escape_filter_path, run_ffmpeg
@@ -198,7 +198,7 @@ class RenderStage:
                 "-i", str(fifo),
                 "-i", str(soundtrack),
                 "-map", "0:v:0", "-map", "1:a:0", *vfilter,
-                "-af", f"{loudnorm_filter(measured, cfg.audio)},{FINAL_AUDIO_FORMAT}",
+                "-af", f"{gain_filter(measured, cfg.audio)},{FINAL_AUDIO_FORMAT}",
                 *x264_args(v.crf, v.x264_preset),
                 "-c:a", "aac", "-b:a", v.audio_bitrate, "-t", f"{total:.6f}", "-movflags", "+faststart", str(out),
             ]  # fmt: skip

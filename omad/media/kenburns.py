@@ -43,7 +43,8 @@ from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from ..errors import ConfigError, InputError
 from ..ffmpeg import AUDIO_DEMUXERS, SAFE_INPUT_ARGS, probe
-from .pipe import COLOUR_TAGS, Plane, Planes, encode_piped
+from .encoder import Encoder, x264
+from .pipe import Plane, Planes, encode_piped
 
 __all__ = [
     "Motion",
@@ -56,7 +57,6 @@ __all__ = [
     "prepare_still",
     "render_still",
     "resolve_motion",
-    "x264_args",
 ]
 
 
@@ -414,11 +414,6 @@ def prepare_still(
     return StillFrames(planes, chosen, zoom, width, height, max(1, frames)), facts
 
 
-def x264_args(crf: int, x264_preset: str) -> list[str]:
-    """libx264 at ``crf`` and ``x264_preset``, yuv420p, tagged BT.709 limited range."""
-    return ["-c:v", "libx264", "-preset", x264_preset, "-crf", str(crf), "-pix_fmt", "yuv420p", *COLOUR_TAGS]
-
-
 def render_still(
     image: Path | Image.Image,
     out: Path,
@@ -435,6 +430,7 @@ def render_still(
     x264_preset: str,
     audio: Path | None = None,
     audio_bitrate: str = "160k",
+    encoder: Encoder | None = None,
     timeout: float,
     progress: Callable[[float], None] | None = None,
     cancel: threading.Event | None = None,
@@ -446,8 +442,9 @@ def render_still(
     The clip is exactly ``width`` x ``height`` at ``fps`` with
     ``round(seconds * fps)`` frames, yuv420p, ``+faststart``. With ``audio``
     it is muxed as AAC, padded with silence or cut to the video's length (the
-    caller passes the audio's duration as ``seconds``). ``out`` appears only
-    when complete.
+    caller passes the audio's duration as ``seconds``). ``encoder`` defaults
+    to libx264 at ``crf`` and ``x264_preset``. ``out`` appears only when
+    complete.
     """
     started = time.monotonic()
     if seconds <= 0 or fps <= 0:
@@ -466,6 +463,7 @@ def render_still(
             )
         audio_args = [*SAFE_INPUT_ARGS, "-i", str(audio)]
 
+    chosen = encoder or x264(crf, x264_preset)
     make, facts = prepare_still(image, width=width, height=height, frames=frames, motion=motion, fit=fit,
                                 zoom=zoom, seed=seed, label=label, max_megapixels=max_megapixels)
     prepared = time.monotonic()
@@ -488,7 +486,7 @@ def render_still(
                 "-c:a", "aac", "-b:a", audio_bitrate,
             ]  # fmt: skip
         args += [
-            *x264_args(crf, x264_preset),
+            *chosen.args,
             # Not -frames:v: reaching it ends the audio stream too, early (ffmpeg 5.1).
             "-t", f"{duration:.6f}",
             "-movflags", "+faststart",
@@ -510,7 +508,7 @@ def render_still(
             "fps": fps,
             "frames": frames,
             "seconds": duration,
-            "encoder": "libx264",
+            **chosen.facts(),
             "crf": crf,
             "x264_preset": x264_preset,
             "pix_fmt": "yuv420p",

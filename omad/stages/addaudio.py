@@ -15,6 +15,7 @@ from typing import Any
 from ..audio import FINAL_AUDIO_FORMAT, check_audio, duck_filter, loudnorm_filter, measure_loudness
 from ..errors import InputError
 from ..ffmpeg import SAFE_INPUT_ARGS, VIDEO_DEMUXERS, probe, run_ffmpeg
+from ..media.encoder import Encoder, choose_encoder
 from ..stage import StageContext, StageResult
 
 __all__ = ["AddAudioStage"]
@@ -64,12 +65,13 @@ class AddAudioStage:
         vin = [*SAFE_INPUT_ARGS, *(["-stream_loop", "-1"] if policy == "loop" else []), "-i", str(video)]
         vfilter: list[str] = []
         video_codec: list[str]
+        encoder: Encoder | None = None
         pad = length - vdur
         if policy == "pad" and pad > 0.02:
             vfilter = ["-vf", f"tpad=stop_mode=clone:stop_duration={pad:.3f}"]
         if vfilter or vinfo.video.get("codec_name") != "h264":
-            v = ctx.config.video
-            video_codec = ["-c:v", "libx264", "-preset", v.x264_preset, "-crf", str(v.crf), "-pix_fmt", "yuv420p"]
+            encoder = choose_encoder(ctx.config.video, tags=False)
+            video_codec = list(encoder.args)
         else:
             video_codec = ["-c:v", "copy"]
         run_ffmpeg(
@@ -87,6 +89,7 @@ class AddAudioStage:
             "audio_seconds": round(adur, 3),
             "output_seconds": round(length, 3),
             "video": "copied" if video_codec[1] == "copy" else "re-encoded",
+            **({} if encoder is None else encoder.facts()),
             "loudness": {"measured_lufs": measured.get("input_i"), "target_lufs": ctx.config.audio.loudness_lufs},
         }
         return StageResult(artifacts={"video": "with_audio.mp4"}, publish={".mp4": "video"}, facts=facts)

@@ -12,6 +12,7 @@ from typing import Any
 from ..errors import InputError
 from ..ffmpeg import SAFE_INPUT_ARGS, VIDEO_DEMUXERS, escape_filter_path, probe, run_ffmpeg
 from ..guardrails import guardrails_for
+from ..media.encoder import choose_encoder
 from ..stage import StageContext, StageResult
 from ..subtitles import Cue, build_ass, check_cost, read_srt
 
@@ -38,14 +39,14 @@ def burn_captions(ctx: StageContext, video_role: str, cues: list[Cue], out_name:
     audio_args = ["-c:a", "copy"] if audio and audio.get("codec_name") == "aac" else [
         "-c:a", "aac", "-b:a", ctx.config.video.audio_bitrate
     ]
-    v = ctx.config.video
+    encoder = choose_encoder(ctx.config.video, tags=False)
     run_ffmpeg(
         [
             *SAFE_INPUT_ARGS,
             "-i", str(src),
             "-map", "0:v:0", "-map", "0:a:0?",
             "-vf", f"ass={escape_filter_path(ass)}",
-            "-c:v", "libx264", "-preset", v.x264_preset, "-crf", str(v.crf), "-pix_fmt", "yuv420p",
+            *encoder.args,
             *audio_args,
             "-fps_mode", "passthrough",
             "-movflags", "+faststart",
@@ -65,6 +66,7 @@ def burn_captions(ctx: StageContext, video_role: str, cues: list[Cue], out_name:
         "duration": info.duration,
         "audio": "none" if audio is None else ("copied" if audio_args[1] == "copy" else "aac"),
         "captions": len(cues),
+        **encoder.facts(),
     }
 
 

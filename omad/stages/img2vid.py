@@ -12,6 +12,7 @@ from typing import Any
 from ..audio import check_audio, gain_filter, measure_loudness
 from ..config import VideoConfig
 from ..ffmpeg import run_ffmpeg
+from ..media.encoder import choose_encoder
 from ..media.kenburns import render_still
 from ..stage import StageContext, StageResult
 
@@ -62,8 +63,9 @@ class Img2VidStage:
             width=width, height=height, fps=cfg.video.fps, seconds=seconds,
             motion=str(o.get("motion") or cfg.img2vid.motion), fit=str(o.get("fit") or cfg.img2vid.fit),
             zoom=cfg.img2vid.zoom, seed=_seed(ctx, "image"), crf=cfg.video.crf, x264_preset=cfg.video.x264_preset,
-            audio=audio_path, audio_bitrate=cfg.video.audio_bitrate, timeout=ctx.timeout, progress=ctx.progress,
-            cancel=ctx.cancel, label=label, max_megapixels=cfg.intake.max_image_megapixels,
+            audio=audio_path, audio_bitrate=cfg.video.audio_bitrate, encoder=choose_encoder(cfg.video),
+            timeout=ctx.timeout, progress=ctx.progress, cancel=ctx.cancel, label=label,
+            max_megapixels=cfg.intake.max_image_megapixels,
         ))
         facts["seconds"] = round(seconds, 3)
         return StageResult(artifacts={"video": "clip.mp4"}, publish={".mp4": "video"}, facts=facts)

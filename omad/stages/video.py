@@ -34,7 +34,8 @@ from ..brief import Scene, VideoBrief, load_brief, parse_brief, resolve_asset
 from ..errors import InputError
 from ..ffmpeg import SAFE_INPUT_ARGS, escape_filter_path, run_ffmpeg
 from ..guardrails import guardrails_for
-from ..media.kenburns import StillFrames, check_image, prepare_still, resolve_motion, x264_args
+from ..media.encoder import choose_encoder
+from ..media.kenburns import StillFrames, check_image, prepare_still, resolve_motion
 from ..media.pipe import encode_piped
 from ..media.scenes import SceneSpec, Timeline, TitleOverlay, layout
 from ..media.titlecard import check_colour, prepare_title_card
@@ -189,6 +190,7 @@ class RenderStage:
             vfilter = ["-vf", f"ass={escape_filter_path(ass)}"]
         out = ctx.work / "video.mp4"
         v = cfg.video
+        encoder = choose_encoder(v)
 
         def _args(fifo: Path) -> list[str]:
             # One encoder: omad's frames in, libass burns the captions, the finished sound is muxed.
@@ -199,7 +201,7 @@ class RenderStage:
                 "-i", str(soundtrack),
                 "-map", "0:v:0", "-map", "1:a:0", *vfilter,
                 "-af", f"{gain_filter(measured, cfg.audio)},{FINAL_AUDIO_FORMAT}",
-                *x264_args(v.crf, v.x264_preset),
+                *encoder.args,
                 "-c:a", "aac", "-b:a", v.audio_bitrate, "-t", f"{total:.6f}", "-movflags", "+faststart", str(out),
             ]  # fmt: skip
 
@@ -222,7 +224,7 @@ class RenderStage:
             publish={".mp4": "video", ".srt": "srt", ".jpg": "poster"},
             facts={"seconds": round(total, 3), "width": width, "height": height, "fps": fps, "frames": frames,
                    "crossfade_seconds": round(fade / fps, 3), "scenes": facts_scenes, "captions": len(cues),
-                   "music": music is not None, "encoder": "libx264", "render": "one pass",
+                   "music": music is not None, **encoder.facts(), "render": "one pass",
                    "loudness": {"measured_lufs": measured.get("input_i"), "target_lufs": cfg.audio.loudness_lufs}},
         )
 

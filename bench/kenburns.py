@@ -202,6 +202,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2 s clips instead of 10 s")
     parser.add_argument("--repeat", type=int, default=2, help="runs per method; the fastest counts (MoviePy: 1)")
     parser.add_argument("--skip", action="append", default=[], help="leave out a method (by its name)")
+    parser.add_argument("--pairs", type=int, default=3,
+                        help="then run the raw-frames floor and omad alternately this many times (0: skip)")
     args = parser.parse_args()
     if shutil.which("ffmpeg") is None:
         sys.exit("ffmpeg is not installed")
@@ -258,6 +260,42 @@ def main() -> None:
         print(f"| {r.name} | {r.wall:.2f} | {r.cpu:.2f} | {vs_loop} | {vs_once} | {vs_raw} | {jitter} |")
     if omad and "moviepy" in by_name:
         print(f"\nomad is {by_name['moviepy'].wall / omad.wall:.1f}x faster than MoviePy.")
+    if args.pairs:
+        pairs(args.pairs, seconds)
+
+
+def pairs(count: int, seconds: float) -> None:
+    """The raw-frames floor and omad, one right after the other, so that both see the same machine load."""
+    import os
+
+    print(f"\nfloor (raw frames) and omad alternately, {count} pairs:")
+    print("| pair | floor wall s | floor CPU s | omad wall s | omad CPU s | omad x floor, wall / CPU | load average |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    with tempfile.TemporaryDirectory(prefix="omad-bench-") as tmp:
+        d = Path(tmp)
+        photo, raw = d / "photo.jpg", d / "frames.yuv"
+        make_photo(photo)
+        raw_frames(photo, raw, seconds)
+        render_still(photo, d / "warm.mp4", width=W, height=H, fps=FPS, seconds=0.2, motion="zoom_in", fit="cover",
+                     zoom=ZOOM, seed="bench", crf=CRF, x264_preset=PRESET, timeout=600, label=photo.name)
+        ratios = []
+        for i in range(count):
+            c0, t0 = _cpu(), time.perf_counter()
+            ffmpeg("-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{W}x{H}", "-framerate", str(FPS), "-i", str(raw),
+                   *encode(CRF), str(d / "floor.mp4"))()
+            fw, fc = time.perf_counter() - t0, _cpu() - c0
+            c0, t0 = _cpu(), time.perf_counter()
+            render_still(photo, d / "omad.mp4", width=W, height=H, fps=FPS, seconds=seconds, motion="zoom_in",
+                         fit="cover", zoom=ZOOM, seed="bench", crf=CRF, x264_preset=PRESET, timeout=600,
+                         label=photo.name)
+            ow, oc = time.perf_counter() - t0, _cpu() - c0
+            ratios.append((ow / fw, oc / fc))
+            print(f"| {i + 1} | {fw:.2f} | {fc:.2f} | {ow:.2f} | {oc:.2f} | {ow / fw:.2f} / {oc / fc:.2f} "
+                  f"| {os.getloadavg()[0]:.2f} |")
+        wall = sorted(r[0] for r in ratios)[len(ratios) // 2]
+        cpu = sorted(r[1] for r in ratios)[len(ratios) // 2]
+        print(f"median omad x floor: {wall:.2f} wall, {cpu:.2f} CPU (omad's time includes reading and decoding "
+              "the JPEG; the floor's input was drawn beforehand)")
 
 
 if __name__ == "__main__":

@@ -125,3 +125,29 @@ def test_scene_video_is_drawn_once_and_encoded_once(make_env: Callable[..., Env]
     assert _white(frame[: H // 4]) > 30  # the on-screen title, top
     assert _white(frame[H * 3 // 4 :]) > 30  # the burned caption, bottom
     assert _white(frame[H // 3 : H * 2 // 3]) == 0  # the dark sky between them
+
+
+def test_a_picture_that_breaks_mid_render_fails_the_job_naming_it(make_env: Callable[..., Env],
+                                                                   tmp_path: Path) -> None:
+    """GIVEN a second scene whose JPEG has a valid header but is cut short
+    WHEN the one pass reaches it (the first scene already encoding) THEN the job fails as an input error
+    naming that picture, and no half-made video is published."""
+    env = make_env(video={"preset": "custom", "width": W, "height": H, "fps": 15, "x264_preset": "ultrafast"})
+    folder = tmp_path / "staging" / "quebrada"
+    folder.mkdir(parents=True)
+    Image.new("RGB", (640, 360), (200, 120, 40)).save(folder / "boa.jpg")
+    rng = np.random.default_rng(3)
+    Image.fromarray(rng.integers(0, 256, (360, 640, 3), dtype=np.uint8)).save(folder / "ruim.jpg", quality=95)
+    data = (folder / "ruim.jpg").read_bytes()
+    (folder / "ruim.jpg").write_bytes(data[: len(data) // 2])
+    (folder / "brief.yaml").write_text(
+        "version: 1\nkind: video\nscenes:\n"
+        "  - image: boa.jpg\n    narration: \"Primeira cena.\"\n"
+        "  - image: ruim.jpg\n    narration: \"Segunda cena.\"\n",
+        encoding="utf-8",
+    )
+    folder.rename(env.inbox / "quebrada")
+    assert env.once(max_wait=120) == 1
+    err = env.failed_error("quebrada")
+    assert "ruim.jpg" in err["message"] and err["error"]["kind"] == "input"
+    assert not (env.outbox / "quebrada.mp4").exists()

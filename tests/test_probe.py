@@ -131,3 +131,29 @@ def test_every_accepted_demuxer_is_one_probe_may_open() -> None:
         for demuxer in group:
             assert set(demuxer.split(",")) <= names
     assert not names & {"hls", "concat", "dash", "lavfi", "tee", "image2pipe", "ffmetadata", "sdp", "rtsp"}
+
+
+def test_no_pyav_error_is_left_unmapped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """GIVEN each error class PyAV defines, raised while opening THEN probe turns it into an omad error naming
+    the file: the test breaks when PyAV adds a class omad does not map, not only when omad forgets one."""
+    import av.error
+
+    from omad.errors import OmadError
+
+    path = tmp_path / "x.mp4"
+    path.write_bytes(b"\0" * 64)
+    classes = [c for c in vars(av.error).values() if isinstance(c, type) and issubclass(c, av.error.FFmpegError)]
+    assert len(classes) > 20
+    unmapped = []
+    for cls in classes:
+        def _raise(*a: object, _cls: type = cls, **k: object) -> None:
+            raise _cls(1, "simulated")
+
+        monkeypatch.setattr(av, "open", _raise)
+        try:
+            ff.probe(path, file_label="inbox/x.mp4")
+        except OmadError as e:
+            assert str(e).startswith("inbox/x.mp4: ")
+        except BaseException:  # collected and reported below
+            unmapped.append(cls.__name__)
+    assert not unmapped, f"Unmapped PyAV exceptions: {unmapped}"

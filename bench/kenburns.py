@@ -16,6 +16,8 @@ Methods:
   floor (loop)         the still encoded for 10 s the usual way: -loop 1 -i photo.jpg -t 10
   floor (decode once)  the same, decoded and scaled once and repeated with the loop filter:
                        the encoder's own cost for a still, a lower bound nothing moving can reach
+  floor (raw frames)   the encode-only floor of the move: omad's own frames, drawn beforehand
+                       (not timed) into a raw yuv420p file, encoded by libx264 from that file
   zoompan              ffmpeg's zoompan on the cover-scaled image (the common recipe)
   zoompan 4x           zoompan on a 4x upscaled image (the usual fix for its shake)
   moviepy              MoviePy 2: ImageClip.resized(t -> zoom) centred in a CompositeVideoClip
@@ -45,7 +47,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from omad.media.kenburns import render_still
+from omad.media.kenburns import prepare_still, render_still
 
 W, H, FPS, ZOOM, CRF, PRESET = 1920, 1080, 30, 1.15, 20, "veryfast"
 
@@ -157,6 +159,17 @@ class Result:
     motion_mean: float
 
 
+def raw_frames(photo: Path, raw: Path, seconds: float) -> None:
+    """omad's frames of the zoom, written once to a raw file (the floor's input)."""
+    frames = round(seconds * FPS)
+    make, _ = prepare_still(photo, width=W, height=H, frames=frames, motion="zoom_in", fit="cover", zoom=ZOOM,
+                            seed="bench", label=photo.name)
+    with raw.open("wb") as f:
+        for i in range(frames):
+            for plane in make(i):
+                f.write(plane)
+
+
 def _cpu() -> float:
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
@@ -188,6 +201,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2 s clips instead of 10 s")
     parser.add_argument("--repeat", type=int, default=2, help="runs per method; the fastest counts (MoviePy: 1)")
     parser.add_argument("--skip", action="append", default=[], help="leave out a method (by its name)")
+    parser.add_argument("--pairs", type=int, default=3,
+                        help="then run the raw-frames floor and omad alternately this many times (0: skip)")
     args = parser.parse_args()
     if shutil.which("ffmpeg") is None:
         sys.exit("ffmpeg is not installed")
@@ -197,6 +212,8 @@ def main() -> None:
         d = Path(tmp)
         photo = d / "photo.jpg"
         make_photo(photo)
+        raw = d / "frames.yuv"
+        raw_frames(photo, raw, seconds)
         zoom_expr = f"z='pow({ZOOM},on/{frames - 1})':x='iw/2-iw/zoom/2':y='ih/2-ih/zoom/2'"
         methods: list[tuple[str, Callable[[Path, int], Callable[[], None]], int]] = [
             ("floor (loop)", lambda o, crf: ffmpeg(
@@ -206,6 +223,9 @@ def main() -> None:
                 "-framerate", str(FPS), "-i", str(photo),
                 "-vf", f"{COVER},format=yuv420p,loop=loop={frames - 1}:size=1:start=0",
                 "-frames:v", str(frames), *encode(crf), str(o)), args.repeat),
+            ("floor (raw frames)", lambda o, crf: ffmpeg(
+                "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{W}x{H}", "-framerate", str(FPS), "-i", str(raw),
+                *encode(crf), str(o)), args.repeat),
             ("zoompan", lambda o, crf: ffmpeg(
                 "-i", str(photo),
                 "-vf", f"{COVER},zoompan={zoom_expr}:d={frames}:s={W}x{H}:fps={FPS},format=yuv420p",
@@ -227,16 +247,54 @@ def main() -> None:
         ]
     by_name = {r.name: r for r in results}
     loop, once, omad = by_name.get("floor (loop)"), by_name.get("floor (decode once)"), by_name.get("omad")
-    print("| method | wall s | CPU s | x floor (loop) | x floor (decode once) | centre jitter max / mean px, CRF 20 "
-          "| the same, lossless |")  # fmt: skip
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    rawf = by_name.get("floor (raw frames)")
+    print("| method | wall s | CPU s | x floor (loop) | x floor (decode once) | x floor (raw frames), wall / CPU "
+          "| centre jitter max / mean px, CRF 20 | the same, lossless |")  # fmt: skip
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in results:
         vs_loop = f"{r.wall / loop.wall:.2f}" if loop else "-"
         vs_once = f"{r.wall / once.wall:.2f}" if once else "-"
+        vs_raw = f"{r.wall / rawf.wall:.2f} / {r.cpu / rawf.cpu:.2f}" if rawf else "-"
         jitter = f"{r.jitter_max:.3f} / {r.jitter_mean:.3f} | {r.motion_max:.3f} / {r.motion_mean:.3f}"
-        print(f"| {r.name} | {r.wall:.2f} | {r.cpu:.2f} | {vs_loop} | {vs_once} | {jitter} |")
+        print(f"| {r.name} | {r.wall:.2f} | {r.cpu:.2f} | {vs_loop} | {vs_once} | {vs_raw} | {jitter} |")
     if omad and "moviepy" in by_name:
         print(f"\nomad is {by_name['moviepy'].wall / omad.wall:.1f}x faster than MoviePy.")
+    if args.pairs:
+        pairs(args.pairs, seconds)
+
+
+def pairs(count: int, seconds: float) -> None:
+    """The raw-frames floor and omad, one right after the other, so that both see the same machine load."""
+    import os
+
+    print(f"\nfloor (raw frames) and omad alternately, {count} pairs:")
+    print("| pair | floor wall s | floor CPU s | omad wall s | omad CPU s | omad x floor, wall / CPU | load average |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    with tempfile.TemporaryDirectory(prefix="omad-bench-") as tmp:
+        d = Path(tmp)
+        photo, raw = d / "photo.jpg", d / "frames.yuv"
+        make_photo(photo)
+        raw_frames(photo, raw, seconds)
+        render_still(photo, d / "warm.mp4", width=W, height=H, fps=FPS, seconds=0.2, motion="zoom_in", fit="cover",
+                     zoom=ZOOM, seed="bench", crf=CRF, x264_preset=PRESET, timeout=600, label=photo.name)
+        ratios = []
+        for i in range(count):
+            c0, t0 = _cpu(), time.perf_counter()
+            ffmpeg("-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{W}x{H}", "-framerate", str(FPS), "-i", str(raw),
+                   *encode(CRF), str(d / "floor.mp4"))()
+            fw, fc = time.perf_counter() - t0, _cpu() - c0
+            c0, t0 = _cpu(), time.perf_counter()
+            render_still(photo, d / "omad.mp4", width=W, height=H, fps=FPS, seconds=seconds, motion="zoom_in",
+                         fit="cover", zoom=ZOOM, seed="bench", crf=CRF, x264_preset=PRESET, timeout=600,
+                         label=photo.name)
+            ow, oc = time.perf_counter() - t0, _cpu() - c0
+            ratios.append((ow / fw, oc / fc))
+            print(f"| {i + 1} | {fw:.2f} | {fc:.2f} | {ow:.2f} | {oc:.2f} | {ow / fw:.2f} / {oc / fc:.2f} "
+                  f"| {os.getloadavg()[0]:.2f} |")
+        wall = sorted(r[0] for r in ratios)[len(ratios) // 2]
+        cpu = sorted(r[1] for r in ratios)[len(ratios) // 2]
+        print(f"median omad x floor: {wall:.2f} wall, {cpu:.2f} CPU (omad's time includes reading and decoding "
+              "the JPEG; the floor's input was drawn beforehand)")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,11 @@ a thread watches the job's work folder and records when each intermediate
 file (each scene's WAV, each clip, the soundtrack, the final video, the
 poster) was last written. The time between one file's last write and the
 next one's is the step that produced the next file. omad is not modified.
-The script prints figures; it asserts nothing about timings.
+With ``--floor`` (the default) it then measures the encode-only floor side by
+side: the published video decoded once to a raw yuv420p file (not timed), and
+libx264 with the same settings (config ``video.x264_preset``/``crf``)
+encoding those same frames from the raw file, nothing else. The script prints
+figures; it asserts nothing about timings.
 
     .venv/bin/python bench/scene_video.py                 # ~60 s, six scenes, 1920x1080
     .venv/bin/python bench/scene_video.py --seconds 20 --scenes 3 --keep /tmp/sv
@@ -203,17 +207,13 @@ def describe(name: str) -> str:
     """What step wrote this file (names from omad/stages/video.py and omad/stages/narrate.py)."""
     if name.startswith("scene") and name.endswith(".wav"):
         return f"voice: espeak scene {int(name[5:7])}"
-    if name.startswith("clip") and name.endswith("_t.mp4"):
-        return f"render: title overlay on clip {int(name[4:6])} (drawtext, x264 ultrafast)"
-    if name.startswith("clip") and name.endswith(".mp4"):
-        return f"render: clip {int(name[4:6])} (Ken Burns or title card, x264 ultrafast)"
     return {
         "voice.json": "voice: scene timings written",
         "voice.wav": "render: narration laid out (numpy)",
         "soundtrack.wav": "render: music ducked under the voice (ffmpeg)",
         "captions.srt": "render: loudness measured (ffmpeg loudnorm pass 1), SRT written",
         "captions.ass": "render: ASS written",
-        "video.mp4": "render: join, crossfades, captions, loudnorm, final x264 encode",
+        "video.mp4": "render: one pass: frames drawn (Ken Burns, cards, titles, crossfades), captions, x264, AAC",
         "poster.jpg": "render: poster frame",
     }.get(name, name)
 
@@ -227,6 +227,8 @@ def main() -> None:
     parser.add_argument("--image-size", default="4000x3000", help="synthetic photo size (a 12 MP phone photo)")
     parser.add_argument("--music-seconds", type=float, default=90.0, help="background music length; 0 for none")
     parser.add_argument("--settle", type=float, default=0.2, help="watch.settle_seconds for omad once")
+    parser.add_argument("--no-floor", dest="floor", action="store_false",
+                        help="skip the encode-only floor (needs ~5.6 GB of disk for a 60 s 1080p raw file)")
     parser.add_argument("--keep", type=Path, default=None, help="work here and keep the files (default: a temp dir)")
     args = parser.parse_args()
     cfg = Config()
@@ -270,10 +272,46 @@ def main() -> None:
         video = next(s for s in probe["streams"] if s["codec_type"] == "video")
         duration = float(probe["format"]["duration"])
         report(args, info, sidecar, video, duration, wall, cpu, watcher, t0)
+        if args.floor:
+            floor(root, out, video, cfg, wall, cpu, sidecar)
     finally:
         if tmp_ctx is not None:
             tmp_ctx.cleanup()
     print(machine())
+
+
+def _timed(cmd: list[str]) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system) of one child process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.time()
+    subprocess.run(cmd, check=True)
+    wall = time.time() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def floor(root: Path, out: Path, video: dict[str, Any], cfg: Config, wall: float, cpu: float,
+          sidecar: dict[str, Any]) -> None:
+    """x264 alone on the same frames, from a raw file: what no renderer with these settings can beat."""
+    raw = root / "frames.yuv"
+    ff = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y"]
+    subprocess.run([*ff, "-i", str(out), "-f", "rawvideo", "-pix_fmt", "yuv420p", str(raw)], check=True)
+    v = cfg.video
+    size = f"{video['width']}x{video['height']}"
+    try:
+        fwall, fcpu = _timed([*ff, "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", size, "-framerate",
+                              str(v.fps), "-i", str(raw), "-c:v", "libx264", "-preset", v.x264_preset, "-crf",
+                              str(v.crf), "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(root / "floor.mp4")])
+    finally:
+        raw.unlink(missing_ok=True)
+    render = next(s for s in sidecar["stages"] if s["name"] == "render")
+    print(f"encode-only floor (libx264 {v.x264_preset} CRF {v.crf}, the same frames from a raw file): "
+          f"wall {fwall:.2f} s, CPU {fcpu:.2f} s")
+    print("| | wall s | x floor (wall) | CPU s | x floor (CPU) |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    print(f"| floor: x264 from raw | {fwall:.2f} | 1.00 | {fcpu:.2f} | 1.00 |")
+    print(f"| omad: render stage | {render['seconds']:.2f} | {render['seconds'] / fwall:.2f} | | |")
+    print(f"| omad: whole `omad once` | {wall:.2f} | {wall / fwall:.2f} | {cpu:.2f} | {cpu / fcpu:.2f} |")
 
 
 def report(args: argparse.Namespace, info: dict[str, Any], sidecar: dict[str, Any], video: dict[str, Any],

@@ -247,6 +247,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         _check(res, "FAIL", "ffmpeg encoders", not missing_enc,
                "libx264, aac" if not missing_enc else f"missing {', '.join(missing_enc)}")
         res.append(("ok", "ffmpeg version", ffmpeg_version()))
+        from .media.encoder import nvenc_status
+
+        gpu_ok, why = nvenc_status()
+        wanted = cfg.video.encoder == "h264_nvenc"
+        _check(res, "warn", "GPU encoding", gpu_ok or not wanted,
+               f"h264_nvenc: {why}" + ("" if gpu_ok else "; renders use libx264 on the CPU"))
     es = shutil.which("espeak-ng")
     _check(res, "FAIL" if cfg.tts.engine == "espeak" else "warn", "espeak-ng", es is not None,
            es or "not found: sudo apt-get install espeak-ng (needed for narration)")

@@ -132,12 +132,17 @@ class VideoConfig(_Section):
     fps: int = Field(30, ge=1, le=120, description="output frame rate for generated video")
     crf: int = Field(20, ge=0, le=51, description="libx264 quality (lower is better and larger)")
     x264_preset: str = Field("veryfast", description="libx264 speed preset")
+    encoder: Literal["auto", "libx264", "h264_nvenc"] = Field(
+        "auto", description="H.264 encoder: auto uses h264_nvenc when an NVIDIA GPU can encode, else libx264"
+    )
     audio_bitrate: str = Field("160k", description="AAC bitrate")
 
-    def size(self) -> tuple[int, int]:
-        if self.preset == "landscape":
+    def size(self, fmt: str | None = None) -> tuple[int, int]:
+        """The output frame: a brief's ``format`` (landscape or vertical) when given, else the preset."""
+        preset = fmt if fmt in ("landscape", "vertical") else self.preset
+        if preset == "landscape":
             return 1920, 1080
-        if self.preset == "vertical":
+        if preset == "vertical":
             return 1080, 1920
         return self.width - self.width % 2, self.height - self.height % 2
 

@@ -388,3 +388,75 @@ def _tree_rss_kb(root: int) -> int:
             continue
         total += sum(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
     return total
+
+
+def _sharpness(luma: np.ndarray) -> float:
+    y = luma.astype(np.float32)
+    return float(np.mean(np.diff(y, axis=1) ** 2) + np.mean(np.diff(y, axis=0) ** 2))
+
+
+def _pulsing(values: list[float]) -> float:
+    """Largest departure of per-frame sharpness from its smooth trend, as a share of the mean.
+
+    A zoom's sharpness drifts as the magnification changes; that trend is
+    taken out (a quadratic fit), what is left is the frame-to-frame pulsing.
+    """
+    s = np.array(values)
+    x = np.arange(len(s))
+    trend = np.polyval(np.polyfit(x, s, 2), x)
+    return float(np.max(np.abs(s - trend)) / s.mean())
+
+
+def _noise_frames(oversample: float, motion: Motion) -> list[float]:
+    """Per-frame sharpness of a move over pure noise (the worst case for aliasing) drawn as omad draws it."""
+    from omad.media.kenburns import StillFrames, _cv2, _planes, _prefilter
+
+    zoom = 1.15
+    cw, ch = 2 * round(W * zoom * oversample / 2), 2 * round(H * zoom * oversample / 2)
+    noise = np.random.default_rng(7).integers(0, 256, (ch, cw), dtype=np.uint8)
+    planes = _planes(Image.fromarray(np.stack([noise] * 3, axis=-1)))
+    cv2 = _cv2()
+    planes = (_prefilter(cv2, planes[0]), _prefilter(cv2, planes[1]), _prefilter(cv2, planes[2]))
+    frames = StillFrames(planes, motion, zoom, W, H, 60)
+    return [_sharpness(frames(i)[0]) for i in range(60)]
+
+
+@pytest.mark.parametrize("motion", [Motion.PAN_RIGHT, Motion.PAN_DOWN, Motion.ZOOM_IN])
+def test_sharpness_does_not_pulse_as_the_window_moves(motion: Motion) -> None:
+    """GIVEN fine detail WHEN omad pans or zooms over it THEN each frame is as sharp as its neighbours (< 5 %)."""
+    from omad.media.kenburns import OVERSAMPLE
+
+    assert _pulsing(_noise_frames(OVERSAMPLE, motion)) < 0.05
+
+
+def test_the_pulsing_measure_catches_a_pan_without_oversample() -> None:
+    """GIVEN the same pan drawn from a canvas with no oversample THEN the measure sees the sharpness pulse."""
+    assert _pulsing(_noise_frames(1.0, Motion.PAN_RIGHT)) > 0.3
+
+
+def test_colour_is_bt709_limited_range_and_tagged(tmp_path: Path) -> None:
+    """GIVEN a flat orange-red picture THEN the clip's Y'CbCr values are BT.709 limited range, and tagged so."""
+    rgb = (200, 80, 40)
+    image = tmp_path / "flat.png"
+    Image.new("RGB", (640, 360), rgb).save(image)
+    out = tmp_path / "flat.mp4"
+    _render(image, out, motion="zoom_in", seconds=0.2)
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(out), "-frames:v", "1", "-f", "rawvideo",
+                          "-pix_fmt", "yuv420p", "-"], check=True, capture_output=True).stdout
+    y = np.frombuffer(raw[: W * H], np.uint8).reshape(H, W)
+    cb = np.frombuffer(raw[W * H : W * H * 5 // 4], np.uint8).reshape(H // 2, W // 2)
+    cr = np.frombuffer(raw[W * H * 5 // 4 :], np.uint8).reshape(H // 2, W // 2)
+    got = np.array([np.median(y), np.median(cb), np.median(cr)])
+
+    def expected(kr: float, kb: float) -> np.ndarray:
+        r, g, b = (c / 255.0 for c in rgb)
+        luma = kr * r + (1 - kr - kb) * g + kb * b
+        return np.array([16 + 219 * luma, 128 + 224 * (b - luma) / (2 * (1 - kb)),
+                         128 + 224 * (r - luma) / (2 * (1 - kr))])
+
+    assert np.max(np.abs(got - expected(0.2126, 0.0722))) <= 1.5, got
+    assert np.max(np.abs(got - expected(0.299, 0.114))) > 4  # BT.601 would be told apart
+    video = probe(out).video
+    assert video is not None
+    assert (video.get("color_space"), video.get("color_primaries"), video.get("color_transfer"),
+            video.get("color_range")) == ("bt709", "bt709", "bt709", "tv")

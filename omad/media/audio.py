@@ -18,7 +18,7 @@ from ..errors import InputError, StageFailed, ToolMissing, ToolTimeout
 from ..procs import run_tool
 from .ffmpeg import AUDIO_DEMUXERS, FFMPEG, SAFE_INPUT_ARGS, Probe, probe
 
-__all__ = ["check_audio", "measure_loudness", "loudnorm_filter", "duck_filter", "FINAL_AUDIO_FORMAT"]
+__all__ = ["check_audio", "measure_loudness", "loudnorm_filter", "gain_filter", "duck_filter", "FINAL_AUDIO_FORMAT"]
 
 # Before apad and muxing: a fixed layout avoids loudnorm/apad negotiation failures (NOTES.md).
 FINAL_AUDIO_FORMAT = "aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo"
@@ -82,6 +82,28 @@ def loudnorm_filter(measured: dict[str, Any], audio_cfg: AudioConfig) -> str:
         f":measured_LRA={num('input_lra', 7):.2f}:measured_thresh={num('input_thresh', -34):.2f}"
         f":offset={num('target_offset', 0):.2f}:linear=true"
     )
+
+
+def gain_filter(measured: dict[str, Any], audio_cfg: AudioConfig) -> str:
+    """The second pass as a plain ``volume`` gain when loudnorm's linear mode would be one; else loudnorm.
+
+    With ``linear=true`` loudnorm applies exactly ``target - measured`` dB when
+    the true peak stays under the limit (ffmpeg's af_loudnorm), but it still
+    resamples everything to 192 kHz and back: ~4 s of CPU for a minute of
+    stereo here, against ~0.1 s for ``volume``. Where the gain would push the
+    peak over the limit, loudnorm's limiter is needed and used.
+    """
+    try:
+        measured_i = float(measured["input_i"])
+        measured_tp = float(measured["input_tp"])
+        thresh = float(measured["input_thresh"])
+    except (KeyError, TypeError, ValueError):
+        return loudnorm_filter(measured, audio_cfg)
+    finite = all(abs(v) != float("inf") for v in (measured_i, measured_tp, thresh))
+    gain = audio_cfg.loudness_lufs - measured_i
+    if finite and measured_tp != 99 and thresh != -70 and measured_tp + gain <= audio_cfg.true_peak_db:
+        return f"volume={gain:.2f}dB"
+    return loudnorm_filter(measured, audio_cfg)
 
 
 def duck_filter(bed: str, voice: str, out: str, duck_db: float) -> str:

@@ -13,50 +13,50 @@ docs/benchmarks.md): ffmpeg's ``zoompan`` and a whole-pixel ``crop`` put the
 window on whole pixels, so a slow zoom shakes (2.4 px at the centre measured,
 0.4-0.6 px even on a 4x upscale); ``perspective`` is smooth but ~2.7x the
 floor; ``scale`` with ``eval=frame`` feeding ``crop`` silently crops the corner
-(NOTES.md); OpenCV's ``warpAffine`` was no faster than Pillow here. So omad draws the
-frames itself: the image is decoded once at reduced size (JPEG DCT scaling,
-then integer ``reduce``), framed onto a canvas of output size x zoom x a small
-oversample, converted once to BT.709 limited-range Y'CbCr planes (chroma at
-half size), and each frame is a Pillow ``resize`` of a floating-point box of
-each plane: the box edges are real numbers, so the window moves by exact
-fractions of a pixel, and the triangle filter widens with the reduction, so
-detail does not shimmer. The planes are written as raw yuv420p into a FIFO
-that ffmpeg reads (through ``run_ffmpeg``, so its timeout, cancel and error
-mapping apply), so ffmpeg does no scaling or colour conversion, only x264. A
-10 s 1080p30 zoom: centre jitter 0.002 px lossless, 6x faster than MoviePy,
-half the time of ``-loop 1`` on the still; about half the CPU is x264's.
+(NOTES.md). So omad draws the frames itself: the image is decoded once at
+reduced size (JPEG DCT scaling, then integer ``reduce``), framed onto a canvas
+of output size x zoom x a small oversample, converted once to BT.709
+limited-range Y'CbCr planes (chroma at half size), and each frame is an
+OpenCV ``warpAffine`` (bilinear, SIMD: ~3 ms a 1080p frame here, against
+~25 ms for Pillow's ``resize``) of a floating-point box of each plane, so the
+window moves by exact fractions of a pixel; the oversample makes every frame
+a reduction, so detail does not pulse in sharpness as the window moves. The
+planes are written as raw yuv420p into the encoder (``omad.media.pipe``), so
+ffmpeg does no scaling or colour conversion, only x264.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import fcntl
 import hashlib
 import math
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
-from ..errors import ConfigError, InputError, StageFailed
-from .ffmpeg import AUDIO_DEMUXERS, SAFE_INPUT_ARGS, probe, run_ffmpeg
+from ..errors import ConfigError, InputError
+from .encoder import Encoder, x264
+from .ffmpeg import AUDIO_DEMUXERS, SAFE_INPUT_ARGS, probe
+from .pipe import Plane, Planes, encode_piped
 
 __all__ = [
     "Motion",
     "MOVING_MOTIONS",
     "OVERSAMPLE",
     "canvas_size",
+    "check_image",
+    "StillFrames",
     "pick_motion",
+    "prepare_still",
     "render_still",
+    "resolve_motion",
 ]
 
 
@@ -88,6 +88,9 @@ MOVING_MOTIONS: tuple[Motion, ...] = (
 # fractional part of its position. 1.25 costs ~20% more per frame than 1.0.
 OVERSAMPLE = 1.25
 
+# Measured on a noise pattern: 0.5 gives Pillow's antialiased sharpness and pulsing; 0.4 aliases visibly.
+_PREFILTER_SIGMA = 0.5
+
 _FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")
 _EXIF_ORIENTATION = 0x0112
 # EXIF orientation -> the transpose that makes the stored pixels upright (as ImageOps.exif_transpose).
@@ -111,7 +114,7 @@ def pick_motion(seed: str) -> Motion:
     return MOVING_MOTIONS[int.from_bytes(digest[:8], "big") % len(MOVING_MOTIONS)]
 
 
-def _resolve_motion(motion: str, seed: str, label: str) -> Motion:
+def resolve_motion(motion: str, seed: str, label: str) -> Motion:
     try:
         chosen = Motion(motion)
     except ValueError as e:
@@ -182,15 +185,8 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img if img.mode == "RGB" else img.convert("RGB")
 
 
-def _load_image(
-    path: Path, cw: int, ch: int, label: str, max_megapixels: float = 100.0
-) -> tuple[Image.Image, dict[str, Any]]:
-    """Decode ``path`` upright, no larger than needed to cover a ``cw`` x ``ch`` canvas.
-
-    JPEGs decode straight at 1/2, 1/4 or 1/8 size (DCT scaling), so a 50 MP
-    photo never exists in memory at full size; other formats are decoded whole
-    and reduced by an integer factor at once.
-    """
+def _open_image(path: Path, label: str, max_megapixels: float) -> Image.Image:
+    """Open ``path`` lazily (header only) as one of the allowed formats, within the size limit."""
     try:
         im = Image.open(path, formats=_FORMATS)
     except FileNotFoundError as e:
@@ -202,15 +198,35 @@ def _load_image(
         ) from e
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise _not_an_image(label, "its content is not JPEG, PNG, WebP, BMP, TIFF or GIF") from e
+    stored = im.size
+    if stored[0] * stored[1] > max_megapixels * 1_000_000:
+        im.close()
+        raise InputError(
+            f"is {stored[0]}x{stored[1]} pixels ({stored[0] * stored[1] / 1e6:.0f} MP); omad takes pictures "
+            f"up to {max_megapixels:g} MP (intake.max_image_megapixels). Scale it down and drop it again.",
+            file=label,
+        )
+    return im
+
+
+def check_image(path: Path, label: str, max_megapixels: float = 100.0) -> None:
+    """Refuse ``path`` now, from its header, if it is not a picture omad will draw (before any encoding starts)."""
+    _open_image(path, label, max_megapixels).close()
+
+
+def _load_image(
+    path: Path, cw: int, ch: int, label: str, max_megapixels: float = 100.0
+) -> tuple[Image.Image, dict[str, Any]]:
+    """Decode ``path`` upright, no larger than needed to cover a ``cw`` x ``ch`` canvas.
+
+    JPEGs decode straight at 1/2, 1/4 or 1/8 size (DCT scaling), so a 50 MP
+    photo never exists in memory at full size; other formats are decoded whole
+    and reduced by an integer factor at once.
+    """
+    im = _open_image(path, label, max_megapixels)
     with im:
         try:
             stored = im.size
-            if stored[0] * stored[1] > max_megapixels * 1_000_000:
-                raise InputError(
-                    f"is {stored[0]}x{stored[1]} pixels ({stored[0] * stored[1] / 1e6:.0f} MP); omad takes pictures "
-                    f"up to {max_megapixels:g} MP (intake.max_image_megapixels). Scale it down and drop it again.",
-                    file=label,
-                )
             orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
             fmt = im.format or "unknown"
             sideways = orientation in (5, 6, 7, 8)
@@ -258,8 +274,8 @@ def _canvas(img: Image.Image, cw: int, ch: int, fit: str) -> Image.Image:
     return backdrop
 
 
-def _planes(canvas: Image.Image) -> tuple[Image.Image, Image.Image, Image.Image]:
-    """BT.709 limited-range Y' (full size), Cb and Cr (half size, 2x2 averaged)."""
+def _planes(canvas: Image.Image) -> Planes:
+    """BT.709 limited-range Y' (full size), Cb and Cr (half size, 2x2 averaged), as uint8 arrays."""
     rgb = np.asarray(canvas, dtype=np.float32) * (1.0 / 255.0)
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
     y = _KR * r + _KG * g + _KB * b
@@ -268,143 +284,138 @@ def _planes(canvas: Image.Image) -> tuple[Image.Image, Image.Image, Image.Image]
     del rgb, r, g, b
     h, w = y.shape
 
-    def _half(c: np.ndarray[Any, np.dtype[np.float32]]) -> Image.Image:
+    def _half(c: npt.NDArray[np.float32]) -> Plane:
         c2 = c.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3)) + 128.0
-        return Image.fromarray(np.clip(c2 + 0.5, 0, 255).astype(np.uint8))
+        return np.ascontiguousarray(np.clip(c2 + 0.5, 0, 255).astype(np.uint8))
 
-    luma = Image.fromarray(np.clip(y * 219.0 + 16.5, 0, 255).astype(np.uint8))
+    luma = np.ascontiguousarray(np.clip(y * 219.0 + 16.5, 0, 255).astype(np.uint8))
     return luma, _half(cb), _half(cr)
 
 
-class _FrameMaker:
-    """Draws frame ``i`` of ``count`` as its three yuv420p planes.
+def _cv2() -> Any:
+    """OpenCV, imported on first use: ~0.1 s of import that only frame drawing needs.
 
-    Pillow releases the GIL while resampling, so the next frame can be drawn
-    in a worker thread while this one is written to ffmpeg.
+    One thread: frames are drawn beside the encoder, which has the other
+    cores; OpenCV's own thread pool cost ~15 % more CPU per frame here.
+    """
+    import cv2
+
+    if cv2.getNumThreads() != 1:
+        cv2.setNumThreads(1)
+    return cv2
+
+
+def _warp(cv2: Any, plane: Plane, box: tuple[float, float, float, float], size: tuple[int, int]) -> Plane:
+    """The floating-point ``box`` of ``plane`` resampled to ``size`` (bilinear, SIMD).
+
+    Output pixel centre ``i + 0.5`` maps to ``left + (i + 0.5) * step`` in the
+    plane's continuous coordinates, the same mapping as Pillow's ``box``: the
+    window moves by exact fractions of a pixel (OpenCV rounds the position to
+    1/32 px, far below what a viewer or the centroid test can see).
+    """
+    left, top, right, bottom = box
+    sx, sy = (right - left) / size[0], (bottom - top) / size[1]
+    m = np.array([[sx, 0.0, left + 0.5 * sx - 0.5], [0.0, sy, top + 0.5 * sy - 0.5]], dtype=np.float64)
+    out: Plane = cv2.warpAffine(
+        plane, m, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
+    )
+    return out
+
+
+def _prefilter(cv2: Any, plane: Plane) -> Plane:
+    """The plane blurred just enough that bilinear sampling at a 1.25x+ reduction does not alias.
+
+    OpenCV's bilinear filter does not widen with the reduction as Pillow's
+    does, so fine detail aliases and its sharpness pulses as the window moves;
+    one Gaussian pass on the canvas (done once, not per frame) brings both
+    back to Pillow's level (measured in tests/test_kenburns.py).
+    """
+    out: Plane = cv2.GaussianBlur(plane, (0, 0), _PREFILTER_SIGMA)
+    return out
+
+
+class StillFrames:
+    """Frame ``i`` of ``count`` of a Ken Burns move over one prepared canvas, as yuv420p planes.
+
+    The canvas is at least ``OVERSAMPLE`` times the output in every frame, so
+    each frame is a reduction and its sharpness does not pulse with the
+    fractional part of the window's position (tests/test_kenburns.py measures
+    it). OpenCV releases the GIL, so frames are drawn in a worker thread while
+    the previous one is written to the encoder.
     """
 
-    def __init__(
-        self,
-        planes: tuple[Image.Image, Image.Image, Image.Image],
-        motion: Motion,
-        zoom: float,
-        width: int,
-        height: int,
-        count: int,
-    ) -> None:
+    def __init__(self, planes: Planes, motion: Motion, zoom: float, width: int, height: int, count: int) -> None:
         self.planes = planes
         self.motion = motion
         self.zoom = zoom
         self.size = (width, height)
         self.count = count
-        self._still: list[bytes] | None = None
+        self._still: Planes | None = None
 
-    def __call__(self, i: int) -> list[bytes]:
+    def __call__(self, i: int) -> Planes:
         if self._still is not None:
             return self._still
+        cv2 = _cv2()
         luma, cb, cr = self.planes
-        t = i / (self.count - 1) if self.count > 1 else 0.0
-        left, top, right, bottom = _window(self.motion, t, self.zoom, luma.width, luma.height)
-        half = (left / 2.0, top / 2.0, right / 2.0, bottom / 2.0)
+        t = min(max(i, 0), self.count - 1) / (self.count - 1) if self.count > 1 else 0.0
+        box = _window(self.motion, t, self.zoom, float(luma.shape[1]), float(luma.shape[0]))
+        half = (box[0] / 2.0, box[1] / 2.0, box[2] / 2.0, box[3] / 2.0)
         width, height = self.size
-        bilinear = Image.Resampling.BILINEAR
-        frame = [
-            luma.resize((width, height), bilinear, box=(left, top, right, bottom)).tobytes(),
-            cb.resize((width // 2, height // 2), bilinear, box=half).tobytes(),
-            cr.resize((width // 2, height // 2), bilinear, box=half).tobytes(),
-        ]
+        chroma = (width // 2, height // 2)
+        frame = (_warp(cv2, luma, box, self.size), _warp(cv2, cb, half, chroma), _warp(cv2, cr, half, chroma))
         if self.motion is Motion.NONE:
             self._still = frame  # every frame is the same: draw it once
         return frame
 
 
-def _open_writer(fifo: Path, reader: threading.Thread) -> int | None:
-    """Open the FIFO for writing once ffmpeg opens it; None if ffmpeg ended first.
-
-    A plain blocking open would hang forever if ffmpeg failed before opening
-    its input, so poll a non-blocking open while the ffmpeg thread lives.
-    """
-    while True:
-        try:
-            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-        except OSError as e:
-            if e.errno != errno.ENXIO:
-                raise
-            if not reader.is_alive():
-                return None
-            time.sleep(0.005)
-            continue
-        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
-        fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_NONBLOCK)
-        # A 1 MiB pipe lets us run a frame ahead of ffmpeg's reads (Linux only; harmless elsewhere).
-        with contextlib.suppress(OSError, AttributeError):
-            fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
-        return fd
+def _check_frame(width: int, height: int, fit: str, zoom: float, label: str) -> None:
+    if width % 2 or height % 2:
+        raise ConfigError(f"video size {width}x{height} must be even in both directions for H.264 yuv420p.")
+    if fit not in ("cover", "fit"):
+        raise ConfigError(f"img2vid fit '{fit}' is not cover or fit.", file=label)
+    if not 1.0 <= zoom <= 4.0:
+        raise ConfigError(f"img2vid zoom {zoom} is outside 1.0-4.0.", file=label)
 
 
-def _encode_piped(
-    make: Callable[[int], list[bytes]],
-    count: int,
-    ffmpeg_args: Callable[[Path], list[str]],
+def prepare_still(
+    source: Path | Image.Image,
     *,
-    timeout: float,
-    duration: float,
-    progress: Callable[[float], None] | None,
+    width: int,
+    height: int,
+    frames: int,
+    motion: str,
+    fit: str,
+    zoom: float,
+    seed: str,
     label: str,
-    cancel: threading.Event | None,
-) -> None:
-    """Feed raw frames to ``run_ffmpeg`` through a FIFO, keeping its error mapping and timeout.
+    max_megapixels: float = 100.0,
+) -> tuple[StillFrames, dict[str, Any]]:
+    """Read ``source`` (an untrusted file, or a picture omad drew) once and return its frames and facts.
 
-    ffmpeg runs in a thread; if it dies or is killed (timeout, cancel) our
-    next write fails with a broken pipe and its own mapped error is raised. If
-    drawing frames fails, the FIFO is closed, ffmpeg finishes early and our
-    error is raised instead of its truncated success.
+    The facts say what was read (format, sizes, EXIF orientation) and the
+    motion chosen; ``frames`` is how many frames the move spans.
     """
-    with tempfile.TemporaryDirectory(prefix="omad-kenburns-") as tmp:
-        fifo = Path(tmp) / "frames.yuv"
-        os.mkfifo(fifo, 0o600)
-        failure: list[BaseException] = []
-
-        def _run() -> None:
-            try:
-                run_ffmpeg(
-                    ffmpeg_args(fifo),
-                    timeout=timeout,
-                    duration=duration,
-                    progress=progress,
-                    file_label=label,
-                    cancel=cancel,
-                )
-            except BaseException as e:  # handed to the caller's thread below
-                failure.append(e)
-
-        runner = threading.Thread(target=_run, name="omad-kenburns-ffmpeg", daemon=True)
-        runner.start()
-        fd = _open_writer(fifo, runner)
-        if fd is not None:
-            try:
-                with open(fd, "wb", buffering=0) as pipe, ThreadPoolExecutor(1, "omad-kenburns-draw") as pool:
-                    ahead = pool.submit(make, 0)
-                    for i in range(count):
-                        frame = ahead.result()
-                        if i + 1 < count:
-                            ahead = pool.submit(make, i + 1)
-                        for plane in frame:
-                            pipe.write(plane)
-            except BrokenPipeError:
-                pass  # ffmpeg stopped reading: its own error (below) says why
-            except BaseException:
-                runner.join()
-                raise
-        runner.join()
-        if failure:
-            raise failure[0]
-        if fd is None:
-            raise StageFailed("ffmpeg exited before reading the frames.", file=label)
+    _check_frame(width, height, fit, zoom, label)
+    chosen = resolve_motion(motion, seed, label)
+    cw, ch = canvas_size(width, height, chosen, zoom)
+    if isinstance(source, Path):
+        img, facts = _load_image(source, cw, ch, label, max_megapixels)
+    else:
+        img, facts = _to_rgb(source.copy()), {}
+    with img:
+        canvas = _canvas(img, cw, ch, fit)
+    with canvas:
+        planes = _planes(canvas)
+    if chosen is not Motion.NONE:
+        cv2 = _cv2()
+        planes = (_prefilter(cv2, planes[0]), _prefilter(cv2, planes[1]), _prefilter(cv2, planes[2]))
+    facts.update({"motion": chosen.value, "motion_requested": motion, "fit": fit, "zoom": zoom,
+                  "canvas_size": [cw, ch]})
+    return StillFrames(planes, chosen, zoom, width, height, max(1, frames)), facts
 
 
 def render_still(
-    image: Path,
+    image: Path | Image.Image,
     out: Path,
     *,
     width: int,
@@ -419,6 +430,7 @@ def render_still(
     x264_preset: str,
     audio: Path | None = None,
     audio_bitrate: str = "160k",
+    encoder: Encoder | None = None,
     timeout: float,
     progress: Callable[[float], None] | None = None,
     cancel: threading.Event | None = None,
@@ -430,19 +442,14 @@ def render_still(
     The clip is exactly ``width`` x ``height`` at ``fps`` with
     ``round(seconds * fps)`` frames, yuv420p, ``+faststart``. With ``audio``
     it is muxed as AAC, padded with silence or cut to the video's length (the
-    caller passes the audio's duration as ``seconds``). ``out`` appears only
-    when complete.
+    caller passes the audio's duration as ``seconds``). ``encoder`` defaults
+    to libx264 at ``crf`` and ``x264_preset``. ``out`` appears only when
+    complete.
     """
     started = time.monotonic()
-    if width % 2 or height % 2:
-        raise ConfigError(f"video size {width}x{height} must be even in both directions for H.264 yuv420p.")
-    if fit not in ("cover", "fit"):
-        raise ConfigError(f"img2vid fit '{fit}' is not cover or fit.", file=label)
-    if not 1.0 <= zoom <= 4.0:
-        raise ConfigError(f"img2vid zoom {zoom} is outside 1.0-4.0.", file=label)
     if seconds <= 0 or fps <= 0:
         raise ConfigError(f"cannot render {seconds}s at {fps} fps.", file=label)
-    chosen = _resolve_motion(motion, seed, label)
+    _check_frame(width, height, fit, zoom, label)
     frames = max(1, round(seconds * fps))
     duration = frames / fps
 
@@ -456,12 +463,9 @@ def render_still(
             )
         audio_args = [*SAFE_INPUT_ARGS, "-i", str(audio)]
 
-    cw, ch = canvas_size(width, height, chosen, zoom)
-    img, facts = _load_image(image, cw, ch, label, max_megapixels)
-    with img:
-        canvas = _canvas(img, cw, ch, fit)
-    with canvas:
-        planes = _planes(canvas)
+    chosen = encoder or x264(crf, x264_preset)
+    make, facts = prepare_still(image, width=width, height=height, frames=frames, motion=motion, fit=fit,
+                                zoom=zoom, seed=seed, label=label, max_megapixels=max_megapixels)
     prepared = time.monotonic()
 
     part = out.with_name(f".{out.stem}.part{out.suffix or '.mp4'}")
@@ -482,8 +486,7 @@ def render_still(
                 "-c:a", "aac", "-b:a", audio_bitrate,
             ]  # fmt: skip
         args += [
-            "-c:v", "libx264", "-preset", x264_preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
-            "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
+            *chosen.args,
             # Not -frames:v: reaching it ends the audio stream too, early (ffmpeg 5.1).
             "-t", f"{duration:.6f}",
             "-movflags", "+faststart",
@@ -492,36 +495,20 @@ def render_still(
         return args
 
     try:
-        _encode_piped(
-            _FrameMaker(planes, chosen, zoom, width, height, frames),
-            frames,
-            _args,
-            timeout=timeout,
-            duration=duration,
-            progress=progress,
-            label=label,
-            cancel=cancel,
-        )
+        encode_piped(make, frames, _args, timeout=timeout, duration=duration, progress=progress, label=label,
+                     cancel=cancel)
         os.replace(part, out)
     except BaseException:
         part.unlink(missing_ok=True)
         raise
-    finally:
-        for plane in planes:
-            plane.close()
     facts.update(
         {
-            "motion": chosen.value,
-            "motion_requested": motion,
-            "fit": fit,
-            "zoom": zoom,
             "width": width,
             "height": height,
             "fps": fps,
             "frames": frames,
             "seconds": duration,
-            "canvas_size": [cw, ch],
-            "encoder": "libx264",
+            **chosen.facts(),
             "crf": crf,
             "x264_preset": x264_preset,
             "pix_fmt": "yuv420p",

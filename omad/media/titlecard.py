@@ -2,8 +2,9 @@
 
 Owns laying the text out (wrapped to ~80% of the frame width, the font size
 scaled to the frame height and shrunk until every line fits, centred) on the
-background colour with a subtle vertical gradient, and encoding the card
-through ``render_still`` so it moves like the picture scenes around it. The
+background colour with a subtle vertical gradient, and moving over the card
+with the Ken Burns frames (``prepare_still``) so it moves like the picture
+scenes around it. The
 font is a file, never a family name looked up at run time: a TTF that covers
 Portuguese (DejaVu, from the ``fonts-dejavu-core`` package) is what makes
 "Ação" come out with its accents. It never decides the scene's length or
@@ -12,7 +13,6 @@ text; the caller passes them.
 
 from __future__ import annotations
 
-import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -22,9 +22,9 @@ import numpy as np
 from PIL import Image, ImageColor, ImageDraw, ImageFont
 
 from ..errors import InputError, ToolMissing
-from .kenburns import Motion, canvas_size, render_still
+from .kenburns import Motion, StillFrames, canvas_size, prepare_still, render_still
 
-__all__ = ["render_title_card", "draw_title_card"]
+__all__ = ["check_colour", "draw_title_card", "prepare_title_card", "render_title_card"]
 
 _WIDTH_SHARE = 0.8  # of the visible frame the text may span
 _HEIGHT_SHARE = 0.8
@@ -39,6 +39,11 @@ def _colour(value: str, label: str) -> tuple[int, int, int]:
     except ValueError as e:
         raise InputError(f"title background '{value}' is not a colour. Use #RRGGBB, e.g. #1d2b53.", file=label) from e
     return rgb[0], rgb[1], rgb[2]
+
+
+def check_colour(value: str, label: str) -> None:
+    """Refuse a background that is not a colour now, before any frame is drawn."""
+    _colour(value, label)
 
 
 def _font(font_file: str, size: int) -> ImageFont.FreeTypeFont:
@@ -131,6 +136,42 @@ def draw_title_card(
     return card, {"lines": lines, "font_size": font.size, "font_file": font_file, "background": background}
 
 
+def _card_visible(chosen: Motion, zoom: float) -> float:
+    """The share of the card that stays in view in every frame.
+
+    All of it for a still, the innermost 1/zoom for a zoom, less for a pan that slides across.
+    """
+    if chosen is Motion.NONE:
+        return 1.0
+    if chosen in (Motion.ZOOM_IN, Motion.ZOOM_OUT, Motion.AUTO):
+        return 1.0 / zoom
+    return max(0.2, 2.0 / zoom - 1.0)
+
+
+def prepare_title_card(
+    text: str,
+    *,
+    width: int,
+    height: int,
+    frames: int,
+    background: str,
+    font_file: str,
+    label: str,
+    motion: str = Motion.ZOOM_IN.value,
+    zoom: float = 1.05,
+) -> tuple[StillFrames, dict[str, Any]]:
+    """The card's frames (a slow move over the drawn card) and its facts, without encoding anything."""
+    chosen = Motion(motion)
+    card_size = canvas_size(width, height, chosen, zoom)
+    card, facts = draw_title_card(
+        text, card_size, visible=_card_visible(chosen, zoom), background=background, font_file=font_file, label=label
+    )
+    with card:
+        make, info = prepare_still(card, width=width, height=height, frames=frames, motion=chosen.value,
+                                   fit="cover", zoom=zoom, seed=text, label=label)
+    return make, {**info, "title": facts}
+
+
 def render_title_card(
     text: str,
     out: Path,
@@ -153,24 +194,13 @@ def render_title_card(
     """Render ``text`` as a ``seconds`` long card clip at ``out`` (same format as ``render_still``)."""
     chosen = Motion(motion)
     card_size = canvas_size(width, height, chosen, zoom)
-    # The share of the card that stays in view in every frame: all of it for a
-    # still, the innermost 1/zoom for a zoom, less for a pan that slides across.
-    if chosen is Motion.NONE:
-        visible = 1.0
-    elif chosen in (Motion.ZOOM_IN, Motion.ZOOM_OUT, Motion.AUTO):
-        visible = 1.0 / zoom
-    else:
-        visible = max(0.2, 2.0 / zoom - 1.0)
     card, facts = draw_title_card(
-        text, card_size, visible=visible, background=background, font_file=font_file, label=label
+        text, card_size, visible=_card_visible(chosen, zoom), background=background, font_file=font_file, label=label
     )
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".omad-card-", dir=out.parent) as tmp:
-        png = Path(tmp) / "card.png"
-        with card:
-            card.save(png, compress_level=1)
+    with card:
         clip = render_still(
-            png,
+            card,
             out,
             width=width,
             height=height,
@@ -187,7 +217,4 @@ def render_title_card(
             cancel=cancel,
             label=label,
         )
-    for key in ("source_format", "source_size", "stored_size", "decoded_size", "exif_orientation"):
-        clip.pop(key, None)
-    clip.pop("orientation_applied", None)
     return {**clip, "title": facts}

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..media.audio import FINAL_AUDIO_FORMAT, check_audio, duck_filter, loudnorm_filter, measure_loudness
+from ..media.encoder import Encoder, choose_encoder
 from ..media.ffmpeg import SAFE_INPUT_ARGS, VIDEO_DEMUXERS, probe, run_ffmpeg
 from ..stage import Stage, StageContext, StageResult
 
@@ -61,12 +62,13 @@ class AddAudioStage(Stage):
         vin = [*SAFE_INPUT_ARGS, *(["-stream_loop", "-1"] if policy == "loop" else []), "-i", str(video)]
         vfilter: list[str] = []
         video_codec: list[str]
+        encoder: Encoder | None = None
         pad = length - vdur
         if policy == "pad" and pad > 0.02:
             vfilter = ["-vf", f"tpad=stop_mode=clone:stop_duration={pad:.3f}"]
         if vfilter or vinfo.video.get("codec_name") != "h264":
-            v = ctx.config.video
-            video_codec = ["-c:v", "libx264", "-preset", v.x264_preset, "-crf", str(v.crf), "-pix_fmt", "yuv420p"]
+            encoder = choose_encoder(ctx.config.video, tags=False)
+            video_codec = list(encoder.args)
         else:
             video_codec = ["-c:v", "copy"]
         run_ffmpeg(
@@ -84,6 +86,7 @@ class AddAudioStage(Stage):
             "audio_seconds": round(adur, 3),
             "output_seconds": round(length, 3),
             "video": "copied" if video_codec[1] == "copy" else "re-encoded",
+            **({} if encoder is None else encoder.facts()),
             "loudness": {"measured_lufs": measured.get("input_i"), "target_lufs": ctx.config.audio.loudness_lufs},
         }
         return StageResult(artifacts={"video": "with_audio.mp4"}, publish={".mp4": "video"}, facts=facts)

@@ -17,6 +17,7 @@ from typing import Any
 import pysubs2
 
 from ..errors import InputError
+from ..media.encoder import choose_encoder
 from ..media.ffmpeg import SAFE_INPUT_ARGS, VIDEO_DEMUXERS, escape_filter_path, probe, run_ffmpeg
 from ..media.fonts import font_substitute, missing_characters
 from ..media.subtitle_files import SubtitleFile, read_subtitles
@@ -94,14 +95,14 @@ def burn_captions(ctx: StageContext, video_role: str, sub: SubtitleFile, out_nam
     audio = info.audio
     copy_audio = bool(audio and audio.get("codec_name") == "aac")
     audio_args = ["-c:a", "copy"] if copy_audio else ["-c:a", "aac", "-b:a", ctx.config.video.audio_bitrate]
-    v = ctx.config.video
+    encoder = choose_encoder(ctx.config.video, tags=False)
     run_ffmpeg(
         [
             *SAFE_INPUT_ARGS,
             "-i", str(src),
             "-map", "0:v:0", "-map", "0:a:0?",
             "-vf", f"ass={escape_filter_path(ass_path)}",
-            "-c:v", "libx264", "-preset", v.x264_preset, "-crf", str(v.crf), "-pix_fmt", "yuv420p",
+            *encoder.args,
             *audio_args,
             "-fps_mode", "passthrough",
             "-movflags", "+faststart",
@@ -121,6 +122,7 @@ def burn_captions(ctx: StageContext, video_role: str, sub: SubtitleFile, out_nam
         "duration": info.duration,
         "audio": "none" if audio is None else ("copied" if copy_audio else "aac"),
         "captions": len(ass.events),
+        **encoder.facts(),
     }
 
 

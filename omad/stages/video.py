@@ -4,10 +4,14 @@ Two stages, so that a crash between them does not redo the narration:
 
 - ``voice`` speaks each scene's narration (GPU lane for F5, CPU for espeak) and
   records per-scene durations and caption cues in ``voice.json``;
-- ``render`` makes each scene a clip (a Ken Burns image or a title card) as long
-  as its narration plus padding, joins them with crossfades, lays the narration
-  at each scene's start, ducks optional music under it, normalises loudness,
-  burns the captions with the caption stage's style and grabs a poster.
+- ``render`` lays the narration at each scene's start, ducks optional music
+  under it and measures its loudness; then draws every frame of the video
+  (each scene a Ken Burns image or a title card as long as its narration plus
+  padding, on-screen titles, crossfades: ``omad.media.scenes``) and pipes them
+  into one ffmpeg, which burns the captions with the caption stage's style,
+  normalises and muxes the sound and encodes each frame once; then grabs a
+  poster. No per-scene clip is written: a retry draws the scenes again, which
+  costs less than decoding a cached clip would.
 
 The scene brief is the job's brief, or the ``scene_brief`` artifact an earlier
 stage (the agents' plan) wrote. Images are resolved against the bundle.
@@ -18,6 +22,7 @@ from __future__ import annotations
 import json
 import textwrap
 import wave
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +31,17 @@ import yaml
 
 from ..brief import Scene, VideoBrief, load_brief, parse_brief, resolve_asset
 from ..errors import InputError
-from ..media.audio import FINAL_AUDIO_FORMAT, check_audio, duck_filter, loudnorm_filter, measure_loudness
+from ..media.audio import FINAL_AUDIO_FORMAT, check_audio, duck_filter, gain_filter, measure_loudness
+from ..media.encoder import choose_encoder
 from ..media.ffmpeg import SAFE_INPUT_ARGS, escape_filter_path, run_ffmpeg
-from ..media.kenburns import render_still
+from ..media.kenburns import StillFrames, check_image, prepare_still, resolve_motion
+from ..media.pipe import encode_piped
+from ..media.scenes import SceneSpec, Timeline, TitleOverlay, layout
 from ..media.subtitles import Cue, build_ass, build_karaoke_ass, write_srt
-from ..media.titlecard import render_title_card
+from ..media.titlecard import check_colour, prepare_title_card
 from ..stage import Lane, Stage, StageContext, StageResult
 from ..text.normalize import split_sentences
 from ..tts.speech import layout_rules, speak
-from .img2vid import frame_size
 
 __all__ = ["VoiceStage", "RenderStage", "scene_brief"]
 
@@ -78,7 +85,7 @@ class VoiceStage(Stage):
             if said:
                 out = ctx.work / f"scene{i:02d}.wav"
                 narration, found = speak(ctx, said, out, label, f"scenes[{i}].narration", (i / n, (i + 1) / n),
-                                         layout=layout_rules(ctx, frame_size(ctx.config.video, brief.format)))
+                                         layout=layout_rules(ctx, ctx.config.video.size(brief.format)))
                 findings.extend(found)
                 tts.append({"engine": narration.facts.get("engine"), "rtf": narration.facts.get("rtf")})
                 cues = [[c.start, c.end, c.text] for c in narration.cues]
@@ -117,6 +124,14 @@ def _scene_seconds(scene: Scene, spoken: float, padding: float) -> float:
     return max(natural, scene.duration or 0.0)
 
 
+def _prepare_image(image: Path, frames: int, **options: Any) -> StillFrames:
+    return prepare_still(image, frames=frames, **options)[0]
+
+
+def _prepare_card(text: str, frames: int, **options: Any) -> StillFrames:
+    return prepare_title_card(text, frames=frames, **options)[0]
+
+
 def _wrap_title(text: str, width: int, height: int) -> str:
     chars = max(12, int(width / (height * 0.06 * 0.55)))
     return "\n".join(textwrap.wrap(" ".join(text.split()), chars)[:3])
@@ -130,9 +145,8 @@ class RenderStage(Stage):
         brief = scene_brief(ctx)
         scenes = brief.scenes or []
         label = ctx.label("brief")
-        base = ctx.inputs["brief"].parent
         voice = json.loads(ctx.path("voice").read_text())["scenes"]
-        width, height = frame_size(cfg.video, brief.format)
+        width, height = cfg.video.size(brief.format)
         fps = cfg.video.fps
         pad = cfg.scenes.padding_seconds
         xf = cfg.scenes.crossfade_seconds
@@ -140,38 +154,15 @@ class RenderStage(Stage):
         if len(scenes) > 1:
             # A crossfade eats into both neighbours: keep every scene longer than two fades.
             xf = min(xf, min(lengths) / 3)
-        starts = []
-        t = 0.0
-        for length in lengths:
-            starts.append(t)
-            t += length - xf
-        total = starts[-1] + lengths[-1]
+        # The timeline is in whole frames, so picture, narration and captions share one clock.
+        counts = [max(1, round(length * fps)) for length in lengths]
+        fade = round(xf * fps) if len(scenes) > 1 else 0
+        first, frames = layout(counts, fade)
+        starts = [f / fps for f in first]
+        total = frames / fps
         ctx.scale_timeout(total)
 
-        clips: list[Path] = []
-        facts_scenes: list[dict[str, Any]] = []
-        n = len(scenes)
-        for i, (scene, length) in enumerate(zip(scenes, lengths, strict=True)):
-            clip = ctx.work / f"clip{i:02d}.mp4"
-            common = dict(width=width, height=height, fps=fps, seconds=length, crf=16, x264_preset="ultrafast",
-                          timeout=ctx.timeout, cancel=ctx.cancel)
-            if scene.image:
-                image = resolve_asset(base, scene.image, label, f"scenes[{i}].image")
-                info = render_still(image, clip, motion=scene.motion or cfg.img2vid.motion, fit=cfg.img2vid.fit,
-                                    zoom=cfg.img2vid.zoom, seed=f"{ctx.job_id}{i}", label=f"{label}: {scene.image}",
-                                    max_megapixels=cfg.intake.max_image_megapixels,
-                                    **common)  # type: ignore[arg-type]
-                if scene.title:
-                    clip = self._overlay_title(ctx, clip, scene.title, width, height, i)
-            else:
-                text = scene.title or scene.narration or brief.title or " "
-                info = render_title_card(text, clip, background=scene.background or cfg.scenes.title_background,
-                                         font_file=cfg.scenes.title_font_file, label=label,
-                                         **common)  # type: ignore[arg-type]
-            clips.append(clip)
-            facts_scenes.append({"index": i, "seconds": round(length, 3), "kind": "image" if scene.image else "title",
-                                 "motion": info.get("motion")})
-            ctx.progress(0.6 * (i + 1) / n)
+        specs, facts_scenes = self._scene_specs(ctx, brief, scenes, counts, width, height)
 
         voice_wav = self._voice_track(ctx, voice, starts, total)
         music = ctx.inputs.get("music")
@@ -188,10 +179,11 @@ class RenderStage(Stage):
         run_ffmpeg([*args, "-filter_complex", graph, "-map", "[out]", "-c:a", "pcm_s16le", str(soundtrack)],
                    timeout=ctx.timeout, file_label=label, stage=ctx.stage, cancel=ctx.cancel)
         measured = measure_loudness(soundtrack, timeout=ctx.timeout, label=label, audio_cfg=cfg.audio)
+        ctx.progress(0.05)
 
         cues = [Cue(starts[i] + c[0], starts[i] + c[1], c[2]) for i, v in enumerate(voice) for c in v["cues"]]
         write_srt(cues, ctx.work / "captions.srt")
-        vgraph = self._join_graph(len(clips), lengths, starts, xf)
+        vfilter: list[str] = []
         style = (brief.caption.style if brief.caption else None) or cfg.caption.style
         highlighted = 0
         if brief.captions and cues:
@@ -202,23 +194,34 @@ class RenderStage(Stage):
                 highlighted = build_karaoke_ass(cues, words, width, height, cfg.caption, ass)
             else:
                 build_ass(cues, width, height, cfg.caption, ass)
-            vgraph += f";[joined]ass={escape_filter_path(ass)}[v]"
-        else:
-            vgraph += ";[joined]null[v]"
+            vfilter = ["-vf", f"ass={escape_filter_path(ass)}"]
         out = ctx.work / "video.mp4"
-        inputs: list[str] = []
-        for c in clips:
-            inputs += ["-i", str(c)]
-        inputs += ["-i", str(soundtrack)]
         v = cfg.video
-        run_ffmpeg(
-            [*inputs, "-filter_complex", vgraph, "-map", "[v]", "-map", f"{len(clips)}:a:0",
-             "-af", f"{loudnorm_filter(measured, cfg.audio)},{FINAL_AUDIO_FORMAT}",
-             "-c:v", "libx264", "-preset", v.x264_preset, "-crf", str(v.crf), "-pix_fmt", "yuv420p", "-r", str(fps),
-             "-c:a", "aac", "-b:a", v.audio_bitrate, "-t", f"{total:.3f}", "-movflags", "+faststart", str(out)],
-            timeout=ctx.timeout, duration=total, progress=lambda f: ctx.progress(0.6 + 0.38 * f),
-            file_label=label, stage=ctx.stage, cancel=ctx.cancel,
-        )
+        encoder = choose_encoder(v)
+
+        def _args(fifo: Path) -> list[str]:
+            # One encoder: omad's frames in, libass burns the captions, the finished sound is muxed.
+            return [
+                *SAFE_INPUT_ARGS,
+                "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{width}x{height}", "-framerate", str(fps),
+                "-i", str(fifo),
+                "-i", str(soundtrack),
+                "-map", "0:v:0", "-map", "1:a:0", *vfilter,
+                "-af", f"{gain_filter(measured, cfg.audio)},{FINAL_AUDIO_FORMAT}",
+                *encoder.args,
+                "-c:a", "aac", "-b:a", v.audio_bitrate, "-t", f"{total:.6f}", "-movflags", "+faststart", str(out),
+            ]  # fmt: skip
+
+        timeline = Timeline(specs, fade)
+        try:
+            encode_piped(timeline, frames, _args, timeout=ctx.timeout, duration=total,
+                         progress=lambda f: ctx.progress(0.05 + 0.93 * f), label=label, cancel=ctx.cancel,
+                         stage=ctx.stage)
+        except BaseException:
+            out.unlink(missing_ok=True)
+            raise
+        finally:
+            timeline.close()
         poster = ctx.work / "poster.jpg"
         run_ffmpeg(["-ss", f"{min(total / 2, lengths[0] * 0.5):.3f}", "-i", str(out), "-frames:v", "1",
                     "-q:v", "3", str(poster)], timeout=ctx.timeout, file_label=label, stage=ctx.stage)
@@ -226,24 +229,55 @@ class RenderStage(Stage):
         return StageResult(
             artifacts={"video": "video.mp4", "srt": "captions.srt", "poster": "poster.jpg"},
             publish={".mp4": "video", ".srt": "srt", ".jpg": "poster"},
-            facts={"seconds": round(total, 3), "width": width, "height": height, "fps": fps,
-                   "crossfade_seconds": round(xf, 3), "scenes": facts_scenes, "captions": len(cues),
+            facts={"seconds": round(total, 3), "width": width, "height": height, "fps": fps, "frames": frames,
+                   "crossfade_seconds": round(fade / fps, 3), "scenes": facts_scenes, "captions": len(cues),
                    "caption_style": style, "captions_word_highlighted": highlighted,
-                   "music": music is not None,
+                   "music": music is not None, **encoder.facts(), "render": "one pass",
                    "loudness": {"measured_lufs": measured.get("input_i"), "target_lufs": cfg.audio.loudness_lufs}},
         )
 
     @staticmethod
-    def _join_graph(n: int, lengths: list[float], starts: list[float], xf: float) -> str:
-        if n == 1:
-            return "[0:v]settb=AVTB,setpts=PTS-STARTPTS[joined]"
-        parts = [f"[{i}:v]settb=AVTB,setpts=PTS-STARTPTS[c{i}]" for i in range(n)]
-        prev = "c0"
-        for i in range(1, n):
-            out = "joined" if i == n - 1 else f"x{i}"
-            parts.append(f"[{prev}][c{i}]xfade=transition=fade:duration={xf:.3f}:offset={starts[i]:.3f}[{out}]")
-            prev = out
-        return ";".join(parts)
+    def _scene_specs(ctx: StageContext, brief: VideoBrief, scenes: list[Scene], counts: list[int], width: int,
+                     height: int) -> tuple[list[SceneSpec], list[dict[str, Any]]]:
+        """How to draw each scene, checked now (assets, images, colours) so that a bad one fails before encoding."""
+        cfg = ctx.config
+        label = ctx.label("brief")
+        base = ctx.inputs["brief"].parent
+        font = cfg.scenes.title_font_file
+        specs: list[SceneSpec] = []
+        facts: list[dict[str, Any]] = []
+        for i, (scene, count) in enumerate(zip(scenes, counts, strict=True)):
+            motion = scene.motion or cfg.img2vid.motion
+            seed = f"{ctx.job_id}{i}"
+            entry: dict[str, Any] = {"index": i, "seconds": round(count / cfg.video.fps, 3),
+                                     "kind": "image" if scene.image else "title"}
+            if scene.image:
+                image = resolve_asset(base, scene.image, label, f"scenes[{i}].image")
+                image_label = f"{label}: {scene.image}"
+                check_image(image, image_label, cfg.intake.max_image_megapixels)
+                # The motion prepare_still will pick, recorded without decoding the picture yet.
+                entry["motion"] = resolve_motion(motion, seed, image_label).value
+                title = scene.title
+                specs.append(SceneSpec(
+                    prepare=partial(_prepare_image, image, width=width, height=height, motion=motion,
+                                    fit=cfg.img2vid.fit, zoom=cfg.img2vid.zoom, seed=seed, label=image_label,
+                                    max_megapixels=cfg.intake.max_image_megapixels),
+                    frames=count,
+                    title=partial(TitleOverlay, _wrap_title(title, width, height), width, height, font)
+                    if title else None,
+                ))
+            else:
+                text = scene.title or scene.narration or brief.title or " "
+                background = scene.background or cfg.scenes.title_background
+                check_colour(background, label)
+                entry["motion"] = "zoom_in"
+                specs.append(SceneSpec(
+                    prepare=partial(_prepare_card, text, width=width, height=height, background=background,
+                                    font_file=font, label=label),
+                    frames=count,
+                ))
+            facts.append(entry)
+        return specs, facts
 
     @staticmethod
     def _voice_track(ctx: StageContext, voice: list[dict[str, Any]], starts: list[float], total: float) -> Path:
@@ -267,19 +301,4 @@ class RenderStage(Stage):
             w.setsampwidth(2)
             w.setframerate(rate)
             w.writeframes(np.clip(buf[: int(total * rate)], -32768, 32767).astype(np.int16).tobytes())
-        return out
-
-    @staticmethod
-    def _overlay_title(ctx: StageContext, clip: Path, title: str, width: int, height: int, i: int) -> Path:
-        text_file = ctx.work / f"title{i:02d}.txt"
-        text_file.write_text(_wrap_title(title, width, height), encoding="utf-8")
-        font = ctx.config.scenes.title_font_file
-        out = ctx.work / f"clip{i:02d}_t.mp4"
-        size = max(12, round(height * 0.06))
-        draw = (f"drawtext=fontfile={escape_filter_path(font)}:textfile={escape_filter_path(text_file)}"
-                f":fontsize={size}:fontcolor=white:line_spacing={size // 4}:box=1:boxcolor=black@0.45"
-                f":boxborderw={size // 2}:x=(w-text_w)/2:y=h*0.08")
-        run_ffmpeg(["-i", str(clip), "-vf", draw, "-c:v", "libx264", "-preset", "ultrafast", "-crf", "16",
-                    "-pix_fmt", "yuv420p", str(out)], timeout=ctx.timeout, file_label=ctx.label("brief"),
-                   stage=ctx.stage, cancel=ctx.cancel)
         return out

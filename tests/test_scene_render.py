@@ -1,0 +1,153 @@
+"""The scene video's one-pass render: the timeline, crossfades, on-screen titles, and one encoder for everything."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import Env
+from PIL import Image
+
+import omad.media.ffmpeg
+from omad.media.ffmpeg import probe
+from omad.media.kenburns import StillFrames, prepare_still
+from omad.media.scenes import SceneSpec, Timeline, TitleOverlay, layout
+
+W, H = 320, 180
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+
+
+def _flat(rgb: tuple[int, int, int]) -> Callable[[int], StillFrames]:
+    def _prepare(frames: int) -> StillFrames:
+        img = Image.new("RGB", (64, 36), rgb)
+        return prepare_still(img, width=W, height=H, frames=frames, motion="none", fit="cover", zoom=1.0,
+                             seed="s", label="flat")[0]
+
+    return _prepare
+
+
+def test_layout_starts_each_scene_a_crossfade_before_the_last_ends() -> None:
+    """GIVEN scenes of 30, 45 and 20 frames and a 6-frame fade THEN they start at 0, 24, 63 and end at 83."""
+    assert layout([30, 45, 20], 6) == ([0, 24, 63], 83)
+    assert layout([30], 0) == ([0], 30)
+
+
+def test_timeline_shows_each_scene_then_blends_them_during_the_fade() -> None:
+    """GIVEN a red and a blue scene with a 4-frame crossfade
+    THEN red alone, then four frames that move steadily from red to blue, then blue alone."""
+    timeline = Timeline([SceneSpec(_flat((220, 20, 20)), 10), SceneSpec(_flat((20, 20, 220)), 10)], 4)
+    try:
+        assert timeline.count == 16
+        cr = [float(timeline(n)[2].mean()) for n in range(timeline.count)]  # Cr: high for red, low for blue
+    finally:
+        timeline.close()
+    assert len(set(np.round(cr[:6], 3))) == 1 and len(set(np.round(cr[10:], 3))) == 1
+    fade = cr[5:11]
+    steps = np.diff(fade)
+    assert np.all(steps < 0), fade  # monotonic, red to blue
+    assert np.max(np.abs(steps)) / np.min(np.abs(steps)) < 1.3  # and steady
+    with pytest.raises(IndexError):
+        timeline(16)
+
+
+def test_a_crossfade_longer_than_half_a_scene_is_refused() -> None:
+    with pytest.raises(ValueError, match="half the shortest scene"):
+        Timeline([SceneSpec(_flat((0, 0, 0)), 6), SceneSpec(_flat((9, 9, 9)), 20)], 4)
+
+
+def test_title_overlay_sits_top_centre_and_leaves_the_cached_still_alone() -> None:
+    """GIVEN a still scene with an on-screen title THEN the title's box is in the top fifth, centred,
+    white text on a darkened box, the rest of the frame unchanged, and the still itself not drawn on."""
+    still = _flat((40, 90, 160))(10)
+    before = [p.copy() for p in still(0)]
+    title = TitleOverlay("Paisagem", W, H, FONT)
+    y, cb, cr = title.over(still(3))
+    assert [np.array_equal(a, b) for a, b in zip(still(0), before, strict=True)] == [True, True, True]
+    x0, y0, x1, y1 = title.box
+    assert y1 < H * 0.3 and abs((x0 + x1) / 2 - W / 2) <= 2
+    base = before[0]
+    region = y[y0:y1, x0:x1]
+    assert region.max() > 220  # the white text
+    assert np.median(region) < base[0, 0] - 10  # on a darker box
+    assert np.array_equal(y[y1 + 2 :], base[y1 + 2 :])  # nothing drawn below it
+    assert abs(int(cb[y0 // 2 + 1, (x0 + x1) // 4]) - 128) < abs(int(before[1][0, 0]) - 128)  # greyer box
+
+
+def _white(frame: np.ndarray) -> int:
+    return int((frame > 200).sum())
+
+
+def test_scene_video_is_drawn_once_and_encoded_once(make_env: Callable[..., Env], tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """GIVEN an image scene with a title and a title-card scene, captions on
+    WHEN omad renders the video THEN exactly one ffmpeg encodes video: it reads omad's raw frames,
+    burns the captions and muxes the sound; the title and the captions are in the published frames."""
+    env = make_env(video={"preset": "custom", "width": W, "height": H, "fps": 15, "x264_preset": "ultrafast"})
+    started: list[list[str]] = []
+    real_spawn = omad.media.ffmpeg.spawn
+
+    def _spawn(cmd: Any, **kw: Any) -> Any:
+        started.append([str(a) for a in cmd])
+        return real_spawn(cmd, **kw)
+
+    monkeypatch.setattr(omad.media.ffmpeg, "spawn", _spawn)
+    folder = tmp_path / "staging" / "noite"
+    folder.mkdir(parents=True)
+    Image.new("RGB", (640, 360), (20, 30, 70)).save(folder / "ceu.png")
+    (folder / "brief.yaml").write_text(
+        "version: 1\nkind: video\nscenes:\n"
+        "  - image: ceu.png\n    title: Noite\n    motion: zoom_in\n    narration: \"Uma noite escura.\"\n"
+        "  - title: Fim\n    narration: \"Até logo.\"\n",
+        encoding="utf-8",
+    )
+    folder.rename(env.inbox / "noite")
+    assert env.once(max_wait=120) == 0
+    out = env.outbox / "noite.mp4"
+    encoders = [c for c in started if "-c:v" in c]
+    assert len(encoders) == 1, [" ".join(c) for c in encoders]
+    argv = encoders[0]
+    assert argv[argv.index("-f") + 1] == "rawvideo" and any(a.startswith("ass=") for a in argv)
+    assert any(a.endswith("soundtrack.wav") for a in argv)
+    facts = env.sidecar("noite")["stages"][1]["facts"]
+    assert facts["render"] == "one pass" and facts["encoder"] == "libx264"
+    info = probe(out)
+    video = info.video
+    assert video is not None and info.audio is not None
+    assert int(video["nb_frames"]) == facts["frames"]
+    assert video.get("color_space") == "bt709"
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-ss", "0.5", "-i", str(out), "-frames:v", "1", "-f", "rawvideo",
+                          "-pix_fmt", "gray", "-"], check=True, capture_output=True).stdout
+    frame = np.frombuffer(raw, np.uint8).reshape(H, W)
+    assert _white(frame[: H // 4]) > 30  # the on-screen title, top
+    assert _white(frame[H * 3 // 4 :]) > 30  # the burned caption, bottom
+    assert _white(frame[H // 3 : H * 2 // 3]) == 0  # the dark sky between them
+
+
+def test_a_picture_that_breaks_mid_render_fails_the_job_naming_it(make_env: Callable[..., Env],
+                                                                   tmp_path: Path) -> None:
+    """GIVEN a second scene whose JPEG has a valid header but is cut short
+    WHEN the one pass reaches it (the first scene already encoding) THEN the job fails as an input error
+    naming that picture, and no half-made video is published."""
+    env = make_env(video={"preset": "custom", "width": W, "height": H, "fps": 15, "x264_preset": "ultrafast"})
+    folder = tmp_path / "staging" / "quebrada"
+    folder.mkdir(parents=True)
+    Image.new("RGB", (640, 360), (200, 120, 40)).save(folder / "boa.jpg")
+    rng = np.random.default_rng(3)
+    Image.fromarray(rng.integers(0, 256, (360, 640, 3), dtype=np.uint8)).save(folder / "ruim.jpg", quality=95)
+    data = (folder / "ruim.jpg").read_bytes()
+    (folder / "ruim.jpg").write_bytes(data[: len(data) // 2])
+    (folder / "brief.yaml").write_text(
+        "version: 1\nkind: video\nscenes:\n"
+        "  - image: boa.jpg\n    narration: \"Primeira cena.\"\n"
+        "  - image: ruim.jpg\n    narration: \"Segunda cena.\"\n",
+        encoding="utf-8",
+    )
+    folder.rename(env.inbox / "quebrada")
+    assert env.once(max_wait=120) == 1
+    err = env.failed_error("quebrada")
+    assert "ruim.jpg" in err["message"] and err["error"]["kind"] == "input"
+    assert not (env.outbox / "quebrada.mp4").exists()

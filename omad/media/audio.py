@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
 from ..config import AudioConfig
-from ..errors import InputError, StageFailed, ToolMissing, ToolTimeout
-from ..procs import run_tool
-from .ffmpeg import AUDIO_DEMUXERS, FFMPEG, SAFE_INPUT_ARGS, Probe, probe
+from ..errors import InputError, StageFailed
+from .ffmpeg import AUDIO_DEMUXERS, SAFE_INPUT_ARGS, Probe, probe, run_ffmpeg
 
 __all__ = ["check_audio", "measure_loudness", "loudnorm_filter", "gain_filter", "duck_filter", "FINAL_AUDIO_FORMAT"]
 
@@ -43,23 +43,15 @@ def check_audio(path: Path, label: str, max_seconds: float) -> Probe:
     return info
 
 
-def measure_loudness(path: Path, *, timeout: float, label: str, audio_cfg: AudioConfig) -> dict[str, Any]:
+def measure_loudness(path: Path, *, timeout: float, label: str, audio_cfg: AudioConfig,
+                     cancel: threading.Event | None = None) -> dict[str, Any]:
     """First loudnorm pass: the file's measured loudness, as loudnorm reports it."""
-    cmd = [
-        FFMPEG, "-hide_banner", "-nostdin", *SAFE_INPUT_ARGS, "-i", str(path), "-map", "0:a:0",
-        "-af", f"loudnorm=I={audio_cfg.loudness_lufs}:TP={audio_cfg.true_peak_db}:LRA=11:print_format=json",
-        "-f", "null", "-",
-    ]
-    try:
-        out = run_tool(cmd, timeout=timeout)
-    except OSError as e:
-        raise ToolMissing(f"could not run {FFMPEG}: {e}") from e
-    stderr = out.stderr.decode("utf-8", "replace")
-    if out.stopped_for == "timeout":
-        raise ToolTimeout("measuring loudness took too long.", file=label)
-    if out.returncode != 0:
-        raise StageFailed("ffmpeg could not measure the loudness.", file=label,
-                          details={"stderr_tail": stderr[-1500:], "returncode": out.returncode})
+    stderr = run_ffmpeg(
+        [*SAFE_INPUT_ARGS, "-i", str(path), "-map", "0:a:0",
+         "-af", f"loudnorm=I={audio_cfg.loudness_lufs}:TP={audio_cfg.true_peak_db}:LRA=11:print_format=json",
+         "-f", "null", "-"],
+        timeout=timeout, file_label=label, loglevel="info", cancel=cancel,
+    )
     m = re.search(r"\{[^{}]*\"input_i\"[^{}]*\}", stderr, re.S)
     if not m:
         raise StageFailed("ffmpeg printed no loudness report.", file=label, details={"stderr_tail": stderr[-1500:]})

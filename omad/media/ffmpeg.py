@@ -301,8 +301,12 @@ def run_ffmpeg(
     file_label: str | None = None,
     stage: str | None = None,
     cancel: threading.Event | None = None,
-) -> None:
-    """Run ffmpeg with ``args`` (everything after the program name).
+    loglevel: str = "error",
+) -> str:
+    """Run ffmpeg with ``args`` (everything after the program name); returns the tail of its stderr.
+
+    ``loglevel`` above ``error`` is for runs whose report is the point (loudnorm's
+    measurement prints at ``info``).
 
     ``duration`` (seconds of output expected) turns ffmpeg's ``-progress``
     output into calls of ``progress(fraction)``. Failures are mapped:
@@ -311,7 +315,7 @@ def run_ffmpeg(
     stderr tail attached.
     """
     require_tools()
-    cmd = [FFMPEG, "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-progress", "pipe:1", *args]
+    cmd = [FFMPEG, "-hide_banner", "-nostdin", "-y", "-loglevel", loglevel, "-progress", "pipe:1", *args]
     started = time.monotonic()
     try:
         proc = spawn(
@@ -386,7 +390,7 @@ def run_ffmpeg(
     if killed_for == "cancel":
         raise TransientError("ffmpeg was stopped because omad is shutting down.", file=file_label, stage=stage)
     if rc == 0:
-        return
+        return "".join(stderr_chunks)  # the last 100-200 lines
     if rc < 0:
         raise TransientError(
             f"ffmpeg was killed by signal {-rc}; the job will be retried.",

@@ -10,10 +10,11 @@ with fontTools, once per process; it never installs or downloads fonts.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import unicodedata
 from collections.abc import Iterable
 from functools import lru_cache
+
+from ..procs import run_tool
 
 __all__ = ["missing_characters", "font_substitute"]
 
@@ -25,13 +26,16 @@ def _installed_coverage() -> frozenset[int] | None:
     if fc_list is None:
         return None
     try:
-        out = subprocess.run([fc_list, "--format=%{file}\n"], capture_output=True, text=True, timeout=60, check=True)
-    except (OSError, subprocess.SubprocessError):
+        ran = run_tool([fc_list, "--format=%{file}\n"], timeout=60)
+    except OSError:
         return None
+    if ran.returncode != 0 or ran.stopped_for:
+        return None
+    listing = ran.stdout.decode("utf-8", "surrogateescape")
     from fontTools.ttLib import TTCollection, TTFont, TTLibError
 
     covered: set[int] = set()
-    for path in sorted(set(out.stdout.split("\n")) - {""}):
+    for path in sorted(set(listing.split("\n")) - {""}):
         try:
             with open(path, "rb") as fh:
                 collection = path.lower().endswith((".ttc", ".otc"))
@@ -67,9 +71,9 @@ def font_substitute(family: str) -> str | None:
     if fc_match is None:
         return None
     try:
-        out = subprocess.run([fc_match, "--format=%{family}", family], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
+        ran = run_tool([fc_match, "--format=%{family}", family], timeout=30)
+    except OSError:
         return None
-    got = out.stdout.strip()
+    got = ran.stdout.decode("utf-8", "replace").strip()
     families = [f.strip().lower() for f in got.split(",")]
     return None if not got or family.strip().lower() in families else got.split(",")[0]

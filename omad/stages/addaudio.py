@@ -57,7 +57,8 @@ class AddAudioStage(Stage):
                    file_label=alabel, stage=ctx.stage, cancel=ctx.cancel)
 
         # 2. Measure, 3. mux with the measured loudness correction.
-        measured = measure_loudness(mix_wav, timeout=ctx.timeout, label=alabel, audio_cfg=ctx.config.audio)
+        measured = measure_loudness(mix_wav, timeout=ctx.timeout, label=alabel, audio_cfg=ctx.config.audio,
+                                    cancel=ctx.cancel)
         out = ctx.work / "with_audio.mp4"
         vin = [*SAFE_INPUT_ARGS, *(["-stream_loop", "-1"] if policy == "loop" else []), "-i", str(video)]
         vfilter: list[str] = []

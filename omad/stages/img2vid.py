@@ -36,7 +36,8 @@ class Img2VidStage(Stage):
             alabel = ctx.label("audio")
             info = check_audio(ctx.path("audio"), alabel, cfg.intake.max_audio_seconds)
             seconds = float(info.duration or seconds)
-            measured = measure_loudness(ctx.path("audio"), timeout=ctx.timeout, label=alabel, audio_cfg=cfg.audio)
+            measured = measure_loudness(ctx.path("audio"), timeout=ctx.timeout, label=alabel, audio_cfg=cfg.audio,
+                                        cancel=ctx.cancel)
             audio_path = ctx.work / "audio.wav"
             run_ffmpeg(["-i", str(ctx.path("audio")), "-map", "0:a:0", "-af", gain_filter(measured, cfg.audio),
                         "-ar", "48000", "-ac", "2", "-c:a", "pcm_s16le", str(audio_path)],

@@ -24,7 +24,7 @@ __all__ = ["NarrateStage"]
 
 def normalise_wav(ctx: StageContext, src: Path, dst: Path, sample_rate: int, label: str) -> dict[str, Any]:
     """Two-pass loudness normalisation of a mono WAV, keeping its sample rate and length."""
-    measured = measure_loudness(src, timeout=ctx.timeout, label=label, audio_cfg=ctx.config.audio)
+    measured = measure_loudness(src, timeout=ctx.timeout, label=label, audio_cfg=ctx.config.audio, cancel=ctx.cancel)
     run_ffmpeg(
         ["-i", str(src), "-af", loudnorm_filter(measured, ctx.config.audio), "-ar", str(sample_rate), "-ac", "1",
          "-c:a", "pcm_s16le", str(dst)],

@@ -178,7 +178,8 @@ class RenderStage(Stage):
             args = ["-i", str(voice_wav)]
         run_ffmpeg([*args, "-filter_complex", graph, "-map", "[out]", "-c:a", "pcm_s16le", str(soundtrack)],
                    timeout=ctx.timeout, file_label=label, stage=ctx.stage, cancel=ctx.cancel)
-        measured = measure_loudness(soundtrack, timeout=ctx.timeout, label=label, audio_cfg=cfg.audio)
+        measured = measure_loudness(soundtrack, timeout=ctx.timeout, label=label, audio_cfg=cfg.audio,
+                                    cancel=ctx.cancel)
         ctx.progress(0.05)
 
         cues = [Cue(starts[i] + c[0], starts[i] + c[1], c[2]) for i, v in enumerate(voice) for c in v["cues"]]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as _dt
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
@@ -238,7 +239,8 @@ def api_routes(server: StatusServer) -> list[BaseRoute]:
         body.pop("duplicate")
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
-    def retry(request: Request) -> Response:
+    def job_action(request: Request, event: str, act: Callable[[str], str]) -> Response:
+        """POST /api/jobs/{id}/retry or /cancel: CSRF, the job must exist, then ``act``; 202 with its message."""
         p = principal(request)
         if not server.auth.csrf_ok(p, request.headers.get("x-csrf-token")):
             server.auth.failed("csrf", client(request), request.url.path, p.name)
@@ -247,30 +249,20 @@ def api_routes(server: StatusServer) -> list[BaseRoute]:
         if daemon.journal.get(job_id) is None:
             return _error(404, f"no job '{job_id}'. See GET /api/jobs.", "id")
         try:
-            message = retry_job(daemon.journal, daemon.paths, job_id)
-        except OmadError as e:
-            return _error(409, str(e), "id")
-        daemon.wake.set()
-        server.log.info("web_retry", job=job_id, token=p.name, client=client(request))
-        return JSONResponse({"id": job_id, "message": message, "url": f"/api/jobs/{job_id}"}, status_code=202)
-
-    def cancel(request: Request) -> Response:
-        p = principal(request)
-        if not server.auth.csrf_ok(p, request.headers.get("x-csrf-token")):
-            server.auth.failed("csrf", client(request), request.url.path, p.name)
-            return _error(403, "the X-CSRF-Token header is missing or stale. Reload the page.", "X-CSRF-Token")
-        job_id = request.path_params["job_id"]
-        if daemon.journal.get(job_id) is None:
-            return _error(404, f"no job '{job_id}'. See GET /api/jobs.", "id")
-        try:
-            message = daemon.cancel(job_id)
+            message = act(job_id)
         except TransientError as e:
             return _error(409, str(e), "id", {"Retry-After": "1"})
         except OmadError as e:
             return _error(409, str(e), "id")
         daemon.wake.set()
-        server.log.info("web_cancel", job=job_id, token=p.name, client=client(request))
+        server.log.info(event, job=job_id, token=p.name, client=client(request))
         return JSONResponse({"id": job_id, "message": message, "url": f"/api/jobs/{job_id}"}, status_code=202)
+
+    def retry(request: Request) -> Response:
+        return job_action(request, "web_retry", lambda job_id: retry_job(daemon.journal, daemon.paths, job_id))
+
+    def cancel(request: Request) -> Response:
+        return job_action(request, "web_cancel", daemon.cancel)
 
     def openapi(request: Request) -> Response:
         return JSONResponse(OPENAPI)

@@ -1,0 +1,1 @@
+"""Pictures for scenes: the sources the asset stage asks (library, stock, generated) and their contract."""

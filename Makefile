@@ -5,8 +5,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 APT_PACKAGES := ffmpeg espeak-ng fonts-dejavu-core fontconfig
-# For the tests only: headless Chromium for the pages, promtool for the alert rules, systemd-analyze for the unit.
-TEST_APT_PACKAGES := chromium chromium-driver prometheus e2fsprogs systemd
+# For the tests only: headless Chromium for the pages, promtool for the alert rules, systemd-analyze for the unit,
+# redis-server for the celery executor's tests (started by the tests on a free port, never as a service).
+TEST_APT_PACKAGES := chromium chromium-driver prometheus e2fsprogs systemd redis-server
 DEMO   := demo
 
 .PHONY: demo test test-fast sysdeps testdeps venv dev f5 lint config clean
@@ -37,7 +38,7 @@ $(VENV)/.stamp-base: pyproject.toml | $(BIN)/python
 	@touch $@
 
 $(VENV)/.stamp-dev: pyproject.toml $(VENV)/.stamp-base
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,celery]'
 	@touch $@
 
 $(VENV)/.stamp-f5: pyproject.toml $(VENV)/.stamp-base

@@ -1,4 +1,4 @@
-"""The ``omad`` command: run, once, status, retry, doctor, config, token, notify.
+"""The ``omad`` command: run, once, worker, status, retry, doctor, config, token, notify.
 
 Every command takes ``--config``, ``--inbox``, ``--outbox`` and ``--state-dir``;
 without ``--config``, ``$OMAD_CONFIG`` or ``./config/omad.yaml`` is read when
@@ -20,7 +20,7 @@ from typing import Any
 
 from . import __version__
 from .config import Config, dump_config_yaml, load_config
-from .errors import OmadError
+from .errors import ConfigError, OmadError
 
 __all__ = ["main"]
 
@@ -39,7 +39,9 @@ def _config(args: argparse.Namespace) -> Config:
 def _paths(cfg: Config) -> Any:
     from .daemon import Paths
 
-    return Paths(Path(cfg.inbox).absolute(), Path(cfg.outbox).absolute(), Path(cfg.state_dir).absolute())
+    shared = cfg.executor.shared_dir if cfg.executor.kind == "celery" else ""
+    return Paths(Path(cfg.inbox).absolute(), Path(cfg.outbox).absolute(), Path(cfg.state_dir).absolute(),
+                 Path(shared).absolute() if shared else None)
 
 
 def _setup_logging(cfg: Config, paths: Any) -> None:
@@ -316,10 +318,72 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         required = (provider == "omad.tts.f5" and cfg.tts.engine == "f5")
         for name, ok, message in checks(cfg):
             _check(res, "FAIL" if required else "warn", name, ok, message)
+    if cfg.executor.kind == "celery" or args.worker:
+        for level, name, ok, message in _cluster_checks(cfg, paths, args.worker):
+            _check(res, level, name, ok, message)
     width = max(len(n) for _, n, _ in res)
     for level, name, message in res:
         print(f"{level:4}  {name:{width}}  {message}")
     return 1 if any(level == "FAIL" for level, _, _ in res) else 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from .cluster.worker import run_worker
+    from .log import configure_logging
+
+    cfg = _config(args)
+    queues = [q.strip() for q in args.queues.split(",") if q.strip()]
+    bad = [q for q in queues if q not in ("cpu", "gpu")]
+    if bad or not queues:
+        raise ConfigError(f"--queues takes cpu, gpu or cpu,gpu (not {args.queues!r}).")
+    configure_logging(None, cfg.log.level)
+    return run_worker(cfg, queues=queues, concurrency=args.concurrency, hostname=args.hostname,
+                      exit_when_idle=args.exit_when_idle, loglevel=cfg.log.level.upper())
+
+
+def _cluster_checks(cfg: Config, paths: Any, worker: bool) -> list[tuple[str, str, bool, str]]:
+    """(level, name, ok, message) for the broker, the workers and their queues, and the shared folder."""
+    from .cluster.app import queue_name, redact_url
+    from .cluster.executor import SHARED_MARKER, read_workers
+
+    out: list[tuple[str, str, bool, str]] = []
+    url = cfg.executor.broker()
+    if not url:
+        return [("FAIL", "broker", False, "executor.kind is celery but executor.broker_url is empty")]
+    try:
+        import redis
+
+        client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        client.ping()
+        version = client.info("server").get("redis_version", "?")
+        out.append(("FAIL", "broker", True, f"{redact_url(url)}: Redis {version}"))
+        workers = read_workers(client)
+    except ImportError:
+        return [("FAIL", "broker", False, "Celery/Redis are not installed: pip install 'omad[celery]'")]
+    except Exception as e:
+        return [("FAIL", "broker", False, f"{redact_url(url)}: {e}")]
+    for lane in ("cpu", "gpu"):
+        q = queue_name(cfg, lane)
+        serving = [str(w.get("name")) for w in workers if q in (w.get("queues") or [])]
+        out.append(("warn", f"queue {q}", bool(serving),
+                    f"{int(client.llen(q))} waiting; served by {', '.join(serving)}" if serving else
+                    f"{int(client.llen(q))} waiting; no worker serves it: start `omad worker --queues {lane}`"))
+    if worker:
+        targets = [Path(v) for v in cfg.executor.path_map.values()] or [paths.jobs]
+        for target in targets:
+            marker = target / SHARED_MARKER
+            if not marker.is_file():
+                marker = target / "jobs" / SHARED_MARKER
+            try:
+                info = json.loads(marker.read_text())
+                ok = os.access(marker.parent, os.W_OK)
+                out.append(("FAIL", "shared folder", ok, f"{marker.parent}: the daemon on {info.get('daemon')} "
+                            f"({info.get('path')})" + ("" if ok else " - not writable from here")))
+            except (OSError, ValueError):
+                out.append(("FAIL", "shared folder", False, f"no {SHARED_MARKER} under {target}: mount the daemon's "
+                            "shared folder here and map it in executor.path_map (the daemon writes the marker "
+                            "when it starts)"))
+    return out
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -395,8 +459,17 @@ def build_parser() -> argparse.ArgumentParser:
     rt.add_argument("job_id", nargs="?", help="job id or unique prefix")
     rt.add_argument("--failed", action="store_true", help="retry every failed job")
     rt.set_defaults(fn=cmd_retry)
-    sub.add_parser("doctor", parents=[common], help="check tools, folders, disk and journal").set_defaults(
-        fn=cmd_doctor)
+    dr = sub.add_parser("doctor", parents=[common], help="check tools, folders, disk and journal")
+    dr.add_argument("--worker", action="store_true", help="on a worker: also check the broker, the queues and "
+                                                          "the shared folder")
+    dr.set_defaults(fn=cmd_doctor)
+    wk = sub.add_parser("worker", parents=[common], help="run stage tasks from Redis (executor.kind: celery)")
+    wk.add_argument("--queues", default="cpu,gpu", help="cpu, gpu or cpu,gpu (default both)")
+    wk.add_argument("--concurrency", type=int, default=1, help="stages at once (a GPU worker: 1)")
+    wk.add_argument("--hostname", default=None, help="the worker's name (default omad@HOST)")
+    wk.add_argument("--exit-when-idle", dest="exit_when_idle", type=float, default=None, metavar="SECONDS",
+                    help="stop once no task has run for this long (an on-demand GPU machine)")
+    wk.set_defaults(fn=cmd_worker)
     cf = sub.add_parser("config", parents=[common], help="print the configuration as documented YAML")
     cf.add_argument("--dump", action="store_true", help="(default) print the effective configuration")
     cf.add_argument("--defaults", action="store_true", help="print the built-in defaults")

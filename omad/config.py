@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .errors import ConfigError
 
-__all__ = ["Config", "WebConfig", "NotifyConfig", "WebhookConfig", "load_config", "dump_config_yaml", "is_loopback",
+__all__ = ["Config", "ExecutorConfig", "longest_stage_timeout", "WebConfig", "NotifyConfig", "WebhookConfig",
+           "load_config", "dump_config_yaml", "is_loopback",
            "DEFAULT_IGNORE"]
 
 
@@ -132,6 +133,9 @@ class VideoConfig(_Section):
     fps: int = Field(30, ge=1, le=120, description="output frame rate for generated video")
     crf: int = Field(20, ge=0, le=51, description="libx264 quality (lower is better and larger)")
     x264_preset: str = Field("veryfast", description="libx264 speed preset")
+    x264_threads: int = Field(
+        0, ge=0, le=64, description="libx264 threads (0: auto); 1 gives byte-identical output on every run, slower"
+    )
     encoder: Literal["auto", "libx264", "h264_nvenc"] = Field(
         "auto", description="H.264 encoder: auto uses h264_nvenc when an NVIDIA GPU can encode, else libx264"
     )
@@ -341,6 +345,56 @@ class NotifyConfig(_Section):
     backoff_seconds: float = Field(2.0, gt=0, description="wait before the first retry; doubles each time")
 
 
+class ExecutorConfig(_Section):
+    kind: Literal["local", "celery"] = Field(
+        "local", description="local: stages run in this process (no broker); celery: on omad workers over Redis"
+    )
+    broker_url: str = Field(
+        "", description="celery: the Redis URL (redis://user:password@host:6379/0, rediss:// for TLS); "
+                        "$OMAD_BROKER_URL wins, so the password can stay out of this file"
+    )
+    result_backend: str = Field("", description="celery: where task states are kept; empty: the broker URL "
+                                                "($OMAD_RESULT_BACKEND wins)")
+    shared_dir: str = Field(
+        "", description="celery: a folder on storage the workers also mount (NFS/SMB); job work folders go in "
+                        "its jobs/. Empty: the state dir. The journal always stays in state_dir"
+    )
+    path_map: dict[str, str] = Field(
+        default_factory=dict, description="worker: the daemon's path prefix -> this machine's path, "
+                                          "e.g. {/srv/omad/jobs: /mnt/nas/omad/jobs}"
+    )
+    queue_prefix: str = Field("omad", pattern=r"^[A-Za-z0-9_-]+$",
+                              description="celery: queues are <prefix>.cpu and <prefix>.gpu")
+    max_in_flight: int = Field(16, ge=1, description="celery: most jobs the daemon has on workers at once")
+    heartbeat_seconds: float = Field(5.0, gt=0, description="celery: how often a worker reports a running stage")
+    lease_seconds: float = Field(
+        60.0, gt=0, description="celery: a running stage not heard of this long is taken as lost and runs again"
+    )
+    visibility_timeout_seconds: float = Field(
+        0.0, ge=0, description="celery: Redis redelivers a task unacknowledged this long; must exceed the longest "
+                               "stage timeout (0: the longest stage timeout x 1.25 + 60)"
+    )
+    worker_state_dir: str = Field(".omad-worker", description="worker: its own folder (metrics, caches)")
+    worker_metrics_port: int = Field(9465, ge=0, le=65535, description="worker: /metrics port (0: off)")
+    worker_metrics_host: str = Field("127.0.0.1", description="worker: /metrics bind address")
+
+    def broker(self) -> str:
+        return os.environ.get("OMAD_BROKER_URL") or self.broker_url
+
+    def backend(self) -> str:
+        return os.environ.get("OMAD_RESULT_BACKEND") or self.result_backend or self.broker()
+
+    def visibility_timeout(self, jobs: JobsConfig, intake: IntakeConfig) -> float:
+        """The visibility timeout in force: the configured one, else one above the longest stage timeout."""
+        return self.visibility_timeout_seconds or longest_stage_timeout(jobs, intake) * 1.25 + 60
+
+
+def longest_stage_timeout(jobs: JobsConfig, intake: IntakeConfig) -> float:
+    """The longest any stage may run: the fixed timeouts, and the media-scaled one for the longest media taken."""
+    scaled = jobs.timeout_base_seconds + jobs.timeout_per_media_second * intake.max_audio_seconds
+    return max([jobs.stage_timeout_seconds, scaled, *jobs.stage_timeouts.values()])
+
+
 class LogConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
 
@@ -368,6 +422,7 @@ class Config(_Section):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="cost prices for metrics and pages")
     web: WebConfig = Field(default_factory=WebConfig, description="web UI, REST API, health and metrics endpoints")
     notify: NotifyConfig = Field(default_factory=NotifyConfig, description="webhooks when a job ends")
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig, description="where stages run (scaling out)")
     log: LogConfig = Field(default_factory=LogConfig, description="logging")
 
     model_config = ConfigDict(extra="forbid", validate_default=True, populate_by_name=True)
@@ -392,6 +447,21 @@ class Config(_Section):
                           FutureWarning, stacklevel=2)
             web.setdefault(key, value)
         return {**data, "metrics": metrics, "web": web}
+
+    @model_validator(mode="after")
+    def _celery_settings(self) -> Config:
+        ex = self.executor
+        if ex.kind == "celery":
+            longest = longest_stage_timeout(self.jobs, self.intake)
+            if ex.visibility_timeout_seconds and ex.visibility_timeout_seconds <= longest:
+                raise ValueError(
+                    f"executor.visibility_timeout_seconds ({ex.visibility_timeout_seconds:g}) must exceed the longest "
+                    f"stage timeout ({longest:g} s, from jobs.* and intake.max_audio_seconds): Redis would hand a "
+                    "running stage to a second worker. Raise it, or set 0 to have it computed")
+            if ex.lease_seconds <= 2 * ex.heartbeat_seconds:
+                raise ValueError(f"executor.lease_seconds ({ex.lease_seconds:g}) must exceed two heartbeats "
+                                 f"(executor.heartbeat_seconds = {ex.heartbeat_seconds:g})")
+        return self
 
     def resolve(self, value: str) -> Path:
         """A path option; relative paths are taken from the working directory, like inbox and outbox."""

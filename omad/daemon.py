@@ -24,6 +24,7 @@ from .claim import Claimer, retry_job
 from .config import Config
 from .errors import Cancelled, InputError, OmadError, TransientError
 from .events import Event, EventBus
+from .executor import make_executor
 from .intake import Intake, Waiting
 from .journal import JobStatus, Journal
 from .lanes import Lanes
@@ -76,8 +77,9 @@ class Daemon:
         self._cancelled: set[str] = set()  # running jobs a person cancelled (see cancel())
         self.records = Records(config, paths, self.journal, self.outbox, self.events, self.log)
         self.claimer = Claimer(config, paths, self.journal, self.records, self.events, self.log)
+        self.executor = make_executor(config, paths, self.journal, self.lanes, self.stop_event, self.log)
         self.runner = JobRunner(config, paths, self.journal, self.lanes, self.outbox, self.records, self.claimer,
-                                self.events, self.log, self.stop_event, self._take_cancelled)
+                                self.events, self.log, self.stop_event, self._take_cancelled, self.executor)
         watchdog = watchdog_seconds()
         self._watchdog_every = watchdog / 2 if watchdog else None
         self._last_ping = 0.0
@@ -89,7 +91,8 @@ class Daemon:
         self.paths.jobs.mkdir(parents=True, exist_ok=True)
         self.claimer.recover()
         self.log.info("started", version=__version__, inbox=str(self.paths.inbox), outbox=str(self.paths.outbox),
-                      mode=self.config.watch.mode, cpu_slots=self.lanes.cpu.capacity)
+                      mode=self.config.watch.mode, cpu_slots=self.lanes.cpu.capacity,
+                      executor=self.config.executor.kind)
         self.events.emit(Event.STARTED)
 
     def run(self, tick_seconds: float = 0.5) -> None:
@@ -138,7 +141,9 @@ class Daemon:
         """
         self.stop_event.set()
         notify("STOPPING=1")
-        grace = self.config.jobs.shutdown_grace_seconds if grace is None else grace
+        if grace is None:
+            # Stages on workers go on without the daemon (the next start takes their results): no grace needed.
+            grace = 0.0 if self.config.executor.kind == "celery" else self.config.jobs.shutdown_grace_seconds
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
             with self._running_lock:
@@ -159,6 +164,7 @@ class Daemon:
         for r in running:
             r.thread.join(timeout=30)
         self.watcher.stop()
+        self.executor.close()
         self.lanes.residency.close()
         self.events.emit(Event.STOPPED)
         self.log.info("stopped", interrupted=len(running))
@@ -299,7 +305,10 @@ class Daemon:
     # -- claiming ----------------------------------------------------------------
 
     def _dispatch(self) -> None:
-        limit = self.lanes.cpu.capacity + self.lanes.gpu.capacity + 1
+        if self.config.executor.kind == "celery":
+            limit = self.config.executor.max_in_flight  # the workers' queues pace the stages
+        else:
+            limit = self.lanes.cpu.capacity + self.lanes.gpu.capacity + 1
         with self._running_lock:
             for job in self.journal.runnable(time.time()):
                 if job.id in self.running:

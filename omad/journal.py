@@ -86,6 +86,8 @@ CREATE TABLE IF NOT EXISTS stages (
     finished_at REAL,
     result TEXT,
     error TEXT,
+    task_id TEXT,
+    worker TEXT,
     PRIMARY KEY (job_id, name)
 );
 CREATE TABLE IF NOT EXISTS attempts (
@@ -105,6 +107,13 @@ CREATE TABLE IF NOT EXISTS seen (
     job_id TEXT NOT NULL
 );
 """
+
+
+#: Columns added after the first release: (table, column, declaration); added to older journals on open.
+_ADDED_COLUMNS = (
+    ("stages", "task_id", "TEXT"),  # the Celery task of the stage's current dispatch (celery executor)
+    ("stages", "worker", "TEXT"),  # the worker that ran it
+)
 
 
 def content_id(route: str, hashes: dict[str, str]) -> str:
@@ -194,6 +203,10 @@ class Journal:
     def _migrate(self) -> None:
         with self._lock:
             self._db.executescript(_SCHEMA)
+            for table, column, decl in _ADDED_COLUMNS:
+                have = {r["name"] for r in self._db.execute(f"PRAGMA table_info({table})")}
+                if column not in have:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
             row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             if row is None:
                 self._db.execute("INSERT INTO meta(key, value) VALUES('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -412,14 +425,16 @@ class Journal:
                 (time.time(), outcome, stage, json.dumps(error) if error else None, job_id),
             )
 
-    def stage_started(self, job_id: str, name: str, lane: str, attempt: int) -> None:
+    def stage_started(self, job_id: str, name: str, lane: str, attempt: int, task_id: str | None = None) -> None:
+        """A stage attempt begins (``task_id``: the Celery task it was sent as, for reconciling after a restart)."""
         now = time.time()
         with self._tx() as db:
             db.execute(
-                "INSERT INTO stages(job_id, name, status, lane, attempt, started_at) VALUES(?,?,?,?,?,?)"
+                "INSERT INTO stages(job_id, name, status, lane, attempt, started_at, task_id) VALUES(?,?,?,?,?,?,?)"
                 " ON CONFLICT(job_id, name) DO UPDATE SET status=excluded.status, lane=excluded.lane,"
-                " attempt=excluded.attempt, started_at=excluded.started_at, finished_at=NULL, error=NULL",
-                (job_id, name, StageStatus.RUNNING.value, lane, attempt, now),
+                " attempt=excluded.attempt, started_at=excluded.started_at, finished_at=NULL, error=NULL,"
+                " task_id=excluded.task_id, worker=NULL",
+                (job_id, name, StageStatus.RUNNING.value, lane, attempt, now, task_id),
             )
             db.execute("UPDATE jobs SET stage=?, progress=0, updated_at=? WHERE id=?", (name, now, job_id))
 
@@ -427,8 +442,9 @@ class Journal:
         """Checkpoint a finished stage (its lane time is billed by ``add_seconds``, failed attempts too)."""
         with self._tx() as db:
             db.execute(
-                "UPDATE stages SET status=?, finished_at=?, result=? WHERE job_id=? AND name=?",
-                (StageStatus.DONE.value, time.time(), json.dumps(result), job_id, name),
+                "UPDATE stages SET status=?, finished_at=?, result=?, worker=? WHERE job_id=? AND name=?",
+                (StageStatus.DONE.value, time.time(), json.dumps(result), result.get("worker") or None, job_id,
+                 name),
             )
 
     def stage_failed(self, job_id: str, name: str, error: dict[str, Any]) -> None:

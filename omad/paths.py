@@ -13,6 +13,9 @@ class Paths:
     inbox: Path
     outbox: Path
     state: Path
+    #: where job work folders live when workers on other machines must see them (``executor.shared_dir``);
+    #: the journal stays in ``state`` whatever this is (SQLite WAL does not work over a network filesystem)
+    shared: Path | None = None
 
     @property
     def journal(self) -> Path:
@@ -21,7 +24,7 @@ class Paths:
     @property
     def jobs(self) -> Path:
         """Work folders of jobs (``jobs/<id>/inputs/`` holds the claimed inputs)."""
-        return self.state / "jobs"
+        return (self.shared or self.state) / "jobs"
 
     @property
     def archive(self) -> Path:

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from .errors import InputError
 from .stage import Stage
 
-__all__ = ["Route", "TABLE", "ROUTES", "ROUTE_STAGES", "ROUTE_FOLDERS", "STAGES", "stages_for", "route_table"]
+__all__ = ["Route", "TABLE", "ROUTES", "ROUTE_STAGES", "ROUTE_FOLDERS", "STAGES", "stages_for", "stage_named",
+           "route_table"]
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,8 @@ ROUTE_STAGES: dict[str, tuple[str, ...]] = {r.name: r.stages for r in TABLE}
 ROUTE_FOLDERS: tuple[str, ...] = tuple(r.name for r in TABLE if r.folder)
 
 
-def _stage(name: str) -> Stage:
+def stage_named(name: str) -> Stage:
+    """A fresh instance of the stage called ``name``."""
     module, _, cls = STAGES[name].partition(":")
     stage = getattr(importlib.import_module(module), cls)()
     if not isinstance(stage, Stage) or stage.name != name:  # a mistake in this table, caught by the tests
@@ -71,7 +73,7 @@ def stages_for(route: str) -> list[Stage]:
     """A fresh instance of each of ``route``'s stages, in order."""
     if route not in ROUTE_STAGES:
         raise InputError(f"route '{route}' is not one omad knows. Routes: {', '.join(ROUTES)}.")
-    return [_stage(name) for name in ROUTE_STAGES[route]]
+    return [stage_named(name) for name in ROUTE_STAGES[route]]
 
 
 def route_table() -> str:

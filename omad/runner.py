@@ -26,6 +26,7 @@ from .claim import Claimer, hash_path
 from .config import Config
 from .errors import Cancelled, InputError, OmadError, StageFailed, TransientError
 from .events import Event, EventBus
+from .executor import Executor, LocalExecutor
 from .guardrails import guardrails_for
 from .journal import Job, JobStatus, Journal
 from .lanes import Lanes
@@ -33,7 +34,7 @@ from .outbox import Outbox
 from .paths import Paths
 from .records import Records
 from .routes import stages_for
-from .stage import StageContext, StageResult
+from .stage import Stage, StageContext, StageResult
 
 __all__ = ["JobRunner", "Next", "Decision", "decide"]
 
@@ -74,7 +75,7 @@ def decide(err: OmadError, attempt: int, config: Config, *, shutting_down: bool)
 class JobRunner:
     def __init__(self, config: Config, paths: Paths, journal: Journal, lanes: Lanes, outbox: Outbox,
                  records: Records, claimer: Claimer, events: EventBus, log: Any, stop_event: threading.Event,
-                 cancelled: Callable[[str], bool]) -> None:
+                 cancelled: Callable[[str], bool], executor: Executor | None = None) -> None:
         self.config = config
         self.paths = paths
         self.journal = journal
@@ -86,6 +87,7 @@ class JobRunner:
         self.log = log
         self.stop_event = stop_event
         self.cancelled = cancelled  # whether a person cancelled this job (checked after a failure)
+        self.executor: Executor = executor or LocalExecutor(lanes, journal)
 
     def _inputs_of(self, job: Job) -> dict[str, Path]:
         work = self.paths.jobs / job.id
@@ -137,24 +139,16 @@ class JobRunner:
                               "the inputs are kept in outbox/failed/. Please report it with the log.", stage=current)
             self.failed(job_id, bug, attempt, current)
 
-    def _run_stage(self, job: Job, stage: Any, ctx: StageContext, log: Any) -> StageResult:
-        """One stage in its lane's slot, cleanup always, lane seconds billed whatever happens."""
+    def _run_stage(self, job: Job, stage: Stage, ctx: StageContext, log: Any) -> StageResult:
+        """One stage attempt through the executor, its lane seconds billed whatever happens."""
         lane = stage.lane_checked(ctx)
         seconds: dict[str, float] = {}
         try:
-            with self.lanes.lane(lane).slot(job.id):
-                if ctx.cancel.is_set():
-                    raise TransientError("omad is shutting down.", stage=stage.name)
-                self.journal.stage_started(job.id, stage.name, lane, ctx.attempt)
-                log.info("stage_started", stage=stage.name, lane=lane, attempt=ctx.attempt)
-                try:
-                    result: StageResult = stage.run(ctx)
-                finally:
-                    stage.cleanup(ctx)
+            result = self.executor.run(job, stage, lane, ctx, log)
         finally:
             # Billed to the lanes that were held (an LLM call inside a CPU stage holds the GPU lane), failed
             # attempts included.
-            seconds = {str(k): v for k, v in self.lanes.take_seconds(job.id).items() if v > 0}
+            seconds = {k: v for k, v in self.executor.take_seconds(job.id).items() if v > 0}
             for name, value in seconds.items():
                 self.journal.add_seconds(job.id, name, value)
             self.events.emit(Event.BILLED, job=job, stage=stage.name, lane_seconds=seconds)

@@ -5,7 +5,8 @@ A stage is a subclass of :class:`Stage` with a ``name``, ``lane(ctx) -> Lane``
 and ``cleanup(ctx)``, which the runner SHALL always call after ``run``, in a
 ``finally``, whether ``run`` returned or raised (paperless-ngx's plugin rule).
 
-A stage reads its inputs from ``ctx.work`` and writes its outputs there; it
+A stage reads its inputs and earlier artifacts through ``ctx.path(role)`` and
+writes its outputs under ``ctx.work`` (paths relative to it in the result); it
 never touches the inbox, the outbox, the journal or any module-global state:
 everything it needs comes in the :class:`StageContext` (settings, guardrails,
 TTS engine, folders, cancel, progress, log), so the same code can run in
@@ -65,11 +66,14 @@ class StageResult:
     tts: list[dict[str, Any]] = field(default_factory=list)
     llm_calls: list[dict[str, Any]] = field(default_factory=list)
     lane_seconds: dict[str, float] = field(default_factory=dict)
+    #: the worker that ran the stage (celery executor); empty when it ran in the daemon
+    worker: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"artifacts": self.artifacts, "publish": self.publish, "facts": self.facts,
                 "guardrail_findings": self.guardrail_findings, "tools": self.tools, "warnings": self.warnings,
-                "tts": self.tts, "llm_calls": self.llm_calls, "lane_seconds": self.lane_seconds}
+                "tts": self.tts, "llm_calls": self.llm_calls, "lane_seconds": self.lane_seconds,
+                **({"worker": self.worker} if self.worker else {})}
 
     def sidecar_facts(self) -> dict[str, Any]:
         """The stage's entry in the sidecar: its facts, plus the TTS and LLM records and warnings when present."""
@@ -80,6 +84,8 @@ class StageResult:
             out["agents"] = self.llm_calls
         if self.warnings:
             out["warnings"] = self.warnings
+        if self.worker:
+            out["worker"] = self.worker
         return out
 
     @classmethod
@@ -97,6 +103,7 @@ class StageResult:
             tts=[tts] if isinstance(tts, dict) else list(tts),
             llm_calls=list(data.get("llm_calls", legacy.get("agents")) or []),
             lane_seconds={str(k): float(v) for k, v in (data.get("lane_seconds") or {}).items()},
+            worker=str(data.get("worker") or ""),
         )
 
 
@@ -122,6 +129,9 @@ class StageContext:
     attempt: int = 1
     guardrails: Guardrails | None = None  # the rules in force for this job (None: read from config)
     engines: dict[str, TtsEngine] = field(default_factory=dict)  # TTS engines made for this stage, by name
+    #: the job folder that holds the inputs and earlier artifacts, when the stage writes elsewhere (a worker
+    #: writes each attempt into its own folder under it); None: ``work`` itself
+    base: Path | None = None
 
     @property
     def scratch(self) -> Path:
@@ -161,7 +171,7 @@ class StageContext:
     def path(self, role: str) -> Path:
         """Absolute path of an earlier artifact, else of an input, by role."""
         if role in self.artifacts:
-            return self.work / self.artifacts[role]
+            return (self.base or self.work) / self.artifacts[role]
         return self.inputs[role]
 
     def has(self, role: str) -> bool:

@@ -46,10 +46,13 @@ class Encoder:
         return out
 
 
-def x264(crf: int, preset: str, note: str | None = None, *, tags: bool = True) -> Encoder:
-    """libx264 at ``crf`` and ``preset``, yuv420p; ``tags``: mark it BT.709 limited range (omad's own frames)."""
+def x264(crf: int, preset: str, note: str | None = None, *, tags: bool = True, threads: int = 0) -> Encoder:
+    """libx264 at ``crf`` and ``preset``, yuv420p; ``tags``: mark it BT.709 limited range (omad's own frames).
+
+    ``threads`` 1 makes the output the same bytes on every run (measured here: threaded x264 is not).
+    """
     return Encoder("libx264", ("-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
-                               *(COLOUR_TAGS if tags else ())), note)
+                               *(("-threads", str(threads)) if threads else ()), *(COLOUR_TAGS if tags else ())), note)
 
 
 def nvenc(crf: int, preset: str, *, tags: bool = True) -> Encoder:
@@ -96,9 +99,10 @@ def choose_encoder(video: VideoConfig, *, tags: bool = True) -> Encoder:
     own colour description is kept.
     """
     if video.encoder == "libx264":
-        return x264(video.crf, video.x264_preset, tags=tags)
+        return x264(video.crf, video.x264_preset, tags=tags, threads=video.x264_threads)
     ok, why = nvenc_status()
     if ok:
         return nvenc(video.crf, video.x264_preset, tags=tags)
     asked = "video.encoder is h264_nvenc, but " if video.encoder == "h264_nvenc" else ""
-    return x264(video.crf, video.x264_preset, note=f"{asked}{why}: encoded with libx264 on the CPU", tags=tags)
+    return x264(video.crf, video.x264_preset, note=f"{asked}{why}: encoded with libx264 on the CPU", tags=tags,
+                threads=video.x264_threads)

@@ -289,7 +289,7 @@ class RenderStage(Stage):
         for v, start in zip(voice, starts, strict=True):
             if not v["wav"]:
                 continue
-            with wave.open(str(ctx.work / v["wav"]), "rb") as w:
+            with wave.open(str(ctx.path("voice").parent / v["wav"]), "rb") as w:
                 data = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
                 if w.getframerate() != rate:
                     idx = np.linspace(0, len(data) - 1, int(len(data) * rate / w.getframerate()))

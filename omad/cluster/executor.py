@@ -1,0 +1,273 @@
+"""The daemon's side of the celery executor: dispatch a stage attempt, wait for it, take its result once.
+
+``run`` either *adopts* the stage's task already in flight (after a daemon
+restart the journal still names it and its fence still admits it: it is
+waited for, or its committed result taken, and a task Redis lost is sent
+again under the same id) or *dispatches* a new one: fence first, then the
+journal, then the message. While it waits it follows the task's heartbeats;
+when none has come for ``executor.lease_seconds`` the task is revoked, its
+fence moved (so the copy, if it still runs somewhere, can never commit) and
+the attempt fails as transient, so the runner's retry policy dispatches the
+next one. When Redis restarts empty (its ``run_id`` changes), tasks still
+waiting in the queue are sent again. A daemon shutting down leaves running
+tasks alone: the next start adopts them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import Cancelled, ConfigError, StageFailed, TransientError
+from ..outbox import atomic_write_json
+from ..stage import StageResult
+from .app import make_app, queue_name, redact_url
+from .task import Fence, StageTask, error_from, read_fence, read_reply, run_dir, task_id, task_settings, write_fence
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..journal import Job, Journal
+    from ..lanes import Lane
+    from ..paths import Paths
+    from ..stage import Stage, StageContext
+
+__all__ = ["CeleryExecutor", "SHARED_MARKER", "read_workers"]
+
+#: Written by the daemon into the shared jobs folder; a worker's ``omad doctor --worker`` looks for it.
+SHARED_MARKER = ".omad-shared.json"
+
+_POLL_SECONDS = 0.25
+
+
+def read_workers(client: Any) -> list[dict[str, Any]]:
+    """The workers advertising themselves in Redis (``omad:worker:*``), newest first."""
+    out = []
+    for key in client.scan_iter(match="omad:worker:*", count=100):
+        raw = client.get(key)
+        with contextlib.suppress(ValueError, TypeError):
+            if raw:
+                out.append(json.loads(raw))
+    return sorted(out, key=lambda w: str(w.get("name")))
+
+
+def _read_message(path: Path) -> StageTask | None:
+    try:
+        return StageTask.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError, StageFailed):
+        return None
+
+
+class CeleryExecutor:
+    def __init__(self, config: Config, paths: Paths, journal: Journal, stop_event: threading.Event,
+                 log: Any) -> None:
+        import redis
+
+        self.config = config
+        self.paths = paths
+        self.journal = journal
+        self.stop_event = stop_event
+        self.log = log
+        self.app = make_app(config)
+        self.redis = redis.Redis.from_url(config.executor.broker(), socket_timeout=5, socket_connect_timeout=5)
+        self._seconds: dict[str, dict[str, float]] = {}
+        self._lock = threading.Lock()
+        self._run_id: str | None = None
+        self._run_id_at = 0.0
+        self._restarts = 0
+        self._workers: tuple[float, list[dict[str, Any]]] = (0.0, [])
+        self._mark_shared()
+
+    def _mark_shared(self) -> None:
+        """The marker a worker looks for to know it sees the daemon's jobs folder."""
+        jobs = self.paths.jobs
+        try:
+            jobs.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(jobs / SHARED_MARKER, {"daemon": socket.gethostname(), "path": str(jobs),
+                                                    "written_at": time.time()})
+        except OSError as e:
+            raise ConfigError(f"cannot write to the shared jobs folder {jobs} ({e.strerror}). The celery executor "
+                              "needs it writable (executor.shared_dir).") from e
+
+    # -- the executor protocol ---------------------------------------------------------------------------
+
+    def run(self, job: Job, stage: Stage, lane: Lane, ctx: StageContext, log: Any) -> StageResult:
+        job_dir = ctx.work
+        name = stage.name
+        row = next((s for s in self.journal.stages(job.id) if s["name"] == name), None)
+        fence = read_fence(job_dir, name)
+        adopted = bool(row and row.get("task_id") and fence is not None and fence.admits(str(row["task_id"])))
+        if adopted:
+            assert fence is not None
+            tid, attempt = fence.task_id, fence.attempt
+            log.info("stage_adopted", stage=name, task=tid, attempt=attempt,
+                     message="this stage was sent before omad restarted; waiting for that task")
+        else:
+            if ctx.cancel.is_set():
+                raise TransientError("omad is shutting down.", stage=name)
+            tid, attempt = task_id(job.id, name, ctx.attempt), ctx.attempt
+        sent = job_dir / "dispatch" / f"{tid}.json"  # the message as sent: a re-send after a restart is the same
+        message = (_read_message(sent) if adopted else None) or self._message(job, name, lane, ctx, tid, attempt)
+        if not adopted:
+            atomic_write_json(sent, message.to_dict())
+            write_fence(job_dir, name, Fence(tid, attempt))  # the fence before the message: a copy can check it
+            self.journal.stage_started(job.id, name, lane, attempt, task_id=tid)
+            log.info("stage_dispatched", stage=name, lane=lane, attempt=attempt, task=tid,
+                     queue=queue_name(self.config, lane))
+            self._send(message, lane)
+        reply = self._wait(message, lane, job_dir, ctx, log, resend_unknown=adopted)
+        write_fence(job_dir, name, Fence(tid, attempt, "finished"))
+        with self._lock:
+            self._seconds[job.id] = {str(k): float(v) for k, v in (reply.get("lane_seconds") or {}).items()}
+        if reply.get("status") == "done":
+            return StageResult.from_dict(reply.get("result") or {})
+        if reply.get("status") == "error":
+            err = error_from(reply.get("error") or {})
+            err.stage = err.stage or name
+            raise err
+        raise TransientError(f"the worker answered {reply.get('status')!r} for the stage's current task; "
+                             "it runs again.", stage=name)
+
+    def take_seconds(self, job_id: str) -> dict[str, float]:
+        with self._lock:
+            return self._seconds.pop(job_id, {})
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.redis.close()
+
+    # -- sending and waiting -----------------------------------------------------------------------------
+
+    def _message(self, job: Job, name: str, lane: Lane, ctx: StageContext, tid: str, attempt: int) -> StageTask:
+        job_dir = ctx.work
+        trace: dict[str, str] = {}
+        with contextlib.suppress(ImportError):
+            carrier = getattr(importlib.import_module("omad.tracing"), "carrier", None)
+            trace = dict(carrier()) if carrier is not None else {}
+        return StageTask(
+            task_id=tid, job=job.id, route=job.route, name=job.name, stage=name, attempt=attempt, lane=str(lane),
+            work=str(job_dir), inputs={role: Path(p).relative_to(job_dir).as_posix() for role, p in ctx.inputs.items()},
+            artifacts=dict(ctx.artifacts), options=ctx.options, timeout=ctx.timeout,
+            settings=task_settings(self.config), guardrails=ctx.guard().rules.model_dump(mode="json"), trace=trace,
+        )
+
+    def _send(self, message: StageTask, lane: Lane | str) -> None:
+        from .app import TASK_NAME
+
+        try:
+            self.app.send_task(TASK_NAME, args=[message.to_dict()], task_id=message.task_id,
+                               queue=queue_name(self.config, str(lane)))
+        except Exception as e:  # kombu's OperationalError and friends: Redis is away
+            raise TransientError(f"cannot reach the broker {redact_url(self.config.executor.broker())} ({e}); "
+                                 "the stage is sent again when it is back.", stage=message.stage) from e
+
+    def _broker_run_id(self) -> str | None:
+        """Redis's run_id (looked up at most every 2 s): it changes when Redis restarts, and with it what it held."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._run_id_at < 2.0:
+                return self._run_id
+            self._run_id_at = now
+        try:
+            run_id: str | None = str(self.redis.info("server").get("run_id"))
+        except Exception:
+            return None  # away: nothing known now
+        with self._lock:
+            if self._run_id is not None and run_id != self._run_id:
+                self._restarts += 1
+            self._run_id = run_id
+        return run_id
+
+    def _wait(self, message: StageTask, lane: Lane, job_dir: Path, ctx: StageContext, log: Any, *,
+              resend_unknown: bool) -> dict[str, Any]:
+        from celery.result import AsyncResult
+
+        ex = self.config.executor
+        result = AsyncResult(message.task_id, app=self.app)
+        folder = run_dir(job_dir, message.stage, message.attempt)
+        beat: Any = None
+        last_beat: float | None = None
+        sent = not resend_unknown
+        seen_run = self._broker_run_id()
+        while True:
+            reply = read_reply(folder)  # the shared folder is the truth; Redis may have lost the state
+            if reply is not None:
+                return reply
+            state, info = self._state(result)
+            if state == "SUCCESS" and isinstance(info, dict):
+                return info
+            if state == "FAILURE":
+                raise StageFailed(f"the stage's task failed on a worker: {info}. This is a bug or a version "
+                                  "mismatch between the daemon and the worker; see the worker's log.",
+                                  stage=message.stage)
+            now = time.monotonic()
+            if state in ("STARTED", "PROGRESS"):
+                mark = info.get("beat") if isinstance(info, dict) else state
+                if mark != beat or last_beat is None:
+                    beat, last_beat = mark, now
+                if isinstance(info, dict) and "progress" in info:
+                    ctx.progress(float(info["progress"]))
+            run = self._broker_run_id()
+            restarted = run is not None and seen_run is not None and run != seen_run
+            seen_run = run or seen_run
+            # Only a task never seen running is sent again: one that ran has heartbeats or a lease to end it.
+            if state == "PENDING" and last_beat is None and (not sent or restarted):
+                if restarted:
+                    log.warning("broker_restarted", task=message.task_id,
+                                message="Redis restarted; the stage's task is sent again (same id)")
+                self._send(message, lane)
+                sent = True
+            if last_beat is not None and now - last_beat > ex.lease_seconds:
+                self._lost(message, job_dir, log)
+            if ctx.cancel.is_set():
+                if self.stop_event.is_set():
+                    raise TransientError("omad is shutting down; the stage goes on on its worker and its result "
+                                         "is taken at the next start.", stage=message.stage)
+                write_fence(job_dir, message.stage, Fence(message.task_id, message.attempt, "cancelled"))
+                with contextlib.suppress(Exception):
+                    self.app.control.revoke(message.task_id)
+                raise Cancelled("cancelled; the worker stops the stage at its next heartbeat.", stage=message.stage)
+            time.sleep(_POLL_SECONDS)
+
+    def _state(self, result: Any) -> tuple[str, Any]:
+        try:
+            return str(result.state), result.info
+        except Exception:  # Redis away: nothing known; the lease clock runs on
+            return "UNKNOWN", None
+
+    def _lost(self, message: StageTask, job_dir: Path, log: Any) -> None:
+        """No heartbeat for the lease: the copy may still run somewhere, so fence it off, then fail transient."""
+        write_fence(job_dir, message.stage, Fence(message.task_id, message.attempt, "revoked"))
+        with contextlib.suppress(Exception):
+            self.app.control.revoke(message.task_id)
+        lease = self.config.executor.lease_seconds
+        log.warning("worker_lost", stage=message.stage, task=message.task_id, lease_seconds=lease,
+                    message="no heartbeat from the worker running this stage; it is revoked and runs again")
+        raise TransientError(f"the worker running this stage stopped answering (no heartbeat for {lease:g} s); "
+                             "the stage runs again, on another worker if this one is gone.", stage=message.stage)
+
+    # -- for the status page -----------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """Workers and queue lengths (cached a few seconds: the page and the API ask often)."""
+        now = time.monotonic()
+        if now - self._workers[0] > 3.0:
+            try:
+                workers = read_workers(self.redis)
+            except Exception:
+                workers = []
+            self._workers = (now, workers)
+        queues = {}
+        for lane in ("cpu", "gpu"):
+            q = queue_name(self.config, lane)
+            try:
+                queues[q] = int(self.redis.llen(q))
+            except Exception:
+                queues[q] = -1
+        return {"kind": "celery", "broker": redact_url(self.config.executor.broker()), "workers": self._workers[1],
+                "queues": queues, "broker_restarts": self._restarts}

@@ -1,0 +1,310 @@
+"""What travels with a stage task, and the two files that make its result exactly-once.
+
+A :class:`StageTask` is the whole description of one stage attempt as JSON:
+the job, the stage, the attempt, where the job folder is (the daemon's path:
+a worker maps it through ``executor.path_map``), the inputs and earlier
+artifacts relative to it, the brief's options, the timeout, the settings that
+shape the output and the guardrail rules themselves (a worker without the
+rules file must not skip the checks). Settings that belong to the machine
+(the F5 checkpoint and device, the VRAM budget, the Ollama host, fonts, paths)
+never travel: a worker takes them from its own config. No secret travels.
+
+The *fence* ``<job>/dispatch/<stage>.json`` names the task that may commit;
+the daemon writes it, workers only read it. A copy commits by creating
+``<job>/runs/<stage>.<attempt>/result.json``; :func:`commit_reply` lets only
+the first copy do so. Nothing here imports Celery.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from .. import errors
+from ..errors import OmadError, StageFailed, TransientError
+
+if TYPE_CHECKING:
+    from ..config import Config
+
+__all__ = ["StageTask", "Fence", "task_id", "task_settings", "merged_config", "write_fence", "read_fence",
+           "run_dir", "commit_reply", "read_reply", "error_record", "error_from", "map_path", "PROTOCOL",
+           "RunLock", "alive"]
+
+#: The version of the task message; a worker refuses a message of another version.
+PROTOCOL = 1
+
+#: Config sections that shape a stage's output: they travel with every task.
+TRAVELS = ("intake", "jobs", "video", "caption", "img2vid", "audio", "tts", "scenes", "llm")
+
+#: Keys inside those sections that belong to the machine that runs the stage, never sent.
+HOST_ONLY: dict[str, tuple[str, ...]] = {
+    "tts.f5": ("checkpoint", "vocab", "vocoder", "reference", "device", "cpu_fallback", "vram_gb"),
+    "llm": ("host", "remote", "keep_alive", "timeout_seconds", "connect_retries", "connect_backoff_seconds",
+            "model_vram_gb"),
+    "scenes": ("title_font_file",),
+}
+
+
+def task_id(job: str, stage: str, attempt: int) -> str:
+    """The deterministic id of a stage attempt's task: a restarted daemon finds what it sent by it."""
+    return f"omad-{job}-{stage}-{attempt}"
+
+
+def _drop(tree: dict[str, Any], dotted: str, keys: tuple[str, ...]) -> None:
+    node: Any = tree
+    for part in dotted.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    if isinstance(node, dict):
+        for key in keys:
+            node.pop(key, None)
+
+
+def task_settings(config: Config) -> dict[str, Any]:
+    """The output-shaping settings of ``config``, as JSON, without the host-only keys."""
+    data = config.model_dump(mode="json", include=set(TRAVELS), by_alias=True)
+    for dotted, keys in HOST_ONLY.items():
+        _drop(data, dotted, keys)
+    return data
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def merged_config(worker: Config, settings: dict[str, Any]) -> Config:
+    """The worker's own config with a task's settings laid over it (host-only keys stay the worker's)."""
+    from ..config import Config
+
+    data = worker.model_dump(mode="json", by_alias=True, exclude={"source"})
+    cfg = Config.model_validate(_merge(data, {k: v for k, v in settings.items() if k in TRAVELS}))
+    cfg.source = worker.source
+    return cfg
+
+
+def map_path(path: str, path_map: dict[str, str]) -> Path:
+    """The daemon's ``path`` on this machine: the longest matching prefix of ``path_map`` replaced."""
+    best = ""
+    for prefix in path_map:
+        root = prefix.rstrip("/")
+        if (path == root or path.startswith(root + "/")) and len(root) > len(best):
+            best = root
+    if not best:
+        return Path(path)
+    target = next(v for k, v in path_map.items() if k.rstrip("/") == best)
+    return Path(target.rstrip("/") + path[len(best):])
+
+
+@dataclass
+class StageTask:
+    """One stage attempt, as the daemon sends it."""
+
+    task_id: str
+    job: str
+    route: str
+    name: str
+    stage: str
+    attempt: int
+    lane: str
+    #: the job folder, as the daemon sees it
+    work: str
+    #: role -> path relative to the job folder
+    inputs: dict[str, str]
+    artifacts: dict[str, str]
+    options: dict[str, Any]
+    timeout: float
+    settings: dict[str, Any]
+    guardrails: dict[str, Any]
+    #: the trace context (W3C headers) when tracing is on
+    trace: dict[str, str] = field(default_factory=dict)
+    v: int = PROTOCOL
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> StageTask:
+        if not isinstance(data, dict) or data.get("v") != PROTOCOL:
+            version = data.get("v") if isinstance(data, dict) else None
+            raise StageFailed(f"a task message of protocol {version!r} reached a worker that speaks {PROTOCOL}. "
+                              "Run the same omad version on the daemon and every worker.")
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+# -- the fence -----------------------------------------------------------------------------------------------
+
+FenceState = Literal["dispatched", "revoked", "cancelled", "finished"]
+
+
+@dataclass(frozen=True)
+class Fence:
+    """Which task of a stage may commit (``state`` dispatched), written by the daemon only."""
+
+    task_id: str
+    attempt: int
+    state: FenceState = "dispatched"
+    at: float = field(default_factory=time.time)
+
+    def admits(self, tid: str) -> bool:
+        return self.state == "dispatched" and self.task_id == tid
+
+
+def _fence_path(job_dir: Path, stage: str) -> Path:
+    return job_dir / "dispatch" / f"{stage}.json"
+
+
+def _write_json_atomically(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".t")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_fence(job_dir: Path, stage: str, fence: Fence) -> None:
+    _write_json_atomically(_fence_path(job_dir, stage), asdict(fence))
+
+
+def read_fence(job_dir: Path, stage: str) -> Fence | None:
+    try:
+        data = json.loads(_fence_path(job_dir, stage).read_text(encoding="utf-8"))
+        return Fence(str(data["task_id"]), int(data["attempt"]), data["state"], float(data["at"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+# -- the committed reply -------------------------------------------------------------------------------------
+
+def run_dir(job_dir: Path, stage: str, attempt: int) -> Path:
+    """Where one attempt of a stage writes, on the worker (``runs/<stage>.<attempt>`` in the job folder)."""
+    return job_dir / "runs" / f"{stage}.{attempt}"
+
+
+def commit_reply(folder: Path, reply: dict[str, Any]) -> dict[str, Any]:
+    """Make ``reply`` the attempt's one result; when another copy committed first, answer that one instead."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".r")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(reply, f)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, folder / "result.json")  # fails when it exists: only one copy commits
+        except FileExistsError:
+            return read_reply(folder) or reply
+        return reply
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def read_reply(folder: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((folder / "result.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+# -- errors across the wire ----------------------------------------------------------------------------------
+
+def error_record(err: OmadError) -> dict[str, Any]:
+    """An OmadError as JSON that :func:`error_from` turns back into the same kind of error."""
+    return {"type": type(err).__name__, "message": err.message, "file": err.file, "stage": err.stage,
+            "details": err.details}
+
+
+def error_from(record: dict[str, Any]) -> OmadError:
+    cls = getattr(errors, str(record.get("type", "")), None)
+    if not (isinstance(cls, type) and issubclass(cls, OmadError)):
+        cls = TransientError if record.get("retryable") else StageFailed
+    return cls(str(record.get("message") or "the stage failed on a worker"), file=record.get("file"),
+               stage=record.get("stage"), details=record.get("details") or {})
+
+
+# -- the run lock: one live copy of a task ---------------------------------------------------------------------
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class RunLock:
+    """``runs/<stage>.<attempt>.lock`` beside the attempt's folder: held by the one copy that runs the task.
+
+    Kept on the shared folder, not in Redis, so it survives a broker that restarts empty. The holder
+    renews it (its mtime) with each heartbeat; a lock older than ``ttl``, or one whose holder was a process
+    of this machine that is gone (a kill -9), is broken — by one taker only, since only one rename of it
+    can succeed.
+    """
+
+    def __init__(self, job_dir: Path, stage: str, attempt: int, ttl: float, host: str) -> None:
+        self.path = job_dir / "runs" / f"{stage}.{attempt}.lock"
+        self.ttl = ttl
+        self.me = {"host": host, "pid": os.getpid()}
+
+    def _create(self) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w") as f:
+            json.dump(self.me, f)
+        return True
+
+    def take(self) -> bool:
+        if self._create():
+            return True
+        try:
+            owner = json.loads(self.path.read_text())
+            age = time.time() - self.path.stat().st_mtime
+        except (OSError, ValueError):
+            owner, age = {}, self.ttl + 1  # half-written or vanished: stale
+        here = owner.get("host") == self.me["host"]
+        pid = int(owner.get("pid") or 0)
+        if here and pid == self.me["pid"]:
+            self.renew()
+            return True
+        if age <= self.ttl and not (here and not alive(pid)):
+            return False
+        broken = self.path.with_name(f"{self.path.name}.stale.{os.getpid()}.{time.monotonic_ns()}")
+        try:
+            os.rename(self.path, broken)  # only one taker can move this very file
+        except FileNotFoundError:
+            pass
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(broken)
+        return self._create()
+
+    def renew(self) -> None:
+        with contextlib.suppress(OSError):
+            os.utime(self.path)
+
+    def release(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(self.path.read_text()) == self.me:
+                self.path.unlink()

@@ -1,0 +1,470 @@
+"""What runs in an ``omad worker``: stage tasks, GPU residency, heartbeats, metrics, idle exit.
+
+The Celery main process receives tasks and hands each to a pool child; the
+child runs the stage (:func:`execute`). A child keeps the worker's own lanes
+and GPU residency for its whole life, so on a GPU host (one worker,
+concurrency 1, the GPU queue) the loaded model stays between tasks and is
+unloaded after ``gpu.idle_unload_seconds`` of idleness. Each child writes what
+it holds and what it did to a small state file; the main process serves those
+as ``/metrics``, advertises the worker in Redis (``omad:worker:<name>``) for
+the daemon's status page, and, with ``--exit-when-idle``, stops the worker
+once nothing has run for that long (an on-demand GPU machine can power off).
+
+A task in a child, :func:`execute`:
+
+1. the fence must admit it, else it is a stale copy and does nothing;
+2. a result already committed for the attempt is answered as it is;
+3. a copy of the same task alive elsewhere (a Redis lock renewed by its
+   heartbeat) means this one is a duplicate delivery: it comes back later;
+4. the stage runs in the attempt's own folder, with a heartbeat thread that
+   reports progress, renews the lock and stops the stage if the fence moves;
+5. before committing, the fence is read again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import socket
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import OmadError, StageFailed, TransientError
+from ..lanes import Lanes
+from ..log import get_logger
+from .task import (
+    RunLock,
+    StageTask,
+    alive,
+    commit_reply,
+    error_record,
+    map_path,
+    merged_config,
+    read_fence,
+    read_reply,
+    run_dir,
+)
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..stage import StageResult
+
+__all__ = ["execute", "run_worker", "WorkerState", "worker_config"]
+
+_log = get_logger("omad.worker")
+
+#: The worker's config (set in the main process before the pool forks; children inherit it).
+_CONFIG: Config | None = None
+_STATE: WorkerState | None = None
+_STATE_LOCK = threading.Lock()
+
+
+def worker_config() -> Config:
+    if _CONFIG is None:  # a task outside `omad worker` (a misconfigured deployment)
+        raise StageFailed("this process is not an omad worker (no worker configuration); start it with "
+                          "`omad worker --config FILE`.")
+    return _CONFIG
+
+
+def _redis(config: Config) -> Any:
+    import redis
+
+    return redis.Redis.from_url(config.executor.broker(), socket_timeout=10, socket_connect_timeout=10,
+                                health_check_interval=30)
+
+
+class WorkerState:
+    """One pool child's lasting state: its lanes and GPU residency, its counters, its state file."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.lanes = Lanes(config.lanes.cpu_slots(), config.gpu.vram_budget_gb, config.gpu.idle_unload_seconds)
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+        self.tasks: dict[str, int] = {}  # "stage:outcome" -> count
+        self.running: str | None = None
+        self.last_done = time.time()
+        self._configs: dict[str, Config] = {}
+        self._lock = threading.Lock()
+        folder = Path(config.executor.worker_state_dir) / "children"
+        folder.mkdir(parents=True, exist_ok=True)
+        self.state_file = folder / f"{self.pid}.json"
+        self.lanes.residency.listeners.append(lambda *_: self.write_state())
+        threading.Thread(target=self._sweep, name="omad-residency", daemon=True).start()
+        self.write_state()
+
+    def config_for(self, settings: dict[str, Any]) -> Config:
+        """The worker's config with a task's settings over it (cached: a stream of jobs shares settings)."""
+        key = json.dumps(settings, sort_keys=True, default=str)
+        with self._lock:
+            cfg = self._configs.get(key)
+            if cfg is None:
+                cfg = merged_config(self.config, settings)
+                self._configs = {key: cfg}
+        return cfg
+
+    def _sweep(self) -> None:
+        while True:
+            time.sleep(1.0)
+            with contextlib.suppress(Exception):  # residency bookkeeping must never kill the child
+                if self.lanes.residency.unload_idle():
+                    self.write_state()
+
+    def count(self, stage: str, outcome: str) -> None:
+        key = f"{stage}:{outcome}"
+        self.tasks[key] = self.tasks.get(key, 0) + 1
+
+    def write_state(self) -> None:
+        r = self.lanes.residency
+        state = {"pid": self.pid, "written_at": time.time(), "running": self.running, "last_done": self.last_done,
+                 "tasks": self.tasks, "residents": r.snapshot(), "vram_used_gb": r.used_gb(),
+                 "loads": r.loads, "unloads": r.unloads, "peak_vram_gb": r.peak_vram_gb}
+        tmp = self.state_file.with_suffix(".tmp")
+        with contextlib.suppress(OSError):
+            tmp.write_text(json.dumps(state))
+            os.replace(tmp, self.state_file)
+
+
+def _state() -> WorkerState:
+    global _STATE
+    with _STATE_LOCK:
+        if _STATE is None or _STATE.pid != os.getpid():  # a forked child builds its own
+            _STATE = WorkerState(worker_config())
+        return _STATE
+
+
+class _Heartbeat:
+    """While a stage runs: progress and a beat to the daemon, the lock renewed, the fence watched."""
+
+    def __init__(self, task: Any, state: WorkerState, desc: StageTask, job_dir: Path, worker: str,
+                 lock: RunLock) -> None:
+        self.task = task
+        self.lock = lock
+        self.state = state
+        self.desc = desc
+        self.job_dir = job_dir
+        self.worker = worker
+        self.every = state.config.executor.heartbeat_seconds
+        self.progress = 0.0
+        self.beat = 0
+        self.cancel = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="omad-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self.send()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def set_progress(self, fraction: float) -> None:
+        self.progress = max(0.0, min(1.0, fraction))
+
+    def send(self) -> None:
+        self.beat += 1
+        meta = {"beat": self.beat, "progress": round(self.progress, 4), "worker": self.worker,
+                "attempt": self.desc.attempt, "pid": os.getpid()}
+        with contextlib.suppress(Exception):  # Redis away for a moment: the lease covers it
+            self.lock.renew()
+            self.task.update_state(state="PROGRESS", meta=meta)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            fence = read_fence(self.job_dir, self.desc.stage)
+            if fence is not None and not fence.admits(self.desc.task_id):
+                _log.warning("fenced_while_running", task=self.desc.task_id, fence=fence.task_id, state=fence.state,
+                             message="the daemon moved on (lease expired, cancelled or a newer attempt): stopping")
+                self.cancel.set()
+                return
+            self.send()
+
+
+def _reply(desc: StageTask, worker: str, status: str, **extra: Any) -> dict[str, Any]:
+    return {"status": status, "task_id": desc.task_id, "attempt": desc.attempt, "worker": worker, **extra}
+
+
+def execute(task: Any, message: dict[str, Any]) -> dict[str, Any]:
+    """Run one stage task in this pool child; answer the reply the daemon reads (see the module doc)."""
+    desc = StageTask.from_dict(message)
+    state = _state()
+    cfg = state.config
+    worker = str(getattr(task.request, "hostname", "") or state.host)
+    job_dir = map_path(desc.work, cfg.executor.path_map)
+    log = _log.bind(job=desc.job, stage=desc.stage, attempt=desc.attempt, task=desc.task_id, worker=worker)
+    if not job_dir.is_dir() and job_dir.parent.is_dir():
+        # The jobs folder is there but not this job's: it was published or failed and cleaned up. A late copy.
+        log.info("fenced", reason="the job is finished and its folder removed")
+        state.count(desc.stage, "fenced")
+        return _reply(desc, worker, "fenced")
+    if not job_dir.is_dir():
+        # The shared folder is not mounted here, or the path map is wrong: no worker on this box can run it.
+        log.error("job_folder_missing", folder=str(job_dir))
+        return _reply(desc, worker, "error", error=error_record(StageFailed(
+            f"worker {worker} cannot see the job folder {job_dir} (the daemon's {desc.work}). Mount the shared "
+            "folder there or fix executor.path_map in the worker's config; `omad doctor --worker` checks it.",
+            stage=desc.stage)), lane_seconds={})
+    fence = read_fence(job_dir, desc.stage)
+    if fence is None or not fence.admits(desc.task_id):
+        log.info("fenced", fence=fence.task_id if fence else None, state=fence.state if fence else None)
+        state.count(desc.stage, "fenced")
+        return _reply(desc, worker, "fenced")
+    out = run_dir(job_dir, desc.stage, desc.attempt)
+    committed = read_reply(out)
+    if committed is not None:
+        return committed
+    lock = RunLock(job_dir, desc.stage, desc.attempt, 3 * cfg.executor.heartbeat_seconds, state.host)
+    if not lock.take():
+        # Another live copy of this very task runs (a redelivery): look again later; it commits, we answer it.
+        log.info("duplicate_delivery", message="another copy of this task is running; checking back later")
+        raise task.retry(countdown=max(1.0, cfg.executor.heartbeat_seconds), max_retries=None)
+    try:
+        return _run(task, desc, state, job_dir, out, worker, log, lock)
+    finally:
+        lock.release()
+
+
+def _run(task: Any, desc: StageTask, state: WorkerState, job_dir: Path, out: Path, worker: str,
+         log: Any, lock: RunLock) -> dict[str, Any]:
+    import shutil
+
+    from ..guardrails import Guardrails, GuardrailsFile
+    from ..routes import stage_named
+    from ..stage import StageContext
+
+    shutil.rmtree(out, ignore_errors=True)  # what a killed copy of this attempt left half-written
+    out.mkdir(parents=True)
+    beat = _Heartbeat(task, state, desc, job_dir, worker, lock)
+    state.running = desc.task_id
+    state.write_state()
+    started = time.time()
+    lane_seconds: dict[str, float] = {}
+    log.info("stage_started", lane=desc.lane)
+    try:
+        cfg = state.config_for(desc.settings)
+        guard = Guardrails(GuardrailsFile.model_validate(desc.guardrails)) if desc.guardrails else None
+        ctx = StageContext(
+            job_id=desc.job, route=desc.route, name=desc.name, work=out, base=job_dir,
+            inputs={role: job_dir / rel for role, rel in desc.inputs.items()}, options=desc.options, config=cfg,
+            lanes=state.lanes, artifacts=dict(desc.artifacts), stage=desc.stage, timeout=desc.timeout,
+            progress=beat.set_progress, cancel=beat.cancel, log=log, attempt=desc.attempt, guardrails=guard,
+        )
+        stage = stage_named(desc.stage)
+        beat.start()
+        try:
+            with _traced(desc):
+                lane = stage.lane_checked(ctx)
+                with state.lanes.lane(lane).slot(desc.job):
+                    try:
+                        result: StageResult = stage.run(ctx)
+                    finally:
+                        stage.cleanup(ctx)
+        finally:
+            beat.stop()
+            lane_seconds = {str(k): v for k, v in state.lanes.take_seconds(desc.job).items() if v > 0}
+        result.warnings.extend(ctx.warnings)
+        result.worker = worker
+        prefix = out.relative_to(job_dir).as_posix()
+        result.artifacts = {role: f"{prefix}/{rel}" for role, rel in result.artifacts.items()}
+        reply = _reply(desc, worker, "done", result=result.to_dict(), lane_seconds=lane_seconds)
+        outcome = "done"
+    except OmadError as err:
+        if beat.cancel.is_set() and not isinstance(err, TransientError):
+            err = TransientError(f"stopped: {err.message}", stage=desc.stage)
+        reply = _reply(desc, worker, "error", error=error_record(err), lane_seconds=lane_seconds)
+        outcome = "error"
+    except Exception as exc:  # a bug: the daemon fails the job with this message; the traceback stays here
+        log.error("internal_error", error=traceback.format_exc())
+        bug = StageFailed(f"internal error in stage {desc.stage} on worker {worker}: {exc!r}. This is a bug in "
+                          "omad; the inputs are kept. Please report it with the worker's log.", stage=desc.stage)
+        reply = _reply(desc, worker, "error", error=error_record(bug), lane_seconds=lane_seconds)
+        outcome = "error"
+    finally:
+        state.running = None
+        state.last_done = time.time()
+    reply["seconds"] = round(time.time() - started, 3)
+    fence = read_fence(job_dir, desc.stage)
+    if fence is None or not fence.admits(desc.task_id):
+        log.warning("fenced_at_commit", fence=fence.task_id if fence else None,
+                    message="the daemon moved on while this copy ran; its result is dropped")
+        shutil.rmtree(out, ignore_errors=True)
+        state.count(desc.stage, "fenced")
+        state.write_state()
+        return _reply(desc, worker, "fenced")
+    reply = commit_reply(out, reply)
+    state.count(desc.stage, outcome)
+    state.write_state()
+    log.info("stage_finished", outcome=outcome, seconds=reply.get("seconds"))
+    return reply
+
+
+@contextlib.contextmanager
+def _traced(desc: StageTask) -> Any:
+    """The daemon's trace context made current here, when the task carries one and tracing is installed."""
+    if not desc.trace:
+        yield
+        return
+    try:
+        tracing = importlib.import_module("omad.tracing")
+    except ImportError:
+        yield
+        return
+    attached = getattr(tracing, "attached", None)
+    if attached is None:
+        yield
+        return
+    with attached(desc.trace):
+        yield
+
+
+# -- the main process --------------------------------------------------------------------------------------
+
+def _children(config: Config) -> list[dict[str, Any]]:
+    """The state files of this worker's live pool children (stale ones removed)."""
+    folder = Path(config.executor.worker_state_dir) / "children"
+    out = []
+    for path in folder.glob("*.json"):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if not alive(int(data.get("pid", 0))):
+            with contextlib.suppress(OSError):
+                path.unlink()
+            continue
+        out.append(data)
+    return out
+
+
+class _Collector:
+    """The worker's ``/metrics``: what its children hold and did."""
+
+    def __init__(self, config: Config, name: str, queues: list[str]) -> None:
+        self.config = config
+        self.name = name
+        self.queues = queues
+
+    def collect(self) -> Any:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        kids = _children(self.config)
+        info = GaugeMetricFamily("omad_worker_info", "this worker", labels=["worker", "queues"])
+        info.add_metric([self.name, ",".join(self.queues)], 1)
+        yield info
+        tasks = CounterMetricFamily("omad_worker_tasks", "stage tasks this worker finished",
+                                    labels=["stage", "outcome"])
+        totals: dict[tuple[str, str], int] = {}
+        for kid in kids:
+            for key, n in (kid.get("tasks") or {}).items():
+                stage, _, outcome = key.partition(":")
+                totals[(stage, outcome)] = totals.get((stage, outcome), 0) + int(n)
+        for (stage, outcome), n in sorted(totals.items()):
+            tasks.add_metric([stage, outcome], n)
+        yield tasks
+        running = GaugeMetricFamily("omad_worker_running", "stage tasks running now")
+        running.add_metric([], sum(1 for k in kids if k.get("running")))
+        yield running
+        resident = GaugeMetricFamily("omad_gpu_resident_models", "models loaded on this worker's GPU",
+                                     labels=["model"])
+        vram = GaugeMetricFamily("omad_gpu_vram_used_gb", "VRAM the resident models are budgeted at")
+        loads = CounterMetricFamily("omad_gpu_model_loads", "model loads", labels=["model"])
+        unloads = CounterMetricFamily("omad_gpu_model_unloads", "model unloads", labels=["model"])
+        used = 0.0
+        for kid in kids:
+            for r in kid.get("residents") or []:
+                resident.add_metric([str(r.get("model"))], 1)
+            used += float(kid.get("vram_used_gb") or 0)
+            for model, n in (kid.get("loads") or {}).items():
+                loads.add_metric([model], n)
+            for model, n in (kid.get("unloads") or {}).items():
+                unloads.add_metric([model], n)
+        vram.add_metric([], used)
+        yield from (resident, vram, loads, unloads)
+
+
+def _advertise(config: Config, name: str, queues: list[str], concurrency: int, stop: threading.Event) -> None:
+    """Keep ``omad:worker:<name>`` in Redis while the worker lives (the daemon's status page reads it)."""
+    client = _redis(config)
+    every = max(1.0, min(5.0, config.executor.heartbeat_seconds))
+    started = time.time()
+    while not stop.is_set():
+        kids = _children(config)
+        record = {"name": name, "host": socket.gethostname(), "pid": os.getpid(), "queues": queues,
+                  "concurrency": concurrency, "started_at": started, "seen_at": time.time(),
+                  "running": [k["running"] for k in kids if k.get("running")],
+                  "residents": [r for k in kids for r in k.get("residents") or []]}
+        with contextlib.suppress(Exception):
+            client.set(f"omad:worker:{name}", json.dumps(record), ex=int(every * 3) + 1)
+        stop.wait(every)
+    with contextlib.suppress(Exception):
+        client.delete(f"omad:worker:{name}")
+
+
+def _idle_exit(config: Config, seconds: float, stop: threading.Event) -> None:
+    """Stop the worker once no task has run or waited for ``seconds`` (scale to zero)."""
+    from celery.worker import state as wstate
+
+    last = time.monotonic()
+    seen = wstate.total_count.copy() if hasattr(wstate.total_count, "copy") else {}
+    while not stop.wait(0.5):
+        busy = bool(wstate.active_requests) or bool(wstate.reserved_requests)
+        counts = dict(wstate.total_count)
+        if busy or counts != seen or any(k.get("running") for k in _children(config)):
+            last = time.monotonic()
+            seen = counts
+        elif time.monotonic() - last >= seconds:
+            _log.info("idle_exit", idle_seconds=seconds, message="no task for the idle time: the worker stops")
+            wstate.should_stop = 0  # the consumer loop ends the worker cleanly (exit code 0)
+            return
+
+
+def run_worker(config: Config, *, queues: list[str], concurrency: int, hostname: str | None = None,
+               exit_when_idle: float | None = None, loglevel: str = "INFO") -> int:
+    """Run a Celery worker for ``config`` until it is stopped (or idle for ``exit_when_idle``); its exit code."""
+    global _CONFIG
+    # SIGTERM (systemd stop) becomes Celery's soft shutdown: a running task gets the grace, then goes back.
+    os.environ.setdefault("REMAP_SIGTERM", "SIGQUIT")
+    from .app import make_app, queue_name, redact_url
+
+    _CONFIG = config
+    app = make_app(config)
+    names = [queue_name(config, q) for q in queues]
+    name = hostname or socket.gethostname()
+    if "@" not in name:  # Celery's node names are NAME@HOST; the records show the same one
+        name = f"omad@{name}"
+    state_dir = Path(config.executor.worker_state_dir)
+    (state_dir / "children").mkdir(parents=True, exist_ok=True)
+    for stale in (state_dir / "children").glob("*.json"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
+    stop = threading.Event()
+    ex = config.executor
+    if ex.worker_metrics_port:
+        from prometheus_client import CollectorRegistry, start_http_server
+
+        registry = CollectorRegistry()
+        registry.register(_Collector(config, name, names))
+        start_http_server(ex.worker_metrics_port, addr=ex.worker_metrics_host, registry=registry)
+    threading.Thread(target=_advertise, args=(config, name, names, concurrency, stop), daemon=True,
+                     name="omad-advertise").start()
+    if exit_when_idle:
+        threading.Thread(target=_idle_exit, args=(config, exit_when_idle, stop), daemon=True,
+                         name="omad-idle-exit").start()
+    _log.info("worker_starting", worker=name, queues=names, concurrency=concurrency,
+              broker=redact_url(ex.broker()))
+    from celery.app import trace
+
+    trace.LOG_SUCCESS = "Task %(name)s[%(id)s] succeeded in %(runtime)ss"  # not the whole reply in every line
+    worker = app.Worker(hostname=name, queues=names, concurrency=concurrency, pool="prefork", loglevel=loglevel,
+                        without_mingle=True, without_gossip=True, optimization="fair", quiet=True)
+    try:
+        worker.start()
+    finally:
+        stop.set()
+    return int(worker.exitcode or 0)

@@ -19,7 +19,7 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import __version__
+from . import __version__, tracing
 from .claim import Claimer, retry_job
 from .config import Config
 from .errors import Cancelled, InputError, OmadError, TransientError
@@ -88,8 +88,10 @@ class Daemon:
         self.outbox.ensure()
         self.paths.jobs.mkdir(parents=True, exist_ok=True)
         self.claimer.recover()
+        tracing.setup()
         self.log.info("started", version=__version__, inbox=str(self.paths.inbox), outbox=str(self.paths.outbox),
-                      mode=self.config.watch.mode, cpu_slots=self.lanes.cpu.capacity)
+                      mode=self.config.watch.mode, cpu_slots=self.lanes.cpu.capacity,
+                      tracing=tracing.enabled())
         self.events.emit(Event.STARTED)
 
     def run(self, tick_seconds: float = 0.5) -> None:
@@ -160,6 +162,7 @@ class Daemon:
             r.thread.join(timeout=30)
         self.watcher.stop()
         self.lanes.residency.close()
+        tracing.flush()
         self.events.emit(Event.STOPPED)
         self.log.info("stopped", interrupted=len(running))
 

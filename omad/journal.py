@@ -72,7 +72,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     warnings TEXT NOT NULL DEFAULT '[]',
     duplicate_of TEXT,
     cpu_seconds REAL NOT NULL DEFAULT 0,
-    gpu_seconds REAL NOT NULL DEFAULT 0
+    gpu_seconds REAL NOT NULL DEFAULT 0,
+    trace TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_content ON jobs(content_id);
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status);
@@ -105,6 +106,12 @@ CREATE TABLE IF NOT EXISTS seen (
     job_id TEXT NOT NULL
 );
 """
+
+# Nullable columns added after a schema version shipped: older journals get them on open. An older omad
+# reads rows by column name and ignores them, so adding one needs no new SCHEMA_VERSION.
+_ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("jobs", "trace", "TEXT"),  # the W3C traceparent of the job's root span (tracing on), see omad.tracing
+)
 
 
 def content_id(route: str, hashes: dict[str, str]) -> str:
@@ -139,6 +146,7 @@ class Job:
     duplicate_of: str | None = None
     cpu_seconds: float = 0.0
     gpu_seconds: float = 0.0
+    trace: str | None = None  # W3C traceparent of the job's root span; only while tracing is on
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Job:
@@ -165,6 +173,7 @@ class Job:
             duplicate_of=row["duplicate_of"],
             cpu_seconds=row["cpu_seconds"],
             gpu_seconds=row["gpu_seconds"],
+            trace=row["trace"],
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -194,6 +203,10 @@ class Journal:
     def _migrate(self) -> None:
         with self._lock:
             self._db.executescript(_SCHEMA)
+            for table, column, kind in _ADDED_COLUMNS:
+                have = {r["name"] for r in self._db.execute(f"PRAGMA table_info({table})")}
+                if column not in have:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
             row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             if row is None:
                 self._db.execute("INSERT INTO meta(key, value) VALUES('schema_version', ?)", (str(SCHEMA_VERSION),))

@@ -34,6 +34,7 @@ shutdown is bounded by its timeout.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -79,6 +80,9 @@ class _State:
         self.ids: Any = None
         self.owned = False  # made by setup() from the environment (reset() shuts it down)
         self.global_set = False
+        self.exit_hook = False
+        self.failing = False  # an export failed and was reported; cleared when one succeeds
+        self.where = "the collector"
         self.warned: set[str] = set()
         self.lock = threading.Lock()
 
@@ -163,6 +167,9 @@ def setup(*, service_name: str | None = None) -> bool:
             trace.set_tracer_provider(provider)
             _state.global_set = True
         _use(provider, owned=True)
+        if not _state.exit_hook:
+            atexit.register(flush)
+            _state.exit_hook = True
         log.info("tracing on: exporters %s", ", ".join(exporters))
     return True
 
@@ -187,9 +194,12 @@ def reset() -> None:
 
 
 def _drop() -> None:
-    if _state.owned and _state.provider is not None:
-        _state.provider.shutdown()
+    if _state.owned and _state.provider is not None:  # bounded, like flush(): the exporter may be retrying
+        closing = threading.Thread(target=_state.provider.shutdown, name="omad-trace-shutdown", daemon=True)
+        closing.start()
+        closing.join(2.0)
     _state.on, _state.tracer, _state.provider, _state.ids, _state.owned = False, None, None, None, False
+    _state.failing = False
 
 
 def _use(provider: Any, *, owned: bool) -> None:
@@ -210,7 +220,8 @@ def _provider(service_name: str | None, processors: list[Any]) -> Any:
     name = service_name or os.environ.get("OTEL_SERVICE_NAME", "").strip() or "omad"
     # Resource.create also reads OTEL_RESOURCE_ATTRIBUTES; the service name set here wins over it.
     resource = Resource.create({"service.name": name, "service.version": __version__})
-    provider = TracerProvider(resource=resource, id_generator=_id_generator())
+    # Not the SDK's own exit hook, which waits as long as the exporter retries; flush() is bounded.
+    provider = TracerProvider(resource=resource, id_generator=_id_generator(), shutdown_on_exit=False)
     for p in processors:
         provider.add_span_processor(p)
     return provider
@@ -243,10 +254,9 @@ def _guarded(inner: Any, where: str) -> Any:
     """``inner`` that never raises into the batch thread and says once per outage that spans are not arriving."""
     from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-    class _Guarded(SpanExporter):
-        def __init__(self) -> None:
-            self.failing = False
+    _state.where = where
 
+    class _Guarded(SpanExporter):
         def export(self, spans: Any) -> SpanExportResult:
             try:
                 result: SpanExportResult = inner.export(spans)
@@ -254,12 +264,9 @@ def _guarded(inner: Any, where: str) -> Any:
             except Exception as e:  # noqa: BLE001 - a collector's fault must never reach a job
                 result, why = SpanExportResult.FAILURE, type(e).__name__
             if result is not SpanExportResult.SUCCESS:
-                if not self.failing:
-                    log.warning("tracing: spans could not be sent to %s (%s); jobs are not affected. Check "
-                                "OTEL_EXPORTER_OTLP_ENDPOINT and that the collector is up", where, why)
-                self.failing = True
-            elif self.failing:
-                self.failing = False
+                _outage(where, why)
+            elif _state.failing:
+                _state.failing = False
                 log.info("tracing: spans reach %s again", where)
             return result
 
@@ -272,14 +279,41 @@ def _guarded(inner: Any, where: str) -> Any:
     return _Guarded()
 
 
-def flush(timeout: float = 5.0) -> None:
-    """Export what is buffered, waiting at most ``timeout`` seconds (the daemon's shutdown calls it)."""
+def _outage(where: str, why: str) -> None:
+    """Spans are not arriving: said once until they arrive again (a job never notices)."""
+    if not _state.failing:
+        _state.failing = True
+        log.warning("tracing: spans could not be sent to %s (%s); jobs are not affected. Check "
+                    "OTEL_EXPORTER_OTLP_ENDPOINT and that the collector is up", where, why)
+
+
+def flush(timeout: float = 5.0) -> bool:
+    """Export what is buffered, waiting at most ``timeout`` seconds; whether it all went out in time.
+
+    The daemon's shutdown calls it (and so does process exit). An exporter
+    retrying an unreachable collector can take longer than its own timeout, so
+    the flush runs in a thread that is left behind after ``timeout``.
+    """
     provider = _state.provider
-    if _state.on and provider is not None:
+    if not _state.on or provider is None:
+        return True
+    done = threading.Event()
+    sent = [False]
+
+    def run() -> None:
         try:
-            provider.force_flush(int(timeout * 1000))
+            sent[0] = bool(provider.force_flush(int(timeout * 1000)))
         except Exception as e:  # noqa: BLE001 - shutdown goes on whatever the exporter does
             log.warning("tracing: flushing spans failed (%s)", type(e).__name__)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="omad-trace-flush", daemon=True).start()
+    # A collector already known to be down does not hold a shutdown for long.
+    if not done.wait(min(timeout, 1.0) if _state.failing else timeout):
+        _outage(_state.where, f"no answer within {timeout:.0f} s")
+        return False
+    return sent[0]
 
 
 # -- a job's trace ---------------------------------------------------------------------------------------

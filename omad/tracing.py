@@ -121,8 +121,9 @@ def enabled() -> bool:
 def setup(*, service_name: str | None = None) -> bool:
     """Turn tracing on as the OTEL_* environment says (idempotent); whether it is on.
 
-    Called by the daemon at start (and by a worker process). With the
-    configuration but without the extra, it warns once and stays off.
+    Called by the daemon at start (and by a worker process, with its own
+    ``service_name``, the default when ``OTEL_SERVICE_NAME`` is not set). With
+    the configuration but without the extra, it warns once and stays off.
     """
     if _state.on:
         return True
@@ -217,7 +218,7 @@ def _provider(service_name: str | None, processors: list[Any]) -> Any:
 
     from . import __version__
 
-    name = service_name or os.environ.get("OTEL_SERVICE_NAME", "").strip() or "omad"
+    name = os.environ.get("OTEL_SERVICE_NAME", "").strip() or service_name or "omad"
     # Resource.create also reads OTEL_RESOURCE_ATTRIBUTES; the service name set here wins over it.
     resource = Resource.create({"service.name": name, "service.version": __version__})
     # Not the SDK's own exit hook, which waits as long as the exporter retries; flush() is bounded.

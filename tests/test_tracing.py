@@ -219,6 +219,7 @@ def test_llm_calls_are_spans_with_model_and_tokens_but_no_text(tmp_path: Path, s
     with FakeOllama() as fake:
         ctx = make_ctx(tmp_path, make_bundle(tmp_path), make_config(fake.url))
         trace = tracing.new_job_trace()
+        assert trace is not None
         with tracing.job_context(trace), tracing.span("stage plan"):
             result = PlanStage().run(ctx)
         sent = fake.sent_text()

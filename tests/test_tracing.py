@@ -309,8 +309,10 @@ class _OtlpReceiver:
                         service = {a.key: a.value.string_value for a in rs.resource.attributes}["service.name"]
                         for ss in rs.scope_spans:
                             for s in ss.spans:
+                                attempt = {a.key: a.value.int_value for a in s.attributes}.get("omad.attempt")
                                 received.append({"name": s.name, "trace": s.trace_id.hex(), "span": s.span_id.hex(),
-                                                 "parent": s.parent_span_id.hex(), "service": service})
+                                                 "parent": s.parent_span_id.hex(), "service": service,
+                                                 "attempt": attempt})
                 payload = ExportTraceServiceResponse().SerializeToString()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-protobuf")
@@ -361,6 +363,51 @@ def test_omad_once_sends_the_job_trace_over_otlp_http(env: Env) -> None:
     assert root["parent"] == "" and stage["parent"] == root["span"]
 
 
+_CRASH = textwrap.dedent(
+    """
+    import os, signal, sys
+    from omad.cli import main
+    from omad.stages.caption import CaptionStage
+
+    def crash(self, ctx):
+        os.kill(os.getpid(), signal.SIGKILL)  # mid-stage, nothing flushed
+
+    CaptionStage.run = crash
+    sys.exit(main(sys.argv[1:]))
+    """
+)
+
+
+@pytest.mark.slow
+def test_after_kill_9_the_next_process_continues_the_journaled_trace(env: Env) -> None:
+    """GIVEN `omad once` killed with SIGKILL in the middle of a caption stage
+    WHEN a new `omad once` finishes the job, sending spans over OTLP
+    THEN its spans (attempt 2) and the root carry the trace id and root span id journaled by the killed process."""
+    pytest.importorskip("opentelemetry.proto")
+    _drop_caption(env)
+    script = env.root / "crash.py"
+    script.write_text(_CRASH)
+    args = ["once", "--config", str(env.root / "omad.yaml"), "--max-wait", "30"]
+    with _OtlpReceiver() as receiver:
+        otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url}
+        killed = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=120,
+                                env=_child_env(**otel))
+        assert killed.returncode == -9, killed.stderr
+        journal = Journal(env.paths.journal)
+        [job] = journal.jobs()
+        journal.close()
+        assert job.trace is not None and job.status is JobStatus.RUNNING
+        done = _omad_once(env, **otel)
+        assert done.returncode == 0, done.stderr
+        got = list(receiver.spans)
+    trace_hex, root_hex = job.trace.split("-")[1:3]
+    assert {s["trace"] for s in got} == {trace_hex}
+    [root] = [s for s in got if s["name"] == "job"]
+    [stage] = [s for s in got if s["name"] == "stage caption"]
+    assert root["span"] == root_hex and stage["parent"] == root_hex and stage["attempt"] == 2
+    assert env.sidecar("c")["trace_id"] == trace_hex
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -380,6 +427,18 @@ def test_an_unreachable_collector_warns_once_and_the_job_is_published(env: Env) 
     warnings = [line for line in _log_lines(env) if "spans could not be sent" in str(line.get("event"))]
     assert len(warnings) == 1, warnings
     assert env.sidecar("a")["trace_id"] != env.sidecar("b")["trace_id"]
+
+
+def test_an_ffmpeg_span_names_options_and_filters_never_paths_or_values() -> None:
+    from omad.media.ffmpeg import _summary
+
+    got = _summary(["-protocol_whitelist", "file,pipe", "-i", "/home/ana/Vídeos/férias.mp4", "-f", "lavfi", "-i",
+                    "anullsrc", "-filter_complex", "[0:v]scale=1280:-2,subtitles=/home/ana/legenda.ass[v];[1:a]"
+                    "volume=0.5[a]", "-c:v", "libx264", "-crf", "-1", "-metadata", "title=Minhas férias",
+                    "/home/ana/out.mp4"])
+    assert got == {"omad.tool": "ffmpeg", "omad.ffmpeg.inputs": 2, "omad.ffmpeg.codecs": "libx264",
+                   "omad.ffmpeg.formats": "lavfi", "omad.ffmpeg.filters": "scale,subtitles,volume",
+                   "omad.ffmpeg.options": "-protocol_whitelist -i -f -i -filter_complex -c:v -crf -metadata"}
 
 
 # -- off ------------------------------------------------------------------------------------------------

@@ -352,7 +352,8 @@ def run_ffmpeg(
         return _run_ffmpeg(args, timeout=timeout, duration=duration, progress=progress, file_label=file_label,
                            stage=stage, cancel=cancel, loglevel=loglevel)
     started = time.monotonic()
-    with tracing.span("ffmpeg", {**_summary(args), "omad.file": file_label, "omad.stage": stage}):
+    label = Path(file_label).name if file_label else None  # a label, never a full path, in a span
+    with tracing.span("ffmpeg", {**_summary(args), "omad.file": label, "omad.stage": stage}):
         try:
             out = _run_ffmpeg(args, timeout=timeout, duration=duration, progress=progress, file_label=file_label,
                               stage=stage, cancel=cancel, loglevel=loglevel)

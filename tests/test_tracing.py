@@ -33,8 +33,6 @@ from omad.journal import JobStatus, Journal
 from omad.stage import StageContext, StageResult
 from omad.stages.caption import CaptionStage
 
-pytestmark = pytest.mark.otel
-
 REPO = Path(__file__).resolve().parents[1]
 SPAN_KINDS = ("job", "stage caption", "ffmpeg", "publish")
 
@@ -84,6 +82,7 @@ def _log_lines(env: Env) -> list[dict[str, Any]]:
 # -- one job, one trace ---------------------------------------------------------------------------------
 
 
+@pytest.mark.otel
 def test_a_caption_job_is_one_trace_with_stage_ffmpeg_and_publish_spans(env: Env, spans: Any) -> None:
     """GIVEN tracing on WHEN a caption pair goes through the daemon
     THEN its spans form one trace rooted at the journaled context: job -> stage caption -> ffmpeg, job -> publish;
@@ -132,6 +131,7 @@ def test_a_caption_job_is_one_trace_with_stage_ffmpeg_and_publish_spans(env: Env
     assert events["published"]["span_id"] == _hex(publish.context.span_id, 16)
 
 
+@pytest.mark.otel
 def test_a_failed_job_ends_its_trace_with_the_error_kind(env: Env, spans: Any) -> None:
     """GIVEN tracing on WHEN a caption drop whose video is not a video fails
     THEN the stage span and the root span are errors of kind "input", in the journaled trace."""
@@ -153,6 +153,7 @@ def test_a_failed_job_ends_its_trace_with_the_error_kind(env: Env, spans: Any) -
     assert stage.status.description == "input"  # the kind, never the message
 
 
+@pytest.mark.otel
 def test_the_trace_survives_a_daemon_restart(make_env: Callable[..., Env], spans: Any,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """GIVEN a caption job interrupted by a daemon shutdown mid-stage
@@ -208,6 +209,7 @@ _LLM_KEYS = {"gen_ai.system", "gen_ai.operation.name", "gen_ai.request.model", "
              "omad.llm.load_seconds", "omad.llm.prompt_eval_seconds", "omad.llm.eval_seconds", "omad.error.kind"}
 
 
+@pytest.mark.otel
 def test_llm_calls_are_spans_with_model_and_tokens_but_no_text(tmp_path: Path, spans: Any) -> None:
     """GIVEN the plan stage against a FAKE Ollama inside a job's trace
     WHEN every role answers THEN each request is a span under the stage with role, model, token counts and
@@ -267,6 +269,7 @@ _CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.otel
 def test_a_carrier_continues_the_trace_in_another_process(spans: Any) -> None:
     """GIVEN a stage span in a job's trace WHEN its carrier is handed to a child python process that attaches it
     THEN the child's span has the same trace id and the stage span as its parent; off, the carrier is empty."""
@@ -344,6 +347,7 @@ def _omad_once(env: Env, **otel: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=_child_env(**otel))
 
 
+@pytest.mark.otel
 @pytest.mark.slow
 def test_omad_once_sends_the_job_trace_over_otlp_http(env: Env) -> None:
     """GIVEN OTEL_EXPORTER_OTLP_ENDPOINT pointing at an OTLP/HTTP receiver WHEN `omad once` runs a caption drop
@@ -378,6 +382,7 @@ _CRASH = textwrap.dedent(
 )
 
 
+@pytest.mark.otel
 @pytest.mark.slow
 def test_after_kill_9_the_next_process_continues_the_journaled_trace(env: Env) -> None:
     """GIVEN `omad once` killed with SIGKILL in the middle of a caption stage
@@ -415,10 +420,12 @@ def _free_port() -> int:
         return port
 
 
+@pytest.mark.otel
 @pytest.mark.slow
 def test_an_unreachable_collector_warns_once_and_the_job_is_published(env: Env) -> None:
     """GIVEN an OTLP endpoint where nothing listens WHEN `omad once` runs two caption drops
     THEN both are published, and the log says once that spans could not be sent."""
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
     _drop_caption(env, "a")
     _drop_caption(env, "b", seconds=0.6)
     done = _omad_once(env, OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{_free_port()}")

@@ -1,7 +1,7 @@
 """OpenTelemetry tracing, the optional extra ``omad[otel]``: one trace per job, across attempts and processes.
 
 This is the only module that imports ``opentelemetry``, and it does so only
-once tracing is on. Tracing is on when the extra is installed *and* the
+when the environment asks for traces. Tracing is on when the extra is installed *and* the
 standard environment asks for it: ``OTEL_TRACES_EXPORTER`` (``otlp``,
 ``console``; ``none`` turns it off), or an ``OTEL_EXPORTER_OTLP_ENDPOINT`` /
 ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``; ``OTEL_SDK_DISABLED=true`` wins over

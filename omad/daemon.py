@@ -19,7 +19,7 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import __version__
+from . import __version__, tracing
 from .claim import Claimer, retry_job
 from .config import Config
 from .errors import Cancelled, InputError, OmadError, TransientError
@@ -90,9 +90,10 @@ class Daemon:
         self.outbox.ensure()
         self.paths.jobs.mkdir(parents=True, exist_ok=True)
         self.claimer.recover()
+        tracing.setup()
         self.log.info("started", version=__version__, inbox=str(self.paths.inbox), outbox=str(self.paths.outbox),
                       mode=self.config.watch.mode, cpu_slots=self.lanes.cpu.capacity,
-                      executor=self.config.executor.kind)
+                      executor=self.config.executor.kind, tracing=tracing.enabled())
         self.events.emit(Event.STARTED)
 
     def run(self, tick_seconds: float = 0.5) -> None:
@@ -166,6 +167,7 @@ class Daemon:
         self.watcher.stop()
         self.executor.close()
         self.lanes.residency.close()
+        tracing.flush()
         self.events.emit(Event.STOPPED)
         self.log.info("stopped", interrupted=len(running))
 

@@ -72,7 +72,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     warnings TEXT NOT NULL DEFAULT '[]',
     duplicate_of TEXT,
     cpu_seconds REAL NOT NULL DEFAULT 0,
-    gpu_seconds REAL NOT NULL DEFAULT 0
+    gpu_seconds REAL NOT NULL DEFAULT 0,
+    trace TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_content ON jobs(content_id);
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status);
@@ -108,9 +109,10 @@ CREATE TABLE IF NOT EXISTS seen (
 );
 """
 
-
-#: Columns added after the first release: (table, column, declaration); added to older journals on open.
-_ADDED_COLUMNS = (
+# Nullable columns added after a schema version shipped: older journals get them on open. An older omad
+# reads rows by column name and ignores them, so adding one needs no new SCHEMA_VERSION.
+_ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("jobs", "trace", "TEXT"),  # the W3C traceparent of the job's root span (tracing on), see omad.tracing
     ("stages", "task_id", "TEXT"),  # the Celery task of the stage's current dispatch (celery executor)
     ("stages", "worker", "TEXT"),  # the worker that ran it
 )
@@ -148,6 +150,7 @@ class Job:
     duplicate_of: str | None = None
     cpu_seconds: float = 0.0
     gpu_seconds: float = 0.0
+    trace: str | None = None  # W3C traceparent of the job's root span; only while tracing is on
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Job:
@@ -174,6 +177,7 @@ class Job:
             duplicate_of=row["duplicate_of"],
             cpu_seconds=row["cpu_seconds"],
             gpu_seconds=row["gpu_seconds"],
+            trace=row["trace"],
         )
 
     def to_dict(self) -> dict[str, Any]:

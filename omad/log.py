@@ -16,6 +16,7 @@ from typing import Any, TextIO
 
 import structlog
 
+from . import tracing
 from .names import clean
 
 __all__ = ["configure_logging", "get_logger"]
@@ -65,6 +66,15 @@ def _encodable(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> d
     return out
 
 
+def _trace_ids(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """The current span's trace and span ids, when tracing is on and the line is logged inside a job's trace."""
+    ids = tracing.current_ids()
+    if ids is not None:
+        event.setdefault("trace_id", ids[0])
+        event.setdefault("span_id", ids[1])
+    return event
+
+
 class _ToStructlog(logging.Handler):
     """Standard-library log records (ollama, httpx, omad's own stdlib loggers) as structlog JSON lines."""
 
@@ -88,6 +98,7 @@ def configure_logging(logs_dir: Path | None, level: str = "info", stream: TextIO
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            _trace_ids,
             _encodable,
             structlog.processors.JSONRenderer(ensure_ascii=False, default=str),
         ],

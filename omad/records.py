@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, tracing
 from .config import Config
 from .errors import GuardrailBlocked, OmadError
 from .events import Event, EventBus
@@ -76,6 +76,9 @@ class Records:
                             result={"failed_dir": str(folder)})
         self.log.error("failed", job=job.id, name=job.name, route=job.route, kind=err.kind, error=str(err),
                        failed_dir=str(folder))
+        tracing.end_job(job.trace, started_at=job.created_at,
+                        attributes={"omad.job.id": job.id, "omad.route": job.route, "omad.attempts": job.attempts,
+                                    "omad.outcome": "failed", "omad.error.kind": err.kind})
         self.events.emit(Event.JOB_FINISHED, job=self.journal.get(job.id))
 
     def cost(self, job: Job) -> dict[str, Any]:
@@ -98,7 +101,7 @@ class Records:
                 "seconds": round((s["finished_at"] or 0) - (s["started_at"] or 0), 3), "facts": result.sidecar_facts(),
             })
         c = self.config
-        return {
+        record: dict[str, Any] = {
             "omad": __version__,
             "job_id": job.id,
             "route": job.route,
@@ -120,6 +123,10 @@ class Records:
             "cost": self.cost(self.journal.get(job.id) or job),
             "errors": [a["error"] for a in self.journal.attempts(job.id) if a.get("error")],
         }
+        trace = tracing.trace_id(job.trace)  # None unless tracing is on
+        if trace:
+            record["trace_id"] = trace
+        return record
 
     def redacted(self, value: Any, where: str = "options") -> Any:
         """The brief's options for the sidecar, with personal data redacted as the guardrails say."""

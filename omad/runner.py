@@ -22,6 +22,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from . import tracing
 from .claim import Claimer, hash_path
 from .config import Config
 from .errors import Cancelled, InputError, OmadError, StageFailed, TransientError
@@ -98,6 +99,14 @@ class JobRunner:
         job = self.journal.get(job_id)
         if job is None:
             return
+        trace = job.trace or tracing.new_job_trace()  # one trace per job, journaled: it outlives restarts
+        if trace != job.trace:
+            self.journal.update(job_id, trace=trace)
+        with tracing.job_context(trace):
+            self._attempt(job, cancel)
+
+    def _attempt(self, job: Job, cancel: threading.Event) -> None:
+        job_id = job.id
         attempt = self.journal.start_attempt(job_id)
         self.events.emit(Event.JOB_STARTED, job=job, attempt=attempt)
         log = self.log.bind(job=job_id, route=job.route)
@@ -124,11 +133,16 @@ class JobRunner:
                     timeout=self.config.jobs.stage_timeouts.get(stage.name, self.config.jobs.stage_timeout_seconds),
                     progress=self._progress_fn(job_id, stage.name, index, len(stages)), cancel=cancel, log=log,
                 )
-                result = self._run_stage(job, stage, ctx, log)
+                with tracing.span(f"stage {stage.name}", {"omad.job.id": job_id, "omad.route": job.route,
+                                                          "omad.stage": stage.name, "omad.attempt": attempt}):
+                    result = self._run_stage(job, stage, ctx, log)
+                    tracing.annotate({"omad.outcome": "done"})
                 artifacts.update(result.artifacts)
                 publish.update(result.publish)
             current = None
-            self._publish(job_id, artifacts, publish)
+            with tracing.span("publish", {"omad.job.id": job_id, "omad.route": job.route}):
+                self._publish(job_id, artifacts, publish)
+            self._end_trace(job_id)
         except OmadError as err:
             if err.stage is None:
                 err.stage = current
@@ -142,6 +156,7 @@ class JobRunner:
     def _run_stage(self, job: Job, stage: Stage, ctx: StageContext, log: Any) -> StageResult:
         """One stage attempt through the executor, its lane seconds billed whatever happens."""
         lane = stage.lane_checked(ctx)
+        tracing.annotate({"omad.lane": lane.value})
         seconds: dict[str, float] = {}
         try:
             result = self.executor.run(job, stage, lane, ctx, log)
@@ -159,6 +174,16 @@ class JobRunner:
         self.events.emit(Event.STAGE_DONE, job=job, stage=stage.name, lane=lane, result=result,
                          seconds=seconds.get(lane, 0.0))
         return result
+
+    def _end_trace(self, job_id: str) -> None:
+        """The job's root span, once it is published (a failed job's is emitted by ``Records.fail``)."""
+        if not tracing.enabled():
+            return
+        job = self.journal.get(job_id)
+        if job is not None and job.status is JobStatus.DONE:
+            tracing.end_job(job.trace, started_at=job.created_at,
+                            attributes={"omad.job.id": job_id, "omad.route": job.route, "omad.attempts": job.attempts,
+                                        "omad.outcome": "done"})
 
     def _progress_fn(self, job_id: str, stage: str, index: int, total: int) -> Callable[[float], None]:
         last = [0.0, -1.0]

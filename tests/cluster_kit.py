@@ -101,8 +101,8 @@ class Worker:
         self.log = self.folder / "worker.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, redis: RedisServer, wait: bool = True) -> Worker:
-        env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    def start(self, redis: RedisServer, wait: bool = True, env: dict[str, str] | None = None) -> Worker:
+        env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""), **(env or {})}
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT, env=env,
                                          cwd=self.folder, start_new_session=True)

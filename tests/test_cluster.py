@@ -55,10 +55,11 @@ class Cluster:
         self.data: dict[str, Any] = yaml.safe_load((root / "omad.yaml").read_text())
         self.workers: list[Worker] = []
 
-    def worker(self, name: str, start: bool = True, config: dict[str, Any] | None = None, **kw: Any) -> Worker:
+    def worker(self, name: str, start: bool = True, config: dict[str, Any] | None = None,
+               env: dict[str, str] | None = None, **kw: Any) -> Worker:
         w = Worker(self.root, name, config or self.data, **kw)
         self.workers.append(w)
-        return w.start(self.redis) if start else w
+        return w.start(self.redis, env=env) if start else w
 
     def stop(self) -> None:
         for w in self.workers:
@@ -357,3 +358,33 @@ def test_exit_when_idle_stops_the_worker_with_success(cluster: Callable[..., Clu
     assert w.proc is not None
     assert w.proc.wait(timeout=30) == 0
     assert w.events("idle_exit")
+
+
+@pytest.mark.otel
+def test_one_trace_runs_from_the_daemon_through_the_worker(cluster: Callable[..., Cluster]) -> None:
+    """GIVEN OTLP tracing on for the daemon and the worker WHEN a caption job runs on the worker THEN the
+    receiver gets one trace: the worker's stage span is a child of the daemon's, its ffmpeg span a child of
+    that, and the trace id is the sidecar's."""
+    pytest.importorskip("opentelemetry.proto")
+    from test_tracing import _OtlpReceiver
+
+    c = cluster()
+    with _OtlpReceiver() as receiver:
+        otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "OTEL_BSP_SCHEDULE_DELAY": "200"}
+        c.worker("w1", env=otel)
+        drop_caption(c.env.inbox)
+        cmd = [sys.executable, "-m", "omad.cli", "once", "--config", str(c.root / "omad.yaml"), "--max-wait", "60"]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=180,
+                              env={**os.environ, "PYTHONPATH": str(REPO), **otel})
+        assert done.returncode == 0, done.stderr[-3000:]
+        wait_for(lambda: any(s["service"] == "omad-worker" and s["name"].startswith("ffmpeg")
+                             for s in receiver.spans), timeout=30)
+        got = list(receiver.spans)
+    trace = c.env.sidecar("c")["trace_id"]
+    assert {s["trace"] for s in got} == {trace}
+    by_name = {(s["service"], s["name"]): s for s in got}
+    daemon_stage = by_name[("omad", "stage caption")]
+    worker_stage = by_name[("omad-worker", "worker stage caption")]
+    assert worker_stage["parent"] == daemon_stage["span"]
+    ffmpeg = [s for s in got if s["service"] == "omad-worker" and s["name"].startswith("ffmpeg")]
+    assert ffmpeg and all(s["parent"] == worker_stage["span"] for s in ffmpeg)

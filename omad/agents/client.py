@@ -39,7 +39,8 @@ import httpx
 import ollama
 from pydantic import BaseModel, ValidationError
 
-from ..errors import ConfigError, StageFailed, ToolMissing, TransientError
+from .. import tracing
+from ..errors import ConfigError, OmadError, StageFailed, ToolMissing, TransientError
 from ..guardrails import guardrails_for
 from .ollama_errors import START_HINT, Call, ModelMissing, OllamaUnreachable, ollama_call
 
@@ -360,8 +361,15 @@ class LlmClient:
         if client is None:
             raise RuntimeError("LlmClient used outside `async with`")
         model = guard.rules.safety_model.model
-        async with self._gpu_turn("guardrails", model):
-            result = await guard.acheck_safety(text, where, client, file=file, keep_alive=self.config.keep_alive)
+        t0_ns = time.time_ns()
+        try:
+            async with self._gpu_turn("guardrails", model):
+                result = await guard.acheck_safety(text, where, client, file=file, keep_alive=self.config.keep_alive)
+        except OmadError as e:
+            _trace_call("guardrails", model, t0_ns, None, "blocked" if e.kind == "guardrail" else "error",
+                        error_kind=None if e.kind == "guardrail" else e.kind)
+            raise
+        _trace_call("guardrails", model, t0_ns, None, "ok")
         return [f.to_dict() for f in result.findings]
 
     # -- structured answers -------------------------------------------------------------------------
@@ -398,14 +406,18 @@ class LlmClient:
         for index, current in enumerate(models):
             convo = [dict(m) for m in messages]
             for _ in range(self.config.retries + 1):
-                t0 = time.monotonic()
+                t0, t0_ns = time.monotonic(), time.time_ns()
                 try:
                     response = await self._chat(role, current, convo, schema)
                 except ModelMissing:
+                    _trace_call(role, current, t0_ns, None, "model not pulled")
                     missing.append(current)
                     record.tries.append({"model": current, "outcome": "model not pulled", "latency_seconds": 0.0})
                     record.warnings.append(f"model {current} is not pulled: run `ollama pull {current}`")
                     break
+                except OmadError as e:
+                    _trace_call(role, current, t0_ns, None, "error", error_kind=e.kind)
+                    raise
                 finally:
                     record.latency_seconds = round(time.monotonic() - started, 4)
                 record.attempts += 1
@@ -425,6 +437,8 @@ class LlmClient:
                         parsed, reason = None, f"answer does not match the schema ({_describe_validation(e)})"
                     except ValueError as e:
                         parsed, reason = None, f"answer does not fit the request ({e})"
+                _trace_call(role, current, t0_ns, response,
+                            "ok" if parsed is not None else ("invalid" if content else "empty"))
                 record.tries.append(
                     {
                         "model": current,
@@ -473,6 +487,25 @@ class LlmClient:
             f"Try another model in llm.roles.{role} (model/fallback) or raise llm.retries.",
             details={"role": role, "models": models, "reason": reason, "record": record.to_dict()},
         )
+
+
+def _trace_call(role: str, model: str, start_ns: int, response: ollama.ChatResponse | None, outcome: str,
+                *, error_kind: str | None = None) -> None:
+    """One Ollama request as a span: role, model, token counts and Ollama's timings, never the text."""
+    if not tracing.enabled():
+        return
+    attrs: dict[str, Any] = {"gen_ai.system": "ollama", "gen_ai.operation.name": "chat",
+                             "gen_ai.request.model": model, "omad.llm.role": role, "omad.outcome": outcome}
+    if response is not None:
+        attrs.update({
+            "gen_ai.usage.input_tokens": response.prompt_eval_count or 0,
+            "gen_ai.usage.output_tokens": response.eval_count or 0,
+            "omad.llm.total_seconds": _ns(response.total_duration),
+            "omad.llm.load_seconds": _ns(response.load_duration),
+            "omad.llm.prompt_eval_seconds": _ns(response.prompt_eval_duration),
+            "omad.llm.eval_seconds": _ns(response.eval_duration),
+        })
+    tracing.record_span(f"llm {role}", start_ns, attrs, error_kind=error_kind)
 
 
 def _retry_instruction(reason: str, schema: dict[str, Any]) -> str:

@@ -16,7 +16,6 @@ tasks alone: the next start adopts them.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import socket
 import threading
@@ -24,6 +23,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import tracing
 from ..errors import Cancelled, ConfigError, StageFailed, TransientError
 from ..outbox import atomic_write_json
 from ..stage import StageResult
@@ -145,10 +145,7 @@ class CeleryExecutor:
 
     def _message(self, job: Job, name: str, lane: Lane, ctx: StageContext, tid: str, attempt: int) -> StageTask:
         job_dir = ctx.work
-        trace: dict[str, str] = {}
-        with contextlib.suppress(ImportError):
-            carrier = getattr(importlib.import_module("omad.tracing"), "carrier", None)
-            trace = dict(carrier()) if carrier is not None else {}
+        trace = tracing.carrier()  # inside the runner's stage span: the worker's spans are its children
         return StageTask(
             task_id=tid, job=job.id, route=job.route, name=job.name, stage=name, attempt=attempt, lane=str(lane),
             work=str(job_dir), inputs={role: Path(p).relative_to(job_dir).as_posix() for role, p in ctx.inputs.items()},

@@ -24,16 +24,17 @@ A task in a child, :func:`execute`:
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import os
 import socket
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import tracing
 from ..errors import OmadError, StageFailed, TransientError
 from ..lanes import Lanes
 from ..log import get_logger
@@ -135,6 +136,7 @@ def _state() -> WorkerState:
     with _STATE_LOCK:
         if _STATE is None or _STATE.pid != os.getpid():  # a forked child builds its own
             _STATE = WorkerState(worker_config())
+            tracing.setup(service_name="omad-worker")  # its exporter thread must be started after the fork
         return _STATE
 
 
@@ -258,7 +260,7 @@ def _run(task: Any, desc: StageTask, state: WorkerState, job_dir: Path, out: Pat
         stage = stage_named(desc.stage)
         beat.start()
         try:
-            with _traced(desc):
+            with _traced(desc, worker):
                 lane = stage.lane_checked(ctx)
                 with state.lanes.lane(lane).slot(desc.job):
                     try:
@@ -298,6 +300,7 @@ def _run(task: Any, desc: StageTask, state: WorkerState, job_dir: Path, out: Pat
         state.write_state()
         return _reply(desc, worker, "fenced")
     reply = commit_reply(out, reply)
+    tracing.flush(timeout=2.0)  # a pool child may be killed any time: send this attempt's spans now
     state.count(desc.stage, outcome)
     state.write_state()
     log.info("stage_finished", outcome=outcome, seconds=reply.get("seconds"))
@@ -305,21 +308,11 @@ def _run(task: Any, desc: StageTask, state: WorkerState, job_dir: Path, out: Pat
 
 
 @contextlib.contextmanager
-def _traced(desc: StageTask) -> Any:
-    """The daemon's trace context made current here, when the task carries one and tracing is installed."""
-    if not desc.trace:
-        yield
-        return
-    try:
-        tracing = importlib.import_module("omad.tracing")
-    except ImportError:
-        yield
-        return
-    attached = getattr(tracing, "attached", None)
-    if attached is None:
-        yield
-        return
-    with attached(desc.trace):
+def _traced(desc: StageTask, worker: str) -> Iterator[None]:
+    """The daemon's trace context made current here, and this attempt's span in it (no-ops when tracing is off)."""
+    with tracing.attached(desc.trace), tracing.span(f"worker stage {desc.stage}", {
+            "omad.job.id": desc.job, "omad.route": desc.route, "omad.stage": desc.stage,
+            "omad.attempt": desc.attempt, "omad.lane": desc.lane, "omad.worker": worker}):
         yield
 
 

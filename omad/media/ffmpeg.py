@@ -23,7 +23,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, StageFailed, ToolMissing, ToolTimeout, TransientError
+from .. import tracing
+from ..errors import InputError, OmadError, StageFailed, ToolMissing, ToolTimeout, TransientError
 from ..procs import reap, run_tool, spawn, stop
 
 __all__ = [
@@ -292,6 +293,36 @@ def probe(path: str | Path, *, timeout: float = 60.0, file_label: str | None = N
 _PROGRESS_RE = re.compile(r"^(out_time_us|out_time_ms|progress)=(.*)$")
 
 
+def _summary(args: Sequence[str]) -> dict[str, Any]:
+    """What an ffmpeg run does, for its span: its options, codecs and filter names; never a path or a value."""
+    flags: list[str] = []
+    codecs: list[str] = []
+    formats: list[str] = []
+    filters: list[str] = []
+    inputs = 0
+    for i, arg in enumerate(args):
+        text = str(arg)
+        if not text.startswith("-") or text[1:2].isdigit() or not text[1:2]:
+            continue
+        flags.append(text)
+        value = str(args[i + 1]) if i + 1 < len(args) else ""
+        if text == "-i":
+            inputs += 1
+        elif text.split(":")[0] in ("-c", "-codec", "-vcodec", "-acodec"):
+            codecs.append(value)
+        elif text == "-f":
+            formats.append(value)
+        elif text.split(":")[0] in ("-vf", "-af", "-filter", "-filter_complex", "-lavfi"):
+            for part in re.split(r"[,;]", value):
+                name = re.sub(r"\[[^\]]*\]", "", part).split("=", 1)[0].strip()
+                if re.fullmatch(r"[a-z0-9_]+", name):
+                    filters.append(name)
+    return {"omad.tool": "ffmpeg", "omad.ffmpeg.options": " ".join(flags)[:500],
+            "omad.ffmpeg.codecs": ",".join(dict.fromkeys(codecs)),
+            "omad.ffmpeg.formats": ",".join(dict.fromkeys(formats)),
+            "omad.ffmpeg.filters": ",".join(dict.fromkeys(filters)), "omad.ffmpeg.inputs": inputs}
+
+
 def run_ffmpeg(
     args: Sequence[str],
     *,
@@ -313,7 +344,40 @@ def run_ffmpeg(
     a timeout or a kill by a signal or a full disk is transient, a file ffmpeg
     cannot read is an input error, anything else fails the stage with the
     stderr tail attached.
+
+    Traced as an ``ffmpeg`` span (options, codecs and filter names, the
+    file's label, return code and seconds) when tracing is on.
     """
+    if not tracing.enabled():
+        return _run_ffmpeg(args, timeout=timeout, duration=duration, progress=progress, file_label=file_label,
+                           stage=stage, cancel=cancel, loglevel=loglevel)
+    started = time.monotonic()
+    label = Path(file_label).name if file_label else None  # a label, never a full path, in a span
+    with tracing.span("ffmpeg", {**_summary(args), "omad.file": label, "omad.stage": stage}):
+        try:
+            out = _run_ffmpeg(args, timeout=timeout, duration=duration, progress=progress, file_label=file_label,
+                              stage=stage, cancel=cancel, loglevel=loglevel)
+        except OmadError as e:
+            tracing.annotate({"omad.ffmpeg.returncode": e.details.get("returncode"),
+                              "omad.ffmpeg.seconds": round(time.monotonic() - started, 3)})
+            raise
+        tracing.annotate({"omad.ffmpeg.returncode": 0, "omad.ffmpeg.seconds": round(time.monotonic() - started, 3),
+                          "omad.outcome": "done"})
+        return out
+
+
+def _run_ffmpeg(
+    args: Sequence[str],
+    *,
+    timeout: float,
+    duration: float | None,
+    progress: Callable[[float], None] | None,
+    file_label: str | None,
+    stage: str | None,
+    cancel: threading.Event | None,
+    loglevel: str,
+) -> str:
+    """``run_ffmpeg`` itself, untraced."""
     require_tools()
     cmd = [FFMPEG, "-hide_banner", "-nostdin", "-y", "-loglevel", loglevel, "-progress", "pipe:1", *args]
     started = time.monotonic()

@@ -11,6 +11,7 @@ looks like or how ffmpeg encodes; callers pass both.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import errno
 import fcntl
 import os
@@ -107,7 +108,9 @@ def encode_piped(
             except BaseException as e:  # handed to the caller's thread below
                 failure.append(e)
 
-        runner = threading.Thread(target=_run, name="omad-ffmpeg-encoder", daemon=True)
+        # In the caller's context, so the encoder's trace span is a child of the stage's.
+        runner = threading.Thread(target=contextvars.copy_context().run, args=(_run,), name="omad-ffmpeg-encoder",
+                                  daemon=True)
         runner.start()
         fd = _open_writer(fifo, runner)
         if fd is not None:

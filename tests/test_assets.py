@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import make_video
+from conftest import make_video, photo
 from fake_stock import FakeStock, StockItem
 from PIL import Image
 
@@ -22,29 +22,6 @@ from omad.brief import parse_brief
 from omad.config import Config
 from omad.stage import StageContext
 from omad.stages.assets import ASSET_BRIEF, AssetStage, source_order
-
-XP_KEYWORDS, XP_TITLE, IMAGE_DESCRIPTION = 0x9C9E, 0x9C9B, 0x010E
-
-
-def photo(path: Path, size: tuple[int, int] = (640, 360), *, keywords: str = "", description: str = "",
-          subjects: tuple[str, ...] = (), colour: tuple[int, int, int] = (180, 120, 40)) -> Path:
-    """A real JPEG, with EXIF XPKeywords/ImageDescription and XMP dc:subject when asked."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    exif = Image.Exif()
-    if keywords:
-        exif[XP_KEYWORDS] = keywords.encode("utf-16-le") + b"\0\0"
-    if description:
-        exif[IMAGE_DESCRIPTION] = description
-    extra: dict[str, Any] = {}
-    if subjects:
-        items = "".join(f"<rdf:li>{s}</rdf:li>" for s in subjects)
-        extra["xmp"] = (
-            '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
-            '<rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:subject><rdf:Bag>'
-            f"{items}</rdf:Bag></dc:subject></rdf:Description></rdf:RDF></x:xmpmeta>"
-        ).encode()
-    Image.new("RGB", size, colour).save(path, exif=exif, **extra)
-    return path
 
 
 @pytest.fixture

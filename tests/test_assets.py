@@ -158,7 +158,7 @@ def test_pexels_photo_is_found_downloaded_checked_cached_and_credited(stock: Fak
         assert im.size == (800, 450)
     search = stock.searches("pexels")[0]
     assert search.headers["Authorization"] == "pexels-test-key" and search.query["orientation"] == "landscape"
-    again = site.find(want("praia", "beach"), ctx)
+    again = make_site("pexels", cfg.assets, cache).find(want("praia", "beach"), ctx)  # the next job
     assert again is not None and again.path == found.path
     assert len([r for r in stock.requests if "/files/" in r.path]) == 1  # downloaded once, by id
     clip = site.find(want("ondas", kinds=("video",)), ctx)
@@ -369,3 +369,13 @@ def test_agents_scenes_without_keywords_search_by_their_title(library: Path, tmp
     assert [s["source"] for s in result.facts["scenes"]] == ["library", "title"]
     assert result.facts["scenes"][1]["fallbacks"] == [{"source": "library", "reason": "nothing matched"}]
     assert len(list((ctx.work / "assets").iterdir())) == 1
+
+
+def test_a_site_gives_each_scene_another_picture_while_others_match(stock: FakeStock, tmp_path: Path) -> None:
+    stock.add(StockItem("pexels", "photo", 1003, {"praia"}, tmp_path / "stock" / "beach.jpg", 800, 450))
+    site = make_site("pexels", assets_config(tmp_path, stock).assets, DownloadCache(tmp_path / "c", 10**9))
+    ctx: Any = _Ctx()
+    picks = [site.find(want("praia", kinds=("photo",)), ctx) for _ in range(3)]
+    ids = [p.id for p in picks if p is not None]
+    assert ids[:2] == ["1001", "1003"] and ids[2] in ("1001", "1003")
+    site.close()

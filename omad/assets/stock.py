@@ -143,6 +143,7 @@ class _Site:
         self.cache = cache
         self.max_megapixels = max_megapixels
         self.requests = 0
+        self.used: set[tuple[str, str]] = set()
         self._client = httpx.Client(timeout=cfg.stock.timeout_seconds, follow_redirects=True, transport=transport,
                                     headers={"User-Agent": "omad (hot-folder video daemon)"})
 
@@ -185,15 +186,19 @@ class _Site:
             found = self._photos(data) if kind == "photo" else self._videos(data, want)
             fitting = [c for c in found if c.width >= want.min_width and c.height >= want.min_height
                        and (c.width >= c.height) == (want.orientation == "landscape")]
+            fitting.sort(key=lambda c: (c.kind, c.id) in self.used)  # one picture per scene while others match
             for c in fitting[:3]:
-                path = self._fetch(c, ctx)
-                if path is None:
+                fetched = self._fetch(c, ctx)
+                if fetched is None:
                     continue
+                path, media = fetched  # the file's own size, not the site's word for it
+                self.used.add((c.kind, c.id))
+                size = f"{media['width']}x{media['height']}" + (f", {media['seconds']:g} s" if c.kind == "video"
+                                                                else "")
                 return Found(path=path, kind=c.kind, source=self.name, id=c.id, url=c.url, author=c.author,
                              licence=self.licence, credit=self.credit(c),
-                             why=f"{self.name.capitalize()} search for '{query}' ({c.width}x{c.height}"
-                                 + (f", {c.seconds:g} s" if c.kind == "video" else "") + ")",
-                             extra={"width": c.width, "height": c.height, "query": query})
+                             why=f"{self.name.capitalize()} search for '{query}' ({size})",
+                             extra={**media, "query": query})
         return None
 
     def _failure(self, what: str) -> SourceUnavailable:
@@ -236,8 +241,8 @@ class _Site:
     def _base_option(self) -> str:
         return f"assets.stock.{self.name}_url"
 
-    def _fetch(self, c: Candidate, ctx: StageContext) -> Path | None:
-        """The candidate's file in the cache (downloaded now unless it is there), checked; None if it is unusable."""
+    def _fetch(self, c: Candidate, ctx: StageContext) -> tuple[Path, dict[str, Any]] | None:
+        """The candidate's file in the cache (downloaded unless it is there), checked, with its size; None if bad."""
         cached = self.cache.find(self.name, c.id, c.kind)
         label = f"{self.name} {c.kind} {c.id}"
         if cached is None:
@@ -252,13 +257,13 @@ class _Site:
                 ctx.warn(f"{label}: {e.message} It was not used.")
                 return None
         try:
-            check_media(cached, c.kind, label, self.max_megapixels)
+            media = check_media(cached, c.kind, label, self.max_megapixels)
         except OmadError as e:
             cached.unlink(missing_ok=True)
             ctx.warn(f"{label}: the download {e.message.rstrip('.')}; it was not used.")
             return None
         self.cache.trim(keep=cached)
-        return cached
+        return cached, media
 
     def _download(self, url: str, dest: Path, label: str) -> None:
         from ..errors import InputError
@@ -377,7 +382,8 @@ class PixabaySource(_Site):
     def _photos(self, data: dict[str, Any]) -> list[Candidate]:
         out = []
         for h in _items(data, "hits"):
-            link = str(h.get("largeImageURL") or h.get("webformatURL") or "")
+            # fullHDURL only comes with Pixabay's full API access; largeImageURL is at most 1280 px wide.
+            link = str(h.get("fullHDURL") or h.get("largeImageURL") or h.get("webformatURL") or "")
             if link and h.get("id") is not None:
                 out.append(Candidate(str(h["id"]), "photo", link, _int(h.get("imageWidth")),
                                      _int(h.get("imageHeight")), str(h.get("pageURL") or ""),

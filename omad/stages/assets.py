@@ -121,6 +121,10 @@ class AssetStage(Stage):
         changed = False
         try:
             for i, scene in enumerate(scenes):
+                if ctx.cancel.is_set():
+                    raise TransientError("the search for pictures was stopped (omad is shutting down); it "
+                                         "resumes later.", file=label)
+                ctx.progress(i / len(scenes))
                 if scene.image or scene.clip:
                     restored = self._keep_or_restore(ctx, pool, scene, i, bundle, label)
                     if restored is not scene:

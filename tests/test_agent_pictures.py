@@ -75,6 +75,20 @@ def test_library_then_stock_then_title_card_with_licences_in_the_sidecar(
     texts = [p.read_text(errors="replace") for p in env.outbox.rglob("*") if p.suffix in (".json", ".yaml", ".jsonl")]
     assert texts and all(KEY not in t for t in texts)
 
+    # AND WHEN the published scene brief is dropped again (renamed), it renders with the same pictures,
+    # brought back from the library and the download cache: nothing is downloaded again.
+    _, stock = servers
+    downloads = [r for r in stock.requests if "/files/" in r.path]
+    again = yaml.safe_load((env.outbox / "natureza.scenes.yaml").read_text())
+    again["name"] = "natureza-de-novo"
+    (env.inbox / "de-novo.yaml").write_text(yaml.safe_dump(again, allow_unicode=True), encoding="utf-8")
+    assert env.once(max_wait=120) == 0
+    side2 = env.sidecar("natureza-de-novo")
+    assert side2["route"] == "video" and [s["name"] for s in side2["stages"]] == ["assets", "voice", "render"]
+    assert side2["stages"][0]["facts"]["searched"] == 1  # only the title-card scene is searched for again
+    assert [s.get("source") for s in side2["stages"][2]["facts"]["scenes"]] == ["library", "pexels", None]
+    assert [r for r in stock.requests if "/files/" in r.path] == downloads
+
 
 def test_local_only_sends_no_request_and_records_why(
         make_env: Callable[..., Env], servers: tuple[FakeOllama, FakeStock], tmp_path: Path) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from conftest import make_video, photo
 from fake_stock import FakeStock, StockItem
 from PIL import Image
 
-from omad.assets.base import SourceUnavailable, Want
+from omad.assets.base import Found, SourceUnavailable, Want
 from omad.assets.library import LibraryIndex, stem, tokens, xmp_words
 from omad.assets.stock import PEXELS_LICENCE, DownloadCache, make_site
 from omad.brief import parse_brief
@@ -379,3 +381,50 @@ def test_a_site_gives_each_scene_another_picture_while_others_match(stock: FakeS
     ids = [p.id for p in picks if p is not None]
     assert ids[:2] == ["1001", "1003"] and ids[2] in ("1001", "1003")
     site.close()
+
+
+class _TestGenerateSource:
+    """A test's own ``generate`` source (not omad's): it draws a real JPEG, where it is told to."""
+
+    name = "generate"
+    remote = False
+
+    def __init__(self) -> None:
+        self.outside: Path | None = None
+
+    def find(self, want: Want, ctx: StageContext) -> Found | None:
+        from omad.assets.base import asset_dir
+
+        target = self.outside or asset_dir(ctx) / f"generated-{want.scene}.jpg"
+        photo(target, (320, 180))
+        return Found(path=target, kind="photo", source="generate", why=f"made from '{want.description}'",
+                     id="tiny-model")
+
+
+@pytest.mark.parametrize("outside", [False, True])
+def test_generate_is_looked_up_by_name_and_its_file_must_be_in_work_assets(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, outside: bool) -> None:
+    made: list[_TestGenerateSource] = []
+
+    def factory() -> _TestGenerateSource:
+        made.append(_TestGenerateSource())
+        if outside:
+            made[-1].outside = tmp_path / "elsewhere" / "x.jpg"
+        return made[-1]
+
+    module = types.ModuleType("omad.assets.generate")
+    module.GenerateSource = factory  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "omad.assets.generate", module)
+    cfg = assets_config(tmp_path, sources=["generate"], privacy="local_only")
+    scenes = {"version": 1, "kind": "video",
+              "scenes": [{"narration": "Oi.", "description": "um farol à noite", "keywords": ["farol"]}]}
+    ctx, result = run_stage(tmp_path, cfg, scenes)
+    (choice,) = result.facts["scenes"]
+    assert len(made) == 1
+    if outside:
+        assert choice["source"] == "title"
+        assert "outside the folders this source may use" in choice["fallbacks"][0]["reason"]
+    else:
+        assert choice["source"] == "generate" and choice["why"] == "made from 'um farol à noite'"
+        out = parse_brief(yaml.safe_load((ctx.work / ASSET_BRIEF).read_text()), "x")
+        assert out.scenes is not None and out.scenes[0].image == "generated-0.jpg"

@@ -47,6 +47,8 @@ __all__ = ["LibraryIndex", "LibrarySource", "LibraryFile", "ScanReport", "tokens
 PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"})
 CLIP_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".mkv", ".webm"})
 _SCHEMA = 2
+#: Broken library files named in a job's warnings (the rest are counted).
+_MAX_WARNINGS = 5
 #: An XMP packet larger than this is not read (a photo's is a few KB).
 _MAX_XMP_BYTES = 256 * 1024
 
@@ -396,8 +398,11 @@ class LibrarySource:
     def find(self, want: Want, ctx: StageContext) -> Found | None:
         if self.report is None:
             self.report = self.index.scan()
-            for broken in self.report.broken or []:
-                ctx.warn(f"library: {broken}; it is skipped. Replace or remove the file.")
+            broken = self.report.broken or []
+            for line in broken[:_MAX_WARNINGS]:
+                ctx.warn(f"library: {line}; it is skipped. Replace or remove the file.")
+            if len(broken) > _MAX_WARNINGS:
+                ctx.warn(f"library: {len(broken) - _MAX_WARNINGS} more broken files are skipped.")
         for score, f, words in self.index.search(want, exclude=self.used, min_keywords=self.min_score):
             self.used.add(str(f.path))
             return Found(path=f.path, kind=f.kind, source=self.name, id=str(f.path),

@@ -63,11 +63,13 @@ class Candidate:
     seconds: float = 0.0
 
 
-def check_media(path: Path, kind: AssetKind, label: str, max_megapixels: float) -> dict[str, Any]:
+def check_media(path: Path, kind: AssetKind, label: str, max_megapixels: float,
+                photo_formats: tuple[str, ...] = tuple(_PHOTO_EXT)) -> dict[str, Any]:
     """Refuse ``path`` unless it is the kind of media it claims to be; its size (and length) when it is.
 
-    Photos: Pillow's header check limited to JPEG/PNG/WebP and the megapixel cap. Clips: the in-process
-    probe (no playlists, no other demuxers) with a video stream in an MP4/MOV/MKV/WebM container.
+    Photos: Pillow's header check limited to ``photo_formats`` (JPEG/PNG/WebP unless told) and the
+    megapixel cap. Clips: the in-process probe (no playlists, no other demuxers) with a video stream in
+    an MP4/MOV/MKV/WebM container.
     """
     from ..errors import InputError
     from ..media.ffmpeg import VIDEO_DEMUXERS, probe
@@ -79,10 +81,11 @@ def check_media(path: Path, kind: AssetKind, label: str, max_megapixels: float) 
 
         check_image(path, label, max_megapixels)
         try:
-            with Image.open(path, formats=tuple(_PHOTO_EXT)) as im:
+            with Image.open(path, formats=photo_formats) as im:
                 return {"width": im.width, "height": im.height, "format": im.format}
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-            raise InputError("is not a JPEG, PNG or WebP picture.", file=label) from e
+            raise InputError(f"is not a picture in one of these formats: {', '.join(photo_formats)}.",
+                             file=label) from e
     info = probe(path, timeout=30.0, file_label=label)
     if info.video is None or info.format_name not in VIDEO_DEMUXERS or not info.duration:
         raise InputError(f"is not a video clip (format {info.format_name}).", file=label)

@@ -351,6 +351,10 @@ class _Pool:
                 if e.name != module:
                     raise SourceUnavailable(f"generate: not installed ({e.name} is missing).") from e
                 raise SourceUnavailable("generate: not installed in this omad.") from e
+            except SourceUnavailable:
+                raise
+            except OmadError as e:  # a model that cannot be set up is a fallback, as one that cannot be asked
+                raise SourceUnavailable(f"generate: {e}") from e
             return made
         raise SourceUnavailable(f"{name}: no such picture source.")
 
@@ -406,7 +410,8 @@ def _place(ctx: StageContext, found: Found, i: int, roots: list[Path]) -> str:
     if not any(r.resolve() in real.parents for r in roots if r.exists()):
         raise InputError("is outside the folders this source may use.", file=str(src))
     label = f"{found.source} {found.kind} {src.name}"
-    check_media(real, found.kind, label, ctx.config.intake.max_image_megapixels)
+    formats = ("JPEG", "PNG", "WEBP", "TIFF", "BMP") if found.source == "library" else ("JPEG", "PNG", "WEBP")
+    check_media(real, found.kind, label, ctx.config.intake.max_image_megapixels, formats)
     folder = asset_dir(ctx)
     ident = re.sub(r"[^0-9A-Za-z_-]", "_", Path(found.id).stem if found.source == "library" else found.id)[:40]
     name = f"scene{i:02d}-{found.source}-{ident}{real.suffix.lower()}"

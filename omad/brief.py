@@ -28,6 +28,7 @@ __all__ = [
     "Scene",
     "VoiceSpec",
     "AssetSpec",
+    "AssetRecord",
     "parse_brief",
     "load_brief",
     "resolve_asset",
@@ -98,6 +99,20 @@ class NarrateBrief(_BriefBase):
     voice: VoiceSpec | None = Field(None, description="who speaks")
 
 
+class AssetRecord(_Model):
+    """Where a scene's picture came from: written by the asset stage, read back when the brief is dropped again."""
+
+    source: str = Field(..., max_length=40, description="library, pexels, pixabay, generate...")
+    file: str = Field(..., max_length=255, description="the file omad keeps for it in the job's work/assets/")
+    kind: Literal["photo", "video"] = Field("photo", description="a still or a clip")
+    why: str = Field("", max_length=500, description="why it was chosen (the words that matched)")
+    id: str = Field("", max_length=4096, description="the source's own id (stock id, library path)")
+    url: str = Field("", max_length=2048, description="the page of the picture at its source")
+    author: str = Field("", max_length=300, description="who made it")
+    licence: str = Field("", max_length=300, description="its licence")
+    credit: str = Field("", max_length=400, description="the credit line the licence asks for")
+
+
 class Scene(_Model):
     narration: str = Field("", description="what is said over this scene (also the captions)")
     spoken: str | None = Field(
@@ -108,6 +123,16 @@ class Scene(_Model):
     duration: float | None = Field(None, gt=0, le=600, description="minimum seconds (default: narration + padding)")
     motion: Motion | None = Field(None, description="Ken Burns preset for the image")
     background: Colour | None = Field(None, description="title card background, #RRGGBB")
+    clip: str | None = Field(None, description="a video clip shown in this scene (relative like 'image')")
+    description: str | None = Field(
+        None, max_length=500, description="what the picture should show; a scene without image or clip is searched for"
+    )
+    keywords: list[Annotated[str, Field(max_length=60)]] | None = Field(
+        None, max_length=20, description="search words for the picture (pt-BR and English), most important first"
+    )
+    asset: AssetRecord | None = Field(
+        None, description="where omad found the scene's image or clip (written by omad; delete it to search again)"
+    )
 
 
 class AssetSpec(_Model):
@@ -138,6 +163,9 @@ class VideoBrief(_BriefBase):
     captions: bool = Field(True, description="burn captions generated from the narration")
     caption: CaptionSpec | None = Field(None, description="how the captions look (default: caption.* in config)")
     voice: VoiceSpec | None = Field(None, description="who narrates")
+    picture_sources: list[Literal["library", "stock", "pexels", "pixabay", "generate", "title"]] | None = Field(
+        None, description="where scene pictures come from, in order (overrides assets.sources)"
+    )
 
     @property
     def is_agent(self) -> bool:

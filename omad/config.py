@@ -246,6 +246,65 @@ class SceneConfig(_Section):
     music_db: float = Field(-20.0, le=0, description="background music level under the voice, in dB")
 
 
+SourceName = Literal["library", "stock", "pexels", "pixabay", "generate", "title"]
+
+
+def _default_sources() -> list[SourceName]:
+    return ["library", "stock", "generate", "title"]
+
+
+def _default_providers() -> list[Literal["pexels", "pixabay"]]:
+    return ["pexels", "pixabay"]
+
+
+class LibraryConfig(_Section):
+    folders: list[str] = Field(
+        default_factory=list, description="folders of your own photos and clips, searched by file/folder names and tags"
+    )
+    index: str = Field("", description="the library's SQLite index; empty: assets/library.sqlite in the state dir")
+    max_files: int = Field(50000, ge=1, description="most files indexed across all folders")
+
+
+class StockConfig(_Section):
+    pexels_key: str = Field("", description="Pexels API key (or $OMAD_PEXELS_KEY); never logged or recorded")
+    pixabay_key: str = Field("", description="Pixabay API key (or $OMAD_PIXABAY_KEY); never logged or recorded")
+    pexels_url: str = Field("https://api.pexels.com", pattern=r"^https?://", description="Pexels API base URL")
+    pixabay_url: str = Field("https://pixabay.com", pattern=r"^https?://", description="Pixabay API base URL")
+    providers: list[Literal["pexels", "pixabay"]] = Field(
+        default_factory=_default_providers, description="the stock sites 'stock' asks, in order"
+    )
+    timeout_seconds: float = Field(15.0, gt=0, description="per request to a stock site")
+    max_download_mb: float = Field(60.0, gt=0, description="largest photo or clip downloaded")
+    videos: bool = Field(True, description="also search stock video clips (scenes then show a clip)")
+
+
+class AssetsConfig(_Section):
+    sources: list[SourceName] = Field(
+        default_factory=_default_sources,
+        description="where scene pictures come from, in order (a title card is always the last resort)",
+    )
+    privacy: Literal["auto", "local_only", "allow_remote"] = Field(
+        "auto", description="local_only sends nothing out; auto = allow_remote when a stock key is set, else local_only"
+    )
+    cache_dir: str = Field("", description="stock downloads, by site and id; empty: assets/cache in the state dir")
+    cache_max_mb: float = Field(2048.0, gt=0, description="the download cache is trimmed (oldest first) past this")
+    min_score: int = Field(1, ge=1, description="library: least number of a scene's keywords a file must match")
+    library: LibraryConfig = Field(default_factory=LibraryConfig, description="your own photos and clips")
+    stock: StockConfig = Field(default_factory=StockConfig, description="Pexels and Pixabay")
+
+    def pexels_key_value(self) -> str:
+        return self.stock.pexels_key or os.environ.get("OMAD_PEXELS_KEY", "")
+
+    def pixabay_key_value(self) -> str:
+        return self.stock.pixabay_key or os.environ.get("OMAD_PIXABAY_KEY", "")
+
+    def effective_privacy(self) -> Literal["local_only", "allow_remote"]:
+        """``privacy`` with ``auto`` decided: remote only when a stock key is set (in config or the environment)."""
+        if self.privacy != "auto":
+            return self.privacy
+        return "allow_remote" if (self.pexels_key_value() or self.pixabay_key_value()) else "local_only"
+
+
 class LlmRole(_Section):
     model: str = Field(..., description="Ollama model")
     fallback: str = Field("", description="model tried when the first one keeps failing")
@@ -418,6 +477,7 @@ class Config(_Section):
     tts: TtsConfig = Field(default_factory=TtsConfig, description="narration")
     scenes: SceneConfig = Field(default_factory=SceneConfig, description="scene videos")
     llm: LlmConfig = Field(default_factory=LlmConfig, description="Ollama and agent roles")
+    assets: AssetsConfig = Field(default_factory=AssetsConfig, description="pictures for scenes")
     guardrails: GuardrailsConfig = Field(default_factory=GuardrailsConfig, description="guardrails")
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="cost prices for metrics and pages")
     web: WebConfig = Field(default_factory=WebConfig, description="web UI, REST API, health and metrics endpoints")

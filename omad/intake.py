@@ -470,7 +470,10 @@ class Intake:
                 add("reference", brief.voice.reference_audio, "voice.reference_audio")
         elif isinstance(brief, VideoBrief):
             for i, scene in enumerate(brief.scenes or []):
-                add(f"scene{i}_image", scene.image, f"scenes[{i}].image")
+                # A picture omad chose earlier (an 'asset' record) is fetched back by the asset stage when
+                # the bundle does not carry it; a file of that name in the bundle wins.
+                if scene.asset is None or (scene.image and (base / scene.image).is_file()):
+                    add(f"scene{i}_image", scene.image, f"scenes[{i}].image")
             for i, asset in enumerate(brief.assets):
                 add(f"asset{i}", asset.file, f"assets[{i}].file")
             add("music", brief.music, "music")

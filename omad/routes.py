@@ -39,6 +39,7 @@ STAGES: dict[str, str] = {
     "narrate": "omad.stages.narrate:NarrateStage",
     "img2vid": "omad.stages.img2vid:Img2VidStage",
     "plan": "omad.stages.plan:PlanStage",
+    "assets": "omad.stages.assets:AssetStage",
     "voice": "omad.stages.video:VoiceStage",
     "render": "omad.stages.video:RenderStage",
 }
@@ -48,8 +49,8 @@ TABLE: tuple[Route, ...] = (
     Route("addaudio", ("addaudio",), "video + audio -> the video with that soundtrack"),
     Route("narrate", ("narrate",), "text -> WAV narration + SRT timed to it"),
     Route("img2vid", ("img2vid",), "image (+ audio) -> Ken Burns clip"),
-    Route("video", ("voice", "render"), "scene brief -> narrated, captioned video + SRT + poster"),
-    Route("agent-video", ("plan", "voice", "render"), "prompt brief -> agents write the scenes -> as video",
+    Route("video", ("assets", "voice", "render"), "scene brief -> narrated, captioned video + SRT + poster"),
+    Route("agent-video", ("plan", "assets", "voice", "render"), "prompt brief -> agents write the scenes -> as video",
           folder=False),
 )
 

@@ -46,6 +46,32 @@ def make_image(path: Path, size: str = "640x360") -> Path:
     return path
 
 
+XP_KEYWORDS, IMAGE_DESCRIPTION = 0x9C9E, 0x010E
+
+
+def photo(path: Path, size: tuple[int, int] = (640, 360), *, keywords: str = "", description: str = "",
+          subjects: tuple[str, ...] = (), colour: tuple[int, int, int] = (180, 120, 40)) -> Path:
+    """A real JPEG, with EXIF XPKeywords/ImageDescription and XMP dc:subject when asked."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    exif = Image.Exif()
+    if keywords:
+        exif[XP_KEYWORDS] = keywords.encode("utf-16-le") + b"\0\0"
+    if description:
+        exif[IMAGE_DESCRIPTION] = description
+    extra: dict[str, Any] = {}
+    if subjects:
+        items = "".join(f"<rdf:li>{s}</rdf:li>" for s in subjects)
+        extra["xmp"] = (
+            '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+            '<rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:subject><rdf:Bag>'
+            f"{items}</rdf:Bag></dc:subject></rdf:Description></rdf:RDF></x:xmpmeta>"
+        ).encode()
+    Image.new("RGB", size, colour).save(path, exif=exif, **extra)
+    return path
+
+
 SRT_PT = "1\n00:00:00,200 --> 00:00:01,000\nOlá, ação e coração!\n\n2\n00:00:01,000 --> 00:00:01,800\nÚltima linha\n"
 
 

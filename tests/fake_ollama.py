@@ -482,6 +482,8 @@ def _auto_answer(body: dict[str, Any]) -> str:
                     "scene": s["scene"],
                     "asset": images[k] if k < len(images) else "",
                     "motion": _MOTIONS[k % len(_MOTIONS)],
+                    "description": f"Uma imagem para {s.get('on_screen_text') or 'a cena'}",
+                    "keywords": [w for w in str(s.get("on_screen_text", "")).lower().split() if len(w) > 2][:6],
                 }
                 for k, s in enumerate(scenes)
             ]

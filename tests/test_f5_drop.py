@@ -78,8 +78,8 @@ def test_scene_brief_brings_its_own_reference_voice(make_env: Callable[..., Env]
     staging.rename(env.inbox / "voz-propria")
     assert env.once(max_wait=300) == 0
     side = env.sidecar("voz-propria")
-    voice = side["stages"][0]
-    assert voice["name"] == "voice" and voice["lane"] == "gpu"
+    voice = next(s for s in side["stages"] if s["name"] == "voice")
+    assert voice["lane"] == "gpu"
     assert (env.outbox / "voz-propria.mp4").exists()
 
 

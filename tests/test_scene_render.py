@@ -112,7 +112,7 @@ def test_scene_video_is_drawn_once_and_encoded_once(make_env: Callable[..., Env]
     argv = encoders[0]
     assert argv[argv.index("-f") + 1] == "rawvideo" and any(a.startswith("ass=") for a in argv)
     assert any(a.endswith("soundtrack.wav") for a in argv)
-    facts = env.sidecar("noite")["stages"][1]["facts"]
+    facts = next(s for s in env.sidecar("noite")["stages"] if s["name"] == "render")["facts"]
     assert facts["render"] == "one pass" and facts["encoder"] == "libx264"
     info = probe(out)
     video = info.video

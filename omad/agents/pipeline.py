@@ -87,6 +87,9 @@ class _Planned:
     image: str | None = None
     motion: str | None = None
     spoken: str | None = None
+    #: what a picture for the scene should show, and words to search one by (the asset stage's input)
+    description: str = ""
+    keywords: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -232,7 +235,8 @@ async def _plan(
             for i, p in enumerate(planned)
         ]
 
-        run_visual = "visual_planner" in requested and bool(images)
+        # Asked even without bundle images: its description and keywords let the asset stage find pictures.
+        run_visual = "visual_planner" in requested
         run_audio = "audio_producer" in requested
         results = await asyncio.gather(
             _maybe(run_visual, lambda: run_visual_planner(llm, llm_cfg, language, script_in, images)),
@@ -334,6 +338,11 @@ def _apply_visuals(
             )
         p.image = picked
         p.motion = choice.motion if picked and choice.motion in MOTIONS else None
+        where = f"visual.scene[{choice.scene}]"
+        p.description = run.clean(choice.description, f"{where}.description").strip()
+        words = [run.clean(k, f"{where}.keywords[{n}]").strip() for n, k in enumerate(choice.keywords)]
+        # A keyword the guardrails changed held something they redact: it is left out, not searched for.
+        p.keywords = list(dict.fromkeys(w for w, k in zip(words, choice.keywords, strict=True) if w and w == k.strip()))
 
 
 def _apply_audio(planned: list[_Planned], audio: AudioAnswer | None, run: _Run) -> None:
@@ -355,6 +364,9 @@ def _final_scenes(edit: EditorAnswer, planned: list[_Planned], run: _Run) -> lis
             "title": title or None,
             "motion": src.motion if src.image else None,
         }
+        if not src.image:  # what the asset stage searches a picture by
+            data["description"] = src.description[:500] or None
+            data["keywords"] = src.keywords[:20] or None
         # The voice's respelled text only still fits when the editor left the scene's words alone.
         unchanged = len(es.from_scenes) == 1 and _words(narration) == _words(src.narration)
         if _SCENE_HAS_SPOKEN and unchanged and src.spoken and src.spoken != narration:
@@ -384,6 +396,7 @@ def _scene_brief(brief: VideoBrief, scenes: list[Scene], audio: AudioAnswer | No
         "captions": brief.captions,
         "caption": brief.caption.model_dump(exclude_none=True) if brief.caption else None,
         "voice": voice,
+        "picture_sources": brief.picture_sources,
     }
     # Validated like a user's brief, so what the video route reads back is exactly what was checked here.
     return VideoBrief.model_validate({k: v for k, v in data.items() if v is not None})

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 from string import Template
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -88,10 +88,14 @@ class VisualChoice(_Answer):
     scene: int = Field(ge=1, le=MAX_SCENES, description="scene number, from 1")
     asset: str = Field(max_length=255, description="an image file name from the bundle, or empty for a title card")
     motion: Motion = Field(description="camera motion over the image")
+    description: str = Field("", max_length=300, description="what the scene's picture should show, one sentence")
+    keywords: list[Annotated[str, Field(max_length=40)]] = Field(
+        default_factory=list, max_length=12, description="search words for the picture, in pt-BR and in English"
+    )
 
 
 class VisualAnswer(_Answer):
-    """The visual planner's choice of image (or title card) and motion per scene."""
+    """The visual planner's choice of image (or title card) and motion per scene, and what a picture should show."""
 
     scenes: list[VisualChoice] = Field(min_length=1, max_length=MAX_SCENES)
 
@@ -216,7 +220,7 @@ async def run_script_writer(
 async def run_visual_planner(
     llm: LlmClient, cfg: LlmConfig, language: str, scenes: list[dict[str, Any]], assets: list[dict[str, str]]
 ) -> tuple[VisualAnswer, CallRecord]:
-    """For each scene an image from the bundle (or a title card) and a motion preset."""
+    """For each scene an image from the bundle (or a title card), a motion preset, and words to search a picture by."""
     count = len(scenes)
 
     def check(answer: VisualAnswer) -> None:

@@ -14,7 +14,8 @@ Two stages, so that a crash between them does not redo the narration:
   costs less than decoding a cached clip would.
 
 The scene brief is the job's brief, or the ``scene_brief`` artifact an earlier
-stage (the agents' plan) wrote. Images are resolved against the bundle.
+stage (the agents' plan, the asset stage) wrote, the newest winning. Images are resolved against the
+bundle, or against ``work/assets/`` for a scene whose ``asset`` record says the asset stage chose it.
 """
 
 from __future__ import annotations
@@ -252,8 +253,12 @@ class RenderStage(Stage):
             seed = f"{ctx.job_id}{i}"
             entry: dict[str, Any] = {"index": i, "seconds": round(count / cfg.video.fps, 3),
                                      "kind": "image" if scene.image else "title"}
+            if scene.asset is not None:
+                entry["source"] = scene.asset.source
             if scene.image:
-                image = resolve_asset(base, scene.image, label, f"scenes[{i}].image")
+                # A picture the asset stage chose lives in work/assets/, never outside it; the user's in the bundle.
+                image = resolve_asset(ctx.work / "assets" if scene.asset is not None else base, scene.image, label,
+                                      f"scenes[{i}].image")
                 image_label = f"{label}: {scene.image}"
                 check_image(image, image_label, cfg.intake.max_image_megapixels)
                 # The motion prepare_still will pick, recorded without decoding the picture yet.

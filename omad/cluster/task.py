@@ -40,7 +40,7 @@ __all__ = ["StageTask", "Fence", "task_id", "task_settings", "merged_config", "w
 PROTOCOL = 1
 
 #: Config sections that shape a stage's output: they travel with every task.
-TRAVELS = ("intake", "jobs", "video", "caption", "img2vid", "audio", "tts", "scenes", "llm")
+TRAVELS = ("intake", "jobs", "video", "caption", "img2vid", "audio", "tts", "scenes", "llm", "assets")
 
 #: Keys inside those sections that belong to the machine that runs the stage, never sent.
 HOST_ONLY: dict[str, tuple[str, ...]] = {
@@ -48,6 +48,11 @@ HOST_ONLY: dict[str, tuple[str, ...]] = {
     "llm": ("host", "remote", "keep_alive", "timeout_seconds", "connect_retries", "connect_backoff_seconds",
             "model_vram_gb"),
     "scenes": ("title_font_file",),
+    # Pictures: the library folders, the keys and the caches are the worker's own. ``privacy`` travels: a
+    # daemon's local_only holds on every worker (auto lets each worker decide by the keys it has).
+    "assets": ("library", "cache_dir", "cache_max_mb"),
+    "assets.stock": ("pexels_key", "pixabay_key"),
+    "assets.generate": ("model_path", "device", "vram_gb", "api_key"),
 }
 
 

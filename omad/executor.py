@@ -35,6 +35,10 @@ class Executor(Protocol):
         """The seconds ``job_id`` held each lane since the last call (its attempt's bill), failed ones included."""
         ...
 
+    def status(self) -> dict[str, Any]:
+        """What the status page shows of it (the workers and queues, for celery)."""
+        ...
+
     def close(self) -> None:
         ...
 
@@ -59,6 +63,9 @@ class LocalExecutor:
 
     def take_seconds(self, job_id: str) -> dict[str, float]:
         return {str(k): v for k, v in self.lanes.take_seconds(job_id).items()}
+
+    def status(self) -> dict[str, Any]:
+        return {"kind": "local"}
 
     def close(self) -> None:
         pass

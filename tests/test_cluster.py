@@ -194,9 +194,14 @@ def test_caption_and_narrate_are_published_with_the_worker_recorded(cluster: Cal
     w = c.worker("w1", config=data)
     drop_caption(c.env.inbox)
     (c.env.inbox / "n.txt").write_text("Bom dia. São 10 horas.", encoding="utf-8")
-    with Running(c.env.daemon()):
+    with Running(c.env.daemon()) as running:
         wait_done(c.env, 2)
+        status = running.d.executor.status()
     assert outputs(c.env.outbox) == ["c.json", "c.mp4", "n.json", "n.srt", "n.wav"]
+    from omad.web.page import _workers_section
+
+    assert [x["name"] for x in status["workers"]] == ["omad@w1"] and set(status["queues"]) == {"omad.cpu", "omad.gpu"}
+    assert "omad@w1" in _workers_section({"executor": status}) and "s3cret-pw" not in json.dumps(status)
     for name in ("c", "n"):
         stage = c.env.sidecar(name)["stages"][0]
         assert stage["facts"]["worker"] == "omad@w1"
@@ -388,3 +393,57 @@ def test_one_trace_runs_from_the_daemon_through_the_worker(cluster: Callable[...
     assert worker_stage["parent"] == daemon_stage["span"]
     ffmpeg = [s for s in got if s["service"] == "omad-worker" and s["name"].startswith("ffmpeg")]
     assert ffmpeg and all(s["parent"] == worker_stage["span"] for s in ffmpeg)
+
+
+@pytest.fixture(scope="module")
+def f5_kit(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from omad.tts._f5_imports import f5_available
+
+    if not f5_available():
+        pytest.skip("omad[f5] extra not installed")
+    import f5_tiny as ft
+
+    d = tmp_path_factory.mktemp("f5cluster")
+    n = ft.write_vocab(d / "vocab.txt")
+    ref = d / "voz.wav"
+    subprocess.run(["espeak-ng", "-v", "pt-br", "-w", str(ref), "Olá, esta é a minha voz."], check=True)
+    return {"vocab": d / "vocab.txt", "reference": ref, "vocoder": ft.write_vocos(d / "vocos"),
+            "checkpoint": ft.save_checkpoint(ft.build_model(ft.tiny_shape(n)), d / "model_last.safetensors",
+                                             "safetensors")}
+
+
+@pytest.mark.f5
+def test_gpu_stages_go_to_the_gpu_worker_one_at_a_time_and_its_model_unloads_when_idle(
+        cluster: Callable[..., Cluster], f5_kit: dict[str, Path]) -> None:
+    """GIVEN a CPU worker, and a GPU worker (GPU queue, concurrency 1) whose own config holds the F5 checkpoint
+    WHEN two texts are narrated with F5 THEN both run on the GPU worker, never at the same time; the model stays
+    loaded between them and is unloaded after gpu.idle_unload_seconds, as its /metrics show."""
+    # Loading torch holds the GIL for seconds on this 2-core box, and with it the heartbeat: a longer lease.
+    c = cluster(tts={"engine": "f5"}, executor={"lease_seconds": 30})
+    c.worker("cpu1", queues="cpu", concurrency=2)
+    gpu_cfg = json.loads(json.dumps(c.data))
+    gpu_cfg["tts"] = {"engine": "f5", "f5": {
+        "checkpoint": str(f5_kit["checkpoint"]), "vocab": str(f5_kit["vocab"]), "vocoder": str(f5_kit["vocoder"]),
+        "nfe_step": 4, "reference": {"audio": str(f5_kit["reference"]), "text": "Olá, esta é a minha voz."}}}
+    gpu_cfg["gpu"] = {"idle_unload_seconds": 3}
+    gpu = c.worker("gpu1", queues="gpu", config=gpu_cfg, metrics=True)
+    for i, text in enumerate(["Bom dia a todos.", "O relatório está pronto."]):
+        (c.env.inbox / f"t{i}.txt").write_text(text, encoding="utf-8")
+    with Running(c.env.daemon()):
+        wait_done(c.env, 2, timeout=240)
+    for name in ("t0", "t1"):
+        stage = c.env.sidecar(name)["stages"][0]
+        assert stage["lane"] == "gpu" and stage["facts"]["worker"] == "omad@gpu1" and stage["facts"]["engine"] == "f5"
+    assert {w for w, _ in c.started()} == {"gpu1"}
+    spans = sorted((e["timestamp"], f["timestamp"]) for e, f in zip(gpu.events("stage_started"),
+                                                                  gpu.events("stage_finished"), strict=True))
+    assert spans[0][1] <= spans[1][0], spans  # one at a time
+
+    def metric(name: str) -> str:
+        text = httpx.get(f"http://127.0.0.1:{gpu.metrics_port}/metrics", timeout=5).text
+        return "\n".join(line for line in text.splitlines() if line.startswith(name))
+
+    assert "omad_gpu_model_loads_total" in metric("omad_gpu_model_loads_total")
+    assert metric("omad_gpu_model_loads_total").rstrip().endswith(" 1.0")  # loaded once for both
+    wait_for(lambda: metric("omad_gpu_model_unloads_total").rstrip().endswith(" 1.0"), timeout=30)
+    assert metric("omad_gpu_resident_models") == ""

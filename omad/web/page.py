@@ -84,6 +84,7 @@ def status_view(daemon: Daemon, metrics: Metrics, posters: PosterCache, limit: i
             "loads": dict(residency.loads),
             "unloads": dict(residency.unloads),
         },
+        "executor": daemon.executor.status(),
         "currency": daemon.config.metrics.currency,
         "jobs": [_job_view(daemon, j, posters, now) for j in jobs],
     }
@@ -248,9 +249,32 @@ def render_status_page(view: dict[str, Any], refresh: int = 2, nav: dict[str, An
         f'<h2>Lanes</h2><table id="lanes" data-live><tr><th>lane</th><th>slots</th><th>queue</th><th>holders</th>'
         f"</tr>{_lane_rows(view)}</table>"
         f'<h2>GPU lane</h2><div id="gpu" data-live>{_gpu_section(view)}</div>'
+        + (f'<h2>Workers</h2><div id="workers" data-live>{_workers_section(view)}</div>'
+           if view.get("executor", {}).get("kind") == "celery" else "") +
         f'<h2>Inbox</h2><div id="inbox" data-live>{_inbox_section(view)}</div>'
     )
     return layout("omad status", body, nav, refresh)
+
+
+def _workers_section(view: dict[str, Any]) -> str:
+    """The celery executor's workers (as they advertise themselves in Redis) and its queues."""
+    ex = view["executor"]
+    queues = ", ".join(f"{_e(q)}: {n if n >= 0 else '?'} waiting" for q, n in sorted(ex["queues"].items()))
+    head = f'<p class="meta">broker {_e(ex["broker"])} · {queues}</p>'
+    if not ex["workers"]:
+        return head + ('<p class="error" id="no-workers">No worker is connected: stages wait in the queues. Start '
+                       "<code>omad worker</code> on a machine that sees the shared folder.</p>")
+    now = time.time()
+    rows = "".join(
+        f'<tr class="worker" data-worker="{_e(w.get("name"))}"><td class="mono">{_e(w.get("name"))}</td>'
+        f'<td>{_e(", ".join(w.get("queues") or []))}</td><td>{int(w.get("concurrency") or 0)}</td>'
+        f'<td class="mono">{_e(", ".join(w.get("running") or []) or "idle")}</td>'
+        f'<td class="mono">{_e(", ".join(str(r.get("model")) for r in w.get("residents") or []) or "-")}</td>'
+        f'<td>{now - float(w.get("seen_at") or now):.0f} s ago</td></tr>'
+        for w in ex["workers"]
+    )
+    return head + ("<table><tr><th>worker</th><th>queues</th><th>slots</th><th>running</th><th>GPU models</th>"
+                   f"<th>heard from</th></tr>{rows}</table>")
 
 
 def _inbox_section(view: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ import json
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -207,6 +208,8 @@ class Journal:
     def _migrate(self) -> None:
         with self._lock:
             self._db.executescript(_SCHEMA)
+            # This journal's own id: names its tasks on a broker other daemons (or an older journal) may share.
+            self._db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES('instance', ?)", (uuid.uuid4().hex[:10],))
             for table, column, decl in _ADDED_COLUMNS:
                 have = {r["name"] for r in self._db.execute(f"PRAGMA table_info({table})")}
                 if column not in have:
@@ -242,6 +245,13 @@ class Journal:
                     if self._db.in_transaction:
                         self._db.execute("ROLLBACK")
                     raise TransientError(f"could not write the journal ({e}).", file=self.path) from e
+
+    @property
+    def instance(self) -> str:
+        """The journal's id, made when it was created (distinct for every state dir)."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key='instance'").fetchone()
+        return str(row["value"])
 
     def close(self) -> None:
         with self._lock:

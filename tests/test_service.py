@@ -220,3 +220,15 @@ def test_the_unit_is_hardened_to_2_5_or_below_with_and_without_the_gpu_drop_in(t
     merged = tmp_path / "omad.service"
     merged.write_text(unit.read_text().replace("[Install]", "\n".join(lines) + "\n\n[Install]"))
     assert _exposure(merged) <= 2.5
+
+
+@pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze is not installed")
+def test_the_worker_unit_is_hardened_like_the_daemons_and_runs_omad_worker() -> None:
+    unit = REPO / "systemd" / "omad-worker.service"
+    assert _exposure(unit) <= 2.5
+    text = unit.read_text()
+    start = next(line for line in text.splitlines() if line.startswith("ExecStart="))
+    assert start.split()[1:3] == ["worker", "--queues"]
+    from omad.cli import build_parser
+
+    build_parser().parse_args(start.split("=", 1)[1].split()[1:])  # the options it uses exist

@@ -110,7 +110,7 @@ class CeleryExecutor:
         else:
             if ctx.cancel.is_set():
                 raise TransientError("omad is shutting down.", stage=name)
-            tid, attempt = task_id(job.id, name, ctx.attempt), ctx.attempt
+            tid, attempt = task_id(self.journal.instance, job.id, name, ctx.attempt), ctx.attempt
         sent = job_dir / "dispatch" / f"{tid}.json"  # the message as sent: a re-send after a restart is the same
         message = (_read_message(sent) if adopted else None) or self._message(job, name, lane, ctx, tid, attempt)
         if not adopted:

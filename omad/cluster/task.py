@@ -56,9 +56,13 @@ HOST_ONLY: dict[str, tuple[str, ...]] = {
 }
 
 
-def task_id(job: str, stage: str, attempt: int) -> str:
-    """The deterministic id of a stage attempt's task: a restarted daemon finds what it sent by it."""
-    return f"omad-{job}-{stage}-{attempt}"
+def task_id(instance: str, job: str, stage: str, attempt: int) -> str:
+    """The deterministic id of a stage attempt's task: a restarted daemon finds what it sent by it.
+
+    ``instance`` is the journal's own id, so two daemons on one Redis (or a state dir made anew, whose
+    job ids repeat) never read each other's results.
+    """
+    return f"omad-{instance}-{job}-{stage}-{attempt}"
 
 
 def _drop(tree: dict[str, Any], dotted: str, keys: tuple[str, ...]) -> None:

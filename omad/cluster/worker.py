@@ -227,6 +227,9 @@ def execute(task: Any, message: dict[str, Any]) -> dict[str, Any]:
         log.info("duplicate_delivery", message="another copy of this task is running; checking back later")
         raise task.retry(countdown=max(1.0, cfg.executor.heartbeat_seconds), max_retries=None)
     try:
+        committed = read_reply(out)  # again, under the lock: a copy that held it may have committed meanwhile
+        if committed is not None:
+            return committed
         return _run(task, desc, state, job_dir, out, worker, log, lock)
     finally:
         lock.release()

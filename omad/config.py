@@ -81,6 +81,7 @@ class IntakeConfig(_Section):
     max_cues: int = Field(20000, gt=0, description="most captions in one subtitle file")
     max_cues_on_screen: int = Field(8, gt=0, description="most captions shown at the same moment")
     max_image_megapixels: float = Field(100.0, gt=0, description="largest image accepted (width x height)")
+    max_clip_seconds: float = Field(3600.0, gt=0, description="longest video clip a scene may show")
 
 
 class JobsConfig(_Section):
@@ -240,6 +241,29 @@ class SceneConfig(_Section):
     )
     title_background: str = Field("#1d2b53", description="default title card background, #RRGGBB")
     music_db: float = Field(-20.0, le=0, description="background music level under the voice, in dB")
+    fit: Literal["cover", "fit"] = Field(
+        "cover", description="a clip of another aspect: cover (crop to fill) or fit (letterboxed on black)"
+    )
+    clip_audio_db: float = Field(-18.0, le=0, description="a scene clip's own sound under the voice (clip_audio: duck)")
+
+
+class GenerateConfig(_Section):
+    model_path: str = Field(
+        "", description="local diffusers text-to-image model (a save_pretrained folder); empty: no generated images"
+    )
+    steps: int = Field(1, ge=1, le=100, description="denoising steps (1 for SD-Turbo/SDXL-Turbo class models)")
+    guidance_scale: float = Field(0.0, ge=0, description="classifier-free guidance (0 for turbo models)")
+    width: int = Field(1024, ge=64, le=2048, description="generated image width, landscape (portrait swaps the two)")
+    height: int = Field(576, ge=64, le=2048, description="generated image height, landscape (both rounded to 8s)")
+    device: Literal["auto", "cuda", "cpu"] = Field("auto", description="auto uses CUDA when available (fp16), else CPU")
+    vram_gb: float = Field(
+        0.0, ge=0, description="VRAM the model is budgeted at in the GPU lane; 0 estimates it from its weights"
+    )
+    negative_prompt: str = Field("", description="what generated images should not show (ignored at guidance 0)")
+
+
+class AssetsConfig(_Section):
+    generate: GenerateConfig = Field(default_factory=GenerateConfig, description="images generated on the GPU lane")
 
 
 class LlmRole(_Section):
@@ -364,6 +388,7 @@ class Config(_Section):
     tts: TtsConfig = Field(default_factory=TtsConfig, description="narration")
     scenes: SceneConfig = Field(default_factory=SceneConfig, description="scene videos")
     llm: LlmConfig = Field(default_factory=LlmConfig, description="Ollama and agent roles")
+    assets: AssetsConfig = Field(default_factory=AssetsConfig, description="pictures for scenes without one")
     guardrails: GuardrailsConfig = Field(default_factory=GuardrailsConfig, description="guardrails")
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="cost prices for metrics and pages")
     web: WebConfig = Field(default_factory=WebConfig, description="web UI, REST API, health and metrics endpoints")

@@ -9,7 +9,7 @@ APT_PACKAGES := ffmpeg espeak-ng fonts-dejavu-core fontconfig
 TEST_APT_PACKAGES := chromium chromium-driver prometheus e2fsprogs systemd
 DEMO   := demo
 
-.PHONY: demo test test-fast sysdeps testdeps venv dev f5 lint config clean
+.PHONY: demo test test-fast sysdeps testdeps venv dev f5 images lint config clean
 
 # Installs the Debian packages in $(1) that are missing (with sudo when not root); $(2): extra apt flags.
 define apt_install
@@ -44,9 +44,14 @@ $(VENV)/.stamp-f5: pyproject.toml $(VENV)/.stamp-base
 	$(BIN)/pip install -q -e '.[f5]'
 	@touch $@
 
+$(VENV)/.stamp-images: pyproject.toml $(VENV)/.stamp-base
+	$(BIN)/pip install -q -e '.[images]'
+	@touch $@
+
 venv: $(VENV)/.stamp-base
 dev: $(VENV)/.stamp-dev
 f5: $(VENV)/.stamp-f5
+images: $(VENV)/.stamp-images
 
 demo: sysdeps venv
 	@rm -rf $(DEMO)/inbox $(DEMO)/.omad && mkdir -p $(DEMO)/inbox $(DEMO)/outbox
@@ -54,7 +59,7 @@ demo: sysdeps venv
 	$(BIN)/omad once --config config/omad.yaml --inbox $(DEMO)/inbox --outbox $(DEMO)/outbox --state-dir $(DEMO)/.omad
 	@echo; echo "results are in $(DEMO)/outbox:"; ls -1 $(DEMO)/outbox
 
-test: testdeps dev f5
+test: testdeps dev f5 images
 	$(BIN)/ruff check omad tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -q

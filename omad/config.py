@@ -253,8 +253,8 @@ class GenerateConfig(_Section):
     )
     steps: int = Field(1, ge=1, le=100, description="denoising steps (1 for SD-Turbo/SDXL-Turbo class models)")
     guidance_scale: float = Field(0.0, ge=0, description="classifier-free guidance (0 for turbo models)")
-    width: int = Field(1024, ge=64, le=2048, description="generated image width, landscape (portrait swaps the two)")
-    height: int = Field(576, ge=64, le=2048, description="generated image height, landscape (both rounded to 8s)")
+    width: int = Field(1024, ge=32, le=2048, description="generated image width, landscape (portrait swaps the two)")
+    height: int = Field(576, ge=32, le=2048, description="generated image height, landscape (both rounded to 8s)")
     device: Literal["auto", "cuda", "cpu"] = Field("auto", description="auto uses CUDA when available (fp16), else CPU")
     vram_gb: float = Field(
         0.0, ge=0, description="VRAM the model is budgeted at in the GPU lane; 0 estimates it from its weights"

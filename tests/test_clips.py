@@ -99,6 +99,30 @@ def test_cover_crops_and_fit_letterboxes_a_portrait_clip(tmp_path: Path) -> None
     assert abs(int(cb[:, :10].mean()) - 128) <= 1 and abs(int(cr[:, -10:].mean()) - 128) <= 1
 
 
+def test_a_phone_clip_is_turned_upright_as_ffmpeg_turns_it(tmp_path: Path) -> None:
+    """GIVEN a 160x90 clip (white strip on its left) stored with a 90 degree display rotation
+    THEN omad sees it 90x160 and draws the strip where ffmpeg's own autorotate puts it (the bottom)."""
+    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg", reason="writing a display rotation needs ffmpeg 6+")
+    plain = tmp_path / "plain.mp4"
+    ffmpeg("-f", "lavfi", "-i", "color=c=black:s=160x90:r=10:d=1,drawbox=x=0:y=0:w=40:h=90:color=white:t=fill",
+           "-c:v", "libx264", "-pix_fmt", "yuv420p", str(plain))
+    clip = tmp_path / "celular.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-display_rotation", "90", "-i", str(plain),
+                    "-c", "copy", str(clip)], check=True)
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(clip), "-frames:v", "1", "-f", "rawvideo",
+                          "-pix_fmt", "gray", "-"], check=True, capture_output=True).stdout
+    upright = np.frombuffer(raw, np.uint8).reshape(160, 90)
+    assert upright[-10:].mean() > 200 and upright[:10].mean() < 20  # ffmpeg: the strip at the bottom
+    info = check_clip(clip, "b.yaml", "k", start=0.0, max_seconds=60, max_megapixels=10)
+    assert (info.width, info.height, info.rotation) == (90, 160, 90)
+    frames = ClipFrames(info, width=90, height=160, fps=10, count=2, start=0.0, fit="fit", label="b.yaml")
+    try:
+        y = frames(0)[0]
+    finally:
+        frames.close()
+    assert y[-10:].mean() > 200 and y[:10].mean() < 30
+
+
 def test_a_clip_without_a_video_stream_is_refused_naming_the_scene(tmp_path: Path) -> None:
     """GIVEN a scene whose clip is a sound file THEN an input error names scenes[1].clip and says what to name."""
     sound = tmp_path / "so_som.m4a"
@@ -186,6 +210,7 @@ def test_clip_scenes_render_in_the_one_pass(make_env: Callable[..., Env], tmp_pa
     frame = _gray_frame(out, start3 + 0.7)
     assert frame[H // 2 :, :60].max() < 40 and frame[H // 2 :, -60:].max() < 40
     assert frame[H // 2 :, W // 2 - 40 : W // 2 + 40].min() > 200
+    assert frame[: H // 4, W // 2 - 40 : W // 2 + 40].min() < 150  # the title's dark box over the white clip
 
 
 @pytest.mark.slow

@@ -262,8 +262,21 @@ class GenerateConfig(_Section):
     negative_prompt: str = Field("", description="what generated images should not show (ignored at guidance 0)")
 
 
+class StabilityConfig(_Section):
+    api_key: str = Field("", description="Stability AI API key; empty: $STABILITY_API_KEY, and without one it is off")
+    url: str = Field(
+        "https://api.stability.ai/v2beta/stable-image/generate/core", pattern=r"^https?://",
+        description="the generation endpoint (Stable Image Core)",
+    )
+    timeout_seconds: float = Field(90.0, gt=0, description="one image request, seconds")
+    max_download_mb: float = Field(25.0, gt=0, description="largest image accepted from the service")
+
+
 class AssetsConfig(_Section):
     generate: GenerateConfig = Field(default_factory=GenerateConfig, description="images generated on the GPU lane")
+    stability: StabilityConfig = Field(
+        default_factory=StabilityConfig, description="images generated remotely by Stability AI (sends the prompt out)"
+    )
 
 
 class LlmRole(_Section):

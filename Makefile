@@ -10,7 +10,7 @@ APT_PACKAGES := ffmpeg espeak-ng fonts-dejavu-core fontconfig
 TEST_APT_PACKAGES := chromium chromium-driver prometheus e2fsprogs systemd redis-server
 DEMO   := demo
 
-.PHONY: demo test test-fast sysdeps testdeps venv dev f5 otel lint config clean
+.PHONY: demo test test-fast sysdeps testdeps venv dev f5 otel images lint config clean
 
 # Installs the Debian packages in $(1) that are missing (with sudo when not root); $(2): extra apt flags.
 define apt_install
@@ -49,10 +49,15 @@ $(VENV)/.stamp-otel: pyproject.toml $(VENV)/.stamp-base
 	$(BIN)/pip install -q -e '.[otel]'
 	@touch $@
 
+$(VENV)/.stamp-images: pyproject.toml $(VENV)/.stamp-base
+	$(BIN)/pip install -q -e '.[images]'
+	@touch $@
+
 venv: $(VENV)/.stamp-base
 dev: $(VENV)/.stamp-dev
 f5: $(VENV)/.stamp-f5
 otel: $(VENV)/.stamp-otel
+images: $(VENV)/.stamp-images
 
 demo: sysdeps venv
 	@rm -rf $(DEMO)/inbox $(DEMO)/.omad && mkdir -p $(DEMO)/inbox $(DEMO)/outbox
@@ -60,7 +65,7 @@ demo: sysdeps venv
 	$(BIN)/omad once --config config/omad.yaml --inbox $(DEMO)/inbox --outbox $(DEMO)/outbox --state-dir $(DEMO)/.omad
 	@echo; echo "results are in $(DEMO)/outbox:"; ls -1 $(DEMO)/outbox
 
-test: testdeps dev f5 otel
+test: testdeps dev f5 images otel
 	$(BIN)/ruff check omad tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -q

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from .errors import InputError
 
@@ -118,12 +118,19 @@ class Scene(_Model):
     spoken: str | None = Field(
         None, description="the narration as the voice should say it (respellings); captions keep 'narration'"
     )
-    image: str | None = Field(None, description="an image in the bundle; without one a title card is made")
+    image: str | None = Field(None, description="an image in the bundle; without one (or a clip) a title card is made")
+    clip: str | None = Field(None, description="a video clip in the bundle, shown instead of an image")
+    clip_start: float | None = Field(None, ge=0, description="seconds into the clip where the scene starts (default 0)")
+    fit: Literal["cover", "fit"] | None = Field(
+        None, description="a clip of another aspect: cover crops to fill, fit letterboxes (default scenes.fit)"
+    )
+    clip_audio: Literal["mute", "duck"] | None = Field(
+        None, description="the clip's own sound: mute (default) or duck it under the narration (scenes.clip_audio_db)"
+    )
     title: str | None = Field(None, description="on-screen text (title card text, or overlaid on the image)")
     duration: float | None = Field(None, gt=0, le=600, description="minimum seconds (default: narration + padding)")
     motion: Motion | None = Field(None, description="Ken Burns preset for the image")
     background: Colour | None = Field(None, description="title card background, #RRGGBB")
-    clip: str | None = Field(None, description="a video clip shown in this scene (relative like 'image')")
     description: str | None = Field(
         None, max_length=500, description="what the picture should show; a scene without image or clip is searched for"
     )
@@ -133,6 +140,15 @@ class Scene(_Model):
     asset: AssetRecord | None = Field(
         None, description="where omad found the scene's image or clip (written by omad; delete it to search again)"
     )
+
+    @model_validator(mode="after")
+    def _one_picture(self) -> Scene:
+        if self.image and self.clip:
+            raise ValueError(
+                f"the scene names both an image ('{self.image}') and a clip ('{self.clip}'); a scene shows one of "
+                "them. Remove 'image' or 'clip'"
+            )
+        return self
 
 
 class AssetSpec(_Model):

@@ -82,6 +82,7 @@ class IntakeConfig(_Section):
     max_cues: int = Field(20000, gt=0, description="most captions in one subtitle file")
     max_cues_on_screen: int = Field(8, gt=0, description="most captions shown at the same moment")
     max_image_megapixels: float = Field(100.0, gt=0, description="largest image accepted (width x height)")
+    max_clip_seconds: float = Field(3600.0, gt=0, description="longest video clip a scene may show")
 
 
 class JobsConfig(_Section):
@@ -244,9 +245,38 @@ class SceneConfig(_Section):
     )
     title_background: str = Field("#1d2b53", description="default title card background, #RRGGBB")
     music_db: float = Field(-20.0, le=0, description="background music level under the voice, in dB")
+    fit: Literal["cover", "fit"] = Field(
+        "cover", description="a clip of another aspect: cover (crop to fill) or fit (letterboxed on black)"
+    )
+    clip_audio_db: float = Field(-18.0, le=0, description="a scene clip's own sound under the voice (clip_audio: duck)")
 
 
-SourceName = Literal["library", "stock", "pexels", "pixabay", "generate", "title"]
+class GenerateConfig(_Section):
+    model_path: str = Field(
+        "", description="local diffusers text-to-image model (a save_pretrained folder); empty: no generated images"
+    )
+    steps: int = Field(1, ge=1, le=100, description="denoising steps (1 for SD-Turbo/SDXL-Turbo class models)")
+    guidance_scale: float = Field(0.0, ge=0, description="classifier-free guidance (0 for turbo models)")
+    width: int = Field(1024, ge=32, le=2048, description="generated image width, landscape (portrait swaps the two)")
+    height: int = Field(576, ge=32, le=2048, description="generated image height, landscape (both rounded to 8s)")
+    device: Literal["auto", "cuda", "cpu"] = Field("auto", description="auto uses CUDA when available (fp16), else CPU")
+    vram_gb: float = Field(
+        0.0, ge=0, description="VRAM the model is budgeted at in the GPU lane; 0 estimates it from its weights"
+    )
+    negative_prompt: str = Field("", description="what generated images should not show (ignored at guidance 0)")
+
+
+class StabilityConfig(_Section):
+    api_key: str = Field("", description="Stability AI API key; empty: $STABILITY_API_KEY, and without one it is off")
+    url: str = Field(
+        "https://api.stability.ai/v2beta/stable-image/generate/core", pattern=r"^https?://",
+        description="the generation endpoint (Stable Image Core)",
+    )
+    timeout_seconds: float = Field(90.0, gt=0, description="one image request, seconds")
+    max_download_mb: float = Field(25.0, gt=0, description="largest image accepted from the service")
+
+
+SourceName = Literal["library", "stock", "pexels", "pixabay", "generate", "stability", "title"]
 
 
 def _default_sources() -> list[SourceName]:
@@ -284,13 +314,21 @@ class AssetsConfig(_Section):
         description="where scene pictures come from, in order (a title card is always the last resort)",
     )
     privacy: Literal["auto", "local_only", "allow_remote"] = Field(
-        "auto", description="local_only sends nothing out; auto = allow_remote when a stock key is set, else local_only"
+        "auto", description="local_only sends nothing out; auto = allow_remote when a stock or Stability key is set, "
+                            "else local_only"
     )
     cache_dir: str = Field("", description="stock downloads, by site and id; empty: assets/cache in the state dir")
     cache_max_mb: float = Field(2048.0, gt=0, description="the download cache is trimmed (oldest first) past this")
     min_score: int = Field(1, ge=1, description="library: least number of a scene's keywords a file must match")
     library: LibraryConfig = Field(default_factory=LibraryConfig, description="your own photos and clips")
     stock: StockConfig = Field(default_factory=StockConfig, description="Pexels and Pixabay")
+    generate: GenerateConfig = Field(default_factory=GenerateConfig, description="images generated on the GPU lane")
+    stability: StabilityConfig = Field(
+        default_factory=StabilityConfig, description="images generated remotely by Stability AI (sends the prompt out)"
+    )
+
+    def stability_key_value(self) -> str:
+        return self.stability.api_key or os.environ.get("STABILITY_API_KEY", "")
 
     def pexels_key_value(self) -> str:
         return self.stock.pexels_key or os.environ.get("OMAD_PEXELS_KEY", "")
@@ -299,10 +337,11 @@ class AssetsConfig(_Section):
         return self.stock.pixabay_key or os.environ.get("OMAD_PIXABAY_KEY", "")
 
     def effective_privacy(self) -> Literal["local_only", "allow_remote"]:
-        """``privacy`` with ``auto`` decided: remote only when a stock key is set (in config or the environment)."""
+        """``privacy`` with ``auto`` decided: remote only when a stock or Stability key is set (config or env)."""
         if self.privacy != "auto":
             return self.privacy
-        return "allow_remote" if (self.pexels_key_value() or self.pixabay_key_value()) else "local_only"
+        keys = self.pexels_key_value() or self.pixabay_key_value() or self.stability_key_value()
+        return "allow_remote" if keys else "local_only"
 
 
 class LlmRole(_Section):
@@ -477,7 +516,7 @@ class Config(_Section):
     tts: TtsConfig = Field(default_factory=TtsConfig, description="narration")
     scenes: SceneConfig = Field(default_factory=SceneConfig, description="scene videos")
     llm: LlmConfig = Field(default_factory=LlmConfig, description="Ollama and agent roles")
-    assets: AssetsConfig = Field(default_factory=AssetsConfig, description="pictures for scenes")
+    assets: AssetsConfig = Field(default_factory=AssetsConfig, description="pictures for scenes without one")
     guardrails: GuardrailsConfig = Field(default_factory=GuardrailsConfig, description="guardrails")
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="cost prices for metrics and pages")
     web: WebConfig = Field(default_factory=WebConfig, description="web UI, REST API, health and metrics endpoints")

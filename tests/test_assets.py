@@ -298,7 +298,7 @@ def test_stage_asks_library_then_stock_then_gives_a_title_card(library: Path, st
     assert by_index[2]["source"] == "library" and by_index[2]["kind"] == "video"
     assert by_index[3]["source"] == "title"
     reasons = {f["source"]: f["reason"] for f in by_index[3]["fallbacks"]}
-    assert reasons["generate"].startswith("generate: not installed")
+    assert "assets.generate.model_path" in reasons["generate"]  # no model configured: the next source
     assert facts["credits"] == ["Photo by Ana Fotógrafa on Pexels"]
     assert facts["library"]["broken"] == 1
     assert all("joao@exemplo.com" not in json.dumps(r.query) for r in stock.requests)

@@ -33,6 +33,7 @@ __all__ = [
     "PROBE_DEMUXERS",
     "Probe",
     "probe",
+    "open_untrusted",
     "run_ffmpeg",
     "escape_filter_path",
     "ffmpeg_version",
@@ -240,15 +241,12 @@ def _rotation(container: Any, stream: Any) -> int:
     return 0
 
 
-def probe(path: str | Path, *, timeout: float = 60.0, file_label: str | None = None) -> Probe:
-    """Read ``path``'s container and streams in process (PyAV); an unreadable or non-media file is an InputError.
+def open_untrusted(path: str | Path, *, timeout: float = 60.0, file_label: str | None = None) -> Any:
+    """``path`` opened in process (a PyAV container) under the restrictions ``probe`` states.
 
-    The security checks of a separate ffprobe stay: only plain files may be
-    opened (``protocol_whitelist``), and only the demuxers in
-    ``PROBE_DEMUXERS`` may read the file (``format_whitelist``), so a
-    playlist named ``.mp4`` is refused before it can name another file.
-    Callers still check ``format_name`` against their own allow-list. No
-    process is started: ~1 ms against ~70-100 ms for ffprobe here.
+    Only plain files may be opened and only the demuxers in ``PROBE_DEMUXERS``
+    may read them; failures are omad errors naming ``file_label``. The caller
+    closes the container (it is a context manager).
     """
     # Imported here, not at the top: ~50 ms that only probing needs, kept off every `omad` command's start.
     import av
@@ -259,7 +257,7 @@ def probe(path: str | Path, *, timeout: float = 60.0, file_label: str | None = N
     # pattern_type=none: image2 reads one file, never the numbered sequence a name like "a%03d.jpg" spells.
     options = {"protocol_whitelist": "file", "format_whitelist": ",".join(PROBE_DEMUXERS), "pattern_type": "none"}
     try:
-        container = av.open(str(p), options=options, timeout=(timeout, timeout))
+        return av.open(str(p), options=options, timeout=(timeout, timeout))
     except av_error.ExitError as e:
         raise ToolTimeout(f"reading the file took longer than {timeout:.0f}s.", file=label) from e
     except av_error.ArgumentError as e:
@@ -276,6 +274,22 @@ def probe(path: str | Path, *, timeout: float = 60.0, file_label: str | None = N
             file=label,
             details={"stderr_tail": str(e)[-1000:], "unreadable": True},
         ) from e
+
+
+def probe(path: str | Path, *, timeout: float = 60.0, file_label: str | None = None) -> Probe:
+    """Read ``path``'s container and streams in process (PyAV); an unreadable or non-media file is an InputError.
+
+    The security checks of a separate ffprobe stay: only plain files may be
+    opened (``protocol_whitelist``), and only the demuxers in
+    ``PROBE_DEMUXERS`` may read the file (``format_whitelist``), so a
+    playlist named ``.mp4`` is refused before it can name another file.
+    Callers still check ``format_name`` against their own allow-list. No
+    process is started: ~1 ms against ~70-100 ms for ffprobe here.
+    """
+    import av
+
+    p = Path(path)
+    container = open_untrusted(p, timeout=timeout, file_label=file_label)
     with container:
         fmt = container.format.name
         streams = [_stream_facts(s) for s in container.streams]

@@ -367,6 +367,9 @@ class StillFrames:
             self._still = frame  # every frame is the same: draw it once
         return frame
 
+    def close(self) -> None:
+        """Nothing to release: the canvas is plain memory, dropped with the object."""
+
 
 def _check_frame(width: int, height: int, fit: str, zoom: float, label: str) -> None:
     if width % 2 or height % 2:

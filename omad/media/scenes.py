@@ -5,9 +5,11 @@ crossfades are), laying a scene's on-screen title over its moving picture,
 and blending neighbours during a crossfade. Every frame is drawn here in
 memory and encoded once by the caller's single encoder (which also burns the
 captions and muxes the sound): no scene is encoded, decoded and encoded
-again. Scenes are prepared (image decoded, canvas built) one scene ahead in a
-worker thread and dropped when done, so memory stays at about two scenes
-whatever their number. It never reads the brief and never runs ffmpeg.
+again. A scene is a still (Ken Burns or title card: ``omad.media.kenburns``)
+or a video clip (``omad.media.clips``), both drawing yuv420p planes. Scenes
+are prepared (image decoded, canvas built, clip opened) one scene ahead in a
+worker thread and closed and dropped when done, so memory stays at about two
+scenes whatever their number. It never reads the brief and never runs ffmpeg.
 """
 
 from __future__ import annotations
@@ -16,15 +18,24 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from ..errors import ToolMissing
-from .kenburns import StillFrames, _cv2, _planes
+from .kenburns import _cv2, _planes
 from .pipe import Plane, Planes
 
-__all__ = ["TitleOverlay", "Timeline", "SceneSpec", "layout"]
+__all__ = ["TitleOverlay", "Timeline", "SceneSpec", "SceneFrames", "layout"]
+
+
+class SceneFrames(Protocol):
+    """One scene's moving picture: frame ``i`` of its own frames, asked in order; ``close`` frees what it holds."""
+
+    def __call__(self, i: int) -> Planes: ...
+
+    def close(self) -> None: ...
 
 
 class TitleOverlay:
@@ -109,7 +120,7 @@ class TitleOverlay:
 class SceneSpec:
     """One scene on the timeline: how to prepare its frames, for how many frames, and its title if any."""
 
-    prepare: Callable[[int], StillFrames]
+    prepare: Callable[[int], SceneFrames]
     frames: int
     title: Callable[[], TitleOverlay] | None = None
 
@@ -139,21 +150,21 @@ class Timeline:
         self.crossfade = crossfade if len(scenes) > 1 else 0
         self.starts, self.count = layout([s.frames for s in scenes], self.crossfade)
         self._pool = ThreadPoolExecutor(1, "omad-scene-prep")
-        self._ready: dict[int, Future[tuple[StillFrames, TitleOverlay | None]]] = {}
+        self._ready: dict[int, Future[tuple[SceneFrames, TitleOverlay | None]]] = {}
         self._lock = threading.Lock()
 
-    def _prepare(self, i: int) -> tuple[StillFrames, TitleOverlay | None]:
+    def _prepare(self, i: int) -> tuple[SceneFrames, TitleOverlay | None]:
         spec = self.scenes[i]
         return spec.prepare(spec.frames), spec.title() if spec.title else None
 
-    def _scene(self, i: int) -> tuple[StillFrames, TitleOverlay | None]:
+    def _scene(self, i: int) -> tuple[SceneFrames, TitleOverlay | None]:
         with self._lock:
             if i not in self._ready:
                 self._ready[i] = self._pool.submit(self._prepare, i)
             if i + 1 < len(self.scenes) and i + 1 not in self._ready:
                 self._ready[i + 1] = self._pool.submit(self._prepare, i + 1)
             for done in [k for k in self._ready if k < i - 1]:
-                del self._ready[done]
+                _release(self._ready.pop(done))
             future = self._ready[i]
         return future.result()
 
@@ -181,4 +192,12 @@ class Timeline:
     def close(self) -> None:
         """Stop preparing scenes (after the encode, or when it failed)."""
         self._pool.shutdown(wait=True, cancel_futures=True)
+        for future in self._ready.values():
+            _release(future)
         self._ready.clear()
+
+
+def _release(future: Future[tuple[SceneFrames, TitleOverlay | None]]) -> None:
+    """Close a prepared scene's frames (a clip's decoder); one that failed or never ran holds nothing."""
+    if future.done() and not future.cancelled() and future.exception() is None:
+        future.result()[0].close()

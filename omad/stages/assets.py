@@ -356,6 +356,10 @@ class _Pool:
             except OmadError as e:  # a model that cannot be set up is a fallback, as one that cannot be asked
                 raise SourceUnavailable(f"generate: {e}") from e
             return made
+        if name == "stability":
+            from ..assets.stability import StabilitySource
+
+            return StabilitySource()
         raise SourceUnavailable(f"{name}: no such picture source.")
 
     def remote_requests(self) -> int:

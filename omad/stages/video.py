@@ -5,17 +5,19 @@ Two stages, so that a crash between them does not redo the narration:
 - ``voice`` speaks each scene's narration (GPU lane for F5, CPU for espeak) and
   records per-scene durations and caption cues in ``voice.json``;
 - ``render`` lays the narration at each scene's start, ducks optional music
-  under it and measures its loudness; then draws every frame of the video
-  (each scene a Ken Burns image or a title card as long as its narration plus
-  padding, on-screen titles, crossfades: ``omad.media.scenes``) and pipes them
+  under it (and the sound of clips a scene asks to duck) and measures its
+  loudness; then draws every frame of the video (each scene a Ken Burns image,
+  a video clip or a title card as long as its narration plus padding,
+  on-screen titles, crossfades: ``omad.media.scenes``) and pipes them
   into one ffmpeg, which burns the captions with the caption stage's style,
   normalises and muxes the sound and encodes each frame once; then grabs a
   poster. No per-scene clip is written: a retry draws the scenes again, which
   costs less than decoding a cached clip would.
 
 The scene brief is the job's brief, or the ``scene_brief`` artifact an earlier
-stage (the agents' plan, the asset stage) wrote, the newest winning. Images are resolved against the
-bundle, or against ``work/assets/`` for a scene whose ``asset`` record says the asset stage chose it.
+stage (the agents' plan, the asset stage) wrote, the newest winning. Images and clips are resolved
+against the bundle, or, for a scene whose ``asset`` record says the asset stage chose it, against the
+``assets/`` folder beside that stage's scene brief; all are checked before anything is encoded.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import json
 import textwrap
 import wave
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,7 @@ import yaml
 from ..brief import Scene, VideoBrief, load_brief, parse_brief, resolve_asset
 from ..errors import InputError
 from ..media.audio import FINAL_AUDIO_FORMAT, check_audio, duck_filter, gain_filter, measure_loudness
+from ..media.clips import ClipFrames, ClipInfo, check_clip
 from ..media.encoder import choose_encoder
 from ..media.ffmpeg import SAFE_INPUT_ARGS, escape_filter_path, run_ffmpeg
 from ..media.kenburns import StillFrames, check_image, prepare_still, resolve_motion
@@ -133,6 +137,20 @@ def _prepare_card(text: str, frames: int, **options: Any) -> StillFrames:
     return prepare_title_card(text, frames=frames, **options)[0]
 
 
+def _prepare_clip(info: ClipInfo, frames: int, **options: Any) -> ClipFrames:
+    return ClipFrames(info, count=frames, **options)
+
+
+@dataclass(frozen=True)
+class _DuckedClip:
+    """A clip whose own sound is mixed under the narration, where and how long its scene plays."""
+
+    path: Path
+    clip_start: float
+    at: float
+    seconds: float
+
+
 def _wrap_title(text: str, width: int, height: int) -> str:
     chars = max(12, int(width / (height * 0.06 * 0.55)))
     return "\n".join(textwrap.wrap(" ".join(text.split()), chars)[:3])
@@ -163,22 +181,40 @@ class RenderStage(Stage):
         total = frames / fps
         ctx.scale_timeout(total)
 
-        specs, facts_scenes = self._scene_specs(ctx, brief, scenes, counts, width, height)
+        specs, facts_scenes, ducked = self._scene_specs(ctx, brief, scenes, counts, width, height, starts)
 
         voice_wav = self._voice_track(ctx, voice, starts, total)
         music = ctx.inputs.get("music")
         soundtrack = ctx.work / "soundtrack.wav"
+        args = ["-i", str(voice_wav)]
+        beds: list[str] = []
+        graph: list[str] = []
         if music is not None:
             check_audio(music, music.name, cfg.intake.max_audio_seconds)
             music_db = brief.music_db if brief.music_db is not None else cfg.scenes.music_db
-            graph = duck_filter("1:a:0", "0:a:0", "mixed", music_db) + f";[mixed]{FINAL_AUDIO_FORMAT},apad," \
-                f"atrim=0:{total:.3f}[out]"
-            args = ["-i", str(voice_wav), *SAFE_INPUT_ARGS, "-stream_loop", "-1", "-i", str(music)]
+            args += [*SAFE_INPUT_ARGS, "-stream_loop", "-1", "-i", str(music)]
+            graph.append(f"[1:a:0]volume={music_db}dB[_bed0]")
+            beds.append("[_bed0]")
+        for clip in ducked:
+            # From clip_start, looped from the clip's beginning as its picture is, laid at its scene's start.
+            n = len(beds) + 1
+            args += [*SAFE_INPUT_ARGS, "-ss", f"{clip.clip_start:.3f}", "-stream_loop", "-1", "-i", str(clip.path)]
+            graph.append(f"[{n}:a:0]aformat=sample_rates=48000:channel_layouts=stereo,atrim=0:{clip.seconds:.3f},"
+                         f"asetpts=PTS-STARTPTS,volume={cfg.scenes.clip_audio_db}dB,"
+                         f"adelay={round(clip.at * 1000)}:all=1[_bed{n - 1}]")
+            beds.append(f"[_bed{n - 1}]")
+        if beds:
+            if len(beds) > 1:
+                graph.append(f"{''.join(beds)}amix=inputs={len(beds)}:duration=longest:normalize=0[_beds]")
+                bed = "_beds"
+            else:
+                bed = beds[0][1:-1]
+            graph.append(duck_filter(bed, "0:a:0", "mixed", 0.0) + f";[mixed]{FINAL_AUDIO_FORMAT},apad,"
+                         f"atrim=0:{total:.3f}[out]")
         else:
-            graph = f"[0:a:0]{FINAL_AUDIO_FORMAT},apad,atrim=0:{total:.3f}[out]"
-            args = ["-i", str(voice_wav)]
-        run_ffmpeg([*args, "-filter_complex", graph, "-map", "[out]", "-c:a", "pcm_s16le", str(soundtrack)],
-                   timeout=ctx.timeout, file_label=label, stage=ctx.stage, cancel=ctx.cancel)
+            graph.append(f"[0:a:0]{FINAL_AUDIO_FORMAT},apad,atrim=0:{total:.3f}[out]")
+        run_ffmpeg([*args, "-filter_complex", ";".join(graph), "-map", "[out]", "-c:a", "pcm_s16le",
+                    str(soundtrack)], timeout=ctx.timeout, file_label=label, stage=ctx.stage, cancel=ctx.cancel)
         measured = measure_loudness(soundtrack, timeout=ctx.timeout, label=label, audio_cfg=cfg.audio,
                                     cancel=ctx.cancel)
         ctx.progress(0.05)
@@ -234,43 +270,75 @@ class RenderStage(Stage):
             facts={"seconds": round(total, 3), "width": width, "height": height, "fps": fps, "frames": frames,
                    "crossfade_seconds": round(fade / fps, 3), "scenes": facts_scenes, "captions": len(cues),
                    "caption_style": style, "captions_word_highlighted": highlighted,
-                   "music": music is not None, **encoder.facts(), "render": "one pass",
+                   "music": music is not None, "clips_ducked": len(ducked), **encoder.facts(), "render": "one pass",
                    "loudness": {"measured_lufs": measured.get("input_i"), "target_lufs": cfg.audio.loudness_lufs}},
         )
 
     @staticmethod
     def _scene_specs(ctx: StageContext, brief: VideoBrief, scenes: list[Scene], counts: list[int], width: int,
-                     height: int) -> tuple[list[SceneSpec], list[dict[str, Any]]]:
-        """How to draw each scene, checked now (assets, images, colours) so that a bad one fails before encoding."""
+                     height: int, starts: list[float]
+                     ) -> tuple[list[SceneSpec], list[dict[str, Any]], list[_DuckedClip]]:
+        """How to draw each scene, checked now (assets, images, clips, colours) so a bad one fails before encoding.
+
+        Also the clips whose sound is ducked under the narration.
+        """
         cfg = ctx.config
         label = ctx.label("brief")
         base = ctx.inputs["brief"].parent
+        # The asset stage's pictures sit in assets/ beside the scene brief it wrote (the job folder when stages run
+        # in the daemon; that stage's own attempt folder on a worker).
+        chosen = (ctx.path("scene_brief").parent if "scene_brief" in ctx.artifacts else ctx.work) / "assets"
         font = cfg.scenes.title_font_file
+        fps = cfg.video.fps
         specs: list[SceneSpec] = []
         facts: list[dict[str, Any]] = []
+        ducked: list[_DuckedClip] = []
         for i, (scene, count) in enumerate(zip(scenes, counts, strict=True)):
             motion = scene.motion or cfg.img2vid.motion
             seed = f"{ctx.job_id}{i}"
-            entry: dict[str, Any] = {"index": i, "seconds": round(count / cfg.video.fps, 3),
-                                     "kind": "image" if scene.image else "title"}
+            seconds = count / fps
+            entry: dict[str, Any] = {"index": i, "seconds": round(seconds, 3),
+                                     "kind": "image" if scene.image else "clip" if scene.clip else "title"}
             if scene.asset is not None:
                 entry["source"] = scene.asset.source
-            if scene.image:
-                # A picture the asset stage chose lives in work/assets/, never outside it; the user's in the bundle.
-                image = resolve_asset(ctx.work / "assets" if scene.asset is not None else base, scene.image, label,
-                                      f"scenes[{i}].image")
+            # A picture the asset stage chose lives in its assets/ folder, never outside it; the user's in the bundle.
+            where = chosen if scene.asset is not None else base
+            title = scene.title
+            overlay = partial(TitleOverlay, _wrap_title(title, width, height), width, height, font) if title else None
+            if scene.clip:
+                key = f"scenes[{i}].clip"
+                path = resolve_asset(where, scene.clip, label, key)
+                start = scene.clip_start or 0.0
+                info = check_clip(path, label, key, start=start, max_seconds=cfg.intake.max_clip_seconds,
+                                  max_megapixels=cfg.intake.max_image_megapixels)
+                fit = scene.fit or cfg.scenes.fit
+                sound: str = scene.clip_audio or "mute"
+                if sound == "duck" and not info.has_audio:
+                    ctx.warn(f"{label}: '{key}' ('{scene.clip}') has no sound to duck under the narration.")
+                    sound = "none"
+                if sound == "duck":
+                    ducked.append(_DuckedClip(path, start, starts[i], seconds))
+                entry.update(clip=scene.clip, fit=fit, clip_audio=sound, clip_size=[info.width, info.height],
+                             **info.plan(start, seconds))
+                specs.append(SceneSpec(
+                    prepare=partial(_prepare_clip, info, width=width, height=height, fps=fps, start=start, fit=fit,
+                                    label=label),
+                    frames=count,
+                    title=overlay,
+                ))
+            elif scene.image:
+                image = resolve_asset(where, scene.image, label, f"scenes[{i}].image")
                 image_label = f"{label}: {scene.image}"
                 check_image(image, image_label, cfg.intake.max_image_megapixels)
                 # The motion prepare_still will pick, recorded without decoding the picture yet.
                 entry["motion"] = resolve_motion(motion, seed, image_label).value
-                title = scene.title
+                entry["fit"] = scene.fit or cfg.img2vid.fit
                 specs.append(SceneSpec(
                     prepare=partial(_prepare_image, image, width=width, height=height, motion=motion,
-                                    fit=cfg.img2vid.fit, zoom=cfg.img2vid.zoom, seed=seed, label=image_label,
+                                    fit=entry["fit"], zoom=cfg.img2vid.zoom, seed=seed, label=image_label,
                                     max_megapixels=cfg.intake.max_image_megapixels),
                     frames=count,
-                    title=partial(TitleOverlay, _wrap_title(title, width, height), width, height, font)
-                    if title else None,
+                    title=overlay,
                 ))
             else:
                 text = scene.title or scene.narration or brief.title or " "
@@ -283,7 +351,7 @@ class RenderStage(Stage):
                     frames=count,
                 ))
             facts.append(entry)
-        return specs, facts
+        return specs, facts, ducked
 
     @staticmethod
     def _voice_track(ctx: StageContext, voice: list[dict[str, Any]], starts: list[float], total: float) -> Path:

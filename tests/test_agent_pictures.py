@@ -100,3 +100,65 @@ def test_local_only_sends_no_request_and_records_why(
     assert [s["source"] for s in assets["scenes"]] == ["library", "title", "title"]
     why = {"source": "pexels", "reason": "privacy: local_only (nothing is sent out)"}
     assert why in assets["scenes"][1]["fallbacks"]
+
+
+@pytest.mark.slow
+@pytest.mark.images
+def test_a_stock_clip_is_looped_and_cropped_and_a_generated_picture_fills_the_rest(
+        make_env: Callable[..., Env], tmp_path: Path) -> None:
+    """GIVEN a library photo for scene 1, only a 4:3 one-second stock *clip* for scene 2, and a local image model
+    WHEN a prompt-only brief is dropped THEN scene 2 shows the clip looped over the scene and cropped to fill the
+    16:9 frame (its red and blue bands at top and bottom cut away), scene 3 a generated picture, and the sidecar
+    names each source with its licence."""
+    import importlib.util
+    import subprocess
+
+    if not all(importlib.util.find_spec(m) for m in ("torch", "diffusers", "transformers")):
+        pytest.skip("omad[images] extra not installed")
+    from diffusers_tiny import build_tiny_pipeline
+
+    from omad.media.ffmpeg import probe
+
+    model = build_tiny_pipeline(tmp_path / "models" / "tiny-turbo")
+    clip = tmp_path / "stock" / "praia.mp4"
+    clip.parent.mkdir(parents=True)
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "color=c=0x00c000:s=400x300:r=25:d=1",
+                    "-vf", "drawbox=x=0:y=0:w=400:h=30:c=red:t=fill,drawbox=x=0:y=270:w=400:h=30:c=blue:t=fill",
+                    "-c:v", "libx264", "-pix_fmt", "yuv420p", str(clip)], check=True)
+    with FakeOllama() as ollama, FakeStock(pexels_key=KEY) as stock:
+        stock.add(StockItem("pexels", "video", 2002, {"praia", "beach"}, clip, 400, 300, "Bia Cinegrafista",
+                            seconds=1.0))
+        ollama.queue("gemma2:2b", Reply.json(VISUAL))
+        library = tmp_path / "Fotos"
+        photo(library / "Natureza" / "Abelhas" / "IMG_0001.jpg", (640, 360), colour=(230, 200, 30))
+        env = make_env(video=SMALL, llm={"host": ollama.url}, assets={
+            "privacy": "allow_remote", "library": {"folders": [str(library)]},
+            "stock": {"pexels_url": f"{stock.url}/pexels", "pexels_key": KEY, "providers": ["pexels"]},
+            "generate": {"model_path": str(model), "width": 64, "height": 64, "device": "cpu"}})
+        (env.inbox / "natureza.yaml").write_text(BRIEF + "captions: false\n", encoding="utf-8")
+        assert env.once(max_wait=240) == 0
+    side = env.sidecar("natureza")
+    stages = {s["name"]: s["facts"] for s in side["stages"]}
+    assert [s["source"] for s in stages["assets"]["scenes"]] == ["library", "pexels", "generate"]
+    assert stages["assets"]["scenes"][1]["kind"] == "video" and stages["assets"]["scenes"][1]["author"] == \
+        "Bia Cinegrafista"
+    assert stages["assets"]["scenes"][2]["licence"]
+    render = stages["render"]["scenes"]
+    assert [s["kind"] for s in render] == ["image", "clip", "image"]
+    assert render[1]["fit"] == "cover" and render[1]["looped"] and render[1]["clip_audio"] in ("mute", "none")
+    out = env.outbox / "natureza.mp4"
+    info = probe(out)
+    assert info.video is not None and (int(info.video["width"]), int(info.video["height"])) == (320, 180)
+    # The middle of scene 2: the clip's green fills the frame, the bands at top and bottom are cropped away.
+    middle = render[0]["seconds"] + render[1]["seconds"] / 2
+    frame = subprocess.run(["ffmpeg", "-v", "error", "-ss", f"{middle:.2f}", "-i", str(out), "-frames:v", "1",
+                            "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
+    assert len(frame) == 320 * 180 * 3
+
+    def pixel(x: int, y: int) -> tuple[int, int, int]:
+        i = (y * 320 + x) * 3
+        return frame[i], frame[i + 1], frame[i + 2]
+
+    for x, y in ((5, 3), (160, 3), (315, 3), (5, 176), (160, 176), (315, 176), (160, 90)):
+        r, g, b = pixel(x, y)
+        assert g > 150 and r < 80 and b < 80, ((x, y), (r, g, b))

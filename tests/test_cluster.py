@@ -334,7 +334,7 @@ def test_kill_9_of_the_daemon_is_reconciled_on_restart_without_rerunning_finishe
         finally:
             if first.poll() is None:
                 first.kill()
-    assert [e["stage"] for _, e in c.started()] == ["voice", "render"]
+    assert [e["stage"] for _, e in c.started()] == ["assets", "voice", "render"]  # each once
     assert outputs(c.env.outbox) == ["v.jpg", "v.json", "v.mp4", "v.srt"]
     daemon_log = (c.root / "daemon.log").read_text()
     assert "stage_adopted" in daemon_log

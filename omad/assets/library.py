@@ -288,7 +288,7 @@ class LibraryIndex:
                 assert report.missing_folders is not None
                 report.missing_folders.append(str(root))
                 # Its files stay indexed (an unmounted share is not "all deleted"); search skips missing files.
-                seen.update(p for p in known if _under(Path(p), root))
+                seen.update(p for p in known if Path(p).is_relative_to(root))
                 continue
             for p, st in self._walk(root):
                 if report.files >= self.max_files:
@@ -338,7 +338,7 @@ class LibraryIndex:
             "ORDER BY path"
         ):
             p = Path(row[0])
-            if not any(_under(p, root) for root in self.folders):
+            if not any(p.is_relative_to(root) for root in self.folders):
                 continue  # a folder taken out of the config
             out.append(LibraryFile(p, row[1], frozenset(json.loads(row[2])), int(row[3] or 0), int(row[4] or 0),
                                    float(row[5] or 0.0), row[6] or "", row[7] or ""))
@@ -373,14 +373,6 @@ class LibraryIndex:
             scored.append((rank, score, f, hit_keys + hit_desc))
         scored.sort(key=lambda s: (s[0], str(s[2].path)), reverse=True)
         return [(score, f, words) for _, score, f, words in scored]
-
-
-def _under(path: Path, root: Path) -> bool:
-    try:
-        path.relative_to(root)
-    except ValueError:
-        return False
-    return True
 
 
 class LibrarySource:

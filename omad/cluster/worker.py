@@ -202,7 +202,7 @@ def execute(task: Any, message: dict[str, Any]) -> dict[str, Any]:
     log = _log.bind(job=desc.job, stage=desc.stage, attempt=desc.attempt, task=desc.task_id, worker=worker)
     if not job_dir.is_dir() and job_dir.parent.is_dir():
         # The jobs folder is there but not this job's: it was published or failed and cleaned up. A late copy.
-        log.info("fenced", reason="the job is finished and its folder removed")
+        log.info("fenced", why="the job is finished and its folder removed")
         state.count(desc.stage, "fenced")
         return _reply(desc, worker, "fenced")
     if not job_dir.is_dir():

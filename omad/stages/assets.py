@@ -259,7 +259,7 @@ class AssetStage(Stage):
         if rec.source == "library":
             p = Path(rec.id)
             if p.is_absolute() and any(_in_folder(root, str(p.relative_to(root))) for root in pool.library_roots()
-                                       if _under(p, root)):
+                                       if p.is_relative_to(root)):
                 source_file = p
         elif rec.source in ("pexels", "pixabay"):
             source_file = pool.cache().find(rec.source, rec.id, rec.kind)
@@ -380,14 +380,6 @@ class _Pool:
 def _finding(e: GuardrailBlocked) -> str:
     finding = (e.details or {}).get("finding") or {}
     return str(finding.get("type") or "blocked") if isinstance(finding, dict) else "blocked"
-
-
-def _under(path: Path, root: Path) -> bool:
-    try:
-        path.relative_to(root)
-    except ValueError:
-        return False
-    return True
 
 
 def _in_folder(base: Path, rel: str) -> bool:

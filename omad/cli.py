@@ -368,7 +368,14 @@ def _cluster_checks(cfg: Config, paths: Any, worker: bool) -> list[tuple[str, st
         out.append(("warn", f"queue {q}", bool(serving),
                     f"{int(client.llen(q))} waiting; served by {', '.join(serving)}" if serving else
                     f"{int(client.llen(q))} waiting; no worker serves it: start `omad worker --queues {lane}`"))
-    if worker:
+    if cfg.executor.files == "s3":
+        try:
+            from .cluster.s3 import S3Files
+
+            out.append(("FAIL", "object store", True, S3Files(cfg).check()))
+        except Exception as e:
+            out.append(("FAIL", "object store", False, f"bucket {cfg.executor.s3_bucket!r}: {e}"))
+    elif worker:
         targets = [Path(v) for v in cfg.executor.path_map.values()] or [paths.jobs]
         for target in targets:
             marker = target / SHARED_MARKER

@@ -457,6 +457,14 @@ class ExecutorConfig(_Section):
         "", description="celery: a folder on storage the workers also mount (NFS/SMB); job work folders go in "
                         "its jobs/. Empty: the state dir. The journal always stays in state_dir"
     )
+    files: Literal["shared", "s3"] = Field(
+        "shared", description="celery: how job files reach workers: a shared folder (NFS/SMB), or an "
+                              "S3-compatible object store keyed by sha256 (workers keep a cache)"
+    )
+    s3_endpoint_url: str = Field("", description="files: s3: the store's URL (MinIO, Garage...); empty: AWS")
+    s3_bucket: str = Field("", description="files: s3: the bucket (credentials: the AWS_* environment)")
+    s3_prefix: str = Field("omad/", description="files: s3: the prefix of every key")
+    s3_region: str = Field("", description="files: s3: the region, when the store needs one")
     path_map: dict[str, str] = Field(
         default_factory=dict, description="worker: the daemon's path prefix -> this machine's path, "
                                           "e.g. {/srv/omad/jobs: /mnt/nas/omad/jobs}"

@@ -447,3 +447,43 @@ def test_gpu_stages_go_to_the_gpu_worker_one_at_a_time_and_its_model_unloads_whe
     assert metric("omad_gpu_model_loads_total").rstrip().endswith(" 1.0")  # loaded once for both
     wait_for(lambda: metric("omad_gpu_model_unloads_total").rstrip().endswith(" 1.0"), timeout=30)
     assert metric("omad_gpu_resident_models") == ""
+
+
+def test_without_a_share_files_go_through_an_object_store(cluster: Callable[..., Cluster], tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """GIVEN executor.files: s3 (an S3 stand-in on localhost) and a worker with its own folders only
+    WHEN a two-stage scene video runs THEN the worker fetches the inputs and the voice stage's files by sha256
+    into its cache, its results come back through the store, and the video is published."""
+    pytest.importorskip("moto")
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        creds = {"AWS_ACCESS_KEY_ID": "omad-test", "AWS_SECRET_ACCESS_KEY": "omad-test-secret",
+                 "AWS_DEFAULT_REGION": "us-east-1"}
+        for k, v in creds.items():
+            monkeypatch.setenv(k, v)
+        endpoint = f"http://{host}:{port}"
+        s3 = boto3.client("s3", endpoint_url=endpoint)
+        s3.create_bucket(Bucket="omad-jobs")
+        c = cluster(video={"preset": "custom", "width": 320, "height": 180, "fps": 10},
+                    executor={"files": "s3", "s3_endpoint_url": endpoint, "s3_bucket": "omad-jobs"})
+        w = c.worker("w1", env=creds)
+        _scene_brief(c.env.inbox)
+        with Running(c.env.daemon()):
+            wait_done(c.env, 1, timeout=180)
+        assert outputs(c.env.outbox) == ["v.jpg", "v.json", "v.mp4", "v.srt"]
+        side = c.env.sidecar("v")
+        assert {s["facts"]["worker"] for s in side["stages"]} == {"omad@w1"}
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket="omad-jobs").get("Contents", [])]
+        assert any(k.startswith("omad/blobs/") for k in keys) and any(k.startswith("omad/fences/") for k in keys)
+        assert sum(k.startswith("omad/results/") for k in keys) == 3  # assets, voice, render: one each
+        cache = w.folder / "state" / "cache"
+        assert any(p.stat().st_size for p in cache.iterdir())  # the brief, and the voice's WAVs for the render
+        mirrored = [p for p in (w.folder / "state" / "mirror").rglob("*") if p.is_file()]
+        assert any(p.parts[-3] == "inputs" or "inputs" in p.parts for p in mirrored)  # its own copy of the inputs
+    finally:
+        server.stop()

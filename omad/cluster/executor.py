@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from ..lanes import Lane
     from ..paths import Paths
     from ..stage import Stage, StageContext
+    from .s3 import S3Files
 
 __all__ = ["CeleryExecutor", "SHARED_MARKER", "read_workers"]
 
@@ -54,6 +55,18 @@ def read_workers(client: Any) -> list[dict[str, Any]]:
             if raw:
                 out.append(json.loads(raw))
     return sorted(out, key=lambda w: str(w.get("name")))
+
+
+def _job_files(job_dir: Path, message: StageTask) -> list[Path]:
+    """What a stage may read: the claimed inputs (a bundle's every file), and every file of the finished stages'
+    folders its artifacts are in."""
+    folders = {job_dir / Path(rel).parts[0] / Path(rel).parts[1] for rel in message.artifacts.values()
+               if len(Path(rel).parts) > 2 and Path(rel).parts[0] == "runs"}
+    paths = [job_dir / rel for rel in message.inputs.values()]
+    for folder in [job_dir / "inputs", *sorted(folders)]:
+        paths.extend(p for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "result.json")
+    singles = [job_dir / rel for rel in message.artifacts.values() if len(Path(rel).parts) <= 2]
+    return [p for p in dict.fromkeys([*paths, *singles]) if p.is_file()]
 
 
 def _read_message(path: Path) -> StageTask | None:
@@ -81,7 +94,13 @@ class CeleryExecutor:
         self._run_id_at = 0.0
         self._restarts = 0
         self._workers: tuple[float, list[dict[str, Any]]] = (0.0, [])
-        self._mark_shared()
+        self.s3: S3Files | None = None
+        if config.executor.files == "s3":
+            from .s3 import S3Files
+
+            self.s3 = S3Files(config)
+        else:
+            self._mark_shared()
 
     def _mark_shared(self) -> None:
         """The marker a worker looks for to know it sees the daemon's jobs folder."""
@@ -114,14 +133,18 @@ class CeleryExecutor:
         sent = job_dir / "dispatch" / f"{tid}.json"  # the message as sent: a re-send after a restart is the same
         message = (_read_message(sent) if adopted else None) or self._message(job, name, lane, ctx, tid, attempt)
         if not adopted:
+            if self.s3 is not None:  # the files the stage may read, into the object store (the ones it lacks)
+                message.files = self.s3.put_files(job_dir, _job_files(job_dir, message))
             atomic_write_json(sent, message.to_dict())
-            write_fence(job_dir, name, Fence(tid, attempt))  # the fence before the message: a copy can check it
+            self._fence(job_dir, message, Fence(tid, attempt))  # the fence before the message: a copy can check it
             self.journal.stage_started(job.id, name, lane, attempt, task_id=tid)
             log.info("stage_dispatched", stage=name, lane=lane, attempt=attempt, task=tid,
                      queue=queue_name(self.config, lane))
             self._send(message, lane)
         reply = self._wait(message, lane, job_dir, ctx, log, resend_unknown=adopted)
-        write_fence(job_dir, name, Fence(tid, attempt, "finished"))
+        if self.s3 is not None and reply.get("status") == "done":
+            self.s3.get_files(job_dir, dict(reply.get("files") or {}))  # what the stage wrote, checked
+        self._fence(job_dir, message, Fence(tid, attempt, "finished"))
         with self._lock:
             self._seconds[job.id] = {str(k): float(v) for k, v in (reply.get("lane_seconds") or {}).items()}
         if reply.get("status") == "done":
@@ -132,6 +155,11 @@ class CeleryExecutor:
             raise err
         raise TransientError(f"the worker answered {reply.get('status')!r} for the stage's current task; "
                              "it runs again.", stage=name)
+
+    def _fence(self, job_dir: Path, message: StageTask, fence: Fence) -> None:
+        write_fence(job_dir, message.stage, fence)
+        if self.s3 is not None:
+            self.s3.put_fence(message.instance, message.job, message.stage, fence)
 
     def take_seconds(self, job_id: str) -> dict[str, float]:
         with self._lock:
@@ -151,6 +179,7 @@ class CeleryExecutor:
             work=str(job_dir), inputs={role: Path(p).relative_to(job_dir).as_posix() for role, p in ctx.inputs.items()},
             artifacts=dict(ctx.artifacts), options=ctx.options, timeout=ctx.timeout,
             settings=task_settings(self.config), guardrails=ctx.guard().rules.model_dump(mode="json"), trace=trace,
+            instance=self.journal.instance,
         )
 
     def _send(self, message: StageTask, lane: Lane | str) -> None:
@@ -192,7 +221,8 @@ class CeleryExecutor:
         sent = not resend_unknown
         seen_run = self._broker_run_id()
         while True:
-            reply = read_reply(folder)  # the shared folder is the truth; Redis may have lost the state
+            # The shared folder (or the object store) is the truth; Redis may have lost the state.
+            reply = read_reply(folder) if self.s3 is None else self.s3.result(message.task_id)
             if reply is not None:
                 return reply
             state, info = self._state(result)
@@ -225,7 +255,7 @@ class CeleryExecutor:
                 if self.stop_event.is_set():
                     raise TransientError("omad is shutting down; the stage goes on on its worker and its result "
                                          "is taken at the next start.", stage=message.stage)
-                write_fence(job_dir, message.stage, Fence(message.task_id, message.attempt, "cancelled"))
+                self._fence(job_dir, message, Fence(message.task_id, message.attempt, "cancelled"))
                 with contextlib.suppress(Exception):
                     self.app.control.revoke(message.task_id)
                 raise Cancelled("cancelled; the worker stops the stage at its next heartbeat.", stage=message.stage)
@@ -239,7 +269,7 @@ class CeleryExecutor:
 
     def _lost(self, message: StageTask, job_dir: Path, log: Any) -> None:
         """No heartbeat for the lease: the copy may still run somewhere, so fence it off, then fail transient."""
-        write_fence(job_dir, message.stage, Fence(message.task_id, message.attempt, "revoked"))
+        self._fence(job_dir, message, Fence(message.task_id, message.attempt, "revoked"))
         with contextlib.suppress(Exception):
             self.app.control.revoke(message.task_id)
         lease = self.config.executor.lease_seconds

@@ -134,6 +134,10 @@ class StageTask:
     guardrails: dict[str, Any]
     #: the trace context (W3C headers) when tracing is on
     trace: dict[str, str] = field(default_factory=dict)
+    #: executor.files: s3: the job files the stage may read, relative path -> sha256
+    files: dict[str, str] = field(default_factory=dict)
+    #: the daemon's journal id (the object store's keys for fences are under it)
+    instance: str = ""
     v: int = PROTOCOL
 
     def to_dict(self) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from ..errors import OmadError, StageFailed, TransientError
 from ..lanes import Lanes
 from ..log import get_logger
 from .task import (
+    Fence,
     RunLock,
     StageTask,
     alive,
@@ -54,6 +55,7 @@ from .task import (
 if TYPE_CHECKING:
     from ..config import Config
     from ..stage import StageResult
+    from .s3 import S3Files
 
 __all__ = ["execute", "run_worker", "WorkerState", "worker_config"]
 
@@ -88,6 +90,11 @@ class WorkerState:
         self.host = socket.gethostname()
         self.pid = os.getpid()
         self.tasks: dict[str, int] = {}  # "stage:outcome" -> count
+        self.s3: S3Files | None = None
+        if config.executor.files == "s3":
+            from .s3 import S3Files
+
+            self.s3 = S3Files(config)
         self.running: str | None = None
         self.last_done = time.time()
         self._configs: dict[str, Config] = {}
@@ -115,6 +122,27 @@ class WorkerState:
             with contextlib.suppress(Exception):  # residency bookkeeping must never kill the child
                 if self.lanes.residency.unload_idle():
                     self.write_state()
+
+    def fence(self, desc: StageTask, job_dir: Path) -> Fence | None:
+        """The stage's fence as the daemon wrote it (in the shared job folder, or the object store)."""
+        if self.s3 is not None:
+            return self.s3.get_fence(desc.instance, desc.job, desc.stage)
+        return read_fence(job_dir, desc.stage)
+
+    def committed(self, desc: StageTask, out: Path) -> dict[str, Any] | None:
+        return read_reply(out) if self.s3 is None else self.s3.result(desc.task_id)
+
+    def commit(self, desc: StageTask, job_dir: Path, out: Path, reply: dict[str, Any]) -> dict[str, Any]:
+        """The attempt's one result: what it wrote uploaded first (object store), then the reply, exclusively."""
+        if self.s3 is None:
+            return commit_reply(out, reply)
+        if reply.get("status") == "done":
+            reply["files"] = self.s3.put_files(job_dir, [p for p in sorted(out.rglob("*")) if p.is_file()])
+        committed = self.s3.commit(desc.task_id, reply)
+        import shutil
+
+        shutil.rmtree(out, ignore_errors=True)  # in the store now; the next stage fetches what it needs by sha256
+        return committed
 
     def count(self, stage: str, outcome: str) -> None:
         key = f"{stage}:{outcome}"
@@ -179,7 +207,7 @@ class _Heartbeat:
 
     def _run(self) -> None:
         while not self._stop.wait(self.every):
-            fence = read_fence(self.job_dir, self.desc.stage)
+            fence = self.state.fence(self.desc, self.job_dir)
             if fence is not None and not fence.admits(self.desc.task_id):
                 _log.warning("fenced_while_running", task=self.desc.task_id, fence=fence.task_id, state=fence.state,
                              message="the daemon moved on (lease expired, cancelled or a newer attempt): stopping")
@@ -198,8 +226,19 @@ def execute(task: Any, message: dict[str, Any]) -> dict[str, Any]:
     state = _state()
     cfg = state.config
     worker = str(getattr(task.request, "hostname", "") or state.host)
-    job_dir = map_path(desc.work, cfg.executor.path_map)
     log = _log.bind(job=desc.job, stage=desc.stage, attempt=desc.attempt, task=desc.task_id, worker=worker)
+    if state.s3 is not None:
+        # No share: a mirror of the job folder on this machine, filled from the object store by sha256.
+        job_dir = Path(cfg.executor.worker_state_dir).absolute() / "mirror" / (desc.instance or "-") / desc.job
+        fence = state.fence(desc, job_dir)
+        if fence is None or not fence.admits(desc.task_id):
+            log.info("fenced", fence=fence.task_id if fence else None, state=fence.state if fence else None)
+            state.count(desc.stage, "fenced")
+            return _reply(desc, worker, "fenced")
+        state.s3.get_files(job_dir, desc.files)
+        job_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        job_dir = map_path(desc.work, cfg.executor.path_map)
     if not job_dir.is_dir() and job_dir.parent.is_dir():
         # The jobs folder is there but not this job's: it was published or failed and cleaned up. A late copy.
         log.info("fenced", why="the job is finished and its folder removed")
@@ -212,13 +251,13 @@ def execute(task: Any, message: dict[str, Any]) -> dict[str, Any]:
             f"worker {worker} cannot see the job folder {job_dir} (the daemon's {desc.work}). Mount the shared "
             "folder there or fix executor.path_map in the worker's config; `omad doctor --worker` checks it.",
             stage=desc.stage)), lane_seconds={})
-    fence = read_fence(job_dir, desc.stage)
+    fence = state.fence(desc, job_dir)
     if fence is None or not fence.admits(desc.task_id):
         log.info("fenced", fence=fence.task_id if fence else None, state=fence.state if fence else None)
         state.count(desc.stage, "fenced")
         return _reply(desc, worker, "fenced")
     out = run_dir(job_dir, desc.stage, desc.attempt)
-    committed = read_reply(out)
+    committed = state.committed(desc, out)
     if committed is not None:
         return committed
     lock = RunLock(job_dir, desc.stage, desc.attempt, 3 * cfg.executor.heartbeat_seconds, state.host)
@@ -227,7 +266,7 @@ def execute(task: Any, message: dict[str, Any]) -> dict[str, Any]:
         log.info("duplicate_delivery", message="another copy of this task is running; checking back later")
         raise task.retry(countdown=max(1.0, cfg.executor.heartbeat_seconds), max_retries=None)
     try:
-        committed = read_reply(out)  # again, under the lock: a copy that held it may have committed meanwhile
+        committed = state.committed(desc, out)  # again, under the lock: a copy that held it may have committed
         if committed is not None:
             return committed
         return _run(task, desc, state, job_dir, out, worker, log, lock)
@@ -294,7 +333,7 @@ def _run(task: Any, desc: StageTask, state: WorkerState, job_dir: Path, out: Pat
         state.running = None
         state.last_done = time.time()
     reply["seconds"] = round(time.time() - started, 3)
-    fence = read_fence(job_dir, desc.stage)
+    fence = state.fence(desc, job_dir)
     if fence is None or not fence.admits(desc.task_id):
         log.warning("fenced_at_commit", fence=fence.task_id if fence else None,
                     message="the daemon moved on while this copy ran; its result is dropped")
@@ -302,7 +341,7 @@ def _run(task: Any, desc: StageTask, state: WorkerState, job_dir: Path, out: Pat
         state.count(desc.stage, "fenced")
         state.write_state()
         return _reply(desc, worker, "fenced")
-    reply = commit_reply(out, reply)
+    reply = state.commit(desc, job_dir, out, reply)
     tracing.flush(timeout=2.0)  # a pool child may be killed any time: send this attempt's spans now
     state.count(desc.stage, outcome)
     state.write_state()

@@ -465,6 +465,8 @@ class ExecutorConfig(_Section):
     s3_bucket: str = Field("", description="files: s3: the bucket (credentials: the AWS_* environment)")
     s3_prefix: str = Field("omad/", description="files: s3: the prefix of every key")
     s3_region: str = Field("", description="files: s3: the region, when the store needs one")
+    worker_cache_mb: float = Field(10240.0, gt=0, description="files: s3: a worker's cache of fetched files is "
+                                                               "trimmed (least recently used first) past this")
     path_map: dict[str, str] = Field(
         default_factory=dict, description="worker: the daemon's path prefix -> this machine's path, "
                                           "e.g. {/srv/omad/jobs: /mnt/nas/omad/jobs}"

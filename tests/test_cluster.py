@@ -487,3 +487,20 @@ def test_without_a_share_files_go_through_an_object_store(cluster: Callable[...,
         assert any(p.parts[-3] == "inputs" or "inputs" in p.parts for p in mirrored)  # its own copy of the inputs
     finally:
         server.stop()
+
+
+def test_the_worker_cache_is_trimmed_least_recently_used_first(tmp_path: Path) -> None:
+    pytest.importorskip("boto3")
+    from omad.cluster.s3 import S3Files
+
+    cfg = Config.model_validate({"executor": {"kind": "celery", "broker_url": "redis://h/0", "files": "s3",
+                                              "s3_bucket": "b", "s3_endpoint_url": "http://127.0.0.1:9",
+                                              "worker_state_dir": str(tmp_path), "worker_cache_mb": 0.002}})
+    store = S3Files(cfg)
+    store.cache.mkdir(parents=True)
+    for i, name in enumerate(("old", "mid", "new")):
+        p = store.cache / name
+        p.write_bytes(b"x" * 1000)
+        os.utime(p, (1000 + i, 1000 + i))
+    assert store.trim_cache() == 1
+    assert sorted(p.name for p in store.cache.iterdir()) == ["mid", "new"]

@@ -62,6 +62,7 @@ class S3Files:
         self.client = boto3.client("s3", endpoint_url=ex.s3_endpoint_url or None, region_name=ex.s3_region or None,
                                    config=BotoConfig(retries={"max_attempts": 5, "mode": "standard"}))
         self.cache = Path(ex.worker_state_dir) / "cache"
+        self.cache_bytes = int(ex.worker_cache_mb * 1024 * 1024)
 
     def _key(self, *parts: str) -> str:
         return self.prefix + "/".join(parts)
@@ -116,6 +117,7 @@ class S3Files:
                 finally:
                     with contextlib.suppress(OSError):
                         os.unlink(tmp)
+            os.utime(cached)  # used now: the trim keeps it longest
             dest.parent.mkdir(parents=True, exist_ok=True)
             with contextlib.suppress(FileNotFoundError):
                 dest.unlink()
@@ -125,6 +127,24 @@ class S3Files:
                 import shutil
 
                 shutil.copyfile(cached, dest)
+
+    def trim_cache(self) -> int:
+        """Remove the least recently used cached files past ``executor.worker_cache_mb``; how many went."""
+        entries = []
+        for p in self.cache.glob("*"):
+            with contextlib.suppress(OSError):
+                st = p.stat()
+                entries.append((st.st_mtime, st.st_size, p))
+        total = sum(size for _, size, _ in entries)
+        removed = 0
+        for _, size, p in sorted(entries):
+            if total <= self.cache_bytes:
+                break
+            with contextlib.suppress(OSError):
+                p.unlink()  # a mirror's hard link keeps the bytes until that task is done
+                total -= size
+                removed += 1
+        return removed
 
     # -- fences and results ------------------------------------------------------------------------------
 

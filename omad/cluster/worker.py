@@ -142,6 +142,7 @@ class WorkerState:
         import shutil
 
         shutil.rmtree(out, ignore_errors=True)  # in the store now; the next stage fetches what it needs by sha256
+        self.s3.trim_cache()
         return committed
 
     def count(self, stage: str, outcome: str) -> None:

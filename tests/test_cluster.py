@@ -276,6 +276,26 @@ def test_kill_9_of_a_worker_moves_the_stage_to_another_and_fences_the_stale_copy
     assert sha256(c.env.outbox / "c.mp4") == sha256(clean.outbox / "c.mp4")
 
 
+def test_sigterm_hands_a_running_stage_back_and_another_worker_finishes_it(cluster: Callable[..., Cluster]) -> None:
+    """GIVEN two workers WHEN the one running a stage gets SIGTERM (systemd stop) THEN after the soft-shutdown
+    grace it hands the task back to the queue and the other worker runs it: one output, one attempt."""
+    c = cluster(jobs={"shutdown_grace_seconds": 0.5}, executor={"lease_seconds": 30})
+    w1, w2 = c.worker("w1", queues="cpu"), c.worker("w2", queues="cpu")
+    drop_caption(c.env.inbox, seconds=8, size="960x540")
+    with Running(c.env.daemon()):
+        wait_for(lambda: bool(c.started("caption")), timeout=60)
+        first_name, _ = c.started("caption")[0]
+        victim, other = (w1, w2) if first_name == w1.name else (w2, w1)
+        assert victim.proc is not None
+        victim.proc.send_signal(signal.SIGTERM)
+        assert victim.proc.wait(timeout=30) == 0
+        wait_done(c.env, 1, timeout=120)
+    assert other.events("stage_started")  # the other worker took it over
+    assert outputs(c.env.outbox) == ["c.json", "c.mp4"]
+    stage = c.env.sidecar("c")["stages"][0]
+    assert stage["facts"]["worker"] == f"omad@{other.name}" and stage["attempt"] == 1  # handed back, not lost
+
+
 def test_a_second_delivery_of_a_running_task_never_commits_twice(cluster: Callable[..., Cluster]) -> None:
     """GIVEN a stage running on one worker WHEN Redis delivers the same task again to another worker (what a
     task longer than the visibility timeout gets) THEN the second copy waits for the first and answers its

@@ -225,6 +225,14 @@ def execute(task: Any, message: dict[str, Any]) -> dict[str, Any]:
     """Run one stage task in this pool child; answer the reply the daemon reads (see the module doc)."""
     desc = StageTask.from_dict(message)
     state = _state()
+    try:
+        return _execute(task, desc, state)
+    except OmadError as err:  # the store or the folder failed around the stage: the daemon's policy decides
+        _log.warning("task_failed", task=desc.task_id, error=str(err))
+        return _reply(desc, state.host, "error", error=error_record(err), lane_seconds={})
+
+
+def _execute(task: Any, desc: StageTask, state: WorkerState) -> dict[str, Any]:
     cfg = state.config
     worker = str(getattr(task.request, "hostname", "") or state.host)
     log = _log.bind(job=desc.job, stage=desc.stage, attempt=desc.attempt, task=desc.task_id, worker=worker)

@@ -328,7 +328,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from .cluster.worker import run_worker
+    from .cluster.service import run_worker
     from .log import configure_logging
 
     cfg = _config(args)

@@ -373,16 +373,21 @@ def test_redis_restarted_without_persistence_every_job_still_completes(cluster: 
 
 
 def test_exit_when_idle_stops_the_worker_with_success(cluster: Callable[..., Cluster]) -> None:
+    """GIVEN a stage waiting in the queue WHEN an on-demand worker with --exit-when-idle starts THEN it runs the
+    stage, then, idle for that long, exits with status 0 (its /metrics counted the task)."""
     c = cluster()
-    w = c.worker("idle", exit_when_idle=2.0, metrics=True)
     drop_caption(c.env.inbox)
     with Running(c.env.daemon()):
+        wait_for(lambda: c.redis.client().llen("omad.cpu") > 0, timeout=60)  # queued: no worker yet
+        w = c.worker("idle", exit_when_idle=3.0, metrics=True)
         wait_done(c.env, 1)
-    metrics = httpx.get(f"http://127.0.0.1:{w.metrics_port}/metrics", timeout=5).text
+        metrics = httpx.get(f"http://127.0.0.1:{w.metrics_port}/metrics", timeout=5).text
     assert 'omad_worker_tasks_total{outcome="done",stage="caption"} 1.0' in metrics
     assert w.proc is not None
     assert w.proc.wait(timeout=30) == 0
-    assert w.events("idle_exit")
+    [idle] = w.events("idle_exit")
+    [done] = w.events("stage_finished")
+    assert idle["timestamp"] > done["timestamp"]
 
 
 @pytest.mark.otel

@@ -18,6 +18,8 @@ is taken exactly once because
 
     task.py      the serialisable stage description, the fence and result files (no Celery)
     app.py       the Celery app and its settings, the one task
-    worker.py    what runs in an ``omad worker``: residency, heartbeats, metrics, idle exit
+    worker.py    what a worker's pool child runs: the stage, residency, heartbeats, the commit
+    service.py   a worker's main process: the Celery worker, /metrics, its record in Redis, idle exit
+    s3.py        files through an S3-compatible store instead of a shared folder (executor.files: s3)
     executor.py  the daemon's side: dispatch, wait, lease, reconcile after a restart
 """

@@ -1,21 +1,20 @@
-"""What runs in an ``omad worker``: stage tasks, GPU residency, heartbeats, metrics, idle exit.
+"""What runs in an ``omad worker``'s pool children: stage tasks, GPU residency, heartbeats, state files.
 
 The Celery main process receives tasks and hands each to a pool child; the
 child runs the stage (:func:`execute`). A child keeps the worker's own lanes
 and GPU residency for its whole life, so on a GPU host (one worker,
 concurrency 1, the GPU queue) the loaded model stays between tasks and is
 unloaded after ``gpu.idle_unload_seconds`` of idleness. Each child writes what
-it holds and what it did to a small state file; the main process serves those
-as ``/metrics``, advertises the worker in Redis (``omad:worker:<name>``) for
-the daemon's status page, and, with ``--exit-when-idle``, stops the worker
-once nothing has run for that long (an on-demand GPU machine can power off).
+it holds and what it did to a small state file, which the main process
+(``service.py``) serves as ``/metrics`` and advertises in Redis.
 
 A task in a child, :func:`execute`:
 
 1. the fence must admit it, else it is a stale copy and does nothing;
 2. a result already committed for the attempt is answered as it is;
-3. a copy of the same task alive elsewhere (a Redis lock renewed by its
-   heartbeat) means this one is a duplicate delivery: it comes back later;
+3. a copy of the same task alive elsewhere (the run lock beside the attempt's
+   folder, renewed by its heartbeat) means this one is a duplicate delivery:
+   it comes back later;
 4. the stage runs in the attempt's own folder, with a heartbeat thread that
    reports progress, renews the lock and stops the stage if the fence moves;
 5. before committing, the fence is read again.
@@ -42,7 +41,6 @@ from .task import (
     Fence,
     RunLock,
     StageTask,
-    alive,
     commit_reply,
     error_record,
     map_path,
@@ -57,7 +55,7 @@ if TYPE_CHECKING:
     from ..stage import StageResult
     from .s3 import S3Files
 
-__all__ = ["execute", "run_worker", "WorkerState", "worker_config"]
+__all__ = ["execute", "set_config", "WorkerState", "worker_config", "redis_client"]
 
 _log = get_logger("omad.worker")
 
@@ -67,6 +65,12 @@ _STATE: WorkerState | None = None
 _STATE_LOCK = threading.Lock()
 
 
+def set_config(config: Config) -> None:
+    """The worker's config, set by the main process before the pool forks (children inherit it)."""
+    global _CONFIG
+    _CONFIG = config
+
+
 def worker_config() -> Config:
     if _CONFIG is None:  # a task outside `omad worker` (a misconfigured deployment)
         raise StageFailed("this process is not an omad worker (no worker configuration); start it with "
@@ -74,7 +78,7 @@ def worker_config() -> Config:
     return _CONFIG
 
 
-def _redis(config: Config) -> Any:
+def redis_client(config: Config) -> Any:
     import redis
 
     return redis.Redis.from_url(config.executor.broker(), socket_timeout=10, socket_connect_timeout=10,
@@ -365,150 +369,3 @@ def _traced(desc: StageTask, worker: str) -> Iterator[None]:
             "omad.job.id": desc.job, "omad.route": desc.route, "omad.stage": desc.stage,
             "omad.attempt": desc.attempt, "omad.lane": desc.lane, "omad.worker": worker}):
         yield
-
-
-# -- the main process --------------------------------------------------------------------------------------
-
-def _children(config: Config) -> list[dict[str, Any]]:
-    """The state files of this worker's live pool children (stale ones removed)."""
-    folder = Path(config.executor.worker_state_dir) / "children"
-    out = []
-    for path in folder.glob("*.json"):
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if not alive(int(data.get("pid", 0))):
-            with contextlib.suppress(OSError):
-                path.unlink()
-            continue
-        out.append(data)
-    return out
-
-
-class _Collector:
-    """The worker's ``/metrics``: what its children hold and did."""
-
-    def __init__(self, config: Config, name: str, queues: list[str]) -> None:
-        self.config = config
-        self.name = name
-        self.queues = queues
-
-    def collect(self) -> Any:
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
-        kids = _children(self.config)
-        info = GaugeMetricFamily("omad_worker_info", "this worker", labels=["worker", "queues"])
-        info.add_metric([self.name, ",".join(self.queues)], 1)
-        yield info
-        tasks = CounterMetricFamily("omad_worker_tasks", "stage tasks this worker finished",
-                                    labels=["stage", "outcome"])
-        totals: dict[tuple[str, str], int] = {}
-        for kid in kids:
-            for key, n in (kid.get("tasks") or {}).items():
-                stage, _, outcome = key.partition(":")
-                totals[(stage, outcome)] = totals.get((stage, outcome), 0) + int(n)
-        for (stage, outcome), n in sorted(totals.items()):
-            tasks.add_metric([stage, outcome], n)
-        yield tasks
-        running = GaugeMetricFamily("omad_worker_running", "stage tasks running now")
-        running.add_metric([], sum(1 for k in kids if k.get("running")))
-        yield running
-        resident = GaugeMetricFamily("omad_gpu_resident_models", "models loaded on this worker's GPU",
-                                     labels=["model"])
-        vram = GaugeMetricFamily("omad_gpu_vram_used_gb", "VRAM the resident models are budgeted at")
-        loads = CounterMetricFamily("omad_gpu_model_loads", "model loads", labels=["model"])
-        unloads = CounterMetricFamily("omad_gpu_model_unloads", "model unloads", labels=["model"])
-        used = 0.0
-        for kid in kids:
-            for r in kid.get("residents") or []:
-                resident.add_metric([str(r.get("model"))], 1)
-            used += float(kid.get("vram_used_gb") or 0)
-            for model, n in (kid.get("loads") or {}).items():
-                loads.add_metric([model], n)
-            for model, n in (kid.get("unloads") or {}).items():
-                unloads.add_metric([model], n)
-        vram.add_metric([], used)
-        yield from (resident, vram, loads, unloads)
-
-
-def _advertise(config: Config, name: str, queues: list[str], concurrency: int, stop: threading.Event) -> None:
-    """Keep ``omad:worker:<name>`` in Redis while the worker lives (the daemon's status page reads it)."""
-    client = _redis(config)
-    every = max(1.0, min(5.0, config.executor.heartbeat_seconds))
-    started = time.time()
-    while not stop.is_set():
-        kids = _children(config)
-        record = {"name": name, "host": socket.gethostname(), "pid": os.getpid(), "queues": queues,
-                  "concurrency": concurrency, "started_at": started, "seen_at": time.time(),
-                  "running": [k["running"] for k in kids if k.get("running")],
-                  "residents": [r for k in kids for r in k.get("residents") or []]}
-        with contextlib.suppress(Exception):
-            client.set(f"omad:worker:{name}", json.dumps(record), ex=int(every * 3) + 1)
-        stop.wait(every)
-    with contextlib.suppress(Exception):
-        client.delete(f"omad:worker:{name}")
-
-
-def _idle_exit(config: Config, seconds: float, stop: threading.Event) -> None:
-    """Stop the worker once no task has run or waited for ``seconds`` (scale to zero)."""
-    from celery.worker import state as wstate
-
-    last = time.monotonic()
-    seen = wstate.total_count.copy() if hasattr(wstate.total_count, "copy") else {}
-    while not stop.wait(0.5):
-        busy = bool(wstate.active_requests) or bool(wstate.reserved_requests)
-        counts = dict(wstate.total_count)
-        if busy or counts != seen or any(k.get("running") for k in _children(config)):
-            last = time.monotonic()
-            seen = counts
-        elif time.monotonic() - last >= seconds:
-            _log.info("idle_exit", idle_seconds=seconds, message="no task for the idle time: the worker stops")
-            wstate.should_stop = 0  # the consumer loop ends the worker cleanly (exit code 0)
-            return
-
-
-def run_worker(config: Config, *, queues: list[str], concurrency: int, hostname: str | None = None,
-               exit_when_idle: float | None = None, loglevel: str = "INFO") -> int:
-    """Run a Celery worker for ``config`` until it is stopped (or idle for ``exit_when_idle``); its exit code."""
-    global _CONFIG
-    # SIGTERM (systemd stop) becomes Celery's soft shutdown: a running task gets the grace, then goes back.
-    os.environ.setdefault("REMAP_SIGTERM", "SIGQUIT")
-    from .app import make_app, queue_name, redact_url
-
-    _CONFIG = config
-    app = make_app(config)
-    names = [queue_name(config, q) for q in queues]
-    name = hostname or socket.gethostname()
-    if "@" not in name:  # Celery's node names are NAME@HOST; the records show the same one
-        name = f"omad@{name}"
-    state_dir = Path(config.executor.worker_state_dir)
-    (state_dir / "children").mkdir(parents=True, exist_ok=True)
-    for stale in (state_dir / "children").glob("*.json"):
-        with contextlib.suppress(OSError):
-            stale.unlink()
-    stop = threading.Event()
-    ex = config.executor
-    if ex.worker_metrics_port:
-        from prometheus_client import CollectorRegistry, start_http_server
-
-        registry = CollectorRegistry()
-        registry.register(_Collector(config, name, names))
-        start_http_server(ex.worker_metrics_port, addr=ex.worker_metrics_host, registry=registry)
-    threading.Thread(target=_advertise, args=(config, name, names, concurrency, stop), daemon=True,
-                     name="omad-advertise").start()
-    if exit_when_idle:
-        threading.Thread(target=_idle_exit, args=(config, exit_when_idle, stop), daemon=True,
-                         name="omad-idle-exit").start()
-    _log.info("worker_starting", worker=name, queues=names, concurrency=concurrency,
-              broker=redact_url(ex.broker()))
-    from celery.app import trace
-
-    trace.LOG_SUCCESS = "Task %(name)s[%(id)s] succeeded in %(runtime)ss"  # not the whole reply in every line
-    worker = app.Worker(hostname=name, queues=names, concurrency=concurrency, pool="prefork", loglevel=loglevel,
-                        without_mingle=True, without_gossip=True, optimization="fair", quiet=True)
-    try:
-        worker.start()
-    finally:
-        stop.set()
-    return int(worker.exitcode or 0)

@@ -18,7 +18,6 @@ The journal and the fence's authority stay with the daemon, as with a share.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import tempfile
@@ -26,24 +25,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..claim import hash_path
 from ..errors import ConfigError, TransientError
 from .task import Fence
 
 if TYPE_CHECKING:
     from ..config import Config
 
-__all__ = ["S3Files", "sha256_of"]
-
-_CHUNK = 1024 * 1024
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
+__all__ = ["S3Files"]
 
 class S3Files:
     """One bucket (``executor.s3_bucket``) at ``executor.s3_endpoint_url``; credentials from the AWS environment."""
@@ -80,7 +69,7 @@ class S3Files:
         """Upload each file under ``root`` not stored yet; ``relative path -> sha256``."""
         out: dict[str, str] = {}
         for path in paths:
-            digest = sha256_of(path)
+            digest = hash_path(path)[0]
             key = self._key("blobs", digest)
             try:
                 self.client.head_object(Bucket=self.bucket, Key=key)
@@ -107,7 +96,7 @@ class S3Files:
                 os.close(fd)
                 try:
                     self.client.download_file(self.bucket, self._key("blobs", digest), tmp)
-                    if sha256_of(Path(tmp)) != digest:
+                    if hash_path(Path(tmp))[0] != digest:
                         raise TransientError(f"{rel}: the object store returned other bytes than were stored.")
                     os.replace(tmp, cached)
                 except TransientError:

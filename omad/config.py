@@ -503,6 +503,11 @@ def longest_stage_timeout(jobs: JobsConfig, intake: IntakeConfig) -> float:
     return max([jobs.stage_timeout_seconds, scaled, *jobs.stage_timeouts.values()])
 
 
+class ModelsConfig(_Section):
+    dir: str = Field(
+        "", description="speech and voice models (`omad models pull` puts them here); empty: models/ in the state dir")
+
+
 class LogConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level")
 
@@ -532,6 +537,7 @@ class Config(_Section):
     web: WebConfig = Field(default_factory=WebConfig, description="web UI, REST API, health and metrics endpoints")
     notify: NotifyConfig = Field(default_factory=NotifyConfig, description="webhooks when a job ends")
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig, description="where stages run (scaling out)")
+    models: ModelsConfig = Field(default_factory=ModelsConfig, description="speech recognition models and voices")
     log: LogConfig = Field(default_factory=LogConfig, description="logging")
 
     model_config = ConfigDict(extra="forbid", validate_default=True, populate_by_name=True)
@@ -571,6 +577,10 @@ class Config(_Section):
                 raise ValueError(f"executor.lease_seconds ({ex.lease_seconds:g}) must exceed two heartbeats "
                                  f"(executor.heartbeat_seconds = {ex.heartbeat_seconds:g})")
         return self
+
+    def models_dir(self) -> Path:
+        """Where models and voices are kept on this machine (``models.dir``, else ``<state_dir>/models``)."""
+        return self.resolve(self.models.dir) if self.models.dir else self.resolve(self.state_dir) / "models"
 
     def resolve(self, value: str) -> Path:
         """A path option; relative paths are taken from the working directory, like inbox and outbox."""

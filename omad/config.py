@@ -3,6 +3,16 @@
 ``config/omad.yaml`` is generated from this model (``omad config --dump``) and a
 test checks that the two never drift. Loading never guesses: an unknown key is
 an error that lists the allowed ones.
+
+Two rules hold for every option:
+
+- **The file wins; the environment fills what it leaves empty.** The options in
+  :data:`ENV_FALLBACK` may be left empty in the file and given by an environment
+  variable instead (a password or key kept out of the file, a systemd
+  ``EnvironmentFile=``). A value written in the file is always the one used.
+- **Relative paths are taken from the working directory** (as ``inbox`` and
+  ``outbox`` are), never from the config file's folder: the systemd units set
+  ``WorkingDirectory=``, and ``--state-dir`` moves everything kept under it.
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from .errors import ConfigError
 
 __all__ = ["Config", "ExecutorConfig", "longest_stage_timeout", "WebConfig", "NotifyConfig", "WebhookConfig",
-           "load_config", "dump_config_yaml", "is_loopback",
+           "load_config", "dump_config_yaml", "is_loopback", "ENV_FALLBACK", "from_env",
            "DEFAULT_IGNORE"]
 
 
@@ -39,6 +49,21 @@ DEFAULT_IGNORE = [
 
 
 _MOVED_TO_WEB = ("enabled", "host", "port")
+
+#: Options that an environment variable fills when the file leaves them empty (see the module doc).
+ENV_FALLBACK: dict[str, str] = {
+    "executor.broker_url": "OMAD_BROKER_URL",
+    "executor.result_backend": "OMAD_RESULT_BACKEND",
+    "llm.host": "OLLAMA_HOST",
+    "assets.stability.api_key": "STABILITY_API_KEY",
+    "assets.stock.pexels_key": "OMAD_PEXELS_KEY",
+    "assets.stock.pixabay_key": "OMAD_PIXABAY_KEY",
+}
+
+
+def from_env(value: str, option: str) -> str:
+    """``value`` as written in the file, else the environment variable of ``option`` (:data:`ENV_FALLBACK`)."""
+    return value.strip() or os.environ.get(ENV_FALLBACK[option], "").strip()
 
 
 class _Section(BaseModel):
@@ -328,13 +353,13 @@ class AssetsConfig(_Section):
     )
 
     def stability_key_value(self) -> str:
-        return self.stability.api_key or os.environ.get("STABILITY_API_KEY", "")
+        return from_env(self.stability.api_key, "assets.stability.api_key")
 
     def pexels_key_value(self) -> str:
-        return self.stock.pexels_key or os.environ.get("OMAD_PEXELS_KEY", "")
+        return from_env(self.stock.pexels_key, "assets.stock.pexels_key")
 
     def pixabay_key_value(self) -> str:
-        return self.stock.pixabay_key or os.environ.get("OMAD_PIXABAY_KEY", "")
+        return from_env(self.stock.pixabay_key, "assets.stock.pixabay_key")
 
     def effective_privacy(self) -> Literal["local_only", "allow_remote"]:
         """``privacy`` with ``auto`` decided: remote only when a stock or Stability key is set (config or env)."""
@@ -449,10 +474,10 @@ class ExecutorConfig(_Section):
     )
     broker_url: str = Field(
         "", description="celery: the Redis URL (redis://user:password@host:6379/0, rediss:// for TLS); "
-                        "$OMAD_BROKER_URL wins, so the password can stay out of this file"
+                        "empty: $OMAD_BROKER_URL, so the password can stay out of this file"
     )
-    result_backend: str = Field("", description="celery: where task states are kept; empty: the broker URL "
-                                                "($OMAD_RESULT_BACKEND wins)")
+    result_backend: str = Field("", description="celery: where task states are kept; empty: "
+                                                "$OMAD_RESULT_BACKEND, else the broker URL")
     shared_dir: str = Field(
         "", description="celery: a folder on storage the workers also mount (NFS/SMB); job work folders go in "
                         "its jobs/. Empty: the state dir. The journal always stays in state_dir"
@@ -482,15 +507,16 @@ class ExecutorConfig(_Section):
         0.0, ge=0, description="celery: Redis redelivers a task unacknowledged this long; must exceed the longest "
                                "stage timeout (0: the longest stage timeout x 1.25 + 60)"
     )
-    worker_state_dir: str = Field(".omad-worker", description="worker: its own folder (metrics, caches)")
+    worker_state_dir: str = Field(
+        "", description="worker: its own folder (metrics, caches, mirrors); empty: worker/ in the state dir")
     worker_metrics_port: int = Field(9465, ge=0, le=65535, description="worker: /metrics port (0: off)")
     worker_metrics_host: str = Field("127.0.0.1", description="worker: /metrics bind address")
 
     def broker(self) -> str:
-        return os.environ.get("OMAD_BROKER_URL") or self.broker_url
+        return from_env(self.broker_url, "executor.broker_url")
 
     def backend(self) -> str:
-        return os.environ.get("OMAD_RESULT_BACKEND") or self.result_backend or self.broker()
+        return from_env(self.result_backend, "executor.result_backend") or self.broker()
 
     def visibility_timeout(self, jobs: JobsConfig, intake: IntakeConfig) -> float:
         """The visibility timeout in force: the configured one, else one above the longest stage timeout."""
@@ -542,7 +568,8 @@ class Config(_Section):
 
     model_config = ConfigDict(extra="forbid", validate_default=True, populate_by_name=True)
 
-    # Where the config file was read from; relative paths inside it resolve here.
+    # Where the config file was read from (shown in messages; relative paths still resolve against the
+    # working directory, see the module doc).
     source: Path | None = Field(None, exclude=True, description="(internal)")
 
     @model_validator(mode="before")
@@ -581,6 +608,11 @@ class Config(_Section):
     def models_dir(self) -> Path:
         """Where models and voices are kept on this machine (``models.dir``, else ``<state_dir>/models``)."""
         return self.resolve(self.models.dir) if self.models.dir else self.resolve(self.state_dir) / "models"
+
+    def worker_dir(self) -> Path:
+        """A worker's own folder (``executor.worker_state_dir``, else ``<state_dir>/worker``)."""
+        own = self.executor.worker_state_dir
+        return self.resolve(own) if own else self.resolve(self.state_dir) / "worker"
 
     def resolve(self, value: str) -> Path:
         """A path option; relative paths are taken from the working directory, like inbox and outbox."""

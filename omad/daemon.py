@@ -67,6 +67,10 @@ class Daemon:
         # What waits in the inbox and why, rebuilt each tick for the status page (read from other threads).
         self.inbox_view: dict[str, list[dict[str, str]]] = {"waiting": [], "ignored": []}
         self.loop_errors = 0
+        #: ticks of the main loop so far: "nothing happened in N ticks" is checked against this, never the clock
+        self.ticks = 0
+        #: full scans of the inbox so far (at start, every watch.rescan_seconds, and while the inbox is missing)
+        self.scans = 0
         self.intake = Intake(config, paths.inbox, once=once)
         self.waiting: list[Waiting] = []
         self.running: dict[str, _Running] = {}
@@ -249,6 +253,7 @@ class Daemon:
         if not self.stop_event.is_set():
             self._dispatch()
         self.lanes.residency.unload_idle()
+        self.ticks += 1
 
     def _note_specials(self) -> None:
         """FIFOs, sockets and devices in the inbox: logged once each, shown on the status page, never opened."""
@@ -298,6 +303,7 @@ class Daemon:
         if not self.inbox_ok:
             self.log.info("inbox_available", inbox=str(self.paths.inbox))
         self.inbox_ok = True
+        self.scans += 1
         for path, kind, route_folder in found:
             try:
                 self._observe(path, kind, route_folder, now)

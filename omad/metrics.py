@@ -441,6 +441,10 @@ class _ScrapeCollector(Collector):
                                 "FIFOs, sockets and devices in the inbox, never opened", value=len(d.ignored))
         yield GaugeMetricFamily("omad_loop_heartbeat_age_seconds", "Seconds since the main loop last ticked",
                                 value=max(0.0, time.monotonic() - d.heartbeat))
+        yield CounterMetricFamily("omad_loop_ticks", "Ticks of the main loop (each one looks at the inbox and "
+                                  "the queue)", value=d.ticks)
+        yield CounterMetricFamily("omad_inbox_scans", "Full scans of the inbox (at start, every "
+                                  "watch.rescan_seconds, and while it is missing)", value=d.scans)
         yield CounterMetricFamily("omad_loop_errors", "Faults caught in the main loop (each logged with its "
                                   "traceback as loop_error); the loop went on", value=d.loop_errors)
 

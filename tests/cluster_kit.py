@@ -27,7 +27,7 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """redis-server without persistence (``--save "" --appendonly no``), as NOTES.md measured it."""
+    """redis-server without persistence (``--save "" --appendonly no``), as measured in docs/field-notes.md."""
 
     def __init__(self, folder: Path, password: str | None = None) -> None:
         if shutil.which("redis-server") is None:

@@ -160,6 +160,16 @@ def wait_for(pred: Callable[[], bool], timeout: float = 30.0, every: float = 0.1
     raise AssertionError("condition not met in time")
 
 
+def wait_ticks(d: Daemon, n: int = 3, timeout: float = 60.0) -> None:
+    """Until the daemon's loop has ticked ``n`` more times: "nothing happened" is checked after real ticks.
+
+    Each tick looks at the inbox and the queue, so a drop the daemon would take is taken within a tick or two
+    of its settle time; counting ticks (not seconds) proves the loop ran, however loaded the box is.
+    """
+    start = d.ticks
+    wait_for(lambda: d.ticks >= start + n, timeout=timeout, every=0.02)
+
+
 class Running:
     """A daemon running its real loop in a thread (and, with ``serve``, its HTTP server), as `omad run` does."""
 

@@ -22,7 +22,7 @@ import httpx
 import pytest
 import yaml
 from cluster_kit import REPO, RedisServer, Worker
-from conftest import Env, Running, make_video, wait_for, write_srt
+from conftest import Env, Running, make_video, wait_for, wait_ticks, write_srt
 
 from omad.cluster.task import StageTask, commit_reply, map_path, merged_config, task_settings
 from omad.config import Config, load_config
@@ -217,8 +217,8 @@ def test_doctor_on_a_worker_checks_broker_queues_and_shared_folder(cluster: Call
 
     c = cluster()
     c.worker("w1", queues="cpu")
-    with Running(c.env.daemon()):  # the daemon writes the shared marker when it starts
-        time.sleep(0.3)
+    with Running(c.env.daemon()) as r:  # the daemon writes the shared marker when it starts
+        wait_ticks(r.d, 1)
     rc = cli_main(["doctor", "--worker", "--config", str(c.root / "omad.yaml")])
     out = capsys.readouterr().out
     assert "broker" in out and "Redis" in out and "s3cret-pw" not in out

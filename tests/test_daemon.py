@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,14 +14,15 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import Env, Running, make_video, wait_for, write_srt
+from conftest import Env, Running, make_video, wait_for, wait_ticks, write_srt
 
 import omad.claim as claim_mod
 import omad.runner as runner_mod
 from omad.cli import main as cli_main
-from omad.config import Config, ConfigError, dump_config_yaml, load_config
+from omad.config import ENV_FALLBACK, Config, ConfigError, dump_config_yaml, from_env, load_config
 from omad.daemon import Daemon
 from omad.errors import TransientError
 from omad.journal import JobStatus
@@ -123,7 +125,7 @@ def test_growing_file_and_temp_names_are_not_picked_up(make_env: Callable[..., E
         t.start()
         while not stop.is_set():
             assert d.journal.jobs() == [], "a job started while the video was still being copied"
-            time.sleep(0.1)
+            wait_ticks(d, 1)
         t.join()
         wait_for(lambda: statuses(d) == ["done"], timeout=30)
     assert (env.outbox / "big.mp4").exists()
@@ -139,7 +141,8 @@ def test_locked_file_waits_until_released(env: Env) -> None:
     try:
         with Running(env.daemon()) as r:
             d = r.d
-            time.sleep(1.5)
+            wait_for(lambda: any(w["file"] == "l.srt" and "locked" in w["reason"] for w in d.inbox_view["waiting"]))
+            wait_ticks(d, 3)  # settled, seen locked, and still not taken
             assert d.journal.jobs() == []
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
             wait_for(lambda: statuses(d) == ["done"], timeout=30)
@@ -153,7 +156,7 @@ def test_missing_inbox_is_waited_for_not_a_crash(make_env: Callable[..., Env]) -
     env.inbox.rmdir()
     with Running(env.daemon()) as r:
         d = r.d
-        time.sleep(1.0)
+        wait_ticks(d, 1)  # the first tick's scan finds no inbox
         assert not d.inbox_ok
         staging = env.root / "staging"
         make_video(staging / "m.mp4", seconds=1.0)
@@ -170,7 +173,8 @@ def test_watch_modes_pick_up_new_drops(make_env: Callable[..., Env], mode: str) 
     env = make_env(watch={"mode": mode, "rescan_seconds": 3600})
     with Running(env.daemon()) as r:
         d = r.d
-        time.sleep(0.5)
+        wait_ticks(d, 1)  # the tick started the observer (its watch or first snapshot is taken in start())
+        assert d.watcher.watching
         staging = env.root / "s"
         make_video(staging / "w.mp4", seconds=1.0)
         write_srt(staging / "w.srt")
@@ -409,3 +413,39 @@ def test_a_claim_that_fails_half_way_is_finished_later_not_duplicated(env: Env,
     assert (env.outbox / "f.mp4").exists() and list(env.inbox.iterdir()) == []
     log = "".join(p.read_text() for p in (env.outbox / "logs").glob("*.jsonl"))
     assert "intake_failed" in log
+
+
+@pytest.mark.parametrize(("option", "var"), sorted(ENV_FALLBACK.items()))
+def test_the_file_wins_and_the_environment_fills_what_it_leaves_empty(
+    monkeypatch: pytest.MonkeyPatch, option: str, var: str
+) -> None:
+    """One rule for every key that has an environment variable: a value in the file is the one used."""
+    node: Any = Config()
+    *sections, key = option.split(".")
+    for name in sections:
+        node = getattr(node, name)
+    assert key in type(node).model_fields, f"{option} is not an option"
+    assert var in (REPO / "README.md").read_text(), f"${var} is not documented in the README"
+    monkeypatch.setenv(var, "from-env")
+    assert from_env("", option) == "from-env"
+    assert from_env("in-file", option) == "in-file"
+    # No module reads the variable itself, so the rule cannot drift per key.
+    readers = [p.name for p in (REPO / "omad").rglob("*.py")
+               if p.name != "config.py" and re.search(rf"environ[^\n]*{var}|getenv\([^\n]*{var}", p.read_text())]
+    assert readers == []
+
+
+def test_the_broker_in_the_file_wins_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMAD_BROKER_URL", "redis://env-host:6379/0")
+    assert Config().executor.broker() == "redis://env-host:6379/0"
+    cfg = Config.model_validate({"executor": {"broker_url": "redis://file-host:6379/0"}})
+    assert cfg.executor.broker() == "redis://file-host:6379/0"
+    assert cfg.executor.backend() == "redis://file-host:6379/0"
+
+
+def test_a_workers_own_folder_follows_the_state_dir(tmp_path: Path) -> None:
+    """`omad worker --state-dir X` moves the worker's folder too; nothing is left in the working directory."""
+    cfg = load_config(None, {"state_dir": str(tmp_path / "st")})
+    assert cfg.worker_dir() == tmp_path / "st" / "worker"
+    cfg = load_config(None, {"state_dir": str(tmp_path / "st"), "executor": {"worker_state_dir": str(tmp_path / "w")}})
+    assert cfg.worker_dir() == tmp_path / "w"

@@ -91,5 +91,7 @@ def test_a_tool_past_its_timeout_gets_sigterm_then_sigkill(tmp_path: Path, monke
     with pytest.raises(ToolTimeout, match="stage timeout"):
         run_ffmpeg(["-i", "x"], timeout=1.0)
     took = time.monotonic() - started
-    assert 3.0 < took < 10.0  # 1 s timeout, 3 s of SIGTERM grace ignored, then SIGKILL
+    # 1 s timeout, then 3 s of SIGTERM grace that the deaf tool ignores, then SIGKILL: it cannot end sooner.
+    # (Only the lower bound is a fact about omad; the upper one just says it did not wait for the tool.)
+    assert 3.0 < took < 60.0
     assert not running(script)

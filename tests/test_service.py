@@ -15,7 +15,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+import httpx
 import pytest
+from cluster_kit import free_port
 from conftest import Env, make_video, wait_for, write_srt
 
 from omad.media.ffmpeg import probe
@@ -43,11 +45,31 @@ def jobs(env: Env) -> list[dict[str, object]]:
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
     db.row_factory = sqlite3.Row
     try:
-        return [dict(r) for r in db.execute("SELECT id, status, stage, attempts FROM jobs ORDER BY created_at")]
+        return [dict(r) for r in db.execute("SELECT id, status, stage, attempts, progress FROM jobs "
+                                            "ORDER BY created_at")]
     except sqlite3.OperationalError:
         return []
     finally:
         db.close()
+
+
+def loop_counts(port: int) -> tuple[float, float]:
+    """A running daemon's main-loop ticks and inbox scans so far, from its /metrics."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    found = dict(re.findall(r"^(omad_loop_ticks_total|omad_inbox_scans_total) (\S+)$", text, re.M))
+    return float(found.get("omad_loop_ticks_total", 0)), float(found.get("omad_inbox_scans_total", 0))
+
+
+def wait_loop(port: int, ticks: int = 0, scans: int = 0) -> None:
+    """Until the daemon has ticked ``ticks`` and scanned the inbox ``scans`` more times (its web side must answer)."""
+    wait_for(lambda: loop_counts(port) != (0.0, 0.0), timeout=60)
+    t0, s0 = loop_counts(port)
+    wait_for(lambda: (lambda t, s: t >= t0 + ticks and s >= s0 + scans)(*loop_counts(port)), timeout=60)
+
+
+def running_with_progress(env: Env) -> bool:
+    """A job is running and its tool has reported progress: the work is really under way."""
+    return any(j["status"] == "running" and float(j["progress"] or 0) > 0 for j in jobs(env))
 
 
 def drop(env: Env, files: dict[str, Callable[[Path], object]]) -> None:
@@ -82,18 +104,18 @@ def test_sd_notify_ready_watchdog_and_stopping(env: Env, tmp_path: Path) -> None
     sock.settimeout(0.2)
     messages: list[str] = []
 
-    def read_all(seconds: float) -> None:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
+    def read_until(done: Callable[[], bool], timeout: float = 60.0) -> None:
+        end = time.monotonic() + timeout
+        while not done() and time.monotonic() < end:
             with suppress(TimeoutError):
                 messages.append(sock.recv(4096).decode())
 
     try:
         with omad_run(env, {"NOTIFY_SOCKET": addr, "WATCHDOG_USEC": "400000"}) as proc:
-            read_all(3.0)
+            read_until(lambda: sum(m == "WATCHDOG=1" for m in messages) >= 3)
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=30) == 0
-            read_all(0.5)
+            read_until(lambda: "STOPPING=1" in messages, timeout=10)
     finally:
         sock.close()
     assert any(m.startswith("READY=1") for m in messages)
@@ -101,7 +123,9 @@ def test_sd_notify_ready_watchdog_and_stopping(env: Env, tmp_path: Path) -> None
     assert messages[-1] == "STOPPING=1" or "STOPPING=1" in messages
 
 
-def test_syncthing_temp_renamed_at_the_end_is_processed_exactly_once(env: Env) -> None:
+def test_syncthing_temp_renamed_at_the_end_is_processed_exactly_once(make_env: Callable[..., Env]) -> None:
+    port = free_port()
+    env = make_env(web={"enabled": True, "port": port})
     src = make_video(env.root / "src.mp4", seconds=1.0)
     write_srt(env.inbox / "sync.srt")
     with omad_run(env) as proc:
@@ -112,11 +136,11 @@ def test_syncthing_temp_renamed_at_the_end_is_processed_exactly_once(env: Env) -
                 f.write(data[i : i + 8192])
                 f.flush()
                 time.sleep(0.02)
-        time.sleep(1.0)
+        wait_loop(port, ticks=3, scans=1)  # the temp file was seen (watched and rescanned) and left alone
         assert jobs(env) == []
         tmp.rename(env.inbox / "sync.mp4")
         wait_for(lambda: (env.outbox / "sync.json").exists(), timeout=60)
-        time.sleep(1.5)  # a second look (rescan) must not make a second job
+        wait_loop(port, ticks=3, scans=2)  # a second look (rescan) must not make a second job
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
     assert [j["status"] for j in jobs(env)] == ["done"]
@@ -130,8 +154,7 @@ def test_kill_9_mid_job_then_restart_gives_exactly_one_complete_output(make_env:
     seen_sizes: list[int] = []
     with omad_run(env) as proc:
         drop(env, {"long.mp4": lambda p: make_video(p, seconds=12.0, size="640x360"), "long.srt": write_srt})
-        wait_for(lambda: any(j["stage"] == "caption" and j["status"] == "running" for j in jobs(env)), timeout=60)
-        time.sleep(0.5)
+        wait_for(lambda: running_with_progress(env), timeout=60)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     assert not (env.outbox / "long.mp4").exists()
@@ -156,8 +179,7 @@ def test_sigterm_mid_job_exits_cleanly_and_the_job_resumes(make_env: Callable[..
     env = slow_env(make_env, jobs={"shutdown_grace_seconds": 0.2})
     with omad_run(env) as proc:
         drop(env, {"t.mp4": lambda p: make_video(p, seconds=12.0, size="640x360"), "t.srt": write_srt})
-        wait_for(lambda: any(j["status"] == "running" for j in jobs(env)), timeout=60)
-        time.sleep(0.3)
+        wait_for(lambda: running_with_progress(env), timeout=60)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
     assert [(j["status"], j["attempts"]) for j in jobs(env)] == [("queued", 0)]

@@ -24,7 +24,6 @@ import functools
 import hashlib
 import json
 import logging
-import os
 import re
 import ssl
 import threading
@@ -40,6 +39,7 @@ import ollama
 from pydantic import BaseModel, ValidationError
 
 from .. import tracing
+from ..config import from_env
 from ..errors import ConfigError, OmadError, StageFailed, ToolMissing, TransientError
 from ..guardrails import guardrails_for
 from .ollama_errors import START_HINT, Call, ModelMissing, OllamaUnreachable, ollama_call
@@ -80,7 +80,7 @@ def ollama_host(config: LlmConfig) -> str:
     Like the ollama CLI, a bare ``host`` or ``host:port`` means http on port 11434
     by default, while an explicit ``http://``/``https://`` URL defaults to 80/443.
     """
-    given = (config.host or os.environ.get("OLLAMA_HOST", "")).strip()
+    given = from_env(config.host, "llm.host")
     if not given:
         return DEFAULT_HOST
     has_scheme = "://" in given

@@ -64,7 +64,7 @@ class StabilitySource:
         self.requests = 0
 
     def _key(self, ctx: StageContext) -> str:
-        key = ctx.config.assets.stability.api_key.strip() or os.environ.get(KEY_ENV, "").strip()
+        key = ctx.config.assets.stability_key_value()
         if not key:
             raise SourceUnavailable(
                 f"no Stability AI key: set assets.stability.api_key (or ${KEY_ENV}) to use generated images from "

@@ -50,7 +50,7 @@ class S3Files:
         self.prefix = ex.s3_prefix
         self.client = boto3.client("s3", endpoint_url=ex.s3_endpoint_url or None, region_name=ex.s3_region or None,
                                    config=BotoConfig(retries={"max_attempts": 5, "mode": "standard"}))
-        self.cache = Path(ex.worker_state_dir) / "cache"
+        self.cache = config.worker_dir() / "cache"
         self.cache_bytes = int(ex.worker_cache_mb * 1024 * 1024)
 
     def _key(self, *parts: str) -> str:

@@ -15,7 +15,6 @@ import os
 import socket
 import threading
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..log import get_logger
@@ -32,7 +31,7 @@ _log = get_logger("omad.worker")
 
 def _children(config: Config) -> list[dict[str, Any]]:
     """The state files of this worker's live pool children (stale ones removed)."""
-    folder = Path(config.executor.worker_state_dir) / "children"
+    folder = config.worker_dir() / "children"
     out = []
     for path in folder.glob("*.json"):
         try:
@@ -142,7 +141,7 @@ def run_worker(config: Config, *, queues: list[str], concurrency: int, hostname:
     name = hostname or socket.gethostname()
     if "@" not in name:  # Celery's node names are NAME@HOST; the records show the same one
         name = f"omad@{name}"
-    state_dir = Path(config.executor.worker_state_dir)
+    state_dir = config.worker_dir()
     (state_dir / "children").mkdir(parents=True, exist_ok=True)
     for stale in (state_dir / "children").glob("*.json"):
         with contextlib.suppress(OSError):

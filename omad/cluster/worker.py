@@ -103,7 +103,7 @@ class WorkerState:
         self.last_done = time.time()
         self._configs: dict[str, Config] = {}
         self._lock = threading.Lock()
-        folder = Path(config.executor.worker_state_dir) / "children"
+        folder = config.worker_dir() / "children"
         folder.mkdir(parents=True, exist_ok=True)
         self.state_file = folder / f"{self.pid}.json"
         self.lanes.residency.listeners.append(lambda *_: self.write_state())
@@ -242,7 +242,7 @@ def _execute(task: Any, desc: StageTask, state: WorkerState) -> dict[str, Any]:
     log = _log.bind(job=desc.job, stage=desc.stage, attempt=desc.attempt, task=desc.task_id, worker=worker)
     if state.s3 is not None:
         # No share: a mirror of the job folder on this machine, filled from the object store by sha256.
-        job_dir = Path(cfg.executor.worker_state_dir).absolute() / "mirror" / (desc.instance or "-") / desc.job
+        job_dir = cfg.worker_dir().absolute() / "mirror" / (desc.instance or "-") / desc.job
         fence = state.fence(desc, job_dir)
         if fence is None or not fence.admits(desc.task_id):
             log.info("fenced", fence=fence.task_id if fence else None, state=fence.state if fence else None)

@@ -20,7 +20,7 @@ from .ffmpeg import AUDIO_DEMUXERS, SAFE_INPUT_ARGS, Probe, probe, run_ffmpeg
 
 __all__ = ["check_audio", "measure_loudness", "loudnorm_filter", "gain_filter", "duck_filter", "FINAL_AUDIO_FORMAT"]
 
-# Before apad and muxing: a fixed layout avoids loudnorm/apad negotiation failures (NOTES.md).
+# Before apad and muxing: a fixed layout avoids loudnorm/apad negotiation failures (docs/field-notes.md).
 FINAL_AUDIO_FORMAT = "aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo"
 
 

@@ -99,7 +99,7 @@ def ffmpeg_version() -> str:
 def escape_filter_path(path: str | Path) -> str:
     """Escape a path for use inside a filter argument such as ``subtitles=``.
 
-    Two levels, because the filtergraph is parsed twice (see NOTES.md): first
+    Two levels, because the filtergraph is parsed twice (docs/field-notes.md): first
     the filter's option value (``\\ ' :``), then the graph (``\\ ' [ ] , ;``).
     """
     text = str(path)

@@ -13,7 +13,7 @@ docs/benchmarks.md): ffmpeg's ``zoompan`` and a whole-pixel ``crop`` put the
 window on whole pixels, so a slow zoom shakes (2.4 px at the centre measured,
 0.4-0.6 px even on a 4x upscale); ``perspective`` is smooth but ~2.7x the
 floor; ``scale`` with ``eval=frame`` feeding ``crop`` silently crops the corner
-(NOTES.md). So omad draws the frames itself: the image is decoded once at
+(docs/field-notes.md). So omad draws the frames itself: the image is decoded once at
 reduced size (JPEG DCT scaling, then integer ``reduce``), framed onto a canvas
 of output size x zoom x a small oversample, converted once to BT.709
 limited-range Y'CbCr planes (chroma at half size), and each frame is an
@@ -484,7 +484,7 @@ def render_still(
         if audio is not None:
             args += [
                 "-map", "1:a:0",
-                # aformat before apad: apad alone cannot negotiate a layout (NOTES.md).
+                # aformat before apad: apad alone cannot negotiate a layout (docs/field-notes.md).
                 "-af", "aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo,apad",
                 "-c:a", "aac", "-b:a", audio_bitrate,
             ]  # fmt: skip

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["KILL_GRACE_SECONDS", "Finished", "spawn", "stop", "run_tool", "stop_all", "children", "reap"]
+__all__ = ["KILL_GRACE_SECONDS", "Finished", "Supervised", "spawn", "stop", "run_tool", "stop_all", "children", "reap"]
 
 KILL_GRACE_SECONDS = 3.0
 
@@ -116,6 +116,46 @@ class Finished:
     stopped_for: str | None = None
 
 
+class Supervised:
+    """A watchdog on a running child: stopped (TERM, then KILL) when ``timeout`` passes or ``cancel`` is set.
+
+    Used as a context manager around whatever reads the child's output; on exit the child is forgotten
+    and :attr:`stopped_for` says why omad stopped it: ``"timeout"``, ``"cancel"`` (a cancel, or
+    :func:`stop_all` at shutdown), or None when it ended by itself.
+    """
+
+    def __init__(self, proc: subprocess.Popen[Any], *, timeout: float, cancel: threading.Event | None = None,
+                 started: float | None = None) -> None:
+        self.proc = proc
+        self.timeout = timeout
+        self.cancel = cancel
+        self.started = time.monotonic() if started is None else started
+        self.stopped_for: str | None = None
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        # Wakes at once when the child's reader is done, so a short run is not held back by the polling period.
+        while not self._done.wait(0.1) and self.proc.poll() is None:
+            if time.monotonic() - self.started > self.timeout:
+                self.stopped_for = "timeout"
+            elif self.cancel is not None and self.cancel.is_set():
+                self.stopped_for = "cancel"
+            if self.stopped_for:
+                stop(self.proc)
+                return
+
+    def __enter__(self) -> Supervised:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join(timeout=KILL_GRACE_SECONDS + 2)
+        if _forget(self.proc) and not self.stopped_for:
+            self.stopped_for = "cancel"
+
+
 def run_tool(
     cmd: Sequence[str],
     *,
@@ -130,30 +170,9 @@ def run_tool(
     started = time.monotonic()
     proc = spawn(cmd, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    stopped_for: list[str] = []
-    done = threading.Event()
-
-    def _watch() -> None:
-        while not done.wait(0.1):
-            if time.monotonic() - started > timeout:
-                stopped_for.append("timeout")
-            elif cancel is not None and cancel.is_set():
-                stopped_for.append("cancel")
-            if stopped_for:
-                stop(proc)
-                return
-
-    watcher = threading.Thread(target=_watch, daemon=True)
-    watcher.start()
-    try:
+    with Supervised(proc, timeout=timeout, cancel=cancel, started=started) as watch:
         out, err = proc.communicate(input=input)
-    finally:
-        done.set()
-        watcher.join(timeout=KILL_GRACE_SECONDS + 2)
-        if _forget(proc) and not stopped_for:
-            stopped_for.append("cancel")
-    return Finished(proc.returncode, out or b"", err or b"", time.monotonic() - started,
-                    stopped_for[0] if stopped_for else None)
+    return Finished(proc.returncode, out or b"", err or b"", time.monotonic() - started, watch.stopped_for)
 
 
 def reap(proc: subprocess.Popen[Any]) -> bool:

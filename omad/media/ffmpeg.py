@@ -25,10 +25,11 @@ from typing import Any
 
 from .. import tracing
 from ..errors import InputError, OmadError, StageFailed, ToolMissing, ToolTimeout, TransientError
-from ..procs import reap, run_tool, spawn, stop
+from ..procs import Supervised, run_tool, spawn
 
 __all__ = [
     "FFMPEG",
+    "ffmpeg_failure",
     "FFPROBE",
     "PROBE_DEMUXERS",
     "Probe",
@@ -391,22 +392,14 @@ def _run_ffmpeg(
     cancel: threading.Event | None,
     loglevel: str,
 ) -> str:
-    """``run_ffmpeg`` itself, untraced."""
+    """``run_ffmpeg`` itself, untraced: run under :class:`procs.Supervised`, then :func:`ffmpeg_failure`."""
     require_tools()
     cmd = [FFMPEG, "-hide_banner", "-nostdin", "-y", "-loglevel", loglevel, "-progress", "pipe:1", *args]
-    started = time.monotonic()
     try:
-        proc = spawn(
-            cmd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-        )
+        proc = spawn(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8",
+                     errors="replace")
     except OSError as e:
         raise ToolMissing(f"could not run {FFMPEG}: {e}") from e
-
     stderr_chunks: list[str] = []
 
     def _drain_stderr() -> None:
@@ -416,85 +409,82 @@ def _run_ffmpeg(
             if len(stderr_chunks) > 200:
                 del stderr_chunks[:100]
 
-    t = threading.Thread(target=_drain_stderr, daemon=True)
-    t.start()
-
-    killed_for: str | None = None
-    finished = threading.Event()
-
-    def _watchdog() -> None:
-        nonlocal killed_for
-        # Wakes at once when ffmpeg exits, so a short run is not held back by the polling period.
-        while not finished.wait(0.2) and proc.poll() is None:
-            if time.monotonic() - started > timeout:
-                killed_for = "timeout"
-            elif cancel is not None and cancel.is_set():
-                killed_for = "cancel"
-            if killed_for:
-                stop(proc)  # SIGTERM, then SIGKILL: ffmpeg inside libass may ignore SIGTERM for minutes
-                return
-
-    w = threading.Thread(target=_watchdog, daemon=True)
-    w.start()
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        m = _PROGRESS_RE.match(line.strip())
-        if not m or progress is None or not duration:
-            continue
-        key, value = m.groups()
-        if key in ("out_time_us", "out_time_ms") and value.strip().lstrip("-").isdigit():
-            seconds = int(value) / 1_000_000
-            progress(max(0.0, min(1.0, seconds / duration)))
-        elif key == "progress" and value == "end":
-            progress(1.0)
-    rc = proc.wait()
-    finished.set()
-    reap(proc)
-    t.join(timeout=5)
-    w.join(timeout=5)
+    drain = threading.Thread(target=_drain_stderr, daemon=True)
+    drain.start()
+    # SIGTERM, then SIGKILL on timeout or cancel: ffmpeg inside libass may ignore SIGTERM for minutes.
+    with Supervised(proc, timeout=timeout, cancel=cancel) as watch:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            _report_progress(line, duration, progress)
+        rc = proc.wait()
+    drain.join(timeout=5)
     proc.stdout.close()
     if proc.stderr is not None:
         proc.stderr.close()
-    tail = "".join(stderr_chunks)[-2000:]
-    details = {"returncode": rc, "stderr_tail": tail, "argv": [str(a) for a in cmd][:80]}
-    if killed_for == "timeout":
-        raise ToolTimeout(
+    error = ffmpeg_failure(rc, "".join(stderr_chunks)[-2000:], watch.stopped_for, timeout=timeout,
+                           file_label=file_label, stage=stage, argv=[str(a) for a in cmd][:80])
+    if error is not None:
+        raise error
+    return "".join(stderr_chunks)  # the last 100-200 lines
+
+
+def _report_progress(line: str, duration: float | None, progress: Callable[[float], None] | None) -> None:
+    """One line of ffmpeg's ``-progress`` output as a call of ``progress(fraction)``."""
+    m = _PROGRESS_RE.match(line.strip())
+    if not m or progress is None or not duration:
+        return
+    key, value = m.groups()
+    if key in ("out_time_us", "out_time_ms") and value.strip().lstrip("-").isdigit():
+        progress(max(0.0, min(1.0, int(value) / 1_000_000 / duration)))
+    elif key == "progress" and value == "end":
+        progress(1.0)
+
+
+def ffmpeg_failure(
+    rc: int,
+    tail: str,
+    stopped_for: str | None,
+    *,
+    timeout: float,
+    file_label: str | None = None,
+    stage: str | None = None,
+    argv: list[str] | None = None,
+) -> OmadError | None:
+    """How an ffmpeg run ended, as omad's error (None: it succeeded). A pure function of what was seen.
+
+    omad stopping it wins (timeout: retried; cancel: shutting down), then a signal, a full disk or a file
+    cut short (transient), a file ffmpeg cannot read (the drop is bad), anything else (the stage failed,
+    with the stderr tail attached).
+    """
+    details = {"returncode": rc, "stderr_tail": tail, "argv": argv or []}
+    if stopped_for == "timeout":
+        return ToolTimeout(
             f"ffmpeg ran longer than the stage timeout ({timeout:.0f}s) and was stopped; "
             "it will be retried. Raise jobs.stage_timeouts if the input is very long.",
-            file=file_label,
-            stage=stage,
-            details=details,
+            file=file_label, stage=stage, details=details,
         )
-    if killed_for == "cancel":
-        raise TransientError("ffmpeg was stopped because omad is shutting down.", file=file_label, stage=stage)
+    if stopped_for == "cancel":
+        return TransientError("ffmpeg was stopped because omad is shutting down.", file=file_label, stage=stage)
     if rc == 0:
-        return "".join(stderr_chunks)  # the last 100-200 lines
+        return None
     if rc < 0:
-        raise TransientError(
-            f"ffmpeg was killed by signal {-rc}; the job will be retried.",
-            file=file_label,
-            stage=stage,
-            details=details,
-        )
+        return TransientError(f"ffmpeg was killed by signal {-rc}; the job will be retried.",
+                              file=file_label, stage=stage, details=details)
     if _ENOSPC_PAT.search(tail):
-        raise TransientError(
-            "the disk is full; free some space. The job will be retried.", file=file_label, stage=stage, details=details
-        )
+        return TransientError("the disk is full; free some space. The job will be retried.",
+                              file=file_label, stage=stage, details=details)
     if _CUT_SHORT_PAT.search(tail):
-        raise TransientError(
+        return TransientError(
             "ends before its own index says it should: it may still have been copying. omad will try again; "
             "if the file really is cut short, it fails after jobs.max_attempts. Drop a complete copy.",
-            file=file_label,
-            stage=stage,
-            details=details,
+            file=file_label, stage=stage, details=details,
         )
+    last = tail.strip().splitlines()[-1] if tail.strip() else ""
     if _INPUT_PAT.search(tail):
-        last = tail.strip().splitlines()[-1] if tail.strip() else "unknown error"
-        raise InputError(
-            f"ffmpeg could not read this input ({last}). Check that the file plays and drop it again.",
-            file=file_label,
-            stage=stage,
-            details={**details, "unreadable": True},
+        return InputError(
+            f"ffmpeg could not read this input ({last or 'unknown error'}). Check that the file plays and drop it "
+            "again.",
+            file=file_label, stage=stage, details={**details, "unreadable": True},
         )
-    last = tail.strip().splitlines()[-1] if tail.strip() else f"exit code {rc}"
-    raise StageFailed(f"ffmpeg failed: {last}", file=file_label, stage=stage, details=details)
+    return StageFailed(f"ffmpeg failed: {last or f'exit code {rc}'}", file=file_label, stage=stage,
+                       details=details)

@@ -11,23 +11,23 @@ import bisect
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from ..errors import GuardrailBlocked
 from .folding import fold, keyword_regex
 from .pii import PII_DETECTORS, mask_word, pii_sample
-from .rules import DEFAULT_REPLACEMENTS, PII_TYPES, GuardrailsFile
+from .rules import DEFAULT_REPLACEMENTS, PII_TYPES, Action, GuardrailsFile
 
 __all__ = ["Finding", "GuardResult", "Matching", "raise_if_blocked"]
 
 _SEVERITY: dict[str, int] = {"block": 2, "redact": 1, "warn": 0}
+
 
 @dataclass(frozen=True, slots=True)
 class Finding:
     """One thing a guardrail found. ``sample`` is masked: the raw value is never kept."""
 
     type: str
-    action: Literal["block", "redact", "warn"]
+    action: Action
     where: str
     sample: str
     rule: str | None = None
@@ -59,7 +59,7 @@ class _Hit:
 @dataclass(frozen=True, slots=True)
 class _Matcher:
     type: str
-    action: Literal["block", "redact", "warn"]
+    action: Action
     replacement: str
     rules: tuple[tuple[str, re.Pattern[str]], ...]  # (rule as written, compiled)
 

@@ -40,9 +40,9 @@ import numpy as np  # noqa: E402
 
 from omad.config import F5Config  # noqa: E402
 from omad.media.audio_prep import prepare_reference, read_wav  # noqa: E402
-from omad.tts._f5_imports import require_f5  # noqa: E402
-from omad.tts._f5_loader import load_f5  # noqa: E402
 from omad.tts.f5 import SAMPLE_RATE, _ref_text, split_text, synthesize_chunk  # noqa: E402
+from omad.tts.f5.imports import require_f5  # noqa: E402
+from omad.tts.f5.loader import load_f5  # noqa: E402
 
 REF_TEXT = "Olá! Esta é a voz de referência, gravada com calma para o teste de velocidade."
 TEXTS = {

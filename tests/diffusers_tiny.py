@@ -31,7 +31,7 @@ def build_tiny_pipeline(out: Path, *, readme_licence: str | None = "openrail++")
     """Write a tiny text-to-image pipeline to ``out`` and return it."""
     import torch
 
-    from omad.tts._f5_imports import import_torchaudio
+    from omad.tts.f5.imports import import_torchaudio
 
     import_torchaudio()  # what omad does before diffusers: a CUDA torchaudio beside a CPU torch
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel

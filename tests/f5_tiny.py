@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from omad.tts._f5_imports import require_f5
-from omad.tts._f5_loader import EMA_PREFIX, MEL, ModelShape
+from omad.tts.f5.imports import require_f5
+from omad.tts.f5.loader import EMA_PREFIX, MEL, ModelShape
 
 Layout = Literal["safetensors", "pt-ema", "pt-model"]
 

@@ -422,7 +422,7 @@ def test_one_trace_runs_from_the_daemon_through_the_worker(cluster: Callable[...
 
 @pytest.fixture(scope="module")
 def f5_kit(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from omad.tts._f5_imports import f5_available
+    from omad.tts.f5.imports import f5_available
 
     if not f5_available():
         pytest.skip("omad[f5] extra not installed")

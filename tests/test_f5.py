@@ -33,7 +33,7 @@ pytestmark = pytest.mark.f5
 
 
 def _f5_missing() -> str | None:
-    from omad.tts._f5_imports import require_f5
+    from omad.tts.f5.imports import require_f5
 
     try:
         require_f5()
@@ -173,8 +173,8 @@ def test_model_stays_warm_between_syntheses_and_idle_unload_frees_it(kit: dict[s
     """GIVEN the engine on the daemon's lanes
     WHEN it narrates twice THEN the model is loaded once;
     WHEN the model sits idle past gpu.idle_unload_seconds THEN it is unloaded and its memory freed."""
-    from omad.tts._f5_loader import LoadedF5
     from omad.tts.f5 import F5Engine
+    from omad.tts.f5.loader import LoadedF5
 
     cfg = _config(kit)
     lanes = Lanes(1, vram_budget_gb=cfg.gpu.vram_budget_gb, idle_unload_seconds=cfg.gpu.idle_unload_seconds)
@@ -209,7 +209,7 @@ def test_cuda_out_of_memory_retries_shorter_chunks_then_the_cpu(kit: dict[str, P
     import torch
 
     from omad.tts import f5
-    from omad.tts._f5_loader import LoadedF5
+    from omad.tts.f5.loader import LoadedF5
 
     engine = f5.F5Engine(_config(kit), None)
     ref = engine._reference(None, kit["vocab"].parent, 60)
@@ -272,7 +272,7 @@ def test_torch_errors_during_synthesis_leave_as_omad_errors(
         def boom(*_: Any, exc: BaseException = raised) -> np.ndarray:
             raise exc
 
-        monkeypatch.setattr(f5, "synthesize_chunk", boom)
+        monkeypatch.setattr(f5.synth, "synthesize_chunk", boom)  # where the chunk runner calls it
         with pytest.raises(expected) as err:
             engine.synthesize("Olá.", None, tmp_path / "x.wav")
         assert err.value.__cause__ is raised
@@ -285,8 +285,8 @@ def test_bf16_on_the_cpu_runs_under_autocast_with_a_full_precision_time_grid(kit
     import torch
 
     from omad.config import F5Config
-    from omad.tts._f5_loader import load_f5
     from omad.tts.f5 import F5Engine, synthesize_chunk
+    from omad.tts.f5.loader import load_f5
 
     ref = F5Engine(_config(kit), None)._reference(None, kit["vocab"].parent, 60)
     lengths = []
@@ -309,7 +309,7 @@ def test_full_size_shapes_are_inferred_from_meta_tensors() -> None:
     THEN the loader reads dim 1024, depth 22, heads 16 ... off the shapes."""
     import torch
 
-    from omad.tts._f5_loader import EMA_PREFIX, infer_model_shape
+    from omad.tts.f5.loader import EMA_PREFIX, infer_model_shape
 
     full = {
         "dim": 1024,
@@ -355,7 +355,7 @@ def test_full_size_shapes_are_inferred_from_meta_tensors() -> None:
 def test_state_dict_is_read_from_each_layout(kit: dict[str, Path], layout: str) -> None:
     import f5_tiny as ft
 
-    from omad.tts._f5_loader import infer_model_shape, read_state_dict, read_vocab
+    from omad.tts.f5.loader import infer_model_shape, read_state_dict, read_vocab
 
     state = read_state_dict(kit[layout])
     assert not any(k.startswith("ema_model.") or k in ("initted", "step") for k in state)

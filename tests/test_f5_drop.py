@@ -11,7 +11,7 @@ import pytest
 from conftest import Env
 
 from omad.media.subtitles import read_srt
-from omad.tts._f5_imports import f5_available
+from omad.tts.f5.imports import f5_available
 
 pytestmark = [pytest.mark.f5, pytest.mark.skipif(not f5_available(), reason="omad[f5] extra not installed")]
 

@@ -188,7 +188,7 @@ def _import_stack() -> None:
 
         if importlib.util.find_spec("torchaudio") is not None:
             # diffusers imports torchaudio on the way; PyPI's CUDA torchaudio beside a CPU torch needs the F5 shim.
-            from ..tts._f5_imports import import_torchaudio
+            from ..tts.f5.imports import import_torchaudio
 
             import_torchaudio()
         import diffusers  # noqa: F401

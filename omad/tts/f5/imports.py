@@ -23,7 +23,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import ToolMissing
+from ...errors import ToolMissing
 
 __all__ = ["INSTALL_HINT", "require_f5", "import_torchaudio", "f5_available"]
 

@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, ToolMissing
-from ._f5_imports import require_f5
+from ...errors import ConfigError, ToolMissing
+from .imports import require_f5
 
 __all__ = [
     "EMA_PREFIX",

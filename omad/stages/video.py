@@ -45,7 +45,7 @@ from ..media.scenes import SceneSpec, Timeline, TitleOverlay, layout
 from ..media.subtitles import Cue, build_ass, build_karaoke_ass, write_srt
 from ..media.titlecard import check_colour, prepare_title_card
 from ..stage import Lane, Stage, StageContext, StageResult
-from ..text.normalize import split_sentences
+from ..text.sentences import split_sentences
 from ..tts.speech import layout_rules, speak
 
 __all__ = ["VoiceStage", "RenderStage", "scene_brief"]

@@ -17,7 +17,7 @@ import numpy.typing as npt
 
 from ...errors import OmadError, StageFailed, ToolTimeout, TransientError
 from ...media.audio_prep import PreparedReference
-from ...text.normalize import pack
+from ...text.sentences import pack
 from .loader import MEL, LoadedF5
 
 if TYPE_CHECKING:

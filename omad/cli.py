@@ -307,7 +307,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             else:
                 res.append(("ok", "web tokens", f"{where} is loopback-only; tokens are optional "
                                                 f"({len(live)} live)"))
-    for provider in ("omad.tts.f5", "omad.agents.client"):
+    for provider in ("omad.tts.f5", "omad.agents.host"):
         try:
             mod = __import__(provider, fromlist=["doctor_checks"])
         except ImportError:

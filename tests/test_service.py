@@ -55,7 +55,10 @@ def jobs(env: Env) -> list[dict[str, object]]:
 
 def loop_counts(port: int) -> tuple[float, float]:
     """A running daemon's main-loop ticks and inbox scans so far, from its /metrics."""
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    except httpx.TransportError:  # not listening yet
+        return 0.0, 0.0
     found = dict(re.findall(r"^(omad_loop_ticks_total|omad_inbox_scans_total) (\S+)$", text, re.M))
     return float(found.get("omad_loop_ticks_total", 0)), float(found.get("omad_inbox_scans_total", 0))
 

@@ -1,4 +1,4 @@
-"""The ``omad`` command: run, once, worker, status, retry, doctor, config, token, notify.
+"""The ``omad`` command: run, once, worker, status, retry, pause, resume, priority, doctor, config, token, notify.
 
 Every command takes ``--config``, ``--inbox``, ``--outbox`` and ``--state-dir``;
 without ``--config``, ``$OMAD_CONFIG`` or ``./config/omad.yaml`` is read when
@@ -159,9 +159,12 @@ def _print_status(cfg: Config, paths: Any, as_json: bool, limit: int) -> None:
                 for j in journal.jobs(limit=limit)]
         live = _live_state(cfg)
         if as_json:
+            from .controls import read_queue_state
+
             print(json.dumps({"jobs": rows, "counts": journal.counts(), "currency": price.currency,
-                              "daemon": live}, indent=2))
+                              "daemon": live, "queue": read_queue_state(journal).to_dict()}, indent=2))
             return
+        print(_queue_line(cfg, journal))
         if live is not None:
             _print_live(live)
         else:
@@ -180,6 +183,73 @@ def _print_status(cfg: Config, paths: Any, as_json: bool, limit: int) -> None:
         print("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
     finally:
         journal.close()
+
+
+def _queue_line(cfg: Config, journal: Any) -> str:
+    """One line: whether the queue is paused (and since when), and each lane's windows."""
+    from .controls import Controls
+
+    controls = Controls(cfg, journal)
+    state = controls.state
+    if state.paused:
+        since = time.strftime("%Y-%m-%d %H:%M", time.localtime(state.since or 0))
+        head = (f"queue: PAUSED since {since}" + (f" by {state.by}" if state.by else "")
+                + (" (running stages were stopped)" if state.now else " (running stages finish)")
+                + "; `omad resume` starts it again")
+    else:
+        head = "queue: running"
+    lanes = [f"{g.lane} {g.reason or 'open'} ({', '.join(g.windows)})" for g in controls.lanes() if g.windows]
+    return head + ("; " + "; ".join(lanes) if lanes else "")
+
+
+def _journal_for(cfg: Config) -> Any:
+    from .journal import Journal
+
+    paths = _paths(cfg)
+    if not paths.journal.exists():
+        raise ConfigError(f"no journal at {paths.journal}: start `omad run` once, or give the --state-dir it uses.")
+    return Journal(paths.journal)
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    """Pause (or resume) through the journal: the running daemon reads it at its next tick (no network needed)."""
+    from .controls import write_queue_state
+
+    journal = _journal_for(_config(args))
+    try:
+        who = f"cli:{os.environ.get('USER') or os.getuid()}"
+        if args.command == "resume":
+            write_queue_state(journal, paused=False, by=who)
+            print("queue resumed: waiting stages start again (a running daemon sees it within a second).")
+        else:
+            write_queue_state(journal, paused=True, now=args.now, by=who)
+            print("queue paused: " + ("running stages are stopped and go back to the queue without spending an "
+                                      "attempt" if args.now else "running stages finish; no new stage starts")
+                  + ". Drops are still taken in. `omad resume` starts it again.")
+    finally:
+        journal.close()
+    return 0
+
+
+def cmd_priority(args: argparse.Namespace) -> int:
+    from .controls import parse_priority, priority_label
+
+    journal = _journal_for(_config(args))
+    try:
+        try:
+            value = parse_priority(args.priority)
+        except ValueError as e:
+            raise ConfigError(f"{e}.") from e
+        job = journal.get(args.job_id)
+        matches = [job] if job is not None else journal.find(args.job_id)
+        if len(matches) != 1:
+            print(f"no single job matches '{args.job_id}'. See `omad status`.", file=sys.stderr)
+            return 1
+        journal.update(matches[0].id, priority=value)
+        print(f"{matches[0].id}: priority {priority_label(value)} ({value})")
+    finally:
+        journal.close()
+    return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -264,6 +334,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     inbox_ok = paths.inbox.is_dir() and os.access(paths.inbox, os.R_OK | os.W_OK | os.X_OK)
     _check(res, "FAIL", "inbox", inbox_ok,
            str(paths.inbox) if inbox_ok else f"{paths.inbox} is missing or not readable/writable")
+    if paths.inbox.is_dir():
+        from .mounts import watch_mode
+
+        mode, why = watch_mode(cfg.watch.mode, paths.inbox)
+        res.append(("ok", "watch mode", f"{mode}: {why}"))
     for label, d in (("outbox", paths.outbox), ("state dir", paths.state)):
         try:
             d.mkdir(parents=True, exist_ok=True)
@@ -336,6 +411,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
     bad = [q for q in queues if q not in ("cpu", "gpu")]
     if bad or not queues:
         raise ConfigError(f"--queues takes cpu, gpu or cpu,gpu (not {args.queues!r}).")
+    if args.windows:
+        from .windows import parse_window
+
+        for text in args.windows:
+            try:
+                parse_window(text)
+            except ValueError as e:
+                raise ConfigError(f"--windows: {e}.") from e
+        # The worker starts tasks of either lane only inside these windows (as lanes.*.windows do).
+        cfg.lanes.cpu.windows = list(args.windows)
+        cfg.lanes.gpu.windows = list(args.windows)
     configure_logging(None, cfg.log.level)
     return run_worker(cfg, queues=queues, concurrency=args.concurrency, hostname=args.hostname,
                       exit_when_idle=args.exit_when_idle, loglevel=cfg.log.level.upper())
@@ -343,7 +429,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def _cluster_checks(cfg: Config, paths: Any, worker: bool) -> list[tuple[str, str, bool, str]]:
     """(level, name, ok, message) for the broker, the workers and their queues, and the shared folder."""
-    from .cluster.app import queue_name, redact_url
+    from .cluster.app import queue_keys, queue_name, redact_url
     from .cluster.executor import SHARED_MARKER, read_workers
 
     out: list[tuple[str, str, bool, str]] = []
@@ -365,9 +451,10 @@ def _cluster_checks(cfg: Config, paths: Any, worker: bool) -> list[tuple[str, st
     for lane in ("cpu", "gpu"):
         q = queue_name(cfg, lane)
         serving = [str(w.get("name")) for w in workers if q in (w.get("queues") or [])]
+        waiting = sum(int(client.llen(k)) for k in queue_keys(cfg, lane))
         out.append(("warn", f"queue {q}", bool(serving),
-                    f"{int(client.llen(q))} waiting; served by {', '.join(serving)}" if serving else
-                    f"{int(client.llen(q))} waiting; no worker serves it: start `omad worker --queues {lane}`"))
+                    f"{waiting} waiting; served by {', '.join(serving)}" if serving else
+                    f"{waiting} waiting; no worker serves it: start `omad worker --queues {lane}`"))
     if cfg.executor.files == "s3":
         try:
             from .cluster.s3 import S3Files
@@ -476,7 +563,20 @@ def build_parser() -> argparse.ArgumentParser:
     wk.add_argument("--hostname", default=None, help="the worker's name (default omad@HOST)")
     wk.add_argument("--exit-when-idle", dest="exit_when_idle", type=float, default=None, metavar="SECONDS",
                     help="stop once no task has run for this long (an on-demand GPU machine)")
+    wk.add_argument("--windows", action="append", default=[], metavar="WINDOW",
+                    help="start tasks only inside this window, local time ('00:00-07:00', 'mon-fri 22:00-06:00'); "
+                         "repeat for more (default: the config's lanes.*.windows)")
     wk.set_defaults(fn=cmd_worker)
+    pa = sub.add_parser("pause", parents=[common], help="pause the queue: no new stage starts (drops are still "
+                                                        "taken in)")
+    pa.add_argument("--now", action="store_true", help="also stop running stages; their jobs go back to the queue "
+                                                       "without spending an attempt")
+    pa.set_defaults(fn=cmd_pause)
+    sub.add_parser("resume", parents=[common], help="resume a paused queue").set_defaults(fn=cmd_pause)
+    pr = sub.add_parser("priority", parents=[common], help="set a job's priority (higher first)")
+    pr.add_argument("job_id", help="job id or unique prefix")
+    pr.add_argument("priority", help="low, normal, high or an integer")
+    pr.set_defaults(fn=cmd_priority)
     cf = sub.add_parser("config", parents=[common], help="print the configuration as documented YAML")
     cf.add_argument("--dump", action="store_true", help="(default) print the effective configuration")
     cf.add_argument("--defaults", action="store_true", help="print the built-in defaults")

@@ -35,9 +35,9 @@ from .outbox import Outbox
 from .paths import Paths
 from .procs import stop_all
 from .records import Records
+from .routes import ROUTE_FOLDERS
 from .runner import JobRunner, next_lane
 from .systemd import notify, watchdog_seconds
-from .routes import ROUTE_FOLDERS
 from .watcher import InboxWatcher, Settler, scan_inbox
 
 __all__ = ["Daemon", "Paths", "EventBus", "retry_job"]

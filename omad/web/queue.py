@@ -15,8 +15,10 @@ from __future__ import annotations
 import html
 import json
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from prometheus_client.metrics_core import Metric
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
     from ..daemon import Daemon
     from .server import StatusServer
 
-__all__ = ["queue_routes", "queue_view", "render_queue_section", "priority_form"]
+__all__ = ["queue_routes", "queue_view", "render_queue_section", "priority_form", "ControlsCollector"]
 
 
 def _e(value: Any) -> str:
@@ -42,6 +44,33 @@ def queue_view(daemon: Daemon, limit: int = 50) -> dict[str, Any]:
     return {**daemon.controls.view(), "waiting": [{"id": k, "reason": v} for k, v in sorted(reasons.items())][:limit],
             "watch": {"mode": daemon.watcher.mode, "requested": daemon.watcher.requested,
                       "reason": daemon.watcher.mode_reason}}
+
+
+class ControlsCollector:
+    """``omad_queue_paused`` (1 while paused), ``omad_lane_open{lane}`` (0 outside its window or while paused) and
+    ``omad_jobs_held{reason}`` (queued jobs that may not start now), read at scrape time."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+
+    def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        paused = GaugeMetricFamily("omad_queue_paused", "1 while the queue is paused (omad pause)")
+        paused.add_metric([], 1.0 if self.daemon.controls.paused else 0.0)
+        yield paused
+        lanes = GaugeMetricFamily("omad_lane_open", "1 when the lane may start stages (inside its windows, not "
+                                                    "paused)", labels=["lane"])
+        for gate in self.daemon.controls.lanes():
+            lanes.add_metric([gate.lane], 0.0 if gate.reason else 1.0)
+        yield lanes
+        held = GaugeMetricFamily("omad_jobs_held", "queued jobs that may not start now", labels=["reason"])
+        counts = {"paused": 0, "window": 0}
+        for why in list(self.daemon.queue_reasons.values()):
+            counts["paused" if why == "paused" else "window"] += 1
+        for reason, n in counts.items():
+            held.add_metric([reason], float(n))
+        yield held
 
 
 def render_queue_section(view: dict[str, Any], csrf: str) -> str:

@@ -68,6 +68,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         notifier = Notifier(cfg.notify, server.metrics.registry if server is not None else None).attach(daemon)
 
+    extras = _attach_extras(cfg, daemon, server)
+
     def _stop(signum: int, _frame: object) -> None:
         daemon.stop_event.set()
         daemon.wake.set()
@@ -81,7 +83,28 @@ def cmd_run(args: argparse.Namespace) -> int:
             server.shutdown()
         if notifier is not None:
             notifier.close()
+        for extra in extras:
+            extra.close()
     return 0
+
+
+def _attach_extras(cfg: Config, daemon: Any, server: Any) -> list[Any]:
+    """Hooks, Apprise notifications and the GPU waker, each when configured; they close when the daemon stops."""
+    out: list[Any] = []
+    registry = server.metrics.registry if server is not None else None
+    if cfg.hooks.after_publish or cfg.hooks.after_fail:
+        from .hooks import Hooks
+
+        out.append(Hooks(cfg.hooks).attach(daemon))
+    if cfg.notify.apprise:
+        from .notify import AppriseNotifier
+
+        out.append(AppriseNotifier(cfg.notify, registry).attach(daemon))
+    if cfg.executor.kind == "celery" and (cfg.executor.wake_mac or cfg.executor.wake_command):
+        from .wake import GpuWaker
+
+        out.append(GpuWaker(cfg.executor, registry).attach(daemon))
+    return out
 
 
 def cmd_once(args: argparse.Namespace) -> int:
@@ -520,14 +543,21 @@ def cmd_notify(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     _setup_logging(cfg, _paths(cfg))
-    if not cfg.notify.webhooks:
-        print("no webhooks configured: add notify.webhooks to the config.", file=sys.stderr)
+    if not cfg.notify.webhooks and not cfg.notify.apprise:
+        print("no webhooks or Apprise targets configured: add notify.webhooks or notify.apprise to the config.",
+              file=sys.stderr)
         return 1
     notifier = Notifier(cfg.notify)
     failed = 0
     for hook, outcome in notifier.send_test(args.event):
         print(f"{outcome.status:>4}  {hook.url}  {outcome.message}")
         failed += 0 if outcome.ok else 1
+    if cfg.notify.apprise:
+        from .notify import AppriseNotifier, mask_url
+
+        for target, delivery in AppriseNotifier(cfg.notify).send_test(args.event):
+            print(f"{'ok' if delivery.ok else 'FAIL':>4}  {mask_url(target.url)}  {delivery.message}")
+            failed += 0 if delivery.ok else 1
     return 1 if failed else 0
 
 
@@ -585,7 +615,8 @@ def build_parser() -> argparse.ArgumentParser:
     tk.add_argument("action", choices=["add", "list", "revoke"])
     tk.add_argument("name", nargs="?", help="the token's name (add, revoke)")
     tk.set_defaults(fn=cmd_token)
-    nt = sub.add_parser("notify", parents=[common], help="webhooks: `omad notify test` sends a sample")
+    nt = sub.add_parser("notify", parents=[common],
+                        help="webhooks and Apprise targets: `omad notify test` sends a sample")
     nt.add_argument("action", choices=["test"])
     nt.add_argument("--event", choices=["job.done", "job.failed"], default="job.done")
     nt.set_defaults(fn=cmd_notify)

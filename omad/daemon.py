@@ -87,6 +87,7 @@ class Daemon:
         self.controls = Controls(config, self.journal)
         self._preempted: set[str] = set()
         self.queue_reasons: dict[str, str] = {}  # queued job -> why it does not start (for the pages)
+        self.notes: dict[str, str] = {}  # lines for the status page from helpers (the GPU waker)
         self.executor.priority_of = self.controls.priority
         self.executor.preempted = self._is_preempted
         self.runner = JobRunner(config, paths, self.journal, self.lanes, self.outbox, self.records, self.claimer,

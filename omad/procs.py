@@ -122,6 +122,7 @@ def run_tool(
     timeout: float,
     cancel: threading.Event | None = None,
     input: bytes | None = None,
+    env: dict[str, str] | None = None,
 ) -> Finished:
     """Run a tool to completion, collecting its output; stopped (TERM, then KILL) on timeout or cancel.
 
@@ -129,7 +130,7 @@ def run_tool(
     """
     started = time.monotonic()
     proc = spawn(cmd, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     stopped_for: list[str] = []
     done = threading.Event()
 

@@ -87,6 +87,7 @@ def status_view(daemon: Daemon, metrics: Metrics, posters: PosterCache, limit: i
         },
         "executor": daemon.executor.status(),
         "queue": queue_view(daemon),
+        "notes": dict(daemon.notes),
         "currency": daemon.config.metrics.currency,
         "jobs": [_job_view(daemon, j, posters, now) for j in jobs],
     }

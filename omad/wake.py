@@ -106,8 +106,8 @@ class GpuWaker:
         """Whether a try may be made now (the first at once, then wake_seconds doubled per fruitless try)."""
         if self.last_try is None:
             return True
-        wait = self.config.wake_seconds * min(_MAX_BACKOFF, 2 ** max(0, self.failures_in_a_row - 1))
-        return now - self.last_try >= wait
+        factor: int = min(_MAX_BACKOFF, 2 ** max(0, self.failures_in_a_row - 1))
+        return bool(now - self.last_try >= self.config.wake_seconds * factor)
 
     def check(self, now: float | None = None) -> bool:
         """One look: wake a worker if GPU work waits for none and a try is due; True when a try was made."""

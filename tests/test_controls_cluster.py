@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import os
+import signal
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+from cluster_kit import REPO, Worker
 from conftest import Running, wait_for
 from test_cluster import Cluster, cluster, drop_caption, redis_server, wait_done  # noqa: F401
 
 from omad.cluster.app import queue_keys
 from omad.controls import PAUSE_KEY, QueueState
+from omad.daemon import Daemon
 from omad.journal import JobStatus
 
 pytestmark = pytest.mark.slow
@@ -97,3 +103,82 @@ def test_tasks_carry_the_job_priority_on_redis_priority_queues(cluster: Callable
         wait_done(c.env, 2, 240)
         names = {j.id: j.name for j in d.journal.jobs()}
         assert [names[str(e["job"])] for _, e in c.started()] == ["urgent", "normal"]
+
+
+# -- waking the GPU worker --------------------------------------------------------------------------------
+
+
+class UdpListener:
+    """A UDP socket on loopback that keeps what it receives."""
+
+    def __init__(self) -> None:
+        import socket
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = int(self.sock.getsockname()[1])
+
+    def receive(self) -> bytes | None:
+        try:
+            return bytes(self.sock.recv(2048))
+        except TimeoutError:
+            return None
+
+
+def test_a_magic_packet_reaches_a_udp_listener() -> None:
+    from omad.wake import magic_packet, send_magic_packet
+
+    listener = UdpListener()
+    send_magic_packet("aa:bb:cc:dd:ee:0f", "127.0.0.1", listener.port)
+    got = listener.receive()
+    assert got == b"\xff" * 6 + bytes.fromhex("aabbccddee0f") * 16 == magic_packet("AA-BB-CC-DD-EE-0F")
+    with pytest.raises(ValueError, match="MAC"):
+        magic_packet("aa:bb")
+
+
+def test_gpu_work_with_no_gpu_worker_wakes_one_by_packet_and_by_command(
+        cluster: Callable[..., Cluster], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """GIVEN the celery executor, narration on the GPU lane (tts.engine f5), no worker serving the GPU queue
+    WHEN a text is dropped
+    THEN the daemon sends a Wake-on-LAN packet to the configured address and runs the wake command, which
+    starts a real `omad worker --queues gpu`; the status page says "waking the GPU worker" until it serves."""
+    from omad.wake import GpuWaker, magic_packet
+
+    listener = UdpListener()
+    c = cluster(tts={"engine": "f5"})
+    gpu = Worker(c.root, "gpu", c.data, queues="gpu")  # its config and args; started by the wake command
+    launch = tmp_path / "launch.sh"
+    launch.write_text("#!/bin/sh\n" + " ".join(f"'{a}'" for a in gpu.args) + f" > '{gpu.log}' 2>&1 &\n"
+                      f"echo $! > '{tmp_path / 'gpu.pid'}'\n")
+    launch.chmod(0o755)
+    c.data["executor"].update({"wake_mac": "aa:bb:cc:dd:ee:0f", "wake_address": "127.0.0.1",
+                               "wake_port": listener.port, "wake_seconds": 600,
+                               "wake_command": ["setsid", "sh", str(launch)]})
+    cfg = c.env.config.model_validate({**c.env.config.model_dump(by_alias=True, exclude={"source"}),
+                                       "executor": c.data["executor"]})
+    d = Daemon(cfg, c.env.paths)
+    waker = GpuWaker(cfg.executor, every=0.2)
+    monkeypatch.setenv("PYTHONPATH", str(REPO))  # the wake command's worker imports this checkout
+    try:
+        with Running(d):
+            waker.attach(d)
+            (c.env.inbox / "fala.txt").write_text("Olá, placa de vídeo.")
+            packet = None
+            for _ in range(600):
+                packet = listener.receive()
+                if packet:
+                    break
+            assert packet == magic_packet("aa:bb:cc:dd:ee:0f")
+            wait_for(lambda: "waking the GPU worker" in d.notes.get("gpu-wake", "")
+                     or waker.last_try is None, 30)
+            wait_for(lambda: c.redis.client().get(f"omad:worker:{gpu.node}") is not None, 120)
+            wait_for(lambda: "gpu-wake" not in d.notes, 60)
+            wait_for(lambda: bool(gpu.events("stage_started")) or bool(gpu.events("task_held")), 120)
+            assert waker.failures_in_a_row == 0 and listener.receive() is None  # one try: no second packet
+    finally:
+        waker.close()
+        pid = int((tmp_path / "gpu.pid").read_text()) if (tmp_path / "gpu.pid").exists() else None
+        if pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)

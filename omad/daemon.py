@@ -93,6 +93,7 @@ class Daemon:
         self.runner = JobRunner(config, paths, self.journal, self.lanes, self.outbox, self.records, self.claimer,
                                 self.events, self.log, self.stop_event, self._take_cancelled, self.executor,
                                 blocked=self.controls.blocked, preempted=self._take_preempted)
+        self.runner.polling = lambda: self.watcher.mode == "polling"
         watchdog = watchdog_seconds()
         self._watchdog_every = watchdog / 2 if watchdog else None
         self._last_ping = 0.0

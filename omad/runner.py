@@ -61,11 +61,17 @@ class Decision:
     delay: float = 0.0
 
 
-def decide(err: OmadError, attempt: int, config: Config, *, shutting_down: bool) -> Decision:
-    """The retry policy, as a pure function (unit-tested in tests/test_runner.py)."""
+def decide(err: OmadError, attempt: int, config: Config, *, shutting_down: bool,
+           polling: bool | None = None) -> Decision:
+    """The retry policy, as a pure function (unit-tested in tests/test_runner.py).
+
+    ``polling``: whether the inbox is polled (``watch.mode: auto`` decides by its file system); None reads
+    ``watch.mode`` alone.
+    """
     if isinstance(err, TransientError) and shutting_down:
         return Decision(Next.REQUEUE)
-    if config.watch.mode == "polling" and attempt == 1 and type(err) is InputError and err.details.get("unreadable"):
+    polled = config.watch.mode == "polling" if polling is None else polling
+    if polled and attempt == 1 and type(err) is InputError and err.details.get("unreadable"):
         return Decision(Next.LOOK_AGAIN, max(5.0, 4 * config.watch.settle_seconds))
     if err.retryable and attempt < config.jobs.max_attempts:
         jobs = config.jobs
@@ -107,6 +113,8 @@ class JobRunner:
         self.blocked: Callable[[Lane], str] = blocked or (lambda lane: "")
         # Whether a running job was stopped by `omad pause --now`: back to the queue, its attempt not spent.
         self.preempted: Callable[[str], bool] = preempted or (lambda job_id: False)
+        # Whether the inbox is polled now (watch.mode auto on a network mount): set by the daemon.
+        self.polling: Callable[[], bool] = lambda: config.watch.mode == "polling"
 
     def _inputs_of(self, job: Job) -> dict[str, Path]:
         work = self.paths.jobs / job.id
@@ -256,7 +264,7 @@ class JobRunner:
             if changed:  # the input was still being written: its failure says nothing about the finished file
                 self._rerun_changed(job, changed)
                 return
-        decision = decide(err, attempt, self.config, shutting_down=shutting_down)
+        decision = decide(err, attempt, self.config, shutting_down=shutting_down, polling=self.polling())
         if decision.next is Next.REQUEUE:
             # Interrupted by shutdown: not the job's fault, so the attempt does not count.
             self.journal.update(job_id, status=JobStatus.QUEUED, attempts=max(0, attempt - 1))

@@ -152,7 +152,8 @@ def _job(d: object, name: str) -> object:
     return next((j for j in journal.jobs() if j.name == name), None)
 
 
-def test_paused_queue_journals_drops_and_starts_nothing_until_resumed(make_env: Callable[..., Env]) -> None:
+def test_paused_queue_journals_drops_and_starts_nothing_until_resumed(make_env: Callable[..., Env],
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     """GIVEN a paused queue (omad pause, from the CLI while the daemon runs)
     WHEN a drop arrives
     THEN it is journaled and waits as "paused"; the pause survives a restart; omad resume runs it."""
@@ -171,6 +172,9 @@ def test_paused_queue_journals_drops_and_starts_nothing_until_resumed(make_env: 
     state = read_queue_state(journal)
     journal.close()
     assert state.paused and state.by.startswith("cli:")
+    capsys.readouterr()
+    assert cli_main(["status", *args]) == 0
+    assert "queue: PAUSED since" in capsys.readouterr().out
     d2 = env.daemon()
     with Running(d2):
         assert d2.controls.paused

@@ -41,6 +41,30 @@ def test_a_paused_daemon_dispatches_nothing_and_tells_the_workers(cluster: Calla
         wait_done(c.env, 1, 180)
 
 
+def test_pause_now_stops_a_stage_on_a_worker_and_requeues_it_without_spending_an_attempt(
+        cluster: Callable[..., Cluster]) -> None:  # noqa: F811
+    """GIVEN a long stage running on a worker, jobs.max_attempts 1
+    WHEN the queue is paused with --now
+    THEN the task is fenced off and revoked, the job goes back to the queue with no attempt spent; on resume
+    it is sent again under a new task id and finishes."""
+    c = cluster(jobs={"max_attempts": 1})
+    c.worker("w1")
+    d = c.env.daemon()
+    with Running(d):
+        drop_caption(c.env.inbox, "long", seconds=40.0)
+        wait_for(lambda: bool(c.started()), 120)
+        d.pause(now=True, by="test")
+        wait_for(lambda: bool(d.journal.jobs()) and d.journal.jobs()[0].status == JobStatus.QUEUED
+                 and not d.running, 120)
+        job = d.journal.jobs()[0]
+        assert job.attempts == 0
+        first = d.journal.stages(job.id)[0]["task_id"]
+        d.resume(by="test")
+        wait_done(c.env, 1, 240)
+        job = d.journal.jobs()[0]
+        assert job.attempts == 1 and d.journal.stages(job.id)[0]["task_id"] == f"{first}.r1"
+
+
 def test_a_worker_holds_tasks_while_redis_says_paused_without_losing_them(
         cluster: Callable[..., Cluster]) -> None:  # noqa: F811
     """GIVEN a task already on its way when the pause reaches the worker through Redis

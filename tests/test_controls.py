@@ -284,3 +284,18 @@ def test_write_queue_state_keeps_the_first_pause_time(tmp_path: Path) -> None:
         assert not write_queue_state(journal, paused=False).paused
     finally:
         journal.close()
+
+
+def test_the_gpu_waker_backs_off_after_tries_that_bring_no_worker() -> None:
+    """The first try is at once; then at most once per wake_seconds, doubling per fruitless try, up to 8x."""
+    from omad.config import ExecutorConfig
+    from omad.wake import GpuWaker
+
+    waker = GpuWaker(ExecutorConfig(wake_seconds=10))
+    assert waker.due(1000.0)
+    waker.last_try, waker.failures_in_a_row = 1000.0, 1
+    assert not waker.due(1009.0) and waker.due(1010.0)
+    waker.failures_in_a_row = 2
+    assert not waker.due(1019.0) and waker.due(1020.0)
+    waker.failures_in_a_row = 10
+    assert not waker.due(1079.0) and waker.due(1080.0)

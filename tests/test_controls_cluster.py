@@ -114,7 +114,8 @@ def test_tasks_carry_the_job_priority_on_redis_priority_queues(cluster: Callable
     redis = c.redis.client()
     with Running(d):
         drop_caption(c.env.inbox, "normal")
-        made = drop_caption(c.env.root / "aside" / "in", "urgent")  # made aside, then moved in whole
+        (c.env.root / "aside" / "in").mkdir(parents=True)
+        made = drop_caption(c.env.root / "aside" / "in", "urgent", seconds=3.0)  # other content; moved in whole
         (c.env.inbox / "urgente").mkdir()
         for suffix in (".srt", ".mp4"):
             (made.parent / "in" / f"urgent{suffix}").rename(c.env.inbox / "urgente" / f"urgent{suffix}")
@@ -143,6 +144,9 @@ class UdpListener:
         self.sock.settimeout(0.2)
         self.port = int(self.sock.getsockname()[1])
 
+    def close(self) -> None:
+        self.sock.close()
+
     def receive(self) -> bytes | None:
         try:
             return bytes(self.sock.recv(2048))
@@ -154,8 +158,11 @@ def test_a_magic_packet_reaches_a_udp_listener() -> None:
     from omad.wake import magic_packet, send_magic_packet
 
     listener = UdpListener()
-    send_magic_packet("aa:bb:cc:dd:ee:0f", "127.0.0.1", listener.port)
-    got = listener.receive()
+    try:
+        send_magic_packet("aa:bb:cc:dd:ee:0f", "127.0.0.1", listener.port)
+        got = listener.receive()
+    finally:
+        listener.close()
     assert got == b"\xff" * 6 + bytes.fromhex("aabbccddee0f") * 16 == magic_packet("AA-BB-CC-DD-EE-0F")
     with pytest.raises(ValueError, match="MAC"):
         magic_packet("aa:bb")
@@ -202,6 +209,7 @@ def test_gpu_work_with_no_gpu_worker_wakes_one_by_packet_and_by_command(
             assert waker.failures_in_a_row == 0 and listener.receive() is None  # one try: no second packet
     finally:
         waker.close()
+        listener.close()
         pid = int((tmp_path / "gpu.pid").read_text()) if (tmp_path / "gpu.pid").exists() else None
         if pid:
             with contextlib.suppress(ProcessLookupError):

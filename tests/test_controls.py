@@ -299,3 +299,19 @@ def test_the_gpu_waker_backs_off_after_tries_that_bring_no_worker() -> None:
     assert not waker.due(1019.0) and waker.due(1020.0)
     waker.failures_in_a_row = 10
     assert not waker.due(1079.0) and waker.due(1080.0)
+
+
+def test_the_status_page_shows_the_gpu_wake_note_and_the_windows() -> None:
+    from omad.web.queue import render_queue_section
+
+    view = {"queue": {"paused": False, "paused_now": False, "paused_since": None, "paused_by": "",
+                      "lanes": {"cpu": {"windows": [], "open": True, "reason": ""},
+                                "gpu": {"windows": ["00:00-07:00"], "open": False,
+                                        "reason": "waiting for the window at 00:00"}},
+                      "waiting": [{"id": "abc", "reason": "waiting for the window at 00:00"}],
+                      "watch": {"mode": "polling", "requested": "auto", "reason": "the inbox is on a nfs4 mount"}},
+            "notes": {"gpu-wake": "waking the GPU worker: 1 GPU stage(s) wait; last try at 12:00:00"}}
+    html = render_queue_section(view, "tok")
+    assert 'id="gpu-wake"' in html and "waking the GPU worker" in html and "last try at 12:00:00" in html
+    assert "gpu: 00:00-07:00 · <span class=\"reason\">waiting for the window at 00:00</span>" in html
+    assert 'id="pause"' in html and 'value="tok"' in html and "polling" in html

@@ -1,6 +1,6 @@
 """The Celery app: its settings, its queues and its one task, ``omad.stage``.
 
-Settings (measured in docs/benchmarks.md): late acks and ``reject_on_worker_lost`` so a
+Settings (measured in NOTES.md): late acks and ``reject_on_worker_lost`` so a
 killed pool child's task is delivered again; prefetch 1 so a worker never
 sits on a task another could run; JSON only (never pickle); a visibility
 timeout above the longest stage timeout (``config.py`` refuses a shorter

@@ -360,6 +360,8 @@ class Daemon:
         """Why ``job`` may not start now (the queue is paused, its next stage's lane is outside its window)."""
         if self.controls.paused:
             return "paused"
+        if not any(self.controls.windows.values()):
+            return ""  # no lane has windows: nothing to look up
         try:
             lane = next_lane(job, self.journal, self.config, self.lanes, self.paths.jobs / job.id)
         except OmadError:

@@ -50,6 +50,14 @@ if TYPE_CHECKING:
 __all__ = ["AppriseNotifier", "Delivery", "mask_url", "render_message"]
 
 
+def _quiet_imghdr() -> None:
+    """Apprise imports the standard library's imghdr (deprecated since 3.11, gone in 3.13, where Apprise has its
+    own) when it loads its plugins; imported once here, quietly, it never warns mid-delivery."""
+    with warnings.catch_warnings(), contextlib.suppress(ImportError):
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import imghdr  # noqa: F401
+
+
 def mask_url(url: str) -> str:
     """``scheme://host`` of an Apprise URL, its secrets masked (never the path, the user or the password)."""
     scheme = urlsplit(url).scheme if "://" in url else ""
@@ -58,6 +66,7 @@ def mask_url(url: str) -> str:
     try:
         import apprise
 
+        _quiet_imghdr()
         plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
         shown = str(plugin.url(privacy=True)) if plugin else ""  # type: ignore[no-untyped-call]
         host = urlsplit(shown).hostname if shown else None
@@ -126,12 +135,7 @@ class AppriseNotifier:
             import apprise  # noqa: F401
         except ImportError as e:
             raise ConfigError("notify.apprise is set but the apprise package is missing: pip install apprise.") from e
-        with warnings.catch_warnings(), contextlib.suppress(ImportError):
-            # Apprise imports the standard library's imghdr (deprecated since 3.11, gone in 3.13, where Apprise
-            # has its own) when it first handles an attachment; imported once here, quietly, it never warns
-            # mid-delivery.
-            warnings.simplefilter("ignore", DeprecationWarning)
-            import imghdr  # noqa: F401
+        _quiet_imghdr()
         self.config = config
         self.log = get_logger("omad.notify")
         self.env = _environment(config)

@@ -211,6 +211,19 @@ def test_omad_notify_test_reaches_apprise_targets(make_env: Callable[..., Env], 
     assert r.posts and b"sample" in r.posts[0]["body"]
 
 
+def test_the_status_page_shows_apprise_targets_masked(make_env: Callable[..., Env]) -> None:
+    import httpx
+
+    env = make_env(notify={"apprise": [{"url": "tgram://123456789:ABCdefGHIjklMNOpqr/987654",
+                                        "events": ["job.failed"]}]})
+    d = env.daemon()
+    with Running(d, serve=True) as run:
+        page = httpx.get(run.server.url + "/", headers={"Accept": "text/html"}, timeout=10).text
+        api = httpx.get(run.server.url + "/api/queue", timeout=10).json()
+    assert "tgram://1...r (job.failed)" in page and "ABCdef" not in page and "987654" not in page
+    assert api["notify"] == [{"target": "tgram://1...r", "events": ["job.failed"]}]
+
+
 def test_urls_are_masked_to_scheme_and_host() -> None:
     assert mask_url("tgram://123456789:ABCdefGHIjklMNOpqr/987654") == "tgram://1...r"
     assert mask_url("mailto://user:pass@example.com") == "mailto://example.com"

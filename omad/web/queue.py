@@ -43,7 +43,17 @@ def queue_view(daemon: Daemon, limit: int = 50) -> dict[str, Any]:
     reasons = dict(daemon.queue_reasons)
     return {**daemon.controls.view(), "waiting": [{"id": k, "reason": v} for k, v in sorted(reasons.items())][:limit],
             "watch": {"mode": daemon.watcher.mode, "requested": daemon.watcher.requested,
-                      "reason": daemon.watcher.mode_reason}}
+                      "reason": daemon.watcher.mode_reason},
+            "notify": _targets(daemon)}
+
+
+def _targets(daemon: Daemon) -> list[dict[str, Any]]:
+    """The Apprise targets as a page may show them: scheme and host only (the URL holds the secrets)."""
+    if not daemon.config.notify.apprise:
+        return []
+    from ..notify import mask_url
+
+    return [{"target": mask_url(t.url), "events": list(t.events)} for t in daemon.config.notify.apprise]
 
 
 class ControlsCollector:
@@ -100,10 +110,14 @@ def render_queue_section(view: dict[str, Any], csrf: str) -> str:
     waiting = "".join(f'<li class="waiting-job" data-job-id="{_e(w["id"])}"><a href="/jobs/{_e(w["id"])}">'
                       f'{_e(w["id"])}</a>: {_e(w["reason"])}</li>' for w in q["waiting"])
     watch = q["watch"]
+    notify = "".join(f'<li class="notify-target">{_e(t["target"])} ({_e(", ".join(t["events"]))})</li>'
+                     for t in q.get("notify") or [])
     extra = "".join(f"<p class=\"meta\" id=\"{_e(k)}\">{_e(v)}</p>" for k, v in (view.get("notes") or {}).items())
     return (f"{state}{buttons}<ul>{lanes}</ul>"
             + (f'<p class="meta">Jobs waiting to start:</p><ul id="queue-waiting">{waiting}</ul>' if waiting else "")
-            + f'<p class="meta" id="watch-mode">watcher: {_e(watch["mode"])} ({_e(watch["reason"])})</p>{extra}')
+            + f'<p class="meta" id="watch-mode">watcher: {_e(watch["mode"])} ({_e(watch["reason"])})</p>{extra}'
+            + (f'<p class="meta">Notifications through Apprise:</p><ul id="notify-targets">{notify}</ul>'
+               if notify else ""))
 
 
 def priority_form(detail: dict[str, Any], csrf: str) -> str:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 
@@ -71,8 +71,9 @@ class _Section(BaseModel):
 
 
 class WatchConfig(_Section):
-    mode: Literal["inotify", "polling"] = Field(
-        "inotify", description="inotify for local disks; polling for SMB/NFS mounts where inotify is silent"
+    mode: Literal["auto", "inotify", "polling"] = Field(
+        "auto", description="auto: polling when the inbox is a network mount (NFS, SMB, FUSE, 9p), else inotify; "
+                            "inotify or polling force one"
     )
     settle_seconds: float = Field(5.0, ge=0, description="a file is ready when size and mtime are unchanged this long")
     rescan_seconds: float = Field(300.0, gt=0, description="full rescan period, even in inotify mode (events get lost)")
@@ -108,6 +109,21 @@ class IntakeConfig(_Section):
     max_cues_on_screen: int = Field(8, gt=0, description="most captions shown at the same moment")
     max_image_megapixels: float = Field(100.0, gt=0, description="largest image accepted (width x height)")
     max_clip_seconds: float = Field(3600.0, gt=0, description="longest video clip a scene may show")
+    priorities: dict[str, int | str] = Field(
+        default_factory=dict, description="inbox folder -> priority of its drops (low, normal, high or an integer), "
+                                          "e.g. {urgente: high} for inbox/urgente/"
+    )
+
+    @field_validator("priorities")
+    @classmethod
+    def _priorities(cls, value: dict[str, int | str]) -> dict[str, int | str]:
+        from .controls import parse_priority
+
+        for folder, priority in value.items():
+            if not folder or "/" in folder or folder.startswith("."):
+                raise ValueError(f"{folder!r} is not a folder name directly in the inbox")
+            parse_priority(priority)
+        return value
 
 
 class JobsConfig(_Section):
@@ -131,12 +147,55 @@ class JobsConfig(_Section):
     )
 
 
+class LaneConfig(_Section):
+    slots: int = Field(0, ge=0, description="slots (cpu: 0 means max(1, cores-1); gpu: always 1)")
+    windows: list[str] = Field(
+        default_factory=list, description="when the lane may start stages, local time: ['00:00-07:00'] or "
+                                          "['mon-fri 22:00-06:00']; empty: always"
+    )
+
+    @field_validator("windows")
+    @classmethod
+    def _windows(cls, value: list[str]) -> list[str]:
+        from .windows import parse_window
+
+        for text in value:
+            parse_window(text)
+        return value
+
+
+def _lane(default_slots: int) -> Any:
+    return Field(default_factory=lambda: LaneConfig(slots=default_slots),
+                 description="a number (its slots, as before) or {slots, windows}")
+
+
 class LanesConfig(_Section):
-    cpu: int = Field(0, ge=0, description="cpu lane slots; 0 means max(1, cores-1)")
-    gpu: int = Field(1, ge=1, le=1, description="gpu lane slots: always 1, the single GPU lane")
+    cpu: LaneConfig = _lane(0)
+    gpu: LaneConfig = _lane(1)
+
+    @field_validator("cpu", "gpu", mode="before")
+    @classmethod
+    def _slots_alone(cls, value: Any) -> Any:
+        # ``lanes: {cpu: 2}`` (the form before windows) is still a valid config.
+        return {"slots": value} if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("gpu")
+    @classmethod
+    def _one_gpu_slot(cls, value: LaneConfig) -> LaneConfig:
+        if value.slots not in (0, 1):
+            raise ValueError("the GPU lane has exactly one slot (slots: 1)")
+        value.slots = 1
+        return value
 
     def cpu_slots(self) -> int:
-        return self.cpu or max(1, (os.cpu_count() or 2) - 1)
+        return self.cpu.slots or max(1, (os.cpu_count() or 2) - 1)
+
+
+class QueueConfig(_Section):
+    aging_seconds: float = Field(
+        60.0, gt=0, description="a waiting job's priority rises by one every this many seconds (low -10 overtakes "
+                                "a fresh high +10 after 20 of them): nothing starves"
+    )
 
 
 class GpuConfig(_Section):
@@ -461,8 +520,21 @@ class WebhookConfig(_Section):
     secret: str = Field("", description="HMAC-SHA256 key for the X-Omad-Signature header; empty: unsigned")
 
 
+class AppriseConfig(_Section):
+    url: str = Field(..., min_length=3, description="an Apprise URL: tgram://, discord://, ntfy://, matrix://, "
+                                                    "slack://, mailto://... (it holds the service's secrets)")
+    events: list[Event] = Field(default_factory=_all_events, description="events this target wants")
+    attach_poster: bool = Field(True, description="attach the job's poster where the service takes attachments")
+
+
 class NotifyConfig(_Section):
     webhooks: list[WebhookConfig] = Field(default_factory=list, description="URLs told when a job ends")
+    apprise: list[AppriseConfig] = Field(
+        default_factory=list, description="chat and e-mail targets told when a job ends, through Apprise")
+    language: Literal["pt-BR", "en"] = Field("pt-BR", description="language of the Apprise messages")
+    templates_dir: str = Field(
+        "", description="a folder with your own message templates (job.done.<lang>.txt, job.failed.<lang>.txt; "
+                        "Jinja2, first line the title); empty: the shipped ones")
     timeout_seconds: float = Field(10.0, gt=0, description="seconds one delivery may take")
     max_attempts: int = Field(5, ge=1, description="deliveries tried before giving up on one event")
     backoff_seconds: float = Field(2.0, gt=0, description="wait before the first retry; doubles each time")
@@ -511,6 +583,18 @@ class ExecutorConfig(_Section):
         "", description="worker: its own folder (metrics, caches, mirrors); empty: worker/ in the state dir")
     worker_metrics_port: int = Field(9465, ge=0, le=65535, description="worker: /metrics port (0: off)")
     worker_metrics_host: str = Field("127.0.0.1", description="worker: /metrics bind address")
+    wake_seconds: float = Field(
+        300.0, gt=0, description="celery: GPU-lane work waits and no worker serves the GPU queue: wake one at most "
+                                 "once per this many seconds (doubling after each try that brings none)")
+    wake_mac: str = Field("", pattern=r"^([0-9A-Fa-f]{2}([:-]?)){5}[0-9A-Fa-f]{2}$|^$",
+                          description="celery: the GPU box's MAC address for a Wake-on-LAN packet; empty: none sent")
+    wake_address: str = Field("255.255.255.255", description="celery: where the Wake-on-LAN packet goes (a "
+                                                             "broadcast address or the box's address)")
+    wake_port: int = Field(9, ge=1, le=65535, description="celery: the Wake-on-LAN UDP port (9 or 7)")
+    wake_command: list[str] = Field(
+        default_factory=list, description="celery: a program that starts a GPU worker (a cloud CLI, an ssh call), "
+                                          "as a list: [ssh, gpu-box, systemctl, start, omad-worker]; empty: none")
+    wake_timeout_seconds: float = Field(120.0, gt=0, description="celery: how long the wake command may run")
 
     def broker(self) -> str:
         return from_env(self.broker_url, "executor.broker_url")
@@ -527,6 +611,21 @@ def longest_stage_timeout(jobs: JobsConfig, intake: IntakeConfig) -> float:
     """The longest any stage may run: the fixed timeouts, and the media-scaled one for the longest media taken."""
     scaled = jobs.timeout_base_seconds + jobs.timeout_per_media_second * intake.max_audio_seconds
     return max([jobs.stage_timeout_seconds, scaled, *jobs.stage_timeouts.values()])
+
+
+class HooksConfig(_Section):
+    after_publish: list[str] = Field(
+        default_factory=list, description="a program run after a job is published, as a list: [/usr/local/bin/x, "
+                                          "--flag]; the job's summary as JSON on stdin; empty: none")
+    after_fail: list[str] = Field(default_factory=list, description="the same, after a job failed")
+    timeout_seconds: float = Field(60.0, gt=0, description="a hook still running after this long is stopped")
+
+    @field_validator("after_publish", "after_fail", mode="before")
+    @classmethod
+    def _argv(cls, value: Any) -> Any:
+        import shlex
+
+        return shlex.split(value) if isinstance(value, str) else value
 
 
 class ModelsConfig(_Section):
@@ -563,6 +662,9 @@ class Config(_Section):
     web: WebConfig = Field(default_factory=WebConfig, description="web UI, REST API, health and metrics endpoints")
     notify: NotifyConfig = Field(default_factory=NotifyConfig, description="webhooks when a job ends")
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig, description="where stages run (scaling out)")
+    queue: QueueConfig = Field(default_factory=QueueConfig, description="priorities (pause and windows: omad pause, "
+                                                                         "lanes.*.windows)")
+    hooks: HooksConfig = Field(default_factory=HooksConfig, description="programs run when a job ends")
     models: ModelsConfig = Field(default_factory=ModelsConfig, description="speech recognition models and voices")
     log: LogConfig = Field(default_factory=LogConfig, description="logging")
 

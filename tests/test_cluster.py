@@ -24,6 +24,7 @@ import yaml
 from cluster_kit import REPO, RedisServer, Worker
 from conftest import Env, Running, make_video, wait_for, wait_ticks, write_srt
 
+from omad.cluster.app import queue_keys
 from omad.cluster.task import StageTask, commit_reply, map_path, merged_config, task_settings
 from omad.config import Config, load_config
 from omad.errors import ConfigError
@@ -378,7 +379,8 @@ def test_exit_when_idle_stops_the_worker_with_success(cluster: Callable[..., Clu
     c = cluster()
     drop_caption(c.env.inbox)
     with Running(c.env.daemon()):
-        wait_for(lambda: c.redis.client().llen("omad.cpu") > 0, timeout=60)  # queued: no worker yet
+        keys = queue_keys(c.env.config, "cpu")  # the queue's list of each priority step
+        wait_for(lambda: sum(c.redis.client().llen(k) for k in keys) > 0, timeout=60)  # queued: no worker yet
         w = c.worker("idle", exit_when_idle=3.0, metrics=True)
         wait_done(c.env, 1)
         metrics = httpx.get(f"http://127.0.0.1:{w.metrics_port}/metrics", timeout=5).text

@@ -20,18 +20,21 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import tracing
+from ..controls import PAUSE_KEY
 from ..errors import Cancelled, ConfigError, StageFailed, TransientError
 from ..outbox import atomic_write_json
 from ..stage import StageResult
-from .app import make_app, queue_name, redact_url
+from .app import make_app, queue_keys, queue_name, redact_url, redis_priority
 from .task import Fence, StageTask, error_from, read_fence, read_reply, run_dir, task_id, task_settings, write_fence
 
 if TYPE_CHECKING:
     from ..config import Config
+    from ..controls import QueueState
     from ..journal import Job, Journal
     from ..lanes import Lane
     from ..paths import Paths
@@ -94,6 +97,9 @@ class CeleryExecutor:
         self._run_id_at = 0.0
         self._restarts = 0
         self._workers: tuple[float, list[dict[str, Any]]] = (0.0, [])
+        self.priority_of: Callable[[Job], float] = lambda job: float(job.priority)
+        self.preempted: Callable[[str], bool] = lambda job_id: False
+        self._priorities: dict[str, int] = {}  # task id -> its Redis step (a re-send keeps it)
         self.s3: S3Files | None = None
         if config.executor.files == "s3":
             from .s3 import S3Files
@@ -130,6 +136,14 @@ class CeleryExecutor:
             if ctx.cancel.is_set():
                 raise TransientError("omad is shutting down.", stage=name)
             tid, attempt = task_id(self.journal.instance, job.id, name, ctx.attempt), ctx.attempt
+            before = str(row.get("task_id") or "") if row else ""
+            if before == tid or before.startswith(tid + ".r"):
+                # This attempt was sent before and stopped by `omad pause --now` (its attempt not spent): the
+                # old id is revoked on the workers, so the new copy gets one of its own.
+                n = int(before.rsplit(".r", 1)[1]) + 1 if before != tid else 1
+                tid = f"{tid}.r{n}"
+        with self._lock:
+            self._priorities[tid] = redis_priority(self.priority_of(job))
         sent = job_dir / "dispatch" / f"{tid}.json"  # the message as sent: a re-send after a restart is the same
         message = (_read_message(sent) if adopted else None) or self._message(job, name, lane, ctx, tid, attempt)
         if not adopted:
@@ -165,6 +179,17 @@ class CeleryExecutor:
         with self._lock:
             return self._seconds.pop(job_id, {})
 
+    def controls_changed(self, state: QueueState) -> None:
+        """Tell the workers (``omad worker`` reads :data:`PAUSE_KEY` before it starts a task)."""
+        try:
+            if state.paused:
+                self.redis.set(PAUSE_KEY, json.dumps(state.to_dict()))
+            else:
+                self.redis.delete(PAUSE_KEY)
+        except Exception as e:  # Redis away: the daemon dispatches nothing while paused anyway
+            self.log.warning("pause_not_published", error=str(e),
+                             message="could not tell the workers through Redis; tasks already queued may start")
+
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.redis.close()
@@ -185,9 +210,11 @@ class CeleryExecutor:
     def _send(self, message: StageTask, lane: Lane | str) -> None:
         from .app import TASK_NAME
 
+        with self._lock:
+            priority = self._priorities.get(message.task_id, redis_priority(0))
         try:
             self.app.send_task(TASK_NAME, args=[message.to_dict()], task_id=message.task_id,
-                               queue=queue_name(self.config, str(lane)))
+                               queue=queue_name(self.config, str(lane)), priority=priority)
         except Exception as e:  # kombu's OperationalError and friends: Redis is away
             raise TransientError(f"cannot reach the broker {redact_url(self.config.executor.broker())} ({e}); "
                                  "the stage is sent again when it is back.", stage=message.stage) from e
@@ -233,6 +260,10 @@ class CeleryExecutor:
                                   "mismatch between the daemon and the worker; see the worker's log.",
                                   stage=message.stage)
             now = time.monotonic()
+            if state == "RETRY":
+                # A worker is holding it back (paused, or outside its window) and will look again: not running,
+                # so no lease runs on it.
+                beat, last_beat = None, None
             if state in ("STARTED", "PROGRESS"):
                 mark = info.get("beat") if isinstance(info, dict) else state
                 if mark != beat or last_beat is None:
@@ -252,6 +283,13 @@ class CeleryExecutor:
             if last_beat is not None and now - last_beat > ex.lease_seconds:
                 self._lost(message, job_dir, log)
             if ctx.cancel.is_set():
+                if self.preempted(message.job) and not self.stop_event.is_set():
+                    # `omad pause --now`: fence it off and stop it; the runner puts the job back in the queue.
+                    self._fence(job_dir, message, Fence(message.task_id, message.attempt, "cancelled"))
+                    with contextlib.suppress(Exception):
+                        self.app.control.revoke(message.task_id)
+                    raise TransientError("stopped by `omad pause --now`; it runs again when the queue is resumed.",
+                                         stage=message.stage)
                 if self.stop_event.is_set():
                     raise TransientError("omad is shutting down; the stage goes on on its worker and its result "
                                          "is taken at the next start.", stage=message.stage)
@@ -293,7 +331,7 @@ class CeleryExecutor:
         for lane in ("cpu", "gpu"):
             q = queue_name(self.config, lane)
             try:
-                queues[q] = int(self.redis.llen(q))
+                queues[q] = sum(int(self.redis.llen(k)) for k in queue_keys(self.config, lane))
             except Exception:
                 queues[q] = -1
         return {"kind": "celery", "broker": redact_url(self.config.executor.broker()), "workers": self._workers[1],

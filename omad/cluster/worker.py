@@ -34,9 +34,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import tracing
+from ..controls import PAUSE_KEY
 from ..errors import OmadError, StageFailed, TransientError
 from ..lanes import Lanes
 from ..log import get_logger
+from ..windows import Windows, local_now
 from .task import (
     Fence,
     RunLock,
@@ -100,6 +102,7 @@ class WorkerState:
 
             self.s3 = S3Files(config)
         self.running: str | None = None
+        self._redis: Any = None
         self.last_done = time.time()
         self._configs: dict[str, Config] = {}
         self._lock = threading.Lock()
@@ -148,6 +151,18 @@ class WorkerState:
         shutil.rmtree(out, ignore_errors=True)  # in the store now; the next stage fetches what it needs by sha256
         self.s3.trim_cache()
         return committed
+
+    def held(self, lane: str) -> str:
+        """Why this worker starts no ``lane`` task now ("paused", "waiting for the window at 00:00"); "" if it may."""
+        try:
+            if self._redis is None:
+                self._redis = redis_client(self.config)
+            if self._redis.exists(PAUSE_KEY):
+                return "paused"
+        except Exception:
+            pass  # Redis away: the task came from it, so it is back soon; windows still hold
+        windows = Windows(self.config.lanes.gpu.windows if lane == "gpu" else self.config.lanes.cpu.windows)
+        return windows.waiting_reason(local_now())
 
     def count(self, stage: str, outcome: str) -> None:
         key = f"{stage}:{outcome}"
@@ -273,6 +288,13 @@ def _execute(task: Any, desc: StageTask, state: WorkerState) -> dict[str, Any]:
     committed = state.committed(desc, out)
     if committed is not None:
         return committed
+    why = state.held(desc.lane)
+    if why:
+        # Paused (the daemon's pause, through Redis) or outside this worker's window: not started here; the
+        # task goes back to the queue and is looked at again, by this worker or another.
+        log.info("task_held", reason=why)
+        state.count(desc.stage, "held")
+        raise task.retry(countdown=max(1.0, cfg.executor.heartbeat_seconds), max_retries=None)
     lock = RunLock(job_dir, desc.stage, desc.attempt, 3 * cfg.executor.heartbeat_seconds, state.host)
     if not lock.take():
         # Another live copy of this very task runs (a redelivery): look again later; it commits, we answer it.

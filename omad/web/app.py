@@ -32,6 +32,7 @@ from .auth import SESSION_COOKIE, Principal
 from .files import PathRefused, resolve_outbox_path
 from .page import DEFAULT_JOBS, render_login_page, render_status_page
 from .pages import page_routes
+from .queue import queue_routes
 from .responses import client, file_response, html_page, nav_for, principal, query_int, text
 
 if TYPE_CHECKING:
@@ -58,6 +59,11 @@ def readiness(daemon: Daemon) -> list[tuple[str, bool, str]]:
     watched = bool(daemon.inbox_ok and daemon.watcher.watching)
     checks.append(("inbox", watched, f"{daemon.paths.inbox} is watched" if watched else
                    f"{daemon.paths.inbox} is not watched (missing, unreadable or an unmounted share?)"))
+    # Paused is still ready: drops are taken in and journaled; the line says why nothing starts.
+    state = daemon.controls.state
+    checks.append(("queue", True, "running" if not state.paused else
+                   f"PAUSED since {time.strftime('%Y-%m-%d %H:%M', time.localtime(state.since or 0))}"
+                   + (f" by {state.by}" if state.by else "") + ": no stage starts until `omad resume`"))
     return checks
 
 
@@ -273,6 +279,7 @@ def _routes(server: StatusServer) -> list[BaseRoute]:
         Route("/login", login, methods=["POST"]),
         Route("/logout", logout, methods=["POST"]),
         *api_routes(server),
+        *queue_routes(server),
         *page_routes(server),
     ]
 

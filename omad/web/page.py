@@ -19,6 +19,7 @@ from ..metrics import Metrics
 from ..summary import job_summary
 from .files import VISUAL_SUFFIXES, PosterCache
 from .jobs import outbox_link
+from .queue import queue_view, render_queue_section
 
 if TYPE_CHECKING:
     from ..daemon import Daemon
@@ -85,6 +86,8 @@ def status_view(daemon: Daemon, metrics: Metrics, posters: PosterCache, limit: i
             "unloads": dict(residency.unloads),
         },
         "executor": daemon.executor.status(),
+        "queue": queue_view(daemon),
+        "notes": dict(daemon.notes),
         "currency": daemon.config.metrics.currency,
         "jobs": [_job_view(daemon, j, posters, now) for j in jobs],
     }
@@ -243,6 +246,7 @@ def render_status_page(view: dict[str, Any], refresh: int = 2, nav: dict[str, An
         f'<p class="meta" id="summary" data-live>{_e(view["time"])} · {health} · {counts} · '
         f'{int(view["waiting_files"])} inbox file(s) settling or waiting for a partner · '
         '<a href="/metrics">metrics</a> · <a href="/api/status">json</a></p>'
+        f'<h2>Queue</h2><div id="queue" data-live>{render_queue_section(view, (nav or {}).get("csrf", ""))}</div>'
         '<h2>Jobs</h2><table id="jobs" data-live><tr><th>drop</th><th>route</th><th>status</th><th>stage</th>'
         "<th>progress</th><th>duration</th><th>cost</th><th>outputs</th></tr>"
         f"{_job_rows(view)}</table>"

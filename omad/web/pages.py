@@ -23,6 +23,7 @@ from .analytics import analytics_view, render_analytics_page
 from .api import submit
 from .jobs import job_detail, job_log
 from .page import duration, e, layout, money
+from .queue import priority_form
 from .responses import client, html_page, nav_for, principal, query_int, text
 from .submit import UploadRefused
 
@@ -125,6 +126,8 @@ def render_job_page(detail: dict[str, Any], log: list[dict[str, Any]], nav: dict
         f'<p class="meta">inputs: {e(", ".join(detail["inputs"]) or "-")} · dropped {e(detail["dropped_at"])}'
         f' · id <span class="mono">{e(detail["id"])}</span></p>'
         + _retried_note(detail)
+        + priority_form(detail, str(nav.get("csrf") or ""))
+        + (f'<p id="waiting-for" class="meta">{e(detail["waiting_for"])}</p>' if detail.get("waiting_for") else "")
         + (f'<form method="post" action="/jobs/{e(detail["id"])}/cancel">'
            f'<input type="hidden" name="csrf" value="{e(nav.get("csrf"))}">'
            '<button type="submit" id="cancel">Cancel</button></form>' if detail["cancellable"] else "")

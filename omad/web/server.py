@@ -23,6 +23,7 @@ from .app import build_app
 from .auth import Auth
 from .files import PosterCache
 from .page import DEFAULT_JOBS, status_view
+from .queue import ControlsCollector
 from .submit import Submissions
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ class StatusServer:
         self.log = get_logger("omad.web")
         self.sock = _bind(host, port)
         self.metrics = Metrics(daemon)
+        self.metrics.registry.register(ControlsCollector(daemon))
         self.posters = PosterCache(daemon.paths.state / "posters", daemon.paths.outbox)
         self.auth = Auth(daemon.config.web, daemon.paths.state, self.metrics.registry, host)
         self.submissions = Submissions(daemon)

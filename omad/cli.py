@@ -1,4 +1,4 @@
-"""The ``omad`` command: run, once, worker, status, retry, doctor, config, token, notify.
+"""The ``omad`` command: run, once, worker, status, retry, doctor, config, token, key, notify.
 
 Every command takes ``--config``, ``--inbox``, ``--outbox`` and ``--state-dir``;
 without ``--config``, ``$OMAD_CONFIG`` or ``./config/omad.yaml`` is read when
@@ -428,6 +428,30 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_key(args: argparse.Namespace) -> int:
+    """``omad key new``: a signing key for task messages and results (executor.kind: celery)."""
+    from .trust import CREDENTIAL, KEY_ENV, new_key
+
+    key = new_key()
+    if args.file:
+        path = Path(args.file)
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:
+            print(f"{path} exists; omad never overwrites a key (every worker would need the new one).",
+                  file=sys.stderr)
+            return 1
+        with os.fdopen(fd, "w") as f:
+            f.write(key + "\n")
+        print(f"signing key written to {path} (mode 600). Give the same file to the daemon and every worker: "
+              f"LoadCredential={CREDENTIAL}:{path.absolute()} in their units.", file=sys.stderr)
+        return 0
+    print(key)
+    print(f"a signing key; give the same one to the daemon and every worker (${KEY_ENV}, executor.signing_key or "
+          f"the systemd credential {CREDENTIAL}). It is shown only now.", file=sys.stderr)
+    return 0
+
+
 def cmd_notify(args: argparse.Namespace) -> int:
     from .webhooks import Notifier
 
@@ -485,6 +509,10 @@ def build_parser() -> argparse.ArgumentParser:
     tk.add_argument("action", choices=["add", "list", "revoke"])
     tk.add_argument("name", nargs="?", help="the token's name (add, revoke)")
     tk.set_defaults(fn=cmd_token)
+    ky = sub.add_parser("key", help="the signing key of task messages and results (executor.kind: celery)")
+    ky.add_argument("action", choices=["new"])
+    ky.add_argument("--file", default=None, help="write it to this new file (mode 600) instead of printing it")
+    ky.set_defaults(fn=cmd_key)
     nt = sub.add_parser("notify", parents=[common], help="webhooks: `omad notify test` sends a sample")
     nt.add_argument("action", choices=["test"])
     nt.add_argument("--event", choices=["job.done", "job.failed"], default="job.done")

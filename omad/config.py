@@ -451,6 +451,11 @@ class ExecutorConfig(_Section):
         "", description="celery: the Redis URL (redis://user:password@host:6379/0, rediss:// for TLS); "
                         "$OMAD_BROKER_URL wins, so the password can stay out of this file"
     )
+    signing_key: str = Field(
+        "", description="celery: the key that signs task messages and results (`omad key new`), the same on the "
+                        "daemon and every worker; $OMAD_SIGNING_KEY or the systemd credential omad-signing-key win "
+                        "over an empty one. Never sent anywhere"
+    )
     result_backend: str = Field("", description="celery: where task states are kept; empty: the broker URL "
                                                 "($OMAD_RESULT_BACKEND wins)")
     shared_dir: str = Field(

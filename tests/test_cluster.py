@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from cluster_kit import REPO, RedisServer, Worker
+from cluster_kit import REPO, SIGNING_KEY, RedisServer, Worker
 from conftest import Env, Running, make_video, wait_for, write_srt
 
 from omad.cluster.task import StageTask, commit_reply, map_path, merged_config, task_settings
@@ -48,7 +48,8 @@ class Cluster:
     def __init__(self, root: Path, redis: RedisServer, make_env: Callable[..., Env], **overrides: Any) -> None:
         self.root = root
         self.redis = redis
-        executor = {"kind": "celery", "broker_url": redis.url, "heartbeat_seconds": HEARTBEAT,
+        executor = {"kind": "celery", "broker_url": redis.url,
+                    "signing_key": SIGNING_KEY, "heartbeat_seconds": HEARTBEAT,
                     "lease_seconds": LEASE, "worker_state_dir": str(root / "daemon-worker-state")}
         executor.update(overrides.pop("executor", {}))
         self.env = make_env(executor=executor, **overrides)

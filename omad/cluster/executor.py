@@ -24,11 +24,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import tracing
-from ..errors import Cancelled, ConfigError, StageFailed, TransientError
+from ..errors import Cancelled, ConfigError, Refused, StageFailed, TransientError
 from ..outbox import atomic_write_json
 from ..stage import StageResult
+from ..trust import Purpose, sign, signing_key, verify
 from .app import make_app, queue_name, redact_url
 from .task import Fence, StageTask, error_from, read_fence, read_reply, run_dir, task_id, task_settings, write_fence
+from .wire import accept_reply
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -69,9 +71,11 @@ def _job_files(job_dir: Path, message: StageTask) -> list[Path]:
     return [p for p in dict.fromkeys([*paths, *singles]) if p.is_file()]
 
 
-def _read_message(path: Path) -> StageTask | None:
+def _read_message(path: Path, key: bytes) -> StageTask | None:
+    """The message as it was sent (signed by this daemon), or None when it is missing or not ours."""
     try:
-        return StageTask.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        return StageTask.from_dict(verify(json.loads(path.read_text(encoding="utf-8")), key, Purpose.TASK,
+                                          f"the sent message {path.name}"))
     except (OSError, ValueError, TypeError, StageFailed):
         return None
 
@@ -86,6 +90,7 @@ class CeleryExecutor:
         self.journal = journal
         self.stop_event = stop_event
         self.log = log
+        self.key = signing_key(config)  # before anything else: no key, no celery executor
         self.app = make_app(config)
         self.redis = redis.Redis.from_url(config.executor.broker(), socket_timeout=5, socket_connect_timeout=5)
         self._seconds: dict[str, dict[str, float]] = {}
@@ -131,11 +136,12 @@ class CeleryExecutor:
                 raise TransientError("omad is shutting down.", stage=name)
             tid, attempt = task_id(self.journal.instance, job.id, name, ctx.attempt), ctx.attempt
         sent = job_dir / "dispatch" / f"{tid}.json"  # the message as sent: a re-send after a restart is the same
-        message = (_read_message(sent) if adopted else None) or self._message(job, name, lane, ctx, tid, attempt)
+        message = (_read_message(sent, self.key) if adopted else None) or self._message(job, name, lane, ctx, tid,
+                                                                                         attempt)
         if not adopted:
             if self.s3 is not None:  # the files the stage may read, into the object store (the ones it lacks)
                 message.files = self.s3.put_files(job_dir, _job_files(job_dir, message))
-            atomic_write_json(sent, message.to_dict())
+            atomic_write_json(sent, sign(message.to_dict(), self.key, Purpose.TASK))
             self._fence(job_dir, message, Fence(tid, attempt))  # the fence before the message: a copy can check it
             self.journal.stage_started(job.id, name, lane, attempt, task_id=tid)
             log.info("stage_dispatched", stage=name, lane=lane, attempt=attempt, task=tid,
@@ -186,7 +192,8 @@ class CeleryExecutor:
         from .app import TASK_NAME
 
         try:
-            self.app.send_task(TASK_NAME, args=[message.to_dict()], task_id=message.task_id,
+            self.app.send_task(TASK_NAME, args=[sign(message.to_dict(), self.key, Purpose.TASK)],
+                               task_id=message.task_id,
                                queue=queue_name(self.config, str(lane)))
         except Exception as e:  # kombu's OperationalError and friends: Redis is away
             raise TransientError(f"cannot reach the broker {redact_url(self.config.executor.broker())} ({e}); "
@@ -220,14 +227,29 @@ class CeleryExecutor:
         last_beat: float | None = None
         sent = not resend_unknown
         seen_run = self._broker_run_id()
+        warned = False
         while True:
-            # The shared folder (or the object store) is the truth; Redis may have lost the state.
+            # The shared folder (or the object store) is the truth; Redis may have lost the state, or lie.
             reply = read_reply(folder) if self.s3 is None else self.s3.result(message.task_id)
             if reply is not None:
-                return reply
+                return self._accept(reply, message, job_dir, log)
             state, info = self._state(result)
-            if state == "SUCCESS" and isinstance(info, dict):
-                return info
+            if state == "SUCCESS":
+                # The broker's copy alone never makes a stage done: only a signed answer that the task was
+                # fenced or could not run (which fails nothing but this attempt) is taken from it.
+                try:
+                    told = verify(info, self.key, Purpose.REPLY, f"the broker's result for {message.task_id}")
+                except Refused as e:
+                    if not warned:
+                        log.error("forged_result", stage=message.stage, task=message.task_id, reason=e.message,
+                                  message="the broker holds a result for this task that no worker signed; ignored")
+                        warned = True
+                    told = {}
+                if told.get("task_id") == message.task_id and told.get("status") == "fenced":
+                    return told
+                if told.get("task_id") == message.task_id and told.get("status") == "error" \
+                        and told.get("attempt") == message.attempt and isinstance(told.get("error"), dict):
+                    return {**told, "lane_seconds": {}}
             if state == "FAILURE":
                 raise StageFailed(f"the stage's task failed on a worker: {info}. This is a bug or a version "
                                   "mismatch between the daemon and the worker; see the worker's log.",
@@ -260,6 +282,16 @@ class CeleryExecutor:
                     self.app.control.revoke(message.task_id)
                 raise Cancelled("cancelled; the worker stops the stage at its next heartbeat.", stage=message.stage)
             time.sleep(_POLL_SECONDS)
+
+    def _accept(self, reply: dict[str, Any], message: StageTask, job_dir: Path, log: Any) -> dict[str, Any]:
+        """The committed reply, once checked (:func:`accept_reply`); a bad one fails the attempt as a bug."""
+        try:
+            return accept_reply(reply, self.key, message, job_dir if self.s3 is None else None)
+        except Refused as e:
+            log.error("reply_refused", stage=message.stage, task=message.task_id, reason=e.message,
+                      message="the stage's committed result failed its checks; the attempt fails as a bug")
+            e.stage = message.stage
+            raise
 
     def _state(self, result: Any) -> tuple[str, Any]:
         try:

@@ -1,0 +1,254 @@
+"""The attacker's side: someone who can write to Redis (or the shared folder) tries to steer omad.
+
+A real redis-server, real `omad worker` processes and the daemon's real loop.
+Every attack must be refused, logged, and leave nothing read or written
+outside the job folders: a "secret" file beside the state dir stays where it
+is, unread into any output, and the outbox holds only what the real stage made.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cluster_kit import SIGNING_KEY, RedisServer
+from conftest import Env, Running, wait_for
+from test_cluster import Cluster, drop_caption, outputs, wait_done
+
+from omad.cluster.task import StageTask, run_dir, task_id
+from omad.cluster.wire import accept_reply, accept_task
+from omad.errors import ConfigError, Refused
+from omad.trust import Purpose, sign, signing_key
+
+pytestmark = pytest.mark.slow
+
+SECRET = "top-secret-contents-do-not-publish"
+
+
+@pytest.fixture
+def attack_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path / "redis", password="attack-pw").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def attack_cluster(tmp_path: Path, attack_redis: RedisServer,
+                   make_env: Callable[..., Env]) -> Iterator[Callable[..., Cluster]]:
+    made: list[Cluster] = []
+
+    def _make(**overrides: Any) -> Cluster:
+        c = Cluster(tmp_path, attack_redis, make_env, **overrides)
+        made.append(c)
+        return c
+
+    yield _make
+    for c in made:
+        c.stop()
+
+
+def daemon_events(env: Env, event: str) -> list[dict[str, Any]]:
+    out = []
+    for path in (env.outbox / "logs").glob("*"):
+        for line in path.read_text(errors="replace").splitlines():
+            if line.startswith("{"):
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue
+                if rec.get("event") == event:
+                    out.append(rec)
+    return out
+
+
+def _secret(tmp_path: Path) -> Path:
+    secret = tmp_path / "secret.txt"
+    secret.write_text(SECRET)
+    return secret
+
+
+def _untouched(tmp_path: Path, secret: Path, before: float, outbox: Path) -> None:
+    """The secret is where it was, unchanged and unread into any output."""
+    assert secret.read_text() == SECRET and secret.stat().st_mtime == before
+    for p in outbox.rglob("*"):
+        if p.is_file():
+            assert SECRET.encode() not in p.read_bytes(), p
+
+
+def _dispatched(c: Cluster) -> tuple[Path, dict[str, Any]]:
+    """The one message the daemon sent (its dispatch file), once it is there."""
+    found: list[Path] = []
+
+    def sent() -> bool:
+        found[:] = [p for p in c.env.paths.jobs.glob("*/dispatch/omad-*.json")]
+        return bool(found)
+
+    wait_for(sent, timeout=60)
+    path = found[0]
+    return path.parent.parent, json.loads(path.read_text())
+
+
+def test_forged_and_altered_messages_and_forged_results_are_refused(attack_cluster: Callable[..., Cluster],
+                                                                    tmp_path: Path) -> None:
+    """GIVEN a daemon in celery mode and an attacker with the Redis password
+    WHEN the attacker stores a forged SUCCESS result for the stage's predictable task id (its artifact the
+    secret file, by absolute path and by '..'), queues an unsigned message that reads the secret as input,
+    queues the daemon's own signed message with its input altered, and replays it under another job's task id
+    THEN the daemon ignores the forged result and the worker refuses all three messages; the real stage runs
+    once and publishes the real video; the secret is untouched and in no output."""
+    secret = _secret(tmp_path)
+    before = secret.stat().st_mtime
+    c = attack_cluster()
+    drop_caption(c.env.inbox)
+    with Running(c.env.daemon()) as running:
+        job_dir, message = _dispatched(c)
+        app = running.d.executor.app
+        tid = message["task_id"]
+        # 1. a forged result in the broker, unsigned and signed with a guessed key
+        escape = {"video": str(secret)}
+        climb = {"video": "../" * 8 + str(secret).lstrip("/")}
+        for artifacts, key in ((escape, None), (climb, b"guessed-key-guessed-key-guessed-key!")):
+            forged = {"status": "done", "task_id": tid, "attempt": message["attempt"], "worker": "evil",
+                      "result": {"artifacts": artifacts, "publish": {".mp4": "video"}}, "lane_seconds": {}}
+            app.backend.store_result(tid, sign(forged, key, Purpose.REPLY) if key else forged, "SUCCESS")
+            wait_for(lambda: bool(daemon_events(c.env, "forged_result")), timeout=30)
+        app.backend.forget(tid)
+        # 2. an unsigned message that reads the secret as the stage's input
+        unsigned = {**message, "inputs": {"video": str(secret), "srt": str(secret)}}
+        unsigned.pop("sig")
+        bad_id = task_id(message["instance"], "0" * 16, "caption", 1)
+        app.send_task("omad.stage", args=[unsigned], task_id=bad_id, queue="omad.cpu")
+        # 3. the daemon's signed message, its input altered to climb out (the signature no longer matches)
+        altered = {**message, "inputs": {"video": "../" * 8 + str(secret).lstrip("/")}}
+        app.send_task("omad.stage", args=[altered], task_id=tid, queue="omad.cpu")
+        # 4. the genuine message replayed for another job's task
+        other = task_id(message["instance"], "f" * 16, "caption", 1)
+        app.send_task("omad.stage", args=[message], task_id=other, queue="omad.cpu")
+        w = c.worker("w1", queues="cpu")
+        wait_for(lambda: len(w.events("task_refused")) >= 3, timeout=90)
+        wait_done(c.env, 1, timeout=120)
+    reasons = " | ".join(e["reason"] for e in w.events("task_refused"))
+    assert "no signature" in reasons and "not signed with this machine's key" in reasons and "replay" in reasons
+    assert outputs(c.env.outbox) == ["c.json", "c.mp4"]
+    assert len(w.events("stage_started")) == 1
+    assert not (c.env.paths.jobs / ("0" * 16)).exists() and not (c.env.paths.jobs / ("f" * 16)).exists()
+    _untouched(tmp_path, secret, before, c.env.outbox)
+    assert "attack-pw" not in "".join(p.read_text() for p in (c.env.outbox / "logs").iterdir())
+
+
+def test_a_forged_result_file_in_the_job_folder_fails_the_attempt_as_a_bug(attack_cluster: Callable[..., Cluster],
+                                                                            tmp_path: Path) -> None:
+    """GIVEN an attacker who can write the shared folder but lacks the key
+    WHEN they commit a result.json for the dispatched attempt before any worker runs it, naming the secret
+    THEN the daemon refuses it (the reason logged), the job fails with the inputs kept, nothing is published
+    and the secret is untouched."""
+    secret = _secret(tmp_path)
+    before = secret.stat().st_mtime
+    c = attack_cluster(jobs={"max_attempts": 1})
+    drop_caption(c.env.inbox)
+    with Running(c.env.daemon()):
+        job_dir, message = _dispatched(c)
+        folder = run_dir(job_dir, message["stage"], message["attempt"])
+        folder.mkdir(parents=True, exist_ok=True)
+        forged = {"status": "done", "task_id": message["task_id"], "attempt": message["attempt"],
+                  "result": {"artifacts": {"video": str(secret)}, "publish": {".mp4": "video"}}, "lane_seconds": {}}
+        (folder / "result.json").write_text(json.dumps(forged))
+        wait_for(lambda: (c.env.outbox / "failed" / "c" / "error.json").exists(), timeout=60)
+    refused = daemon_events(c.env, "reply_refused")
+    assert refused and "no signature" in refused[0]["reason"]
+    error = c.env.failed_error("c")
+    assert "refused" in error["message"]
+    assert outputs(c.env.outbox) == []
+    _untouched(tmp_path, secret, before, c.env.outbox)
+
+
+# -- the checks themselves, without a broker ---------------------------------------------------------------
+
+def _message(**over: Any) -> StageTask:
+    base: dict[str, Any] = dict(task_id=task_id("abc123", "0123456789abcdef", "caption", 1), job="0123456789abcdef",
+                                route="caption", name="c", stage="caption", attempt=1, lane="cpu",
+                                work="/srv/omad/jobs/0123456789abcdef", inputs={"video": "inputs/c.mp4"},
+                                artifacts={}, options={}, timeout=60.0, settings={}, guardrails={},
+                                instance="abc123")
+    base.update(over)
+    return StageTask(**base)
+
+
+KEY = SIGNING_KEY.encode()
+
+
+@pytest.mark.parametrize("change,fragment", [
+    ({"inputs": {"video": "/etc/passwd"}}, "absolute"),
+    ({"inputs": {"video": "inputs/../../../etc/passwd"}}, "climbs"),
+    ({"inputs": {"video": "inputs/a\x00b"}}, "NUL"),
+    ({"work": "/srv/omad/jobs/fedcba9876543210"}, "not the folder of job"),
+    ({"stage": "render"}, "does not have"),
+    ({"attempt": 0}, "whole number"),
+    ({"attempt": True}, "whole number"),
+    ({"task_id": "omad-abc123-0123456789abcdef-caption-2"}, "does not match"),
+    ({"job": "../../x"}, "not a job id"),
+    ({"files": {"inputs/c.mp4": "../../etc"}}, "sha256"),
+])
+def test_signed_messages_with_bad_names_are_still_refused(change: dict[str, Any], fragment: str) -> None:
+    signed = sign({**_message().to_dict(), **change}, KEY, Purpose.TASK)
+    with pytest.raises(Refused, match=fragment):
+        accept_task(signed, KEY, None)
+
+
+def test_a_reply_cannot_stand_in_for_a_message_nor_a_message_for_a_reply() -> None:
+    desc = _message()
+    as_reply = sign(desc.to_dict(), KEY, Purpose.REPLY)
+    with pytest.raises(Refused, match="not signed"):
+        accept_task(as_reply, KEY, desc.task_id)
+    assert accept_task(sign(desc.to_dict(), KEY, Purpose.TASK), KEY, desc.task_id).job == desc.job
+
+
+@pytest.mark.parametrize("result,fragment", [
+    ({"artifacts": {"video": "/etc/passwd"}}, "absolute"),
+    ({"artifacts": {"video": "inputs/c.mp4"}}, "outside the attempt's folder"),
+    ({"artifacts": {"video": "runs/caption.1/../../../../tokens.json"}}, "climbs"),
+    ({"artifacts": {"video": "runs/caption.1/v.mp4"}, "publish": {"/../../x": "video"}}, "publish suffix"),
+    ({"artifacts": {"video": "runs/caption.1/v.mp4"}, "publish": {".mp4": "../v"}}, "role"),
+])
+def test_replies_naming_files_outside_the_attempt_are_refused(result: dict[str, Any], fragment: str,
+                                                              tmp_path: Path) -> None:
+    desc = _message()
+    reply = {"status": "done", "task_id": desc.task_id, "attempt": 1, "result": result, "lane_seconds": {}}
+    with pytest.raises(Refused, match=fragment):
+        accept_reply(sign(reply, KEY, Purpose.REPLY), KEY, desc, tmp_path)
+
+
+def test_a_reply_for_another_attempt_or_through_a_link_is_refused(tmp_path: Path) -> None:
+    desc = _message()
+    good = {"status": "done", "task_id": desc.task_id, "attempt": 1,
+            "result": {"artifacts": {"video": "runs/caption.1/v.mp4"}, "publish": {".mp4": "video"}}}
+    assert accept_reply(sign(good, KEY, Purpose.REPLY), KEY, desc, tmp_path)["status"] == "done"
+    with pytest.raises(Refused, match="not the task"):
+        accept_reply(sign({**good, "attempt": 2}, KEY, Purpose.REPLY), KEY, desc, tmp_path)
+    (tmp_path / "runs" / "caption.1").mkdir(parents=True)
+    (tmp_path / "runs" / "caption.1" / "v.mp4").symlink_to("/etc/hostname")
+    with pytest.raises(Refused, match="through a link"):
+        accept_reply(sign(good, KEY, Purpose.REPLY), KEY, desc, tmp_path)
+
+
+def test_the_celery_executor_and_the_worker_refuse_to_start_without_a_key(
+        make_env: Callable[..., Env], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """GIVEN celery mode and no signing key anywhere THEN the daemon does not start, and says how to make one."""
+    monkeypatch.delenv("OMAD_SIGNING_KEY", raising=False)
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    env = make_env(executor={"kind": "celery", "broker_url": "redis://127.0.0.1:9/0"})
+    with pytest.raises(ConfigError, match="omad key new"):
+        env.daemon()
+    with pytest.raises(ConfigError, match="too short"):
+        signing_key(env.config.model_copy(update={"executor": env.config.executor.model_copy(
+            update={"signing_key": "short"})}))
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "omad-signing-key").write_text(SIGNING_KEY + "\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    assert signing_key(env.config) == KEY
+    monkeypatch.setenv("OMAD_SIGNING_KEY", "k" * 40)
+    assert signing_key(env.config) == b"k" * 40

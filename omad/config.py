@@ -114,6 +114,9 @@ class IntakeConfig(_Section):
 
 class JobsConfig(_Section):
     max_attempts: int = Field(3, ge=1, description="attempts for transient failures (disk full, killed tool, timeout)")
+    max_restarts: int = Field(
+        3, ge=0, description="omad's own restarts (a crash, kill -9) in a row during one job, not charged as "
+                             "attempts; one more fails the job, so a crash loop stays bounded")
     backoff_seconds: float = Field(10.0, ge=0, description="first retry delay; doubles each attempt")
     backoff_max_seconds: float = Field(600.0, ge=0, description="longest retry delay")
     stage_timeout_seconds: float = Field(

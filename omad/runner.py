@@ -112,6 +112,7 @@ class JobRunner:
         log = self.log.bind(job=job_id, route=job.route)
         current: str | None = None
         try:
+            self._check_restarts(job)
             stages = stages_for(job.route)
             done = {s["name"]: s for s in self.journal.stages(job_id) if s["status"] == "done"}
             artifacts: dict[str, str] = {}
@@ -152,6 +153,17 @@ class JobRunner:
             bug = StageFailed(f"internal error in stage {current}: {exc!r}. This is a bug in omad; "
                               "the inputs are kept in outbox/failed/. Please report it with the log.", stage=current)
             self.failed(job_id, bug, attempt, current)
+
+    def _check_restarts(self, job: Job) -> None:
+        """A crash loop stays bounded: attempts omad's own restarts interrupted are not charged (the journal's
+        recovery gives them back), but more than ``jobs.max_restarts`` of them in a row fail the job."""
+        restarts = self.journal.restarts(job.id)
+        limit = self.config.jobs.max_restarts
+        if restarts > limit:
+            raise StageFailed(f"omad itself stopped {restarts} times in a row while this job ran (last during stage "
+                              f"{job.stage or '-'}; jobs.max_restarts is {limit}): something in this job may crash "
+                              "or kill omad. The inputs are kept; see the log around the restarts, then retry the "
+                              "job.", stage=job.stage, details={"restarts": restarts})
 
     def _run_stage(self, job: Job, stage: Stage, ctx: StageContext, log: Any) -> StageResult:
         """One stage attempt through the executor, its lane seconds billed whatever happens."""

@@ -453,7 +453,7 @@ def cmd_key(args: argparse.Namespace) -> int:
 
 
 def cmd_notify(args: argparse.Namespace) -> int:
-    from .webhooks import Notifier
+    from .webhooks import Notifier, public_url
 
     cfg = _config(args)
     _setup_logging(cfg, _paths(cfg))
@@ -463,7 +463,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
     notifier = Notifier(cfg.notify)
     failed = 0
     for hook, outcome in notifier.send_test(args.event):
-        print(f"{outcome.status:>4}  {hook.url}  {outcome.message}")
+        print(f"{outcome.status:>4}  {public_url(hook.url)}  {outcome.message}")
         failed += 0 if outcome.ok else 1
     return 1 if failed else 0
 

@@ -359,6 +359,7 @@ def test_kill_9_of_the_daemon_is_reconciled_on_restart_without_rerunning_finishe
     assert outputs(c.env.outbox) == ["v.jpg", "v.json", "v.mp4", "v.srt"]
     daemon_log = (c.root / "daemon.log").read_text()
     assert "stage_adopted" in daemon_log
+    assert c.env.sidecar("v")["attempts"] == 1  # the daemon's crash is not charged to the job
 
 
 def test_redis_restarted_without_persistence_every_job_still_completes(cluster: Callable[..., Cluster]) -> None:

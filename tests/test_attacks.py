@@ -8,6 +8,7 @@ is, unread into any output, and the outbox holds only what the real stage made.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -252,3 +253,113 @@ def test_the_celery_executor_and_the_worker_refuse_to_start_without_a_key(
     assert signing_key(env.config) == KEY
     monkeypatch.setenv("OMAD_SIGNING_KEY", "k" * 40)
     assert signing_key(env.config) == b"k" * 40
+
+
+# -- secrets stay secret -----------------------------------------------------------------------------------
+
+class _Receiver:
+    """A webhook receiver on loopback that keeps what it got."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        got: list[bytes] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                got.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.got = got
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_no_configured_secret_reaches_logs_sidecars_metrics_payloads_or_pages(
+        attack_cluster: Callable[..., Cluster], tmp_path: Path) -> None:
+    """GIVEN a celery deployment with every kind of secret configured (the broker password, the signing key, a
+    webhook whose URL path is its secret and its HMAC secret, stock and Stability keys, a web token)
+    WHEN a job runs through a worker, its webhook is delivered and every page is fetched
+    THEN no secret is in the daemon's or worker's logs, the sidecar, /metrics, the task messages as sent
+    (dispatch files), anything left in Redis, or any page."""
+    import threading
+
+    import httpx
+
+    from omad.web.auth import TokenStore
+    from omad.webhooks import Notifier
+
+    receiver = _Receiver()
+    secrets_ = {"attack-pw", SIGNING_KEY, "hook-path-secret-123", "hook-hmac-secret-456", "pexels-key-secret-789",
+                "stability-key-secret-012"}
+    c = attack_cluster(
+        notify={"webhooks": [{"url": f"{receiver.url}/hooks/hook-path-secret-123", "secret": "hook-hmac-secret-456"}],
+                "backoff_seconds": 0.2},
+        assets={"stock": {"pexels_key": "pexels-key-secret-789"}, "stability": {"api_key": "stability-key-secret-012"},
+                "privacy": "local_only"},
+        web={"enabled": True, "port": 0, "require_token": True})
+    token = TokenStore(c.env.state / "tokens.json").add("scan")
+    secrets_.add(token)
+    c.worker("w1")
+    sent: dict[str, str] = {}
+    stop = threading.Event()
+
+    def keep_dispatch() -> None:  # the job folder goes once it is published: keep each message as it was sent
+        while not stop.is_set():
+            for p in c.env.paths.jobs.glob("*/dispatch/*.json"):
+                with contextlib.suppress(OSError):
+                    sent[p.name] = p.read_text()
+            stop.wait(0.05)
+
+    copier = threading.Thread(target=keep_dispatch, daemon=True)
+    copier.start()
+    drop_caption(c.env.inbox)
+    try:
+        with Running(c.env.daemon(), serve=True) as running:
+            notifier = Notifier(c.env.config.notify).attach(running.d)
+            wait_done(c.env, 1)
+            wait_for(lambda: bool(receiver.got), timeout=30)
+            job = running.d.journal.jobs()[0]
+            pages = []
+            with httpx.Client(base_url=running.server.url, headers={"Authorization": f"Bearer {token}"},
+                              timeout=30) as web:
+                for path in ("/", "/api/jobs", f"/api/jobs/{job.id}", f"/jobs/{job.id}", "/api/status", "/metrics",
+                             "/analytics", "/api/analytics", "/create", "/outbox/c.json"):
+                    r = web.get(path)
+                    assert r.status_code == 200, path
+                    pages.append(r.text)
+            notifier.close()
+    finally:
+        stop.set()
+        copier.join(5)
+        receiver.close()
+    assert any(name.startswith("omad-") for name in sent) and any(name == "caption.json" for name in sent)
+    redis_dump = []
+    client = c.redis.client()
+    for key in client.scan_iter(count=1000):
+        kind = client.type(key)
+        if kind == b"string":
+            redis_dump.append(repr(client.get(key)))
+        elif kind == b"hash":
+            redis_dump.append(repr(client.hgetall(key)))
+        elif kind == b"list":
+            redis_dump.append(repr(client.lrange(key, 0, -1)))
+    logs = "".join(p.read_text(errors="replace") for p in (c.env.outbox / "logs").iterdir())
+    assert "webhook_delivery" in logs and "127.0.0.1" in logs  # the hook is logged, as scheme and host
+    places = {"daemon logs": logs, "worker log": c.workers[0].tail(10**8),
+              "sidecar": (c.env.outbox / "c.json").read_text(),
+              "dispatch files": "".join(sent.values()), "redis": "".join(redis_dump), "pages": "".join(pages),
+              "webhook body": b"".join(receiver.got).decode()}
+    for where, text in places.items():
+        for secret in secrets_:
+            assert secret not in text, f"{secret!r} found in the {where}"

@@ -404,14 +404,18 @@ def cmd_token(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     store = TokenStore(tokens_path(cfg.web, _paths(cfg).state))
-    if args.action in ("add", "revoke") and not args.name:
+    if args.action in ("add", "new", "revoke") and not args.name:
         print(f"give the token a NAME: omad token {args.action} NAME", file=sys.stderr)
         return 2
-    if args.action == "add":
-        token = store.add(args.name)
+    if args.action in ("add", "new"):
+        from .web.scopes import Scope
+
+        scopes = [Scope(s) for s in args.scope or []]
+        token = store.add(args.name, scopes or None)
         print(token)
-        print(f"token '{args.name}' made; this is the only time it is shown. Only its hash is kept, in "
-              f"{store.path}.", file=sys.stderr)
+        rights = "scopes " + ", ".join(sorted(scopes)) if scopes else "full rights (read, submit, admin)"
+        print(f"token '{args.name}' made with {rights}; this is the only time it is shown. Only its hash is kept, "
+              f"in {store.path}.", file=sys.stderr)
         return 0
     if args.action == "revoke":
         n = store.revoke(args.name)
@@ -424,7 +428,8 @@ def cmd_token(args: argparse.Namespace) -> int:
         made = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(t.get("created_at") or 0)))
         state = "revoked " + time.strftime("%Y-%m-%d %H:%M", time.localtime(float(t["revoked_at"]))) \
             if t.get("revoked_at") else "live"
-        print(f"{str(t.get('name')):24} {made}  {state}")
+        scopes = ",".join(t["scopes"]) if t.get("scopes") else "read,submit,admin"
+        print(f"{str(t.get('name')):24} {made}  {state:24} {scopes}")
     return 0
 
 
@@ -505,9 +510,12 @@ def build_parser() -> argparse.ArgumentParser:
     cf.add_argument("--dump", action="store_true", help="(default) print the effective configuration")
     cf.add_argument("--defaults", action="store_true", help="print the built-in defaults")
     cf.set_defaults(fn=cmd_config)
-    tk = sub.add_parser("token", parents=[common], help="API and web UI tokens: add, list, revoke")
-    tk.add_argument("action", choices=["add", "list", "revoke"])
+    tk = sub.add_parser("token", parents=[common], help="API and web UI tokens: add (or new), list, revoke")
+    tk.add_argument("action", choices=["add", "new", "list", "revoke"])
     tk.add_argument("name", nargs="?", help="the token's name (add, revoke)")
+    tk.add_argument("--scope", action="append", choices=["read", "submit", "admin"],
+                    help="limit the token (repeat for several): read jobs and results, submit jobs, admin (retry, "
+                         "cancel, failed originals, logs). Without it: full rights")
     tk.set_defaults(fn=cmd_token)
     ky = sub.add_parser("key", help="the signing key of task messages and results (executor.kind: celery)")
     ky.add_argument("action", choices=["new"])

@@ -544,7 +544,24 @@ class ExecutorConfig(_Section):
     worker_metrics_host: str = Field("127.0.0.1", description="worker: /metrics bind address")
 
     def broker(self) -> str:
-        return os.environ.get("OMAD_BROKER_URL") or self.broker_url
+        """The broker URL: $OMAD_BROKER_URL or broker_url, with the password from the systemd credential
+        ``omad-redis-password`` put in when the URL has none."""
+        url = os.environ.get("OMAD_BROKER_URL") or self.broker_url
+        creds = os.environ.get("CREDENTIALS_DIRECTORY", "")
+        if not url or not creds or not url.startswith(("redis://", "rediss://")):
+            return url
+        try:
+            password = (Path(creds) / "omad-redis-password").read_text(encoding="utf-8").strip()
+        except OSError:
+            return url
+        from urllib.parse import quote, urlsplit, urlunsplit
+
+        parts = urlsplit(url)
+        if not password or parts.password is not None:
+            return url
+        user = quote(parts.username or "", safe="")
+        host = parts.netloc.rsplit("@", 1)[-1]
+        return urlunsplit(parts._replace(netloc=f"{user}:{quote(password, safe='')}@{host}"))
 
     def backend(self) -> str:
         return os.environ.get("OMAD_RESULT_BACKEND") or self.result_backend or self.broker()

@@ -469,6 +469,24 @@ class WebConfig(_Section):
     submit_wait_seconds: float = Field(
         15.0, ge=0, description="how long POST /api/jobs waits for the job to be journaled before answering"
     )
+    public_url: str = Field(
+        "", description="the address people use (https://omad.example/): with https, the session cookie is Secure "
+                        "even when a TLS proxy talks plain HTTP to omad; empty: taken from each request")
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="addresses or networks of reverse proxies whose X-Forwarded-For and "
+                                          "X-Forwarded-Proto are believed; empty: nobody's")
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, description="a connection must send a request's headers within this (slow-header floods)")
+    body_idle_seconds: float = Field(
+        60.0, gt=0, description="a request body may pause this long between bytes before its connection is closed")
+    max_connections: int = Field(
+        1000, ge=1, description="open connections in all; past it the oldest still sending headers is dropped "
+                                "(keep it under the unit's LimitNOFILE)")
+    max_connections_per_client: int = Field(
+        32, ge=1, description="open connections from one address (trusted proxies are not limited)")
+    max_requests: int = Field(
+        64, ge=1, description="requests handled at once; more are answered 503 (never /healthz)")
+    max_sessions: int = Field(10000, ge=1, description="browser logins kept at once; the oldest go first")
 
     @property
     def token_required(self) -> bool:

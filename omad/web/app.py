@@ -251,7 +251,8 @@ def _routes(server: StatusServer) -> list[BaseRoute]:
                              status=401)
         resp = RedirectResponse(nxt, 303)
         resp.set_cookie(SESSION_COOKIE, sid, max_age=int(server.auth.web.session_hours * 3600), path="/",
-                        httponly=True, samesite="strict", secure=request.url.scheme == "https")
+                        httponly=True, samesite="strict",
+                        secure=request.url.scheme == "https" or server.auth.web.public_url.startswith("https:"))
         return resp
 
     async def logout(request: Request) -> Response:

@@ -50,6 +50,10 @@ FAILURE_REASONS = ("missing", "malformed", "unknown", "revoked", "login", "csrf"
                    "scope")
 
 
+#: The most clients whose submissions are counted for web.submit_per_minute at once.
+_MAX_CLIENTS = 10000
+
+
 def tokens_path(web: WebConfig, state_dir: Path) -> Path:
     return Path(web.tokens_file).expanduser() if web.tokens_file else state_dir / "tokens.json"
 
@@ -204,6 +208,8 @@ class Auth:
         with self._lock:
             now = time.time()
             self._sessions = {k: s for k, s in self._sessions.items() if s.expires > now}
+            while len(self._sessions) >= self.web.max_sessions:  # bounded: the oldest login goes first
+                del self._sessions[next(iter(self._sessions))]
             self._sessions[sid] = _Session(name, _digest(token), now + self.web.session_hours * 3600)
         return sid
 
@@ -259,6 +265,10 @@ class Auth:
         now = time.monotonic() if now is None else now
         limit = self.web.submit_per_minute
         with self._lock:
+            if len(self._hits) > _MAX_CLIENTS:  # bounded: forget clients with no submission in the last minute
+                self._hits = {k: h for k, h in self._hits.items() if h and h[-1] > now - 60.0}
+                while len(self._hits) > _MAX_CLIENTS:
+                    del self._hits[next(iter(self._hits))]
             hits = self._hits.setdefault(key, deque())
             while hits and hits[0] <= now - 60.0:
                 hits.popleft()

@@ -363,3 +363,63 @@ def test_no_configured_secret_reaches_logs_sidecars_metrics_payloads_or_pages(
     for where, text in places.items():
         for secret in secrets_:
             assert secret not in text, f"{secret!r} found in the {where}"
+
+
+# -- the Redis ACL the README gives ------------------------------------------------------------------------
+
+#: The README's ACL user for omad, as redis-server arguments (keys and channels checked by the test below).
+ACL = ["omad", "on", ">omad-acl-pw", "resetkeys", "~omad*", "~celery*", "~_kombu*", "~unacked*",
+       "~*.reply.celery.pidbox", "resetchannels", "&/0.celery.pidbox", "&/0.celeryev/*", "&celery-task-meta-*",
+       "-@all", "+@read", "+@write", "+@keyspace", "+@pubsub", "+@transaction", "+@scripting", "+@connection",
+       "-@dangerous", "+info", "+time"]
+
+
+class AclRedis(RedisServer):
+    """redis-server with the default user off, omad's ACL user, and an admin to read the ACL log."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(folder)
+
+    @property
+    def url(self) -> str:
+        return f"redis://omad:omad-acl-pw@127.0.0.1:{self.port}/0"
+
+    def start(self) -> AclRedis:
+        import subprocess
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.folder), "--user", "default", "off", "--user", *ACL,
+             "--user", "admin", "on", ">admin-pw", "~*", "&*", "+@all"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._wait()
+        return self
+
+    def denied(self) -> list[Any]:
+        import redis
+
+        admin = redis.Redis.from_url(f"redis://admin:admin-pw@127.0.0.1:{self.port}/0", socket_timeout=5)
+        return list(admin.acl_log())
+
+
+def test_the_readme_acl_user_is_enough_for_a_whole_run(tmp_path: Path, make_env: Callable[..., Env]) -> None:
+    """GIVEN Redis with the default user off and omad's ACL user limited to the keys and channels the README
+    lists WHEN a job runs through a worker (dispatch, heartbeats, results, the worker's record, a revoke)
+    THEN it completes and Redis denied nothing."""
+    server = AclRedis(tmp_path / "redis").start()
+    try:
+        c = Cluster(tmp_path, server, make_env)
+        try:
+            c.worker("w1")
+            drop_caption(c.env.inbox)
+            with Running(c.env.daemon()) as running:
+                wait_done(c.env, 1)
+                running.d.executor.app.control.revoke("omad-none")  # a broadcast, as a lost lease sends
+                running.d.executor.status()
+            assert outputs(c.env.outbox) == ["c.json", "c.mp4"]
+        finally:
+            c.stop()
+        assert server.denied() == []
+    finally:
+        server.stop()

@@ -423,3 +423,19 @@ def test_the_readme_acl_user_is_enough_for_a_whole_run(tmp_path: Path, make_env:
         assert server.denied() == []
     finally:
         server.stop()
+
+
+def test_a_worker_with_another_key_refuses_and_the_job_ends_with_a_message(
+        attack_cluster: Callable[..., Cluster]) -> None:
+    """GIVEN a worker whose signing key differs from the daemon's WHEN a job is sent THEN the worker refuses the
+    message (task_refused) and the daemon, after a lease without a signed result, fails the job with a message
+    that names the signing key: no hang."""
+    c = attack_cluster(jobs={"max_attempts": 1})
+    other = json.loads(json.dumps(c.data))
+    other["executor"]["signing_key"] = "another-key-another-key-another-key-0123"
+    w = c.worker("w1", config=other)
+    drop_caption(c.env.inbox)
+    with Running(c.env.daemon()):
+        wait_for(lambda: (c.env.outbox / "failed" / "c" / "error.json").exists(), timeout=90)
+    assert "not signed with this machine's key" in w.events("task_refused")[0]["reason"]
+    assert "signing key" in c.env.failed_error("c")["message"]

@@ -228,13 +228,16 @@ class CeleryExecutor:
         sent = not resend_unknown
         seen_run = self._broker_run_id()
         warned = False
+        unsigned_since: float | None = None
         while True:
             # The shared folder (or the object store) is the truth; Redis may have lost the state, or lie.
             reply = read_reply(folder) if self.s3 is None else self.s3.result(message.task_id)
             if reply is not None:
                 return self._accept(reply, message, job_dir, log)
             state, info = self._state(result)
-            if state == "SUCCESS":
+            if state != "SUCCESS":
+                unsigned_since = None
+            else:
                 # The broker's copy alone never makes a stage done: only a signed answer that the task was
                 # fenced or could not run (which fails nothing but this attempt) is taken from it.
                 try:
@@ -250,6 +253,15 @@ class CeleryExecutor:
                 if told.get("task_id") == message.task_id and told.get("status") == "error" \
                         and told.get("attempt") == message.attempt and isinstance(told.get("error"), dict):
                     return {**told, "lane_seconds": {}}
+                # Finished by the broker's word, yet nothing committed: a worker with another key refused it, or
+                # the result is forged. Bounded like a lost worker, so the job ends with a message, not a hang.
+                unsigned_since = unsigned_since or time.monotonic()
+                if time.monotonic() - unsigned_since > ex.lease_seconds:
+                    raise TransientError(
+                        f"the broker says task {message.task_id} finished, but no result signed with this daemon's "
+                        f"key was committed within {ex.lease_seconds:g} s. Give the daemon and every worker the same "
+                        "signing key (a worker logs task_refused when it is not); else someone else writes to the "
+                        "broker.", stage=message.stage)
             if state == "FAILURE":
                 raise StageFailed(f"the stage's task failed on a worker: {info}. This is a bug or a version "
                                   "mismatch between the daemon and the worker; see the worker's log.",

@@ -439,3 +439,48 @@ def test_a_worker_with_another_key_refuses_and_the_job_ends_with_a_message(
         wait_for(lambda: (c.env.outbox / "failed" / "c" / "error.json").exists(), timeout=90)
     assert "not signed with this machine's key" in w.events("task_refused")[0]["reason"]
     assert "signing key" in c.env.failed_error("c")["message"]
+
+
+def test_no_configured_secret_leaks_in_a_local_run(make_env: Callable[..., Env]) -> None:
+    """The same scan without a broker: logs, sidecar, /metrics, every page and the webhook body after a local
+    run, with a webhook whose URL path is its secret, stock and Stability keys and a web token configured."""
+    import httpx
+
+    from omad.web.auth import TokenStore
+    from omad.webhooks import Notifier
+
+    receiver = _Receiver()
+    secrets_ = {"hook-path-secret-123", "hook-hmac-secret-456", "pexels-key-secret-789", "stability-key-secret-012"}
+    env = make_env(
+        notify={"webhooks": [{"url": f"{receiver.url}/hooks/hook-path-secret-123", "secret": "hook-hmac-secret-456"}],
+                "backoff_seconds": 0.2},
+        assets={"stock": {"pexels_key": "pexels-key-secret-789"}, "stability": {"api_key": "stability-key-secret-012"},
+                "privacy": "local_only"},
+        web={"enabled": True, "port": 0, "require_token": True})
+    token = TokenStore(env.state / "tokens.json").add("scan")
+    secrets_.add(token)
+    drop_caption(env.inbox)
+    try:
+        with Running(env.daemon(), serve=True) as running:
+            notifier = Notifier(env.config.notify).attach(running.d)
+            wait_for(lambda: (env.outbox / "c.json").exists(), timeout=60)
+            wait_for(lambda: bool(receiver.got), timeout=30)
+            job = running.d.journal.jobs()[0]
+            pages = []
+            with httpx.Client(base_url=running.server.url, headers={"Authorization": f"Bearer {token}"},
+                              timeout=30) as web:
+                for path in ("/", "/api/jobs", f"/api/jobs/{job.id}", f"/jobs/{job.id}", "/api/status", "/metrics",
+                             "/analytics", "/create", "/outbox/c.json"):
+                    r = web.get(path)
+                    assert r.status_code == 200, path
+                    pages.append(r.text)
+            notifier.close()
+    finally:
+        receiver.close()
+    logs = "".join(p.read_text(errors="replace") for p in (env.outbox / "logs").iterdir())
+    assert "webhook_delivery" in logs
+    places = {"logs": logs, "sidecar": (env.outbox / "c.json").read_text(), "pages": "".join(pages),
+              "webhook body": b"".join(receiver.got).decode()}
+    for where, text in places.items():
+        for secret in secrets_:
+            assert secret not in text, f"{secret!r} found in the {where}"

@@ -36,6 +36,7 @@ from .paths import Paths
 from .records import Records
 from .routes import stages_for
 from .stage import Stage, StageContext, StageResult
+from .trust import check_suffix, inside
 
 __all__ = ["JobRunner", "Next", "Decision", "decide"]
 
@@ -304,7 +305,10 @@ class JobRunner:
             self._rerun_changed(job, changed)
             return
         work = self.paths.jobs / job_id
-        files = {suffix: work / artifacts[role] for suffix, role in publish.items() if role in artifacts}
+        # Every name is checked again here, whichever executor ran the stages: nothing outside the job folder is
+        # ever published (trust.py).
+        files = {check_suffix(suffix, "a publish suffix"): inside(work, artifacts[role], f"artifact {role}")
+                 for suffix, role in publish.items() if role in artifacts}
         # The stem is chosen once and journaled: publishing again after a crash rewrites the same names.
         stem = (job.result or {}).get("publishing")
         if not stem:

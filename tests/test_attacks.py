@@ -484,3 +484,22 @@ def test_no_configured_secret_leaks_in_a_local_run(make_env: Callable[..., Env])
     for where, text in places.items():
         for secret in secrets_:
             assert secret not in text, f"{secret!r} found in the {where}"
+
+
+def test_bad_worker_records_in_redis_never_break_the_status_page(attack_redis: RedisServer) -> None:
+    """GIVEN worker records in Redis that are not what a worker writes (a list, wrong types, not JSON, deep JSON)
+    THEN the status page's worker table still renders, with each field of its type."""
+    from omad.cluster.executor import read_workers
+    from omad.web.page import _workers_section
+
+    client = attack_redis.client()
+    client.set("omad:worker:a", "[1, 2]")
+    client.set("omad:worker:b", json.dumps({"name": ["<script>"], "queues": "omad.cpu", "concurrency": "many",
+                                            "running": [{"x": 1}], "residents": [1, {"model": {"m": 1}}],
+                                            "seen_at": "soon"}))
+    client.set("omad:worker:c", "not json")
+    client.set("omad:worker:d", "[" * 100000)
+    workers = read_workers(client)
+    assert len(workers) == 1 and workers[0]["queues"] == [] and workers[0]["concurrency"] == 0
+    html = _workers_section({"executor": {"broker": "redis://x", "queues": {"omad.cpu": 0}, "workers": workers}})
+    assert "&lt;script&gt;" in html and "<script>" not in html

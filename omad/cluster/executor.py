@@ -48,15 +48,39 @@ SHARED_MARKER = ".omad-shared.json"
 _POLL_SECONDS = 0.25
 
 
+def _texts(value: Any, limit: int = 64) -> list[str]:
+    return [str(v)[:200] for v in value[:limit]] if isinstance(value, list) else []
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
+def _worker_record(data: Any) -> dict[str, Any] | None:
+    """A worker's record as the pages use it, every field of its type (Redis is not trusted: anything else is
+    dropped or replaced, never a 500 on the status page)."""
+    if not isinstance(data, dict):
+        return None
+    residents = data.get("residents")
+    return {"name": str(data.get("name") or "?")[:200], "host": str(data.get("host") or "")[:200],
+            "pid": int(_number(data.get("pid"))), "queues": _texts(data.get("queues")),
+            "concurrency": int(_number(data.get("concurrency"))), "started_at": _number(data.get("started_at")),
+            "seen_at": _number(data.get("seen_at")), "running": _texts(data.get("running")),
+            "residents": [{"model": str(r.get("model"))[:200], **{k: v for k, v in r.items()
+                                                                  if isinstance(v, int | float | str)}}
+                          for r in (residents[:64] if isinstance(residents, list) else []) if isinstance(r, dict)]}
+
+
 def read_workers(client: Any) -> list[dict[str, Any]]:
-    """The workers advertising themselves in Redis (``omad:worker:*``), newest first."""
+    """The workers advertising themselves in Redis (``omad:worker:*``), by name."""
     out = []
     for key in client.scan_iter(match="omad:worker:*", count=100):
         raw = client.get(key)
-        with contextlib.suppress(ValueError, TypeError):
-            if raw:
-                out.append(json.loads(raw))
-    return sorted(out, key=lambda w: str(w.get("name")))
+        with contextlib.suppress(ValueError, TypeError, RecursionError):
+            record = _worker_record(json.loads(raw)) if raw else None
+            if record is not None:
+                out.append(record)
+    return sorted(out, key=lambda w: str(w["name"]))
 
 
 def _job_files(job_dir: Path, message: StageTask) -> list[Path]:

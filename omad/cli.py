@@ -347,9 +347,16 @@ def _cluster_checks(cfg: Config, paths: Any, worker: bool) -> list[tuple[str, st
     from .cluster.executor import SHARED_MARKER, read_workers
 
     out: list[tuple[str, str, bool, str]] = []
+    from .trust import signing_key
+
+    try:
+        signing_key(cfg)
+        out.append(("FAIL", "signing key", True, "set (the same key must be on the daemon and every worker)"))
+    except ConfigError as e:
+        out.append(("FAIL", "signing key", False, e.message))
     url = cfg.executor.broker()
     if not url:
-        return [("FAIL", "broker", False, "executor.kind is celery but executor.broker_url is empty")]
+        return [*out, ("FAIL", "broker", False, "executor.kind is celery but executor.broker_url is empty")]
     try:
         import redis
 
@@ -359,9 +366,9 @@ def _cluster_checks(cfg: Config, paths: Any, worker: bool) -> list[tuple[str, st
         out.append(("FAIL", "broker", True, f"{redact_url(url)}: Redis {version}"))
         workers = read_workers(client)
     except ImportError:
-        return [("FAIL", "broker", False, "Celery/Redis are not installed: pip install 'omad[celery]'")]
+        return [*out, ("FAIL", "broker", False, "Celery/Redis are not installed: pip install 'omad[celery]'")]
     except Exception as e:
-        return [("FAIL", "broker", False, f"{redact_url(url)}: {e}")]
+        return [*out, ("FAIL", "broker", False, f"{redact_url(url)}: {e}")]
     for lane in ("cpu", "gpu"):
         q = queue_name(cfg, lane)
         serving = [str(w.get("name")) for w in workers if q in (w.get("queues") or [])]

@@ -435,8 +435,8 @@ def cmd_token(args: argparse.Namespace) -> int:
         made = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(t.get("created_at") or 0)))
         state = "revoked " + time.strftime("%Y-%m-%d %H:%M", time.localtime(float(t["revoked_at"]))) \
             if t.get("revoked_at") else "live"
-        scopes = ",".join(t["scopes"]) if t.get("scopes") else "read,submit,admin"
-        print(f"{str(t.get('name')):24} {made}  {state:24} {scopes}")
+        rights = ",".join(map(str, t["scopes"])) if t.get("scopes") else "read,submit,admin"
+        print(f"{str(t.get('name')):24} {made}  {state:24} {rights}")
     return 0
 
 

@@ -159,6 +159,16 @@ def test_an_oversized_brief_is_refused_before_its_body_is_read(make_env: Callabl
                        timeout=30)
         assert r.status_code == 413
 
+        def chunks() -> Iterator[bytes]:  # no Content-Length: refused before it is read (411), never spooled
+            yield b'{"kind": "narrate", "text": "'
+            for _ in range(20):
+                yield b"x" * 8192
+            yield b'"}'
+
+        r = httpx.post(f"{run.server.url}/api/jobs", content=chunks(), headers={"Content-Type": "application/json"},
+                       timeout=30)
+        assert r.status_code == 411 and r.json()["field"] == "content-length"
+
 
 @pytest.mark.parametrize("payload,field,fragment", [
     (b"[" * 100000 + b"]" * 100000, "brief", "max_brief_depth"),

@@ -1,4 +1,5 @@
-"""The ``omad`` command: run, once, worker, status, retry, pause, resume, priority, doctor, config, token, notify.
+"""The ``omad`` command: run, once, worker, status, retry, pause, resume, priority, doctor, config, token, key,
+notify.
 
 Every command takes ``--config``, ``--inbox``, ``--outbox`` and ``--state-dir``;
 without ``--config``, ``$OMAD_CONFIG`` or ``./config/omad.yaml`` is read when
@@ -371,9 +372,16 @@ def _cluster_checks(cfg: Config, paths: Any, worker: bool) -> list[tuple[str, st
     from .cluster.executor import SHARED_MARKER, read_workers
 
     out: list[tuple[str, str, bool, str]] = []
+    from .trust import signing_key
+
+    try:
+        signing_key(cfg)
+        out.append(("FAIL", "signing key", True, "set (the same key must be on the daemon and every worker)"))
+    except ConfigError as e:
+        out.append(("FAIL", "signing key", False, e.message))
     url = cfg.executor.broker()
     if not url:
-        return [("FAIL", "broker", False, "executor.kind is celery but executor.broker_url is empty")]
+        return [*out, ("FAIL", "broker", False, "executor.kind is celery but executor.broker_url is empty")]
     try:
         import redis
 
@@ -383,9 +391,9 @@ def _cluster_checks(cfg: Config, paths: Any, worker: bool) -> list[tuple[str, st
         out.append(("FAIL", "broker", True, f"{redact_url(url)}: Redis {version}"))
         workers = read_workers(client)
     except ImportError:
-        return [("FAIL", "broker", False, "Celery/Redis are not installed: pip install 'omad[celery]'")]
+        return [*out, ("FAIL", "broker", False, "Celery/Redis are not installed: pip install 'omad[celery]'")]
     except Exception as e:
-        return [("FAIL", "broker", False, f"{redact_url(url)}: {e}")]
+        return [*out, ("FAIL", "broker", False, f"{redact_url(url)}: {e}")]
     for lane in ("cpu", "gpu"):
         q = queue_name(cfg, lane)
         serving = [str(w.get("name")) for w in workers if q in (w.get("queues") or [])]
@@ -429,14 +437,18 @@ def cmd_token(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     store = TokenStore(tokens_path(cfg.web, _paths(cfg).state))
-    if args.action in ("add", "revoke") and not args.name:
+    if args.action in ("add", "new", "revoke") and not args.name:
         print(f"give the token a NAME: omad token {args.action} NAME", file=sys.stderr)
         return 2
-    if args.action == "add":
-        token = store.add(args.name)
+    if args.action in ("add", "new"):
+        from .web.scopes import Scope
+
+        scopes = [Scope(s) for s in args.scope or []]
+        token = store.add(args.name, scopes or None)
         print(token)
-        print(f"token '{args.name}' made; this is the only time it is shown. Only its hash is kept, in "
-              f"{store.path}.", file=sys.stderr)
+        rights = "scopes " + ", ".join(sorted(scopes)) if scopes else "full rights (read, submit, admin)"
+        print(f"token '{args.name}' made with {rights}; this is the only time it is shown. Only its hash is kept, "
+              f"in {store.path}.", file=sys.stderr)
         return 0
     if args.action == "revoke":
         n = store.revoke(args.name)
@@ -449,12 +461,37 @@ def cmd_token(args: argparse.Namespace) -> int:
         made = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(t.get("created_at") or 0)))
         state = "revoked " + time.strftime("%Y-%m-%d %H:%M", time.localtime(float(t["revoked_at"]))) \
             if t.get("revoked_at") else "live"
-        print(f"{str(t.get('name')):24} {made}  {state}")
+        rights = ",".join(map(str, t["scopes"])) if t.get("scopes") else "read,submit,admin"
+        print(f"{str(t.get('name')):24} {made}  {state:24} {rights}")
+    return 0
+
+
+def cmd_key(args: argparse.Namespace) -> int:
+    """``omad key new``: a signing key for task messages and results (executor.kind: celery)."""
+    from .trust import CREDENTIAL, KEY_ENV, new_key
+
+    key = new_key()
+    if args.file:
+        path = Path(args.file)
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:
+            print(f"{path} exists; omad never overwrites a key (every worker would need the new one).",
+                  file=sys.stderr)
+            return 1
+        with os.fdopen(fd, "w") as f:
+            f.write(key + "\n")
+        print(f"signing key written to {path} (mode 600). Give the same file to the daemon and every worker: "
+              f"LoadCredential={CREDENTIAL}:{path.absolute()} in their units.", file=sys.stderr)
+        return 0
+    print(key)
+    print(f"a signing key; give the same one to the daemon and every worker (${KEY_ENV}, executor.signing_key or "
+          f"the systemd credential {CREDENTIAL}). It is shown only now.", file=sys.stderr)
     return 0
 
 
 def cmd_notify(args: argparse.Namespace) -> int:
-    from .webhooks import Notifier
+    from .webhooks import Notifier, public_url
 
     cfg = _config(args)
     _setup_logging(cfg, _paths(cfg))
@@ -465,7 +502,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
     notifier = Notifier(cfg.notify)
     failed = 0
     for hook, outcome in notifier.send_test(args.event):
-        print(f"{outcome.status:>4}  {hook.url}  {outcome.message}")
+        print(f"{outcome.status:>4}  {public_url(hook.url)}  {outcome.message}")
         failed += 0 if outcome.ok else 1
     if cfg.notify.apprise:
         from .notify import AppriseNotifier, mask_url
@@ -517,10 +554,17 @@ def build_parser() -> argparse.ArgumentParser:
     cf.add_argument("--dump", action="store_true", help="(default) print the effective configuration")
     cf.add_argument("--defaults", action="store_true", help="print the built-in defaults")
     cf.set_defaults(fn=cmd_config)
-    tk = sub.add_parser("token", parents=[common], help="API and web UI tokens: add, list, revoke")
-    tk.add_argument("action", choices=["add", "list", "revoke"])
+    tk = sub.add_parser("token", parents=[common], help="API and web UI tokens: add (or new), list, revoke")
+    tk.add_argument("action", choices=["add", "new", "list", "revoke"])
     tk.add_argument("name", nargs="?", help="the token's name (add, revoke)")
+    tk.add_argument("--scope", action="append", choices=["read", "submit", "admin"],
+                    help="limit the token (repeat for several): read jobs and results, submit jobs, admin (retry, "
+                         "cancel, failed originals, logs). Without it: full rights")
     tk.set_defaults(fn=cmd_token)
+    ky = sub.add_parser("key", help="the signing key of task messages and results (executor.kind: celery)")
+    ky.add_argument("action", choices=["new"])
+    ky.add_argument("--file", default=None, help="write it to this new file (mode 600) instead of printing it")
+    ky.set_defaults(fn=cmd_key)
     nt = sub.add_parser("notify", parents=[common],
                         help="webhooks and Apprise targets: `omad notify test` sends a sample")
     nt.add_argument("action", choices=["test"])

@@ -328,6 +328,18 @@ class Journal:
             out.append(d)
         return out
 
+    def restarts(self, job_id: str) -> int:
+        """How many of the job's latest attempts in a row omad's own restart (a crash, kill -9) interrupted."""
+        with self._lock:
+            rows = self._db.execute("SELECT outcome FROM attempts WHERE job_id=? AND finished_at IS NOT NULL "
+                                    "ORDER BY id DESC", (job_id,)).fetchall()
+        count = 0
+        for row in rows:
+            if row[0] != "interrupted":
+                break
+            count += 1
+        return count
+
     def attempts(self, job_id: str) -> list[dict[str, Any]]:
         with self._lock:
             rows = self._db.execute("SELECT * FROM attempts WHERE job_id=? ORDER BY id", (job_id,)).fetchall()
@@ -501,8 +513,18 @@ class Journal:
             )
 
     def recover(self) -> list[Job]:
-        """After a crash: running jobs go back to the queue (their unfinished stage reruns)."""
+        """After a crash: running jobs go back to the queue (their unfinished stage reruns).
+
+        The attempt a crash interrupted is not charged to the job (omad's own restart is not the job's fault):
+        it is recorded with the outcome ``interrupted`` and the job's attempt count goes back by one.
+        :meth:`restarts` counts those, so the runner can stop a crash loop (``jobs.max_restarts``).
+        """
         with self._tx() as db:
+            db.execute(
+                "UPDATE jobs SET attempts=MAX(0, attempts-1) WHERE status=? AND EXISTS (SELECT 1 FROM attempts a "
+                "WHERE a.job_id=jobs.id AND a.finished_at IS NULL)",
+                (JobStatus.RUNNING.value,),
+            )
             db.execute(
                 "UPDATE stages SET status=?, finished_at=NULL WHERE status=?",
                 (StageStatus.FAILED.value, StageStatus.RUNNING.value),

@@ -36,6 +36,7 @@ from .paths import Paths
 from .records import Records
 from .routes import stages_for
 from .stage import Stage, StageContext, StageResult
+from .trust import check_suffix, inside
 
 __all__ = ["JobRunner", "Next", "Decision", "decide", "next_lane"]
 
@@ -138,6 +139,7 @@ class JobRunner:
         log = self.log.bind(job=job_id, route=job.route)
         current: str | None = None
         try:
+            self._check_restarts(job)
             stages = stages_for(job.route)
             done = {s["name"]: s for s in self.journal.stages(job_id) if s["status"] == "done"}
             artifacts: dict[str, str] = {}
@@ -191,6 +193,17 @@ class JobRunner:
         self.journal.end_attempt(job_id, "parked", stage, None)
         log.info("job_parked", stage=stage, reason=why,
                  message="the lane of its next stage starts nothing now; the job waits in the queue")
+
+    def _check_restarts(self, job: Job) -> None:
+        """A crash loop stays bounded: attempts omad's own restarts interrupted are not charged (the journal's
+        recovery gives them back), but more than ``jobs.max_restarts`` of them in a row fail the job."""
+        restarts = self.journal.restarts(job.id)
+        limit = self.config.jobs.max_restarts
+        if restarts > limit:
+            raise StageFailed(f"omad itself stopped {restarts} times in a row while this job ran (last during stage "
+                              f"{job.stage or '-'}; jobs.max_restarts is {limit}): something in this job may crash "
+                              "or kill omad. The inputs are kept; see the log around the restarts, then retry the "
+                              "job.", stage=job.stage, details={"restarts": restarts})
 
     def _run_stage(self, job: Job, stage: Stage, ctx: StageContext, log: Any) -> StageResult:
         """One stage attempt through the executor, its lane seconds billed whatever happens."""
@@ -337,7 +350,10 @@ class JobRunner:
             self._rerun_changed(job, changed)
             return
         work = self.paths.jobs / job_id
-        files = {suffix: work / artifacts[role] for suffix, role in publish.items() if role in artifacts}
+        # Every name is checked again here, whichever executor ran the stages: nothing outside the job folder is
+        # ever published (trust.py).
+        files = {check_suffix(suffix, "a publish suffix"): inside(work, artifacts[role], f"artifact {role}")
+                 for suffix, role in publish.items() if role in artifacts}
         # The stem is chosen once and journaled: publishing again after a crash rewrites the same names.
         stem = (job.result or {}).get("publishing")
         if not stem:

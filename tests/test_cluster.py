@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from cluster_kit import REPO, RedisServer, Worker
+from cluster_kit import REPO, SIGNING_KEY, RedisServer, Worker
 from conftest import Env, Running, make_video, wait_for, wait_ticks, write_srt
 
 from omad.cluster.app import queue_keys
@@ -49,7 +49,8 @@ class Cluster:
     def __init__(self, root: Path, redis: RedisServer, make_env: Callable[..., Env], **overrides: Any) -> None:
         self.root = root
         self.redis = redis
-        executor = {"kind": "celery", "broker_url": redis.url, "heartbeat_seconds": HEARTBEAT,
+        executor = {"kind": "celery", "broker_url": redis.url,
+                    "signing_key": SIGNING_KEY, "heartbeat_seconds": HEARTBEAT,
                     "lease_seconds": LEASE, "worker_state_dir": str(root / "daemon-worker-state")}
         executor.update(overrides.pop("executor", {}))
         self.env = make_env(executor=executor, **overrides)
@@ -359,6 +360,7 @@ def test_kill_9_of_the_daemon_is_reconciled_on_restart_without_rerunning_finishe
     assert outputs(c.env.outbox) == ["v.jpg", "v.json", "v.mp4", "v.srt"]
     daemon_log = (c.root / "daemon.log").read_text()
     assert "stage_adopted" in daemon_log
+    assert c.env.sidecar("v")["attempts"] == 1  # the daemon's crash is not charged to the job
 
 
 def test_redis_restarted_without_persistence_every_job_still_completes(cluster: Callable[..., Cluster]) -> None:

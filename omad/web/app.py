@@ -34,6 +34,7 @@ from .page import DEFAULT_JOBS, render_login_page, render_status_page
 from .pages import page_routes
 from .queue import queue_routes
 from .responses import client, file_response, html_page, nav_for, principal, query_int, text
+from .scopes import required_scope
 
 if TYPE_CHECKING:
     from ..daemon import Daemon
@@ -119,12 +120,12 @@ class _Gate(BaseHTTPMiddleware):
                 auth.failed("unknown", who, path)
                 return self._refuse(request, 401, "this token is not known. Check it, or make one with "
                                                   "`omad token add NAME`.")
-            found = Principal(name, "bearer")
+            found = Principal(name, "bearer", scopes=auth.scopes(name))
         elif SESSION_COOKIE in request.cookies:
             sid = request.cookies[SESSION_COOKIE]
             state, name = auth.session(sid)
             if state == "ok":
-                found = Principal(name, "session", sid)
+                found = Principal(name, "session", sid, scopes=auth.scopes(name))
             elif state == "revoked":
                 auth.failed("revoked", who, path, name)
                 return self._refuse(request, 403, f"the token '{name}' behind this login was revoked. Log in "
@@ -151,6 +152,13 @@ class _Gate(BaseHTTPMiddleware):
             auth.failed("cross_site", who, path)
             return self._refuse(request, 403, "cross-site requests are refused. Use the page itself, or the API "
                                               "with a Bearer token.")
+        wanted = required_scope(request.method, path)
+        if found is not None and wanted is not None and wanted not in p.scopes:
+            auth.failed("scope", who, path, p.name)
+            has = ", ".join(sorted(p.scopes)) or "nothing"
+            return self._refuse(request, 403, f"the token '{p.name}' may not do this: it needs the '{wanted}' "
+                                              f"scope and has {has}. Use a token made with "
+                                              f"`omad token add NAME --scope {wanted}`.")
         request.state.principal = p
         return await call_next(request)
 
@@ -249,7 +257,8 @@ def _routes(server: StatusServer) -> list[BaseRoute]:
                              status=401)
         resp = RedirectResponse(nxt, 303)
         resp.set_cookie(SESSION_COOKIE, sid, max_age=int(server.auth.web.session_hours * 3600), path="/",
-                        httponly=True, samesite="strict", secure=request.url.scheme == "https")
+                        httponly=True, samesite="strict",
+                        secure=request.url.scheme == "https" or server.auth.web.public_url.startswith("https:"))
         return resp
 
     async def logout(request: Request) -> Response:

@@ -22,6 +22,7 @@ from ..metrics import Metrics
 from .app import build_app
 from .auth import Auth
 from .files import PosterCache
+from .guard import ConnectionGuard, InFlightLimit, guarded_protocol
 from .page import DEFAULT_JOBS, status_view
 from .queue import ControlsCollector
 from .submit import Submissions
@@ -61,9 +62,16 @@ class StatusServer:
         self.auth = Auth(daemon.config.web, daemon.paths.state, self.metrics.registry, host)
         self.submissions = Submissions(daemon)
         self.app = build_app(self)
+        web = daemon.config.web
+        # Slow clients and floods: see guard.py. X-Forwarded-* only from web.trusted_proxies (uvicorn's default
+        # believes any local client).
+        self.guard = ConnectionGuard(web, self.metrics.registry)
+        app = InFlightLimit(self.app, web.max_requests, self.metrics.registry)
         config = uvicorn.Config(
-            self.app, log_config=None, access_log=False, lifespan="off", http="h11", loop="asyncio", ws="none",
-            timeout_keep_alive=30, timeout_graceful_shutdown=3, server_header=False, date_header=True,
+            app, log_config=None, access_log=False, lifespan="off", http=guarded_protocol(self.guard),
+            loop="asyncio", ws="none", timeout_keep_alive=30, timeout_graceful_shutdown=3, server_header=False,
+            date_header=True, proxy_headers=bool(web.trusted_proxies),
+            forwarded_allow_ips=list(web.trusted_proxies) or None, h11_max_incomplete_event_size=16 * 1024,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self.sock]},

@@ -23,7 +23,8 @@ import numpy as np
 
 from omad.tts.wordtiming import espeak_library
 
-__all__ = ["SENTENCES_PT", "SENTENCES_EN", "Case", "Made", "true_onsets", "make_case", "stop_words"]
+__all__ = ["SENTENCES_PT", "SENTENCES_EN", "Case", "Made", "true_onsets", "make_case", "stop_words", "PiperSpeech",
+           "piper_speech", "with_pauses"]
 
 SENTENCES_PT = [
     "Hoje vamos falar sobre as abelhas que visitam milhares de flores todos os dias.",
@@ -122,7 +123,7 @@ class Case:
     """One sentence read by one espeak voice, with the changes a natural voice would make."""
 
     text: str
-    voice: str = "pt-br+m3"
+    voice: str = "pt-br+m3"  # an espeak voice
     rate: int = 175
     pitch: int = 40
     lead: float = 0.0  # seconds of silence before the speech
@@ -139,21 +140,72 @@ class Made:
     onsets: list[float]
 
 
+
+
+def with_pauses(audio: np.ndarray, rate: int, onsets: list[float], *, lead: float = 0.0,
+                pause_before: int | None = None, pause: float = 0.0, snr_db: float | None = None,
+                seed: int = 0) -> Made:
+    """``audio`` with silence put in (before word ``pause_before``, and before everything) and noise under it."""
+    x = audio.astype(np.float64)
+    if pause_before is not None and pause > 0:
+        at = round(onsets[pause_before] * rate)
+        x = np.concatenate([x[:at], np.zeros(round(pause * rate)), x[at:]])
+        onsets = onsets[:pause_before] + [t + pause for t in onsets[pause_before:]]
+    if lead > 0:
+        x = np.concatenate([np.zeros(round(lead * rate)), x])
+        onsets = [t + lead for t in onsets]
+    if snr_db is not None:
+        rng = np.random.default_rng(seed)
+        loud = x[np.abs(x) > 0]
+        power = float(np.mean(loud**2)) if loud.size else 1.0
+        x = x + rng.normal(0.0, np.sqrt(power / 10 ** (snr_db / 10)), len(x))
+    return Made(np.clip(np.round(x), -32768, 32767).astype(np.int16), rate, onsets)
+
+
 def make_case(case: Case) -> Made:
     """The case's audio (16-bit) and each word's exact onset in it."""
     audio, sr, onsets = true_onsets(case.text, case.voice, case.rate, case.pitch)
-    x = audio.astype(np.float64)
-    if case.pause_before is not None and case.pause > 0:
-        k = case.pause_before
-        at = round(onsets[k] * sr)
-        x = np.concatenate([x[:at], np.zeros(round(case.pause * sr)), x[at:]])
-        onsets = onsets[:k] + [t + case.pause for t in onsets[k:]]
-    if case.lead > 0:
-        x = np.concatenate([np.zeros(round(case.lead * sr)), x])
-        onsets = [t + case.lead for t in onsets]
-    if case.snr_db is not None:
-        rng = np.random.default_rng(case.seed)
-        loud = x[np.abs(x) > 0]
-        power = float(np.mean(loud**2)) if loud.size else 1.0
-        x = x + rng.normal(0.0, np.sqrt(power / 10 ** (case.snr_db / 10)), len(x))
-    return Made(np.clip(np.round(x), -32768, 32767).astype(np.int16), sr, onsets)
+    return with_pauses(audio, sr, onsets, lead=case.lead, pause_before=case.pause_before, pause=case.pause,
+                       snr_db=case.snr_db, seed=case.seed)
+
+
+@dataclass(frozen=True)
+class PiperSpeech:
+    """A sentence spoken by a Piper voice, with each word's span from the voice's own duration model.
+
+    Piper (VITS) decides how many audio frames every phoneme token gets, and
+    the word separator is a token too, with 10-90 ms of its own. Its audio is
+    the transition into the next word, so a word's true onset lies in
+    ``[separator_start, first_phoneme]``: both ends are given.
+    """
+
+    audio: np.ndarray
+    rate: int
+    separator_start: list[float]
+    first_phoneme: list[float]
+
+
+def piper_speech(voice: object, text: str, length_scale: float | None = None) -> PiperSpeech | None:
+    """``text`` spoken by ``voice`` (a ``piper.PiperVoice`` loaded with alignments); None when Piper's
+    phonemes do not split into the text's words (espeak joins some, as "on the")."""
+    from piper import SynthesisConfig
+
+    chunks = list(voice.synthesize(text, SynthesisConfig(length_scale=length_scale),  # type: ignore[attr-defined]
+                                   include_alignments=True))
+    if len(chunks) != 1 or not chunks[0].phoneme_alignments:
+        return None
+    chunk = chunks[0]
+    pos, first, separator, new = 0, [], [], True
+    for a in chunk.phoneme_alignments:
+        if a.phoneme == " ":
+            separator.append(pos)
+            new = True
+        elif a.phoneme not in ("^", "$") and new:
+            first.append(pos)
+            new = False
+        pos += int(a.num_samples)
+    if len(first) != len(text.split()):
+        return None
+    separator = [first[0], *separator[: len(first) - 1]]
+    rate = int(chunk.sample_rate)
+    return PiperSpeech(chunk.audio_int16_array, rate, [s / rate for s in separator], [f / rate for f in first])

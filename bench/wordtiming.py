@@ -60,7 +60,6 @@ from wordtiming_corpus import (  # noqa: E402
     make_case,
     piper_speech,
     stop_words,
-    with_pauses,
 )
 
 from omad.tts.wordtiming import WordTime, _tokens, _words_from_onsets, align_words, espeak_library  # noqa: E402
@@ -186,14 +185,18 @@ def _reference_voice(case_voice: str) -> str:
     return "en-us" if case_voice.startswith("en") else "pt-br"
 
 
-def _score(tally: Tally, timer: Timer, text: str, made: Made, voice: str, target: list[int]) -> None:
+def _score(timer: Timer, text: str, made: Made, voice: str, target: list[int],
+           truths: list[tuple[Tally, list[float]]]) -> None:
+    """Time ``text`` in ``made`` once and score it against each truth."""
     started = time.perf_counter()
     found = timer(text, made.audio, made.rate, voice)
-    tally.seconds += time.perf_counter() - started
+    seconds = time.perf_counter() - started
     assert [w.text for w in found] == text.split(), (text, [w.text for w in found])
-    errors = [w.start - t for w, t in zip(found, made.onsets, strict=True)]
-    tally.errors += errors
-    tally.target += [errors[i] for i in target]
+    for tally, onsets in truths:
+        errors = [w.start - t for w, t in zip(found, onsets, strict=True)]
+        tally.errors += errors
+        tally.target += [errors[i] for i in target]
+        tally.seconds += seconds
 
 
 def run_espeak(timers: dict[str, Timer], n: int) -> None:
@@ -210,7 +213,8 @@ def run_espeak(timers: dict[str, Timer], n: int) -> None:
                 skipped += 1
                 continue
             for name, timer in timers.items():
-                _score(tallies[name], timer, case.text, made, _reference_voice(case.voice), cond.target(case))
+                _score(timer, case.text, made, _reference_voice(case.voice), cond.target(case),
+                       [(tallies[name], made.onsets)])
         note = f" ({skipped} sentences without a truth for every word left out)" if skipped else ""
         for name, tally in tallies.items():
             print(f"| {cond.name}{note} | {name} | {tally.row()} |", flush=True)
@@ -243,11 +247,11 @@ def run_piper(timers: dict[str, Timer], n: int) -> None:
                 skipped += 1
                 continue
             pause_at = mid(text) if "pause" in extra else None
-            for end, onsets in (("separator start", speech.separator_start), ("first phoneme", speech.first_phoneme)):
-                made = with_pauses(speech.audio, speech.rate, onsets, lead=extra.get("lead", 0.0),
-                                   pause_before=pause_at, pause=extra.get("pause", 0.0), seed=i)
-                for m, timer in timers.items():
-                    _score(tallies[(end, m)], timer, text, made, "en-us", target(text))
+            made, late = speech.with_pauses(lead=extra.get("lead", 0.0), pause_before=pause_at,
+                                            pause=extra.get("pause", 0.0), seed=i)
+            for m, timer in timers.items():
+                _score(timer, text, made, "en-us", target(text),
+                       [(tallies[("separator start", m)], made.onsets), (tallies[("first phoneme", m)], late)])
         note = f" ({skipped} of {n} sentences left out: Piper's phonemes join two words)" if skipped else ""
         for (end, m), tally in tallies.items():
             print(f"| {name}{note} | {end} | {m} | {tally.row()} |", flush=True)

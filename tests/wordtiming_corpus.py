@@ -184,6 +184,16 @@ class PiperSpeech:
     separator_start: list[float]
     first_phoneme: list[float]
 
+    def with_pauses(self, *, lead: float = 0.0, pause_before: int | None = None, pause: float = 0.0,
+                    seed: int = 0) -> tuple[Made, list[float]]:
+        """The speech with silence put in (a pause goes where the separator starts) and noise under it:
+        the audio with the separator starts as onsets, and the first phonemes moved to match."""
+        made = with_pauses(self.audio, self.rate, self.separator_start, lead=lead, pause_before=pause_before,
+                           pause=pause, snr_db=40.0, seed=seed)
+        shift = [lead + (pause if pause_before is not None and i >= pause_before else 0.0)
+                 for i in range(len(self.first_phoneme))]
+        return made, [t + d for t, d in zip(self.first_phoneme, shift, strict=True)]
+
 
 def piper_speech(voice: object, text: str, length_scale: float | None = None) -> PiperSpeech | None:
     """``text`` spoken by ``voice`` (a ``piper.PiperVoice`` loaded with alignments); None when Piper's

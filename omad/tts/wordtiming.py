@@ -52,6 +52,7 @@ _QUIET_BELOW_LOUD_DB = 35.0  # a frame this far under the loud frames (95th perc
 _QUIET_OVER_FLOOR_DB = 6.0  # ...unless that is inside the recording's noise floor (5th percentile): then this over it
 _MIN_PAUSE = 0.15  # seconds of quiet that make a pause; a stop consonant's closure is shorter
 _KEEP_PAUSE = 3  # frames of each pause the warp still sees
+_PAUSE_TO_BOUNDARY = 0.15  # seconds between where the warp puts a pause and the word boundary it is taken for
 _TEMPO_SPAN = (0.85, 1.18)  # speech-length ratios (target / reference) the warp absorbs without a new reference
 _MIN_RATE, _MAX_RATE = 80, 450  # espeak-ng's words-per-minute range
 _MAX_CELLS = 4_000_000  # DTW matrix cells before frames are pooled
@@ -442,7 +443,40 @@ def align_words(text: str, audio: np.ndarray, rate: int, voice: str = "pt-br", r
         pooled = min(kept_index // step, len(first) - 1)
         frame = int(target.kept[min(int(first[pooled]) * step, len(target.kept) - 1)])
         onsets.append(_out_of_pause(frame, target, _closure(f, ref)) * _FRAME)
+    for (a, b), word in zip(target.pauses, _words_after_pauses(path, step, target, ref, ref_onsets), strict=True):
+        at = onsets[word] if word is not None else None
+        if word is not None and at is not None and at < b * _FRAME:
+            closure = _closure(int(round(float(ref_onsets[word] or 0.0) / _FRAME)), ref)
+            onsets[word] = max(a, b - closure) * _FRAME
     return _words_from_onsets(text, onsets, audio, rate)
+
+
+def _words_after_pauses(path: np.ndarray, step: int, target: _Side, ref: _Side,
+                        ref_onsets: list[float | None]) -> list[int | None]:
+    """For each of the target's pauses, the word it comes before (None: none near, or the end).
+
+    People pause between words. The warp says where in the reference each
+    pause falls; the reference's word boundary nearest to that place, within
+    a syllable or so, is the one the pause precedes. This holds the word after
+    a pause on its side of it even when the warp, off by a few frames, put its
+    start on the end of the word before (a few frames that the cut-down pause
+    turns into the whole pause's length).
+    """
+    known = [(i, t) for i, t in enumerate(ref_onsets) if t is not None]
+    out: list[int | None] = []
+    for a, b in target.pauses:
+        if b >= len(target.quiet):  # silence to the end: no word after it
+            out.append(None)
+            continue
+        kept = np.flatnonzero((target.kept >= a) & (target.kept < b)) // step
+        paired = path[np.isin(path[:, 1], kept), 0] * step
+        if not paired.size or not known:
+            out.append(None)
+            continue
+        at = float(np.mean(ref.kept[np.minimum(paired, len(ref.kept) - 1)])) * _FRAME
+        word, onset = min(known, key=lambda it: abs(it[1] - at))
+        out.append(word if abs(onset - at) <= _PAUSE_TO_BOUNDARY else None)
+    return out
 
 
 def _closure(frame: int, side: _Side) -> int:

@@ -409,10 +409,11 @@ def align_words(text: str, audio: np.ndarray, rate: int, voice: str = "pt-br", r
     pauses (leading silence, a breath in mid-sentence) are cut down to a few
     frames on both sides before warping, so neither has to absorb a pause the
     other lacks; when the speech lengths differ by more than the warp takes
-    well, the reference is spoken again at the target's tempo; and a word
-    found inside one of the target's pauses starts where the pause ends (less
-    the silent closure its first consonant has in the reference), never at a
-    closure shorter than a pause.
+    well, the reference is spoken again at the target's tempo; and the word
+    after each of the target's pauses (the word found inside it, or the one
+    whose reference boundary the warp puts the pause at) starts where the
+    pause ends, less the silent closure its first consonant has in the
+    reference. A quiet stretch shorter than a pause (a closure) moves nothing.
     """
     if not _tokens(text) or len(audio) == 0:
         return []
@@ -443,11 +444,10 @@ def align_words(text: str, audio: np.ndarray, rate: int, voice: str = "pt-br", r
         pooled = min(kept_index // step, len(first) - 1)
         frame = int(target.kept[min(int(first[pooled]) * step, len(target.kept) - 1)])
         onsets.append(_out_of_pause(frame, target, _closure(f, ref)) * _FRAME)
-    for (a, b), word in zip(target.pauses, _words_after_pauses(path, step, target, ref, ref_onsets), strict=True):
-        at = onsets[word] if word is not None else None
-        if word is not None and at is not None and at < b * _FRAME:
-            closure = _closure(int(round(float(ref_onsets[word] or 0.0) / _FRAME)), ref)
-            onsets[word] = max(a, b - closure) * _FRAME
+    after = _words_after_pauses(path, step, target, ref, ref_onsets)
+    for (a, b), word in zip(target.pauses, after, strict=True):
+        if word is not None and (onsets[word] or 0.0) < b * _FRAME:
+            onsets[word] = max(a, b - _closure(round((ref_onsets[word] or 0.0) / _FRAME), ref)) * _FRAME
     return _words_from_onsets(text, onsets, audio, rate)
 
 

@@ -49,7 +49,8 @@ _FRAME = 0.010  # seconds per analysis frame
 _LOCK = threading.Lock()
 _TOKEN = re.compile(r"\S+")
 _QUIET_BELOW_LOUD_DB = 35.0  # a frame this far under the loud frames (95th percentile) is quiet...
-_QUIET_OVER_FLOOR_DB = 6.0  # ...unless that is inside the recording's noise floor (5th percentile): then this over it
+_QUIET_OVER_FLOOR_DB = 6.0  # ...unless that is inside the recording's noise floor: then this over it
+_FLOOR_PERCENTILE = 1.0  # the floor: a sentence's stop closures alone fill 1 % of its frames; weak consonants 5 %
 _MIN_PAUSE = 0.15  # seconds of quiet that make a pause; a stop consonant's closure is shorter
 _KEEP_PAUSE = 3  # frames of each pause the warp still sees
 _PAUSE_TO_BOUNDARY = 0.15  # seconds between where the warp puts a pause and the word boundary it is taken for
@@ -340,15 +341,23 @@ def _pool(feats: np.ndarray, step: int) -> np.ndarray:
     return pooled
 
 
-def _quiet_frames(audio: np.ndarray, rate: int) -> np.ndarray:
-    """Which 10 ms frames are quiet: far under the loud frames and near the recording's own floor."""
+def _levels(audio: np.ndarray, rate: int) -> tuple[np.ndarray, float]:
+    """Each 10 ms frame's level in dB under the loud frames (95th percentile), and the quiet line on that
+    scale: far under the loud frames, but above the recording's own noise floor."""
     energy = frame_energy(audio, rate)
     if not energy.size:
-        return np.zeros(0, dtype=bool)
+        return np.zeros(0), 0.0
     db = 20.0 * np.log10(energy + 1e-3)
-    threshold = max(float(np.percentile(db, 5)) + _QUIET_OVER_FLOOR_DB,
-                    float(np.percentile(db, 95)) - _QUIET_BELOW_LOUD_DB)
-    quiet: np.ndarray = db < threshold
+    loud = float(np.percentile(db, 95))
+    line = max(float(np.percentile(db, _FLOOR_PERCENTILE)) + _QUIET_OVER_FLOOR_DB, loud - _QUIET_BELOW_LOUD_DB) - loud
+    level: np.ndarray = db - loud
+    return level, line
+
+
+def _quiet_frames(audio: np.ndarray, rate: int) -> np.ndarray:
+    """Which 10 ms frames are quiet (under the quiet line of ``_levels``)."""
+    level, line = _levels(audio, rate)
+    quiet: np.ndarray = level < line
     return quiet
 
 
@@ -385,14 +394,17 @@ class _Side:
     kept: np.ndarray
     quiet: np.ndarray
     pauses: list[tuple[int, int]]
+    level: np.ndarray  # dB under the loud frames
+    line: float  # the quiet line on that scale
 
     @classmethod
     def of(cls, audio: np.ndarray, rate: int) -> _Side:
         feats = mfcc(audio, rate)
-        quiet = _quiet_frames(audio, rate)
+        level, line = _levels(audio, rate)
+        quiet: np.ndarray = level < line
         pauses = _pauses(quiet)
         kept = _kept(len(feats), pauses)
-        return cls(_normalised(feats[kept]), kept, quiet, pauses)
+        return cls(_normalised(feats[kept]), kept, quiet, pauses, level, line)
 
 
 def _reference(text: str, voice: str, rate: int, pitch: int) -> tuple[_Side, list[float | None]]:
@@ -443,11 +455,11 @@ def align_words(text: str, audio: np.ndarray, rate: int, voice: str = "pt-br", r
         kept_index = min(int(np.searchsorted(ref.kept, f)), len(ref.kept) - 1)
         pooled = min(kept_index // step, len(first) - 1)
         frame = int(target.kept[min(int(first[pooled]) * step, len(target.kept) - 1)])
-        onsets.append(_out_of_pause(frame, target, _closure(f, ref)) * _FRAME)
+        onsets.append(_out_of_pause(frame, target, _closure(f, ref, target)) * _FRAME)
     after = _words_after_pauses(path, step, target, ref, ref_onsets)
     for (a, b), word in zip(target.pauses, after, strict=True):
         if word is not None and (onsets[word] or 0.0) < b * _FRAME:
-            onsets[word] = max(a, b - _closure(round((ref_onsets[word] or 0.0) / _FRAME), ref)) * _FRAME
+            onsets[word] = max(a, b - _closure(round((ref_onsets[word] or 0.0) / _FRAME), ref, target)) * _FRAME
     return _words_from_onsets(text, onsets, audio, rate)
 
 
@@ -479,13 +491,18 @@ def _words_after_pauses(path: np.ndarray, step: int, target: _Side, ref: _Side,
     return out
 
 
-def _closure(frame: int, side: _Side) -> int:
-    """Quiet frames from ``frame`` to the first sound, when shorter than a pause (a stop's closure); else 0."""
+def _closure(frame: int, ref: _Side, target: _Side) -> int:
+    """Frames from a reference word's onset ``frame`` that would be under the target's quiet line.
+
+    The onset is exact and past any pause, so they belong to the word: a
+    stop's closure, or a weak consonant ("f" said slowly) that the target's
+    noise floor hides. Where the target's pause seems to end, the word began
+    this much earlier.
+    """
     f = frame
-    while f < len(side.quiet) and side.quiet[f]:
+    while f < len(ref.level) and ref.level[f] < target.line:
         f += 1
-    n = f - frame
-    return n if n < round(_MIN_PAUSE / _FRAME) else 0
+    return f - frame
 
 
 def _out_of_pause(frame: int, side: _Side, closure: int) -> int:

@@ -29,7 +29,8 @@ ship this path (see docs/benchmarks.md). Figures: the
 absolute onset error over every word with a known truth, median and 90th
 percentile in ms, and the share within 80 ms; ``target`` is that share for
 the word a condition is about (the first word after leading silence, the word
-after a pause, words opening with p/t/c/d/b/k inside a phrase).
+after a pause, words opening with p/t/c/d/b/k inside a phrase); the mean
+signed error (negative: early); wall time per sentence (model load excluded).
 """
 
 from __future__ import annotations
@@ -72,13 +73,20 @@ class Tally:
     errors: list[float] = field(default_factory=list)  # seconds, signed
     target: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    calls: int = 0
+
+    def add(self, other: Tally) -> None:
+        self.errors += other.errors
+        self.target += other.target
+        self.seconds += other.seconds
+        self.calls += other.calls
 
     def row(self) -> str:
         a = np.abs(np.array(self.errors)) * 1000
         t = np.abs(np.array(self.target)) * 1000
         target = f"{np.mean(t <= 80):.0%}" if t.size else "-"
         return (f"{len(a)} | {np.median(a):.0f} | {np.percentile(a, 90):.0f} | {np.mean(a <= 80):.0%} | {target} | "
-                f"{np.mean(self.errors) * 1000:+.0f}")
+                f"{np.mean(self.errors) * 1000:+.0f} | {self.seconds / max(1, self.calls) * 1000:.0f}")
 
 
 def _baseline(rev: str) -> Timer:
@@ -197,12 +205,15 @@ def _score(timer: Timer, text: str, made: Made, voice: str, target: list[int],
         tally.errors += errors
         tally.target += [errors[i] for i in target]
         tally.seconds += seconds
+        tally.calls += 1
 
 
 def run_espeak(timers: dict[str, Timer], n: int) -> None:
     print("### espeak corpus (truth: espeak's word and phoneme events)\n")
-    print("| condition | method | words | median ms | p90 ms | within 80 ms | target within 80 ms | mean ms |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| condition | method | words | median ms | p90 ms | within 80 ms | target within 80 ms | mean ms "
+          "| ms a sentence |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    overall = {name: Tally() for name in timers}
     for cond in _espeak_conditions(n):
         tallies = {name: Tally() for name in timers}
         skipped = 0
@@ -218,6 +229,9 @@ def run_espeak(timers: dict[str, Timer], n: int) -> None:
         note = f" ({skipped} sentences without a truth for every word left out)" if skipped else ""
         for name, tally in tallies.items():
             print(f"| {cond.name}{note} | {name} | {tally.row()} |", flush=True)
+            overall[name].add(tally)
+    for name, tally in overall.items():
+        print(f"| **all conditions** | {name} | {tally.row()} |")
 
 
 def run_piper(timers: dict[str, Timer], n: int) -> None:
@@ -236,12 +250,14 @@ def run_piper(timers: dict[str, Timer], n: int) -> None:
     ]
     print("\n### Piper en_US-joe-medium (truth: the voice's own phoneme durations)\n")
     print("| condition | truth: onset at | method | words | median ms | p90 ms | within 80 ms | target within 80 ms "
-          "| mean ms |")
-    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+          "| mean ms | ms a sentence |")
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    sentences = SENTENCES_EN[:n]
+    overall = {(end, m): Tally() for end in ("separator start", "first phoneme") for m in timers}
     for name, scale, extra, target in conditions:
         tallies = {(end, m): Tally() for end in ("separator start", "first phoneme") for m in timers}
         skipped = 0
-        for i, text in enumerate(SENTENCES_EN[:n]):
+        for i, text in enumerate(sentences):
             speech = piper_speech(voice, text, scale)
             if speech is None:
                 skipped += 1
@@ -252,9 +268,12 @@ def run_piper(timers: dict[str, Timer], n: int) -> None:
             for m, timer in timers.items():
                 _score(timer, text, made, "en-us", target(text),
                        [(tallies[("separator start", m)], made.onsets), (tallies[("first phoneme", m)], late)])
-        note = f" ({skipped} of {n} sentences left out: Piper's phonemes join two words)" if skipped else ""
+        note = f" ({skipped} of {len(sentences)} sentences left out: Piper joins two of their words)" if skipped else ""
         for (end, m), tally in tallies.items():
             print(f"| {name}{note} | {end} | {m} | {tally.row()} |", flush=True)
+            overall[(end, m)].add(tally)
+    for (end, m), tally in overall.items():
+        print(f"| **all conditions** | {end} | {m} | {tally.row()} |")
 
 
 def main() -> None:

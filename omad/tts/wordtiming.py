@@ -42,8 +42,8 @@ import numpy as np
 
 from ..errors import ToolMissing
 
-__all__ = ["WordTime", "espeak_words", "align_words", "EspeakLibrary", "espeak_library", "frame_energy", "mfcc",
-           "dtw_path"]
+__all__ = ["WordTime", "espeak_words", "align_words", "EspeakLibrary", "Spoken", "espeak_library", "frame_energy",
+           "mfcc", "dtw_path"]
 
 _FRAME = 0.010  # seconds per analysis frame
 _LOCK = threading.Lock()

@@ -134,3 +134,17 @@ def test_a_real_neural_voice_with_pauses_is_timed_within_its_own_word_boundaries
             if not made.onsets[word] - 0.08 <= found <= late[word] + 0.08:
                 misses.append((kind, text.split()[word], round(found, 3), made.onsets[word], late[word]))
     assert misses == []
+
+
+@pytest.mark.parametrize("kind", ["silence", "steady noise", "a few samples"])
+def test_audio_without_speech_still_gets_every_word_in_order(kind: str) -> None:
+    """GIVEN audio with nothing to align against (an engine that spoke nothing, or only noise)
+    THEN every word still gets a time, in order and inside the recording, and nothing raises."""
+    audio = {"silence": np.zeros(22050, dtype=np.int16),
+             "steady noise": np.random.default_rng(0).normal(0, 3000, 44100).astype(np.int16),
+             "a few samples": np.full(100, 500, dtype=np.int16)}[kind]
+    text = "Olá, tudo bem com você?"
+    words = align_words(text, audio, 22050)
+    assert [w.text for w in words] == text.split()
+    assert all(a.start <= b.start for a, b in zip(words, words[1:], strict=False))
+    assert all(0.0 <= w.start <= w.end <= max(len(audio) / 22050, w.start + 0.01) for w in words)

@@ -293,7 +293,8 @@ def mfcc(audio: np.ndarray, rate: int, n_coeffs: int = 13) -> np.ndarray:
     k = np.arange(mel.shape[1])
     dct = np.cos(np.pi / mel.shape[1] * (k[None, :] + 0.5) * np.arange(n_coeffs)[:, None])
     c = mel @ dct.T
-    feats = np.concatenate([c[:, 1:], np.gradient(c[:, 1:], axis=0)], axis=1)  # c0 is loudness: voices differ
+    slope = np.gradient(c[:, 1:], axis=0) if len(c) > 1 else np.zeros_like(c[:, 1:])  # one frame: no slope
+    feats = np.concatenate([c[:, 1:], slope], axis=1)  # c0 is loudness: voices differ
     normalised: np.ndarray = (feats - feats.mean(axis=0)) / (feats.std(axis=0) + 1e-8)
     return normalised
 
@@ -349,9 +350,11 @@ def _levels(audio: np.ndarray, rate: int) -> tuple[np.ndarray, float]:
         return np.zeros(0), 0.0
     db = 20.0 * np.log10(energy + 1e-3)
     loud = float(np.percentile(db, 95))
-    line = max(float(np.percentile(db, _FLOOR_PERCENTILE)) + _QUIET_OVER_FLOOR_DB, loud - _QUIET_BELOW_LOUD_DB) - loud
+    floor = float(np.percentile(db, _FLOOR_PERCENTILE))
     level: np.ndarray = db - loud
-    return level, line
+    if loud - floor < 2 * _QUIET_OVER_FLOOR_DB:
+        return level, -math.inf  # as loud throughout (noise, or silence): nothing to call a pause
+    return level, max(floor + _QUIET_OVER_FLOOR_DB, loud - _QUIET_BELOW_LOUD_DB) - loud
 
 
 def _quiet_frames(audio: np.ndarray, rate: int) -> np.ndarray:

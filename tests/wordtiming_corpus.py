@@ -195,13 +195,19 @@ class PiperSpeech:
         return made, [t + d for t, d in zip(self.first_phoneme, shift, strict=True)]
 
 
-def piper_speech(voice: object, text: str, length_scale: float | None = None) -> PiperSpeech | None:
+def piper_speech(voice: object, text: str, length_scale: float | None = None,
+                 sampled: bool = True) -> PiperSpeech | None:
     """``text`` spoken by ``voice`` (a ``piper.PiperVoice`` loaded with alignments); None when Piper's
-    phonemes do not split into the text's words (espeak joins some, as "on the")."""
+    phonemes do not split into the text's words (espeak joins some, as "on the").
+
+    Piper samples its durations and its audio; ``sampled=False`` turns that
+    noise off, so the same text always gives the same speech (for tests).
+    """
     from piper import SynthesisConfig
 
-    chunks = list(voice.synthesize(text, SynthesisConfig(length_scale=length_scale),  # type: ignore[attr-defined]
-                                   include_alignments=True))
+    noise = None if sampled else 0.0
+    config = SynthesisConfig(length_scale=length_scale, noise_scale=noise, noise_w_scale=noise)
+    chunks = list(voice.synthesize(text, config, include_alignments=True))  # type: ignore[attr-defined]
     if len(chunks) != 1 or not chunks[0].phoneme_alignments:
         return None
     chunk = chunks[0]

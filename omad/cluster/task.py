@@ -46,6 +46,8 @@ TRAVELS = ("intake", "jobs", "video", "caption", "img2vid", "audio", "tts", "sce
 #: Keys inside those sections that belong to the machine that runs the stage, never sent.
 HOST_ONLY: dict[str, tuple[str, ...]] = {
     "tts.f5": ("checkpoint", "vocab", "vocoder", "reference", "device", "cpu_fallback", "vram_gb"),
+    # A Piper voice may be a host path; each worker narrates with the voices it has installed.
+    "tts.piper": ("voice", "idle_unload_seconds"),
     "llm": ("host", "remote", "keep_alive", "timeout_seconds", "connect_retries", "connect_backoff_seconds",
             "model_vram_gb"),
     "scenes": ("title_font_file",),

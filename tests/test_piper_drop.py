@@ -1,0 +1,96 @@
+"""Piper through the daemon: a narrate drop and a two-voice scene video, with the voices built in piper_tiny."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import wave
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import Env
+from piper_tiny import install_voice
+
+from omad.media.subtitles import read_srt
+
+pytest.importorskip("piper", reason="the omad[piper] extra is not installed")
+
+TEXT = "Hoje o menino comprou pão. Depois ele foi para a escola com a irmã."
+
+
+def loudness(path: Path) -> float:
+    """Integrated loudness (LUFS) as ffmpeg's ebur128 measures it."""
+    err = subprocess.run(["ffmpeg", "-hide_banner", "-nostats", "-i", str(path), "-af", "ebur128", "-f", "null", "-"],
+                         capture_output=True, text=True, timeout=60, check=True).stderr
+    summary = err[err.rindex("Summary:"):]
+    return float(summary.split("I:")[1].split("LUFS")[0])
+
+
+def test_a_text_drop_is_narrated_by_the_installed_piper_voice(make_env: Callable[..., Env]) -> None:
+    """GIVEN the default configuration (tts.engine: auto) and a Piper voice installed in the models folder
+    WHEN talk.txt is dropped and omad runs once
+    THEN talk.wav is Piper's voice at its own rate, loudness-normalised to -16 LUFS, talk.srt is timed word by
+    word from the voice, and the sidecar says Piper was chosen and why."""
+    env = make_env()
+    assert env.config.tts.engine == "auto"
+    install_voice(env.config.models_dir(), "pt_BR-tiny-medium", sample_rate=16000)
+    (env.inbox / "talk.txt").write_text(TEXT, encoding="utf-8")
+    assert env.once() == 0
+    record = env.sidecar("talk")
+    stage = record["stages"][-1]
+    facts = stage["facts"]
+    assert facts["engine"] == "piper" and facts["voice"] == "pt_BR-tiny-medium"
+    assert facts["engine_choice"]["engine"] == "piper"
+    assert "pt_BR-tiny-medium is installed" in facts["engine_choice"]["why"]
+    assert facts["caption_timing"] == "word: engine word events"
+    assert facts["tts"]["engine"] == "piper" and facts["tts"]["voice"] == "pt_BR-tiny-medium"
+    with wave.open(str(env.outbox / "talk.wav"), "rb") as w:
+        assert w.getframerate() == 16000 and w.getnchannels() == 1
+    assert abs(loudness(env.outbox / "talk.wav") - env.config.audio.loudness_lufs) < 1.0
+    cues, _ = read_srt(env.outbox / "talk.srt", "talk.srt")
+    assert " ".join(c.text for c in cues).split() == TEXT.split()
+    assert cues[0].start < 0.2 and all(b.start >= a.end for a, b in zip(cues, cues[1:], strict=False))
+
+
+def test_a_brief_naming_a_voice_that_is_not_installed_fails_with_the_pull_command(
+        make_env: Callable[..., Env]) -> None:
+    env = make_env()
+    install_voice(env.config.models_dir(), "pt_BR-tiny-medium")
+    (env.inbox / "aviso.yaml").write_text("version: 1\nkind: narrate\ntext: Olá a todos.\n"
+                                          "voice:\n  engine: piper\n  name: pt_BR-jeff-medium\n", encoding="utf-8")
+    env.once()
+    error = env.failed_error("aviso")
+    assert "omad models pull piper:pt_BR-jeff-medium" in error["message"]
+    assert error["attempts"] == 1  # the drop is at fault: not retried
+
+
+@pytest.mark.slow
+def test_a_scene_video_has_two_speakers(make_env: Callable[..., Env]) -> None:
+    """GIVEN two Piper voices (16 and 22.05 kHz) and a scene brief whose second scene names the other voice
+    WHEN omad runs once
+    THEN the video is made, each scene is spoken by its voice, and the word-highlight captions follow them."""
+    env = make_env(video={"preset": "custom", "width": 320, "height": 240, "fps": 10, "x264_preset": "ultrafast"})
+    install_voice(env.config.models_dir(), "pt_BR-ana-medium", sample_rate=16000)
+    install_voice(env.config.models_dir(), "pt_BR-beto-medium", sample_rate=22050, speakers=2)
+    brief = {
+        "version": 1, "kind": "video", "caption": {"style": "word_highlight"},
+        "voice": {"engine": "piper", "name": "pt_BR-ana-medium"},
+        "scenes": [
+            {"title": "Um", "narration": "Bom dia a todos.", "background": "#000000"},
+            {"title": "Dois", "narration": "E boa tarde para você.", "background": "#000000",
+             "voice": {"name": "pt_BR-beto-medium", "speaker": "speaker1"}},
+        ],
+    }
+    (env.inbox / "dupla.json").write_text(json.dumps(brief), encoding="utf-8")
+    assert env.once() == 0
+    record = env.sidecar("dupla")
+    voice_stage = next(s for s in record["stages"] if s["name"] == "voice")
+    spoken = voice_stage["facts"]["tts"]
+    assert [t["voice"] for t in spoken] == ["pt_BR-ana-medium", "pt_BR-beto-medium"]
+    assert all(t["engine"] == "piper" for t in spoken)
+    render = record["stages"][-1]["facts"]
+    assert render["captions_word_highlighted"] == render["captions"] >= 2
+    assert (env.outbox / "dupla.mp4").stat().st_size > 0
+    cues, _ = read_srt(env.outbox / "dupla.srt", "dupla.srt")
+    assert " ".join(c.text for c in cues) == "Bom dia a todos. E boa tarde para você."

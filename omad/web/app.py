@@ -33,6 +33,7 @@ from .files import PathRefused, resolve_outbox_path
 from .page import DEFAULT_JOBS, render_login_page, render_status_page
 from .pages import page_routes
 from .responses import client, file_response, html_page, nav_for, principal, query_int, text
+from .voices import voice_routes
 
 if TYPE_CHECKING:
     from ..daemon import Daemon
@@ -274,6 +275,7 @@ def _routes(server: StatusServer) -> list[BaseRoute]:
         Route("/logout", logout, methods=["POST"]),
         *api_routes(server),
         *page_routes(server),
+        *voice_routes(server),
     ]
 
 

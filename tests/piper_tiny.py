@@ -162,3 +162,25 @@ def write_voice(folder: Path, name: str = "pt_BR-tiny-medium", *, sample_rate: i
 def install_voice(models_dir: Path, name: str = "pt_BR-tiny-medium", **options: object) -> Path:
     """The voice written where ``tts.piper.voice: <name>`` finds it: ``<models_dir>/piper/<name>/``."""
     return write_voice(models_dir / "piper" / name, name, **options)  # type: ignore[arg-type]
+
+
+def expected_onsets(text: str, length_scale: float = 1.0, sample_rate: int = 16000) -> list[float]:
+    """Where each word starts in the tiny voice's speech, from its known durations (the exact reference)."""
+    from piper.phoneme_ids import DEFAULT_PHONEME_ID_MAP, phonemes_to_ids
+    from piper.phonemize_espeak import EspeakPhonemizer
+
+    onsets: list[float] = []
+    offset = 0
+    for phonemes in EspeakPhonemizer().phonemize("pt-br", text):
+        ids = phonemes_to_ids(phonemes, DEFAULT_PHONEME_ID_MAP)
+        frames = [int(np.ceil(np.float32(duration_frames(i)) * np.float32(length_scale))) for i in ids]
+        position, at_word_start = 2, True  # after BOS and its PAD
+        for p in phonemes:
+            if at_word_start and p not in " ,.?!":
+                onsets.append((offset + HOP * sum(frames[:position])) / sample_rate)
+                at_word_start = False
+            if p == " ":
+                at_word_start = True
+            position += 2
+        offset += HOP * sum(frames)
+    return onsets

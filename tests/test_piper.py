@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from piper_tiny import HOP, duration_frames, install_voice, write_voice
+from piper_tiny import expected_onsets, install_voice, write_voice
 
 from omad.config import Config
 from omad.errors import ConfigError, InputError, OmadError, StageFailed, ToolMissing, TransientError
@@ -27,28 +27,6 @@ TEXT = "o menino comprou doze reais de pão. tudo bem com ela?"
 
 def config(tmp_path: Path, **tts: object) -> Config:
     return Config.model_validate({"state_dir": str(tmp_path / "state"), "tts": tts})
-
-
-def expected_onsets(text: str, length_scale: float = 1.0) -> list[float]:
-    """Where each word starts in the tiny voice's speech, from its known durations (the exact reference)."""
-    from piper.phoneme_ids import DEFAULT_PHONEME_ID_MAP, phonemes_to_ids
-    from piper.phonemize_espeak import EspeakPhonemizer
-
-    onsets: list[float] = []
-    offset = 0
-    for phonemes in EspeakPhonemizer().phonemize("pt-br", text):
-        ids = phonemes_to_ids(phonemes, DEFAULT_PHONEME_ID_MAP)
-        frames = [int(np.ceil(np.float32(duration_frames(i)) * np.float32(length_scale))) for i in ids]
-        position, at_word_start = 2, True  # after BOS and its PAD
-        for p in phonemes:
-            if at_word_start and p not in " ,.?!":
-                onsets.append((offset + HOP * sum(frames[:position])) / 16000)
-                at_word_start = False
-            if p == " ":
-                at_word_start = True
-            position += 2
-        offset += HOP * sum(frames)
-    return onsets
 
 
 def test_a_voice_speaks_into_a_wav_with_its_words_timed_exactly(tmp_path: Path) -> None:
@@ -227,3 +205,27 @@ def test_a_voice_by_path_needs_its_json_beside_it(tmp_path: Path) -> None:
     assert out.facts["voice"] == "pt_BR-loose-x_low"
     with pytest.raises(InputError, match="by a path"):
         PiperEngine(cfg).synthesize("olá", Voice(name=str(onnx)), tmp_path / "s.wav")
+
+
+def test_words_espeak_joined_are_shared_by_their_phonemes() -> None:
+    """GIVEN a sentence where espeak made one phonetic word of two ("for a" -> "fɚɹə")
+    THEN both tokens get times inside that word's span, split by their own phoneme counts,
+    and without a phonemizer to match them the alignment is not trusted at all."""
+    from piper.phoneme_ids import DEFAULT_PHONEME_ID_MAP, phonemes_to_ids
+
+    from omad.tts.piper_timing import SentenceAlignment, words_from_alignment
+
+    phonemes = list("fɚɹə kˈæt.")
+    ids = phonemes_to_ids(phonemes, DEFAULT_PHONEME_ID_MAP)
+    samples = [100 if i != DEFAULT_PHONEME_ID_MAP["_"][0] else 0 for i in ids]
+    sentence = SentenceAlignment(phonemes, ids, samples, offset=1000)
+    own = {"for": list("fɔːɹ"), "a": ["ə"], "cat": list("kˈæt")}
+    assert words_from_alignment("for a cat.", [sentence], DEFAULT_PHONEME_ID_MAP, 1000) is None
+    words = words_from_alignment("for a cat.", [sentence], DEFAULT_PHONEME_ID_MAP, 1000,
+                                 phonemize=lambda token: own[token.strip(".")])
+    assert words is not None and [w.text for w in words] == ["for", "a", "cat."]
+    first_sample = 1000 + 100  # the chunk's offset, then BOS (its PAD takes no samples here)
+    assert words[0].start == first_sample / 1000
+    assert words[1].start == (first_sample + 300) / 1000  # "for" weighs 3 phonemes of the joined word's 4
+    assert words[1].end == (first_sample + 400) / 1000
+    assert words[2].start == (first_sample + 500) / 1000  # after the 4 phonemes and the space

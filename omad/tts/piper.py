@@ -237,6 +237,16 @@ def _load(path: Path) -> _Resident:
                      last_used=time.monotonic())
 
 
+def _phonemizer(voice: Any) -> Callable[[str], list[str]]:
+    """One token's phonemes as the voice makes them (for matching words espeak joined)."""
+    def phonemize(token: str) -> list[str]:
+        try:
+            return [p for sentence in voice.phonemize(token) for p in sentence]
+        except Exception:  # a token espeak cannot take weighs one phoneme: the match still runs
+            return ["?"]
+    return phonemize
+
+
 # -- the engine --------------------------------------------------------------------------------------
 
 class PiperEngine:
@@ -336,7 +346,7 @@ class PiperEngine:
         duration = offset / rate
         words = None
         if sentences and len(sentences) == len(audio):
-            words = words_from_alignment(spoken, sentences, id_map, rate)
+            words = words_from_alignment(spoken, sentences, id_map, rate, phonemize=_phonemizer(resident.voice))
         facts: dict[str, Any] = {
             "engine": self.name,
             "engine_version": piper_version(),

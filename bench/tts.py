@@ -48,7 +48,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 OMAD = ROOT / ".venv" / "bin" / "omad"
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # this checkout's omad, and the tiny test voice
 
 # About 165 words: ~60 s of speech at a medium voice's pace. Plain words (omad's "en" normalisation drops
 # emoji only), so what is measured is the voice, not the normaliser.
@@ -66,12 +66,18 @@ STORY = (
 )
 
 SCENES = [
-    "Every good story starts with a question. Ours began on a rainy afternoon in a small workshop.",
-    "Two friends wanted to build a bicycle that anyone could repair with simple tools and spare parts.",
-    "They tested dozens of frames, welded late into the night, and learned from every broken wheel.",
-    "The first riders were their neighbours, who came back with ideas, complaints and a lot of laughter.",
-    "Today the workshop teaches classes every weekend, and the bicycles travel to schools across the region.",
-    "If you have a question of your own, come and visit. The coffee is free and the door is always open.",
+    "Every good story starts with a question. Ours began on a rainy afternoon in a small workshop, where two "
+    "friends were fixing an old bicycle that nobody else wanted.",
+    "They wanted to build a bicycle that anyone could repair with simple tools and spare parts. It sounded easy, "
+    "and it turned out to be the hardest thing either of them had ever tried.",
+    "They tested dozens of frames, welded late into the night, and learned something from every broken wheel. "
+    "Their notebooks filled up with drawings, numbers and a few words we cannot print.",
+    "The first riders were their neighbours, who came back with ideas, complaints and a lot of laughter. Every "
+    "visit made the design a little simpler and a little stronger.",
+    "Today the workshop teaches classes every weekend, and the bicycles travel to schools across the region. "
+    "Students learn to take them apart and put them back together in one afternoon.",
+    "If you have a question of your own, come and visit. The coffee is free, the tools are on the wall, and the "
+    "door is always open to anyone who wants to learn.",
 ]
 
 PT_CORPUS = [
@@ -126,7 +132,8 @@ def once(root: Path, tts: dict[str, Any], extra: dict[str, Any] | None = None) -
         "models": {"dir": str(root / "models")}, "tts": tts, **(extra or {}),
     }))
     t0 = time.monotonic()
-    ran = subprocess.run([str(OMAD), "once", "--config", str(config)], capture_output=True, cwd=root)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    ran = subprocess.run([str(OMAD), "once", "--config", str(config)], capture_output=True, cwd=root, env=env)
     wall = time.monotonic() - t0
     if ran.returncode != 0:
         raise SystemExit(f"omad once failed (rc {ran.returncode}):\n{ran.stderr.decode()[-3000:]}")

@@ -307,7 +307,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             else:
                 res.append(("ok", "web tokens", f"{where} is loopback-only; tokens are optional "
                                                 f"({len(live)} live)"))
-    for provider in ("omad.tts.f5", "omad.agents.client"):
+    for provider in ("omad.tts.f5", "omad.tts.choice", "omad.agents.client"):
         try:
             mod = __import__(provider, fromlist=["doctor_checks"])
         except ImportError:
@@ -315,7 +315,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         checks = getattr(mod, "doctor_checks", None)
         if checks is None:
             continue
-        required = (provider == "omad.tts.f5" and cfg.tts.engine == "f5")
+        required = ((provider == "omad.tts.f5" and cfg.tts.engine == "f5")
+                    or (provider == "omad.tts.choice" and cfg.tts.engine == "piper"))
         for name, ok, message in checks(cfg):
             _check(res, "FAIL" if required else "warn", name, ok, message)
     if cfg.executor.kind == "celery" or args.worker:

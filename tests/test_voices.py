@@ -50,6 +50,10 @@ def test_omad_voices_lists_installed_voices_and_says_a_sample(tmp_path: Path,
     assert abs(lufs(out) - (-16.0)) < 1.0
     assert main(["voices", "say", "pt_BR-jeff-medium", "oi", *common]) == 2
     assert "omad models pull piper:pt_BR-jeff-medium" in capsys.readouterr().err
+    main(["doctor", *common])
+    doctor = capsys.readouterr().out
+    assert "tts: engine" in doctor and "piper (auto: the Piper voice pt_BR-duo-medium is installed" in doctor
+    assert "piper: voices" in doctor and "1 in " in doctor
 
 
 def test_the_form_value_of_a_voice_names_its_engine() -> None:

@@ -22,7 +22,7 @@ from .piper_files import default_voice, piper_available, resolve_voice
 if TYPE_CHECKING:
     from ..config import Config
 
-__all__ = ["EngineChoice", "choose_engine", "cuda_available"]
+__all__ = ["EngineChoice", "choose_engine", "cuda_available", "doctor_checks"]
 
 
 @dataclass(frozen=True)
@@ -92,3 +92,22 @@ def choose_engine(config: Config, requested: str | None = None) -> EngineChoice:
     if piper_ok:
         return EngineChoice("piper", f"auto: {piper_why}; not F5: {f5_why}")
     return EngineChoice("espeak", f"auto: espeak-ng is always there; not F5: {f5_why}; not Piper: {piper_why}")
+
+
+def doctor_checks(config: Config) -> list[tuple[str, bool, str]]:
+    """(name, ok, message) lines for ``omad doctor``: what narrates here, and the Piper extra and voices."""
+    from .piper_files import INSTALL_HINT, PULL_HINT, installed_voices
+
+    choice = choose_engine(config)
+    checks = [("tts: engine", True, f"{choice.engine} ({choice.why})")]
+    if not piper_available():
+        checks.append(("piper: extra installed", False, f"piper-tts is not installed: {INSTALL_HINT} (GPL-3.0)"))
+        return checks
+    checks.append(("piper: extra installed", True, "piper-tts imports"))
+    voices = installed_voices(config)
+    if voices:
+        checks.append(("piper: voices", True, f"{len(voices)} in {config.models_dir() / 'piper'}: "
+                       + ", ".join(v.name for v in voices[:8])))
+    else:
+        checks.append(("piper: voices", False, f"none in {config.models_dir() / 'piper'}: {PULL_HINT}"))
+    return checks

@@ -94,3 +94,22 @@ def test_a_scene_video_has_two_speakers(make_env: Callable[..., Env]) -> None:
     assert (env.outbox / "dupla.mp4").stat().st_size > 0
     cues, _ = read_srt(env.outbox / "dupla.srt", "dupla.srt")
     assert " ".join(c.text for c in cues) == "Bom dia a todos. E boa tarde para você."
+
+
+@pytest.mark.slow
+def test_an_agent_video_speaks_with_the_installed_piper_voice(make_env: Callable[..., Env], tmp_path: Path) -> None:
+    """GIVEN a Piper voice installed and a prompt brief the agents (the fake Ollama) turn into scenes
+    THEN the voice stage narrates every scene with Piper, chosen by tts.engine auto."""
+    from fake_ollama import FakeOllama
+    from test_agent_video import BRIEF, SMALL, drop_bundle
+
+    with FakeOllama() as fake:
+        env = make_env(video=SMALL, llm={"host": fake.url, "remote": False})
+        install_voice(env.config.models_dir(), "pt_BR-tiny-medium")
+        drop_bundle(env, BRIEF)
+        assert env.once(max_wait=120) == 0
+    voice = next(s for s in env.sidecar("abelhas")["stages"] if s["name"] == "voice")
+    spoken = voice["facts"]["tts"]
+    spoken = spoken if isinstance(spoken, list) else [spoken]
+    assert spoken and all(t["engine"] == "piper" and t["voice"] == "pt_BR-tiny-medium" for t in spoken)
+    assert "pt_BR-tiny-medium is installed" in spoken[0]["engine_choice"]["why"]

@@ -163,7 +163,10 @@ class Scene(_Model):
     @field_validator("voice", mode="before")
     @classmethod
     def _voice_by_name(cls, v: Any) -> Any:
-        return {"name": v} if isinstance(v, str) else v
+        if isinstance(v, str):
+            engine, _, name = v.partition(":") if v.startswith(("espeak:", "piper:")) else ("", "", v)
+            return {"engine": engine, "name": name} if engine else {"name": v}
+        return v
 
     @model_validator(mode="after")
     def _one_picture(self) -> Scene:

@@ -158,7 +158,7 @@ class StageContext:
         from .tts.choice import choose_engine
 
         voice = self.options.get("voice") or {}
-        return choose_engine(self.config, str(voice.get("engine") or "") or None)
+        return choose_engine(self.config, str(voice.get("engine") or "") or None, str(voice.get("name") or ""))
 
     def tts(self) -> TtsEngine:
         """The TTS engine for this job (made once per stage run)."""

@@ -68,6 +68,7 @@ def test_a_brief_naming_a_voice_that_is_not_installed_fails_with_the_pull_comman
 @pytest.mark.slow
 def test_a_scene_video_has_two_speakers(make_env: Callable[..., Env]) -> None:
     """GIVEN two Piper voices (16 and 22.05 kHz) and a scene brief whose second scene names the other voice
+    (and a speaker of it) and whose third names espeak-ng's
     WHEN omad runs once
     THEN the video is made, each scene is spoken by its voice, and the word-highlight captions follow them."""
     env = make_env(video={"preset": "custom", "width": 320, "height": 240, "fps": 10, "x264_preset": "ultrafast"})
@@ -80,6 +81,8 @@ def test_a_scene_video_has_two_speakers(make_env: Callable[..., Env]) -> None:
             {"title": "Um", "narration": "Bom dia a todos.", "background": "#000000"},
             {"title": "Dois", "narration": "E boa tarde para você.", "background": "#000000",
              "voice": {"name": "pt_BR-beto-medium", "speaker": "speaker1"}},
+            {"title": "Três", "narration": "Até logo, e obrigado por assistir ao nosso vídeo.",
+             "background": "#000000", "voice": "espeak:pt-br"},
         ],
     }
     (env.inbox / "dupla.json").write_text(json.dumps(brief), encoding="utf-8")
@@ -87,13 +90,14 @@ def test_a_scene_video_has_two_speakers(make_env: Callable[..., Env]) -> None:
     record = env.sidecar("dupla")
     voice_stage = next(s for s in record["stages"] if s["name"] == "voice")
     spoken = voice_stage["facts"]["tts"]
-    assert [t["voice"] for t in spoken] == ["pt_BR-ana-medium", "pt_BR-beto-medium"]
-    assert all(t["engine"] == "piper" for t in spoken)
+    assert [t["voice"] for t in spoken] == ["pt_BR-ana-medium", "pt_BR-beto-medium", "pt-br"]
+    assert [t["engine"] for t in spoken] == ["piper", "piper", "espeak"]
     render = record["stages"][-1]["facts"]
     assert render["captions_word_highlighted"] == render["captions"] >= 2
     assert (env.outbox / "dupla.mp4").stat().st_size > 0
     cues, _ = read_srt(env.outbox / "dupla.srt", "dupla.srt")
-    assert " ".join(c.text for c in cues) == "Bom dia a todos. E boa tarde para você."
+    assert " ".join(" ".join(c.text.split()) for c in cues) == (
+        "Bom dia a todos. E boa tarde para você. Até logo, e obrigado por assistir ao nosso vídeo.")
 
 
 @pytest.mark.slow

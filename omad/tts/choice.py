@@ -22,7 +22,7 @@ from .piper_files import default_voice, piper_available, resolve_voice
 if TYPE_CHECKING:
     from ..config import Config
 
-__all__ = ["EngineChoice", "choose_engine", "cuda_available", "doctor_checks"]
+__all__ = ["EngineChoice", "choose_engine", "cuda_available", "doctor_checks", "looks_like_piper_voice"]
 
 
 @dataclass(frozen=True)
@@ -79,12 +79,27 @@ def _piper_reason(config: Config) -> tuple[bool, str]:
     return True, f"the Piper voice {voice.name} is installed"
 
 
-def choose_engine(config: Config, requested: str | None = None) -> EngineChoice:
-    """What the brief's ``voice.engine`` (``requested``), else ``tts.engine``, means on this machine."""
+def looks_like_piper_voice(name: str) -> bool:
+    """Whether a voice name is Piper's ``<lang>_<REGION>-<name>-<quality>`` (espeak-ng's are ``pt-br``, ``en``)."""
+    head = name.split("-", 1)[0]
+    return "_" in head and "-" in name or name.endswith(".onnx")
+
+
+def choose_engine(config: Config, requested: str | None = None, voice_name: str = "") -> EngineChoice:
+    """What the brief's ``voice.engine`` (``requested``), else ``tts.engine``, means on this machine.
+
+    Under ``auto``, a brief that names a voice but no engine is spoken by the
+    engine the voice belongs to: an espeak-ng voice (``pt-br``) by espeak, a
+    Piper voice (``pt_BR-faber-medium``) by Piper.
+    """
     if requested and requested != "auto":
         return EngineChoice(requested, f"the brief asks for {requested} (voice.engine)")
     if not requested and config.tts.engine != "auto":
         return EngineChoice(config.tts.engine, f"tts.engine is '{config.tts.engine}'")
+    if voice_name.strip():
+        if looks_like_piper_voice(voice_name.strip()):
+            return EngineChoice("piper", f"auto: the brief names the Piper voice {voice_name.strip()}")
+        return EngineChoice("espeak", f"auto: the brief names the espeak-ng voice {voice_name.strip()}")
     f5_ok, f5_why = _f5_reason(config)
     if f5_ok:
         return EngineChoice("f5", f"auto: {f5_why}")

@@ -47,11 +47,12 @@ def scene_voice(ctx: StageContext, spec: dict[str, Any], where: str) -> tuple[Tt
     """
     base: dict[str, Any] = dict(ctx.options.get("voice") or {})
     merged = {**base, **{k: v for k, v in spec.items() if v is not None}}
-    if "name" in spec and "engine" not in spec and base.get("engine") not in (None, "auto"):
-        merged["engine"] = base["engine"]
+    if spec.get("name") and not spec.get("engine"):
+        merged["engine"] = "auto"  # a voice named on the scene brings its own engine (pt-br: espeak, pt_BR-...: Piper)
     from .choice import choose_engine
 
-    engine_name = choose_engine(ctx.config, str(merged.get("engine") or "") or None).engine
+    engine_name = choose_engine(ctx.config, str(merged.get("engine") or "") or None,
+                                str(merged.get("name") or "")).engine
     if lane_of(engine_name) is Lane.GPU and ctx.tts_lane() is not Lane.GPU:
         raise InputError(
             f"{where}.voice asks for {engine_name}, which runs on the GPU lane, but the video's narration runs on "

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, InputError
 from . import TtsEngine, Voice, engine_for
+from .choice import looks_like_piper_voice
 from .piper_files import installed_voices, piper_available
 
 if TYPE_CHECKING:
@@ -77,7 +78,7 @@ def find_voice(config: Config, name: str) -> tuple[str, str]:
             return v.engine, name
     if name.startswith("piper:"):
         raise ConfigError(f"the Piper voice '{name[6:]}' is not installed. Get it with `omad models pull {name}`.")
-    if "_" in name and "-" in name:  # looks like a Piper voice (pt_BR-faber-medium)
+    if looks_like_piper_voice(name):
         hint = "install piper-tts first (.venv/bin/pip install -e '.[piper]'), then " if not piper_available() else ""
         raise ConfigError(f"the Piper voice '{name}' is not installed: {hint}get it with "
                           f"`omad models pull piper:{name}`. `omad voices` lists the installed ones.")
@@ -89,8 +90,7 @@ def voice_spec(value: str) -> dict[str, str]:
     value = value.strip()
     if value.startswith("espeak:"):
         return {"engine": "espeak", "name": value.split(":", 1)[1]}
-    head = value.split("-", 1)[0]
-    if "_" in head and "-" in value:  # a Piper voice name: <lang>_<REGION>-<name>-<quality>
+    if looks_like_piper_voice(value):
         return {"engine": "piper", "name": value}
     return {"name": value}
 

@@ -185,6 +185,9 @@ def test_auto_picks_piper_when_a_voice_is_installed_and_says_why(tmp_path: Path)
     assert chosen.engine == "piper" and "pt_BR-tiny-medium" in chosen.why  # the voice of tts.language
     assert isinstance(engine_for(cfg), PiperEngine)
     assert choose_engine(cfg, "espeak").engine == "espeak"
+    # a brief naming a voice but no engine: the voice says which engine (old briefs with pt-br keep espeak)
+    assert choose_engine(cfg, None, "pt-br").engine == "espeak"
+    assert choose_engine(cfg, None, "pt_BR-cadu-medium").engine == "piper"
     ckpt = tmp_path / "model.safetensors"
     ckpt.write_bytes(b"x")
     with_f5 = config(tmp_path, f5={"checkpoint": str(ckpt)})

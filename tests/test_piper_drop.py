@@ -16,7 +16,7 @@ from omad.media.subtitles import read_srt
 
 pytest.importorskip("piper", reason="the omad[piper] extra is not installed")
 
-TEXT = "Hoje o menino comprou pão. Depois ele foi para a escola com a irmã."
+TEXT = "Hoje o menino comprou pão por R$ 12,50. Depois ele foi para a escola com a irmã."
 
 
 def loudness(path: Path) -> float:
@@ -44,6 +44,8 @@ def test_a_text_drop_is_narrated_by_the_installed_piper_voice(make_env: Callable
     assert facts["engine_choice"]["engine"] == "piper"
     assert "pt_BR-tiny-medium is installed" in facts["engine_choice"]["why"]
     assert facts["caption_timing"] == "word: engine word events"
+    # the voice read the pt-BR expansion ("doze reais e cinquenta centavos"); captions keep the text as written
+    assert facts["characters_spoken"] > facts["characters_written"]
     assert facts["tts"]["engine"] == "piper" and facts["tts"]["voice"] == "pt_BR-tiny-medium"
     with wave.open(str(env.outbox / "talk.wav"), "rb") as w:
         assert w.getframerate() == 16000 and w.getnchannels() == 1

@@ -27,6 +27,7 @@ __all__ = [
     "VideoBrief",
     "Scene",
     "VoiceSpec",
+    "SceneVoice",
     "AssetSpec",
     "AssetRecord",
     "parse_brief",
@@ -49,11 +50,26 @@ class _Model(BaseModel):
 class VoiceSpec(_Model):
     """Who narrates: the engine, and for F5 a reference recording in the bundle."""
 
-    engine: Literal["espeak", "f5"] | None = Field(None, description="overrides tts.engine")
-    name: str | None = Field(None, description="espeak-ng voice, e.g. pt-br")
+    engine: Literal["auto", "espeak", "piper", "f5"] | None = Field(None, description="overrides tts.engine")
+    name: str | None = Field(None, description="espeak-ng voice (pt-br) or an installed Piper voice "
+                             "(pt_BR-faber-medium)")
     reference_audio: str | None = Field(None, description="F5: reference recording, relative to the brief")
     reference_text: str | None = Field(None, description="F5: exact transcript of the reference recording")
     speed: float | None = Field(None, gt=0.3, lt=3.0, description="speaking speed factor")
+    speaker: str | None = Field(None, max_length=100, description="Piper: a speaker of a multi-speaker voice")
+    noise_scale: float | None = Field(None, ge=0, le=2, description="Piper: voice variation")
+    noise_w_scale: float | None = Field(None, ge=0, le=2, description="Piper: rhythm variation")
+
+
+class SceneVoice(_Model):
+    """A scene's own voice (a video with two speakers); unset fields come from the brief's ``voice``."""
+
+    engine: Literal["auto", "espeak", "piper", "f5"] | None = Field(None, description="overrides the brief's engine")
+    name: str | None = Field(None, description="espeak-ng voice or installed Piper voice")
+    speed: float | None = Field(None, gt=0.3, lt=3.0, description="speaking speed factor")
+    speaker: str | None = Field(None, max_length=100, description="Piper: a speaker of a multi-speaker voice")
+    noise_scale: float | None = Field(None, ge=0, le=2, description="Piper: voice variation")
+    noise_w_scale: float | None = Field(None, ge=0, le=2, description="Piper: rhythm variation")
 
 
 class _BriefBase(_Model):
@@ -148,6 +164,17 @@ class Scene(_Model):
     asset: AssetRecord | None = Field(
         None, description="where omad found the scene's image or clip (written by omad; delete it to search again)"
     )
+    voice: SceneVoice | None = Field(
+        None, description="who narrates this scene: a voice name, or engine/name/speaker/speed (default: the brief's)"
+    )
+
+    @field_validator("voice", mode="before")
+    @classmethod
+    def _voice_by_name(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            engine, _, name = v.partition(":") if v.startswith(("espeak:", "piper:")) else ("", "", v)
+            return {"engine": engine, "name": name} if engine else {"name": v}
+        return v
 
     @model_validator(mode="after")
     def _one_picture(self) -> Scene:

@@ -343,8 +343,25 @@ class F5Config(_Section):
                            json_schema_extra=HOST)
 
 
+class PiperTtsConfig(_Section):
+    voice: str = Field(
+        "", description="Piper voice: a name in <models.dir>/piper/ (pt_BR-faber-medium) or a path to its .onnx; "
+        "empty: the first installed voice of tts.language", json_schema_extra=HOST)
+    speaker: str = Field("", description="multi-speaker voices: a speaker name or number; empty: the voice's default")
+    speed: float = Field(1.0, gt=0.3, lt=3.0, description="speaking speed (the voice's length scale is divided by it)")
+    noise_scale: float | None = Field(
+        None, ge=0, le=2, description="voice variation (Piper's noise_scale); null: the voice's own")
+    noise_w_scale: float | None = Field(
+        None, ge=0, le=2, description="rhythm variation (Piper's noise_w); null: the voice's own")
+    idle_unload_seconds: float = Field(
+        300.0, ge=0, description="a loaded voice stays in memory between jobs until idle this long",
+        json_schema_extra=HOST)
+
+
 class TtsConfig(_Section):
-    engine: Literal["espeak", "f5"] = Field("espeak", description="narration engine")
+    engine: Literal["auto", "espeak", "piper", "f5"] = Field(
+        "auto", description="narration engine; auto: F5 with a GPU and a checkpoint, else Piper with a voice "
+        "installed, else espeak")
     max_chunk_chars: int = Field(300, ge=40, description="long text is split at sentence boundaries into chunks")
     sentence_pause_seconds: float = Field(0.25, ge=0, description="silence between chunks")
     language: str = Field(
@@ -355,6 +372,7 @@ class TtsConfig(_Section):
     )
     espeak: EspeakConfig = Field(default_factory=EspeakConfig, description="espeak-ng engine")
     f5: F5Config = Field(default_factory=F5Config, description="F5-TTS engine")
+    piper: PiperTtsConfig = Field(default_factory=PiperTtsConfig, description="Piper engine (the omad[piper] extra)")
 
 
 class SceneConfig(_Section):

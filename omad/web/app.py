@@ -35,6 +35,7 @@ from .pages import page_routes
 from .queue import queue_routes
 from .responses import client, file_response, html_page, nav_for, principal, query_int, text
 from .scopes import required_scope
+from .voices import voice_routes
 
 if TYPE_CHECKING:
     from ..daemon import Daemon
@@ -290,6 +291,7 @@ def _routes(server: StatusServer) -> list[BaseRoute]:
         *api_routes(server),
         *queue_routes(server),
         *page_routes(server),
+        *voice_routes(server),
     ]
 
 

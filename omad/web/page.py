@@ -232,7 +232,8 @@ def layout(title: str, body: str, nav: dict[str, Any] | None = None, refresh: in
         f"<title>{_e(title)}</title><style>{_CSS}</style>"
         '<script src="/static/omad.js" defer></script></head>'
         f'<body data-refresh="{int(refresh)}"><nav><a href="/">Status</a> <a href="/create">Create</a> '
-        f'<a href="/analytics">Analytics</a> <a href="/api/openapi.json">API</a> {user}</nav>'
+        f'<a href="/analytics">Analytics</a> <a href="/voices" id="nav-voices">Voices</a> '
+        f'<a href="/api/openapi.json">API</a> {user}</nav>'
         f"{body}</body></html>\n"
     )
 

@@ -26,6 +26,7 @@ from .page import duration, e, layout, money
 from .queue import priority_form
 from .responses import client, html_page, nav_for, principal, query_int, text
 from .submit import UploadRefused
+from .voices import voice_options
 
 if TYPE_CHECKING:
     from .server import StatusServer
@@ -46,7 +47,9 @@ def _options(values: Any, selected: str = "") -> str:
     return "".join(out)
 
 
-def render_create_page(nav: dict[str, Any], error: str | None = None, limits: str = "") -> str:
+def render_create_page(nav: dict[str, Any], error: str | None = None, limits: str = "",
+                       voices: str = '<option value="">default (tts.engine)</option>') -> str:
+    """The Create form; ``voices`` are the ``<option>``s of the installed voices (``omad.web.voices``)."""
     err = f'<p class="error" id="create-error">{e(error)}</p>' if error else ""
     body = (
         "<h1>Create</h1>" + err +
@@ -63,7 +66,7 @@ def render_create_page(nav: dict[str, Any], error: str | None = None, limits: st
         '<label>Name <input name="name" id="name" placeholder="output name (optional)"></label>'
         '<label>Text (narrate) <textarea name="text" id="text" rows="4" cols="70"></textarea></label>'
         '<label>Prompt (video) <textarea name="prompt" id="prompt" rows="3" cols="70"></textarea></label>'
-        '<label>Voice <input name="voice" id="voice" placeholder="espeak-ng voice, e.g. pt-br"></label>'
+        f'<label>Voice <select name="voice" id="voice">{voices}</select> <a href="/voices">listen</a></label>'
         f'<label>Format <select name="format" id="format">{_options(["", "landscape", "vertical"])}</select>'
         "</label>"
         f'<label>Motion (img2vid) <select name="motion" id="motion">{_options(["", *MOTIONS])}</select></label>'
@@ -182,7 +185,8 @@ def page_routes(server: StatusServer) -> list[BaseRoute]:
               "inbox like any drop.")
 
     def create_page(request: Request) -> Response:
-        return html_page(render_create_page(nav_for(server, principal(request)), limits=limits))
+        return html_page(render_create_page(nav_for(server, principal(request)), limits=limits,
+                                            voices=voice_options(daemon.config)))
 
     async def create(request: Request) -> Response:
         p = principal(request)
@@ -197,7 +201,8 @@ def page_routes(server: StatusServer) -> list[BaseRoute]:
             if wants_json:
                 return JSONResponse({"error": err.message, "field": err.field, "status": err.status},
                                     status_code=err.status)
-            return html_page(render_create_page(nav_for(server, p), err.message, limits), status=err.status)
+            return html_page(render_create_page(nav_for(server, p), err.message, limits,
+                                                voice_options(daemon.config)), status=err.status)
         body = result.body()
         if wants_json:
             return JSONResponse(body, status_code=202)

@@ -32,6 +32,7 @@ import yaml
 from ..brief import parse_brief
 from ..errors import InputError
 from ..journal import Job, JobStatus
+from ..tts.voices import voice_spec
 from ..watcher import is_ignored
 
 if TYPE_CHECKING:
@@ -157,14 +158,14 @@ def brief_from_fields(fields: dict[str, str], names: list[str]) -> dict[str, Any
         if "text" not in brief:
             put("text_file", first("text"))
         if voice:
-            brief["voice"] = {"name": voice}
+            brief["voice"] = voice_spec(voice)
     elif kind == "video":
         put("prompt", fields.get("prompt", "").strip() or fields.get("text", "").strip())
         put("format", fields.get("format"))
         put("music", first("audio"))
         brief["captions"] = fields.get("captions") in ("on", "true", "1", "yes")
         if voice:
-            brief["voice"] = {"name": voice}
+            brief["voice"] = voice_spec(voice)
     elif kind == "img2vid":
         put("image", first("image"))
         put("audio", first("audio"))

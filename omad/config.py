@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .errors import ConfigError
 
-__all__ = ["Config", "ExecutorConfig", "longest_stage_timeout", "WebConfig", "NotifyConfig", "WebhookConfig",
+__all__ = ["Config", "AsrConfig", "ExecutorConfig", "longest_stage_timeout", "WebConfig", "NotifyConfig",
+           "WebhookConfig",
            "load_config", "dump_config_yaml", "is_loopback",
            "DEFAULT_IGNORE"]
 
@@ -83,6 +84,12 @@ class IntakeConfig(_Section):
     max_cues_on_screen: int = Field(8, gt=0, description="most captions shown at the same moment")
     max_image_megapixels: float = Field(100.0, gt=0, description="largest image accepted (width x height)")
     max_clip_seconds: float = Field(3600.0, gt=0, description="longest video clip a scene may show")
+    lone_video: Literal["transcribe", "wait"] = Field(
+        "transcribe", description="a video dropped alone: transcribe it after a grace, or wait for its subtitles"
+    )
+    lone_video_grace_seconds: float = Field(
+        0.0, ge=0, description="how long a lone video waits for its subtitles first; 0: partner_grace_seconds"
+    )
 
 
 class JobsConfig(_Section):
@@ -503,6 +510,47 @@ def longest_stage_timeout(jobs: JobsConfig, intake: IntakeConfig) -> float:
     return max([jobs.stage_timeout_seconds, scaled, *jobs.stage_timeouts.values()])
 
 
+DEFAULT_HALLUCINATIONS = [
+    "Legendas pela comunidade Amara.org",
+    "Obrigado por assistir",
+    "Inscreva-se no canal",
+]
+
+
+class AsrConfig(_Section):
+    model: str = Field(
+        "base", description="Whisper model: a size (base, small, large-v3-turbo...) in models_dir/whisper/, or a folder"
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="auto: CUDA when CTranslate2 sees a GPU, else CPU"
+    )
+    compute_type: Literal["auto", "int8", "int8_float16", "int8_float32", "int16", "float16", "bfloat16", "float32"] = (
+        Field("auto", description="auto: int8 on the CPU lane, float16 on the GPU lane"))
+    cpu_threads: int = Field(0, ge=0, description="CPU threads for one transcription; 0: CTranslate2's default")
+    language: str = Field("pt", description="spoken language (ISO code, e.g. pt, en); auto detects it")
+    beam_size: int = Field(5, ge=1, le=20, description="beam search width (1: greedy, faster)")
+    vad: bool = Field(True, description="skip silence and music with Silero VAD before Whisper hears it")
+    vad_min_silence_ms: int = Field(500, ge=0, description="VAD: silence this long splits speech")
+    no_speech_threshold: float = Field(
+        0.6, ge=0, le=1, description="a segment Whisper thinks is not speech above this probability is dropped"
+    )
+    compression_ratio_threshold: float = Field(
+        2.4, gt=0, description="a segment whose text compresses better than this (a loop) is dropped"
+    )
+    log_prob_threshold: float = Field(-1.0, description="with no_speech: a segment below this mean log-prob is dropped")
+    low_confidence: float = Field(
+        0.5, ge=0, le=1, description="segments whose mean word probability is below this are listed in the sidecar"
+    )
+    hallucinations: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_HALLUCINATIONS),
+        description="phrases Whisper invents on silence or music: a segment that is only one of them is dropped",
+    )
+    output: Literal["burn", "soft", "both"] = Field(
+        "burn", description="a transcribed video: captions burned in, a soft mov_text track, or both"
+    )
+    vram_gb: float = Field(1.0, gt=0, description="VRAM the Whisper model is budgeted at in the GPU lane")
+
+
 class ModelsConfig(_Section):
     dir: str = Field(
         "", description="speech and voice models (`omad models pull` puts them here); empty: models/ in the state dir")
@@ -537,6 +585,7 @@ class Config(_Section):
     web: WebConfig = Field(default_factory=WebConfig, description="web UI, REST API, health and metrics endpoints")
     notify: NotifyConfig = Field(default_factory=NotifyConfig, description="webhooks when a job ends")
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig, description="where stages run (scaling out)")
+    asr: AsrConfig = Field(default_factory=AsrConfig, description="speech recognition (faster-whisper)")
     models: ModelsConfig = Field(default_factory=ModelsConfig, description="speech recognition models and voices")
     log: LogConfig = Field(default_factory=LogConfig, description="logging")
 

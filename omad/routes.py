@@ -42,6 +42,7 @@ STAGES: dict[str, str] = {
     "assets": "omad.stages.assets:AssetStage",
     "voice": "omad.stages.video:VoiceStage",
     "render": "omad.stages.video:RenderStage",
+    "transcribe": "omad.stages.transcribe:TranscribeStage",
 }
 
 TABLE: tuple[Route, ...] = (
@@ -52,6 +53,7 @@ TABLE: tuple[Route, ...] = (
     Route("video", ("assets", "voice", "render"), "scene brief -> narrated, captioned video + SRT + poster"),
     Route("agent-video", ("plan", "assets", "voice", "render"), "prompt brief -> agents write the scenes -> as video",
           folder=False),
+    Route("transcribe", ("transcribe",), "video or recording alone -> captions from its speech (+ SRT, VTT; TXT)"),
 )
 
 ROUTES: tuple[str, ...] = tuple(r.name for r in TABLE)

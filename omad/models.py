@@ -367,3 +367,32 @@ def pull(config: Config, name: str, *, source: Path | None = None, revision: str
         return _pull_local(kind, model, source, root)
     say(f"downloading {kind.value} model '{model}' from the Hub into {root / kind.value / model}")
     return _pull_hub(kind, model, root, revision)
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB"):
+        if value < 1000:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"
+
+
+def listing(config: Config) -> list[str]:
+    """``omad models list``: every installed model (size, hash, source), then configured ones that are missing."""
+    rows = installed(config)
+    wanted = configured(config)
+    lines = [f"models in {config.models_dir()}"]
+    if not rows:
+        lines.append("  (none installed)")
+    for m in rows:
+        mark = "*" if (m.kind, m.name) in wanted else " "
+        digest = m.sha256[:12] if m.sha256 else "-"
+        lines.append(f"{mark} {m.kind.value:7} {m.name:28} {_human(m.size):>9}  sha256:{digest}  {m.source}")
+    have = {(m.kind, m.name) for m in rows}
+    for kind, name in wanted:
+        looks_like_path = "/" in name or name.endswith(".onnx")
+        if (kind, name) not in have and not looks_like_path:
+            lines.append(f"! {kind.value:7} {name:28} configured but missing: {_pull_hint(kind, name)}")
+    lines.append("(* configured; sizes and hashes from each model's omad-model.json)")
+    return lines

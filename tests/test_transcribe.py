@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import Env, ffmpeg, make_video
+from conftest import Env, Running, ffmpeg, make_video, wait_for, write_srt
 from whisper_tiny import base_whisper, models_with, piper_speech, tiny_whisper  # noqa: F401  (session fixtures)
 
 SPOKEN = ("The harbor was quiet this morning. Seven boats came back before noon, and the fishermen sold "
@@ -128,3 +128,22 @@ def test_a_recording_and_a_video_with_real_speech(make_env: Callable[..., Env], 
     vfacts = next(s for s in env.sidecar("cais")["stages"] if s["name"] == "transcribe")["facts"]
     assert vfacts["output"] == "both" and vfacts["caption_style"] == "word_highlight" and vfacts["highlighted"] > 0
     assert "Moreira" in (env.outbox / "cais.srt").read_text()  # the brief's vocabulary steers the spelling
+
+
+def test_subtitles_that_arrive_after_the_video_was_transcribed_win(tiny_env: Env) -> None:
+    """GIVEN a video dropped alone, taken for transcription after its grace
+    WHEN its subtitle file arrives afterwards (a slow share)
+    THEN the subtitle is not left to time out: the video is put back beside it and the two make a caption
+    job whose video has the person's own captions burned in; the transcription's outputs stay published."""
+    make_video(tiny_env.inbox / "tarde.mp4", seconds=2.0)
+    with Running(tiny_env.daemon()) as r:
+        d = r.d
+        wait_for(lambda: [j.status.value for j in d.journal.jobs()] == ["done"], timeout=60)
+        write_srt(tiny_env.inbox / "tarde.srt")
+        wait_for(lambda: sorted(j.status.value for j in d.journal.jobs()) == ["done", "done"], timeout=60)
+        routes = sorted(j.route for j in d.journal.jobs())
+    assert routes == ["caption", "transcribe"]
+    assert not (tiny_env.outbox / "failed").exists() or not any((tiny_env.outbox / "failed").iterdir())
+    captioned = [p for p in tiny_env.outbox.glob("tarde*.json") if json.loads(p.read_text())["route"] == "caption"]
+    assert len(captioned) == 1 and captioned[0].with_suffix(".mp4").is_file()
+    assert not (tiny_env.inbox / "tarde.srt").exists() and not (tiny_env.inbox / "tarde.mp4").exists()

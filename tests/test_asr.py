@@ -144,3 +144,20 @@ def test_transcript_round_trips_through_json() -> None:
     t = Transcript("en", 0.9, 3.0, 2.0, [seg("hello there")], [], "base", {"rtf": 0.2})
     again = Transcript.from_dict(t.to_dict())
     assert again == t and again.speech_share == pytest.approx(0.667)
+
+
+def test_asr_settings_travel_to_workers_without_host_paths() -> None:
+    """GIVEN a daemon whose Whisper model is a path on its own disk
+    THEN a task carries the language, VAD and hallucination list, never the model, its device or models.dir,
+    and a worker keeps its own model."""
+    from omad.cluster.task import merged_config, task_settings
+
+    daemon = Config.model_validate({"asr": {"model": "/daemon/models/whisper/base", "language": "en", "vad": False,
+                                            "device": "cuda", "hallucinations": ["Tchau"]},
+                                    "models": {"dir": "/daemon/models"}})
+    settings = task_settings(daemon)
+    assert settings["asr"]["language"] == "en" and settings["asr"]["hallucinations"] == ["Tchau"]
+    assert "/daemon" not in str(settings) and "device" not in settings["asr"] and "models" not in settings
+    merged = merged_config(Config.model_validate({"asr": {"model": "small"}, "models": {"dir": "/gpu/models"}}),
+                           settings)
+    assert merged.asr.model == "small" and merged.asr.language == "en" and merged.models_dir() == Path("/gpu/models")

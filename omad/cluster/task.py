@@ -41,7 +41,7 @@ __all__ = ["StageTask", "Fence", "task_id", "task_settings", "merged_config", "w
 PROTOCOL = 1
 
 #: Config sections that shape a stage's output: they travel with every task.
-TRAVELS = ("intake", "jobs", "video", "caption", "img2vid", "audio", "tts", "scenes", "llm", "assets")
+TRAVELS = ("intake", "jobs", "video", "caption", "img2vid", "audio", "tts", "scenes", "llm", "assets", "asr")
 
 #: Keys inside those sections that belong to the machine that runs the stage, never sent.
 HOST_ONLY: dict[str, tuple[str, ...]] = {
@@ -54,6 +54,9 @@ HOST_ONLY: dict[str, tuple[str, ...]] = {
     "assets": ("library", "cache_dir", "cache_max_mb"),
     "assets.stock": ("pexels_key", "pixabay_key"),
     "assets.generate": ("model_path", "device", "vram_gb", "api_key"),
+    # Speech recognition: which model (a size in the worker's own models.dir, or a path there) and how it
+    # runs are the worker's; language, VAD, the invented-phrase filters and the output travel.
+    "asr": ("model", "device", "compute_type", "cpu_threads", "vram_gb"),
 }
 
 

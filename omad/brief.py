@@ -73,6 +73,10 @@ class CaptionBrief(_BriefBase):
     kind: Literal["caption"]
     video: str = Field(..., description="the video file")
     subtitles: str = Field(..., description="the subtitle file: .srt, .vtt, .ass or .ssa")
+    resync: bool = Field(False, description="move the cues onto the speech first (speech recognition)")
+    language: str | None = Field(
+        None, pattern=r"^(auto|[A-Za-z]{2,3}([-_][A-Za-z]{2})?)$", description="resync: spoken language or auto"
+    )
 
 
 class Img2VidBrief(_BriefBase):

@@ -124,6 +124,7 @@ _PARTNERS = {
 
 _FORCED_ROLES: dict[str, set[str]] = {
     "caption": {"video", "srt"},
+    "resync": {"video", "srt"},
     "addaudio": {"video", "audio"},
     "img2vid": {"image"},
     "narrate": {"text"},
@@ -504,6 +505,8 @@ class Intake:
         route = brief.kind
         if isinstance(brief, VideoBrief) and brief.is_agent:
             route = "agent-video"
+        if isinstance(brief, CaptionBrief) and brief.resync:
+            route = "resync"
         inputs = {"brief": brief_path, **refs}
         options = brief.model_dump(mode="json", exclude_none=True)
         return JobSpec(route, name, inputs, claim, options)

@@ -43,6 +43,7 @@ STAGES: dict[str, str] = {
     "voice": "omad.stages.video:VoiceStage",
     "render": "omad.stages.video:RenderStage",
     "transcribe": "omad.stages.transcribe:TranscribeStage",
+    "resync": "omad.stages.resync:ResyncStage",
 }
 
 TABLE: tuple[Route, ...] = (
@@ -54,6 +55,7 @@ TABLE: tuple[Route, ...] = (
     Route("agent-video", ("plan", "assets", "voice", "render"), "prompt brief -> agents write the scenes -> as video",
           folder=False),
     Route("transcribe", ("transcribe",), "video or recording alone -> captions from its speech (+ SRT, VTT; TXT)"),
+    Route("resync", ("resync", "caption"), "video + subtitles -> cues moved onto the speech, then burned in + SRT"),
 )
 
 ROUTES: tuple[str, ...] = tuple(r.name for r in TABLE)

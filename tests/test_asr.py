@@ -161,3 +161,15 @@ def test_asr_settings_travel_to_workers_without_host_paths() -> None:
     merged = merged_config(Config.model_validate({"asr": {"model": "small"}, "models": {"dir": "/gpu/models"}}),
                            settings)
     assert merged.asr.model == "small" and merged.asr.language == "en" and merged.models_dir() == Path("/gpu/models")
+
+
+def test_a_word_that_soaks_up_the_silence_before_it_is_tightened() -> None:
+    """GIVEN the first word after a pause lasting 0.5 s where words usually last 0.25 s
+    THEN it starts a usual word length before its end; words in the flow of speech are untouched."""
+    from omad.asr.whisper import tighten_leading_words
+
+    flow = [Word(1.14 + i * 0.26, 1.38 + i * 0.26, t, 0.9) for i, t in enumerate(["harbor", "was", "quiet", "this"])]
+    segment = Segment(0.66, 2.3, "The harbor was quiet this", [Word(0.66, 1.14, "The", 0.9), *flow])
+    assert tighten_leading_words([segment]) == 1
+    assert segment.words[0].start == pytest.approx(1.14 - 0.24, abs=0.03) and segment.words[1:] == flow
+    assert segment.start == segment.words[0].start

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from ..config import Config
     from ..lanes import Lanes
 
-__all__ = ["WhisperEngine", "placement", "map_error", "LANGUAGES"]
+__all__ = ["WhisperEngine", "placement", "map_error", "tighten_leading_words", "LANGUAGES"]
 
 SAMPLE_RATE = 16000
 INSTALL_HINT = "pip install 'omad[asr]' (in a checkout: .venv/bin/pip install -e '.[asr]')"
@@ -104,6 +104,41 @@ def map_error(e: BaseException, *, folder: Path | None, loading: bool) -> OmadEr
     if isinstance(e, ValueError):
         return InputError(f"Whisper refused the audio or options ({_first_line(e)}).")
     return StageFailed(f"Whisper failed while transcribing ({type(e).__name__}: {_first_line(e)}).", file=folder)
+
+
+def _f(value: Any, digits: int = 3) -> float:
+    return round(float(value), digits)
+
+
+#: A pause this long before a word makes it a "leading" word (the first after silence).
+_LEADING_PAUSE = 0.3
+
+
+def tighten_leading_words(segments: list[Segment]) -> int:
+    """Move the start of words that begin after silence but last far longer than usual; returns how many moved.
+
+    Whisper's word times come from cross-attention: the first word after a
+    pause (or at the start of a VAD chunk) soaks up the silence before it, so
+    "The" can start 0.4 s before it is said. Such a word is given the median
+    word length of the transcript, ending where Whisper ends it.
+    """
+    words = [w for s in segments for w in s.words]
+    if len(words) < 3:
+        return 0
+    lengths = sorted(w.end - w.start for w in words)
+    usual = min(max(lengths[len(lengths) // 2], 0.15), 0.5)
+    moved = 0
+    previous_end: float | None = None
+    for seg in segments:
+        for i, w in enumerate(seg.words):
+            leading = previous_end is None or w.start - previous_end >= _LEADING_PAUSE or i == 0
+            previous_end = w.end
+            if leading and w.end - w.start > 1.5 * usual:
+                seg.words[i] = Word(_f(w.end - usual), w.end, w.text, w.probability)
+                moved += 1
+        if seg.words:
+            seg.start = seg.words[0].start
+    return moved
 
 
 class WhisperEngine:
@@ -225,11 +260,11 @@ class WhisperEngine:
                     if time.monotonic() > deadline:
                         raise ToolTimeout(f"transcription ran past its {timeout:.0f} s timeout at "
                                           f"{piece.end:.0f} s of {total:.0f} s of audio.", file=audio)
-                    words = [Word(round(w.start, 3), round(w.end, 3), w.word.strip(), round(w.probability, 4))
+                    words = [Word(_f(w.start), _f(w.end), w.word.strip(), _f(w.probability, 4))
                              for w in (piece.words or []) if w.word.strip()]
-                    segments.append(Segment(round(piece.start, 3), round(piece.end, 3), piece.text.strip(), words,
-                                            round(piece.avg_logprob, 4), round(piece.no_speech_prob, 4),
-                                            round(piece.compression_ratio, 3)))
+                    segments.append(Segment(_f(piece.start), _f(piece.end), piece.text.strip(), words,
+                                            _f(piece.avg_logprob, 4), _f(piece.no_speech_prob, 4),
+                                            _f(piece.compression_ratio)))
                     if progress is not None:
                         progress(min(piece.end, total), total)
             except OmadError:
@@ -239,6 +274,7 @@ class WhisperEngine:
             run_seconds = time.monotonic() - run_started
         if progress is not None:
             progress(total, total)
+        tightened = tighten_leading_words(segments)
         kept, dropped = split_invented(segments, asr)
         speech = float(info.duration_after_vad) if asr.vad else float(info.duration)
         return Transcript(
@@ -248,5 +284,6 @@ class WhisperEngine:
             facts={"engine": self.name, "device": device, "compute_type": compute, "model_loaded": loaded_now,
                    "load_seconds": round(load_seconds, 2), "transcribe_seconds": round(run_seconds, 2),
                    "rtf": round(run_seconds / total, 3) if total > 0 else None,
-                   "language_detected": language is None, "vad": asr.vad, "beam_size": asr.beam_size},
+                   "language_detected": language is None, "vad": asr.vad, "beam_size": asr.beam_size,
+                   "leading_words_tightened": tightened},
         )

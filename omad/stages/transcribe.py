@@ -18,32 +18,24 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
-from ..asr import AsrRequest, Transcript, engine_for
+from ..asr import Transcript
 from ..asr.captions import transcript_cues, write_txt, write_vtt
 from ..asr.filters import drop_warnings
+from ..asr.media import transcribe_input
 from ..errors import InputError
 from ..media.audio import check_audio
 from ..media.burn import burn_ass, frame_size, guard_cues, mux_soft_subtitles, probe_video
-from ..media.ffmpeg import SAFE_INPUT_ARGS, Probe, run_ffmpeg
+from ..media.ffmpeg import Probe
 from ..media.subtitles import build_ass, build_karaoke_ass, write_srt
 from ..stage import Lane, Stage, StageContext, StageResult
 from ..tts.speech import layout_rules
 
-__all__ = ["TranscribeStage", "extract_speech"]
+__all__ = ["TranscribeStage"]
 
 #: Share of the progress bar the transcription takes when a video is burned afterwards.
 _TRANSCRIBE_SHARE = 0.7
-
-
-def extract_speech(ctx: StageContext, src: Path, dest: Path, label: str, duration: float | None) -> Path:
-    """The first audio stream of ``src`` as the 16 kHz mono 16-bit WAV Whisper hears."""
-    run_ffmpeg([*SAFE_INPUT_ARGS, "-i", str(src), "-map", "0:a:0", "-vn", "-ac", "1", "-ar", "16000",
-                "-c:a", "pcm_s16le", str(dest)],
-               timeout=ctx.timeout, duration=duration, file_label=label, stage=ctx.stage, cancel=ctx.cancel)
-    return dest
 
 
 class TranscribeStage(Stage):
@@ -54,18 +46,6 @@ class TranscribeStage(Stage):
 
         device, _ = placement(ctx.config)
         return Lane.GPU if device == "cuda" else Lane.CPU
-
-    def _transcribe(self, ctx: StageContext, src: Path, label: str, info: Probe, span: float) -> Transcript:
-        opts = ctx.options
-        engine = engine_for(ctx.config, ctx.lanes, model=str(opts.get("model") or "") or None)
-        wav = extract_speech(ctx, src, ctx.scratch / "speech16k.wav", label, info.duration)
-        vocabulary = [str(w) for w in opts.get("vocabulary") or []]
-        request = AsrRequest(language=str(opts.get("language") or ""), vocabulary=vocabulary)
-
-        def progress(done: float, total: float) -> None:
-            ctx.progress(span * (done / total if total > 0 else 1.0))
-
-        return engine.transcribe(wav, request, timeout=ctx.timeout, progress=progress, cancel=ctx.cancel)
 
     def run(self, ctx: StageContext) -> StageResult:
         is_video = ctx.has("video")
@@ -88,7 +68,7 @@ class TranscribeStage(Stage):
             transcript = Transcript(language="", language_probability=0.0, duration=float(info.duration or 0.0),
                                     speech_seconds=0.0, model="", facts={"audio": "none"})
         else:
-            transcript = self._transcribe(ctx, src, label, info, span)
+            transcript = transcribe_input(ctx, src, label, info.duration, span=span)
         (ctx.work / "transcript.json").write_text(json.dumps(transcript.to_dict(), ensure_ascii=False),
                                                  encoding="utf-8")
         for warning in drop_warnings(transcript.dropped, label):

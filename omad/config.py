@@ -209,7 +209,7 @@ class EspeakConfig(_Section):
 
 class F5Reference(_Section):
     audio: str = Field("", description="reference voice recording (wav/mp3/flac), a few seconds of clean speech")
-    text: str = Field("", description="exact transcript of the reference recording (required)")
+    text: str = Field("", description="exact transcript of the reference recording (empty: Whisper writes it)")
 
 
 class F5Config(_Section):

@@ -109,6 +109,9 @@ class TranscribeStage(Stage):
             "low_confidence": transcript.low_confidence(ctx.config.asr.low_confidence),
             "dropped": [{"start": d.start, "end": d.end, "text": d.text, "reason": d.reason.value}
                         for d in transcript.dropped],
+            # The job page shows the transcript with its times (the work folder, and transcript.json, go away).
+            "transcript": [{"start": round(seg.start, 2), "end": round(seg.end, 2), "text": seg.text}
+                           for seg in redacted.segments],
             **{k: v for k, v in transcript.facts.items() if k in ("rtf", "device", "compute_type", "load_seconds",
                                                                    "transcribe_seconds", "model_loaded")},
         }

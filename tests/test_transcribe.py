@@ -147,3 +147,62 @@ def test_subtitles_that_arrive_after_the_video_was_transcribed_win(tiny_env: Env
     captioned = [p for p in tiny_env.outbox.glob("tarde*.json") if json.loads(p.read_text())["route"] == "caption"]
     assert len(captioned) == 1 and captioned[0].with_suffix(".mp4").is_file()
     assert not (tiny_env.inbox / "tarde.srt").exists() and not (tiny_env.inbox / "tarde.mp4").exists()
+
+
+@pytest.mark.slow
+def test_kill_9_mid_transcription_resumes_the_job(make_env: Callable[..., Env], tmp_path: Path,
+                                                  tiny_whisper: Path) -> None:  # noqa: F811
+    """GIVEN omad run transcribing a recording WHEN it is killed with SIGKILL mid-transcription and started again
+    THEN the journaled stage runs again and the job finishes once, with its outputs published once."""
+    import os
+    import signal
+    import sqlite3
+    import sys
+    import time
+
+    models = models_with(tmp_path / "models", **{"tiny-test": tiny_whisper})
+    env = make_env(models={"dir": str(models)}, asr={"model": "tiny-test", "vad": False, "beam_size": 1})
+    ffmpeg("-f", "lavfi", "-i", "anoisesrc=d=40:c=pink:a=0.2", "-ar", "16000", str(tmp_path / "longa.wav"))
+
+    def jobs() -> list[tuple[str, str | None]]:
+        path = env.state / "journal.sqlite"
+        if not path.exists():
+            return []
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            return [(r[0], r[1]) for r in db.execute("SELECT status, stage FROM jobs")]
+        except sqlite3.OperationalError:
+            return []
+        finally:
+            db.close()
+
+    def start() -> subprocess.Popen[str]:
+        root = Path(__file__).resolve().parent.parent
+        return subprocess.Popen([sys.executable, "-m", "omad.cli", "run", "--config", str(env.root / "omad.yaml")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
+                                env={**os.environ, "PYTHONPATH": str(root)})
+
+    proc = start()
+    try:
+        (tmp_path / "longa.wav").rename(env.inbox / "longa.wav")
+        wait_for(lambda: ("running", "transcribe") in jobs(), timeout=60)
+        time.sleep(1.0)  # into the transcription itself
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not (env.outbox / "longa.json").exists()
+    proc = start()
+    try:
+        wait_for(lambda: (env.outbox / "longa.json").exists(), timeout=240)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert [s for s, _ in jobs()] == ["done"]
+    side = env.sidecar("longa")
+    assert side["attempts"] >= 1 and side["route"] == "transcribe"
+    assert sorted(p.name for p in env.outbox.iterdir() if p.is_file() and p.name.startswith("longa")) == sorted(
+        ["longa.json", "longa.txt", *(["longa.srt", "longa.vtt"] if (env.outbox / "longa.srt").exists() else [])])

@@ -173,3 +173,11 @@ def test_a_word_that_soaks_up_the_silence_before_it_is_tightened() -> None:
     assert tighten_leading_words([segment]) == 1
     assert segment.words[0].start == pytest.approx(1.14 - 0.24, abs=0.03) and segment.words[1:] == flow
     assert segment.start == segment.words[0].start
+
+
+def test_the_whisper_engine_is_an_asr_engine_on_the_cpu_lane_here() -> None:
+    from omad.asr import AsrEngine
+    from omad.lanes import Lane
+
+    engine = engine_for(Config())
+    assert isinstance(engine, AsrEngine) and engine.lane() is Lane.CPU

@@ -85,7 +85,7 @@ class IntakeConfig(_Section):
     max_image_megapixels: float = Field(100.0, gt=0, description="largest image accepted (width x height)")
     max_clip_seconds: float = Field(3600.0, gt=0, description="longest video clip a scene may show")
     lone_video: Literal["transcribe", "wait"] = Field(
-        "transcribe", description="a video or recording dropped alone: transcribe it after a grace, or wait for a partner"
+        "transcribe", description="a lone video or recording: transcribed after a grace, or wait for a partner"
     )
     lone_video_grace_seconds: float = Field(
         0.0, ge=0, description="how long a lone video or recording waits for a partner first; 0: partner_grace_seconds"

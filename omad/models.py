@@ -272,7 +272,11 @@ def _install(kind: ModelKind, name: str, files: dict[str, Path], source: str, ro
 
 
 def _pull_hub(kind: ModelKind, name: str, root: Path, revision: str) -> InstalledModel:
-    from huggingface_hub import hf_hub_download, snapshot_download
+    try:
+        from huggingface_hub import hf_hub_download, snapshot_download
+    except ImportError as e:
+        raise ToolMissing("pulling from the Hub needs huggingface_hub: pip install 'omad[asr]' (or pull a local "
+                          "folder with --from PATH).") from e
 
     staging = root / ".downloads" / kind.value / name  # kept between tries: downloads resume from here
     staging.mkdir(parents=True, exist_ok=True)

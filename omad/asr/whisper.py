@@ -68,7 +68,10 @@ def _require() -> Any:
 
 def placement(config: Config) -> tuple[str, str]:
     """(device, compute type) this configuration runs on here: int8 on the CPU, float16 on CUDA."""
-    import ctranslate2
+    try:
+        import ctranslate2
+    except ImportError as e:
+        raise ToolMissing(f"speech recognition needs CTranslate2 and faster-whisper: {INSTALL_HINT}.") from e
 
     asr = config.asr
     cuda = asr.device != "cpu" and ctranslate2.get_cuda_device_count() > 0

@@ -137,3 +137,32 @@ def test_pull_from_a_local_folder_and_doctor_names_missing_models(tmp_path: Path
     assert line.startswith("warn") and "omad models pull whisper-small" in line
     listed = omad(tmp_path, None, "models", "list").stdout
     assert "! whisper small" in " ".join(listed.split()) and "base" in listed
+
+
+def test_every_hub_error_class_maps_to_an_omad_error_that_says_what_to_do() -> None:
+    """Walks huggingface_hub.errors (httpx's idea): an error class the library adds still maps, by kind."""
+    import inspect
+
+    import httpx
+    from huggingface_hub import errors as hf
+
+    from omad.errors import OmadError, TransientError
+    from omad.models import _hub_error
+
+    response = httpx.Response(404, request=httpx.Request("GET", "http://hub/x"))
+    checked = 0
+    for _name, cls in inspect.getmembers(hf, inspect.isclass):
+        if not issubclass(cls, Exception) or cls.__module__ != hf.__name__:
+            continue
+        try:
+            err = cls("boom", response=response) if issubclass(cls, hf.HfHubHTTPError) else cls("boom")
+        except TypeError:
+            continue  # needs arguments of its own (inference-side errors, never raised by a download)
+        mapped = _hub_error(err, "Systran/faster-whisper-base", "whisper-base")
+        assert isinstance(mapped, OmadError) and mapped.message
+        if isinstance(err, hf.RepositoryNotFoundError):
+            assert isinstance(mapped, ConfigError) and "Systran/faster-whisper-base" in mapped.message
+        if isinstance(err, hf.LocalEntryNotFoundError | hf.OfflineModeIsEnabled):
+            assert isinstance(mapped, TransientError) and "resumes" in mapped.message
+        checked += 1
+    assert checked >= 10

@@ -206,3 +206,22 @@ def test_kill_9_mid_transcription_resumes_the_job(make_env: Callable[..., Env], 
     assert side["attempts"] >= 1 and side["route"] == "transcribe"
     assert sorted(p.name for p in env.outbox.iterdir() if p.is_file() and p.name.startswith("longa")) == sorted(
         ["longa.json", "longa.txt", *(["longa.srt", "longa.vtt"] if (env.outbox / "longa.srt").exists() else [])])
+
+
+@pytest.mark.slow
+def test_a_soft_track_only_copies_the_picture(make_env: Callable[..., Env], tmp_path: Path,
+                                              base_whisper: Path) -> None:  # noqa: F811
+    """GIVEN a transcribe brief with output: soft THEN the video comes back with its picture copied, not
+    re-encoded, and the captions as a mov_text track tagged with the language."""
+    models = models_with(tmp_path / "models", base=base_whisper)
+    env = make_env(models={"dir": str(models)})
+    wav = piper_speech(tmp_path / "src" / "mole.wav", "Seven boats came back before noon.")
+    speech_video(env.inbox / "mole.mp4", wav)
+    (env.inbox / "mole.yaml").write_text(yaml.safe_dump({"kind": "transcribe", "video": "mole.mp4",
+                                                         "output": "soft", "language": "en"}))
+    assert env.once(max_wait=120) == 0
+    found = streams(env.outbox / "mole.mp4")
+    sub = next(s for s in found if s["codec_type"] == "subtitle")
+    assert sub["codec_name"] == "mov_text" and sub["tags"]["language"] == "eng"
+    facts = next(s for s in env.sidecar("mole")["stages"] if s["name"] == "transcribe")["facts"]
+    assert facts["output"] == "soft" and facts["video"] == "copied"

@@ -321,7 +321,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             else:
                 res.append(("ok", "web tokens", f"{where} is loopback-only; tokens are optional "
                                                 f"({len(live)} live)"))
-    for provider in ("omad.tts.f5", "omad.tts.choice", "omad.agents.host"):
+    for provider in ("omad.tts.f5", "omad.tts.choice", "omad.agents.host", "omad.models"):
         try:
             mod = __import__(provider, fromlist=["doctor_checks"])
         except ImportError:
@@ -543,6 +543,23 @@ def cmd_voices(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    from . import models
+
+    cfg = _config(args)
+    if args.action == "list":
+        print("\n".join(models.listing(cfg)))
+        return 0
+    if not args.name:
+        raise ConfigError("omad models pull needs a NAME: whisper-<size> (e.g. whisper-base), piper:<voice>, "
+                          "or a path.")
+    source = Path(args.source).expanduser() if args.source else None
+    got = models.pull(cfg, args.name, source=source, revision=args.revision)
+    print(f"{got.kind.value} model '{got.name}' installed in {got.path} ({got.size} bytes, sha256 {got.sha256}, "
+          f"from {got.source})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", help="config file (default: $OMAD_CONFIG or ./config/omad.yaml)")
@@ -607,6 +624,14 @@ def build_parser() -> argparse.ArgumentParser:
     vc.add_argument("-o", "--output", help="say: the WAV to write (default NAME.wav)")
     vc.add_argument("--json", action="store_true", help="list: machine-readable output")
     vc.set_defaults(fn=cmd_voices)
+
+
+    md = sub.add_parser("models", parents=[common], help="speech models and voices: list, or pull one explicitly")
+    md.add_argument("action", choices=["list", "pull"])
+    md.add_argument("name", nargs="?", help="pull: whisper-<size>, piper:<voice>, or a local model folder/.onnx")
+    md.add_argument("--from", dest="source", help="pull: copy from this local folder or .onnx instead of the Hub")
+    md.add_argument("--revision", default="main", help="pull: the Hub revision (branch, tag or commit)")
+    md.set_defaults(fn=cmd_models)
     return p
 
 

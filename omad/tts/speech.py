@@ -24,13 +24,8 @@ def voice_from_options(ctx: StageContext) -> Voice | None:
     spec: dict[str, Any] = ctx.options.get("voice") or {}
     if not spec:
         return None
+    # A reference without reference_text is transcribed by the F5 engine (tts/reference_text.py).
     reference = ctx.inputs.get("reference")
-    if reference is not None and not spec.get("reference_text"):
-        raise InputError(
-            "voice.reference_audio needs voice.reference_text: the exact words spoken in the recording "
-            "(omad has no speech recogniser).",
-            file=ctx.label("brief") if ctx.has("brief") else None,
-        )
     return Voice(
         name=spec.get("name") or "", reference_audio=reference, reference_text=spec.get("reference_text") or "",
         speed=spec.get("speed"), speaker=str(spec.get("speaker") or ""), noise_scale=spec.get("noise_scale"),

@@ -100,6 +100,7 @@ def job_detail(daemon: Daemon, job: Job) -> dict[str, Any]:
         facts = {k: sidecar.get(k) for k in ("route", "inputs", "options", "tools", "warnings",
                                               "guardrail_findings", "cost", "dropped_at", "started_at",
                                               "finished_at", "attempts") if k in sidecar}
+    transcript = _transcript(sidecar)
     return {
         **job_summary(job, daemon.config.metrics),
         "dropped_at": _iso(job.dropped_at),
@@ -114,6 +115,7 @@ def job_detail(daemon: Daemon, job: Job) -> dict[str, Any]:
         "originals": originals,
         "error": error,
         "facts": facts,
+        "transcript": transcript,
         "retryable": job.status == JobStatus.RETRY_WAIT or (job.status == JobStatus.FAILED
                                                             and not result.get("retried")),
         "cancellable": not job.status.final and job.status != JobStatus.CLAIMING,
@@ -122,6 +124,15 @@ def job_detail(daemon: Daemon, job: Job) -> dict[str, Any]:
         "links": {"self": f"/api/jobs/{job.id}", "page": f"/jobs/{job.id}",
                   "retry": f"/api/jobs/{job.id}/retry", "cancel": f"/api/jobs/{job.id}/cancel"},
     }
+
+
+def _transcript(sidecar: dict[str, Any] | None) -> list[dict[str, Any]] | None:
+    """A transcribe job's segments (start, end, text) from its sidecar; None for other jobs."""
+    for stage in (sidecar or {}).get("stages") or []:
+        if isinstance(stage, dict) and stage.get("name") == "transcribe":
+            segments = (stage.get("facts") or {}).get("transcript")
+            return list(segments) if isinstance(segments, list) else None
+    return None
 
 
 def _log_lines(path: Path) -> Iterator[str]:

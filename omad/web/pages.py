@@ -35,7 +35,8 @@ __all__ = ["page_routes", "render_create_page", "render_job_page"]
 
 _KINDS = (("", "let omad decide from the files"), ("caption", "caption: burn subtitles (srt, vtt, ass) into a video"),
           ("narrate", "narrate: text to speech"), ("img2vid", "img2vid: Ken Burns clip of an image"),
-          ("addaudio", "addaudio: new soundtrack for a video"), ("video", "video: agents write it from a prompt"))
+          ("addaudio", "addaudio: new soundtrack for a video"), ("video", "video: agents write it from a prompt"),
+          ("transcribe", "transcribe: captions from the speech of a video or recording"))
 
 
 def _options(values: Any, selected: str = "") -> str:
@@ -158,11 +159,17 @@ def render_job_page(detail: dict[str, Any], log: list[dict[str, Any]], nav: dict
         rows = "".join(f'<tr><th>{e(k)}</th><td class="mono">{e(_fact(v))}</td></tr>'
                        for k, v in detail["facts"].items())
         facts = f'<div id="job-facts" data-live><h2>Facts</h2><table class="facts">{rows}</table></div>'
+    transcript = ""
+    if detail.get("transcript") is not None:
+        rows = "".join(f'<tr><td class="mono">{seg["start"]:.2f}</td><td class="mono">{seg["end"]:.2f}</td>'
+                       f'<td>{e(seg["text"])}</td></tr>' for seg in detail["transcript"])
+        transcript = (f'<h2>Transcript</h2><table class="transcript" id="job-transcript"><tr><th>from (s)</th>'
+                      f'<th>to (s)</th><th>said</th></tr>{rows or "<tr><td colspan=3>no speech</td></tr>"}</table>')
     log_text = "\n".join(_log_line(r) for r in log) or "no log lines yet"
     body = (
         f'<h1>{e(detail["name"])}</h1>{head}{error}'
         f'<h2>Stages</h2><div id="job-stages" data-live>{_timeline(detail)}</div>'
-        f"{outputs}{facts}"
+        f"{outputs}{facts}{transcript}"
         f'<h2>Log</h2><pre class="log" id="job-log" data-live>{e(log_text)}</pre>'
     )
     return layout(f"omad job {detail['name']}", body, nav, refresh=0 if final else 2)

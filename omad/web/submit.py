@@ -177,8 +177,13 @@ def brief_from_fields(fields: dict[str, str], names: list[str]) -> dict[str, Any
     elif kind == "addaudio":
         put("video", first("video"))
         put("audio", first("audio"))
+    elif kind == "transcribe":
+        video = first("video")
+        put("video", video)
+        if video is None:
+            put("audio", first("audio"))
     else:
-        raise UploadRefused(f"'kind' must be narrate, video, img2vid, caption or addaudio, not '{kind}'.",
+        raise UploadRefused(f"'kind' must be narrate, video, img2vid, caption, addaudio or transcribe, not '{kind}'.",
                             field="kind")
     return brief
 

@@ -17,17 +17,15 @@ from __future__ import annotations
 
 import json
 import os
-import queue
-import threading
-from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .config import HooksConfig
+from .job_end import JobEndQueue
 from .journal import Job, JobStatus
 from .log import get_logger
 from .procs import run_tool
-from .webhooks import EVENTS, job_payload
+from .webhooks import job_payload
 
 if TYPE_CHECKING:
     from .daemon import Daemon
@@ -49,35 +47,26 @@ def hook_env(event: str, job: Job) -> dict[str, str]:
     return env
 
 
-class Hooks:
+class Hooks(JobEndQueue[tuple[list[str], str, Job]]):
     """Runs the configured hook for each job that ends, one at a time, from a background thread."""
 
+    thread_name = "omad-hooks"
+
     def __init__(self, config: HooksConfig) -> None:
+        super().__init__()
         self.config = config
         self.log = get_logger("omad.hooks")
-        self._queue: queue.Queue[tuple[list[str], str, Job] | None] = queue.Queue()
-        self._thread: threading.Thread | None = None
 
     def attach(self, daemon: Daemon) -> Hooks:
-        daemon.events.subscribe(self.on_event)
-        self._thread = threading.Thread(target=self._run, name="omad-hooks", daemon=True)
-        self._thread.start()
+        self.start(daemon)
         return self
 
-    def on_event(self, event: str, data: Mapping[str, Any]) -> None:
-        job = data.get("job") if event == "job_finished" else None
-        if not isinstance(job, Job) or job.status not in EVENTS:
-            return
+    def items(self, event: str, job: Job) -> list[tuple[list[str], str, Job]]:
         argv = self.config.after_publish if job.status == JobStatus.DONE else self.config.after_fail
-        if argv:
-            self._queue.put((list(argv), EVENTS[job.status], job))
+        return [(list(argv), event, job)] if argv else []
 
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            self.run(*item)
+    def handle(self, item: tuple[list[str], str, Job]) -> None:
+        self.run(*item)
 
     def run(self, argv: list[str], event: str, job: Job) -> int | None:
         """Run one hook now; its exit code (None when it could not start or was stopped). Never raises."""
@@ -105,6 +94,4 @@ class Hooks:
 
     def close(self, timeout: float = 30.0) -> None:
         """Run what is queued (up to ``timeout`` seconds), then stop."""
-        if self._thread is not None and self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join(timeout)
+        super().close(timeout)

@@ -23,11 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import queue
-import threading
-import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.resources import files as package_files
 from pathlib import Path
@@ -40,9 +37,10 @@ from prometheus_client import CollectorRegistry, Counter
 
 from .config import AppriseConfig, NotifyConfig
 from .errors import ConfigError
+from .job_end import EVENTS, JobEndQueue, sample_job
 from .journal import Job, JobStatus
 from .log import get_logger
-from .webhooks import EVENTS, job_payload
+from .webhooks import job_payload
 
 if TYPE_CHECKING:
     from .daemon import Daemon
@@ -126,8 +124,10 @@ class Delivery:
     message: str
 
 
-class AppriseNotifier:
+class AppriseNotifier(JobEndQueue[tuple[AppriseConfig, str, dict[str, Any], Path | None]]):
     """Sends job events to the configured Apprise targets from a background thread."""
+
+    thread_name = "omad-apprise"
 
     def __init__(self, config: NotifyConfig, registry: CollectorRegistry | None = None,
                  posters: Any = None) -> None:
@@ -136,6 +136,7 @@ class AppriseNotifier:
         except ImportError as e:
             raise ConfigError("notify.apprise is set but the apprise package is missing: pip install apprise.") from e
         _quiet_imghdr()
+        super().__init__()
         self.config = config
         self.log = get_logger("omad.notify")
         self.env = _environment(config)
@@ -146,9 +147,6 @@ class AppriseNotifier:
         for event in EVENTS.values():
             for outcome in ("ok", "retry", "failed"):
                 self.deliveries.labels(event, outcome)
-        self._queue: queue.Queue[tuple[AppriseConfig, str, dict[str, Any], Path | None] | None] = queue.Queue()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         # Apprise logs through the standard library; its lines may hold a URL's secrets. Ours say what happened.
         logging.getLogger("apprise").setLevel(logging.CRITICAL)
 
@@ -157,23 +155,19 @@ class AppriseNotifier:
             from .web.files import PosterCache
 
             self.posters = PosterCache(daemon.paths.state / "posters", daemon.paths.outbox)
-        daemon.events.subscribe(self.on_event)
-        self._thread = threading.Thread(target=self._run, name="omad-apprise", daemon=True)
-        self._thread.start()
+        self.start(daemon)
         return self
 
-    def on_event(self, event: str, data: Mapping[str, Any]) -> None:
-        job = data.get("job") if event == "job_finished" else None
-        if not isinstance(job, Job) or job.status not in EVENTS:
-            return
-        name = EVENTS[job.status]
-        targets = [t for t in self.config.apprise if name in t.events]
+    def items(self, event: str, job: Job) -> list[tuple[AppriseConfig, str, dict[str, Any], Path | None]]:
+        targets = [t for t in self.config.apprise if event in t.events]
         if not targets:
-            return
-        payload = job_payload(name, job)
+            return []
+        payload = job_payload(event, job)
         poster = self._poster(job) if any(t.attach_poster for t in targets) else None
-        for target in targets:
-            self._queue.put((target, name, payload, poster if target.attach_poster else None))
+        return [(t, event, payload, poster if t.attach_poster else None) for t in targets]
+
+    def handle(self, item: tuple[AppriseConfig, str, dict[str, Any], Path | None]) -> None:
+        self._deliver(*item)
 
     def _poster(self, job: Job) -> Path | None:
         if self.posters is None or job.status != JobStatus.DONE:
@@ -183,13 +177,6 @@ class AppriseNotifier:
         except Exception:  # no picture for a notification is not worth a failure
             return None
         return Path(found) if found else None
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            self._deliver(*item)
 
     def _deliver(self, target: AppriseConfig, event: str, payload: dict[str, Any], poster: Path | None) -> Delivery:
         where = mask_url(target.url)
@@ -232,21 +219,11 @@ class AppriseNotifier:
 
     def send_test(self, event: str = "job.done") -> Iterator[tuple[AppriseConfig, Delivery]]:
         """A sample event to each target that wants it, now (``omad notify test``)."""
-        now = time.time()
-        sample = Job(id="0123456789abcdef", content_id="0123456789abcdef", route="caption", name="sample",
-                     status=JobStatus.DONE if event == "job.done" else JobStatus.FAILED, stage=None, progress=1.0,
-                     attempts=1, next_attempt_at=None, dropped_at=now - 5, created_at=now - 5, updated_at=now,
-                     started_at=now - 4, finished_at=now, inputs=[], options={},
-                     error={"message": "sample.srt: a sample error", "kind": "input"} if event == "job.failed"
-                     else None, result={"outputs": {}})
-        payload = job_payload(event, sample)
+        payload = job_payload(event, sample_job(event))
         for target in self.config.apprise:
             if event in target.events:
                 yield target, self._deliver(target, event, payload, None)
 
     def close(self, timeout: float = 10.0) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join(timeout)
-            self._stop.set()
-            self._thread.join(5)
+        """Send what is queued (up to ``timeout`` seconds), then stop."""
+        super().close(timeout)

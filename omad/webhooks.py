@@ -18,11 +18,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import queue
-import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +30,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from . import __version__
 from .config import NotifyConfig, WebhookConfig
+from .job_end import EVENTS, JobEndQueue, sample_job
 from .journal import Job, JobStatus
 from .log import get_logger
 from .records import read_record
@@ -42,7 +41,6 @@ if TYPE_CHECKING:
 __all__ = ["Notifier", "Outcome", "sign", "public_url", "SIGNATURE_HEADER", "EVENTS"]
 
 SIGNATURE_HEADER = "X-Omad-Signature"
-EVENTS = {JobStatus.DONE: "job.done", JobStatus.FAILED: "job.failed"}
 _SIDECAR_HEAD = ("job_id", "route", "name", "status", "inputs", "dropped_at", "started_at", "finished_at",
                  "attempts", "warnings", "cost")
 
@@ -92,11 +90,14 @@ def job_payload(event: str, job: Job) -> dict[str, Any]:
     return {"event": event, "omad": __version__, "sent_at": _iso(time.time()), "job": head}
 
 
-class Notifier:
+class Notifier(JobEndQueue[tuple[WebhookConfig, str, bytes]]):
     """Delivers job events to the configured hooks from a background thread."""
+
+    thread_name = "omad-webhooks"
 
     def __init__(self, config: NotifyConfig, registry: CollectorRegistry | None = None,
                  transport: httpx.BaseTransport | None = None) -> None:
+        super().__init__()
         self.config = config
         self.log = get_logger("omad.webhooks")
         self.deliveries = Counter("omad_webhook_deliveries_total",
@@ -107,36 +108,21 @@ class Notifier:
                 self.deliveries.labels(event, outcome)
         self._client = httpx.Client(timeout=config.timeout_seconds, transport=transport, follow_redirects=False,
                                     headers={"User-Agent": f"omad/{__version__}"})
-        self._queue: queue.Queue[tuple[WebhookConfig, str, bytes] | None] = queue.Queue()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def attach(self, daemon: Daemon) -> Notifier:
         """Listen to ``daemon``'s events and start delivering."""
-        daemon.events.subscribe(self.on_event)
-        self._thread = threading.Thread(target=self._run, name="omad-webhooks", daemon=True)
-        self._thread.start()
+        self.start(daemon)
         return self
 
-    def on_event(self, event: str, data: Mapping[str, Any]) -> None:
-        job = data.get("job") if event == "job_finished" else None
-        if not isinstance(job, Job) or job.status not in EVENTS:
-            return
-        name = EVENTS[job.status]
-        hooks = [h for h in self.config.webhooks if name in h.events]
+    def items(self, event: str, job: Job) -> list[tuple[WebhookConfig, str, bytes]]:
+        hooks = [h for h in self.config.webhooks if event in h.events]
         if not hooks:
-            return
-        body = json.dumps(job_payload(name, job), ensure_ascii=False, default=str).encode("utf-8", "replace")
-        for hook in hooks:
-            self._queue.put((hook, name, body))
+            return []
+        body = json.dumps(job_payload(event, job), ensure_ascii=False, default=str).encode("utf-8", "replace")
+        return [(hook, event, body) for hook in hooks]
 
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            hook, event, body = item
-            self._deliver(hook, event, body)
+    def handle(self, item: tuple[WebhookConfig, str, bytes]) -> None:
+        self._deliver(*item)
 
     def _deliver(self, hook: WebhookConfig, event: str, body: bytes) -> Outcome:
         delivery = uuid.uuid4().hex
@@ -174,14 +160,7 @@ class Notifier:
 
     def send_test(self, event: str = "job.done") -> Iterator[tuple[WebhookConfig, Outcome]]:
         """Deliver a sample event to each hook that wants it, now (``omad notify test``)."""
-        now = time.time()
-        sample = Job(id="0123456789abcdef", content_id="0123456789abcdef", route="caption", name="sample",
-                     status=JobStatus.DONE if event == "job.done" else JobStatus.FAILED, stage=None, progress=1.0,
-                     attempts=1, next_attempt_at=None, dropped_at=now - 5, created_at=now - 5, updated_at=now,
-                     started_at=now - 4, finished_at=now, inputs=[], options={},
-                     error={"message": "sample.srt: a sample error", "kind": "input"} if event == "job.failed"
-                     else None, result={"outputs": {}})
-        payload = job_payload(event, sample)
+        payload = job_payload(event, sample_job(event))
         payload["test"] = True
         body = json.dumps(payload).encode()
         for hook in self.config.webhooks:
@@ -190,9 +169,5 @@ class Notifier:
 
     def close(self, timeout: float = 10.0) -> None:
         """Deliver what is queued (up to ``timeout`` seconds), then stop."""
-        if self._thread is not None and self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join(timeout)
-            self._stop.set()
-            self._thread.join(5)
+        super().close(timeout)
         self._client.close()

@@ -442,6 +442,10 @@ class WebConfig(_Section):
     submit_wait_seconds: float = Field(
         15.0, ge=0, description="how long POST /api/jobs waits for the job to be journaled before answering"
     )
+    language: Literal["auto", "pt-BR", "en"] = Field(
+        "auto", description="pages, error records and `omad status` in pt-BR or en; auto: the browser's "
+                            "Accept-Language on pages, $LANG in the terminal"
+    )
 
     @property
     def token_required(self) -> bool:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from .app import readiness
 from .files import PathRefused, PosterCache, parse_range, resolve_outbox_path
-from .page import render_status_page, status_view
+from .page import status_view
 from .server import StatusServer, start_server
 
 __all__ = [
@@ -37,6 +37,5 @@ __all__ = [
     "resolve_outbox_path",
     "parse_range",
     "status_view",
-    "render_status_page",
     "PosterCache",
 ]

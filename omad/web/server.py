@@ -19,11 +19,13 @@ import uvicorn
 from ..errors import ConfigError
 from ..log import get_logger
 from ..metrics import Metrics
-from .app import build_app
+from .app import build_app, readiness
 from .auth import Auth
 from .files import PosterCache
 from .page import DEFAULT_JOBS, status_view
+from .state import AppState, Controls
 from .submit import Submissions
+from .templating import Pages
 
 if TYPE_CHECKING:
     from ..daemon import Daemon
@@ -58,7 +60,15 @@ class StatusServer:
         self.posters = PosterCache(daemon.paths.state / "posters", daemon.paths.outbox)
         self.auth = Auth(daemon.config.web, daemon.paths.state, self.metrics.registry, host)
         self.submissions = Submissions(daemon)
-        self.app = build_app(self)
+        self.state = AppState(
+            journal=daemon.journal, paths=daemon.paths, config=daemon.config, auth=self.auth,
+            submissions=self.submissions, posters=self.posters, metrics=self.metrics,
+            pages=Pages(daemon.config.web.language), log=self.log,
+            controls=Controls(wake=daemon.wake.set, cancel=daemon.cancel, healthy=daemon.healthy,
+                              heartbeat_age=lambda: time.monotonic() - daemon.heartbeat,
+                              readiness=lambda: readiness(daemon), status=self.view),
+        )
+        self.app = build_app(self.state)
         config = uvicorn.Config(
             self.app, log_config=None, access_log=False, lifespan="off", http="h11", loop="asyncio", ws="none",
             timeout_keep_alive=30, timeout_graceful_shutdown=3, server_header=False, date_header=True,

@@ -40,7 +40,8 @@ def test_every_string_shown_to_people_is_in_the_pt_br_catalogue() -> None:
     """GIVEN the code and the templates
     THEN every string marked for people has a non-empty pt-BR translation (plural forms included)."""
     extracted = _extracted()
-    assert {"Create", "Retry", "What to do:", "Jobs", "no jobs yet."} <= extracted  # the extractors found code and pages
+    # The extractors found both the code and the pages.
+    assert {"Create", "Retry", "What to do:", "Jobs", "no jobs yet."} <= extracted
     with (PACKAGE / catalogue_path(Language.PT_BR)).open("rb") as f:
         catalogue = read_po(f)
     translated = {(m.id[0] if isinstance(m.id, tuple) else m.id): m.string for m in catalogue if m.id}
@@ -125,3 +126,21 @@ def test_a_failed_job_record_keeps_english_and_adds_portuguese(make_env: Callabl
     assert record["what_to_do_local"].startswith("Corrija o problema") and record["job_id"] in record[
         "what_to_do_local"]
     assert translations("pt-BR").gettext("Retry") == "Tentar de novo"
+
+
+def test_every_page_answers_in_the_asked_language(make_env: Callable[..., Env]) -> None:
+    """GIVEN a served daemon with web.language: auto
+    THEN each page answers in Portuguese to Accept-Language pt-BR and in English to en (or to none),
+    with Content-Language saying which, and the strict CSP on every one."""
+    import httpx
+
+    env = make_env(web={"enabled": True, "port": 0})
+    with Running(env.daemon(), serve=True) as run, httpx.Client(base_url=run.server.url, timeout=30) as c:
+        for path, pt, en in (("/", "Trabalhos", "Jobs"), ("/create", "Enviar", "Submit"),
+                             ("/analytics?days=3", "Por rota", "By route"), ("/login", "Entrar no omad", "Log in")):
+            for header, lang, word in (("pt-BR,pt;q=0.9", "pt-BR", pt), ("en-US", "en", en), (None, "en", en)):
+                r = c.get(path, headers={"Accept-Language": header} if header else {})
+                assert r.status_code == 200, (path, r.text)
+                assert r.headers["content-language"] == lang and word in r.text, (path, header)
+                assert "script-src 'self'" in r.headers["content-security-policy"]
+                assert "<script>" not in r.text

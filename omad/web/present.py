@@ -17,7 +17,7 @@ from typing import Any
 
 from ..i18n import N_
 from ..journal import Job
-from .templating import duration
+from .templating import duration, money
 
 __all__ = ["present_job", "LABELS"]
 
@@ -45,16 +45,17 @@ def _label(key: str, gettext: Callable[[str], str]) -> str:
 
 
 def _scalar(key: str, value: Any) -> str:
-    if isinstance(value, bool):
-        return "✓" if value else "✗"
-    if isinstance(value, (int, float)) and key in ("seconds", "duration") or key.endswith("_seconds"):
-        return duration(float(value)) if isinstance(value, (int, float)) else str(value)
-    if isinstance(value, float) and key.endswith("_lufs"):
-        return f"{value:.1f} LUFS"
-    if isinstance(value, str) and key.endswith("_lufs"):
-        return f"{value} LUFS"
     if value is None:
         return "-"
+    if isinstance(value, bool):
+        return "✓" if value else "✗"
+    if isinstance(value, (int, float)):
+        if key in ("seconds", "duration") or key.endswith("_seconds"):
+            return duration(float(value))
+        if key.endswith("_lufs"):
+            return f"{float(value):.1f} LUFS"
+        if key == "estimated":
+            return money(float(value))
     return str(value)
 
 

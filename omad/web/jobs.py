@@ -96,7 +96,7 @@ def job_detail(daemon: JournalReader, job: Job) -> dict[str, Any]:
         retried_as = later[0].id if later else None
     facts = None
     if sidecar is not None:
-        facts = {k: sidecar.get(k) for k in ("route", "inputs", "options", "tools", "warnings",
+        facts: dict[str, Any] = {k: sidecar.get(k) for k in ("route", "inputs", "options", "tools", "warnings",
                                               "guardrail_findings", "cost", "dropped_at", "started_at",
                                               "finished_at", "attempts") if k in sidecar}
         facts["stages"] = {str(st.get("name")): st.get("facts") or {} for st in sidecar.get("stages") or []

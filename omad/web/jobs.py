@@ -94,9 +94,9 @@ def job_detail(daemon: JournalReader, job: Job) -> dict[str, Any]:
         later = [j for j in daemon.journal.jobs_since(since) if j.id != job.id
                  and {c.get("source") for c in j.inputs if c.get("claim")} == sources]
         retried_as = later[0].id if later else None
-    facts = None
+    facts: dict[str, Any] | None = None
     if sidecar is not None:
-        facts: dict[str, Any] = {k: sidecar.get(k) for k in ("route", "inputs", "options", "tools", "warnings",
+        facts = {k: sidecar.get(k) for k in ("route", "inputs", "options", "tools", "warnings",
                                               "guardrail_findings", "cost", "dropped_at", "started_at",
                                               "finished_at", "attempts") if k in sidecar}
         facts["stages"] = {str(st.get("name")): st.get("facts") or {} for st in sidecar.get("stages") or []

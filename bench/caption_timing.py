@@ -8,7 +8,9 @@ Run from the repository root:
 The test set: pt-BR paragraphs spoken by a stand-in "other voice" engine,
 libespeak-ng with another voice variant, rate and pitch (optionally with
 noise), whose word onsets are *known*: they are that very synthesis's own word
-events, moved past leading silence. The engine hands omad only audio, as F5
+events (past the pause espeak opens a word with after a comma, by its phoneme
+events; the figures in docs/benchmarks.md before issue 21 moved them past any
+quiet frames, stop closures included). The engine hands omad only audio, as F5
 does, so omad must find the words by forced alignment (MFCC + DTW against
 espeak-ng's default pt-BR voice speaking the same text). Each paragraph goes
 through ``omad.tts.narration.narrate_text`` exactly as a drop would (sentence

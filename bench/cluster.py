@@ -27,7 +27,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from cluster_kit import RedisServer, Worker  # noqa: E402
+from cluster_kit import SIGNING_KEY, RedisServer, Worker  # noqa: E402
 from conftest import make_video, write_srt  # noqa: E402
 
 from omad.config import load_config  # noqa: E402
@@ -103,7 +103,8 @@ class Run:
 def overhead(tmp: Path, redis: RedisServer, pairs: list[tuple[Path, Path]]) -> dict[str, float]:
     """Median wall time per job, one job at a time, in each mode."""
     per: dict[str, list[float]] = {"local": [], "celery": []}
-    celery = {"kind": "celery", "broker_url": redis.url, "heartbeat_seconds": 1.0, "lease_seconds": 10}
+    celery = {"kind": "celery", "broker_url": redis.url,
+              "signing_key": SIGNING_KEY, "heartbeat_seconds": 1.0, "lease_seconds": 10}
     worker = Worker(tmp, "ov", config(tmp / "celery", celery), queues="cpu").start(redis)
     try:
         for mode, executor in (("local", {"kind": "local"}), ("celery", celery)):
@@ -120,7 +121,8 @@ def overhead(tmp: Path, redis: RedisServer, pairs: list[tuple[Path, Path]]) -> d
 
 def throughput(tmp: Path, redis: RedisServer, pairs: list[tuple[Path, Path]], workers: int) -> float:
     root = tmp / f"tp{workers}"
-    celery = {"kind": "celery", "broker_url": redis.url, "heartbeat_seconds": 1.0, "lease_seconds": 10,
+    celery = {"kind": "celery", "broker_url": redis.url,
+              "signing_key": SIGNING_KEY, "heartbeat_seconds": 1.0, "lease_seconds": 10,
               "queue_prefix": f"tp{workers}"}
     started = [Worker(root, f"tp{workers}-{i}", config(root, celery), queues="cpu").start(redis)
                for i in range(workers)]
@@ -143,7 +145,8 @@ def throughput(tmp: Path, redis: RedisServer, pairs: list[tuple[Path, Path]], wo
 
 def recovery(tmp: Path, redis: RedisServer, pair: tuple[Path, Path], lease: float) -> dict[str, float]:
     root = tmp / "recovery"
-    celery = {"kind": "celery", "broker_url": redis.url, "heartbeat_seconds": lease / 5, "lease_seconds": lease,
+    celery = {"kind": "celery", "broker_url": redis.url,
+              "signing_key": SIGNING_KEY, "heartbeat_seconds": lease / 5, "lease_seconds": lease,
               "queue_prefix": "rec"}
     ws = [Worker(root, f"rec-{i}", config(root, celery), queues="cpu").start(redis) for i in range(2)]
     try:

@@ -12,6 +12,7 @@ from .errors import (
     GuardrailBlocked,
     InputError,
     OmadError,
+    Refused,
     StageFailed,
     ToolMissing,
     ToolTimeout,
@@ -32,5 +33,6 @@ __all__ = [
     "ConfigError",
     "ToolMissing",
     "StageFailed",
+    "Refused",
     "Cancelled",
 ]

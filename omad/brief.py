@@ -59,6 +59,14 @@ class VoiceSpec(_Model):
 class _BriefBase(_Model):
     version: Literal[1] = Field(1, description="brief schema version")
     name: str | None = Field(None, description="output name (default: the brief's file or folder name)")
+    priority: int | str | None = Field(None, description="low, normal, high or an integer (higher first)")
+
+    @field_validator("priority")
+    @classmethod
+    def _priority(cls, v: int | str | None) -> int | str | None:
+        from .controls import parse_priority
+
+        return None if v is None else parse_priority(v)
 
     @field_validator("name")
     @classmethod

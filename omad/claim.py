@@ -147,11 +147,21 @@ class Claimer:
         earlier = [j for j in self.journal.by_content(cid) if j.status not in (JobStatus.FAILED, JobStatus.DUPLICATE)]
         duplicate_of = earlier[0].id if earlier and self.config.intake.on_duplicate == "skip" else None
         job = self.journal.create(cid=cid, route=d.route, name=name, inputs=claims + roles, options=d.options,
-                                  dropped_at=d.dropped_at, duplicate_of=duplicate_of)
+                                  dropped_at=d.dropped_at, duplicate_of=duplicate_of, priority=self._priority(d))
         self.created.append(job.id)
         self.log.info("accepted", job=job.id, route=d.route, name=name, duplicate_of=duplicate_of)
         self.events.emit(Event.JOB_CREATED, job=job)
         self.finish(job)
+
+    def _priority(self, d: JobSpec) -> int:
+        """A brief's ``priority:``, else its inbox folder's (``intake.priorities``), else normal (0)."""
+        from .controls import parse_priority
+
+        if d.options.get("priority") is not None:
+            return parse_priority(d.options["priority"])
+        folder = next((e.route_folder for e in d.claim if e.route_folder), None)
+        value = self.config.intake.priorities.get(folder) if folder else None
+        return parse_priority(value) if value is not None else 0
 
     def _claiming(self, cid: str) -> Job | None:
         return next((j for j in self.journal.by_content(cid) if j.status == JobStatus.CLAIMING), None)

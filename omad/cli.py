@@ -1,4 +1,5 @@
-"""The ``omad`` command: run, once, worker, status, retry, doctor, config, token, notify.
+"""The ``omad`` command: run, once, worker, status, retry, pause, resume, priority, doctor, config, token, key,
+notify.
 
 Every command takes ``--config``, ``--inbox``, ``--outbox`` and ``--state-dir``;
 without ``--config``, ``$OMAD_CONFIG`` or ``./config/omad.yaml`` is read when
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .cli_controls import add_control_commands, attach_extras, queue_line
 from .config import Config, dump_config_yaml, load_config
 from .errors import ConfigError, OmadError
 
@@ -69,6 +71,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         notifier = Notifier(cfg.notify, server.metrics.registry if server is not None else None).attach(daemon)
 
+    extras = attach_extras(cfg, daemon, server)
+
     def _stop(signum: int, _frame: object) -> None:
         daemon.stop_event.set()
         daemon.wake.set()
@@ -82,6 +86,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             server.shutdown()
         if notifier is not None:
             notifier.close()
+        for extra in extras:
+            extra.close()
     return 0
 
 
@@ -173,9 +179,12 @@ def _print_status(cfg: Config, paths: Any, as_json: bool, limit: int) -> None:
                 for j in journal.jobs(limit=limit)]
         live = _live_state(cfg)
         if as_json:
+            from .controls import read_queue_state
+
             print(json.dumps({"jobs": rows, "counts": journal.counts(), "currency": price.currency,
-                              "daemon": live}, indent=2))
+                              "daemon": live, "queue": read_queue_state(journal).to_dict()}, indent=2))
             return
+        print(queue_line(cfg, journal))
         if live is not None:
             _print_live(live, tr)
         else:
@@ -278,6 +287,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     inbox_ok = paths.inbox.is_dir() and os.access(paths.inbox, os.R_OK | os.W_OK | os.X_OK)
     _check(res, "FAIL", "inbox", inbox_ok,
            str(paths.inbox) if inbox_ok else f"{paths.inbox} is missing or not readable/writable")
+    if paths.inbox.is_dir():
+        from .mounts import watch_mode
+
+        mode, why = watch_mode(cfg.watch.mode, paths.inbox)
+        res.append(("ok", "watch mode", f"{mode}: {why}"))
     for label, d in (("outbox", paths.outbox), ("state dir", paths.state)):
         try:
             d.mkdir(parents=True, exist_ok=True)
@@ -350,6 +364,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
     bad = [q for q in queues if q not in ("cpu", "gpu")]
     if bad or not queues:
         raise ConfigError(f"--queues takes cpu, gpu or cpu,gpu (not {args.queues!r}).")
+    if args.windows:
+        from .windows import parse_window
+
+        for text in args.windows:
+            try:
+                parse_window(text)
+            except ValueError as e:
+                raise ConfigError(f"--windows: {e}.") from e
+        # The worker starts tasks of either lane only inside these windows (as lanes.*.windows do).
+        cfg.lanes.cpu.windows = list(args.windows)
+        cfg.lanes.gpu.windows = list(args.windows)
     configure_logging(None, cfg.log.level)
     return run_worker(cfg, queues=queues, concurrency=args.concurrency, hostname=args.hostname,
                       exit_when_idle=args.exit_when_idle, loglevel=cfg.log.level.upper())
@@ -357,13 +382,20 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def _cluster_checks(cfg: Config, paths: Any, worker: bool) -> list[tuple[str, str, bool, str]]:
     """(level, name, ok, message) for the broker, the workers and their queues, and the shared folder."""
-    from .cluster.app import queue_name, redact_url
+    from .cluster.app import queue_keys, queue_name, redact_url
     from .cluster.executor import SHARED_MARKER, read_workers
 
     out: list[tuple[str, str, bool, str]] = []
+    from .trust import signing_key
+
+    try:
+        signing_key(cfg)
+        out.append(("FAIL", "signing key", True, "set (the same key must be on the daemon and every worker)"))
+    except ConfigError as e:
+        out.append(("FAIL", "signing key", False, e.message))
     url = cfg.executor.broker()
     if not url:
-        return [("FAIL", "broker", False, "executor.kind is celery but executor.broker_url is empty")]
+        return [*out, ("FAIL", "broker", False, "executor.kind is celery but executor.broker_url is empty")]
     try:
         import redis
 
@@ -373,15 +405,16 @@ def _cluster_checks(cfg: Config, paths: Any, worker: bool) -> list[tuple[str, st
         out.append(("FAIL", "broker", True, f"{redact_url(url)}: Redis {version}"))
         workers = read_workers(client)
     except ImportError:
-        return [("FAIL", "broker", False, "Celery/Redis are not installed: pip install 'omad[celery]'")]
+        return [*out, ("FAIL", "broker", False, "Celery/Redis are not installed: pip install 'omad[celery]'")]
     except Exception as e:
-        return [("FAIL", "broker", False, f"{redact_url(url)}: {e}")]
+        return [*out, ("FAIL", "broker", False, f"{redact_url(url)}: {e}")]
     for lane in ("cpu", "gpu"):
         q = queue_name(cfg, lane)
         serving = [str(w.get("name")) for w in workers if q in (w.get("queues") or [])]
+        waiting = sum(int(client.llen(k)) for k in queue_keys(cfg, lane))
         out.append(("warn", f"queue {q}", bool(serving),
-                    f"{int(client.llen(q))} waiting; served by {', '.join(serving)}" if serving else
-                    f"{int(client.llen(q))} waiting; no worker serves it: start `omad worker --queues {lane}`"))
+                    f"{waiting} waiting; served by {', '.join(serving)}" if serving else
+                    f"{waiting} waiting; no worker serves it: start `omad worker --queues {lane}`"))
     if cfg.executor.files == "s3":
         try:
             from .cluster.s3 import S3Files
@@ -418,14 +451,18 @@ def cmd_token(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     store = TokenStore(tokens_path(cfg.web, _paths(cfg).state))
-    if args.action in ("add", "revoke") and not args.name:
+    if args.action in ("add", "new", "revoke") and not args.name:
         print(f"give the token a NAME: omad token {args.action} NAME", file=sys.stderr)
         return 2
-    if args.action == "add":
-        token = store.add(args.name)
+    if args.action in ("add", "new"):
+        from .web.scopes import Scope
+
+        scopes = [Scope(s) for s in args.scope or []]
+        token = store.add(args.name, scopes or None)
         print(token)
-        print(f"token '{args.name}' made; this is the only time it is shown. Only its hash is kept, in "
-              f"{store.path}.", file=sys.stderr)
+        rights = "scopes " + ", ".join(sorted(scopes)) if scopes else "full rights (read, submit, admin)"
+        print(f"token '{args.name}' made with {rights}; this is the only time it is shown. Only its hash is kept, "
+              f"in {store.path}.", file=sys.stderr)
         return 0
     if args.action == "revoke":
         n = store.revoke(args.name)
@@ -438,23 +475,55 @@ def cmd_token(args: argparse.Namespace) -> int:
         made = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(t.get("created_at") or 0)))
         state = "revoked " + time.strftime("%Y-%m-%d %H:%M", time.localtime(float(t["revoked_at"]))) \
             if t.get("revoked_at") else "live"
-        print(f"{str(t.get('name')):24} {made}  {state}")
+        rights = ",".join(map(str, t["scopes"])) if t.get("scopes") else "read,submit,admin"
+        print(f"{str(t.get('name')):24} {made}  {state:24} {rights}")
+    return 0
+
+
+def cmd_key(args: argparse.Namespace) -> int:
+    """``omad key new``: a signing key for task messages and results (executor.kind: celery)."""
+    from .trust import CREDENTIAL, KEY_ENV, new_key
+
+    key = new_key()
+    if args.file:
+        path = Path(args.file)
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:
+            print(f"{path} exists; omad never overwrites a key (every worker would need the new one).",
+                  file=sys.stderr)
+            return 1
+        with os.fdopen(fd, "w") as f:
+            f.write(key + "\n")
+        print(f"signing key written to {path} (mode 600). Give the same file to the daemon and every worker: "
+              f"LoadCredential={CREDENTIAL}:{path.absolute()} in their units.", file=sys.stderr)
+        return 0
+    print(key)
+    print(f"a signing key; give the same one to the daemon and every worker (${KEY_ENV}, executor.signing_key or "
+          f"the systemd credential {CREDENTIAL}). It is shown only now.", file=sys.stderr)
     return 0
 
 
 def cmd_notify(args: argparse.Namespace) -> int:
-    from .webhooks import Notifier
+    from .webhooks import Notifier, public_url
 
     cfg = _config(args)
     _setup_logging(cfg, _paths(cfg))
-    if not cfg.notify.webhooks:
-        print("no webhooks configured: add notify.webhooks to the config.", file=sys.stderr)
+    if not cfg.notify.webhooks and not cfg.notify.apprise:
+        print("no webhooks or Apprise targets configured: add notify.webhooks or notify.apprise to the config.",
+              file=sys.stderr)
         return 1
     notifier = Notifier(cfg.notify)
     failed = 0
     for hook, outcome in notifier.send_test(args.event):
-        print(f"{outcome.status:>4}  {hook.url}  {outcome.message}")
+        print(f"{outcome.status:>4}  {public_url(hook.url)}  {outcome.message}")
         failed += 0 if outcome.ok else 1
+    if cfg.notify.apprise:
+        from .notify import AppriseNotifier, mask_url
+
+        for target, delivery in AppriseNotifier(cfg.notify).send_test(args.event):
+            print(f"{'ok' if delivery.ok else 'FAIL':>4}  {mask_url(target.url)}  {delivery.message}")
+            failed += 0 if delivery.ok else 1
     return 1 if failed else 0
 
 
@@ -490,16 +559,28 @@ def build_parser() -> argparse.ArgumentParser:
     wk.add_argument("--hostname", default=None, help="the worker's name (default omad@HOST)")
     wk.add_argument("--exit-when-idle", dest="exit_when_idle", type=float, default=None, metavar="SECONDS",
                     help="stop once no task has run for this long (an on-demand GPU machine)")
+    wk.add_argument("--windows", action="append", default=[], metavar="WINDOW",
+                    help="start tasks only inside this window, local time ('00:00-07:00', 'mon-fri 22:00-06:00'); "
+                         "repeat for more (default: the config's lanes.*.windows)")
     wk.set_defaults(fn=cmd_worker)
+    add_control_commands(sub, common)
     cf = sub.add_parser("config", parents=[common], help="print the configuration as documented YAML")
     cf.add_argument("--dump", action="store_true", help="(default) print the effective configuration")
     cf.add_argument("--defaults", action="store_true", help="print the built-in defaults")
     cf.set_defaults(fn=cmd_config)
-    tk = sub.add_parser("token", parents=[common], help="API and web UI tokens: add, list, revoke")
-    tk.add_argument("action", choices=["add", "list", "revoke"])
+    tk = sub.add_parser("token", parents=[common], help="API and web UI tokens: add (or new), list, revoke")
+    tk.add_argument("action", choices=["add", "new", "list", "revoke"])
     tk.add_argument("name", nargs="?", help="the token's name (add, revoke)")
+    tk.add_argument("--scope", action="append", choices=["read", "submit", "admin"],
+                    help="limit the token (repeat for several): read jobs and results, submit jobs, admin (retry, "
+                         "cancel, failed originals, logs). Without it: full rights")
     tk.set_defaults(fn=cmd_token)
-    nt = sub.add_parser("notify", parents=[common], help="webhooks: `omad notify test` sends a sample")
+    ky = sub.add_parser("key", help="the signing key of task messages and results (executor.kind: celery)")
+    ky.add_argument("action", choices=["new"])
+    ky.add_argument("--file", default=None, help="write it to this new file (mode 600) instead of printing it")
+    ky.set_defaults(fn=cmd_key)
+    nt = sub.add_parser("notify", parents=[common],
+                        help="webhooks and Apprise targets: `omad notify test` sends a sample")
     nt.add_argument("action", choices=["test"])
     nt.add_argument("--event", choices=["job.done", "job.failed"], default="job.done")
     nt.set_defaults(fn=cmd_notify)

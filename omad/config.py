@@ -20,15 +20,17 @@ from __future__ import annotations
 import ipaddress
 import os
 import warnings
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 
-__all__ = ["Config", "ExecutorConfig", "longest_stage_timeout", "WebConfig", "NotifyConfig", "WebhookConfig",
+__all__ = ["Config", "Reach", "HOST", "TRAVELS", "reach_of", "ExecutorConfig", "longest_stage_timeout", "WebConfig",
+           "NotifyConfig", "WebhookConfig",
            "load_config", "dump_config_yaml", "is_loopback", "ENV_FALLBACK", "from_env",
            "DEFAULT_IGNORE"]
 
@@ -54,6 +56,7 @@ _MOVED_TO_WEB = ("enabled", "host", "port")
 ENV_FALLBACK: dict[str, str] = {
     "executor.broker_url": "OMAD_BROKER_URL",
     "executor.result_backend": "OMAD_RESULT_BACKEND",
+    "executor.signing_key": "OMAD_SIGNING_KEY",
     "llm.host": "OLLAMA_HOST",
     "assets.stability.api_key": "STABILITY_API_KEY",
     "assets.stock.pexels_key": "OMAD_PEXELS_KEY",
@@ -66,13 +69,39 @@ def from_env(value: str, option: str) -> str:
     return value.strip() or os.environ.get(ENV_FALLBACK[option], "").strip()
 
 
+class Reach(StrEnum):
+    """Whether an option goes with a stage task to a worker (``executor.kind: celery``).
+
+    Each top-level section is marked; an option inside it takes its section's mark unless it has its own.
+    """
+
+    #: shapes a stage's output: sent with every task and laid over the worker's own config
+    TRAVELS = "travels"
+    #: belongs to the machine (paths, hosts, URLs, keys, secrets, budgets): never sent; a worker uses its own
+    HOST = "host"
+
+
+#: ``json_schema_extra`` of an option that travels with stage tasks
+TRAVELS: dict[str, Any] = {"reach": Reach.TRAVELS.value}
+#: ``json_schema_extra`` of an option that never leaves its machine
+HOST: dict[str, Any] = {"reach": Reach.HOST.value}
+
+
+def reach_of(field: Any, inherited: Reach | None) -> Reach | None:
+    """A field's own mark, else the one it inherits from its section (None: unmarked)."""
+    extra = field.json_schema_extra
+    mark = extra.get("reach") if isinstance(extra, dict) else None
+    return Reach(mark) if isinstance(mark, str) else inherited
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
 class WatchConfig(_Section):
-    mode: Literal["inotify", "polling"] = Field(
-        "inotify", description="inotify for local disks; polling for SMB/NFS mounts where inotify is silent"
+    mode: Literal["auto", "inotify", "polling"] = Field(
+        "auto", description="auto: polling when the inbox is a network mount (NFS, SMB, FUSE, 9p), else inotify; "
+                            "inotify or polling force one"
     )
     settle_seconds: float = Field(5.0, ge=0, description="a file is ready when size and mtime are unchanged this long")
     rescan_seconds: float = Field(300.0, gt=0, description="full rescan period, even in inotify mode (events get lost)")
@@ -108,10 +137,28 @@ class IntakeConfig(_Section):
     max_cues_on_screen: int = Field(8, gt=0, description="most captions shown at the same moment")
     max_image_megapixels: float = Field(100.0, gt=0, description="largest image accepted (width x height)")
     max_clip_seconds: float = Field(3600.0, gt=0, description="longest video clip a scene may show")
+    priorities: dict[str, int | str] = Field(
+        default_factory=dict, description="inbox folder -> priority of its drops (low, normal, high or an integer), "
+                                          "e.g. {urgente: high} for inbox/urgente/"
+    )
+
+    @field_validator("priorities")
+    @classmethod
+    def _priorities(cls, value: dict[str, int | str]) -> dict[str, int | str]:
+        from .controls import parse_priority
+
+        for folder, priority in value.items():
+            if not folder or "/" in folder or folder.startswith("."):
+                raise ValueError(f"{folder!r} is not a folder name directly in the inbox")
+            parse_priority(priority)
+        return value
 
 
 class JobsConfig(_Section):
     max_attempts: int = Field(3, ge=1, description="attempts for transient failures (disk full, killed tool, timeout)")
+    max_restarts: int = Field(
+        3, ge=0, description="omad's own restarts (a crash, kill -9) in a row during one job, not charged as "
+                             "attempts; one more fails the job, so a crash loop stays bounded")
     backoff_seconds: float = Field(10.0, ge=0, description="first retry delay; doubles each attempt")
     backoff_max_seconds: float = Field(600.0, ge=0, description="longest retry delay")
     stage_timeout_seconds: float = Field(
@@ -131,12 +178,55 @@ class JobsConfig(_Section):
     )
 
 
+class LaneConfig(_Section):
+    slots: int = Field(0, ge=0, description="slots (cpu: 0 means max(1, cores-1); gpu: always 1)")
+    windows: list[str] = Field(
+        default_factory=list, description="when the lane may start stages, local time: ['00:00-07:00'] or "
+                                          "['mon-fri 22:00-06:00']; empty: always"
+    )
+
+    @field_validator("windows")
+    @classmethod
+    def _windows(cls, value: list[str]) -> list[str]:
+        from .windows import parse_window
+
+        for text in value:
+            parse_window(text)
+        return value
+
+
+def _lane(default_slots: int) -> Any:
+    return Field(default_factory=lambda: LaneConfig(slots=default_slots),
+                 description="a number (its slots, as before) or {slots, windows}")
+
+
 class LanesConfig(_Section):
-    cpu: int = Field(0, ge=0, description="cpu lane slots; 0 means max(1, cores-1)")
-    gpu: int = Field(1, ge=1, le=1, description="gpu lane slots: always 1, the single GPU lane")
+    cpu: LaneConfig = _lane(0)
+    gpu: LaneConfig = _lane(1)
+
+    @field_validator("cpu", "gpu", mode="before")
+    @classmethod
+    def _slots_alone(cls, value: Any) -> Any:
+        # ``lanes: {cpu: 2}`` (the form before windows) is still a valid config.
+        return {"slots": value} if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("gpu")
+    @classmethod
+    def _one_gpu_slot(cls, value: LaneConfig) -> LaneConfig:
+        if value.slots not in (0, 1):
+            raise ValueError("the GPU lane has exactly one slot (slots: 1)")
+        value.slots = 1
+        return value
 
     def cpu_slots(self) -> int:
-        return self.cpu or max(1, (os.cpu_count() or 2) - 1)
+        return self.cpu.slots or max(1, (os.cpu_count() or 2) - 1)
+
+
+class QueueConfig(_Section):
+    aging_seconds: float = Field(
+        60.0, gt=0, description="a waiting job's priority rises by one every this many seconds (low -10 overtakes "
+                                "a fresh high +10 after 20 of them): nothing starves"
+    )
 
 
 class GpuConfig(_Section):
@@ -231,21 +321,26 @@ class F5Reference(_Section):
 
 
 class F5Config(_Section):
-    checkpoint: str = Field("", description="F5-TTS checkpoint: .safetensors (EMA) or .pt")
-    vocab: str = Field("", description="vocab.txt matching the checkpoint")
-    vocoder: str = Field("", description="folder with a local Vocos vocoder (config.yaml + pytorch_model.bin)")
-    reference: F5Reference = Field(default_factory=F5Reference, description="default reference voice")
+    checkpoint: str = Field("", description="F5-TTS checkpoint: .safetensors (EMA) or .pt", json_schema_extra=HOST)
+    vocab: str = Field("", description="vocab.txt matching the checkpoint", json_schema_extra=HOST)
+    vocoder: str = Field("", description="folder with a local Vocos vocoder (config.yaml + pytorch_model.bin)",
+                         json_schema_extra=HOST)
+    reference: F5Reference = Field(default_factory=F5Reference, description="default reference voice",
+                                   json_schema_extra=HOST)
     nfe_step: int = Field(16, ge=2, le=128, description="flow-matching steps (quality vs speed)")
     cfg_strength: float = Field(2.0, ge=0, description="classifier-free guidance strength")
     sway_sampling_coef: float = Field(-1.0, description="sway sampling coefficient")
     speed: float = Field(1.0, gt=0.3, lt=3.0, description="speaking speed")
-    device: Literal["auto", "cuda", "cpu"] = Field("auto", description="auto uses CUDA when available")
+    device: Literal["auto", "cuda", "cpu"] = Field("auto", description="auto uses CUDA when available",
+                                                   json_schema_extra=HOST)
     fp16: Literal["auto", "true", "false"] = Field("auto", description="half precision: auto = on CUDA only")
-    cpu_fallback: bool = Field(True, description="after CUDA out-of-memory with short chunks, run on the CPU")
+    cpu_fallback: bool = Field(True, description="after CUDA out-of-memory with short chunks, run on the CPU",
+                               json_schema_extra=HOST)
     cpu_bf16: bool = Field(
         False, description="on the CPU, run in bf16 autocast: about 1.9x faster here (see docs/benchmarks.md)"
     )
-    vram_gb: float = Field(2.5, gt=0, description="VRAM the F5 model is budgeted at in the GPU lane")
+    vram_gb: float = Field(2.5, gt=0, description="VRAM the F5 model is budgeted at in the GPU lane",
+                           json_schema_extra=HOST)
 
 
 class TtsConfig(_Section):
@@ -266,8 +361,8 @@ class SceneConfig(_Section):
     padding_seconds: float = Field(0.6, ge=0, description="silence added after each scene's narration")
     crossfade_seconds: float = Field(0.5, ge=0, description="crossfade between scenes")
     title_font_file: str = Field(
-        "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf", description="font file for title cards"
-    )
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf", description="font file for title cards",
+        json_schema_extra=HOST)
     title_background: str = Field("#1d2b53", description="default title card background, #RRGGBB")
     music_db: float = Field(-20.0, le=0, description="background music level under the voice, in dB")
     fit: Literal["cover", "fit"] = Field(
@@ -278,25 +373,26 @@ class SceneConfig(_Section):
 
 class GenerateConfig(_Section):
     model_path: str = Field(
-        "", description="local diffusers text-to-image model (a save_pretrained folder); empty: no generated images"
-    )
+        "", description="local diffusers text-to-image model (a save_pretrained folder); empty: no generated images",
+        json_schema_extra=HOST)
     steps: int = Field(1, ge=1, le=100, description="denoising steps (1 for SD-Turbo/SDXL-Turbo class models)")
     guidance_scale: float = Field(0.0, ge=0, description="classifier-free guidance (0 for turbo models)")
     width: int = Field(1024, ge=32, le=2048, description="generated image width, landscape (portrait swaps the two)")
     height: int = Field(576, ge=32, le=2048, description="generated image height, landscape (both rounded to 8s)")
-    device: Literal["auto", "cuda", "cpu"] = Field("auto", description="auto uses CUDA when available (fp16), else CPU")
+    device: Literal["auto", "cuda", "cpu"] = Field("auto", description="auto uses CUDA when available (fp16), else CPU",
+                                                   json_schema_extra=HOST)
     vram_gb: float = Field(
-        0.0, ge=0, description="VRAM the model is budgeted at in the GPU lane; 0 estimates it from its weights"
-    )
+        0.0, ge=0, description="VRAM the model is budgeted at in the GPU lane; 0 estimates it from its weights",
+        json_schema_extra=HOST)
     negative_prompt: str = Field("", description="what generated images should not show (ignored at guidance 0)")
 
 
 class StabilityConfig(_Section):
-    api_key: str = Field("", description="Stability AI API key; empty: $STABILITY_API_KEY, and without one it is off")
+    api_key: str = Field("", description="Stability AI API key; empty: $STABILITY_API_KEY, and without one it is off",
+                         json_schema_extra=HOST)
     url: str = Field(
         "https://api.stability.ai/v2beta/stable-image/generate/core", pattern=r"^https?://",
-        description="the generation endpoint (Stable Image Core)",
-    )
+        description="the generation endpoint (Stable Image Core)", json_schema_extra=HOST)
     timeout_seconds: float = Field(90.0, gt=0, description="one image request, seconds")
     max_download_mb: float = Field(25.0, gt=0, description="largest image accepted from the service")
 
@@ -321,10 +417,14 @@ class LibraryConfig(_Section):
 
 
 class StockConfig(_Section):
-    pexels_key: str = Field("", description="Pexels API key (or $OMAD_PEXELS_KEY); never logged or recorded")
-    pixabay_key: str = Field("", description="Pixabay API key (or $OMAD_PIXABAY_KEY); never logged or recorded")
-    pexels_url: str = Field("https://api.pexels.com", pattern=r"^https?://", description="Pexels API base URL")
-    pixabay_url: str = Field("https://pixabay.com", pattern=r"^https?://", description="Pixabay API base URL")
+    pexels_key: str = Field("", description="Pexels API key (or $OMAD_PEXELS_KEY); never logged or recorded",
+                            json_schema_extra=HOST)
+    pixabay_key: str = Field("", description="Pixabay API key (or $OMAD_PIXABAY_KEY); never logged or recorded",
+                             json_schema_extra=HOST)
+    pexels_url: str = Field("https://api.pexels.com", pattern=r"^https?://", description="Pexels API base URL",
+                            json_schema_extra=HOST)
+    pixabay_url: str = Field("https://pixabay.com", pattern=r"^https?://", description="Pixabay API base URL",
+                             json_schema_extra=HOST)
     providers: list[Literal["pexels", "pixabay"]] = Field(
         default_factory=_default_providers, description="the stock sites 'stock' asks, in order"
     )
@@ -342,10 +442,18 @@ class AssetsConfig(_Section):
         "auto", description="local_only sends nothing out; auto = allow_remote when a stock or Stability key is set, "
                             "else local_only"
     )
-    cache_dir: str = Field("", description="stock downloads, by site and id; empty: assets/cache in the state dir")
-    cache_max_mb: float = Field(2048.0, gt=0, description="the download cache is trimmed (oldest first) past this")
+    allow_hosts: list[str] = Field(
+        default_factory=list, description="hosts picture requests may reach although they are on a loopback, "
+                                          "link-local or private address, and that redirects may lead to from "
+                                          "another site (a local mirror); empty: public addresses, same-site "
+                                          "redirects only", json_schema_extra=HOST)
+    cache_dir: str = Field("", description="stock downloads, by site and id; empty: assets/cache in the state dir",
+                           json_schema_extra=HOST)
+    cache_max_mb: float = Field(2048.0, gt=0, description="the download cache is trimmed (oldest first) past this",
+                                json_schema_extra=HOST)
     min_score: int = Field(1, ge=1, description="library: least number of a scene's keywords a file must match")
-    library: LibraryConfig = Field(default_factory=LibraryConfig, description="your own photos and clips")
+    library: LibraryConfig = Field(default_factory=LibraryConfig, description="your own photos and clips",
+                                   json_schema_extra=HOST)
     stock: StockConfig = Field(default_factory=StockConfig, description="Pexels and Pixabay")
     generate: GenerateConfig = Field(default_factory=GenerateConfig, description="images generated on the GPU lane")
     stability: StabilityConfig = Field(
@@ -387,22 +495,26 @@ class LlmRoles(_Section):
 
 
 class LlmConfig(_Section):
-    host: str = Field("", description="Ollama URL; empty uses $OLLAMA_HOST or http://127.0.0.1:11434")
-    remote: bool = Field(False, description="Ollama runs on another machine: its calls skip the GPU lane")
-    timeout_seconds: float = Field(300.0, gt=0, description="per request")
-    keep_alive: str = Field("5m", description="how long Ollama keeps a model loaded after a call")
+    host: str = Field("", description="Ollama URL; empty uses $OLLAMA_HOST or http://127.0.0.1:11434",
+                      json_schema_extra=HOST)
+    remote: bool = Field(False, description="Ollama runs on another machine: its calls skip the GPU lane",
+                         json_schema_extra=HOST)
+    timeout_seconds: float = Field(300.0, gt=0, description="per request", json_schema_extra=HOST)
+    keep_alive: str = Field("5m", description="how long Ollama keeps a model loaded after a call",
+                            json_schema_extra=HOST)
     retries: int = Field(2, ge=0, description="re-asks of the same model after an invalid answer")
-    connect_retries: int = Field(4, ge=0, description="retries with backoff when Ollama is unreachable")
+    connect_retries: int = Field(4, ge=0, description="retries with backoff when Ollama is unreachable",
+                                 json_schema_extra=HOST)
     connect_backoff_seconds: float = Field(
-        1.0, ge=0, description="first wait before re-trying an unreachable Ollama; doubles each time (max 30 s)"
-    )
+        1.0, ge=0, description="first wait before re-trying an unreachable Ollama; doubles each time (max 30 s)",
+        json_schema_extra=HOST)
     words_per_second: float = Field(
         2.5, gt=0, le=6, description="spoken words per second used to size narration to the target duration"
     )
     temperature: float = Field(0.2, ge=0, description="sampling temperature")
     model_vram_gb: dict[str, float] = Field(
-        default_factory=dict, description="VRAM per model for the GPU lane; unknown models are estimated from the tag"
-    )
+        default_factory=dict, description="VRAM per model for the GPU lane; unknown models are estimated from the tag",
+        json_schema_extra=HOST)
     roles: LlmRoles = Field(default_factory=LlmRoles, description="model and fallback per role")
 
 
@@ -442,6 +554,24 @@ class WebConfig(_Section):
     submit_wait_seconds: float = Field(
         15.0, ge=0, description="how long POST /api/jobs waits for the job to be journaled before answering"
     )
+    public_url: str = Field(
+        "", description="the address people use (https://omad.example/): with https, the session cookie is Secure "
+                        "even when a TLS proxy talks plain HTTP to omad; empty: taken from each request")
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="addresses or networks of reverse proxies whose X-Forwarded-For and "
+                                          "X-Forwarded-Proto are believed; empty: nobody's")
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, description="a connection must send a request's headers within this (slow-header floods)")
+    body_idle_seconds: float = Field(
+        60.0, gt=0, description="a request body may pause this long between bytes before its connection is closed")
+    max_connections: int = Field(
+        1000, ge=1, description="open connections in all; past it the oldest still sending headers is dropped "
+                                "(keep it under the unit's LimitNOFILE)")
+    max_connections_per_client: int = Field(
+        32, ge=1, description="open connections from one address (trusted proxies are not limited)")
+    max_requests: int = Field(
+        64, ge=1, description="requests handled at once; more are answered 503 (never /healthz)")
+    max_sessions: int = Field(10000, ge=1, description="browser logins kept at once; the oldest go first")
     language: Literal["auto", "pt-BR", "en"] = Field(
         "auto", description="pages, error records and `omad status` in pt-BR or en; auto: the browser's "
                             "Accept-Language on pages, $LANG in the terminal"
@@ -465,8 +595,21 @@ class WebhookConfig(_Section):
     secret: str = Field("", description="HMAC-SHA256 key for the X-Omad-Signature header; empty: unsigned")
 
 
+class AppriseConfig(_Section):
+    url: str = Field(..., min_length=3, description="an Apprise URL: tgram://, discord://, ntfy://, matrix://, "
+                                                    "slack://, mailto://... (it holds the service's secrets)")
+    events: list[Event] = Field(default_factory=_all_events, description="events this target wants")
+    attach_poster: bool = Field(True, description="attach the job's poster where the service takes attachments")
+
+
 class NotifyConfig(_Section):
     webhooks: list[WebhookConfig] = Field(default_factory=list, description="URLs told when a job ends")
+    apprise: list[AppriseConfig] = Field(
+        default_factory=list, description="chat and e-mail targets told when a job ends, through Apprise")
+    language: Literal["pt-BR", "en"] = Field("pt-BR", description="language of the Apprise messages")
+    templates_dir: str = Field(
+        "", description="a folder with your own message templates (job.done.<lang>.txt, job.failed.<lang>.txt; "
+                        "Jinja2, first line the title); empty: the shipped ones")
     timeout_seconds: float = Field(10.0, gt=0, description="seconds one delivery may take")
     max_attempts: int = Field(5, ge=1, description="deliveries tried before giving up on one event")
     backoff_seconds: float = Field(2.0, gt=0, description="wait before the first retry; doubles each time")
@@ -479,6 +622,11 @@ class ExecutorConfig(_Section):
     broker_url: str = Field(
         "", description="celery: the Redis URL (redis://user:password@host:6379/0, rediss:// for TLS); "
                         "empty: $OMAD_BROKER_URL, so the password can stay out of this file"
+    )
+    signing_key: str = Field(
+        "", description="celery: the key that signs task messages and results (`omad key new`), the same on the "
+                        "daemon and every worker; empty: $OMAD_SIGNING_KEY, else the systemd credential "
+                        "omad-signing-key. Never sent anywhere"
     )
     result_backend: str = Field("", description="celery: where task states are kept; empty: "
                                                 "$OMAD_RESULT_BACKEND, else the broker URL")
@@ -515,9 +663,38 @@ class ExecutorConfig(_Section):
         "", description="worker: its own folder (metrics, caches, mirrors); empty: worker/ in the state dir")
     worker_metrics_port: int = Field(9465, ge=0, le=65535, description="worker: /metrics port (0: off)")
     worker_metrics_host: str = Field("127.0.0.1", description="worker: /metrics bind address")
+    wake_seconds: float = Field(
+        300.0, gt=0, description="celery: GPU-lane work waits and no worker serves the GPU queue: wake one at most "
+                                 "once per this many seconds (doubling after each try that brings none)")
+    wake_mac: str = Field("", pattern=r"^([0-9A-Fa-f]{2}([:-]?)){5}[0-9A-Fa-f]{2}$|^$",
+                          description="celery: the GPU box's MAC address for a Wake-on-LAN packet; empty: none sent")
+    wake_address: str = Field("255.255.255.255", description="celery: where the Wake-on-LAN packet goes (a "
+                                                             "broadcast address or the box's address)")
+    wake_port: int = Field(9, ge=1, le=65535, description="celery: the Wake-on-LAN UDP port (9 or 7)")
+    wake_command: list[str] = Field(
+        default_factory=list, description="celery: a program that starts a GPU worker (a cloud CLI, an ssh call), "
+                                          "as a list: [ssh, gpu-box, systemctl, start, omad-worker]; empty: none")
+    wake_timeout_seconds: float = Field(120.0, gt=0, description="celery: how long the wake command may run")
 
     def broker(self) -> str:
-        return from_env(self.broker_url, "executor.broker_url")
+        """The broker URL: broker_url, else $OMAD_BROKER_URL, with the password from the systemd credential
+        ``omad-redis-password`` put in when the URL has none."""
+        url = from_env(self.broker_url, "executor.broker_url")
+        creds = os.environ.get("CREDENTIALS_DIRECTORY", "")
+        if not url or not creds or not url.startswith(("redis://", "rediss://")):
+            return url
+        try:
+            password = (Path(creds) / "omad-redis-password").read_text(encoding="utf-8").strip()
+        except OSError:
+            return url
+        from urllib.parse import quote, urlsplit, urlunsplit
+
+        parts = urlsplit(url)
+        if not password or parts.password is not None:
+            return url
+        user = quote(parts.username or "", safe="")
+        host = parts.netloc.rsplit("@", 1)[-1]
+        return urlunsplit(parts._replace(netloc=f"{user}:{quote(password, safe='')}@{host}"))
 
     def backend(self) -> str:
         return from_env(self.result_backend, "executor.result_backend") or self.broker()
@@ -533,6 +710,21 @@ def longest_stage_timeout(jobs: JobsConfig, intake: IntakeConfig) -> float:
     return max([jobs.stage_timeout_seconds, scaled, *jobs.stage_timeouts.values()])
 
 
+class HooksConfig(_Section):
+    after_publish: list[str] = Field(
+        default_factory=list, description="a program run after a job is published, as a list: [/usr/local/bin/x, "
+                                          "--flag]; the job's summary as JSON on stdin; empty: none")
+    after_fail: list[str] = Field(default_factory=list, description="the same, after a job failed")
+    timeout_seconds: float = Field(60.0, gt=0, description="a hook still running after this long is stopped")
+
+    @field_validator("after_publish", "after_fail", mode="before")
+    @classmethod
+    def _argv(cls, value: Any) -> Any:
+        import shlex
+
+        return shlex.split(value) if isinstance(value, str) else value
+
+
 class ModelsConfig(_Section):
     dir: str = Field(
         "", description="speech and voice models (`omad models pull` puts them here); empty: models/ in the state dir")
@@ -545,30 +737,48 @@ class LogConfig(_Section):
 class Config(_Section):
     """The whole configuration. Paths are relative to the working directory."""
 
-    inbox: str = Field("inbox", description="watched folder")
-    outbox: str = Field("outbox", description="results, failed/ and logs/")
-    state_dir: str = Field(".omad", description="journal, work directories and archive")
-    watch: WatchConfig = Field(default_factory=WatchConfig, description="watcher and settle")
-    intake: IntakeConfig = Field(default_factory=IntakeConfig, description="turning files into jobs")
-    jobs: JobsConfig = Field(default_factory=JobsConfig, description="attempts, backoff and timeouts")
-    lanes: LanesConfig = Field(default_factory=LanesConfig, description="concurrency")
-    gpu: GpuConfig = Field(default_factory=GpuConfig, description="GPU lane residency")
-    outbox_options: OutboxConfig = Field(default_factory=OutboxConfig, alias="publish", description="publishing")
-    video: VideoConfig = Field(default_factory=VideoConfig, description="generated video format")
-    caption: CaptionConfig = Field(default_factory=CaptionConfig, description="burned caption style")
-    img2vid: Img2VidConfig = Field(default_factory=Img2VidConfig, description="image to video")
-    audio: AudioConfig = Field(default_factory=AudioConfig, description="loudness and mixing")
-    tts: TtsConfig = Field(default_factory=TtsConfig, description="narration")
-    scenes: SceneConfig = Field(default_factory=SceneConfig, description="scene videos")
-    llm: LlmConfig = Field(default_factory=LlmConfig, description="Ollama and agent roles")
-    assets: AssetsConfig = Field(default_factory=AssetsConfig, description="pictures for scenes without one")
-    guardrails: GuardrailsConfig = Field(default_factory=GuardrailsConfig, description="guardrails")
-    metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="cost prices for metrics and pages")
-    web: WebConfig = Field(default_factory=WebConfig, description="web UI, REST API, health and metrics endpoints")
-    notify: NotifyConfig = Field(default_factory=NotifyConfig, description="webhooks when a job ends")
-    executor: ExecutorConfig = Field(default_factory=ExecutorConfig, description="where stages run (scaling out)")
-    models: ModelsConfig = Field(default_factory=ModelsConfig, description="speech recognition models and voices")
-    log: LogConfig = Field(default_factory=LogConfig, description="logging")
+    inbox: str = Field("inbox", description="watched folder", json_schema_extra=HOST)
+    outbox: str = Field("outbox", description="results, failed/ and logs/", json_schema_extra=HOST)
+    state_dir: str = Field(".omad", description="journal, work directories and archive", json_schema_extra=HOST)
+    watch: WatchConfig = Field(default_factory=WatchConfig, description="watcher and settle", json_schema_extra=HOST)
+    intake: IntakeConfig = Field(default_factory=IntakeConfig, description="turning files into jobs",
+                                 json_schema_extra=TRAVELS)
+    jobs: JobsConfig = Field(default_factory=JobsConfig, description="attempts, backoff and timeouts",
+                             json_schema_extra=TRAVELS)
+    lanes: LanesConfig = Field(default_factory=LanesConfig, description="concurrency", json_schema_extra=HOST)
+    gpu: GpuConfig = Field(default_factory=GpuConfig, description="GPU lane residency", json_schema_extra=HOST)
+    outbox_options: OutboxConfig = Field(default_factory=OutboxConfig, alias="publish", description="publishing",
+                                         json_schema_extra=HOST)
+    video: VideoConfig = Field(default_factory=VideoConfig, description="generated video format",
+                               json_schema_extra=TRAVELS)
+    caption: CaptionConfig = Field(default_factory=CaptionConfig, description="burned caption style",
+                                   json_schema_extra=TRAVELS)
+    img2vid: Img2VidConfig = Field(default_factory=Img2VidConfig, description="image to video",
+                                   json_schema_extra=TRAVELS)
+    audio: AudioConfig = Field(default_factory=AudioConfig, description="loudness and mixing",
+                               json_schema_extra=TRAVELS)
+    tts: TtsConfig = Field(default_factory=TtsConfig, description="narration", json_schema_extra=TRAVELS)
+    scenes: SceneConfig = Field(default_factory=SceneConfig, description="scene videos", json_schema_extra=TRAVELS)
+    llm: LlmConfig = Field(default_factory=LlmConfig, description="Ollama and agent roles", json_schema_extra=TRAVELS)
+    assets: AssetsConfig = Field(default_factory=AssetsConfig, description="pictures for scenes without one",
+                                 json_schema_extra=TRAVELS)
+    guardrails: GuardrailsConfig = Field(default_factory=GuardrailsConfig, description="guardrails",
+                                         json_schema_extra=HOST)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="cost prices for metrics and pages",
+                                   json_schema_extra=HOST)
+    web: WebConfig = Field(default_factory=WebConfig, description="web UI, REST API, health and metrics endpoints",
+                           json_schema_extra=HOST)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig, description="webhooks when a job ends",
+                                 json_schema_extra=HOST)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig, description="where stages run (scaling out)",
+                                     json_schema_extra=HOST)
+    queue: QueueConfig = Field(default_factory=QueueConfig, description="priorities (pause and windows: omad pause, "
+                                                                         "lanes.*.windows)", json_schema_extra=HOST)
+    hooks: HooksConfig = Field(default_factory=HooksConfig, description="programs run when a job ends",
+                               json_schema_extra=HOST)
+    models: ModelsConfig = Field(default_factory=ModelsConfig, description="speech recognition models and voices",
+                                 json_schema_extra=HOST)
+    log: LogConfig = Field(default_factory=LogConfig, description="logging", json_schema_extra=HOST)
 
     model_config = ConfigDict(extra="forbid", validate_default=True, populate_by_name=True)
 

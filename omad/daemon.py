@@ -22,11 +22,12 @@ from pathlib import Path
 from . import __version__, tracing
 from .claim import Claimer, retry_job
 from .config import Config
+from .controls import Controls, QueueState, write_queue_state
 from .errors import Cancelled, InputError, OmadError, TransientError
 from .events import Event, EventBus
 from .executor import make_executor
 from .intake import Intake, Waiting
-from .journal import JobStatus, Journal
+from .journal import Job, JobStatus, Journal
 from .lanes import Lanes
 from .log import get_logger
 from .names import display
@@ -34,7 +35,8 @@ from .outbox import Outbox
 from .paths import Paths
 from .procs import stop_all
 from .records import Records
-from .runner import JobRunner
+from .routes import ROUTE_FOLDERS
+from .runner import JobRunner, next_lane
 from .systemd import notify, watchdog_seconds
 from .watcher import InboxWatcher, Settler, scan_inbox
 
@@ -61,9 +63,12 @@ class Daemon:
         self.wake = threading.Event()
         self.stop_event = threading.Event()
         self.watcher = InboxWatcher(paths.inbox, config.watch.mode, config.watch.poll_interval_seconds, self.wake)
+        # Route folders force a route; the folders of intake.priorities give their drops a priority.
+        self.folders = tuple(dict.fromkeys([*ROUTE_FOLDERS, *config.intake.priorities]))
         self.settler = Settler(paths.inbox, config.watch.settle_seconds, config.watch.ignore,
-                               config.watch.open_writer_max_seconds)
+                               config.watch.open_writer_max_seconds, folders=self.folders)
         self._specials_logged: set[Path] = set()
+        self._watch_logged = ""
         # What waits in the inbox and why, rebuilt each tick for the status page (read from other threads).
         self.inbox_view: dict[str, list[dict[str, str]]] = {"waiting": [], "ignored": []}
         self.loop_errors = 0
@@ -82,8 +87,17 @@ class Daemon:
         self.records = Records(config, paths, self.journal, self.outbox, self.events, self.log)
         self.claimer = Claimer(config, paths, self.journal, self.records, self.events, self.log)
         self.executor = make_executor(config, paths, self.journal, self.lanes, self.stop_event, self.log)
+        # Pause, priorities and windows (omad.controls); jobs stopped by `pause --now` until the runner asks.
+        self.controls = Controls(config, self.journal)
+        self._preempted: set[str] = set()
+        self.queue_reasons: dict[str, str] = {}  # queued job -> why it does not start (for the pages)
+        self.notes: dict[str, str] = {}  # lines for the status page from helpers (the GPU waker)
+        self.executor.priority_of = self.controls.priority
+        self.executor.preempted = self._is_preempted
         self.runner = JobRunner(config, paths, self.journal, self.lanes, self.outbox, self.records, self.claimer,
-                                self.events, self.log, self.stop_event, self._take_cancelled, self.executor)
+                                self.events, self.log, self.stop_event, self._take_cancelled, self.executor,
+                                blocked=self.controls.blocked, preempted=self._take_preempted)
+        self.runner.polling = lambda: self.watcher.mode == "polling"
         watchdog = watchdog_seconds()
         self._watchdog_every = watchdog / 2 if watchdog else None
         self._last_ping = 0.0
@@ -97,7 +111,9 @@ class Daemon:
         tracing.setup()
         self.log.info("started", version=__version__, inbox=str(self.paths.inbox), outbox=str(self.paths.outbox),
                       mode=self.config.watch.mode, cpu_slots=self.lanes.cpu.capacity,
-                      executor=self.config.executor.kind, tracing=tracing.enabled())
+                      executor=self.config.executor.kind, tracing=tracing.enabled(),
+                      paused=self.controls.paused)
+        self.executor.controls_changed(self.controls.state)
         self.events.emit(Event.STARTED)
 
     def run(self, tick_seconds: float = 0.5) -> None:
@@ -185,7 +201,8 @@ class Daemon:
                 with self._running_lock:
                     busy = bool(self.running)
                 unsettled = any(e.ready_at is None for e in self.settler.entries.values())
-                pending = self.journal.jobs([JobStatus.QUEUED, JobStatus.RETRY_WAIT, JobStatus.RUNNING])
+                pending = [j for j in self.journal.jobs([JobStatus.QUEUED, JobStatus.RETRY_WAIT, JobStatus.RUNNING])
+                           if j.id not in self.queue_reasons]  # paused, or outside a window: not waited for
                 if not busy and not pending and (not unsettled or time.monotonic() > deadline):
                     break
                 self.wake.wait(timeout=self._sleep_for(0.2))
@@ -199,6 +216,8 @@ class Daemon:
                 print(f"waiting: {self._rel(e.path)}: {e.busy_reason}", file=sys.stderr)
         for name, kind in sorted(self.ignored.items()):
             print(f"ignored: {name}: a {kind}, not a regular file; omad never opens these", file=sys.stderr)
+        for job_id, why in sorted(self.queue_reasons.items()):
+            print(f"queued: {job_id}: {why}; it runs when `omad run` is up and the lane may start it", file=sys.stderr)
         failed = [j for j in (self.journal.get(i) for i in self.claimer.created) if j and j.status == JobStatus.FAILED]
         for j in failed:
             print(f"failed: {j.name} ({j.route}): {(j.error or {}).get('message', '')}", file=sys.stderr)
@@ -217,6 +236,10 @@ class Daemon:
         now = time.monotonic()
         self.heartbeat = now
         watched = self.watcher.ensure()
+        if watched and self.watcher.mode_reason != self._watch_logged:
+            self._watch_logged = self.watcher.mode_reason
+            self.log.info("watch_mode", mode=self.watcher.mode, inbox=str(self.paths.inbox),
+                          message=self.watcher.mode_reason)
         for path, what in self.watcher.drain().items():
             if what == "written":
                 self.settler.written(path, now)
@@ -250,6 +273,7 @@ class Daemon:
                     self._next_scan = min(self._next_scan, now + 10.0)
         self._snapshot_inbox()
         self.events.emit(Event.TICK, waiting=self.settler.waiting() + len(self.waiting))
+        self._apply_controls()
         if not self.stop_event.is_set():
             self._dispatch()
         self.lanes.residency.unload_idle()
@@ -292,7 +316,7 @@ class Daemon:
 
     def _scan(self, now: float) -> None:
         self._next_scan = now + self.config.watch.rescan_seconds
-        found = scan_inbox(self.paths.inbox, self.config.watch.ignore, self.settler.specials)
+        found = scan_inbox(self.paths.inbox, self.config.watch.ignore, self.settler.specials, self.folders)
         if found is None:
             if self.inbox_ok:
                 self.log.warning("inbox_unavailable", inbox=str(self.paths.inbox),
@@ -300,6 +324,10 @@ class Daemon:
             self.inbox_ok = False
             self._next_scan = now + 5.0
             return
+        if self.watcher.remounted():
+            self.log.info("inbox_remounted", inbox=str(self.paths.inbox),
+                          message="the inbox's mount changed; the watcher starts again for its file system")
+            self.watcher.ensure()
         if not self.inbox_ok:
             self.log.info("inbox_available", inbox=str(self.paths.inbox))
         self.inbox_ok = True
@@ -317,9 +345,14 @@ class Daemon:
             limit = self.config.executor.max_in_flight  # the workers' queues pace the stages
         else:
             limit = self.lanes.cpu.capacity + self.lanes.gpu.capacity + 1
+        reasons: dict[str, str] = {}
         with self._running_lock:
-            for job in self.journal.runnable(time.time()):
+            for job in self.controls.order(self.journal.runnable(time.time())):
                 if job.id in self.running:
+                    continue
+                why = self._blocked(job)
+                if why:
+                    reasons[job.id] = why
                     continue
                 if len(self.running) >= limit:
                     break
@@ -327,6 +360,67 @@ class Daemon:
                                               daemon=True))
                 self.running[job.id] = r
                 r.thread.start()
+        self.queue_reasons = reasons
+
+    def _blocked(self, job: Job) -> str:
+        """Why ``job`` may not start now (the queue is paused, its next stage's lane is outside its window)."""
+        if self.controls.paused:
+            return "paused"
+        if not any(self.controls.windows.values()):
+            return ""  # no lane has windows: nothing to look up
+        try:
+            lane = next_lane(job, self.journal, self.config, self.lanes, self.paths.jobs / job.id)
+        except OmadError:
+            return ""  # the runner fails the job with the reason
+        return self.controls.blocked(lane) if lane is not None else ""
+
+    # -- the operator's controls ---------------------------------------------------------------------------
+
+    def _apply_controls(self) -> None:
+        """Read the pause state (the CLI writes it to the journal); act on a new `pause --now` once."""
+        old, new = self.controls.refresh()
+        if new.serial == old.serial:
+            return
+        self.log.info("queue_paused" if new.paused else "queue_resumed", now=new.now, by=new.by or None)
+        self.executor.controls_changed(new)
+        if new.paused and new.now:
+            self._preempt_running()
+
+    def _preempt_running(self) -> None:
+        """`pause --now`: stop every running stage; its job goes back to the queue without spending an attempt."""
+        with self._running_lock:
+            running = dict(self.running)
+            self._preempted.update(running)
+        for r in running.values():
+            r.cancel.set()
+        if running and self.config.executor.kind != "celery":
+            left = stop_all()  # the tools of stages that do not watch the cancel flag (as at shutdown)
+            self.log.info("preempted", jobs=sorted(running), children_stopped=left)
+
+    def pause(self, now: bool = False, by: str = "") -> QueueState:
+        """Pause the queue (and with ``now`` stop running stages); the same as `omad pause`, applied at once."""
+        state = write_queue_state(self.journal, paused=True, now=now, by=by)
+        self._apply_controls()
+        self.wake.set()
+        return state
+
+    def resume(self, by: str = "") -> QueueState:
+        state = write_queue_state(self.journal, paused=False, by=by)
+        self._apply_controls()
+        self.wake.set()
+        return state
+
+    def _is_preempted(self, job_id: str) -> bool:
+        with self._running_lock:
+            return job_id in self._preempted
+
+    def _take_preempted(self, job_id: str) -> bool:
+        """Whether `pause --now` stopped ``job_id`` (asked once, by the runner, after the attempt failed)."""
+        with self._running_lock:
+            if job_id in self._preempted:
+                self._preempted.discard(job_id)
+                return True
+            return False
 
     def _run_job(self, job_id: str) -> None:
         cancel = self.running[job_id].cancel if job_id in self.running else threading.Event()
@@ -335,7 +429,8 @@ class Daemon:
         finally:
             with self._running_lock:
                 self.running.pop(job_id, None)
-                self._cancelled.discard(job_id)  # a stage that ignored the cancel may have finished the job
+                self._cancelled.discard(job_id)
+                self._preempted.discard(job_id)  # a stage that ignored the cancel may have finished the job
             self.wake.set()
 
     def healthy(self, max_age: float = 30.0) -> bool:

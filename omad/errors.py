@@ -14,7 +14,9 @@ cause, so the daemon decides what to do by type, never by searching text.
     ├── ConfigError         omad's configuration is wrong: fix config, then `omad retry`
     ├── ToolMissing         a program, package or model omad needs is not installed
     ├── StageFailed         a tool failed in a way that is neither the input's fault
-    │                       nor known to be temporary: fail the job, keep the inputs
+    │   │                   nor known to be temporary: fail the job, keep the inputs
+    │   └── Refused         a task message or reply failed its signature or name checks
+    │                       (a bug, a version mismatch or an attack): fail the attempt
     └── Cancelled           a person cancelled the job (web or API): fail it, keep the
                             inputs in outbox/failed/ so a retry can run it again
 """
@@ -35,6 +37,7 @@ __all__ = [
     "ConfigError",
     "ToolMissing",
     "StageFailed",
+    "Refused",
     "Cancelled",
 ]
 
@@ -121,6 +124,12 @@ class StageFailed(OmadError):
     """A tool failed for a reason that is neither bad input nor known to be temporary."""
 
     kind = "stage"
+
+
+class Refused(StageFailed):
+    """A task message or a stage's reply that is not signed with omad's key, or names something it may not."""
+
+    kind = "refused"
 
 
 class Cancelled(OmadError):

@@ -12,6 +12,7 @@ the daemon only, and the seconds each lane was held are billed to the job.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import TransientError
@@ -19,6 +20,7 @@ from .lanes import Lane, Lanes
 
 if TYPE_CHECKING:
     from .config import Config
+    from .controls import QueueState
     from .journal import Job, Journal
     from .paths import Paths
     from .stage import Stage, StageContext, StageResult
@@ -27,6 +29,11 @@ __all__ = ["Executor", "LocalExecutor", "make_executor"]
 
 
 class Executor(Protocol):
+    #: the priority a job's stage is taken by (the daemon sets it: omad.controls' effective priority)
+    priority_of: Callable[[Job], float]
+    #: whether `omad pause --now` stopped this job (its stage goes back to the queue; see omad.controls)
+    preempted: Callable[[str], bool]
+
     def run(self, job: Job, stage: Stage, lane: Lane, ctx: StageContext, log: Any) -> StageResult:
         """Run one attempt of ``stage``; journal its start; answer its result or raise an OmadError."""
         ...
@@ -39,6 +46,10 @@ class Executor(Protocol):
         """What the status page shows of it (the workers and queues, for celery)."""
         ...
 
+    def controls_changed(self, state: QueueState) -> None:
+        """The queue was paused or resumed (the celery executor tells the workers through Redis)."""
+        ...
+
     def close(self) -> None:
         ...
 
@@ -49,9 +60,11 @@ class LocalExecutor:
     def __init__(self, lanes: Lanes, journal: Journal) -> None:
         self.lanes = lanes
         self.journal = journal
+        self.priority_of: Callable[[Job], float] = lambda job: float(job.priority)
+        self.preempted: Callable[[str], bool] = lambda job_id: False
 
     def run(self, job: Job, stage: Stage, lane: Lane, ctx: StageContext, log: Any) -> StageResult:
-        with self.lanes.lane(lane).slot(job.id):
+        with self.lanes.lane(lane).slot(job.id, self.priority_of(job)):
             if ctx.cancel.is_set():
                 raise TransientError("omad is shutting down.", stage=stage.name)
             self.journal.stage_started(job.id, stage.name, lane, ctx.attempt)
@@ -66,6 +79,9 @@ class LocalExecutor:
 
     def status(self) -> dict[str, Any]:
         return {"kind": "local"}
+
+    def controls_changed(self, state: QueueState) -> None:
+        pass  # the daemon's own lanes and dispatch read the controls
 
     def close(self) -> None:
         pass

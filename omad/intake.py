@@ -38,7 +38,7 @@ from .config import Config
 from .errors import InputError, OmadError
 from .log import get_logger
 from .names import display, problem
-from .routes import ROUTES
+from .routes import ROUTE_FOLDERS, ROUTES
 from .watcher import Entry
 
 __all__ = ["Intake", "JobSpec", "Rejection", "Waiting", "classify", "ACCEPTED", "ROUTES_ACCEPTED"]
@@ -272,7 +272,8 @@ class Intake:
             by_kind.setdefault(classify(m.path), []).append(m)
         first = members[0]
         name = first.path.stem
-        forced = first.route_folder
+        # A folder of intake.priorities that is not a route's gives a priority, not a route (see claim).
+        forced = first.route_folder if first.route_folder in ROUTE_FOLDERS else None
 
         others = by_kind.get("other", [])
         if others:

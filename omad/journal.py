@@ -116,6 +116,7 @@ _ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("jobs", "trace", "TEXT"),  # the W3C traceparent of the job's root span (tracing on), see omad.tracing
     ("stages", "task_id", "TEXT"),  # the Celery task of the stage's current dispatch (celery executor)
     ("stages", "worker", "TEXT"),  # the worker that ran it
+    ("jobs", "priority", "INTEGER NOT NULL DEFAULT 0"),  # higher first; see omad.controls
 )
 
 
@@ -152,6 +153,7 @@ class Job:
     cpu_seconds: float = 0.0
     gpu_seconds: float = 0.0
     trace: str | None = None  # W3C traceparent of the job's root span; only while tracing is on
+    priority: int = 0  # higher first (low -10, normal 0, high 10); see omad.controls
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Job:
@@ -179,6 +181,7 @@ class Job:
             cpu_seconds=row["cpu_seconds"],
             gpu_seconds=row["gpu_seconds"],
             trace=row["trace"],
+            priority=row["priority"],
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -257,6 +260,16 @@ class Journal:
         with self._lock:
             self._db.close()
 
+    def get_meta(self, key: str) -> str | None:
+        """A value of the ``meta`` table (the queue's pause state lives there: see omad.controls)."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row["value"])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", (key, value))
+
     # --- reading -------------------------------------------------------------
 
     def get(self, job_id: str) -> Job | None:
@@ -315,6 +328,18 @@ class Journal:
             out.append(d)
         return out
 
+    def restarts(self, job_id: str) -> int:
+        """How many of the job's latest attempts in a row omad's own restart (a crash, kill -9) interrupted."""
+        with self._lock:
+            rows = self._db.execute("SELECT outcome FROM attempts WHERE job_id=? AND finished_at IS NOT NULL "
+                                    "ORDER BY id DESC", (job_id,)).fetchall()
+        count = 0
+        for row in rows:
+            if row[0] != "interrupted":
+                break
+            count += 1
+        return count
+
     def attempts(self, job_id: str) -> list[dict[str, Any]]:
         with self._lock:
             rows = self._db.execute("SELECT * FROM attempts WHERE job_id=? ORDER BY id", (job_id,)).fetchall()
@@ -364,6 +389,7 @@ class Journal:
         dropped_at: float,
         status: JobStatus = JobStatus.CLAIMING,
         duplicate_of: str | None = None,
+        priority: int = 0,
     ) -> Job:
         now = time.time()
         with self._tx() as db:
@@ -371,7 +397,7 @@ class Journal:
             job_id = cid if n == 0 else f"{cid}-{n + 1}"
             db.execute(
                 "INSERT INTO jobs(id, content_id, route, name, status, dropped_at, created_at, updated_at,"
-                " inputs, options, duplicate_of, finished_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
+                " inputs, options, duplicate_of, finished_at, priority) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     job_id,
                     cid,
@@ -385,6 +411,7 @@ class Journal:
                     json.dumps(options),
                     duplicate_of,
                     now if status.final else None,
+                    priority,
                 ),
             )
         job = self.get(job_id)
@@ -486,8 +513,18 @@ class Journal:
             )
 
     def recover(self) -> list[Job]:
-        """After a crash: running jobs go back to the queue (their unfinished stage reruns)."""
+        """After a crash: running jobs go back to the queue (their unfinished stage reruns).
+
+        The attempt a crash interrupted is not charged to the job (omad's own restart is not the job's fault):
+        it is recorded with the outcome ``interrupted`` and the job's attempt count goes back by one.
+        :meth:`restarts` counts those, so the runner can stop a crash loop (``jobs.max_restarts``).
+        """
         with self._tx() as db:
+            db.execute(
+                "UPDATE jobs SET attempts=MAX(0, attempts-1) WHERE status=? AND EXISTS (SELECT 1 FROM attempts a "
+                "WHERE a.job_id=jobs.id AND a.finished_at IS NULL)",
+                (JobStatus.RUNNING.value,),
+            )
             db.execute(
                 "UPDATE stages SET status=?, finished_at=NULL WHERE status=?",
                 (StageStatus.FAILED.value, StageStatus.RUNNING.value),

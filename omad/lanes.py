@@ -1,7 +1,9 @@
 """Lanes: how many stages run at once, and which model sits on the GPU.
 
 Two lanes: ``cpu`` (N slots) and ``gpu`` (one slot, the single GPU lane).
-A slot is taken in FIFO order so a long queue cannot starve a job. The GPU lane
+A slot is taken by the waiter with the highest priority, FIFO among equals (the
+daemon passes a job's effective priority, which rises with age: see
+``omad.controls``), so a long queue cannot starve a job. The GPU lane
 also owns *residency*: the models loaded on the card (an F5 voice, an Ollama
 model). Before something loads, others are evicted until it fits
 ``gpu.vram_budget_gb``; a model idle for ``gpu.idle_unload_seconds`` is unloaded.
@@ -14,9 +16,9 @@ Ollama call). Nothing here knows about jobs beyond an id for display.
 from __future__ import annotations
 
 import contextlib
+import heapq
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -44,7 +46,8 @@ class Lane(StrEnum):
 
 
 class LaneSlots:
-    """A FIFO counting semaphore with a view of who holds and who waits, and the seconds each job held it.
+    """A counting semaphore taken highest priority first, FIFO among equals, with a view of who holds and who
+    waits, and the seconds each job held it.
 
     A holder is ``JOB`` or ``JOB:detail``: the seconds are booked to ``JOB`` (see :meth:`take_seconds`).
     """
@@ -54,21 +57,21 @@ class LaneSlots:
         self.capacity = max(1, capacity)
         self._cond = threading.Condition()
         self._holders: dict[int, str] = {}
-        self._waiting: deque[int] = deque()
+        self._waiting: list[tuple[float, int]] = []  # a heap of (-priority, ticket)
         self._next_ticket = 0
         self.busy_seconds = 0.0
         self._held_by_job: dict[str, float] = {}
 
     @contextmanager
-    def slot(self, holder: str = "") -> Iterator[None]:
-        """Hold one slot for the duration of the block."""
+    def slot(self, holder: str = "", priority: float = 0.0) -> Iterator[None]:
+        """Hold one slot for the duration of the block (waiters with a higher ``priority`` go first)."""
         with self._cond:
             ticket = self._next_ticket
             self._next_ticket += 1
-            self._waiting.append(ticket)
-            while self._waiting[0] != ticket or len(self._holders) >= self.capacity:
+            heapq.heappush(self._waiting, (-priority, ticket))
+            while self._waiting[0][1] != ticket or len(self._holders) >= self.capacity:
                 self._cond.wait()
-            self._waiting.popleft()
+            heapq.heappop(self._waiting)
             self._holders[ticket] = holder
             self._cond.notify_all()
         started = time.monotonic()

@@ -162,6 +162,7 @@ def run_tool(
     timeout: float,
     cancel: threading.Event | None = None,
     input: bytes | None = None,
+    env: dict[str, str] | None = None,
 ) -> Finished:
     """Run a tool to completion, collecting its output; stopped (TERM, then KILL) on timeout or cancel.
 
@@ -169,7 +170,7 @@ def run_tool(
     """
     started = time.monotonic()
     proc = spawn(cmd, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     with Supervised(proc, timeout=timeout, cancel=cancel, started=started) as watch:
         out, err = proc.communicate(input=input)
     return Finished(proc.returncode, out or b"", err or b"", time.monotonic() - started, watch.stopped_for)

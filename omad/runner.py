@@ -30,14 +30,15 @@ from .events import Event, EventBus
 from .executor import Executor, LocalExecutor
 from .guardrails import guardrails_for
 from .journal import Job, JobStatus, Journal
-from .lanes import Lanes
+from .lanes import Lane, Lanes
 from .outbox import Outbox
 from .paths import Paths
 from .records import Records
 from .routes import stages_for
 from .stage import Stage, StageContext, StageResult
+from .trust import check_suffix, inside
 
-__all__ = ["JobRunner", "Next", "Decision", "decide"]
+__all__ = ["JobRunner", "Next", "Decision", "decide", "next_lane"]
 
 _REHASH_BYTES = 64 * 1024 * 1024
 
@@ -61,11 +62,17 @@ class Decision:
     delay: float = 0.0
 
 
-def decide(err: OmadError, attempt: int, config: Config, *, shutting_down: bool) -> Decision:
-    """The retry policy, as a pure function (unit-tested in tests/test_runner.py)."""
+def decide(err: OmadError, attempt: int, config: Config, *, shutting_down: bool,
+           polling: bool | None = None) -> Decision:
+    """The retry policy, as a pure function (unit-tested in tests/test_runner.py).
+
+    ``polling``: whether the inbox is polled (``watch.mode: auto`` decides by its file system); None reads
+    ``watch.mode`` alone.
+    """
     if isinstance(err, TransientError) and shutting_down:
         return Decision(Next.REQUEUE)
-    if config.watch.mode == "polling" and attempt == 1 and type(err) is InputError and err.details.get("unreadable"):
+    polled = config.watch.mode == "polling" if polling is None else polling
+    if polled and attempt == 1 and type(err) is InputError and err.details.get("unreadable"):
         return Decision(Next.LOOK_AGAIN, max(5.0, 4 * config.watch.settle_seconds))
     if err.retryable and attempt < config.jobs.max_attempts:
         jobs = config.jobs
@@ -73,10 +80,23 @@ def decide(err: OmadError, attempt: int, config: Config, *, shutting_down: bool)
     return Decision(Next.FAIL)
 
 
+def next_lane(job: Job, journal: Journal, config: Config, lanes: Lanes, work: Path) -> Lane | None:
+    """The lane of ``job``'s first unfinished stage (None when every stage is done: only the publish is left)."""
+    done = {s["name"] for s in journal.stages(job.id) if s["status"] == "done"}
+    for stage in stages_for(job.route):
+        if stage.name not in done:
+            ctx = StageContext(job_id=job.id, route=job.route, name=job.name, work=work, inputs={},
+                               options=job.options, config=config, lanes=lanes, stage=stage.name)
+            return stage.lane_checked(ctx)
+    return None
+
+
 class JobRunner:
     def __init__(self, config: Config, paths: Paths, journal: Journal, lanes: Lanes, outbox: Outbox,
                  records: Records, claimer: Claimer, events: EventBus, log: Any, stop_event: threading.Event,
-                 cancelled: Callable[[str], bool], executor: Executor | None = None) -> None:
+                 cancelled: Callable[[str], bool], executor: Executor | None = None,
+                 blocked: Callable[[Lane], str] | None = None,
+                 preempted: Callable[[str], bool] | None = None) -> None:
         self.config = config
         self.paths = paths
         self.journal = journal
@@ -89,6 +109,13 @@ class JobRunner:
         self.stop_event = stop_event
         self.cancelled = cancelled  # whether a person cancelled this job (checked after a failure)
         self.executor: Executor = executor or LocalExecutor(lanes, journal)
+        # Why a lane may start nothing now (paused, outside its window): the job goes back to the queue
+        # before its next stage, its attempt not spent (see omad.controls).
+        self.blocked: Callable[[Lane], str] = blocked or (lambda lane: "")
+        # Whether a running job was stopped by `omad pause --now`: back to the queue, its attempt not spent.
+        self.preempted: Callable[[str], bool] = preempted or (lambda job_id: False)
+        # Whether the inbox is polled now (watch.mode auto on a network mount): set by the daemon.
+        self.polling: Callable[[], bool] = lambda: config.watch.mode == "polling"
 
     def _inputs_of(self, job: Job) -> dict[str, Path]:
         work = self.paths.jobs / job.id
@@ -112,6 +139,7 @@ class JobRunner:
         log = self.log.bind(job=job_id, route=job.route)
         current: str | None = None
         try:
+            self._check_restarts(job)
             stages = stages_for(job.route)
             done = {s["name"]: s for s in self.journal.stages(job_id) if s["status"] == "done"}
             artifacts: dict[str, str] = {}
@@ -133,6 +161,10 @@ class JobRunner:
                     timeout=self.config.jobs.stage_timeouts.get(stage.name, self.config.jobs.stage_timeout_seconds),
                     progress=self._progress_fn(job_id, stage.name, index, len(stages)), cancel=cancel, log=log,
                 )
+                why = self.blocked(stage.lane_checked(ctx))
+                if why:
+                    self._park(job_id, stage.name, why, log)
+                    return
                 with tracing.span(f"stage {stage.name}", {"omad.job.id": job_id, "omad.route": job.route,
                                                           "omad.stage": stage.name, "omad.attempt": attempt}):
                     result = self._run_stage(job, stage, ctx, log)
@@ -152,6 +184,26 @@ class JobRunner:
             bug = StageFailed(f"internal error in stage {current}: {exc!r}. This is a bug in omad; "
                               "the inputs are kept in outbox/failed/. Please report it with the log.", stage=current)
             self.failed(job_id, bug, attempt, current)
+
+    def _park(self, job_id: str, stage: str, why: str, log: Any) -> None:
+        """The next stage's lane starts nothing now: back to the queue, this attempt not counted."""
+        job = self.journal.get(job_id)
+        attempts = max(0, (job.attempts if job else 1) - 1)
+        self.journal.update(job_id, status=JobStatus.QUEUED, attempts=attempts)
+        self.journal.end_attempt(job_id, "parked", stage, None)
+        log.info("job_parked", stage=stage, reason=why,
+                 message="the lane of its next stage starts nothing now; the job waits in the queue")
+
+    def _check_restarts(self, job: Job) -> None:
+        """A crash loop stays bounded: attempts omad's own restarts interrupted are not charged (the journal's
+        recovery gives them back), but more than ``jobs.max_restarts`` of them in a row fail the job."""
+        restarts = self.journal.restarts(job.id)
+        limit = self.config.jobs.max_restarts
+        if restarts > limit:
+            raise StageFailed(f"omad itself stopped {restarts} times in a row while this job ran (last during stage "
+                              f"{job.stage or '-'}; jobs.max_restarts is {limit}): something in this job may crash "
+                              "or kill omad. The inputs are kept; see the log around the restarts, then retry the "
+                              "job.", stage=job.stage, details={"restarts": restarts})
 
     def _run_stage(self, job: Job, stage: Stage, ctx: StageContext, log: Any) -> StageResult:
         """One stage attempt through the executor, its lane seconds billed whatever happens."""
@@ -208,6 +260,12 @@ class JobRunner:
             with contextlib.suppress(OmadError):
                 self.journal.stage_failed(job_id, stage, record)
         self.journal.end_attempt(job_id, "error", stage, record)
+        if self.preempted(job_id):
+            # `omad pause --now`: not the job's fault; it resumes at this stage when the queue is resumed.
+            self.journal.update(job_id, status=JobStatus.QUEUED, attempts=max(0, attempt - 1))
+            self.log.info("job_preempted", job=job_id, stage=stage,
+                          message="stopped by `omad pause --now`; back in the queue, the attempt not counted")
+            return
         if self.cancelled(job_id):
             err = Cancelled(f"cancelled during stage {stage or '-'}. Retry the job to run it again.", stage=stage)
             self.records.fail(job, err, self._originals(job))
@@ -219,7 +277,7 @@ class JobRunner:
             if changed:  # the input was still being written: its failure says nothing about the finished file
                 self._rerun_changed(job, changed)
                 return
-        decision = decide(err, attempt, self.config, shutting_down=shutting_down)
+        decision = decide(err, attempt, self.config, shutting_down=shutting_down, polling=self.polling())
         if decision.next is Next.REQUEUE:
             # Interrupted by shutdown: not the job's fault, so the attempt does not count.
             self.journal.update(job_id, status=JobStatus.QUEUED, attempts=max(0, attempt - 1))
@@ -292,7 +350,10 @@ class JobRunner:
             self._rerun_changed(job, changed)
             return
         work = self.paths.jobs / job_id
-        files = {suffix: work / artifacts[role] for suffix, role in publish.items() if role in artifacts}
+        # Every name is checked again here, whichever executor ran the stages: nothing outside the job folder is
+        # ever published (trust.py).
+        files = {check_suffix(suffix, "a publish suffix"): inside(work, artifacts[role], f"artifact {role}")
+                 for suffix, role in publish.items() if role in artifacts}
         # The stem is chosen once and journaled: publishing again after a crash rewrites the same names.
         stem = (job.result or {}).get("publishing")
         if not stem:

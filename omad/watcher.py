@@ -43,6 +43,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
+from .mounts import MountInfo, mount_of, watch_mode
 from .routes import ROUTE_FOLDERS
 
 __all__ = ["Entry", "Settler", "InboxWatcher", "ROUTE_FOLDERS", "is_ignored", "scan_inbox", "special_kind",
@@ -193,12 +194,15 @@ def _bundle_readiness(path: Path) -> str:
 
 
 def scan_inbox(
-    inbox: Path, ignore: list[str], specials: dict[Path, str] | None = None
+    inbox: Path, ignore: list[str], specials: dict[Path, str] | None = None,
+    folders: Iterable[str] = ROUTE_FOLDERS,
 ) -> list[tuple[Path, str, str | None]] | None:
     """Every candidate in the inbox as (path, kind, route_folder); None if the inbox is unreadable.
 
     FIFOs, sockets and devices are never candidates; they are put in ``specials`` (path -> kind).
+    ``folders``: the inbox folders whose entries are drops of their own (route folders, priority folders).
     """
+    folders = frozenset(folders)
     try:
         top = sorted(inbox.iterdir())
     except OSError:
@@ -218,7 +222,7 @@ def scan_inbox(
         if is_ignored(p.name, ignore):
             continue
         try:
-            if p.name in ROUTE_FOLDERS and p.is_dir() and not p.is_symlink():
+            if p.name in folders and p.is_dir() and not p.is_symlink():
                 for q in sorted(p.iterdir()):
                     if not is_ignored(q.name, ignore):
                         add(q, p.name)
@@ -233,9 +237,11 @@ class Settler:
     """Tracks candidates and says which have settled."""
 
     def __init__(
-        self, inbox: Path, settle_seconds: float, ignore: list[str], open_writer_max_seconds: float = 3600.0
+        self, inbox: Path, settle_seconds: float, ignore: list[str], open_writer_max_seconds: float = 3600.0,
+        folders: Iterable[str] = ROUTE_FOLDERS,
     ) -> None:
         self.inbox = inbox
+        self.folders = frozenset(folders)
         self.settle_seconds = settle_seconds
         self.ignore = ignore
         self.open_writer_max_seconds = open_writer_max_seconds
@@ -275,7 +281,7 @@ class Settler:
         parts = rel.parts
         if not parts or any(is_ignored(part, self.ignore) for part in parts):
             return None
-        if parts[0] in ROUTE_FOLDERS:
+        if parts[0] in self.folders:
             if len(parts) == 1:
                 return None
             cand = self.inbox / parts[0] / parts[1]
@@ -402,7 +408,10 @@ class InboxWatcher:
 
     def __init__(self, inbox: Path, mode: str, poll_interval: float, wake: threading.Event) -> None:
         self.inbox = inbox
-        self.mode = mode
+        self.requested = mode  # auto, inotify or polling (watch.mode)
+        self.mode = "polling" if mode == "polling" else "inotify"  # what runs: decided at each (re)start
+        self.mode_reason = ""
+        self.mount: MountInfo | None = None
         self.poll_interval = poll_interval
         self.wake = wake
         self._lock = threading.Lock()
@@ -418,6 +427,9 @@ class InboxWatcher:
         if not self.inbox.is_dir():
             self.watching = False
             return False
+        # At start and after the inbox came back (a remount): its file system may have changed.
+        self.mode, self.mode_reason = watch_mode(self.requested, self.inbox)
+        self.mount = mount_of(self.inbox)
         observer: BaseObserver = (
             PollingObserver(timeout=self.poll_interval) if self.mode == "polling" else Observer()
         )
@@ -429,6 +441,14 @@ class InboxWatcher:
             return False
         self._observer = observer
         self.watching = True
+        return True
+
+    def remounted(self) -> bool:
+        """Whether the inbox now sits on another mount than when watching began; if so the observer is stopped,
+        and the next :meth:`ensure` starts one fit for the new file system."""
+        if not self.watching or mount_of(self.inbox) == self.mount:
+            return False
+        self.stop()
         return True
 
     def drain(self) -> dict[Path, str]:

@@ -39,7 +39,7 @@ from .records import read_record
 if TYPE_CHECKING:
     from .daemon import Daemon
 
-__all__ = ["Notifier", "Outcome", "sign", "SIGNATURE_HEADER", "EVENTS"]
+__all__ = ["Notifier", "Outcome", "sign", "public_url", "SIGNATURE_HEADER", "EVENTS"]
 
 SIGNATURE_HEADER = "X-Omad-Signature"
 EVENTS = {JobStatus.DONE: "job.done", JobStatus.FAILED: "job.failed"}
@@ -50,6 +50,14 @@ _SIDECAR_HEAD = ("job_id", "route", "name", "status", "inputs", "dropped_at", "s
 def sign(secret: str, body: bytes) -> str:
     """The signature header's value for ``body``: ``sha256=`` and the hex HMAC."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def public_url(url: str) -> str:
+    """A hook's URL fit for a log, a page or a terminal: scheme and host only (Slack-style hooks keep their secret
+    in the path, others in the query or the user part)."""
+    parts = httpx.URL(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.host}{port}/…"
 
 
 @dataclass
@@ -139,7 +147,7 @@ class Notifier:
             label = "ok" if outcome.ok else ("failed" if last else "retry")
             self.deliveries.labels(event, label).inc()
             log = self.log.info if outcome.ok else self.log.warning
-            log("webhook_delivery", url=hook.url, hook_event=event, delivery=delivery, attempt=attempt,
+            log("webhook_delivery", url=public_url(hook.url), hook_event=event, delivery=delivery, attempt=attempt,
                 status=outcome.status, outcome=label, message=outcome.message)
             if last:
                 break
@@ -154,8 +162,9 @@ class Notifier:
             headers[SIGNATURE_HEADER] = sign(hook.secret, body)
         try:
             resp = self._client.post(hook.url, content=body, headers=headers)
-        except httpx.HTTPError as e:
-            return Outcome(False, "err", f"{type(e).__name__}: {e}", True)
+        except httpx.HTTPError as e:  # its text may quote the URL, whose path or query can be the secret
+            return Outcome(False, "err", f"{type(e).__name__}: {str(e).replace(hook.url, public_url(hook.url))}",
+                           True)
         if resp.is_success:
             return Outcome(True, str(resp.status_code), "delivered", False)
         retry = resp.status_code >= 500 or resp.status_code in (408, 429)

@@ -19,6 +19,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
+#: The signing key the tests' daemons and workers share (``omad key new`` makes one like it).
+SIGNING_KEY = "test-signing-key-0123456789abcdef-0123456789"
+
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -44,7 +44,7 @@ def run(make_env: Callable[..., Env], servers: tuple[FakeOllama, FakeStock], tmp
     library = tmp_path / "Fotos"
     photo(library / "Natureza" / "Abelhas" / "IMG_0001.jpg", (640, 360), colour=(230, 200, 30))
     env = make_env(video=SMALL, llm={"host": ollama.url},
-                   assets={"privacy": privacy, "library": {"folders": [str(library)]},
+                   assets={"privacy": privacy, "library": {"folders": [str(library)]}, "allow_hosts": ["127.0.0.1"],
                            "stock": {"pexels_url": f"{stock.url}/pexels", "pexels_key": KEY,
                                      "providers": ["pexels"]}})
     (env.inbox / "natureza.yaml").write_text(BRIEF, encoding="utf-8")
@@ -132,7 +132,7 @@ def test_a_stock_clip_is_looped_and_cropped_and_a_generated_picture_fills_the_re
         library = tmp_path / "Fotos"
         photo(library / "Natureza" / "Abelhas" / "IMG_0001.jpg", (640, 360), colour=(230, 200, 30))
         env = make_env(video=SMALL, llm={"host": ollama.url}, assets={
-            "privacy": "allow_remote", "library": {"folders": [str(library)]},
+            "privacy": "allow_remote", "library": {"folders": [str(library)]}, "allow_hosts": ["127.0.0.1"],
             "stock": {"pexels_url": f"{stock.url}/pexels", "pexels_key": KEY, "providers": ["pexels"]},
             "generate": {"model_path": str(model), "width": 64, "height": 64, "device": "cpu"}})
         (env.inbox / "natureza.yaml").write_text(BRIEF + "captions: false\n", encoding="utf-8")

@@ -131,8 +131,9 @@ def assets_config(tmp_path: Path, fake: FakeStock | None = None, **assets: Any) 
         stock_cfg.update(pexels_url=f"{fake.url}/pexels", pixabay_url=f"{fake.url}/pixabay",
                          pexels_key="pexels-test-key", pixabay_key="pixabay-test-key")
     stock_cfg.update(assets.pop("stock", {}))
+    # The fake sites listen on loopback, which picture requests refuse unless the host is allowed by name.
     data = {"state_dir": str(tmp_path / "state"), "video": {"preset": "custom", "width": 320, "height": 180},
-            "assets": {"stock": stock_cfg, **assets}}
+            "assets": {"stock": stock_cfg, "allow_hosts": ["127.0.0.1"], **assets}}
     return Config.model_validate(data)
 
 

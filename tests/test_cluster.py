@@ -21,9 +21,10 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from cluster_kit import REPO, RedisServer, Worker
+from cluster_kit import REPO, SIGNING_KEY, RedisServer, Worker
 from conftest import Env, Running, make_video, wait_for, wait_ticks, write_srt
 
+from omad.cluster.app import queue_keys
 from omad.cluster.task import StageTask, commit_reply, map_path, merged_config, task_settings
 from omad.config import Config, load_config
 from omad.errors import ConfigError
@@ -48,7 +49,8 @@ class Cluster:
     def __init__(self, root: Path, redis: RedisServer, make_env: Callable[..., Env], **overrides: Any) -> None:
         self.root = root
         self.redis = redis
-        executor = {"kind": "celery", "broker_url": redis.url, "heartbeat_seconds": HEARTBEAT,
+        executor = {"kind": "celery", "broker_url": redis.url,
+                    "signing_key": SIGNING_KEY, "heartbeat_seconds": HEARTBEAT,
                     "lease_seconds": LEASE, "worker_state_dir": str(root / "daemon-worker-state")}
         executor.update(overrides.pop("executor", {}))
         self.env = make_env(executor=executor, **overrides)
@@ -360,6 +362,7 @@ def test_kill_9_of_the_daemon_is_reconciled_on_restart_without_rerunning_finishe
     assert outputs(c.env.outbox) == ["v.jpg", "v.json", "v.mp4", "v.srt"]
     daemon_log = (c.root / "daemon.log").read_text()
     assert "stage_adopted" in daemon_log
+    assert c.env.sidecar("v")["attempts"] == 1  # the daemon's crash is not charged to the job
 
 
 def test_redis_restarted_without_persistence_every_job_still_completes(cluster: Callable[..., Cluster]) -> None:
@@ -380,7 +383,8 @@ def test_exit_when_idle_stops_the_worker_with_success(cluster: Callable[..., Clu
     c = cluster()
     drop_caption(c.env.inbox)
     with Running(c.env.daemon()):
-        wait_for(lambda: c.redis.client().llen("omad.cpu") > 0, timeout=60)  # queued: no worker yet
+        keys = queue_keys(c.env.config, "cpu")  # the queue's list of each priority step
+        wait_for(lambda: sum(c.redis.client().llen(k) for k in keys) > 0, timeout=60)  # queued: no worker yet
         w = c.worker("idle", exit_when_idle=3.0, metrics=True)
         wait_done(c.env, 1)
         metrics = httpx.get(f"http://127.0.0.1:{w.metrics_port}/metrics", timeout=5).text

@@ -276,7 +276,7 @@ _CRASH_SCRIPT = textwrap.dedent(
         name = "second"
         def run(self, ctx):
             with open(marks, "a") as f: f.write("second\\n")
-            if marks.read_text().count("second") == 1:
+            if marks.read_text().count("second") == 1 or sys.argv[3:] == ["always"]:
                 os.kill(os.getpid(), signal.SIGKILL)  # a crash in the middle of stage two
             (ctx.work / "b.txt").write_text(ctx.path("a").read_text() + "b")
             return StageResult(artifacts={"b": "b.txt"}, publish={".txt": "b"})
@@ -307,7 +307,33 @@ def test_kill_9_resumes_at_the_first_unfinished_stage(env: Env) -> None:
     assert (env.outbox / "c.txt").read_text() == "ab"
     side = env.sidecar("c")
     assert [s["name"] for s in side["stages"]] == ["first", "second"]
-    assert side["attempts"] == 2
+    assert side["attempts"] == 1  # omad's own crash is not charged to the job
+
+
+def test_a_crash_loop_is_bounded_by_max_restarts(make_env: Callable[..., Env]) -> None:
+    """GIVEN a stage that kills omad every time it runs WHEN omad is started again and again
+    THEN the interrupted attempts are not charged, but after jobs.max_restarts restarts in a row the job fails
+    with a message that says so, its inputs kept."""
+    env = make_env(jobs={"max_restarts": 1, "max_attempts": 5})
+    script = env.root / "crash.py"
+    script.write_text(_CRASH_SCRIPT)
+    marks = env.root / "marks.txt"
+    make_video(env.inbox / "c.mp4", seconds=0.5, audio=False)
+    write_srt(env.inbox / "c.srt")
+    cmd = [sys.executable, str(script), str(env.root / "omad.yaml"), str(marks), "always"]
+    for _ in range(2):
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert run.returncode == -signal.SIGKILL
+    last = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert last.returncode != -signal.SIGKILL, last.stderr  # the stage was not run again
+    assert marks.read_text().splitlines() == ["first", "second", "second"]
+    err = env.failed_error("c")
+    assert "stopped 2 times in a row" in err["message"] and "jobs.max_restarts is 1" in err["message"]
+    assert (env.outbox / "failed" / "c" / "c.mp4").exists()
+    journal = env.daemon().journal
+    job = journal.jobs()[0]
+    assert job.attempts == 1 and [a["outcome"] for a in journal.attempts(job.id)] == [
+        "interrupted", "interrupted", "error"]
 
 
 def test_config_yaml_matches_the_model() -> None:

@@ -257,3 +257,41 @@ def test_the_worker_unit_is_hardened_like_the_daemons_and_runs_omad_worker() -> 
     from omad.cli import build_parser
 
     build_parser().parse_args(start.split("=", 1)[1].split()[1:])  # the options it uses exist
+
+
+@pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze is not installed")
+def test_both_units_limit_resources_deny_metadata_and_load_keys_as_credentials(tmp_path: Path) -> None:
+    """GIVEN both units (the daemon's with its celery drop-in) THEN each sets LimitNOFILE, TasksMax and MemoryMax,
+    denies link-local addresses (the cloud metadata service), loads the signing key and the Redis password as
+    credentials, and still rates 2.5 or below."""
+    daemon = (REPO / "systemd" / "omad.service").read_text()
+    dropin = (REPO / "systemd" / "omad.service.d" / "celery.conf").read_text()
+    lines = [x for x in dropin.splitlines() if x and not x.startswith("#") and x != "[Service]"]
+    merged = tmp_path / "omad.service"
+    merged.write_text(daemon.replace("[Install]", "\n".join(lines) + "\n\n[Install]"))
+    worker = REPO / "systemd" / "omad-worker.service"
+    for unit in (merged, worker):
+        text = unit.read_text()
+        for directive in ("LimitNOFILE=", "TasksMax=", "MemoryMax=", "LoadCredential=omad-signing-key:",
+                          "LoadCredential=omad-redis-password:"):
+            assert f"\n{directive}" in text, (unit.name, directive)
+        deny = next(line for line in text.splitlines() if line.startswith("IPAddressDeny="))
+        assert "169.254.0.0/16" in deny and "fe80::/10" in deny
+        assert "OMAD_SIGNING_KEY" not in text
+        assert _exposure(unit) <= 2.5
+
+
+def test_the_credentials_are_what_omad_reads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from omad.config import Config
+    from omad.trust import signing_key
+
+    (tmp_path / "omad-signing-key").write_text("k" * 43 + "\n")
+    (tmp_path / "omad-redis-password").write_text("p@ss/word\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    monkeypatch.delenv("OMAD_SIGNING_KEY", raising=False)
+    monkeypatch.delenv("OMAD_BROKER_URL", raising=False)
+    cfg = Config.model_validate({"executor": {"broker_url": "rediss://omad@nas:6380/0"}})
+    assert cfg.executor.broker() == "rediss://omad:p%40ss%2Fword@nas:6380/0"
+    assert signing_key(cfg) == b"k" * 43
+    given = Config.model_validate({"executor": {"broker_url": "redis://:own@nas/0"}})
+    assert given.executor.broker() == "redis://:own@nas/0"  # a URL with its own password keeps it

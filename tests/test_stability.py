@@ -31,7 +31,8 @@ def fake() -> Iterator[FakeStability]:
 
 
 def _config(url: str, key: str = KEY, **opts: object) -> Config:
-    return load_config(None, {"assets": {"stability": {"api_key": key, "url": url, "timeout_seconds": 5, **opts}}})
+    return load_config(None, {"assets": {"stability": {"api_key": key, "url": url, "timeout_seconds": 5, **opts},
+                                         "allow_hosts": ["127.0.0.1"]}})  # the fake listens on loopback
 
 
 def _ctx(tmp_path: Path, config: Config, guardrails: Guardrails | None = None) -> StageContext:

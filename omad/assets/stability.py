@@ -26,6 +26,7 @@ from .. import __version__
 from ..errors import InputError
 from ..media.kenburns import check_image
 from .base import Found, SourceUnavailable, Want, asset_dir
+from .egress import guard
 from .generate import seed_for
 
 if TYPE_CHECKING:
@@ -93,7 +94,8 @@ class StabilitySource:
         part = out.with_name(f".{out.name}.part")
         headers = {"Authorization": f"Bearer {key}", "Accept": "image/*", "User-Agent": f"omad/{__version__}"}
         form = {k: (None, v.encode("utf-8")) for k, v in fields.items()}  # multipart, as the API asks
-        client = httpx.Client(timeout=opts.timeout_seconds, transport=self._transport, follow_redirects=False)
+        client = httpx.Client(timeout=opts.timeout_seconds, transport=self._transport, follow_redirects=False,
+                              event_hooks=guard(ctx.config.assets.allow_hosts, "Stability AI"))
         try:
             self.requests += 1
             with client, client.stream("POST", opts.url, headers=headers, files=form) as resp:

@@ -35,6 +35,7 @@ import httpx
 
 from ..errors import OmadError
 from .base import AssetKind, Found, SourceUnavailable, Want
+from .egress import guard
 
 if TYPE_CHECKING:
     from ..config import AssetsConfig
@@ -147,8 +148,10 @@ class _Site:
         self.max_megapixels = max_megapixels
         self.requests = 0
         self.used: set[tuple[str, str]] = set()
+        # Redirects within the same site only, public addresses only (egress.py), unless assets.allow_hosts.
         self._client = httpx.Client(timeout=cfg.stock.timeout_seconds, follow_redirects=True, transport=transport,
-                                    headers={"User-Agent": "omad (hot-folder video daemon)"})
+                                    headers={"User-Agent": "omad (hot-folder video daemon)"},
+                                    event_hooks=guard(cfg.allow_hosts, self.name))
 
     def close(self) -> None:
         self._client.close()

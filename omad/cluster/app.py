@@ -6,7 +6,9 @@ sits on a task another could run; JSON only (never pickle); a visibility
 timeout above the longest stage timeout (``config.py`` refuses a shorter
 one), so Redis does not hand a running stage to a second worker; and a soft
 shutdown on SIGTERM (``REMAP_SIGTERM=SIGQUIT``, set by ``omad worker``) that
-hands a running task back to the queue.
+hands a running task back to the queue. Tasks carry the job's priority on
+Redis priority queues (``priority_steps``, see docs/benchmarks.md for why not
+separate queues).
 """
 
 from __future__ import annotations
@@ -18,9 +20,26 @@ from ..errors import ConfigError
 if TYPE_CHECKING:
     from ..config import Config
 
-__all__ = ["make_app", "queue_name", "TASK_NAME", "redact_url"]
+__all__ = ["make_app", "queue_name", "queue_keys", "redis_priority", "TASK_NAME", "redact_url", "PRIORITY_STEPS"]
 
 TASK_NAME = "omad.stage"
+
+#: Redis priority queues (kombu's ``priority_steps``): each queue is one Redis list per step, read in step
+#: order, 0 first. Step 0 is the queue's own name, so messages sent without a priority land where they always did.
+PRIORITY_STEPS = list(range(10))
+_PRIORITY_SEP = "\x06\x16"  # kombu's separator between a queue's name and its step
+
+
+def redis_priority(effective: float) -> int:
+    """The Redis step (0 first, 9 last) for a job's effective priority: normal (0) is 5, high (10) 3, low (-10) 7;
+    one step per 5 points, aging included."""
+    return max(0, min(9, 5 - int(effective // 5)))
+
+
+def queue_keys(config: Config, lane: str) -> list[str]:
+    """Every Redis list of a lane's queue, one per priority step (for counting what waits)."""
+    name = queue_name(config, lane)
+    return [name if step == 0 else f"{name}{_PRIORITY_SEP}{step}" for step in PRIORITY_STEPS]
 
 
 def queue_name(config: Config, lane: str) -> str:
@@ -67,7 +86,8 @@ def make_app(config: Config) -> Any:
         task_track_started=True,
         worker_prefetch_multiplier=1,
         task_default_queue=queue_name(config, "cpu"),
-        broker_transport_options={"visibility_timeout": visibility},
+        broker_transport_options={"visibility_timeout": visibility, "priority_steps": PRIORITY_STEPS,
+                                  "sep": _PRIORITY_SEP, "queue_order_strategy": "priority"},
         result_backend_transport_options={"visibility_timeout": visibility},
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,

@@ -20,18 +20,23 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import tracing
-from ..errors import Cancelled, ConfigError, StageFailed, TransientError
+from ..controls import PAUSE_KEY
+from ..errors import Cancelled, ConfigError, Refused, StageFailed, TransientError
 from ..outbox import atomic_write_json
 from ..stage import StageResult
-from .app import make_app, queue_name, redact_url
+from ..trust import Purpose, sign, signing_key, verify
+from .app import make_app, queue_keys, queue_name, redact_url, redis_priority
 from .task import Fence, StageTask, error_from, read_fence, read_reply, run_dir, task_id, task_settings, write_fence
+from .wire import accept_reply
 
 if TYPE_CHECKING:
     from ..config import Config
+    from ..controls import QueueState
     from ..journal import Job, Journal
     from ..lanes import Lane
     from ..paths import Paths
@@ -46,15 +51,39 @@ SHARED_MARKER = ".omad-shared.json"
 _POLL_SECONDS = 0.25
 
 
+def _texts(value: Any, limit: int = 64) -> list[str]:
+    return [str(v)[:200] for v in value[:limit]] if isinstance(value, list) else []
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
+def _worker_record(data: Any) -> dict[str, Any] | None:
+    """A worker's record as the pages use it, every field of its type (Redis is not trusted: anything else is
+    dropped or replaced, never a 500 on the status page)."""
+    if not isinstance(data, dict):
+        return None
+    residents = data.get("residents")
+    return {"name": str(data.get("name") or "?")[:200], "host": str(data.get("host") or "")[:200],
+            "pid": int(_number(data.get("pid"))), "queues": _texts(data.get("queues")),
+            "concurrency": int(_number(data.get("concurrency"))), "started_at": _number(data.get("started_at")),
+            "seen_at": _number(data.get("seen_at")), "running": _texts(data.get("running")),
+            "residents": [{"model": str(r.get("model"))[:200], **{k: v for k, v in r.items()
+                                                                  if isinstance(v, int | float | str)}}
+                          for r in (residents[:64] if isinstance(residents, list) else []) if isinstance(r, dict)]}
+
+
 def read_workers(client: Any) -> list[dict[str, Any]]:
-    """The workers advertising themselves in Redis (``omad:worker:*``), newest first."""
+    """The workers advertising themselves in Redis (``omad:worker:*``), by name."""
     out = []
     for key in client.scan_iter(match="omad:worker:*", count=100):
         raw = client.get(key)
-        with contextlib.suppress(ValueError, TypeError):
-            if raw:
-                out.append(json.loads(raw))
-    return sorted(out, key=lambda w: str(w.get("name")))
+        with contextlib.suppress(ValueError, TypeError, RecursionError):
+            record = _worker_record(json.loads(raw)) if raw else None
+            if record is not None:
+                out.append(record)
+    return sorted(out, key=lambda w: str(w["name"]))
 
 
 def _job_files(job_dir: Path, message: StageTask) -> list[Path]:
@@ -69,9 +98,11 @@ def _job_files(job_dir: Path, message: StageTask) -> list[Path]:
     return [p for p in dict.fromkeys([*paths, *singles]) if p.is_file()]
 
 
-def _read_message(path: Path) -> StageTask | None:
+def _read_message(path: Path, key: bytes) -> StageTask | None:
+    """The message as it was sent (signed by this daemon), or None when it is missing or not ours."""
     try:
-        return StageTask.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        return StageTask.from_dict(verify(json.loads(path.read_text(encoding="utf-8")), key, Purpose.TASK,
+                                          f"the sent message {path.name}"))
     except (OSError, ValueError, TypeError, StageFailed):
         return None
 
@@ -86,6 +117,7 @@ class CeleryExecutor:
         self.journal = journal
         self.stop_event = stop_event
         self.log = log
+        self.key = signing_key(config)  # before anything else: no key, no celery executor
         self.app = make_app(config)
         self.redis = redis.Redis.from_url(config.executor.broker(), socket_timeout=5, socket_connect_timeout=5)
         self._seconds: dict[str, dict[str, float]] = {}
@@ -94,6 +126,9 @@ class CeleryExecutor:
         self._run_id_at = 0.0
         self._restarts = 0
         self._workers: tuple[float, list[dict[str, Any]]] = (0.0, [])
+        self.priority_of: Callable[[Job], float] = lambda job: float(job.priority)
+        self.preempted: Callable[[str], bool] = lambda job_id: False
+        self._priorities: dict[str, int] = {}  # task id -> its Redis step (a re-send keeps it)
         self.s3: S3Files | None = None
         if config.executor.files == "s3":
             from .s3 import S3Files
@@ -130,12 +165,21 @@ class CeleryExecutor:
             if ctx.cancel.is_set():
                 raise TransientError("omad is shutting down.", stage=name)
             tid, attempt = task_id(self.journal.instance, job.id, name, ctx.attempt), ctx.attempt
+            before = str(row.get("task_id") or "") if row else ""
+            if before == tid or before.startswith(tid + ".r"):
+                # This attempt was sent before and stopped by `omad pause --now` (its attempt not spent): the
+                # old id is revoked on the workers, so the new copy gets one of its own.
+                n = int(before.rsplit(".r", 1)[1]) + 1 if before != tid else 1
+                tid = f"{tid}.r{n}"
+        with self._lock:
+            self._priorities[tid] = redis_priority(self.priority_of(job))
         sent = job_dir / "dispatch" / f"{tid}.json"  # the message as sent: a re-send after a restart is the same
-        message = (_read_message(sent) if adopted else None) or self._message(job, name, lane, ctx, tid, attempt)
+        message = (_read_message(sent, self.key) if adopted else None) or self._message(job, name, lane, ctx, tid,
+                                                                                         attempt)
         if not adopted:
             if self.s3 is not None:  # the files the stage may read, into the object store (the ones it lacks)
                 message.files = self.s3.put_files(job_dir, _job_files(job_dir, message))
-            atomic_write_json(sent, message.to_dict())
+            atomic_write_json(sent, sign(message.to_dict(), self.key, Purpose.TASK))
             self._fence(job_dir, message, Fence(tid, attempt))  # the fence before the message: a copy can check it
             self.journal.stage_started(job.id, name, lane, attempt, task_id=tid)
             log.info("stage_dispatched", stage=name, lane=lane, attempt=attempt, task=tid,
@@ -165,6 +209,17 @@ class CeleryExecutor:
         with self._lock:
             return self._seconds.pop(job_id, {})
 
+    def controls_changed(self, state: QueueState) -> None:
+        """Tell the workers (``omad worker`` reads :data:`PAUSE_KEY` before it starts a task)."""
+        try:
+            if state.paused:
+                self.redis.set(PAUSE_KEY, json.dumps(state.to_dict()))
+            else:
+                self.redis.delete(PAUSE_KEY)
+        except Exception as e:  # Redis away: the daemon dispatches nothing while paused anyway
+            self.log.warning("pause_not_published", error=str(e),
+                             message="could not tell the workers through Redis; tasks already queued may start")
+
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.redis.close()
@@ -185,9 +240,12 @@ class CeleryExecutor:
     def _send(self, message: StageTask, lane: Lane | str) -> None:
         from .app import TASK_NAME
 
+        with self._lock:
+            priority = self._priorities.get(message.task_id, redis_priority(0))
         try:
-            self.app.send_task(TASK_NAME, args=[message.to_dict()], task_id=message.task_id,
-                               queue=queue_name(self.config, str(lane)))
+            self.app.send_task(TASK_NAME, args=[sign(message.to_dict(), self.key, Purpose.TASK)],
+                               task_id=message.task_id,
+                               queue=queue_name(self.config, str(lane)), priority=priority)
         except Exception as e:  # kombu's OperationalError and friends: Redis is away
             raise TransientError(f"cannot reach the broker {redact_url(self.config.executor.broker())} ({e}); "
                                  "the stage is sent again when it is back.", stage=message.stage) from e
@@ -220,19 +278,50 @@ class CeleryExecutor:
         last_beat: float | None = None
         sent = not resend_unknown
         seen_run = self._broker_run_id()
+        warned = False
+        unsigned_since: float | None = None
         while True:
-            # The shared folder (or the object store) is the truth; Redis may have lost the state.
+            # The shared folder (or the object store) is the truth; Redis may have lost the state, or lie.
             reply = read_reply(folder) if self.s3 is None else self.s3.result(message.task_id)
             if reply is not None:
-                return reply
+                return self._accept(reply, message, job_dir, log)
             state, info = self._state(result)
-            if state == "SUCCESS" and isinstance(info, dict):
-                return info
+            if state != "SUCCESS":
+                unsigned_since = None
+            else:
+                # The broker's copy alone never makes a stage done: only a signed answer that the task was
+                # fenced or could not run (which fails nothing but this attempt) is taken from it.
+                try:
+                    told = verify(info, self.key, Purpose.REPLY, f"the broker's result for {message.task_id}")
+                except Refused as e:
+                    if not warned:
+                        log.error("forged_result", stage=message.stage, task=message.task_id, reason=e.message,
+                                  message="the broker holds a result for this task that no worker signed; ignored")
+                        warned = True
+                    told = {}
+                if told.get("task_id") == message.task_id and told.get("status") == "fenced":
+                    return told
+                if told.get("task_id") == message.task_id and told.get("status") == "error" \
+                        and told.get("attempt") == message.attempt and isinstance(told.get("error"), dict):
+                    return {**told, "lane_seconds": {}}
+                # Finished by the broker's word, yet nothing committed: a worker with another key refused it, or
+                # the result is forged. Bounded like a lost worker, so the job ends with a message, not a hang.
+                unsigned_since = unsigned_since or time.monotonic()
+                if time.monotonic() - unsigned_since > ex.lease_seconds:
+                    raise TransientError(
+                        f"the broker says task {message.task_id} finished, but no result signed with this daemon's "
+                        f"key was committed within {ex.lease_seconds:g} s. Give the daemon and every worker the same "
+                        "signing key (a worker logs task_refused when it is not); else someone else writes to the "
+                        "broker.", stage=message.stage)
             if state == "FAILURE":
                 raise StageFailed(f"the stage's task failed on a worker: {info}. This is a bug or a version "
                                   "mismatch between the daemon and the worker; see the worker's log.",
                                   stage=message.stage)
             now = time.monotonic()
+            if state == "RETRY":
+                # A worker is holding it back (paused, or outside its window) and will look again: not running,
+                # so no lease runs on it.
+                beat, last_beat = None, None
             if state in ("STARTED", "PROGRESS"):
                 mark = info.get("beat") if isinstance(info, dict) else state
                 if mark != beat or last_beat is None:
@@ -252,6 +341,13 @@ class CeleryExecutor:
             if last_beat is not None and now - last_beat > ex.lease_seconds:
                 self._lost(message, job_dir, log)
             if ctx.cancel.is_set():
+                if self.preempted(message.job) and not self.stop_event.is_set():
+                    # `omad pause --now`: fence it off and stop it; the runner puts the job back in the queue.
+                    self._fence(job_dir, message, Fence(message.task_id, message.attempt, "cancelled"))
+                    with contextlib.suppress(Exception):
+                        self.app.control.revoke(message.task_id)
+                    raise TransientError("stopped by `omad pause --now`; it runs again when the queue is resumed.",
+                                         stage=message.stage)
                 if self.stop_event.is_set():
                     raise TransientError("omad is shutting down; the stage goes on on its worker and its result "
                                          "is taken at the next start.", stage=message.stage)
@@ -260,6 +356,16 @@ class CeleryExecutor:
                     self.app.control.revoke(message.task_id)
                 raise Cancelled("cancelled; the worker stops the stage at its next heartbeat.", stage=message.stage)
             time.sleep(_POLL_SECONDS)
+
+    def _accept(self, reply: dict[str, Any], message: StageTask, job_dir: Path, log: Any) -> dict[str, Any]:
+        """The committed reply, once checked (:func:`accept_reply`); a bad one fails the attempt as a bug."""
+        try:
+            return accept_reply(reply, self.key, message, job_dir if self.s3 is None else None)
+        except Refused as e:
+            log.error("reply_refused", stage=message.stage, task=message.task_id, reason=e.message,
+                      message="the stage's committed result failed its checks; the attempt fails as a bug")
+            e.stage = message.stage
+            raise
 
     def _state(self, result: Any) -> tuple[str, Any]:
         try:
@@ -293,7 +399,7 @@ class CeleryExecutor:
         for lane in ("cpu", "gpu"):
             q = queue_name(self.config, lane)
             try:
-                queues[q] = int(self.redis.llen(q))
+                queues[q] = sum(int(self.redis.llen(k)) for k in queue_keys(self.config, lane))
             except Exception:
                 queues[q] = -1
         return {"kind": "celery", "broker": redact_url(self.config.executor.broker()), "workers": self._workers[1],

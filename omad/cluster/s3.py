@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..claim import hash_path
 from ..errors import ConfigError, TransientError
+from ..trust import check_digest, inside
 from .task import Fence
 
 if TYPE_CHECKING:
@@ -87,9 +88,8 @@ class S3Files:
         """Each ``relative path -> sha256`` placed under ``root`` (from the cache, or fetched and checked)."""
         self.cache.mkdir(parents=True, exist_ok=True)
         for rel, digest in files.items():
-            dest = root / rel
-            if ".." in Path(rel).parts or Path(rel).is_absolute():
-                raise TransientError(f"a task named a file outside its job folder ({rel}); refused.")
+            dest = inside(root, rel, "a file of the job")  # Refused when it would leave the job folder
+            check_digest(digest, f"the digest of {rel}")
             cached = self.cache / digest
             if not cached.is_file():
                 fd, tmp = tempfile.mkstemp(dir=self.cache, prefix=".dl")

@@ -133,8 +133,10 @@ def run_worker(config: Config, *, queues: list[str], concurrency: int, hostname:
     """Run a Celery worker for ``config`` until it is stopped (or idle for ``exit_when_idle``); its exit code."""
     # SIGTERM (systemd stop) becomes Celery's soft shutdown: a running task gets the grace, then goes back.
     os.environ.setdefault("REMAP_SIGTERM", "SIGQUIT")
+    from ..trust import signing_key
     from .app import make_app, queue_name, redact_url
 
+    signing_key(config)  # no key, no worker: a clear start-up error rather than a refusal per task
     set_config(config)
     app = make_app(config)
     names = [queue_name(config, q) for q in queues]

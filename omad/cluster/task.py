@@ -5,9 +5,11 @@ the job, the stage, the attempt, where the job folder is (the daemon's path:
 a worker maps it through ``executor.path_map``), the inputs and earlier
 artifacts relative to it, the brief's options, the timeout, the settings that
 shape the output and the guardrail rules themselves (a worker without the
-rules file must not skip the checks). Settings that belong to the machine
-(the F5 checkpoint and device, the VRAM budget, the Ollama host, fonts, paths)
-never travel: a worker takes them from its own config. No secret travels.
+rules file must not skip the checks). Which options travel is marked on the
+config model itself (:class:`omad.config.Reach`); options that belong to the
+machine (the F5 checkpoint and device, the VRAM budget, the Ollama host, the
+stock and Stability URLs and keys, fonts, paths) never travel, and a worker
+ignores them in a message: it takes them from its own config. No secret travels.
 
 The *fence* ``<job>/dispatch/<stage>.json`` names the task that may commit;
 the daemon writes it, workers only read it. A copy commits by creating
@@ -26,36 +28,23 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from pydantic import BaseModel
+
 from .. import errors
+from ..config import Reach, reach_of
 from ..errors import OmadError, StageFailed, TransientError
 from ..outbox import atomic_write_json
 
 if TYPE_CHECKING:
     from ..config import Config
 
-__all__ = ["StageTask", "Fence", "task_id", "task_settings", "merged_config", "write_fence", "read_fence",
+__all__ = ["StageTask", "Fence", "task_id", "task_settings", "merged_config", "travelling", "write_fence",
+           "read_fence",
            "run_dir", "commit_reply", "read_reply", "error_record", "error_from", "map_path", "PROTOCOL",
            "RunLock", "alive"]
 
 #: The version of the task message; a worker refuses a message of another version.
 PROTOCOL = 1
-
-#: Config sections that shape a stage's output: they travel with every task.
-TRAVELS = ("intake", "jobs", "video", "caption", "img2vid", "audio", "tts", "scenes", "llm", "assets")
-
-#: Keys inside those sections that belong to the machine that runs the stage, never sent.
-HOST_ONLY: dict[str, tuple[str, ...]] = {
-    "tts.f5": ("checkpoint", "vocab", "vocoder", "reference", "device", "cpu_fallback", "vram_gb"),
-    "llm": ("host", "remote", "keep_alive", "timeout_seconds", "connect_retries", "connect_backoff_seconds",
-            "model_vram_gb"),
-    "scenes": ("title_font_file",),
-    # Pictures: the library folders, the keys and the caches are the worker's own. ``privacy`` travels: a
-    # daemon's local_only holds on every worker (auto lets each worker decide by the keys it has).
-    "assets": ("library", "cache_dir", "cache_max_mb"),
-    "assets.stock": ("pexels_key", "pixabay_key"),
-    "assets.generate": ("model_path", "device", "vram_gb", "api_key"),
-}
-
 
 def task_id(instance: str, job: str, stage: str, attempt: int) -> str:
     """The deterministic id of a stage attempt's task: a restarted daemon finds what it sent by it.
@@ -66,21 +55,37 @@ def task_id(instance: str, job: str, stage: str, attempt: int) -> str:
     return f"omad-{instance}-{job}-{stage}-{attempt}"
 
 
-def _drop(tree: dict[str, Any], dotted: str, keys: tuple[str, ...]) -> None:
-    node: Any = tree
-    for part in dotted.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
-    if isinstance(node, dict):
-        for key in keys:
-            node.pop(key, None)
+def _section(annotation: Any) -> type[BaseModel] | None:
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
+def travelling(model: type[BaseModel], data: dict[str, Any], inherited: Reach | None = None) -> dict[str, Any]:
+    """The part of ``data`` (a config, or a section of one, as JSON) whose options are marked to travel.
+
+    Each option's mark comes from the config model (``json_schema_extra``, see :class:`omad.config.Reach`):
+    its own, else its section's. Unmarked options and anything the model does not know are left out.
+    """
+    out: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        if info.exclude or key not in data:
+            continue
+        reach = reach_of(info, inherited)
+        sub = _section(info.annotation)
+        if sub is not None and isinstance(data[key], dict):
+            inner = travelling(sub, data[key], reach)
+            if inner:
+                out[key] = inner
+        elif reach is Reach.TRAVELS:
+            out[key] = data[key]
+    return out
 
 
 def task_settings(config: Config) -> dict[str, Any]:
-    """The output-shaping settings of ``config``, as JSON, without the host-only keys."""
-    data = config.model_dump(mode="json", include=set(TRAVELS), by_alias=True)
-    for dotted, keys in HOST_ONLY.items():
-        _drop(data, dotted, keys)
-    return data
+    """The output-shaping settings of ``config``, as JSON: only the options marked to travel."""
+    from ..config import Config
+
+    return travelling(Config, config.model_dump(mode="json", by_alias=True))
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -91,11 +96,14 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def merged_config(worker: Config, settings: dict[str, Any]) -> Config:
-    """The worker's own config with a task's settings laid over it (host-only keys stay the worker's)."""
+    """The worker's own config with a task's travelling settings over it; anything else in them is ignored.
+
+    Where to connect and what keys to send (URLs, hosts, keys, paths) are never taken from a task.
+    """
     from ..config import Config
 
     data = worker.model_dump(mode="json", by_alias=True, exclude={"source"})
-    cfg = Config.model_validate(_merge(data, {k: v for k, v in settings.items() if k in TRAVELS}))
+    cfg = Config.model_validate(_merge(data, travelling(Config, settings)))
     cfg.source = worker.source
     return cfg
 

@@ -34,9 +34,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import tracing
-from ..errors import OmadError, StageFailed, TransientError
+from ..controls import PAUSE_KEY
+from ..errors import OmadError, Refused, StageFailed, TransientError
 from ..lanes import Lanes
 from ..log import get_logger
+from ..trust import Purpose, sign, signing_key
+from ..windows import Windows, local_now
 from .task import (
     Fence,
     RunLock,
@@ -49,6 +52,7 @@ from .task import (
     read_reply,
     run_dir,
 )
+from .wire import accept_task, task_paths
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -90,6 +94,7 @@ class WorkerState:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        self.key = signing_key(config)
         self.lanes = Lanes(config.lanes.cpu_slots(), config.gpu.vram_budget_gb, config.gpu.idle_unload_seconds)
         self.host = socket.gethostname()
         self.pid = os.getpid()
@@ -100,6 +105,7 @@ class WorkerState:
 
             self.s3 = S3Files(config)
         self.running: str | None = None
+        self._redis: Any = None
         self.last_done = time.time()
         self._configs: dict[str, Config] = {}
         self._lock = threading.Lock()
@@ -139,15 +145,31 @@ class WorkerState:
     def commit(self, desc: StageTask, job_dir: Path, out: Path, reply: dict[str, Any]) -> dict[str, Any]:
         """The attempt's one result: what it wrote uploaded first (object store), then the reply, exclusively."""
         if self.s3 is None:
-            return commit_reply(out, reply)
+            return commit_reply(out, self.sign(reply))
         if reply.get("status") == "done":
             reply["files"] = self.s3.put_files(job_dir, [p for p in sorted(out.rglob("*")) if p.is_file()])
-        committed = self.s3.commit(desc.task_id, reply)
+        committed = self.s3.commit(desc.task_id, self.sign(reply))
         import shutil
 
         shutil.rmtree(out, ignore_errors=True)  # in the store now; the next stage fetches what it needs by sha256
         self.s3.trim_cache()
         return committed
+
+    def held(self, lane: str) -> str:
+        """Why this worker starts no ``lane`` task now ("paused", "waiting for the window at 00:00"); "" if it may."""
+        try:
+            if self._redis is None:
+                self._redis = redis_client(self.config)
+            if self._redis.exists(PAUSE_KEY):
+                return "paused"
+        except Exception:
+            pass  # Redis away: the task came from it, so it is back soon; windows still hold
+        windows = Windows(self.config.lanes.gpu.windows if lane == "gpu" else self.config.lanes.cpu.windows)
+        return windows.waiting_reason(local_now())
+
+    def sign(self, reply: dict[str, Any]) -> dict[str, Any]:
+        """A reply this worker made, signed (a committed reply read back is answered as it is, never re-signed)."""
+        return sign(reply, self.key, Purpose.REPLY)
 
     def count(self, stage: str, outcome: str) -> None:
         key = f"{stage}:{outcome}"
@@ -226,14 +248,26 @@ def _reply(desc: StageTask, worker: str, status: str, **extra: Any) -> dict[str,
 
 
 def execute(task: Any, message: dict[str, Any]) -> dict[str, Any]:
-    """Run one stage task in this pool child; answer the reply the daemon reads (see the module doc)."""
-    desc = StageTask.from_dict(message)
+    """Run one stage task in this pool child; answer the reply the daemon reads (see the module doc).
+
+    A message that is not signed with the worker's key, names a path outside its job folder or arrives under
+    another task's id is refused before anything of it is used: logged, counted, and answered unsigned.
+    """
     state = _state()
+    delivered = getattr(getattr(task, "request", None), "id", None)
+    try:
+        desc = accept_task(message, state.key, str(delivered) if delivered is not None else None)
+    except Refused as err:
+        _log.error("task_refused", task=str(delivered), reason=err.message,
+                   message="a task message failed its checks: nothing of it is used")
+        state.count("-", "refused")
+        state.write_state()
+        return {"status": "refused", "task_id": str(delivered), "reason": err.message}
     try:
         return _execute(task, desc, state)
     except OmadError as err:  # the store or the folder failed around the stage: the daemon's policy decides
         _log.warning("task_failed", task=desc.task_id, error=str(err))
-        return _reply(desc, state.host, "error", error=error_record(err), lane_seconds={})
+        return state.sign(_reply(desc, state.host, "error", error=error_record(err), lane_seconds={}))
 
 
 def _execute(task: Any, desc: StageTask, state: WorkerState) -> dict[str, Any]:
@@ -247,7 +281,7 @@ def _execute(task: Any, desc: StageTask, state: WorkerState) -> dict[str, Any]:
         if fence is None or not fence.admits(desc.task_id):
             log.info("fenced", fence=fence.task_id if fence else None, state=fence.state if fence else None)
             state.count(desc.stage, "fenced")
-            return _reply(desc, worker, "fenced")
+            return state.sign(_reply(desc, worker, "fenced"))
         state.s3.get_files(job_dir, desc.files)
         job_dir.mkdir(parents=True, exist_ok=True)
     else:
@@ -256,23 +290,30 @@ def _execute(task: Any, desc: StageTask, state: WorkerState) -> dict[str, Any]:
         # The jobs folder is there but not this job's: it was published or failed and cleaned up. A late copy.
         log.info("fenced", why="the job is finished and its folder removed")
         state.count(desc.stage, "fenced")
-        return _reply(desc, worker, "fenced")
+        return state.sign(_reply(desc, worker, "fenced"))
     if not job_dir.is_dir():
         # The shared folder is not mounted here, or the path map is wrong: no worker on this box can run it.
         log.error("job_folder_missing", folder=str(job_dir))
-        return _reply(desc, worker, "error", error=error_record(StageFailed(
+        return state.sign(_reply(desc, worker, "error", error=error_record(StageFailed(
             f"worker {worker} cannot see the job folder {job_dir} (the daemon's {desc.work}). Mount the shared "
             "folder there or fix executor.path_map in the worker's config; `omad doctor --worker` checks it.",
-            stage=desc.stage)), lane_seconds={})
+            stage=desc.stage)), lane_seconds={}))
     fence = state.fence(desc, job_dir)
     if fence is None or not fence.admits(desc.task_id):
         log.info("fenced", fence=fence.task_id if fence else None, state=fence.state if fence else None)
         state.count(desc.stage, "fenced")
-        return _reply(desc, worker, "fenced")
+        return state.sign(_reply(desc, worker, "fenced"))
     out = run_dir(job_dir, desc.stage, desc.attempt)
     committed = state.committed(desc, out)
     if committed is not None:
         return committed
+    why = state.held(desc.lane)
+    if why:
+        # Paused (the daemon's pause, through Redis) or outside this worker's window: not started here; the
+        # task goes back to the queue and is looked at again, by this worker or another.
+        log.info("task_held", reason=why)
+        state.count(desc.stage, "held")
+        raise task.retry(countdown=max(1.0, cfg.executor.heartbeat_seconds), max_retries=None)
     lock = RunLock(job_dir, desc.stage, desc.attempt, 3 * cfg.executor.heartbeat_seconds, state.host)
     if not lock.take():
         # Another live copy of this very task runs (a redelivery): look again later; it commits, we answer it.
@@ -306,9 +347,10 @@ def _run(task: Any, desc: StageTask, state: WorkerState, job_dir: Path, out: Pat
     try:
         cfg = state.config_for(desc.settings)
         guard = Guardrails(GuardrailsFile.model_validate(desc.guardrails)) if desc.guardrails else None
+        inputs, _ = task_paths(desc, job_dir)  # Refused (a bug reply) when a name leaves the job folder
         ctx = StageContext(
             job_id=desc.job, route=desc.route, name=desc.name, work=out, base=job_dir,
-            inputs={role: job_dir / rel for role, rel in desc.inputs.items()}, options=desc.options, config=cfg,
+            inputs=inputs, options=desc.options, config=cfg,
             lanes=state.lanes, artifacts=dict(desc.artifacts), stage=desc.stage, timeout=desc.timeout,
             progress=beat.set_progress, cancel=beat.cancel, log=log, attempt=desc.attempt, guardrails=guard,
         )
@@ -353,7 +395,7 @@ def _run(task: Any, desc: StageTask, state: WorkerState, job_dir: Path, out: Pat
         shutil.rmtree(out, ignore_errors=True)
         state.count(desc.stage, "fenced")
         state.write_state()
-        return _reply(desc, worker, "fenced")
+        return state.sign(_reply(desc, worker, "fenced"))
     reply = state.commit(desc, job_dir, out, reply)
     tracing.flush(timeout=2.0)  # a pool child may be killed any time: send this attempt's spans now
     state.count(desc.stage, outcome)

@@ -34,7 +34,7 @@ from .submit import FORM_FIELDS, Submission, UploadRefused, brief_from_fields, v
 if TYPE_CHECKING:
     from .state import AppState
 
-__all__ = ["api_routes", "SubmitResult", "submit"]
+__all__ = ["api_routes", "SubmitResult", "submit", "parse_json_brief"]
 
 
 def _error(status: int, message: str, field: str | None = None, headers: dict[str, str] | None = None) -> Response:
@@ -59,6 +59,52 @@ def _since(value: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=_dt.UTC)
     return when.timestamp()
+
+
+async def _limited_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed ``limit`` (by its Content-Length,
+    before a byte of it is read, or while it streams in)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise UploadRefused(f"the brief is {int(declared)} bytes, more than intake.max_brief_bytes ({limit}). "
+                            "Send a smaller brief; files go in a multipart upload.", field="brief", status=413)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise UploadRefused(f"the brief is more than intake.max_brief_bytes ({limit}) bytes. Send a smaller "
+                                "brief; files go in a multipart upload.", field="brief", status=413)
+    return bytes(body)
+
+
+def _depth(value: Any, limit: int) -> int:
+    """How deep ``value`` nests lists and objects, counting no further than ``limit + 1`` (no recursion)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, level)
+            if deepest > limit:
+                return deepest
+            stack.extend((child, level + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
+def parse_json_brief(raw: bytes, max_depth: int) -> Any:
+    """A JSON brief, or a 400 naming the field: not JSON, or nested deeper than intake.max_brief_depth."""
+    try:
+        data = json.loads(raw)
+    except RecursionError as e:
+        raise UploadRefused(f"the brief nests deeper than intake.max_brief_depth ({max_depth}).",
+                            field="brief") from e
+    except json.JSONDecodeError as e:
+        raise UploadRefused(f"the brief is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}.",
+                            field="brief") from e
+    except ValueError as e:  # not UTF-8
+        raise UploadRefused("the brief is not valid JSON text (it must be UTF-8).", field="brief") from e
+    if _depth(data, max_depth) > max_depth:
+        raise UploadRefused(f"the brief nests deeper than intake.max_brief_depth ({max_depth}).", field="brief")
+    return data
 
 
 class SubmitResult:
@@ -89,18 +135,16 @@ async def _read_and_place(state: AppState, request: Request,
     brief: Any = None
     fields: dict[str, str] = {}
     uploads: list[UploadFile] = []
+    intake = state.config.intake
     if ctype.startswith("application/json"):
-        try:
-            brief = json.loads(await request.body())
-        except ValueError as e:
-            raise UploadRefused(f"the body is not valid JSON ({e}). Send a brief object.", field="brief") from e
+        brief = parse_json_brief(await _limited_body(request, intake.max_brief_bytes), intake.max_brief_depth)
     elif ctype.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
         try:
             form = await request.form(max_files=web.max_files, max_fields=64)
             forms.append(form)
-        except Exception as e:  # python-multipart's errors: too many files, a malformed body
-            raise UploadRefused(f"the form could not be read: {e}. At most web.max_files ({web.max_files}) "
-                                "files per submission.", field="files") from e
+        except Exception as e:  # python-multipart's errors: too many files, a malformed body (text not echoed)
+            raise UploadRefused(f"the form could not be read ({type(e).__name__}): a malformed multipart body, or "
+                                f"more than web.max_files ({web.max_files}) files.", field="files") from e
         for key, value in form.multi_items():
             if isinstance(value, UploadFile):
                 if key not in ("files", "file"):
@@ -108,10 +152,11 @@ async def _read_and_place(state: AppState, request: Request,
                 if value.filename:
                     uploads.append(value)
             elif key == "brief" and str(value).strip():
-                try:
-                    brief = json.loads(str(value))
-                except ValueError as e:
-                    raise UploadRefused(f"the 'brief' field is not valid JSON ({e}).", field="brief") from e
+                raw = str(value).encode("utf-8", "surrogateescape")
+                if len(raw) > intake.max_brief_bytes:
+                    raise UploadRefused(f"the brief is {len(raw)} bytes, more than intake.max_brief_bytes "
+                                        f"({intake.max_brief_bytes}).", field="brief", status=413)
+                brief = parse_json_brief(raw, intake.max_brief_depth)
             elif key == "csrf":
                 csrf = csrf or str(value)
             elif key in FORM_FIELDS:

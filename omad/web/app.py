@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from importlib.resources import files as package_files
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
@@ -31,7 +32,9 @@ from .auth import SESSION_COOKIE, Principal
 from .files import PathRefused, resolve_outbox_path
 from .page import DEFAULT_JOBS
 from .pages import page_routes
+from .queue import queue_routes
 from .responses import client, file_response, nav_for, principal, query_int, text
+from .scopes import required_scope
 from .state import CSRF_STALE, AppState, csrf_refused
 
 if TYPE_CHECKING:
@@ -57,6 +60,11 @@ def readiness(daemon: Daemon) -> list[tuple[str, bool, str]]:
     watched = bool(daemon.inbox_ok and daemon.watcher.watching)
     checks.append(("inbox", watched, f"{daemon.paths.inbox} is watched" if watched else
                    f"{daemon.paths.inbox} is not watched (missing, unreadable or an unmounted share?)"))
+    # Paused is still ready: drops are taken in and journaled; the line says why nothing starts.
+    state = daemon.controls.state
+    checks.append(("queue", True, "running" if not state.paused else
+                   f"PAUSED since {time.strftime('%Y-%m-%d %H:%M', time.localtime(state.since or 0))}"
+                   + (f" by {state.by}" if state.by else "") + ": no stage starts until `omad resume`"))
     return checks
 
 
@@ -112,12 +120,12 @@ class _Gate(BaseHTTPMiddleware):
                 auth.failed("unknown", who, path)
                 return self._refuse(request, 401, "this token is not known. Check it, or make one with "
                                                   "`omad token add NAME`.")
-            found = Principal(name, "bearer")
+            found = Principal(name, "bearer", scopes=auth.scopes(name))
         elif SESSION_COOKIE in request.cookies:
             sid = request.cookies[SESSION_COOKIE]
             state, name = auth.session(sid)
             if state == "ok":
-                found = Principal(name, "session", sid)
+                found = Principal(name, "session", sid, scopes=auth.scopes(name))
             elif state == "revoked":
                 auth.failed("revoked", who, path, name)
                 return self._refuse(request, 403, f"the token '{name}' behind this login was revoked. Log in "
@@ -144,6 +152,13 @@ class _Gate(BaseHTTPMiddleware):
             auth.failed("cross_site", who, path)
             return self._refuse(request, 403, "cross-site requests are refused. Use the page itself, or the API "
                                               "with a Bearer token.")
+        wanted = required_scope(request.method, path)
+        if found is not None and wanted is not None and wanted not in p.scopes:
+            auth.failed("scope", who, path, p.name)
+            has = ", ".join(sorted(p.scopes)) or "nothing"
+            return self._refuse(request, 403, f"the token '{p.name}' may not do this: it needs the '{wanted}' "
+                                              f"scope and has {has}. Use a token made with "
+                                              f"`omad token add NAME --scope {wanted}`.")
         request.state.principal = p
         return await call_next(request)
 
@@ -244,7 +259,8 @@ def _routes(state: AppState) -> list[BaseRoute]:
                                       "`omad token add NAME`."))
         resp = RedirectResponse(nxt, 303)
         resp.set_cookie(SESSION_COOKIE, sid, max_age=int(state.auth.web.session_hours * 3600), path="/",
-                        httponly=True, samesite="strict", secure=request.url.scheme == "https")
+                        httponly=True, samesite="strict",
+                        secure=request.url.scheme == "https" or state.auth.web.public_url.startswith("https:"))
         return resp
 
     async def logout(request: Request) -> Response:
@@ -273,6 +289,7 @@ def _routes(state: AppState) -> list[BaseRoute]:
         Route("/login", login, methods=["POST"]),
         Route("/logout", logout, methods=["POST"]),
         *api_routes(state),
+        *queue_routes(state),
         *page_routes(state),
     ]
 

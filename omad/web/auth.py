@@ -37,6 +37,7 @@ from ..config import WebConfig, is_loopback
 from ..errors import ConfigError, InputError
 from ..log import get_logger
 from ..outbox import atomic_write_text
+from .scopes import ALL_SCOPES, Scope, parse_scopes
 
 __all__ = ["TokenStore", "Auth", "Principal", "tokens_path", "TOKEN_PREFIX", "SESSION_COOKIE"]
 
@@ -45,7 +46,12 @@ SESSION_COOKIE = "omad_session"
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 #: Why a request was refused, the ``reason`` label of omad_web_auth_failures_total.
-FAILURE_REASONS = ("missing", "malformed", "unknown", "revoked", "login", "csrf", "cross_site", "foreign_host")
+FAILURE_REASONS = ("missing", "malformed", "unknown", "revoked", "login", "csrf", "cross_site", "foreign_host",
+                   "scope")
+
+
+#: The most clients whose submissions are counted for web.submit_per_minute at once.
+_MAX_CLIENTS = 10000
 
 
 def tokens_path(web: WebConfig, state_dir: Path) -> Path:
@@ -92,8 +98,8 @@ class TokenStore:
         with self._lock:
             return [dict(t) for t in self._load()]
 
-    def add(self, name: str) -> str:
-        """Make a token named ``name`` and return it; only its hash is written."""
+    def add(self, name: str, scopes: list[Scope] | None = None) -> str:
+        """Make a token named ``name`` and return it; only its hash (and its scopes, if limited) is written."""
         if not name or len(name) > 64 or not set(name) <= _NAME_CHARS:
             raise InputError(f"'{name}' is not a usable token name: use 1-64 letters, digits, '.', '_' or '-'.")
         with self._lock:
@@ -102,8 +108,11 @@ class TokenStore:
                 raise InputError(f"a token named '{name}' exists. Revoke it first (`omad token revoke {name}`) "
                                  "or choose another name.")
             token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-            self._save([*tokens, {"name": name, "sha256": _digest(token), "created_at": time.time(),
-                                  "revoked_at": None}])
+            entry: dict[str, Any] = {"name": name, "sha256": _digest(token), "created_at": time.time(),
+                                     "revoked_at": None}
+            if scopes:
+                entry["scopes"] = sorted({Scope(s).value for s in scopes})
+            self._save([*tokens, entry])
             return token
 
     def revoke(self, name: str) -> int:
@@ -119,6 +128,13 @@ class TokenStore:
                 raise InputError(f"no live token is named '{name}'. See `omad token list`.")
             self._save(tokens)
             return n
+
+    def scopes(self, name: str) -> frozenset[Scope]:
+        """What the live token ``name`` may do (all, for a token made without scopes); nothing if none is live."""
+        with self._lock:
+            tokens = self._load()
+        entry = next((t for t in tokens if t.get("name") == name and not t.get("revoked_at")), None)
+        return parse_scopes(entry.get("scopes")) if entry is not None else frozenset()
 
     def check(self, token: str) -> tuple[Literal["ok", "revoked", "unknown"], str | None]:
         digest = _digest(token)
@@ -137,6 +153,8 @@ class Principal:
     name: str | None
     via: Literal["bearer", "session", "open"]
     session: str | None = None
+    #: what it may do (``scopes.py``); an open server's principal may do everything
+    scopes: frozenset[Scope] = ALL_SCOPES
 
     @property
     def key(self) -> str:
@@ -190,6 +208,8 @@ class Auth:
         with self._lock:
             now = time.time()
             self._sessions = {k: s for k, s in self._sessions.items() if s.expires > now}
+            while len(self._sessions) >= self.web.max_sessions:  # bounded: the oldest login goes first
+                del self._sessions[next(iter(self._sessions))]
             self._sessions[sid] = _Session(name, _digest(token), now + self.web.session_hours * 3600)
         return sid
 
@@ -215,6 +235,14 @@ class Auth:
             return "revoked", s.token_name
         return "ok", s.token_name
 
+    def scopes(self, name: str | None) -> frozenset[Scope]:
+        if name is None:
+            return frozenset()
+        try:
+            return self.store.scopes(name)
+        except ConfigError:
+            return frozenset()
+
     def csrf_token(self, sid: str | None) -> str:
         if sid is None:
             return ""
@@ -237,6 +265,10 @@ class Auth:
         now = time.monotonic() if now is None else now
         limit = self.web.submit_per_minute
         with self._lock:
+            if len(self._hits) > _MAX_CLIENTS:  # bounded: forget clients with no submission in the last minute
+                self._hits = {k: h for k, h in self._hits.items() if h and h[-1] > now - 60.0}
+                while len(self._hits) > _MAX_CLIENTS:
+                    del self._hits[next(iter(self._hits))]
             hits = self._hits.setdefault(key, deque())
             while hits and hits[0] <= now - 60.0:
                 hits.popleft()

@@ -104,6 +104,8 @@ def job_detail(daemon: JournalReader, job: Job) -> dict[str, Any]:
     return {
         **job_summary(job, daemon.config.metrics),
         "dropped_at": _iso(job.dropped_at),
+        "priority": job.priority,
+        "waiting_for": daemon.queue_reasons.get(job.id),
         "created_at": _iso(job.created_at),
         "started_at": _iso(job.started_at),
         "finished_at": _iso(job.finished_at),

@@ -102,6 +102,23 @@ OPENAPI: dict[str, Any] = {
                                                            "schema": {"type": "string"}}],
                                            "responses": {"200": _resp("the submission", {
                                                "$ref": "#/components/schemas/Submitted"})}}},
+        "/api/jobs/{job_id}/priority": {"post": {
+            "summary": "Set a job's priority (higher first): low, normal, high or an integer",
+            "parameters": _ID,
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["priority"],
+                "properties": {"priority": {"oneOf": [{"type": "string", "enum": ["low", "normal", "high"]},
+                                                      {"type": "integer"}]}}}}}},
+            "responses": {"202": _resp("set"), "400": _resp("not a priority", _ERROR),
+                          "404": _resp("no such job", _ERROR)}}},
+        "/api/queue": {"get": {"summary": "The queue's controls: paused or not, the lanes' windows, why jobs wait",
+                               "responses": {"200": _resp("the controls")}}},
+        "/api/queue/pause": {"post": {
+            "summary": "Pause the queue: no new stage starts; with now, running stages go back to the queue too",
+            "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                "type": "object", "properties": {"now": {"type": "boolean", "default": False}}}}}},
+            "responses": {"202": _resp("paused"), "400": _resp("a bad body", _ERROR)}}},
+        "/api/queue/resume": {"post": {"summary": "Resume a paused queue", "responses": {"202": _resp("resumed")}}},
         "/api/status": {"get": {"summary": "The status page as JSON", "responses": {"200": _resp("status")}}},
         "/api/analytics": {"get": {"summary": "The analytics page as JSON: per UTC day and per route",
                                    "parameters": [{"name": "days", "in": "query",

@@ -16,6 +16,7 @@ from ..metrics import Metrics
 from ..summary import job_summary
 from .files import PosterCache
 from .jobs import outbox_link
+from .queue import queue_view
 
 if TYPE_CHECKING:
     from ..daemon import Daemon
@@ -81,6 +82,8 @@ def status_view(daemon: Daemon, metrics: Metrics, posters: PosterCache, limit: i
             "unloads": dict(residency.unloads),
         },
         "executor": daemon.executor.status(),
+        "queue": queue_view(daemon),
+        "notes": dict(daemon.notes),
         "currency": daemon.config.metrics.currency,
         "jobs": [_job_view(daemon, j, posters, now) for j in jobs],
     }

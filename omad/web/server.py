@@ -22,7 +22,9 @@ from ..metrics import Metrics
 from .app import build_app, readiness
 from .auth import Auth
 from .files import PosterCache
+from .guard import ConnectionGuard, InFlightLimit, guarded_protocol
 from .page import DEFAULT_JOBS, status_view
+from .queue import ControlsCollector, queue_view
 from .state import AppState, Controls
 from .submit import Submissions
 from .templating import Pages
@@ -57,6 +59,7 @@ class StatusServer:
         self.log = get_logger("omad.web")
         self.sock = _bind(host, port)
         self.metrics = Metrics(daemon)
+        self.metrics.registry.register(ControlsCollector(daemon))
         self.posters = PosterCache(daemon.paths.state / "posters", daemon.paths.outbox)
         self.auth = Auth(daemon.config.web, daemon.paths.state, self.metrics.registry, host)
         self.submissions = Submissions(daemon)
@@ -66,12 +69,21 @@ class StatusServer:
             pages=Pages(daemon.config.web.language), log=self.log,
             controls=Controls(wake=daemon.wake.set, cancel=daemon.cancel, healthy=daemon.healthy,
                               heartbeat_age=lambda: time.monotonic() - daemon.heartbeat,
-                              readiness=lambda: readiness(daemon), status=self.view),
+                              readiness=lambda: readiness(daemon), status=self.view, pause=daemon.pause,
+                              resume=daemon.resume, queue=lambda: queue_view(daemon),
+                              queue_reasons=lambda: daemon.queue_reasons),
         )
         self.app = build_app(self.state)
+        web = daemon.config.web
+        # Slow clients and floods: see guard.py. X-Forwarded-* only from web.trusted_proxies (uvicorn's default
+        # believes any local client).
+        self.guard = ConnectionGuard(web, self.metrics.registry)
+        app = InFlightLimit(self.app, web.max_requests, self.metrics.registry)
         config = uvicorn.Config(
-            self.app, log_config=None, access_log=False, lifespan="off", http="h11", loop="asyncio", ws="none",
-            timeout_keep_alive=30, timeout_graceful_shutdown=3, server_header=False, date_header=True,
+            app, log_config=None, access_log=False, lifespan="off", http=guarded_protocol(self.guard),
+            loop="asyncio", ws="none", timeout_keep_alive=30, timeout_graceful_shutdown=3, server_header=False,
+            date_header=True, proxy_headers=bool(web.trusted_proxies),
+            forwarded_allow_ips=list(web.trusted_proxies) or None, h11_max_incomplete_event_size=16 * 1024,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self.sock]},

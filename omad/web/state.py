@@ -48,6 +48,9 @@ class JournalReader(Protocol):
     @property
     def config(self) -> Config: ...
 
+    @property
+    def queue_reasons(self) -> dict[str, str]: ...
+
 
 @dataclass(frozen=True)
 class Controls:
@@ -65,6 +68,14 @@ class Controls:
     readiness: Callable[[], list[tuple[str, bool, str]]]
     #: the status page's view of the newest ``limit`` jobs (also /api/status)
     status: Callable[[int], dict[str, Any]]
+    #: pause the queue (``now``: stop running stages too), by whom
+    pause: Callable[[bool, str], Any]
+    #: resume the queue, by whom
+    resume: Callable[[str], Any]
+    #: the queue's controls as plain data (/api/queue)
+    queue: Callable[[], dict[str, Any]]
+    #: queued job id -> why it does not start now (paused, outside its lane's window)
+    queue_reasons: Callable[[], dict[str, str]]
 
 
 @dataclass(frozen=True)
@@ -81,6 +92,10 @@ class AppState:
     pages: Pages
     controls: Controls
     log: Any
+
+    @property
+    def queue_reasons(self) -> dict[str, str]:
+        return self.controls.queue_reasons()
 
 
 def csrf_refused(state: AppState, request: Request, token: str | None) -> bool:

@@ -211,6 +211,14 @@ def validate_brief(data: Any, files: list[Staged]) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise UploadRefused("the brief must be a JSON object such as {\"kind\": \"narrate\", \"text\": \"...\"}.",
                             field="brief")
+    name = data.get("name")
+    if name is not None:
+        if not isinstance(name, str) or not name.strip():
+            raise UploadRefused("the brief's 'name' must be text: the name of the result files.", field="name")
+        if any(c in name for c in "/\\") or any(ord(c) < 32 or ord(c) == 127 for c in name):
+            raise UploadRefused("the brief's 'name' holds a slash or a control character (NUL, newline...). "
+                                "Use a plain name such as 'my-video'.", field="name")
+        check_file_name(name, field="name")  # hidden names, over 200 bytes
     try:
         parse_brief(data, "brief")
     except InputError as e:
@@ -222,6 +230,10 @@ def validate_brief(data: Any, files: list[Staged]) -> dict[str, Any]:
             raise UploadRefused(f"the brief's '{key}' names '{value}', which is not among the uploaded files "
                                 f"({', '.join(sorted(names)) or 'none'}). Upload it with the brief.", field="brief")
     return data
+
+
+#: Submissions remembered at once (older ones are still found through their jobs).
+_MAX_SUBMISSIONS = 10000
 
 
 class Submissions:
@@ -264,15 +276,23 @@ class Submissions:
             if earlier_job is not None:
                 sub = Submission(sid, [f.name for f in files], {f.name: f.sha256 for f in files}, time.time(),
                                  earlier_job.id)
-                with self._lock:
-                    self._by_id[sid] = sub
+                self._remember(sub)
                 return sub, False
             sub = self._place_files(sid, files)
         else:
             sub = self._place_brief(sid, staging, brief)
-        with self._lock:
-            self._by_id[sid] = sub
+        self._remember(sub)
         return sub, True
+
+    def _remember(self, sub: Submission) -> None:
+        """Keep ``sub`` for GET /api/submissions; the table is bounded (a day, 10,000 entries, oldest out)."""
+        with self._lock:
+            self._by_id.pop(sub.id, None)
+            self._by_id[sub.id] = sub
+            old = time.time() - 86400
+            while self._by_id and (len(self._by_id) > _MAX_SUBMISSIONS
+                                   or next(iter(self._by_id.values())).submitted_at < old):
+                del self._by_id[next(iter(self._by_id))]
 
     def _place_files(self, sid: str, files: list[Staged]) -> Submission:
         for f in files:

@@ -21,15 +21,25 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
+from ..controls import PRIORITY_NAMES, priority_label
 from ..i18n import LANGUAGES, N_, Language, resolve, translations
 from .files import VISUAL_SUFFIXES
 
-__all__ = ["Pages", "STATUS_LABELS", "duration", "money", "filesize"]
+__all__ = ["Pages", "STATUS_LABELS", "PRIORITY_LABELS", "duration", "money", "filesize", "clock"]
 
 #: How a job or stage status reads on a page (the raw value stays in ``data-status`` for scripts and tests).
 STATUS_LABELS = {"claiming": N_("claiming"), "queued": N_("queued"), "running": N_("running"),
                  "retry_wait": N_("waiting to retry"), "done": N_("done"), "failed": N_("failed"),
                  "duplicate": N_("duplicate")}
+
+
+#: How the named priorities read on a page.
+PRIORITY_LABELS = {"low": N_("low"), "normal": N_("normal"), "high": N_("high")}
+
+
+def clock(ts: float | None) -> str:
+    """A time of today as the box's clock shows it (HH:MM)."""
+    return time.strftime("%H:%M", time.localtime(ts or 0))
 
 
 def duration(seconds: float | None) -> str:
@@ -81,9 +91,15 @@ def _environment(lang: Language) -> jinja2.Environment:
         return Markup('<a href="/jobs/{0}" id="retried-as">{1}</a>').format(
             job_id, gettext("job %(id)s") % {"id": job_id})
 
-    env.filters.update(duration=duration, money=money, filesize=filesize, visual_link=_visual_link,
+    def priority_text(value: int) -> str:
+        name = priority_label(value)
+        known = PRIORITY_LABELS.get(name)
+        return gettext(known) if known is not None else name
+
+    env.filters.update(duration=duration, money=money, filesize=filesize, visual_link=_visual_link, clock=clock,
                        secs=lambda v: "-" if v is None else f"{v:.1f} s")
-    env.globals.update(status_label=status_label, job_link=job_link, lang=lang.value)
+    env.globals.update(status_label=status_label, job_link=job_link, lang=lang.value, priority_label=priority_text,
+                       priorities=tuple(PRIORITY_NAMES.items()))
     return env
 
 

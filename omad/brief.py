@@ -25,8 +25,10 @@ __all__ = [
     "AddAudioBrief",
     "NarrateBrief",
     "VideoBrief",
+    "TranscribeBrief",
     "Scene",
     "VoiceSpec",
+    "SceneVoice",
     "AssetSpec",
     "AssetRecord",
     "parse_brief",
@@ -49,11 +51,26 @@ class _Model(BaseModel):
 class VoiceSpec(_Model):
     """Who narrates: the engine, and for F5 a reference recording in the bundle."""
 
-    engine: Literal["espeak", "f5"] | None = Field(None, description="overrides tts.engine")
-    name: str | None = Field(None, description="espeak-ng voice, e.g. pt-br")
+    engine: Literal["auto", "espeak", "piper", "f5"] | None = Field(None, description="overrides tts.engine")
+    name: str | None = Field(None, description="espeak-ng voice (pt-br) or an installed Piper voice "
+                             "(pt_BR-faber-medium)")
     reference_audio: str | None = Field(None, description="F5: reference recording, relative to the brief")
     reference_text: str | None = Field(None, description="F5: exact transcript of the reference recording")
     speed: float | None = Field(None, gt=0.3, lt=3.0, description="speaking speed factor")
+    speaker: str | None = Field(None, max_length=100, description="Piper: a speaker of a multi-speaker voice")
+    noise_scale: float | None = Field(None, ge=0, le=2, description="Piper: voice variation")
+    noise_w_scale: float | None = Field(None, ge=0, le=2, description="Piper: rhythm variation")
+
+
+class SceneVoice(_Model):
+    """A scene's own voice (a video with two speakers); unset fields come from the brief's ``voice``."""
+
+    engine: Literal["auto", "espeak", "piper", "f5"] | None = Field(None, description="overrides the brief's engine")
+    name: str | None = Field(None, description="espeak-ng voice or installed Piper voice")
+    speed: float | None = Field(None, gt=0.3, lt=3.0, description="speaking speed factor")
+    speaker: str | None = Field(None, max_length=100, description="Piper: a speaker of a multi-speaker voice")
+    noise_scale: float | None = Field(None, ge=0, le=2, description="Piper: voice variation")
+    noise_w_scale: float | None = Field(None, ge=0, le=2, description="Piper: rhythm variation")
 
 
 class _BriefBase(_Model):
@@ -80,6 +97,10 @@ class CaptionBrief(_BriefBase):
     kind: Literal["caption"]
     video: str = Field(..., description="the video file")
     subtitles: str = Field(..., description="the subtitle file: .srt, .vtt, .ass or .ssa")
+    resync: bool = Field(False, description="move the cues onto the speech first (speech recognition)")
+    language: str | None = Field(
+        None, pattern=r"^(auto|[A-Za-z]{2,3}([-_][A-Za-z]{2})?)$", description="resync: spoken language or auto"
+    )
 
 
 class Img2VidBrief(_BriefBase):
@@ -105,6 +126,27 @@ class NarrateBrief(_BriefBase):
     text: str | None = Field(None, description="the text to speak")
     text_file: str | None = Field(None, description="or a .txt file in the bundle")
     voice: VoiceSpec | None = Field(None, description="who speaks")
+
+
+class TranscribeBrief(_BriefBase):
+    kind: Literal["transcribe"]
+    video: str | None = Field(None, description="the video to caption from its speech")
+    audio: str | None = Field(None, description="or the recording to transcribe")
+    language: str | None = Field(
+        None, pattern=r"^(auto|[A-Za-z]{2,3}([-_][A-Za-z]{2})?)$", description="spoken language (pt, en...) or auto"
+    )
+    model: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,40}$", description="Whisper size installed (overrides asr.model)"
+    )
+    output: Literal["burn", "soft", "both"] | None = Field(
+        None, description="a video: captions burned in, a soft mov_text track, or both (default asr.output)"
+    )
+    caption_style: Literal["plain", "word_highlight"] | None = Field(
+        None, description="burned captions: plain, or word_highlight (the spoken word lights up)"
+    )
+    vocabulary: list[Annotated[str, Field(max_length=60)]] | None = Field(
+        None, max_length=100, description="names and words Whisper should prefer (its initial prompt)"
+    )
 
 
 class AssetRecord(_Model):
@@ -148,6 +190,17 @@ class Scene(_Model):
     asset: AssetRecord | None = Field(
         None, description="where omad found the scene's image or clip (written by omad; delete it to search again)"
     )
+    voice: SceneVoice | None = Field(
+        None, description="who narrates this scene: a voice name, or engine/name/speaker/speed (default: the brief's)"
+    )
+
+    @field_validator("voice", mode="before")
+    @classmethod
+    def _voice_by_name(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            engine, _, name = v.partition(":") if v.startswith(("espeak:", "piper:")) else ("", "", v)
+            return {"engine": engine, "name": name} if engine else {"name": v}
+        return v
 
     @model_validator(mode="after")
     def _one_picture(self) -> Scene:
@@ -197,12 +250,12 @@ class VideoBrief(_BriefBase):
 
 
 Brief = Annotated[
-    CaptionBrief | Img2VidBrief | AddAudioBrief | NarrateBrief | VideoBrief,
+    CaptionBrief | Img2VidBrief | AddAudioBrief | NarrateBrief | VideoBrief | TranscribeBrief,
     Field(discriminator="kind"),
 ]
 _BRIEF = TypeAdapter(Brief)
 _KINDS: dict[str, type[BaseModel]] = {"caption": CaptionBrief, "img2vid": Img2VidBrief, "addaudio": AddAudioBrief,
-          "narrate": NarrateBrief, "video": VideoBrief}
+          "narrate": NarrateBrief, "video": VideoBrief, "transcribe": TranscribeBrief}
 
 
 def _expanded_size(node: yaml.Node, memo: dict[int, int], depth: int = 0) -> int:
@@ -317,7 +370,8 @@ def _model_in(ann: Any) -> type[BaseModel] | None:
     return None
 
 
-def parse_brief(data: Any, label: str) -> CaptionBrief | Img2VidBrief | AddAudioBrief | NarrateBrief | VideoBrief:
+def parse_brief(data: Any, label: str) -> (CaptionBrief | Img2VidBrief | AddAudioBrief | NarrateBrief | VideoBrief
+                                           | TranscribeBrief):
     """Validate already-loaded brief data; errors name the file and the key."""
     if not isinstance(data, dict):
         raise InputError("must be a mapping with at least 'kind' (and 'version: 1').", file=label)
@@ -331,12 +385,14 @@ def parse_brief(data: Any, label: str) -> CaptionBrief | Img2VidBrief | AddAudio
         raise InputError("a video brief needs 'scenes' (rendered as written) or a 'prompt' for the agents.", file=label)
     if isinstance(brief, NarrateBrief) and not (brief.text or brief.text_file):
         raise InputError("a narrate brief needs 'text' or 'text_file'.", file=label)
+    if isinstance(brief, TranscribeBrief) and bool(brief.video) == bool(brief.audio):
+        raise InputError("a transcribe brief needs exactly one of 'video' or 'audio'.", file=label)
     return brief
 
 
 def load_brief(
     path: Path, max_bytes: int, label: str | None = None, max_depth: int = 12
-) -> CaptionBrief | Img2VidBrief | AddAudioBrief | NarrateBrief | VideoBrief:
+) -> CaptionBrief | Img2VidBrief | AddAudioBrief | NarrateBrief | VideoBrief | TranscribeBrief:
     """Read and validate a brief file (YAML or JSON)."""
     label = label or path.name
     try:

@@ -1,5 +1,5 @@
 """The ``omad`` command: run, once, worker, status, retry, pause, resume, priority, doctor, config, token, key,
-notify.
+notify, voices.
 
 Every command takes ``--config``, ``--inbox``, ``--outbox`` and ``--state-dir``;
 without ``--config``, ``$OMAD_CONFIG`` or ``./config/omad.yaml`` is read when
@@ -335,7 +335,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             else:
                 res.append(("ok", "web tokens", f"{where} is loopback-only; tokens are optional "
                                                 f"({len(live)} live)"))
-    for provider in ("omad.tts.f5", "omad.agents.host"):
+    for provider in ("omad.tts.f5", "omad.tts.choice", "omad.agents.host", "omad.models"):
         try:
             mod = __import__(provider, fromlist=["doctor_checks"])
         except ImportError:
@@ -343,7 +343,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         checks = getattr(mod, "doctor_checks", None)
         if checks is None:
             continue
-        required = (provider == "omad.tts.f5" and cfg.tts.engine == "f5")
+        required = ((provider == "omad.tts.f5" and cfg.tts.engine == "f5")
+                    or (provider == "omad.tts.choice" and cfg.tts.engine == "piper"))
         for name, ok, message in checks(cfg):
             _check(res, "FAIL" if required else "warn", name, ok, message)
     if cfg.executor.kind == "celery" or args.worker:
@@ -527,6 +528,52 @@ def cmd_notify(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_voices(args: argparse.Namespace) -> int:
+    from .tts.voices import SAMPLE_TEXT, list_voices, say
+
+    cfg = _config(args)
+    if args.action == "say":
+        if not args.name:
+            print('give a voice: omad voices say NAME "texto" [-o out.wav] (`omad voices` lists them)', file=sys.stderr)
+            return 2
+        out = Path(args.output or f"{args.name.replace(':', '-')}.wav")
+        facts = say(cfg, args.name, args.text or SAMPLE_TEXT, out)
+        print(f"{out}: {facts['duration']:.2f} s, {facts['engine']} voice {facts['voice']}, "
+              f"{facts['sample_rate']} Hz, RTF {facts.get('rtf')}")
+        return 0
+    voices = list_voices(cfg)
+    if args.json:
+        print(json.dumps([v.to_dict() for v in voices], indent=2, ensure_ascii=False))
+        return 0
+    print(f"{'NAME':28} {'ENGINE':7} {'LANGUAGE':9} {'QUALITY':8} {'SIZE':>8} {'RATE':>6}  SPEAKERS")
+    for v in voices:
+        size = f"{v.size_bytes / 2**20:.1f} MB" if v.size_bytes else "-"
+        speakers = ", ".join(v.speakers[:5]) + (f" (+{len(v.speakers) - 5})" if len(v.speakers) > 5 else "") \
+            if v.speakers else "1"
+        print(f"{v.name:28} {v.engine:7} {v.language:9} {v.quality:8} {size:>8} {v.sample_rate:>6}  {speakers}")
+    if not any(v.engine == "piper" for v in voices):
+        print("no Piper voice installed: `omad models pull piper:pt_BR-faber-medium` gets a natural pt-BR voice.",
+              file=sys.stderr)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from . import models
+
+    cfg = _config(args)
+    if args.action == "list":
+        print("\n".join(models.listing(cfg)))
+        return 0
+    if not args.name:
+        raise ConfigError("omad models pull needs a NAME: whisper-<size> (e.g. whisper-base), piper:<voice>, "
+                          "or a path.")
+    source = Path(args.source).expanduser() if args.source else None
+    got = models.pull(cfg, args.name, source=source, revision=args.revision)
+    print(f"{got.kind.value} model '{got.name}' installed in {got.path} ({got.size} bytes, sha256 {got.sha256}, "
+          f"from {got.source})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", help="config file (default: $OMAD_CONFIG or ./config/omad.yaml)")
@@ -584,6 +631,21 @@ def build_parser() -> argparse.ArgumentParser:
     nt.add_argument("action", choices=["test"])
     nt.add_argument("--event", choices=["job.done", "job.failed"], default="job.done")
     nt.set_defaults(fn=cmd_notify)
+    vc = sub.add_parser("voices", parents=[common], help="installed narration voices; `omad voices say NAME \"texto\"`")
+    vc.add_argument("action", nargs="?", choices=["list", "say"], default="list")
+    vc.add_argument("name", nargs="?", help="say: a voice `omad voices` lists (or an espeak-ng voice)")
+    vc.add_argument("text", nargs="?", help="say: the words (default: a pt-BR sample sentence)")
+    vc.add_argument("-o", "--output", help="say: the WAV to write (default NAME.wav)")
+    vc.add_argument("--json", action="store_true", help="list: machine-readable output")
+    vc.set_defaults(fn=cmd_voices)
+
+
+    md = sub.add_parser("models", parents=[common], help="speech models and voices: list, or pull one explicitly")
+    md.add_argument("action", choices=["list", "pull"])
+    md.add_argument("name", nargs="?", help="pull: whisper-<size>, piper:<voice>, or a local model folder/.onnx")
+    md.add_argument("--from", dest="source", help="pull: copy from this local folder or .onnx instead of the Hub")
+    md.add_argument("--revision", default="main", help="pull: the Hub revision (branch, tag or commit)")
+    md.set_defaults(fn=cmd_models)
     return p
 
 

@@ -29,8 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import ConfigError
 
-__all__ = ["Config", "Reach", "HOST", "TRAVELS", "reach_of", "ExecutorConfig", "longest_stage_timeout", "WebConfig",
-           "NotifyConfig", "WebhookConfig",
+__all__ = ["Config", "AsrConfig", "Reach", "HOST", "TRAVELS", "reach_of", "ExecutorConfig", "longest_stage_timeout",
+           "WebConfig", "NotifyConfig", "WebhookConfig",
            "load_config", "dump_config_yaml", "is_loopback", "ENV_FALLBACK", "from_env",
            "DEFAULT_IGNORE"]
 
@@ -152,6 +152,12 @@ class IntakeConfig(_Section):
                 raise ValueError(f"{folder!r} is not a folder name directly in the inbox")
             parse_priority(priority)
         return value
+    lone_video: Literal["transcribe", "wait"] = Field(
+        "transcribe", description="a lone video or recording: transcribed after a grace, or wait for a partner"
+    )
+    lone_video_grace_seconds: float = Field(
+        0.0, ge=0, description="how long a lone video or recording waits for a partner first; 0: partner_grace_seconds"
+    )
 
 
 class JobsConfig(_Section):
@@ -317,7 +323,7 @@ class EspeakConfig(_Section):
 
 class F5Reference(_Section):
     audio: str = Field("", description="reference voice recording (wav/mp3/flac), a few seconds of clean speech")
-    text: str = Field("", description="exact transcript of the reference recording (required)")
+    text: str = Field("", description="exact transcript of the reference recording (empty: Whisper writes it)")
 
 
 class F5Config(_Section):
@@ -343,8 +349,25 @@ class F5Config(_Section):
                            json_schema_extra=HOST)
 
 
+class PiperTtsConfig(_Section):
+    voice: str = Field(
+        "", description="Piper voice: a name in <models.dir>/piper/ (pt_BR-faber-medium) or a path to its .onnx; "
+        "empty: the first installed voice of tts.language", json_schema_extra=HOST)
+    speaker: str = Field("", description="multi-speaker voices: a speaker name or number; empty: the voice's default")
+    speed: float = Field(1.0, gt=0.3, lt=3.0, description="speaking speed (the voice's length scale is divided by it)")
+    noise_scale: float | None = Field(
+        None, ge=0, le=2, description="voice variation (Piper's noise_scale); null: the voice's own")
+    noise_w_scale: float | None = Field(
+        None, ge=0, le=2, description="rhythm variation (Piper's noise_w); null: the voice's own")
+    idle_unload_seconds: float = Field(
+        300.0, ge=0, description="a loaded voice stays in memory between jobs until idle this long",
+        json_schema_extra=HOST)
+
+
 class TtsConfig(_Section):
-    engine: Literal["espeak", "f5"] = Field("espeak", description="narration engine")
+    engine: Literal["auto", "espeak", "piper", "f5"] = Field(
+        "auto", description="narration engine; auto: F5 with a GPU and a checkpoint, else Piper with a voice "
+        "installed, else espeak")
     max_chunk_chars: int = Field(300, ge=40, description="long text is split at sentence boundaries into chunks")
     sentence_pause_seconds: float = Field(0.25, ge=0, description="silence between chunks")
     language: str = Field(
@@ -355,6 +378,7 @@ class TtsConfig(_Section):
     )
     espeak: EspeakConfig = Field(default_factory=EspeakConfig, description="espeak-ng engine")
     f5: F5Config = Field(default_factory=F5Config, description="F5-TTS engine")
+    piper: PiperTtsConfig = Field(default_factory=PiperTtsConfig, description="Piper engine (the omad[piper] extra)")
 
 
 class SceneConfig(_Section):
@@ -725,6 +749,49 @@ class HooksConfig(_Section):
         return shlex.split(value) if isinstance(value, str) else value
 
 
+DEFAULT_HALLUCINATIONS = [
+    "Legendas pela comunidade Amara.org",
+    "Obrigado por assistir",
+    "Inscreva-se no canal",
+]
+
+
+class AsrConfig(_Section):
+    model: str = Field(
+        "base", description="Whisper model: a size (base, small, large-v3-turbo...) in models.dir/whisper/, or a "
+                            "folder",
+        json_schema_extra=HOST)
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="auto: CUDA when CTranslate2 sees a GPU, else CPU", json_schema_extra=HOST)
+    compute_type: Literal["auto", "int8", "int8_float16", "int8_float32", "int16", "float16", "bfloat16", "float32"] = (
+        Field("auto", description="auto: int8 on the CPU lane, float16 on the GPU lane", json_schema_extra=HOST))
+    cpu_threads: int = Field(0, ge=0, description="CPU threads for one transcription; 0: CTranslate2's default",
+                             json_schema_extra=HOST)
+    language: str = Field("pt", description="spoken language (ISO code, e.g. pt, en); auto detects it")
+    beam_size: int = Field(5, ge=1, le=20, description="beam search width (1: greedy, faster)")
+    vad: bool = Field(True, description="skip silence and music with Silero VAD before Whisper hears it")
+    vad_min_silence_ms: int = Field(500, ge=0, description="VAD: silence this long splits speech")
+    no_speech_threshold: float = Field(
+        0.6, ge=0, le=1, description="a segment Whisper thinks is not speech above this probability is dropped"
+    )
+    compression_ratio_threshold: float = Field(
+        2.4, gt=0, description="a segment whose text compresses better than this (a loop) is dropped"
+    )
+    log_prob_threshold: float = Field(-1.0, description="with no_speech: a segment below this mean log-prob is dropped")
+    low_confidence: float = Field(
+        0.5, ge=0, le=1, description="segments whose mean word probability is below this are listed in the sidecar"
+    )
+    hallucinations: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_HALLUCINATIONS),
+        description="phrases Whisper invents on silence or music: a segment that is only one of them is dropped",
+    )
+    output: Literal["burn", "soft", "both"] = Field(
+        "burn", description="a transcribed video: captions burned in, a soft mov_text track, or both"
+    )
+    vram_gb: float = Field(1.0, gt=0, description="VRAM the Whisper model is budgeted at in the GPU lane",
+                           json_schema_extra=HOST)
+
+
 class ModelsConfig(_Section):
     dir: str = Field(
         "", description="speech and voice models (`omad models pull` puts them here); empty: models/ in the state dir")
@@ -776,6 +843,8 @@ class Config(_Section):
                                                                          "lanes.*.windows)", json_schema_extra=HOST)
     hooks: HooksConfig = Field(default_factory=HooksConfig, description="programs run when a job ends",
                                json_schema_extra=HOST)
+    asr: AsrConfig = Field(default_factory=AsrConfig, description="speech recognition (faster-whisper)",
+                           json_schema_extra=TRAVELS)
     models: ModelsConfig = Field(default_factory=ModelsConfig, description="speech recognition models and voices",
                                  json_schema_extra=HOST)
     log: LogConfig = Field(default_factory=LogConfig, description="logging", json_schema_extra=HOST)

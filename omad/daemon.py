@@ -256,6 +256,7 @@ class Daemon:
         self._note_specials()
         self.settler.refresh(now)
         decided, self.waiting = self.intake.decide(self.settler.entries, now)
+        self._restore_late_videos()
         for d in decided:
             for e in d.claim:
                 self.settler.forget(e.path)
@@ -278,6 +279,18 @@ class Daemon:
             self._dispatch()
         self.lanes.residency.unload_idle()
         self.ticks += 1
+
+    def _restore_late_videos(self) -> None:
+        """Subtitles that came after their video went to transcription get the video back (see late_subtitles)."""
+        from .late_subtitles import restore_videos
+
+        try:
+            for name in restore_videos(self.journal, self.paths, self.waiting, self.config.intake):
+                self.log.info("late_subtitles", file=name,
+                              message="subtitles arrived after the video was taken for transcription; the video is "
+                                      "put back so they make a caption job")
+        except OSError as e:
+            self.log.warning("late_subtitles_failed", error=str(e))
 
     def _note_specials(self) -> None:
         """FIFOs, sockets and devices in the inbox: logged once each, shown on the status page, never opened."""

@@ -30,6 +30,7 @@ from .brief import (
     CaptionBrief,
     Img2VidBrief,
     NarrateBrief,
+    TranscribeBrief,
     VideoBrief,
     load_brief,
     resolve_asset,
@@ -55,7 +56,8 @@ ACCEPTED = (
     "a video (.mp4 .mov .mkv .webm) with a same-name .srt/.vtt/.ass/.ssa (burned captions) "
     "or audio file (new soundtrack); "
     "an image (.jpg .png .webp), alone or with a same-name audio file; "
-    "a .txt (narration); a brief (.yaml/.json); or a folder holding brief.yaml and its assets"
+    "a .txt (narration); a video or recording alone (transcribed); a brief (.yaml/.json); "
+    "or a folder holding brief.yaml and its assets"
 )
 ROUTES_ACCEPTED = ROUTES
 
@@ -122,10 +124,13 @@ _PARTNERS = {
 
 _FORCED_ROLES: dict[str, set[str]] = {
     "caption": {"video", "srt"},
+    "resync": {"video", "srt"},
     "addaudio": {"video", "audio"},
     "img2vid": {"image"},
     "narrate": {"text"},
 }
+#: What ``inbox/transcribe/`` takes: one video or one recording a name.
+_TRANSCRIBE_KINDS = ({"video"}, {"audio"})
 
 
 def _name_problem(path: Path) -> tuple[str, str] | None:
@@ -303,6 +308,13 @@ class Intake:
         def spec(route: str, roles: dict[str, Entry]) -> JobSpec:
             return JobSpec(route, name, {r: e.path for r, e in roles.items()}, list(roles.values()))
 
+        if forced == "transcribe":
+            if kinds in _TRANSCRIBE_KINDS:
+                return spec("transcribe", {k: get[k] for k in kinds})
+            return Rejection(forced, name, members, InputError(
+                f"the transcribe/ folder takes one video or one recording per name; "
+                f"{', '.join(sorted(m.path.name for m in members))} do not belong there together.",
+                file=self._rel(first.path)))
         if forced is not None:
             needed = _FORCED_ROLES.get(forced)
             if needed is None:  # inbox/video/ takes briefs only
@@ -348,6 +360,12 @@ class Intake:
             return spec("img2vid", {"image": get["image"]})
         if kinds == {"text"}:
             return spec("narrate", {"text": get["text"]})
+        if kinds in _TRANSCRIBE_KINDS and self.config.intake.lone_video == "transcribe":
+            kind = next(iter(kinds))
+            wait = self.config.intake.lone_video_grace_seconds or grace
+            if ready_for < (0.0 if self.once else wait):
+                return Waiting(get[kind], f"may get {_PARTNERS[kind]}; transcribed if none comes")
+            return spec("transcribe", {kind: get[kind]})
         if len(kinds) == 1 and next(iter(kinds)) in _PARTNERS:
             kind = next(iter(kinds))
             return self._wait_or_reject(
@@ -462,7 +480,7 @@ class Intake:
         elif isinstance(brief, Img2VidBrief):
             add("image", brief.image, "image")
             add("audio", brief.audio, "audio")
-        elif isinstance(brief, AddAudioBrief):
+        elif isinstance(brief, AddAudioBrief | TranscribeBrief):
             add("video", brief.video, "video")
             add("audio", brief.audio, "audio")
         elif isinstance(brief, NarrateBrief):
@@ -488,6 +506,8 @@ class Intake:
         route = brief.kind
         if isinstance(brief, VideoBrief) and brief.is_agent:
             route = "agent-video"
+        if isinstance(brief, CaptionBrief) and brief.resync:
+            route = "resync"
         inputs = {"brief": brief_path, **refs}
         options = brief.model_dump(mode="json", exclude_none=True)
         return JobSpec(route, name, inputs, claim, options)

@@ -42,6 +42,8 @@ STAGES: dict[str, str] = {
     "assets": "omad.stages.assets:AssetStage",
     "voice": "omad.stages.video:VoiceStage",
     "render": "omad.stages.video:RenderStage",
+    "transcribe": "omad.stages.transcribe:TranscribeStage",
+    "resync": "omad.stages.resync:ResyncStage",
 }
 
 TABLE: tuple[Route, ...] = (
@@ -52,6 +54,8 @@ TABLE: tuple[Route, ...] = (
     Route("video", ("assets", "voice", "render"), "scene brief -> narrated, captioned video + SRT + poster"),
     Route("agent-video", ("plan", "assets", "voice", "render"), "prompt brief -> agents write the scenes -> as video",
           folder=False),
+    Route("transcribe", ("transcribe",), "video or recording alone -> captions from its speech (+ SRT, VTT; TXT)"),
+    Route("resync", ("resync", "caption"), "video + subtitles -> cues moved onto the speech, then burned in + SRT"),
 )
 
 ROUTES: tuple[str, ...] = tuple(r.name for r in TABLE)

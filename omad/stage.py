@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from .guardrails import Guardrails
     from .lanes import Lanes
     from .tts import TtsEngine
+    from .tts.choice import EngineChoice
 
 __all__ = ["Stage", "StageContext", "StageResult", "Lane"]
 
@@ -150,8 +151,14 @@ class StageContext:
 
     def engine_name(self) -> str:
         """The TTS engine this job's narration uses: the brief's ``voice.engine``, else ``tts.engine``."""
+        return self.engine_choice().engine
+
+    def engine_choice(self) -> EngineChoice:
+        """The engine (``auto`` resolved on this machine) and why it was chosen, for the sidecar."""
+        from .tts.choice import choose_engine
+
         voice = self.options.get("voice") or {}
-        return str(voice.get("engine") or self.config.tts.engine)
+        return choose_engine(self.config, str(voice.get("engine") or "") or None, str(voice.get("name") or ""))
 
     def tts(self) -> TtsEngine:
         """The TTS engine for this job (made once per stage run)."""

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from whisper_tiny import base_whisper, models_with  # noqa: F401  (a session fixture)
 
 from omad.config import Config
 from omad.errors import ConfigError, InputError, StageFailed, ToolMissing, TransientError
@@ -144,7 +145,8 @@ def test_engine_is_a_tts_engine_chosen_by_name(kit: dict[str, Path]) -> None:
 @needs_f5
 def test_a_brief_brings_its_own_reference_voice(kit: dict[str, Path], tmp_path: Path) -> None:
     """GIVEN no reference in the config, but a brief voice with a recording and its transcript
-    THEN the brief's voice is used; without the transcript the drop is refused."""
+    THEN the brief's voice is used; without the transcript (and no Whisper model to write it) the error names
+    both ways out."""
     from omad.tts.f5 import F5Engine
 
     cfg = _config(kit)
@@ -158,10 +160,30 @@ def test_a_brief_brings_its_own_reference_voice(kit: dict[str, Path], tmp_path: 
         tmp_path / "a.wav",
     )
     assert result.duration > 0.3
-    with pytest.raises(InputError, match="reference_text"):
-        engine.synthesize("Tudo certo.", Voice(reference_audio=ref), tmp_path / "b.wav")
+    cfg.models.dir = str(tmp_path / "no-models")
+    with pytest.raises(ToolMissing, match=r"omad models pull whisper-base.*voice\.reference_text"):
+        F5Engine(cfg, None).synthesize("Tudo certo.", Voice(reference_audio=ref), tmp_path / "b.wav")
     with pytest.raises(ConfigError, match=r"tts\.f5\.reference\.audio is not set"):
         engine.synthesize("Tudo certo.", None, tmp_path / "c.wav")
+    engine.close()
+
+
+@needs_f5
+@pytest.mark.slow
+def test_a_reference_without_text_is_transcribed_and_recorded(kit: dict[str, Path], tmp_path: Path,
+                                                              base_whisper: Path) -> None:  # noqa: F811
+    """GIVEN the config's reference recording with no transcript, and the real Whisper base installed
+    THEN F5 narrates with the transcript Whisper wrote, and the job record says so (text, model, where it cut)."""
+    from omad.tts.f5 import F5Engine
+
+    cfg = _config(kit)
+    cfg.tts.f5.reference.text = ""
+    cfg.models.dir = str(models_with(tmp_path / "models", base=base_whisper))
+    engine = F5Engine(cfg, None)
+    result = engine.synthesize("Tudo certo.", None, tmp_path / "a.wav")
+    ref = result.facts["reference"]
+    assert ref["reference_text_from"] == "whisper" and ref["model"] == "base" and ref["language"] == "pt"
+    assert ref["reference_text"].strip() and ref["cut_at_seconds"] <= 12.0
     engine.close()
 
 

@@ -135,7 +135,7 @@ def test_a_narrate_brief_written_in_the_form(make_env: Callable[..., Env], make_
         Select(browser.find_element(By.ID, "kind")).select_by_value("narrate")
         browser.find_element(By.ID, "name").send_keys("saudacao")
         browser.find_element(By.ID, "text").send_keys("Bom dia! Hoje são 3 de maio.")
-        browser.find_element(By.ID, "voice").send_keys("pt-br")
+        Select(browser.find_element(By.ID, "voice")).select_by_value("espeak:pt-br")
         if javascript:
             _screenshot(browser, "create-page")
         browser.find_element(By.ID, "submit").click()
@@ -145,7 +145,7 @@ def test_a_narrate_brief_written_in_the_form(make_env: Callable[..., Env], make_
         assert audio[0].get_attribute("src") == run.server.url + "/outbox/saudacao.wav"
     brief = env.sidecar("saudacao")
     assert brief["route"] == "narrate" and brief["options"]["text"] == "Bom dia! Hoje são 3 de maio."
-    assert brief["options"]["voice"] == {"name": "pt-br"}
+    assert brief["options"]["voice"] == {"engine": "espeak", "name": "pt-br"}
 
 
 def test_log_in_and_out(make_env: Callable[..., Env], make_browser: Callable[..., Any]) -> None:

@@ -195,6 +195,10 @@ def build_karaoke_ass(cues: Sequence[Cue], words: Sequence[tuple[float, float, s
     for c in cues:
         mine = [w for w in pool if c.start - 1e-6 <= w[0] < c.end - 1e-6]
         text = karaoke_text(c, mine)
+        count = len(c.text.split())
+        if text is None and len(mine) > count:
+            # A caption held on for reading speed can reach into the next scene's first words: not its own.
+            text = karaoke_text(c, mine[:count])
         if text is None:
             text = "{\\1c" + _ass_bgr(style.primary_colour) + "}" + escape_ass_text(c.text)
         else:

@@ -63,7 +63,8 @@ class NarrateStage(Stage):
             "text_encoding": encoding,
             "loudness": loud,
         }
-        tts: dict[str, Any] = {k: narration.facts[k] for k in ("engine", "rtf", "peak_vram_gb") if k in narration.facts}
+        kept = ("engine", "voice", "engine_choice", "rtf", "peak_vram_gb")
+        tts: dict[str, Any] = {k: narration.facts[k] for k in kept if k in narration.facts}
         return StageResult(
             artifacts={"audio": "narration.wav", "srt": "narration.srt"},
             publish={".wav": "audio", ".srt": "srt"},

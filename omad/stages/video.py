@@ -46,7 +46,7 @@ from ..media.subtitles import Cue, build_ass, build_karaoke_ass, write_srt
 from ..media.titlecard import check_colour, prepare_title_card
 from ..stage import Lane, Stage, StageContext, StageResult
 from ..text.sentences import split_sentences
-from ..tts.speech import layout_rules, speak
+from ..tts.speech import layout_rules, scene_voice, speak
 
 __all__ = ["VoiceStage", "RenderStage", "scene_brief"]
 
@@ -89,10 +89,13 @@ class VoiceStage(Stage):
             said = (scene.spoken or scene.narration).strip()
             if said:
                 out = ctx.work / f"scene{i:02d}.wav"
+                own = (scene_voice(ctx, scene.voice.model_dump(exclude_none=True), f"scenes[{i}]")
+                       if scene.voice is not None else None)
                 narration, found = speak(ctx, said, out, label, f"scenes[{i}].narration", (i / n, (i + 1) / n),
-                                         layout=layout_rules(ctx, ctx.config.video.size(brief.format)))
+                                         layout=layout_rules(ctx, ctx.config.video.size(brief.format)), voice=own)
                 findings.extend(found)
-                tts.append({"engine": narration.facts.get("engine"), "rtf": narration.facts.get("rtf")})
+                tts.append({k: narration.facts[k] for k in ("engine", "rtf", "voice", "engine_choice")
+                            if k in narration.facts})
                 cues = [[c.start, c.end, c.text] for c in narration.cues]
                 words = [[w.start, w.end, w.text] for w in narration.words]
                 if said != scene.narration.strip() and cues:

@@ -1,9 +1,11 @@
 """Text-to-speech engines behind one small interface.
 
 ``engine_for(config, lanes)`` returns the configured engine. ``espeak`` (CPU,
-always available) is the default; ``f5`` (F5-TTS on the GPU lane) lives in
-``omad.tts.f5`` and is imported only when chosen, so omad starts fast without
-torch installed.
+always available) is the zero-setup engine; ``piper`` (neural voices on the
+CPU, the GPL-3.0 extra ``omad[piper]``) lives in ``omad.tts.piper`` and ``f5``
+(F5-TTS on the GPU lane) in ``omad.tts.f5``, each imported only when chosen,
+so omad starts fast without them. ``auto`` is resolved to one of the three by
+``omad.tts.choice`` before an engine is made.
 """
 
 from __future__ import annotations
@@ -23,17 +25,20 @@ if TYPE_CHECKING:
 __all__ = ["Synthesis", "TtsEngine", "Voice", "engine_for", "lane_of", "ENGINE_LANES"]
 
 #: The lane of each engine, known without importing it (F5 pulls torch). Each engine's ``lane`` matches.
-ENGINE_LANES: dict[str, Lane] = {"espeak": Lane.CPU, "f5": Lane.GPU}
+ENGINE_LANES: dict[str, Lane] = {"espeak": Lane.CPU, "piper": Lane.CPU, "f5": Lane.GPU}
 
 
 @dataclass
 class Voice:
-    """Who speaks. espeak uses ``name``; F5 uses a reference recording and its transcript."""
+    """Who speaks. espeak and Piper use ``name``; F5 uses a reference recording and its transcript."""
 
     name: str = ""
     reference_audio: Path | None = None
     reference_text: str = ""
     speed: float | None = None  # a factor on the engine's configured speaking rate
+    speaker: str = ""  # Piper: a speaker of a multi-speaker voice (name or number)
+    noise_scale: float | None = None  # Piper: voice variation (None: config, then the voice's own)
+    noise_w_scale: float | None = None  # Piper: rhythm variation
 
 
 @dataclass
@@ -61,23 +66,34 @@ class TtsEngine(Protocol):
         ...
 
 
+_ENGINES_HINT = "Use 'auto', 'espeak', 'piper' or 'f5' (tts.engine)."
+
+
 def lane_of(name: str) -> Lane:
     """The lane engine ``name`` runs on."""
     try:
         return ENGINE_LANES[name]
     except KeyError as e:
-        raise ConfigError(f"unknown TTS engine '{name}'. Use 'espeak' or 'f5' (tts.engine).") from e
+        raise ConfigError(f"unknown TTS engine '{name}'. {_ENGINES_HINT}") from e
 
 
 def engine_for(config: Config, lanes: Lanes | None = None, name: str | None = None) -> TtsEngine:
-    """The engine named ``name`` (default: ``tts.engine`` from config)."""
+    """The engine named ``name`` (default: ``tts.engine`` from config; ``auto`` is resolved here)."""
     chosen = name or config.tts.engine
+    if chosen == "auto":
+        from .choice import choose_engine
+
+        chosen = choose_engine(config).engine
     if chosen == "espeak":
         from .espeak import EspeakEngine
 
         return EspeakEngine(config.tts.espeak)
+    if chosen == "piper":
+        from .piper import PiperEngine  # lazy: piper-tts is an optional (GPL-3.0) extra
+
+        return PiperEngine(config)
     if chosen == "f5":
         from .f5 import F5Engine  # lazy: pulls torch only when F5 is chosen
 
         return F5Engine(config, lanes)
-    raise ConfigError(f"unknown TTS engine '{chosen}'. Use 'espeak' or 'f5' (tts.engine).")
+    raise ConfigError(f"unknown TTS engine '{chosen}'. {_ENGINES_HINT}")

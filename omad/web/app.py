@@ -36,6 +36,7 @@ from .queue import queue_routes
 from .responses import client, file_response, nav_for, principal, query_int, text
 from .scopes import required_scope
 from .state import CSRF_STALE, AppState, csrf_refused
+from .voices import voice_routes
 
 if TYPE_CHECKING:
     from ..daemon import Daemon
@@ -291,6 +292,7 @@ def _routes(state: AppState) -> list[BaseRoute]:
         *api_routes(state),
         *queue_routes(state),
         *page_routes(state),
+        *voice_routes(state),
     ]
 
 

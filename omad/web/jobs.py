@@ -101,6 +101,7 @@ def job_detail(daemon: JournalReader, job: Job) -> dict[str, Any]:
                                               "finished_at", "attempts") if k in sidecar}
         facts["stages"] = {str(st.get("name")): st.get("facts") or {} for st in sidecar.get("stages") or []
                            if isinstance(st, dict)}
+    transcript = _transcript(sidecar)
     return {
         **job_summary(job, daemon.config.metrics),
         "dropped_at": _iso(job.dropped_at),
@@ -115,6 +116,7 @@ def job_detail(daemon: JournalReader, job: Job) -> dict[str, Any]:
         "originals": originals,
         "error": error,
         "facts": facts,
+        "transcript": transcript,
         "retryable": job.status == JobStatus.RETRY_WAIT or (job.status == JobStatus.FAILED
                                                             and not result.get("retried")),
         "cancellable": not job.status.final and job.status != JobStatus.CLAIMING,
@@ -123,6 +125,15 @@ def job_detail(daemon: JournalReader, job: Job) -> dict[str, Any]:
         "links": {"self": f"/api/jobs/{job.id}", "page": f"/jobs/{job.id}",
                   "retry": f"/api/jobs/{job.id}/retry", "cancel": f"/api/jobs/{job.id}/cancel"},
     }
+
+
+def _transcript(sidecar: dict[str, Any] | None) -> list[dict[str, Any]] | None:
+    """A transcribe job's segments (start, end, text) from its sidecar; None for other jobs."""
+    for stage in (sidecar or {}).get("stages") or []:
+        if isinstance(stage, dict) and stage.get("name") == "transcribe":
+            segments = (stage.get("facts") or {}).get("transcript")
+            return list(segments) if isinstance(segments, list) else None
+    return None
 
 
 def _log_lines(path: Path) -> Iterator[str]:

@@ -124,5 +124,13 @@ OPENAPI: dict[str, Any] = {
                                    "parameters": [{"name": "days", "in": "query",
                                                    "schema": {"type": "integer", "default": 30}}],
                                    "responses": {"200": _resp("figures")}}},
+        "/api/voices": {"get": {"summary": "Installed narration voices (Piper, espeak-ng) and their preview URLs",
+                                "responses": {"200": _resp("voices", {"type": "object", "properties": {
+                                    "voices": {"type": "array", "items": {"type": "object", "properties": {
+                                        "name": {"type": "string"}, "engine": {"type": "string"},
+                                        "language": {"type": "string"}, "quality": {"type": "string"},
+                                        "size_bytes": {"type": "integer"}, "sample_rate": {"type": "integer"},
+                                        "speakers": {"type": "array", "items": {"type": "string"}},
+                                        "licence": {"type": "string"}, "sample_url": {"type": "string"}}}}}})}}},
     },
 }

@@ -22,6 +22,7 @@ from ..daemon import retry_job
 from ..errors import OmadError
 from ..i18n import N_
 from ..messages import localised_error, what_to_do
+from ..tts.voices import list_voices
 from .analytics import analytics_charts, analytics_view
 from .api import submit
 from .jobs import job_detail, job_log
@@ -40,7 +41,8 @@ KINDS = (("", N_("let omad decide from the files")),
          ("caption", N_("caption: burn subtitles (srt, vtt, ass) into a video")),
          ("narrate", N_("narrate: text to speech")), ("img2vid", N_("img2vid: Ken Burns clip of an image")),
          ("addaudio", N_("addaudio: new soundtrack for a video")),
-         ("video", N_("video: agents write it from a prompt")))
+         ("video", N_("video: agents write it from a prompt")),
+         ("transcribe", N_("transcribe: captions from the speech of a video or recording")))
 #: The Create form's picture formats.
 FORMATS = (("", N_("default")), ("landscape", N_("landscape")), ("vertical", N_("vertical")))
 
@@ -62,7 +64,8 @@ def page_routes(state: AppState) -> list[BaseRoute]:
 
     def create_form(request: Request, error: str | None = None, status: int = 200) -> Response:
         return pages.page(request, "create.html", status=status, nav=nav_for(state.auth, principal(request)),
-                          error=error, limits=web, kinds=KINDS, formats=FORMATS, motions=MOTIONS)
+                          error=error, limits=web, kinds=KINDS, formats=FORMATS, motions=MOTIONS,
+                          voices=list_voices(state.config))
 
     def create_page(request: Request) -> Response:
         return create_form(request)

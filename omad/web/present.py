@@ -3,9 +3,9 @@
 Turns a job's detail (:func:`omad.web.jobs.job_detail`) and its claimed inputs
 into what ``job.html`` shows: the inputs with their sizes, the options and each
 stage's facts as labelled values (durations, loudness, encoder, voice, pictures
-and their credits), the transcript when there is one, and the poster for the
-video player. Labels of known keys are translated; unknown keys are shown as
-they are, so a new fact is never hidden. Writes nothing.
+and their credits), and the poster for the video player; the transcript has
+its own table in ``job.html``. Labels of known keys are translated; unknown
+keys are shown as they are, so a new fact is never hidden. Writes nothing.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ LABELS = {
     "estimated": N_("estimated"), "cpu_seconds": N_("CPU seconds"), "gpu_seconds": N_("GPU seconds"),
     "currency": N_("currency"), "sample_rate": N_("sample rate"), "chars": N_("characters"),
 }
+# Shown as its own table from the job's detail, not among the facts.
 _TRANSCRIPT_KEYS = ("transcript",)
 _MAX_ITEMS = 40
 
@@ -91,15 +92,6 @@ def _items(data: dict[str, Any], gettext: Callable[[str], str], prefix: str = ""
     return out
 
 
-def _transcript(stage_facts: dict[str, Any]) -> str | None:
-    """The transcript a speech-recognition stage put in its facts, if any."""
-    for facts in stage_facts.values():
-        text = facts.get("transcript") if isinstance(facts, dict) else None
-        if isinstance(text, str) and text.strip():
-            return text
-    return None
-
-
 def present_job(detail: dict[str, Any], job: Job, gettext: Callable[[str], str],
                 has_poster: bool) -> dict[str, Any]:
     """What the job page shows beside the detail: inputs with sizes, fact groups, transcript, poster."""
@@ -127,6 +119,5 @@ def present_job(detail: dict[str, Any], job: Job, gettext: Callable[[str], str],
     return {
         "inputs": inputs,
         "facts": groups,
-        "transcript": _transcript(stage_facts),
         "poster": f"/poster/{job.id}" if has_poster else None,
     }

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 
 from ..errors import ConfigError
+from ..lanes import Lane
 from ..log import get_logger
 from ..metrics import Metrics
 from .app import build_app, readiness
@@ -71,7 +72,8 @@ class StatusServer:
                               heartbeat_age=lambda: time.monotonic() - daemon.heartbeat,
                               readiness=lambda: readiness(daemon), status=self.view, pause=daemon.pause,
                               resume=daemon.resume, queue=lambda: queue_view(daemon),
-                              queue_reasons=lambda: daemon.queue_reasons),
+                              queue_reasons=lambda: daemon.queue_reasons,
+                              cpu_slot=lambda holder: daemon.lanes.lane(Lane.CPU).slot(holder)),
         )
         self.app = build_app(self.state)
         web = daemon.config.web

@@ -13,6 +13,7 @@ that changes something passes the token it got (a hidden ``csrf`` field or the
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -76,6 +77,8 @@ class Controls:
     queue: Callable[[], dict[str, Any]]
     #: queued job id -> why it does not start now (paused, outside its lane's window)
     queue_reasons: Callable[[], dict[str, str]]
+    #: a slot of the CPU lane held for web work (a voice's preview), so it never starves jobs of more than one
+    cpu_slot: Callable[[str], AbstractContextManager[Any]]
 
 
 @dataclass(frozen=True)

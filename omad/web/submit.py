@@ -32,6 +32,7 @@ import yaml
 from ..brief import parse_brief
 from ..errors import InputError
 from ..journal import Job, JobStatus
+from ..tts.voices import voice_spec
 from ..watcher import is_ignored
 
 if TYPE_CHECKING:
@@ -157,14 +158,14 @@ def brief_from_fields(fields: dict[str, str], names: list[str]) -> dict[str, Any
         if "text" not in brief:
             put("text_file", first("text"))
         if voice:
-            brief["voice"] = {"name": voice}
+            brief["voice"] = voice_spec(voice)
     elif kind == "video":
         put("prompt", fields.get("prompt", "").strip() or fields.get("text", "").strip())
         put("format", fields.get("format"))
         put("music", first("audio"))
         brief["captions"] = fields.get("captions") in ("on", "true", "1", "yes")
         if voice:
-            brief["voice"] = {"name": voice}
+            brief["voice"] = voice_spec(voice)
     elif kind == "img2vid":
         put("image", first("image"))
         put("audio", first("audio"))
@@ -176,8 +177,13 @@ def brief_from_fields(fields: dict[str, str], names: list[str]) -> dict[str, Any
     elif kind == "addaudio":
         put("video", first("video"))
         put("audio", first("audio"))
+    elif kind == "transcribe":
+        video = first("video")
+        put("video", video)
+        if video is None:
+            put("audio", first("audio"))
     else:
-        raise UploadRefused(f"'kind' must be narrate, video, img2vid, caption or addaudio, not '{kind}'.",
+        raise UploadRefused(f"'kind' must be narrate, video, img2vid, caption, addaudio or transcribe, not '{kind}'.",
                             field="kind")
     return brief
 

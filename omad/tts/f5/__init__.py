@@ -206,26 +206,21 @@ class F5Engine:
             from_brief = True
             if not audio.is_file():
                 raise InputError("the reference recording named by the brief does not exist.", file=audio)
-            if not text:
-                raise InputError(
-                    "the brief gives a reference recording but no reference_text. F5 needs the exact transcript "
-                    "of the recording (there is no speech recogniser here).",
-                    file=audio,
-                )
         else:
             audio = self._config_path(self.options.reference.audio, "tts.f5.reference.audio", "reference recording")
             text = self.options.reference.text.strip()
             from_brief = False
-            if not text:
-                raise ConfigError(
-                    "tts.f5.reference.text is empty: give the exact transcript of the reference recording "
-                    "(there is no speech recogniser here).",
-                    file=audio,
-                )
         digest = hashlib.sha256(audio.read_bytes()).hexdigest()[:16]
         cached = self._references.get(digest)
-        if cached is not None and cached.prepared.path.is_file() and cached.text == _ref_text(text):
+        if cached is not None and cached.prepared.path.is_file() and (not text or cached.text == _ref_text(text)):
             return cached
+        transcribed: dict[str, Any] = {}
+        if not text:  # Whisper writes the transcript and the clip is cut at a sentence end (reference_text.py)
+            from ..reference_text import transcribe_reference
+
+            heard = transcribe_reference(self.config, self.lanes, audio, workdir, max_seconds=REFERENCE_MAX_SECONDS,
+                                         timeout=timeout, label=audio.name)
+            audio, text, transcribed = heard.audio, heard.text, heard.facts
         dest = workdir / f".f5-reference-{digest}.wav"
         try:
             prepared = prepare_reference(audio, dest, max_seconds=REFERENCE_MAX_SECONDS, timeout=timeout)
@@ -238,7 +233,7 @@ class F5Engine:
                 details=e.details,
             ) from e
         samples, _ = read_wav(prepared.path)
-        ref = _Reference(prepared=prepared, text=_ref_text(text), samples=samples)
+        ref = _Reference(prepared=prepared, text=_ref_text(text), samples=samples, transcribed=transcribed)
         self._references[digest] = ref
         return ref
 
@@ -264,7 +259,7 @@ class F5Engine:
             "sway_sampling_coef": self.options.sway_sampling_coef,
             "speed": speed,
             "checkpoint": Path(self.options.checkpoint).name,
-            "reference": ref.prepared.facts(),
+            "reference": {**ref.prepared.facts(), **ref.transcribed},
         }
         warnings = list(place.warnings) + list(ref.prepared.warnings)
         max_bytes = self._max_chunk_bytes(ref, speed)

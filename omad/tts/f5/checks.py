@@ -41,7 +41,7 @@ def doctor_checks(config: Config) -> list[tuple[str, bool, str]]:
     else:
         checks.append(("f5: CUDA", False, f"unknown until the extra is installed: {INSTALL_HINT}"))
     if config.tts.engine != "f5" and not opts.checkpoint:
-        checks.append(("f5: files", True, "F5 is not configured (tts.engine: espeak); nothing to check"))
+        checks.append(("f5: files", True, f"F5 is not configured (tts.engine: {config.tts.engine}); nothing to check"))
         return checks
     engine = F5Engine(config, None)
     for name, action in (

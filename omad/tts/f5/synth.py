@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -75,6 +75,8 @@ class _Reference:
     prepared: PreparedReference
     text: str
     samples: npt.NDArray[np.float32]
+    #: how Whisper wrote the transcript, when the brief or config gave none
+    transcribed: dict[str, Any] = field(default_factory=dict)
 
 
 class _ChunkRunner:

@@ -144,3 +144,24 @@ def test_every_page_answers_in_the_asked_language(make_env: Callable[..., Env]) 
                 assert r.headers["content-language"] == lang and word in r.text, (path, header)
                 assert "script-src 'self'" in r.headers["content-security-policy"]
                 assert "<script>" not in r.text
+
+
+def test_the_queue_s_reasons_read_in_the_page_s_language() -> None:
+    """GIVEN a lane outside its window (the reason the controls really give) and a paused queue
+    THEN the status page's queue part says both in Portuguese, and in English as the controls wrote them."""
+    import datetime as dt
+
+    from omad.windows import Windows
+
+    reason = Windows(["00:00-07:00"]).waiting_reason(dt.datetime(2026, 12, 7, 14, 0))
+    assert reason == "waiting for the window at 00:00"
+    view = {"queue": {"paused": True, "paused_now": False, "paused_since": 0, "paused_by": "web:maria",
+                      "lanes": {"gpu": {"windows": ["00:00-07:00"], "open": False, "reason": reason}},
+                      "waiting": [{"id": "abc", "reason": "paused"}],
+                      "watch": {"mode": "inotify", "requested": "auto", "reason": "a local disk"}}}
+    pages = Pages("auto")
+    pt = pages.render("_queue.html", Language.PT_BR, view=view, nav={"csrf": "t"})
+    assert "aguardando a janela das 00:00" in pt and "fila pausada" in pt and "por web:maria" in pt
+    assert 'id="resume"' in pt and "Retomar" in pt
+    en = pages.render("_queue.html", Language.EN, view=view, nav={"csrf": "t"})
+    assert reason in en and ">abc</a>: paused<" in en and "Resume" in en

@@ -37,6 +37,22 @@ STATUS_LABELS = {"claiming": N_("claiming"), "queued": N_("queued"), "running": 
 PRIORITY_LABELS = {"low": N_("low"), "normal": N_("normal"), "high": N_("high")}
 
 
+#: The queue's reasons for not starting (``Controls.blocked``, ``Windows.waiting_reason``), as they read on a page.
+#: The controls say them in English for logs and the API; a page shows them in its own language.
+_PAUSED = "paused"
+_WINDOW = "waiting for the window at "
+QUEUE_REASONS = {_PAUSED: N_("paused"), _WINDOW: N_("waiting for the window at %(when)s")}
+
+
+def queue_reason(reason: str, gettext: Callable[[str], str]) -> str:
+    """A lane's or a job's reason for waiting in ``gettext``'s language (an unknown one as it is)."""
+    if reason == _PAUSED:
+        return gettext(QUEUE_REASONS[_PAUSED])
+    if reason.startswith(_WINDOW):
+        return gettext(QUEUE_REASONS[_WINDOW]) % {"when": reason[len(_WINDOW):]}
+    return reason
+
+
 def clock(ts: float | None) -> str:
     """A time of today as the box's clock shows it (HH:MM)."""
     return time.strftime("%H:%M", time.localtime(ts or 0))
@@ -97,6 +113,7 @@ def _environment(lang: Language) -> jinja2.Environment:
         return gettext(known) if known is not None else name
 
     env.filters.update(duration=duration, money=money, filesize=filesize, visual_link=_visual_link, clock=clock,
+                       reason=lambda r: queue_reason(str(r or ""), gettext),
                        secs=lambda v: "-" if v is None else f"{v:.1f} s")
     env.globals.update(status_label=status_label, job_link=job_link, lang=lang.value, priority_label=priority_text,
                        priorities=tuple(PRIORITY_NAMES.items()))

@@ -98,10 +98,10 @@ lint: dev
 config: venv
 	$(BIN)/omad config --defaults > config/omad.yaml
 
-# The strings shown to people, extracted into omad/locale/omad.pot; merge them into each language's .po.
+# The strings shown to people, extracted into build/omad.pot; merge them into each language's .po.
 messages: venv
-	$(BIN)/pybabel extract -F babel.cfg -k _ -k N_ -k gettext -k ngettext:1,2 --no-location -o omad/locale/omad.pot .
-	$(BIN)/pybabel update -i omad/locale/omad.pot -d omad/locale -D omad --no-location --ignore-obsolete
+	$(BIN)/pybabel extract -F babel.cfg -k _ -k N_ -k gettext -k ngettext:1,2 --no-location -o build/omad.pot .
+	$(BIN)/pybabel update -i build/omad.pot -d omad/locale -D omad --ignore-obsolete -w 120
 
 clean:
 	rm -rf $(DEMO) .omad .pytest_cache .mypy_cache .ruff_cache

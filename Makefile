@@ -10,7 +10,7 @@ APT_PACKAGES := ffmpeg espeak-ng fonts-dejavu-core fontconfig
 TEST_APT_PACKAGES := chromium chromium-driver prometheus e2fsprogs systemd redis-server
 DEMO   := demo
 
-.PHONY: demo test test-fast sysdeps testdeps venv dev f5 otel images asr piper benchdata lint config clean
+.PHONY: demo test test-fast sysdeps testdeps venv dev f5 otel images asr piper benchdata lint config messages clean
 
 # Installs the Debian packages in $(1) that are missing (with sudo when not root); $(2): extra apt flags.
 define apt_install
@@ -97,6 +97,11 @@ lint: dev
 
 config: venv
 	$(BIN)/omad config --defaults > config/omad.yaml
+
+# The strings shown to people, extracted into build/omad.pot; merge them into each language's .po.
+messages: venv
+	$(BIN)/pybabel extract -F babel.cfg -k _ -k N_ -k gettext -k ngettext:1,2 --no-location -o build/omad.pot .
+	$(BIN)/pybabel update -i build/omad.pot -d omad/locale -D omad --ignore-obsolete -w 120
 
 clean:
 	rm -rf $(DEMO) .omad .pytest_cache .mypy_cache .ruff_cache

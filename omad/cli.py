@@ -16,6 +16,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from gettext import NullTranslations
 from pathlib import Path
 from typing import Any
 
@@ -140,23 +141,36 @@ def _live_state(cfg: Config) -> dict[str, Any] | None:
     return {"lanes": data.get("lanes", []), "gpu": data.get("gpu", {}), "waiting_files": data.get("waiting_files")}
 
 
-def _print_live(live: dict[str, Any]) -> None:
+def _print_live(live: dict[str, Any], tr: NullTranslations) -> None:
+    _ = tr.gettext
     for lane in live["lanes"]:
-        print(f"lane {lane['name']:3}  busy {lane['busy']}/{lane['capacity']}  waiting {lane['waiting']}  "
-              f"{', '.join(lane.get('holders') or [])}")
+        print(_("lane %(name)s  busy %(busy)s/%(capacity)s  waiting %(waiting)s  %(holders)s")
+              % {"name": f"{lane['name']:3}", "busy": lane["busy"], "capacity": lane["capacity"],
+                 "waiting": lane["waiting"], "holders": ", ".join(lane.get("holders") or [])})
     gpu = live["gpu"]
-    residents = ", ".join(f"{r['model']} ({r['vram_gb']} GB)" for r in gpu.get("residents") or []) or "none"
-    print(f"gpu  {gpu.get('resident_gb', 0)}/{gpu.get('budget_gb', 0)} GB resident: {residents}")
+    residents = ", ".join(f"{r['model']} ({r['vram_gb']} GB)" for r in gpu.get("residents") or []) or _("none")
+    print(_("gpu  %(resident)s/%(budget)s GB resident: %(models)s")
+          % {"resident": gpu.get("resident_gb", 0), "budget": gpu.get("budget_gb", 0), "models": residents})
     if live.get("waiting_files"):
-        print(f"inbox: {live['waiting_files']} file(s) waiting to settle or for a partner")
+        n = int(live["waiting_files"])
+        print(tr.ngettext("inbox: %(num)d file waiting to settle or for a partner",
+                          "inbox: %(num)d files waiting to settle or for a partner", n) % {"num": n})
 
 
 def _print_status(cfg: Config, paths: Any, as_json: bool, limit: int) -> None:
+    from .i18n import resolve, translations
     from .journal import Journal
     from .summary import job_summary
+    from .web.templating import STATUS_LABELS
+
+    tr = translations(resolve(cfg.web.language, terminal=True))
+    _ = tr.gettext
+
+    def label(status: str) -> str:
+        return _(STATUS_LABELS[status]) if status in STATUS_LABELS else status
 
     if not paths.journal.exists():
-        print(json.dumps({"jobs": []}) if as_json else "no jobs yet (the journal does not exist).")
+        print(json.dumps({"jobs": []}) if as_json else _("no jobs yet (the journal does not exist)."))
         return
     journal = Journal(paths.journal)
     try:
@@ -172,21 +186,21 @@ def _print_status(cfg: Config, paths: Any, as_json: bool, limit: int) -> None:
             return
         print(queue_line(cfg, journal))
         if live is not None:
-            _print_live(live)
+            _print_live(live, tr)
         else:
-            print("(no running daemon answered on web.port: lane and GPU state unknown; with web.require_token, "
-                  "set $OMAD_TOKEN)")
+            print(_("(no running daemon answered on web.port: lane and GPU state unknown; with "
+                    "web.require_token, set $OMAD_TOKEN)"))
         if not rows:
-            print("no jobs yet.")
+            print(_("no jobs yet."))
             return
         for r in rows:
             secs = f"{r['seconds']:.1f}s" if r["seconds"] is not None else "-"
-            print(f"{r['id'][:18]:18} {r['status']:10} {r['route']:11} {_bar(r['progress'])} "
+            print(f"{r['id'][:18]:18} {label(r['status']):10} {r['route']:11} {_bar(r['progress'])} "
                   f"{(r['stage'] or '-'):10} {secs:>8} {r['cost']['estimated']:.4f} {price.currency}  {r['name']}")
             if r["message"]:
                 print(f"{'':18} {r['message']}")
         counts = journal.counts()
-        print("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
+        print("  ".join(f"{label(k)}: {v}" for k, v in sorted(counts.items())))
     finally:
         journal.close()
 

@@ -31,17 +31,20 @@ def _cli() -> ModuleType:
 def queue_line(cfg: Config, journal: Any) -> str:
     """One line: whether the queue is paused (and since when), and each lane's windows."""
     from .controls import Controls
+    from .i18n import resolve, translations
 
+    _ = translations(resolve(cfg.web.language, terminal=True)).gettext
     controls = Controls(cfg, journal)
     state = controls.state
     if state.paused:
-        since = time.strftime("%Y-%m-%d %H:%M", time.localtime(state.since or 0))
-        head = (f"queue: PAUSED since {since}" + (f" by {state.by}" if state.by else "")
-                + (" (running stages were stopped)" if state.now else " (running stages finish)")
-                + "; `omad resume` starts it again")
+        values = {"since": time.strftime("%Y-%m-%d %H:%M", time.localtime(state.since or 0)), "who": state.by}
+        head = (_("queue: PAUSED since %(since)s by %(who)s") if state.by else _("queue: PAUSED since %(since)s")) \
+            % values
+        head += (_(" (running stages were stopped)") if state.now else _(" (running stages finish)")) \
+            + _("; `omad resume` starts it again")
     else:
-        head = "queue: running"
-    lanes = [f"{g.lane} {g.reason or 'open'} ({', '.join(g.windows)})" for g in controls.lanes() if g.windows]
+        head = _("queue: running")
+    lanes = [f"{g.lane} {g.reason or _('open')} ({', '.join(g.windows)})" for g in controls.lanes() if g.windows]
     return head + ("; " + "; ".join(lanes) if lanes else "")
 
 

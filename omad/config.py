@@ -596,6 +596,10 @@ class WebConfig(_Section):
     max_requests: int = Field(
         64, ge=1, description="requests handled at once; more are answered 503 (never /healthz)")
     max_sessions: int = Field(10000, ge=1, description="browser logins kept at once; the oldest go first")
+    language: Literal["auto", "pt-BR", "en"] = Field(
+        "auto", description="pages, error records and `omad status` in pt-BR or en; auto: the browser's "
+                            "Accept-Language on pages, $LANG in the terminal"
+    )
 
     @property
     def token_required(self) -> bool:

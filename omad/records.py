@@ -19,8 +19,10 @@ from .config import Config
 from .errors import GuardrailBlocked, OmadError
 from .events import Event, EventBus
 from .guardrails import guardrails_for
+from .i18n import resolve
 from .journal import Job, JobStatus, Journal
 from .media.ffmpeg import ffmpeg_version
+from .messages import WHAT_TO_DO_FAILED, localised_error, what_to_do
 from .outbox import Outbox
 from .paths import Paths
 from .stage import StageResult
@@ -63,8 +65,11 @@ class Records:
             "name": job.name,
             "error": err.to_dict(),
             "message": str(err),
-            "what_to_do": "Fix the problem the message names, then drop the files again, or run "
-                          f"`omad retry {job.id}` to put them back in the inbox.",
+            "what_to_do": WHAT_TO_DO_FAILED % {"job": job.id},
+            # The message in the configured language beside the English one (`auto`: the daemon's $LANG).
+            "language": (lang := resolve(self.config.web.language, terminal=True)).value,
+            "message_local": localised_error(err.to_dict(), lang),
+            "what_to_do_local": what_to_do(job.id, lang),
             "inputs": [{"name": c["name"], "source": c["source"], "sha256": c["sha256"]}
                        for c in job.inputs if c.get("claim")],
             "attempts": job.attempts,

@@ -490,7 +490,8 @@ def test_bad_worker_records_in_redis_never_break_the_status_page(attack_redis: R
     """GIVEN worker records in Redis that are not what a worker writes (a list, wrong types, not JSON, deep JSON)
     THEN the status page's worker table still renders, with each field of its type."""
     from omad.cluster.executor import read_workers
-    from omad.web.page import _workers_section
+    from omad.i18n import Language
+    from omad.web.templating import Pages
 
     client = attack_redis.client()
     client.set("omad:worker:a", "[1, 2]")
@@ -501,5 +502,6 @@ def test_bad_worker_records_in_redis_never_break_the_status_page(attack_redis: R
     client.set("omad:worker:d", "[" * 100000)
     workers = read_workers(client)
     assert len(workers) == 1 and workers[0]["queues"] == [] and workers[0]["concurrency"] == 0
-    html = _workers_section({"executor": {"broker": "redis://x", "queues": {"omad.cpu": 0}, "workers": workers}})
+    html = Pages("en").render("_workers.html", Language.EN,
+                              view={"executor": {"broker": "redis://x", "queues": {"omad.cpu": 0}, "workers": workers}})
     assert "&lt;script&gt;" in html and "<script>" not in html

@@ -200,10 +200,12 @@ def test_caption_and_narrate_are_published_with_the_worker_recorded(cluster: Cal
         wait_done(c.env, 2)
         status = running.d.executor.status()
     assert outputs(c.env.outbox) == ["c.json", "c.mp4", "n.json", "n.srt", "n.wav"]
-    from omad.web.page import _workers_section
+    from omad.i18n import Language
+    from omad.web.templating import Pages
 
     assert [x["name"] for x in status["workers"]] == ["omad@w1"] and set(status["queues"]) == {"omad.cpu", "omad.gpu"}
-    assert "omad@w1" in _workers_section({"executor": status}) and "s3cret-pw" not in json.dumps(status)
+    workers_html = Pages("en").render("_workers.html", Language.EN, view={"executor": status})
+    assert "omad@w1" in workers_html and "s3cret-pw" not in json.dumps(status)
     for name in ("c", "n"):
         stage = c.env.sidecar(name)["stages"][0]
         assert stage["facts"]["worker"] == "omad@w1"

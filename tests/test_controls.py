@@ -306,7 +306,8 @@ def test_the_gpu_waker_backs_off_after_tries_that_bring_no_worker() -> None:
 
 
 def test_the_status_page_shows_the_gpu_wake_note_and_the_windows() -> None:
-    from omad.web.queue import render_queue_section
+    from omad.i18n import Language
+    from omad.web.templating import Pages
 
     view = {"queue": {"paused": False, "paused_now": False, "paused_since": None, "paused_by": "",
                       "lanes": {"cpu": {"windows": [], "open": True, "reason": ""},
@@ -315,7 +316,7 @@ def test_the_status_page_shows_the_gpu_wake_note_and_the_windows() -> None:
                       "waiting": [{"id": "abc", "reason": "waiting for the window at 00:00"}],
                       "watch": {"mode": "polling", "requested": "auto", "reason": "the inbox is on a nfs4 mount"}},
             "notes": {"gpu-wake": "waking the GPU worker: 1 GPU stage(s) wait; last try at 12:00:00"}}
-    html = render_queue_section(view, "tok")
+    html = Pages("en").render("_queue.html", Language.EN, view=view, nav={"csrf": "tok"})
     assert 'id="gpu-wake"' in html and "waking the GPU worker" in html and "last try at 12:00:00" in html
     assert "gpu: 00:00-07:00 · <span class=\"reason\">waiting for the window at 00:00</span>" in html
     assert 'id="pause"' in html and 'value="tok"' in html and "polling" in html

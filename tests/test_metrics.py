@@ -575,9 +575,10 @@ def test_status_page_lists_jobs_newest_first_and_escapes_file_names(make_env: Ca
 
 
 def html_escape(text: str) -> str:
-    import html
+    # What the templates' autoescape writes (markupsafe: ' becomes &#39;).
+    import markupsafe
 
-    return html.escape(text, quote=True)
+    return str(markupsafe.escape(text))
 
 
 # -- deploy/ files -------------------------------------------------------------------------------------

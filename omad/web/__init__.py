@@ -19,14 +19,16 @@ Owns no job state: every view is read from the journal, the lanes and the outbox
 at request time; submissions are written into the inbox and taken by the normal
 intake. Never serves a path outside the outbox (``..``, absolute paths, dotfiles
 and symlinks that leave it are refused), never serves failed originals without a
-token, and never puts user-derived text (file names!) into HTML unescaped.
+token, and never puts user-derived text (file names!) into HTML unescaped: every page is a
+Jinja2 template with autoescape (:mod:`omad.web.templating`), in pt-BR or English (:mod:`omad.i18n`), and
+every handler gets the one typed :class:`~omad.web.state.AppState`, never the daemon.
 """
 
 from __future__ import annotations
 
 from .app import readiness
 from .files import PathRefused, PosterCache, parse_range, resolve_outbox_path
-from .page import render_status_page, status_view
+from .page import status_view
 from .server import StatusServer, start_server
 
 __all__ = [
@@ -37,6 +39,5 @@ __all__ = [
     "resolve_outbox_path",
     "parse_range",
     "status_view",
-    "render_status_page",
     "PosterCache",
 ]

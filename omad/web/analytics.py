@@ -12,16 +12,17 @@ from __future__ import annotations
 import calendar
 import math
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..i18n import N_
 from ..journal import Job, JobStatus
 from ..summary import job_cost
-from .page import e, layout, money
 
 if TYPE_CHECKING:
-    from ..daemon import Daemon
+    from .state import JournalReader
 
-__all__ = ["analytics_view", "render_analytics_page", "percentile", "OUTCOMES"]
+__all__ = ["analytics_view", "analytics_charts", "percentile", "OUTCOMES"]
 
 OUTCOMES = ("done", "failed", "other")  # other: duplicates, and jobs not finished yet
 _ROUTE_COLOURS = ("#0969da", "#8250df", "#bf3989", "#1a7f37", "#9a6700", "#57606a", "#cf222e")
@@ -51,7 +52,7 @@ def _outcome(job: Job) -> str:
     return "other"
 
 
-def analytics_view(daemon: Daemon, days: int = 30, now: float | None = None) -> dict[str, Any]:
+def analytics_view(daemon: JournalReader, days: int = 30, now: float | None = None) -> dict[str, Any]:
     """The figures of the last ``days`` UTC days (today included), as plain data (also /api/analytics)."""
     now = time.time() if now is None else now
     days = max(1, min(days, 366))
@@ -110,9 +111,13 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
-# -- SVG -----------------------------------------------------------------------------------------
+# -- charts --------------------------------------------------------------------------------------
+# Geometry only: the SVG markup is the ``_chart.html`` template's, so every label is escaped there.
 
 _W, _H, _PAD_L, _PAD_B, _PAD_T = 760, 220, 48, 34, 12
+#: Legend names of the series, translated where they are shown.
+_KEY_LABELS = {"done": N_("done"), "failed": N_("failed"), "other": N_("other"), "cpu": "cpu", "gpu": "gpu",
+               "p50": "p50", "p95": "p95", "rate": N_("rate"), "cost": N_("cost")}
 
 
 def _nice_max(value: float) -> float:
@@ -127,35 +132,36 @@ def _nice_max(value: float) -> float:
     return float(40 * exp)
 
 
-def _frame(chart_id: str, title: str, top: float, unit: str, inner: str, labels: list[str]) -> str:
-    plot_h = _H - _PAD_B - _PAD_T
-    grid = []
-    for i in range(5):
-        y = _PAD_T + plot_h * i / 4
-        value = top * (1 - i / 4)
-        grid.append(f'<line x1="{_PAD_L}" x2="{_W}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e3e6ea"/>'
-                    f'<text x="{_PAD_L - 4}" y="{y + 4:.1f}" text-anchor="end" font-size="10">'
-                    f"{e(_fmt(value))}{e(unit)}</text>")
-    step = max(1, math.ceil(len(labels) / 10))
-    slot = (_W - _PAD_L) / max(1, len(labels))
-    ticks = "".join(
-        f'<text x="{_PAD_L + slot * (i + 0.5):.1f}" y="{_H - _PAD_B + 14}" text-anchor="middle" font-size="10">'
-        f"{e(label[5:] if len(label) == 10 else label)}</text>"
-        for i, label in enumerate(labels) if i % step == 0)
-    return (f'<figure class="chart"><figcaption>{e(title)}</figcaption>'
-            f'<svg id="{e(chart_id)}" class="chart" viewBox="0 0 {_W} {_H}" width="{_W}" height="{_H}" '
-            f'role="img" aria-label="{e(title)}" xmlns="http://www.w3.org/2000/svg">'
-            f'{"".join(grid)}{inner}{ticks}</svg></figure>')
-
-
 def _fmt(value: float) -> str:
     if value >= 100 or value == int(value):
         return f"{value:.0f}"
     return f"{value:.2g}" if value < 0.1 else f"{value:.1f}"
 
 
+def _chart(chart_id: str, title: str, top: float, unit: str, labels: list[str], bars: list[dict[str, Any]],
+           keys: tuple[str, ...], colour: dict[str, str], gettext: Callable[[str], str]) -> dict[str, Any]:
+    plot_h = _H - _PAD_B - _PAD_T
+    grid = [{"x1": _PAD_L, "x2": _W, "y": f"{_PAD_T + plot_h * i / 4:.1f}", "ty": f"{_PAD_T + plot_h * i / 4 + 4:.1f}",
+             "label": f"{_fmt(top * (1 - i / 4))}{unit}"} for i in range(5)]
+    step = max(1, math.ceil(len(labels) / 10))
+    slot = (_W - _PAD_L) / max(1, len(labels))
+    ticks = [{"x": f"{_PAD_L + slot * (i + 0.5):.1f}", "y": _H - _PAD_B + 14,
+              "label": label[5:] if len(label) == 10 else label} for i, label in enumerate(labels) if i % step == 0]
+    for b in bars:
+        b["key_label"] = _key_label(b["key"], gettext)
+        b["shown"] = f"{_fmt(float(b['value']))}{unit}"
+    return {"id": chart_id, "title": title, "width": _W, "height": _H, "grid": grid, "ticks": ticks, "bars": bars,
+            "legend": [{"fill": colour.get(k, "#57606a"), "label": _key_label(k, gettext)} for k in keys],
+            "legend_x": _PAD_L + 4, "legend_y": _PAD_T + 10}
+
+
+def _key_label(key: str, gettext: Callable[[str], str]) -> str:
+    known = _KEY_LABELS.get(key)
+    return gettext(known) if known is not None else key
+
+
 def _stacked(chart_id: str, title: str, rows: list[dict[str, Any]], keys: tuple[str, ...], labels: list[str],
-             unit: str = "", colours: dict[str, str] | None = None) -> str:
+             gettext: Callable[[str], str], unit: str = "", colours: dict[str, str] | None = None) -> dict[str, Any]:
     colour = {**_COLOURS, **(colours or {})}
     top = _nice_max(max((sum(float(r[k] or 0) for k in keys) for r in rows), default=0.0))
     plot_h = _H - _PAD_B - _PAD_T
@@ -170,17 +176,14 @@ def _stacked(chart_id: str, title: str, rows: list[dict[str, Any]], keys: tuple[
                 continue
             h = plot_h * v / top
             y -= h
-            bars.append(f'<rect class="bar" data-key="{e(k)}" data-label="{e(labels[i])}" data-value="{v:g}" '
-                        f'x="{_PAD_L + slot * i + (slot - width) / 2:.1f}" y="{y:.1f}" width="{width:.1f}" '
-                        f'height="{h:.1f}" fill="{colour.get(k, "#57606a")}"><title>{e(labels[i])}: {e(k)} '
-                        f"{e(_fmt(v))}{e(unit)}</title></rect>")
-    legend = "".join(f'<tspan fill="{colour.get(k, "#57606a")}">■ {e(k)} </tspan>' for k in keys)
-    return _frame(chart_id, title, top, unit, "".join(bars) +
-                  f'<text x="{_PAD_L + 4}" y="{_PAD_T + 10}" font-size="11">{legend}</text>', labels)
+            bars.append({"key": k, "label": labels[i], "value": f"{v:g}",
+                         "x": f"{_PAD_L + slot * i + (slot - width) / 2:.1f}", "y": f"{y:.1f}",
+                         "w": f"{width:.1f}", "h": f"{h:.1f}", "fill": colour.get(k, "#57606a")})
+    return _chart(chart_id, title, top, unit, labels, bars, keys, colour, gettext)
 
 
 def _grouped(chart_id: str, title: str, rows: list[dict[str, Any]], keys: tuple[str, ...], labels: list[str],
-             unit: str) -> str:
+             unit: str, gettext: Callable[[str], str]) -> dict[str, Any]:
     top = _nice_max(max((float(r[k] or 0) for r in rows for k in keys), default=0.0))
     plot_h = _H - _PAD_B - _PAD_T
     slot = (_W - _PAD_L) / max(1, len(rows))
@@ -193,20 +196,15 @@ def _grouped(chart_id: str, title: str, rows: list[dict[str, Any]], keys: tuple[
             v = float(r[k])
             h = plot_h * v / top
             x = _PAD_L + slot * i + (slot - width * len(keys)) / 2 + width * j
-            bars.append(f'<rect class="bar" data-key="{e(k)}" data-label="{e(labels[i])}" data-value="{v:g}" '
-                        f'x="{x:.1f}" y="{_H - _PAD_B - h:.1f}" width="{width:.1f}" height="{h:.1f}" '
-                        f'fill="{_COLOURS.get(k, "#57606a")}"><title>{e(labels[i])}: {e(k)} {e(_fmt(v))}{e(unit)}'
-                        "</title></rect>")
-    legend = "".join(f'<tspan fill="{_COLOURS.get(k, "#57606a")}">■ {e(k)} </tspan>' for k in keys)
-    return _frame(chart_id, title, top, unit, "".join(bars) +
-                  f'<text x="{_PAD_L + 4}" y="{_PAD_T + 10}" font-size="11">{legend}</text>', labels)
+            bars.append({"key": k, "label": labels[i], "value": f"{v:g}", "x": f"{x:.1f}",
+                         "y": f"{_H - _PAD_B - h:.1f}", "w": f"{width:.1f}", "h": f"{h:.1f}",
+                         "fill": _COLOURS.get(k, "#57606a")})
+    return _chart(chart_id, title, top, unit, labels, bars, keys, _COLOURS, gettext)
 
 
-def _secs(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f} s"
-
-
-def render_analytics_page(view: dict[str, Any], nav: dict[str, Any]) -> str:
+def analytics_charts(view: dict[str, Any], gettext: Callable[[str], str]) -> list[dict[str, Any]]:
+    """The analytics page's charts as geometry for the ``_chart.html`` template, titles in ``gettext``'s language."""
+    _ = gettext
     days = view["days"]
     labels = [d["day"] for d in days]
     rate_rows = [{"rate": None if d["failure_rate"] is None else round(100 * d["failure_rate"], 2)} for d in days]
@@ -216,27 +214,16 @@ def render_analytics_page(view: dict[str, Any], nav: dict[str, Any]) -> str:
     money_rows = [{"cost": d["cost"]} for d in days]
     route_days = [{r: sum(d["by_route"].get(r, {}).values()) for r in routes} for d in days]
     route_colours = {r: _ROUTE_COLOURS[i % len(_ROUTE_COLOURS)] for i, r in enumerate(routes)}
-    t = view["totals"]
-    rate = "-" if t["failure_rate"] is None else f'{100 * t["failure_rate"]:.1f} %'
-    table = "".join(
-        f'<tr data-route="{e(route)}"><td>{e(route)}</td><td>{r["done"]}</td><td>{r["failed"]}</td>'
-        f'<td>{r["other"]}</td><td>{_secs(r["p50_seconds"])}</td><td>{_secs(r["p95_seconds"])}</td></tr>'
-        for route, r in routes.items())
-    body = (
-        f'<h1>Analytics</h1><p class="meta" id="totals">Last {view["window_days"]} days (UTC): '
-        f'{t["jobs"]} jobs, {t["done"]} done, {t["failed"]} failed, failure rate {rate}, '
-        f'cpu {t["cpu_seconds"]:.1f} s, gpu {t["gpu_seconds"]:.1f} s, cost {money(t["cost"])} {e(view["currency"])}'
-        ' · <a href="/api/analytics">json</a></p>'
-        + _stacked("jobs-per-day", "Jobs per day by outcome", days, OUTCOMES, labels)
-        + _stacked("jobs-per-day-by-route", "Jobs per day by route", route_days, tuple(routes), labels,
-                   colours=route_colours)
-        + _grouped("failure-rate", "Failure rate per day (failed / finished)", rate_rows, ("rate",), labels, " %")
-        + _grouped("duration-per-route", "Job duration per route: p50 and p95 (done jobs)", route_rows,
-                   ("p50", "p95"), list(routes), " s")
-        + _stacked("lane-seconds-per-day", "CPU and GPU seconds per day", cost_rows, ("cpu", "gpu"), labels, " s")
-        + _grouped("cost-per-day", f'Estimated cost per day ({view["currency"]})', money_rows, ("cost",), labels,
-                   "")
-        + '<h2>By route</h2><table id="routes"><tr><th>route</th><th>done</th><th>failed</th><th>other</th>'
-        f"<th>p50</th><th>p95</th></tr>{table}</table>"
-    )
-    return layout("omad analytics", body, nav)
+    return [
+        _stacked("jobs-per-day", _("Jobs per day by outcome"), days, OUTCOMES, labels, gettext),
+        _stacked("jobs-per-day-by-route", _("Jobs per day by route"), route_days, tuple(routes), labels, gettext,
+                 colours=route_colours),
+        _grouped("failure-rate", _("Failure rate per day (failed / finished)"), rate_rows, ("rate",), labels, " %",
+                 gettext),
+        _grouped("duration-per-route", _("Job duration per route: p50 and p95 (done jobs)"), route_rows,
+                 ("p50", "p95"), list(routes), " s", gettext),
+        _stacked("lane-seconds-per-day", _("CPU and GPU seconds per day"), cost_rows, ("cpu", "gpu"), labels, gettext,
+                 " s"),
+        _grouped("cost-per-day", _("Estimated cost per day (%(currency)s)") % {"currency": view["currency"]},
+                 money_rows, ("cost",), labels, "", gettext),
+    ]

@@ -28,10 +28,11 @@ from ..routes import ROUTES
 from .jobs import job_detail
 from .openapi import OPENAPI
 from .responses import client, principal, query_int
+from .state import csrf_refused
 from .submit import FORM_FIELDS, Submission, UploadRefused, brief_from_fields, validate_brief
 
 if TYPE_CHECKING:
-    from .server import StatusServer
+    from .state import AppState
 
 __all__ = ["api_routes", "SubmitResult", "submit", "parse_json_brief"]
 
@@ -125,17 +126,16 @@ class SubmitResult:
         }
 
 
-async def _read_and_place(server: StatusServer, request: Request,
+async def _read_and_place(state: AppState, request: Request,
                           forms: list[FormData]) -> tuple[Submission, bool]:
     # Every form parsed is put in ``forms`` for the caller to close: its files are spooled to disk.
-    web = server.daemon.config.web
-    p = principal(request)
+    web = state.config.web
     csrf = request.headers.get("x-csrf-token")
     ctype = request.headers.get("content-type", "")
     brief: Any = None
     fields: dict[str, str] = {}
     uploads: list[UploadFile] = []
-    intake = server.daemon.config.intake
+    intake = state.config.intake
     if ctype.startswith("application/json"):
         brief = parse_json_brief(await _limited_body(request, intake.max_brief_bytes), intake.max_brief_depth)
     elif ctype.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
@@ -167,8 +167,7 @@ async def _read_and_place(server: StatusServer, request: Request,
     else:
         raise UploadRefused("send multipart/form-data (files and an optional 'brief' JSON field) or "
                             "application/json (a brief).", field="content-type", status=415)
-    if not server.auth.csrf_ok(p, csrf):
-        server.auth.failed("csrf", client(request), request.url.path, p.name)
+    if csrf_refused(state, request, csrf):
         raise UploadRefused("the form is stale or came from elsewhere (CSRF check failed). Reload the page.",
                             field="csrf", status=403)
     if brief is None and fields.get("kind"):
@@ -177,16 +176,16 @@ async def _read_and_place(server: StatusServer, request: Request,
         raise UploadRefused(f"{len(uploads)} files are more than web.max_files ({web.max_files}).", field="files")
 
     def place() -> tuple[Submission, bool]:
-        with server.submissions.staging() as staging:
+        with state.submissions.staging() as staging:
             for up in uploads:
                 staging.add(up.filename or "", up.file)
             checked = validate_brief(brief, staging.files) if brief is not None else None
-            return server.submissions.place(staging, checked)
+            return state.submissions.place(staging, checked)
 
     return await run_in_threadpool(place)
 
 
-async def submit(server: StatusServer, request: Request) -> SubmitResult:
+async def submit(state: AppState, request: Request) -> SubmitResult:
     """Read a submission from ``request`` (multipart or JSON), place it in the inbox, wait for its job.
 
     The brief comes as JSON (the body, or a multipart ``brief`` field) or as the
@@ -196,7 +195,7 @@ async def submit(server: StatusServer, request: Request) -> SubmitResult:
     ``status`` is the answer).
     """
     p = principal(request)
-    web = server.daemon.config.web
+    web = state.config.web
     declared = request.headers.get("content-length")
     if declared is None or not declared.isdigit():
         # A chunked body would be spooled whole before its size is known: ask for the length up front.
@@ -208,25 +207,25 @@ async def submit(server: StatusServer, request: Request) -> SubmitResult:
                             f"({web.max_upload_mb:.0f} MB). Send fewer or smaller files.", field="files", status=413)
     forms: list[FormData] = []
     try:
-        sub, new = await _read_and_place(server, request, forms)
+        sub, new = await _read_and_place(state, request, forms)
     finally:
         for form in forms:
             await form.close()
-    server.daemon.wake.set()
-    server.log.info("web_submitted", submission=sub.id, placed=sub.sources, new=new, token=p.name,
+    state.controls.wake()
+    state.log.info("web_submitted", submission=sub.id, placed=sub.sources, new=new, token=p.name,
                     client=client(request))
     deadline = asyncio.get_running_loop().time() + web.submit_wait_seconds
     while True:
-        job = await run_in_threadpool(server.submissions.job_for, sub)
+        job = await run_in_threadpool(state.submissions.job_for, sub)
         if job is not None or asyncio.get_running_loop().time() >= deadline:
             break
         await asyncio.sleep(0.1)
-    detail = await run_in_threadpool(job_detail, server.daemon, job) if job is not None else None
+    detail = await run_in_threadpool(job_detail, state, job) if job is not None else None
     return SubmitResult(sub, detail, new)
 
 
-def api_routes(server: StatusServer) -> list[BaseRoute]:
-    daemon = server.daemon
+def api_routes(state: AppState) -> list[BaseRoute]:
+    journal = state.journal
 
     def list_jobs(request: Request) -> Response:
         q = request.query_params
@@ -245,19 +244,19 @@ def api_routes(server: StatusServer) -> list[BaseRoute]:
         except UploadRefused as e:
             return _error(400, e.message, e.field)
         limit = max(1, min(query_int(request, "limit", 100), 1000))
-        jobs = daemon.journal.jobs(statuses, limit=None if (route or since) else limit)
+        jobs = journal.jobs(statuses, limit=None if (route or since) else limit)
         rows = [j for j in jobs if (not route or j.route == route) and (since is None or j.created_at >= since)]
-        return JSONResponse({"jobs": [job_detail(daemon, j) for j in rows[:limit]]},
+        return JSONResponse({"jobs": [job_detail(state, j) for j in rows[:limit]]},
                             headers={"Cache-Control": "no-store"})
 
     async def create_job(request: Request) -> Response:
         p = principal(request)
-        wait = server.auth.allow_submit(p.key if p.name else f"client:{client(request)}")
+        wait = state.auth.allow_submit(p.key if p.name else f"client:{client(request)}")
         if wait is not None:
-            return _error(429, f"too many submissions: web.submit_per_minute is {daemon.config.web.submit_per_minute}. "
+            return _error(429, f"too many submissions: web.submit_per_minute is {state.config.web.submit_per_minute}. "
                                f"Try again in {wait:.0f} s.", None, {"Retry-After": str(int(wait) + 1)})
         try:
-            result = await submit(server, request)
+            result = await submit(state, request)
         except UploadRefused as e:
             return _error(e.status, e.message, e.field)
         except InputError as e:
@@ -266,32 +265,31 @@ def api_routes(server: StatusServer) -> list[BaseRoute]:
 
     def get_job(request: Request) -> Response:
         job_id = request.path_params["job_id"]
-        job = daemon.journal.get(job_id)
+        job = journal.get(job_id)
         if job is None:
-            matches = daemon.journal.find(job_id) if len(job_id) >= 6 else []
+            matches = journal.find(job_id) if len(job_id) >= 6 else []
             if len(matches) != 1:
                 return _error(404, f"no job '{job_id}'. See GET /api/jobs.", "id")
             job = matches[0]
-        return JSONResponse(job_detail(daemon, job), headers={"Cache-Control": "no-store"})
+        return JSONResponse(job_detail(state, job), headers={"Cache-Control": "no-store"})
 
     def get_submission(request: Request) -> Response:
-        sub = server.submissions.get(request.path_params["sid"])
+        sub = state.submissions.get(request.path_params["sid"])
         if sub is None:
             return _error(404, "no such submission in this daemon's memory (it restarted?). See GET /api/jobs.",
                           "id")
-        job = server.submissions.job_for(sub)
-        body = SubmitResult(sub, job_detail(daemon, job) if job else None, True).body()
+        job = state.submissions.job_for(sub)
+        body = SubmitResult(sub, job_detail(state, job) if job else None, True).body()
         body.pop("duplicate")
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
     def job_action(request: Request, event: str, act: Callable[[str], str]) -> Response:
         """POST /api/jobs/{id}/retry or /cancel: CSRF, the job must exist, then ``act``; 202 with its message."""
         p = principal(request)
-        if not server.auth.csrf_ok(p, request.headers.get("x-csrf-token")):
-            server.auth.failed("csrf", client(request), request.url.path, p.name)
+        if csrf_refused(state, request, request.headers.get("x-csrf-token")):
             return _error(403, "the X-CSRF-Token header is missing or stale. Reload the page.", "X-CSRF-Token")
         job_id = request.path_params["job_id"]
-        if daemon.journal.get(job_id) is None:
+        if journal.get(job_id) is None:
             return _error(404, f"no job '{job_id}'. See GET /api/jobs.", "id")
         try:
             message = act(job_id)
@@ -299,15 +297,15 @@ def api_routes(server: StatusServer) -> list[BaseRoute]:
             return _error(409, str(e), "id", {"Retry-After": "1"})
         except OmadError as e:
             return _error(409, str(e), "id")
-        daemon.wake.set()
-        server.log.info(event, job=job_id, token=p.name, client=client(request))
+        state.controls.wake()
+        state.log.info(event, job=job_id, token=p.name, client=client(request))
         return JSONResponse({"id": job_id, "message": message, "url": f"/api/jobs/{job_id}"}, status_code=202)
 
     def retry(request: Request) -> Response:
-        return job_action(request, "web_retry", lambda job_id: retry_job(daemon.journal, daemon.paths, job_id))
+        return job_action(request, "web_retry", lambda job_id: retry_job(journal, state.paths, job_id))
 
     def cancel(request: Request) -> Response:
-        return job_action(request, "web_cancel", daemon.cancel)
+        return job_action(request, "web_cancel", state.controls.cancel)
 
     def openapi(request: Request) -> Response:
         return JSONResponse(OPENAPI)

@@ -30,16 +30,16 @@ from ..media.ffmpeg import FFMPEG, FFPROBE
 from .api import api_routes
 from .auth import SESSION_COOKIE, Principal
 from .files import PathRefused, resolve_outbox_path
-from .page import DEFAULT_JOBS, render_login_page, render_status_page
+from .page import DEFAULT_JOBS
 from .pages import page_routes
 from .queue import queue_routes
-from .responses import client, file_response, html_page, nav_for, principal, query_int, text
+from .responses import client, file_response, nav_for, principal, query_int, text
 from .scopes import required_scope
+from .state import CSRF_STALE, AppState, csrf_refused
 from .voices import voice_routes
 
 if TYPE_CHECKING:
     from ..daemon import Daemon
-    from .server import StatusServer
 
 __all__ = ["build_app", "readiness"]
 
@@ -97,12 +97,12 @@ def _same_origin(request: Request) -> bool:
 class _Gate(BaseHTTPMiddleware):
     """Decides who the request is from and whether they may have what they ask for."""
 
-    def __init__(self, app: Any, server: StatusServer) -> None:
+    def __init__(self, app: Any, state: AppState) -> None:
         super().__init__(app)
-        self.server = server
+        self.state = state
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        auth = self.server.auth
+        auth = self.state.auth
         path = request.url.path
         who = client(request)
         header = request.headers.get("authorization")
@@ -178,21 +178,22 @@ class _Gate(BaseHTTPMiddleware):
 # -- health, metrics, status ---------------------------------------------------------------------
 
 
-def _routes(server: StatusServer) -> list[BaseRoute]:
-    daemon = server.daemon
+def _routes(state: AppState) -> list[BaseRoute]:
+    controls = state.controls
+    pages = state.pages
 
     def metrics(request: Request) -> Response:
-        return Response(server.metrics.render(), media_type=CONTENT_TYPE_LATEST,
+        return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST,
                         headers={"Cache-Control": "no-store"})
 
     def healthz(request: Request) -> Response:
-        age = time.monotonic() - daemon.heartbeat
-        if daemon.healthy():
+        age = controls.heartbeat_age()
+        if controls.healthy():
             return text(200, f"ok: the main loop ticked {age:.1f} s ago\n")
         return text(503, f"unhealthy: the main loop last ticked {age:.0f} s ago (stuck or stopped)\n")
 
     def readyz(request: Request) -> Response:
-        checks = readiness(daemon)
+        checks = controls.readiness()
         failing = [name for name, ok, _ in checks if not ok]
         lines = "\n".join(f"{name}: {'ok' if ok else 'FAIL'}: {message}" for name, ok, message in checks)
         if failing:
@@ -201,26 +202,26 @@ def _routes(server: StatusServer) -> list[BaseRoute]:
 
     def status_page(request: Request) -> Response:
         refresh = max(0, min(query_int(request, "refresh", 2), 3600))
-        view = server.view(query_int(request, "limit", DEFAULT_JOBS))
-        p = principal(request)
-        return html_page(render_status_page(view, refresh, nav=nav_for(server, p)))
+        view = controls.status(query_int(request, "limit", DEFAULT_JOBS))
+        return pages.page(request, "status.html", view=view, refresh=refresh,
+                          nav=nav_for(state.auth, principal(request)))
 
     def api_status(request: Request) -> Response:
-        return JSONResponse(server.view(query_int(request, "limit", DEFAULT_JOBS)), headers={"Cache-Control":
-                                                                                            "no-store"})
+        return JSONResponse(controls.status(query_int(request, "limit", DEFAULT_JOBS)),
+                            headers={"Cache-Control": "no-store"})
 
     def outbox(request: Request) -> Response:
         try:
-            path = resolve_outbox_path(daemon.paths.outbox, request.scope["raw_path"].decode("latin-1")
+            path = resolve_outbox_path(state.paths.outbox, request.scope["raw_path"].decode("latin-1")
                                        .split("?", 1)[0][len("/outbox/"):])
         except PathRefused as e:
             return text(403, f"refused: {e}\n")
         except OSError:
             return text(404, "no such file in the outbox\n")
         # The gate checks the URL; this checks where it really leads (a link inside the outbox, say).
-        failed = (daemon.paths.outbox / "failed").resolve()
+        failed = (state.paths.outbox / "failed").resolve()
         if path.is_relative_to(failed) and path.name != "error.json" and principal(request).via == "open":
-            server.auth.failed("missing", client(request), request.url.path)
+            state.auth.failed("missing", client(request), request.url.path)
             return text(401, "the originals of failed drops need a token: send 'Authorization: Bearer TOKEN' "
                              "or log in at /login.\n", {"WWW-Authenticate": 'Bearer realm="omad"'})
         return file_response(request, path, cache="no-cache")
@@ -229,8 +230,8 @@ def _routes(server: StatusServer) -> list[BaseRoute]:
         job_id = request.path_params["job_id"]
         if not _JOB_ID.fullmatch(job_id):
             return text(404, "no such job\n")
-        job = daemon.journal.get(job_id)
-        found = server.posters.poster_for(job) if job is not None else None
+        job = state.journal.get(job_id)
+        found = state.posters.poster_for(job) if job is not None else None
         if found is None:
             return text(404, "this job has no picture to show\n")
         return file_response(request, found, cache="max-age=300")
@@ -244,32 +245,32 @@ def _routes(server: StatusServer) -> list[BaseRoute]:
 
     def login_form(request: Request) -> Response:
         nxt = _local_next(request.query_params.get("next"))
-        return html_page(render_login_page(nxt, None, server.auth.required))
+        return pages.page(request, "login.html", next_path=nxt, error=None, required=state.auth.required)
 
     async def login(request: Request) -> Response:
         form = await request.form(max_files=0, max_fields=4)
         token = str(form.get("token") or "").strip()
         nxt = _local_next(str(form.get("next") or "/"))
-        sid = server.auth.open_session(token) if token else None
+        sid = state.auth.open_session(token) if token else None
         if sid is None:
-            server.auth.failed("login", client(request), "/login")
-            return html_page(render_login_page(nxt, "That token is not valid (unknown or revoked). Check it, or "
-                                                    "make one with `omad token add NAME`.", server.auth.required),
-                             status=401)
+            state.auth.failed("login", client(request), "/login")
+            _ = pages.gettext(pages.language(request))
+            return pages.page(request, "login.html", status=401, next_path=nxt, required=state.auth.required,
+                              error=_("That token is not valid (unknown or revoked). Check it, or make one with "
+                                      "`omad token add NAME`."))
         resp = RedirectResponse(nxt, 303)
-        resp.set_cookie(SESSION_COOKIE, sid, max_age=int(server.auth.web.session_hours * 3600), path="/",
+        resp.set_cookie(SESSION_COOKIE, sid, max_age=int(state.auth.web.session_hours * 3600), path="/",
                         httponly=True, samesite="strict",
-                        secure=request.url.scheme == "https" or server.auth.web.public_url.startswith("https:"))
+                        secure=request.url.scheme == "https" or state.auth.web.public_url.startswith("https:"))
         return resp
 
     async def logout(request: Request) -> Response:
         p = principal(request)
         form = await request.form(max_files=0, max_fields=4)
-        if not server.auth.csrf_ok(p, str(form.get("csrf") or "")):
-            server.auth.failed("csrf", client(request), "/logout", p.name)
-            return text(403, "the form is stale (CSRF check failed). Reload the page and try again.\n")
+        if csrf_refused(state, request, str(form.get("csrf") or "")):
+            return text(403, CSRF_STALE + "\n")
         if p.session:
-            server.auth.close_session(p.session)
+            state.auth.close_session(p.session)
         resp = RedirectResponse("/login", 303)
         resp.delete_cookie(SESSION_COOKIE, path="/")
         return resp
@@ -288,10 +289,10 @@ def _routes(server: StatusServer) -> list[BaseRoute]:
         Route("/login", login_form, methods=["GET"]),
         Route("/login", login, methods=["POST"]),
         Route("/logout", logout, methods=["POST"]),
-        *api_routes(server),
-        *queue_routes(server),
-        *page_routes(server),
-        *voice_routes(server),
+        *api_routes(state),
+        *queue_routes(state),
+        *page_routes(state),
+        *voice_routes(state),
     ]
 
 
@@ -302,7 +303,7 @@ def _local_next(value: str | None) -> str:
     return value
 
 
-def build_app(server: StatusServer) -> Starlette:
+def build_app(state: AppState) -> Starlette:
     async def not_found(request: Request, exc: Exception) -> Response:
         return text(404, "not found: see / for the status page\n")
 
@@ -311,11 +312,11 @@ def build_app(server: StatusServer) -> Starlette:
         return text(405, f"{request.method} is not allowed here (allowed: {allow})\n", {"Allow": allow})
 
     async def server_error(request: Request, exc: Exception) -> Response:
-        server.log.error("http_error", path=request.url.path, error=repr(exc))
+        state.log.error("http_error", path=request.url.path, error=repr(exc))
         return text(500, f"internal error: {exc!r}. This is a bug in omad; please report it with the log.\n")
 
     return Starlette(
-        routes=_routes(server),
-        middleware=[Middleware(_Gate, server=server)],
+        routes=_routes(state),
+        middleware=[Middleware(_Gate, state=state)],
         exception_handlers={404: not_found, 405: not_allowed, 500: server_error},
     )

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ..journal import Job, JobStatus
+from ..messages import WHAT_TO_DO_FAILED, WHAT_TO_DO_RETRYING
 from ..records import read_record
 from ..summary import job_summary
 
 if TYPE_CHECKING:
-    from ..daemon import Daemon
+    from .state import JournalReader
 
 __all__ = ["job_detail", "job_log", "outbox_link"]
 
@@ -41,7 +42,7 @@ def outbox_link(outbox: Path, value: Any) -> dict[str, str] | None:
     return {"name": rel.as_posix(), "url": "/outbox/" + quote(rel.as_posix())}
 
 
-def job_detail(daemon: Daemon, job: Job) -> dict[str, Any]:
+def job_detail(daemon: JournalReader, job: Job) -> dict[str, Any]:
     outbox = daemon.paths.outbox
     result = job.result or {}
     outputs: list[dict[str, str]] = []
@@ -82,9 +83,7 @@ def job_detail(daemon: Daemon, job: Job) -> dict[str, Any]:
             "message": job.error.get("message"),
             "stage": job.error.get("stage"),
             "what_to_do": (error_record or {}).get("what_to_do") or (
-                "omad will try again by itself; nothing to do unless it keeps failing."
-                if job.status == JobStatus.RETRY_WAIT else
-                "Fix the problem the message names, then drop the files again or retry the job."),
+                WHAT_TO_DO_RETRYING if job.status == JobStatus.RETRY_WAIT else WHAT_TO_DO_FAILED % {"job": job.id}),
         }
     retried_as = None
     if result.get("retried"):
@@ -95,11 +94,13 @@ def job_detail(daemon: Daemon, job: Job) -> dict[str, Any]:
         later = [j for j in daemon.journal.jobs_since(since) if j.id != job.id
                  and {c.get("source") for c in j.inputs if c.get("claim")} == sources]
         retried_as = later[0].id if later else None
-    facts = None
+    facts: dict[str, Any] | None = None
     if sidecar is not None:
         facts = {k: sidecar.get(k) for k in ("route", "inputs", "options", "tools", "warnings",
                                               "guardrail_findings", "cost", "dropped_at", "started_at",
                                               "finished_at", "attempts") if k in sidecar}
+        facts["stages"] = {str(st.get("name")): st.get("facts") or {} for st in sidecar.get("stages") or []
+                           if isinstance(st, dict)}
     transcript = _transcript(sidecar)
     return {
         **job_summary(job, daemon.config.metrics),
@@ -146,7 +147,7 @@ def _log_lines(path: Path) -> Iterator[str]:
     yield from data.decode("utf-8", "replace").splitlines()
 
 
-def job_log(daemon: Daemon, job: Job, limit: int = 200) -> list[dict[str, Any]]:
+def job_log(daemon: JournalReader, job: Job, limit: int = 200) -> list[dict[str, Any]]:
     """The job's own lines from the JSON logs of the days it ran (newest ``limit``)."""
     logs = daemon.paths.outbox / "logs"
     days = sorted({time.strftime("%Y-%m-%d", time.localtime(t))

@@ -3,7 +3,7 @@
 ``POST /api/queue/pause`` (``{"now": true}`` to stop running stages too),
 ``POST /api/queue/resume``, ``GET /api/queue``, ``POST /api/jobs/{id}/priority``
 (``{"priority": "high"}``); the status page's Pause/Resume buttons and the job
-page's priority form post to ``/queue/pause``, ``/queue/resume`` and
+page's priority form (``templates/_queue.html``, ``job.html``) post to ``/queue/pause``, ``/queue/resume`` and
 ``/jobs/{id}/priority`` and come back to the page. A session needs its CSRF
 token (the ``X-CSRF-Token`` header or the form's ``csrf`` field), as every
 other form. All of it goes through the daemon's :meth:`~omad.daemon.Daemon.pause`,
@@ -12,9 +12,7 @@ which writes the journal, the same row ``omad pause`` writes.
 
 from __future__ import annotations
 
-import html
 import json
-import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -24,18 +22,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ..controls import PRIORITY_NAMES, parse_priority, priority_label
+from ..controls import parse_priority, priority_label
 from .responses import client, principal, text
+from .state import CSRF_STALE, csrf_refused
 
 if TYPE_CHECKING:
     from ..daemon import Daemon
-    from .server import StatusServer
+    from .state import AppState
 
-__all__ = ["queue_routes", "queue_view", "render_queue_section", "priority_form", "ControlsCollector"]
-
-
-def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
+__all__ = ["queue_routes", "queue_view", "ControlsCollector"]
 
 
 def queue_view(daemon: Daemon, limit: int = 50) -> dict[str, Any]:
@@ -83,57 +78,6 @@ class ControlsCollector:
         yield held
 
 
-def render_queue_section(view: dict[str, Any], csrf: str) -> str:
-    """The status page's queue part: the state, the Pause/Resume buttons, the lanes' windows, the watcher."""
-    q = view["queue"]
-    hidden = f'<input type="hidden" name="csrf" value="{_e(csrf)}">'
-    if q["paused"]:
-        since = time.strftime("%H:%M", time.localtime(q["paused_since"] or 0))
-        state = (f'<p id="queue-state" class="error" data-paused="1">Paused since {_e(since)}'
-                 + (f' by {_e(q["paused_by"])}' if q["paused_by"] else "")
-                 + (": running stages were stopped and wait in the queue." if q["paused_now"] else
-                    ": running stages finish, no new stage starts.") + " Drops are still taken in.</p>")
-        buttons = (f'<form method="post" action="/queue/resume" class="inline">{hidden}'
-                   '<button type="submit" id="resume">Resume</button></form>')
-    else:
-        state = '<p id="queue-state" data-paused="0">Running.</p>'
-        buttons = (f'<form method="post" action="/queue/pause" class="inline">{hidden}'
-                   '<button type="submit" id="pause">Pause (running stages finish)</button></form> '
-                   f'<form method="post" action="/queue/pause" class="inline">{hidden}'
-                   '<input type="hidden" name="now" value="1">'
-                   '<button type="submit" id="pause-now">Pause now (stop running stages)</button></form>')
-    lanes = "".join(
-        f'<li class="lane-window" data-lane="{_e(name)}">{_e(name)}: '
-        + (_e(", ".join(lane["windows"])) + " · " if lane["windows"] else "always · ")
-        + (f'<span class="reason">{_e(lane["reason"])}</span>' if lane["reason"] else "open") + "</li>"
-        for name, lane in q["lanes"].items())
-    waiting = "".join(f'<li class="waiting-job" data-job-id="{_e(w["id"])}"><a href="/jobs/{_e(w["id"])}">'
-                      f'{_e(w["id"])}</a>: {_e(w["reason"])}</li>' for w in q["waiting"])
-    watch = q["watch"]
-    notify = "".join(f'<li class="notify-target">{_e(t["target"])} ({_e(", ".join(t["events"]))})</li>'
-                     for t in q.get("notify") or [])
-    extra = "".join(f"<p class=\"meta\" id=\"{_e(k)}\">{_e(v)}</p>" for k, v in (view.get("notes") or {}).items())
-    return (f"{state}{buttons}<ul>{lanes}</ul>"
-            + (f'<p class="meta">Jobs waiting to start:</p><ul id="queue-waiting">{waiting}</ul>' if waiting else "")
-            + f'<p class="meta" id="watch-mode">watcher: {_e(watch["mode"])} ({_e(watch["reason"])})</p>{extra}'
-            + (f'<p class="meta">Notifications through Apprise:</p><ul id="notify-targets">{notify}</ul>'
-               if notify else ""))
-
-
-def priority_form(detail: dict[str, Any], csrf: str) -> str:
-    """The job page's priority: its value, and a form to change it while the job waits or runs."""
-    value = int(detail.get("priority") or 0)
-    label = f'<span id="job-priority" data-priority="{value}">{_e(priority_label(value))}</span>'
-    if detail["status"] in ("done", "failed", "duplicate"):
-        return f"<p>priority {label}</p>"
-    options = "".join(f'<option value="{_e(n)}"{" selected" if v == value else ""}>{_e(n)}</option>'
-                      for n, v in PRIORITY_NAMES.items())
-    return (f'<form method="post" action="/jobs/{_e(detail["id"])}/priority" id="priority-form">priority {label} '
-            f'<input type="hidden" name="csrf" value="{_e(csrf)}">'
-            f'<select name="priority" id="priority">{options}</select> '
-            '<button type="submit" id="set-priority">Set</button></form>')
-
-
 def _error(status: int, message: str, field: str | None = None) -> Response:
     body: dict[str, Any] = {"error": message, "status": status}
     if field:
@@ -151,24 +95,17 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return data
 
 
-def queue_routes(server: StatusServer) -> list[BaseRoute]:
-    daemon = server.daemon
-
-    def csrf_refused(request: Request, value: str | None) -> bool:
-        p = principal(request)
-        if server.auth.csrf_ok(p, value):
-            return False
-        server.auth.failed("csrf", client(request), request.url.path, p.name)
-        return True
+def queue_routes(state: AppState) -> list[BaseRoute]:
+    controls = state.controls
 
     def who(request: Request) -> str:
         return f"web:{principal(request).name or client(request)}"
 
     def get_queue(request: Request) -> Response:
-        return JSONResponse(queue_view(daemon), headers={"Cache-Control": "no-store"})
+        return JSONResponse(controls.queue(), headers={"Cache-Control": "no-store"})
 
     async def api_pause(request: Request) -> Response:
-        if csrf_refused(request, request.headers.get("x-csrf-token")):
+        if csrf_refused(state, request, request.headers.get("x-csrf-token")):
             return _error(403, "the X-CSRF-Token header is missing or stale. Reload the page.", "X-CSRF-Token")
         try:
             body = await _json_body(request)
@@ -177,19 +114,19 @@ def queue_routes(server: StatusServer) -> list[BaseRoute]:
         now = body.get("now", request.query_params.get("now") in ("1", "true", "yes"))
         if not isinstance(now, bool):
             return _error(400, f"'now' must be true or false, not {now!r}.", "now")
-        await run_in_threadpool(daemon.pause, now, who(request))
-        server.log.info("web_pause", now=now, token=principal(request).name, client=client(request))
-        return JSONResponse(queue_view(daemon), status_code=202)
+        await run_in_threadpool(controls.pause, now, who(request))
+        state.log.info("web_pause", now=now, token=principal(request).name, client=client(request))
+        return JSONResponse(controls.queue(), status_code=202)
 
     async def api_resume(request: Request) -> Response:
-        if csrf_refused(request, request.headers.get("x-csrf-token")):
+        if csrf_refused(state, request, request.headers.get("x-csrf-token")):
             return _error(403, "the X-CSRF-Token header is missing or stale. Reload the page.", "X-CSRF-Token")
-        await run_in_threadpool(daemon.resume, who(request))
-        server.log.info("web_resume", token=principal(request).name, client=client(request))
-        return JSONResponse(queue_view(daemon), status_code=202)
+        await run_in_threadpool(controls.resume, who(request))
+        state.log.info("web_resume", token=principal(request).name, client=client(request))
+        return JSONResponse(controls.queue(), status_code=202)
 
     async def api_priority(request: Request) -> Response:
-        if csrf_refused(request, request.headers.get("x-csrf-token")):
+        if csrf_refused(state, request, request.headers.get("x-csrf-token")):
             return _error(403, "the X-CSRF-Token header is missing or stale. Reload the page.", "X-CSRF-Token")
         try:
             body = await _json_body(request)
@@ -201,13 +138,13 @@ def queue_routes(server: StatusServer) -> list[BaseRoute]:
 
     def _set_priority(request: Request, value: int, as_json: bool) -> Response:
         job_id = request.path_params["job_id"]
-        job = daemon.journal.get(job_id)
+        job = state.journal.get(job_id)
         if job is None:
             return _error(404, f"no job '{job_id}'. See GET /api/jobs.", "id") if as_json else \
                 text(404, "no such job\n")
-        daemon.journal.update(job_id, priority=value)
-        daemon.wake.set()
-        server.log.info("web_priority", job=job_id, priority=value, token=principal(request).name,
+        state.journal.update(job_id, priority=value)
+        controls.wake()
+        state.log.info("web_priority", job=job_id, priority=value, token=principal(request).name,
                         client=client(request))
         if as_json:
             return JSONResponse({"id": job_id, "priority": value, "label": priority_label(value),
@@ -216,13 +153,13 @@ def queue_routes(server: StatusServer) -> list[BaseRoute]:
 
     async def form_action(request: Request) -> Response:
         form = await request.form(max_files=0, max_fields=4)
-        if csrf_refused(request, str(form.get("csrf") or "")):
-            return text(403, "the form is stale (CSRF check failed). Reload the page and try again.\n")
+        if csrf_refused(state, request, str(form.get("csrf") or "")):
+            return text(403, CSRF_STALE + "\n")
         path = request.url.path
         if path == "/queue/pause":
-            await run_in_threadpool(daemon.pause, bool(form.get("now")), who(request))
+            await run_in_threadpool(controls.pause, bool(form.get("now")), who(request))
         elif path == "/queue/resume":
-            await run_in_threadpool(daemon.resume, who(request))
+            await run_in_threadpool(controls.resume, who(request))
         else:
             try:
                 value = parse_priority(form.get("priority"))

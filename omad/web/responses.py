@@ -8,18 +8,15 @@ from __future__ import annotations
 import os
 from email.utils import formatdate
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
-from .auth import Principal
+from .auth import Auth, Principal
 from .files import RangeNotSatisfiable, content_type, parse_range
 
-if TYPE_CHECKING:
-    from .server import StatusServer
-
-__all__ = ["PAGE_CSP", "text", "html_page", "principal", "client", "query_int", "nav_for", "file_response"]
+__all__ = ["PAGE_CSP", "text", "page_headers", "principal", "client", "query_int", "nav_for", "file_response"]
 
 _CHUNK = 256 * 1024
 # Pages use their own inline style, the one vendored script, and media from this origin: nothing remote.
@@ -33,10 +30,10 @@ def text(status: int, body: str, headers: dict[str, str] | None = None) -> Plain
                                       **(headers or {})})
 
 
-def html_page(body: str, status: int = 200) -> Response:
-    return Response(body, status_code=status, media_type="text/html; charset=utf-8",
-                    headers={"Cache-Control": "no-store", "Content-Security-Policy": PAGE_CSP,
-                             "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"})
+def page_headers() -> dict[str, str]:
+    """The headers of every HTML page: no caching, the strict CSP, no sniffing, no referrer elsewhere."""
+    return {"Cache-Control": "no-store", "Content-Security-Policy": PAGE_CSP, "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "same-origin"}
 
 
 def principal(request: Request) -> Principal:
@@ -55,8 +52,8 @@ def query_int(request: Request, key: str, default: int) -> int:
         return default
 
 
-def nav_for(server: StatusServer, p: Principal) -> dict[str, Any]:
-    return {"user": p.name, "csrf": server.auth.csrf_token(p.session), "session": p.via == "session"}
+def nav_for(auth: Auth, p: Principal) -> dict[str, Any]:
+    return {"user": p.name, "csrf": auth.csrf_token(p.session), "session": p.via == "session"}
 
 
 def file_response(request: Request, path: Path, cache: str) -> Response:

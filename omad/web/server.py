@@ -17,15 +17,18 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 
 from ..errors import ConfigError
+from ..lanes import Lane
 from ..log import get_logger
 from ..metrics import Metrics
-from .app import build_app
+from .app import build_app, readiness
 from .auth import Auth
 from .files import PosterCache
 from .guard import ConnectionGuard, InFlightLimit, guarded_protocol
 from .page import DEFAULT_JOBS, status_view
-from .queue import ControlsCollector
+from .queue import ControlsCollector, queue_view
+from .state import AppState, Controls
 from .submit import Submissions
+from .templating import Pages
 
 if TYPE_CHECKING:
     from ..daemon import Daemon
@@ -61,7 +64,18 @@ class StatusServer:
         self.posters = PosterCache(daemon.paths.state / "posters", daemon.paths.outbox)
         self.auth = Auth(daemon.config.web, daemon.paths.state, self.metrics.registry, host)
         self.submissions = Submissions(daemon)
-        self.app = build_app(self)
+        self.state = AppState(
+            journal=daemon.journal, paths=daemon.paths, config=daemon.config, auth=self.auth,
+            submissions=self.submissions, posters=self.posters, metrics=self.metrics,
+            pages=Pages(daemon.config.web.language), log=self.log,
+            controls=Controls(wake=daemon.wake.set, cancel=daemon.cancel, healthy=daemon.healthy,
+                              heartbeat_age=lambda: time.monotonic() - daemon.heartbeat,
+                              readiness=lambda: readiness(daemon), status=self.view, pause=daemon.pause,
+                              resume=daemon.resume, queue=lambda: queue_view(daemon),
+                              queue_reasons=lambda: daemon.queue_reasons,
+                              cpu_slot=lambda holder: daemon.lanes.lane(Lane.CPU).slot(holder)),
+        )
+        self.app = build_app(self.state)
         web = daemon.config.web
         # Slow clients and floods: see guard.py. X-Forwarded-* only from web.trusted_proxies (uvicorn's default
         # believes any local client).

@@ -30,7 +30,8 @@
     }, every * 1000);
   }
 
-  // The Create page: drag and drop onto the zone, then upload with a progress bar.
+  // The Create page: drag and drop onto the zone, then upload with a progress bar. Its words come
+  // translated in data-* attributes of the page (the page's language), English if absent.
   function create() {
     var form = document.getElementById("create-form");
     if (!form || !window.FormData || !window.XMLHttpRequest) return;
@@ -40,7 +41,8 @@
     var note = document.getElementById("upload-status");
     function show() {
       var names = Array.prototype.map.call(input.files, function (f) { return f.name; });
-      zone.querySelector(".chosen").textContent = names.length ? names.join(", ") : "no files chosen";
+      var chosen = zone.querySelector(".chosen");
+      chosen.textContent = names.length ? names.join(", ") : (chosen.dataset.none || "no files chosen");
     }
     input.addEventListener("change", show);
     ["dragenter", "dragover"].forEach(function (ev) {
@@ -58,15 +60,15 @@
       xhr.open("POST", form.action);
       xhr.setRequestHeader("Accept", "application/json");
       xhr.setRequestHeader("X-CSRF-Token", csrf);
-      bar.hidden = false; bar.value = 0; note.textContent = "uploading...";
+      bar.hidden = false; bar.value = 0; note.textContent = note.dataset.uploading || "uploading...";
       xhr.upload.onprogress = function (p) { if (p.lengthComputable) bar.value = Math.round(100 * p.loaded / p.total); };
       xhr.onload = function () {
         var body = {};
         try { body = JSON.parse(xhr.responseText); } catch (err) { body = {error: xhr.responseText}; }
-        if (xhr.status === 202 && body.page) { bar.value = 100; note.textContent = "submitted"; location.assign(body.page); }
-        else { note.textContent = body.error || ("upload failed: HTTP " + xhr.status); note.className = "error"; }
+        if (xhr.status === 202 && body.page) { bar.value = 100; note.textContent = note.dataset.submitted || "submitted"; location.assign(body.page); }
+        else { note.textContent = body.error || ((note.dataset.failed || "upload failed: HTTP") + " " + xhr.status); note.className = "error"; }
       };
-      xhr.onerror = function () { note.textContent = "the upload was cut off; try again"; note.className = "error"; };
+      xhr.onerror = function () { note.textContent = note.dataset.cut || "the upload was cut off; try again"; note.className = "error"; };
       xhr.send(new FormData(form));
     });
   }

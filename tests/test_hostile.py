@@ -25,6 +25,7 @@ from conftest import Env, Running, make_image, make_video, wait_for, write_srt
 import omad.claim as claim_mod
 import omad.daemon as daemon_mod
 import omad.intake as intake_mod
+import omad.media.burn as burn_mod
 import omad.stages.caption as caption_mod
 import omad.watcher as watcher_mod
 from omad.config import Config
@@ -75,7 +76,7 @@ STEPS: dict[str, tuple[Any, str, Callable[..., Path | str]]] = {
     "pair": (intake_mod.Intake, "_group", lambda self, members, *a, **k: members[0].path),
     "hash": (claim_mod, "hash_path", lambda path, *a, **k: path),
     "parse_srt": (caption_mod, "read_subtitles", lambda path, *a, **k: path),
-    "probe": (caption_mod, "probe", lambda path, *a, **k: path),
+    "probe": (burn_mod, "probe", lambda path, *a, **k: path),
     "publish": (Outbox, "publish", lambda self, name, *a, **k: name),
     "parse_brief": (intake_mod, "load_brief", lambda path, *a, **k: path),
 }

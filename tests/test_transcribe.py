@@ -158,7 +158,6 @@ def test_kill_9_mid_transcription_resumes_the_job(make_env: Callable[..., Env], 
     import signal
     import sqlite3
     import sys
-    import time
 
     models = models_with(tmp_path / "models", **{"tiny-test": tiny_whisper})
     env = make_env(models={"dir": str(models)}, asr={"model": "tiny-test", "vad": False, "beam_size": 1})
@@ -170,7 +169,8 @@ def test_kill_9_mid_transcription_resumes_the_job(make_env: Callable[..., Env], 
             return []
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
         try:
-            return [(r[0], r[1]) for r in db.execute("SELECT status, stage FROM jobs")]
+            rows = db.execute("SELECT status, stage, progress > 0 FROM jobs")
+            return [(r[0], f"{r[1]}+" if r[2] else r[1]) for r in rows]
         except sqlite3.OperationalError:
             return []
         finally:
@@ -185,8 +185,8 @@ def test_kill_9_mid_transcription_resumes_the_job(make_env: Callable[..., Env], 
     proc = start()
     try:
         (tmp_path / "longa.wav").rename(env.inbox / "longa.wav")
-        wait_for(lambda: ("running", "transcribe") in jobs(), timeout=60)
-        time.sleep(1.0)  # into the transcription itself
+        # killed once the transcription itself has reported progress ("+": progress above 0)
+        wait_for(lambda: ("running", "transcribe+") in jobs(), timeout=120)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:

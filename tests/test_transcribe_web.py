@@ -3,14 +3,13 @@ the job page shows the transcript with its times."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from conftest import Env, Running, ffmpeg
+from conftest import Env, Running, ffmpeg, wait_for
 from whisper_tiny import base_whisper, models_with, piper_speech  # noqa: F401  (session fixtures)
 
 pytestmark = pytest.mark.slow
@@ -26,13 +25,14 @@ def server(make_env: Callable[..., Env], tmp_path: Path, base_whisper: Path) -> 
 
 
 def final(c: httpx.Client, job_id: str, timeout: float = 120) -> dict[str, Any]:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        job: dict[str, Any] = c.get(f"/api/jobs/{job_id}").json()
-        if job["status"] in ("done", "failed"):
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} did not finish")
+    job: dict[str, Any] = {}
+
+    def ended() -> bool:
+        job.update(c.get(f"/api/jobs/{job_id}").json())
+        return job["status"] in ("done", "failed")
+
+    wait_for(ended, timeout=timeout)
+    return job
 
 
 def test_a_lone_recording_posted_to_the_api_comes_back_transcribed(server: tuple[Env, str], tmp_path: Path) -> None:

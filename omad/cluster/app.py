@@ -3,7 +3,7 @@
 Settings (measured: docs/field-notes.md): late acks and ``reject_on_worker_lost`` so a
 killed pool child's task is delivered again; prefetch 1 so a worker never
 sits on a task another could run; JSON only (never pickle); a visibility
-timeout above the longest stage timeout (``config.py`` refuses a shorter
+timeout above the longest stage timeout (``omad.config`` refuses a shorter
 one), so Redis does not hand a running stage to a second worker; and a soft
 shutdown on SIGTERM (``REMAP_SIGTERM=SIGQUIT``, set by ``omad worker``) that
 hands a running task back to the queue. Tasks carry the job's priority on

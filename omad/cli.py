@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import signal
 import sys
 import time
@@ -26,10 +25,6 @@ from .config import Config, dump_config_yaml, load_config
 from .errors import ConfigError, OmadError
 
 __all__ = ["main"]
-
-REQUIRED_FILTERS = ("ass", "subtitles", "scale", "crop", "overlay", "xfade", "loudnorm", "aformat", "amix",
-                    "boxblur", "sidechaincompress", "apad", "concat", "atrim")
-REQUIRED_ENCODERS = ("libx264", "aac")
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -246,114 +241,11 @@ def cmd_retry(args: argparse.Namespace) -> int:
         journal.close()
 
 
-def _check(results: list[tuple[str, str, str]], level: str, name: str, ok: bool, message: str) -> None:
-    results.append(("ok" if ok else level, name, message))
-
-
 def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import print_checks, run_checks
+
     cfg = _config(args)
-    paths = _paths(cfg)
-    res: list[tuple[str, str, str]] = []
-    ff = shutil.which("ffmpeg")
-    fp = shutil.which("ffprobe")
-    _check(res, "FAIL", "ffmpeg", ff is not None, ff or "not found: sudo apt-get install ffmpeg")
-    _check(res, "FAIL", "ffprobe", fp is not None, fp or "not found: sudo apt-get install ffmpeg")
-    if ff:
-        from .media.ffmpeg import ffmpeg_version
-        from .procs import run_tool
-
-        filters = run_tool([ff, "-hide_banner", "-filters"], timeout=30).stdout.decode("utf-8", "replace")
-        names = {line.split()[1] for line in filters.splitlines() if len(line.split()) > 2}
-        missing = [f for f in REQUIRED_FILTERS if f not in names]
-        _check(res, "FAIL", "ffmpeg filters", not missing,
-               "all present" if not missing else f"missing {', '.join(missing)}: install a full ffmpeg build")
-        enc = run_tool([ff, "-hide_banner", "-encoders"], timeout=30).stdout.decode("utf-8", "replace")
-        missing_enc = [e for e in REQUIRED_ENCODERS if f" {e} " not in enc]
-        _check(res, "FAIL", "ffmpeg encoders", not missing_enc,
-               "libx264, aac" if not missing_enc else f"missing {', '.join(missing_enc)}")
-        res.append(("ok", "ffmpeg version", ffmpeg_version()))
-        from .media.encoder import nvenc_status
-
-        gpu_ok, why = nvenc_status()
-        wanted = cfg.video.encoder == "h264_nvenc"
-        _check(res, "warn", "GPU encoding", gpu_ok or not wanted,
-               f"h264_nvenc: {why}" + ("" if gpu_ok else "; renders use libx264 on the CPU"))
-    es = shutil.which("espeak-ng")
-    _check(res, "FAIL" if cfg.tts.engine == "espeak" else "warn", "espeak-ng", es is not None,
-           es or "not found: sudo apt-get install espeak-ng (needed for narration)")
-    font = Path(cfg.scenes.title_font_file)
-    _check(res, "warn", "title font", font.is_file(),
-           str(font) if font.is_file() else f"{font} missing: sudo apt-get install fonts-dejavu-core")
-    inbox_ok = paths.inbox.is_dir() and os.access(paths.inbox, os.R_OK | os.W_OK | os.X_OK)
-    _check(res, "FAIL", "inbox", inbox_ok,
-           str(paths.inbox) if inbox_ok else f"{paths.inbox} is missing or not readable/writable")
-    if paths.inbox.is_dir():
-        from .mounts import watch_mode
-
-        mode, why = watch_mode(cfg.watch.mode, paths.inbox)
-        res.append(("ok", "watch mode", f"{mode}: {why}"))
-    for label, d in (("outbox", paths.outbox), ("state dir", paths.state)):
-        try:
-            d.mkdir(parents=True, exist_ok=True)
-            probe = d / ".omad-doctor"
-            probe.write_text("ok")
-            probe.unlink()
-            _check(res, "FAIL", label, True, f"{d} writable")
-        except OSError as e:
-            _check(res, "FAIL", label, False, f"{d} not writable ({e.strerror})")
-    for label, d in (("free disk (outbox)", paths.outbox), ("free disk (state)", paths.state)):
-        if d.exists():
-            free = shutil.disk_usage(d).free / 1e9
-            level = "FAIL" if free < 0.5 else "warn"
-            _check(res, level, label, free >= 2.0, f"{free:.1f} GB free" + ("" if free >= 2 else ": low"))
-    if paths.journal.exists():
-        from .journal import Journal
-
-        try:
-            j = Journal(paths.journal)
-            state = j.integrity()
-            j.close()
-            _check(res, "FAIL", "journal", state == "ok", f"{paths.journal}: {state}")
-        except OmadError as e:
-            _check(res, "FAIL", "journal", False, str(e))
-    else:
-        res.append(("ok", "journal", f"{paths.journal} will be created on first run"))
-    if cfg.web.enabled:
-        from .web.auth import TokenStore, tokens_path
-
-        store = TokenStore(tokens_path(cfg.web, paths.state))
-        try:
-            live = [t for t in store.tokens() if not t.get("revoked_at")]
-        except OmadError as e:
-            _check(res, "FAIL", "web tokens", False, str(e))
-        else:
-            where = f"{cfg.web.host}:{cfg.web.port}"
-            if cfg.web.token_required:
-                _check(res, "FAIL", "web tokens", bool(live),
-                       f"{len(live)} live token(s) for {where}" if live else
-                       f"{where} needs a token and none exists: omad token add NAME")
-            else:
-                res.append(("ok", "web tokens", f"{where} is loopback-only; tokens are optional "
-                                                f"({len(live)} live)"))
-    for provider in ("omad.tts.f5", "omad.tts.choice", "omad.agents.host", "omad.models"):
-        try:
-            mod = __import__(provider, fromlist=["doctor_checks"])
-        except ImportError:
-            continue
-        checks = getattr(mod, "doctor_checks", None)
-        if checks is None:
-            continue
-        required = ((provider == "omad.tts.f5" and cfg.tts.engine == "f5")
-                    or (provider == "omad.tts.choice" and cfg.tts.engine == "piper"))
-        for name, ok, message in checks(cfg):
-            _check(res, "FAIL" if required else "warn", name, ok, message)
-    if cfg.executor.kind == "celery" or args.worker:
-        for level, name, ok, message in _cluster_checks(cfg, paths, args.worker):
-            _check(res, level, name, ok, message)
-    width = max(len(n) for _, n, _ in res)
-    for level, name, message in res:
-        print(f"{level:4}  {name:{width}}  {message}")
-    return 1 if any(level == "FAIL" for level, _, _ in res) else 0
+    return print_checks(run_checks(cfg, _paths(cfg), worker=args.worker))
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -379,66 +271,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
     configure_logging(None, cfg.log.level)
     return run_worker(cfg, queues=queues, concurrency=args.concurrency, hostname=args.hostname,
                       exit_when_idle=args.exit_when_idle, loglevel=cfg.log.level.upper())
-
-
-def _cluster_checks(cfg: Config, paths: Any, worker: bool) -> list[tuple[str, str, bool, str]]:
-    """(level, name, ok, message) for the broker, the workers and their queues, and the shared folder."""
-    from .cluster.app import queue_keys, queue_name, redact_url
-    from .cluster.executor import SHARED_MARKER, read_workers
-
-    out: list[tuple[str, str, bool, str]] = []
-    from .trust import signing_key
-
-    try:
-        signing_key(cfg)
-        out.append(("FAIL", "signing key", True, "set (the same key must be on the daemon and every worker)"))
-    except ConfigError as e:
-        out.append(("FAIL", "signing key", False, e.message))
-    url = cfg.executor.broker()
-    if not url:
-        return [*out, ("FAIL", "broker", False, "executor.kind is celery but executor.broker_url is empty")]
-    try:
-        import redis
-
-        client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
-        client.ping()
-        version = client.info("server").get("redis_version", "?")
-        out.append(("FAIL", "broker", True, f"{redact_url(url)}: Redis {version}"))
-        workers = read_workers(client)
-    except ImportError:
-        return [*out, ("FAIL", "broker", False, "Celery/Redis are not installed: pip install 'omad[celery]'")]
-    except Exception as e:
-        return [*out, ("FAIL", "broker", False, f"{redact_url(url)}: {e}")]
-    for lane in ("cpu", "gpu"):
-        q = queue_name(cfg, lane)
-        serving = [str(w.get("name")) for w in workers if q in (w.get("queues") or [])]
-        waiting = sum(int(client.llen(k)) for k in queue_keys(cfg, lane))
-        out.append(("warn", f"queue {q}", bool(serving),
-                    f"{waiting} waiting; served by {', '.join(serving)}" if serving else
-                    f"{waiting} waiting; no worker serves it: start `omad worker --queues {lane}`"))
-    if cfg.executor.files == "s3":
-        try:
-            from .cluster.s3 import S3Files
-
-            out.append(("FAIL", "object store", True, S3Files(cfg).check()))
-        except Exception as e:
-            out.append(("FAIL", "object store", False, f"bucket {cfg.executor.s3_bucket!r}: {e}"))
-    elif worker:
-        targets = [Path(v) for v in cfg.executor.path_map.values()] or [paths.jobs]
-        for target in targets:
-            marker = target / SHARED_MARKER
-            if not marker.is_file():
-                marker = target / "jobs" / SHARED_MARKER
-            try:
-                info = json.loads(marker.read_text())
-                ok = os.access(marker.parent, os.W_OK)
-                out.append(("FAIL", "shared folder", ok, f"{marker.parent}: the daemon on {info.get('daemon')} "
-                            f"({info.get('path')})" + ("" if ok else " - not writable from here")))
-            except (OSError, ValueError):
-                out.append(("FAIL", "shared folder", False, f"no {SHARED_MARKER} under {target}: mount the daemon's "
-                            "shared folder here and map it in executor.path_map (the daemon writes the marker "
-                            "when it starts)"))
-    return out
 
 
 def cmd_config(args: argparse.Namespace) -> int:

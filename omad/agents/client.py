@@ -348,48 +348,13 @@ class LlmClient:
                     raise
                 finally:
                     record.latency_seconds = round(time.monotonic() - started, 4)
-                record.attempts += 1
-                tokens_in, tokens_out = response.prompt_eval_count or 0, response.eval_count or 0
-                record.tokens_in += tokens_in
-                record.tokens_out += tokens_out
                 content = (response.message.content or "").strip()
-                parsed: M | None = None
-                if not content:
-                    reason = "empty answer"
-                else:
-                    try:
-                        parsed = schema_model.model_validate_json(content)
-                        if check is not None:
-                            check(parsed)
-                    except ValidationError as e:
-                        parsed, reason = None, f"answer does not match the schema ({_describe_validation(e)})"
-                    except ValueError as e:
-                        parsed, reason = None, f"answer does not fit the request ({e})"
+                parsed, reason = _parse(schema_model, content, check)
                 _trace_call(role, current, t0_ns, response,
                             "ok" if parsed is not None else ("invalid" if content else "empty"))
-                record.tries.append(
-                    {
-                        "model": current,
-                        "outcome": "ok" if parsed is not None else reason,
-                        "tokens_in": tokens_in,
-                        "tokens_out": tokens_out,
-                        "latency_seconds": round(time.monotonic() - t0, 4),
-                    }
-                )
+                _count_try(record, current, response, "ok" if parsed is not None else reason, time.monotonic() - t0)
                 if parsed is not None:
-                    record.model = current
-                    record.fallback_used = index > 0
-                    record.total_duration_seconds = _ns(response.total_duration)
-                    record.load_duration_seconds = _ns(response.load_duration)
-                    record.eval_duration_seconds = _ns(response.eval_duration)
-                    log.info(
-                        "agent %s answered with %s (%d attempts, %d+%d tokens)",
-                        role,
-                        current,
-                        record.attempts,
-                        record.tokens_in,
-                        record.tokens_out,
-                    )
+                    _answered(record, current, index > 0, response)
                     return parsed, record
                 log.warning("agent %s: model %s gave an unusable answer: %s", role, current, reason)
                 # Show the model its mistake once more, as a real user would; the reason holds no content.
@@ -398,23 +363,60 @@ class LlmClient:
                     {"role": "user", "content": _retry_instruction(reason, schema)},
                 ]
         if missing and len(missing) == len(models):
-            pulls = " and ".join(f"`ollama pull {m}`" for m in missing)
-            raise ToolMissing(
-                f"role {role} needs model {' or '.join(missing)}, which Ollama at {self.host} does not have. "
-                f"Run {pulls} on the Ollama host, or set llm.roles.{role}.model to a model you have.",
-                details={
-                    "role": role,
-                    "models": missing,
-                    "host": self.host,
-                    "pull": [f"ollama pull {m}" for m in missing],
-                },
-            )
+            raise self._models_missing(role, missing)
         tried = ", ".join(t["model"] for t in record.tries if t["outcome"] != "model not pulled")
         raise StageFailed(
             f"role {role} got no usable answer from model {tried or model} after {record.attempts} attempts: {reason}. "
             f"Try another model in llm.roles.{role} (model/fallback) or raise llm.retries.",
             details={"role": role, "models": models, "reason": reason, "record": record.to_dict()},
         )
+
+    def _models_missing(self, role: str, missing: list[str]) -> ToolMissing:
+        pulls = " and ".join(f"`ollama pull {m}`" for m in missing)
+        return ToolMissing(
+            f"role {role} needs model {' or '.join(missing)}, which Ollama at {self.host} does not have. "
+            f"Run {pulls} on the Ollama host, or set llm.roles.{role}.model to a model you have.",
+            details={
+                "role": role,
+                "models": missing,
+                "host": self.host,
+                "pull": [f"ollama pull {m}" for m in missing],
+            },
+        )
+
+
+def _parse(schema_model: type[M], content: str, check: Callable[[M], None] | None) -> tuple[M | None, str]:
+    """The answer as ``schema_model``, or None and why it is unusable."""
+    if not content:
+        return None, "empty answer"
+    try:
+        parsed = schema_model.model_validate_json(content)
+        if check is not None:
+            check(parsed)
+    except ValidationError as e:
+        return None, f"answer does not match the schema ({_describe_validation(e)})"
+    except ValueError as e:
+        return None, f"answer does not fit the request ({e})"
+    return parsed, ""
+
+
+def _count_try(record: CallRecord, model: str, response: ollama.ChatResponse, outcome: str, seconds: float) -> None:
+    tokens_in, tokens_out = response.prompt_eval_count or 0, response.eval_count or 0
+    record.attempts += 1
+    record.tokens_in += tokens_in
+    record.tokens_out += tokens_out
+    record.tries.append({"model": model, "outcome": outcome, "tokens_in": tokens_in, "tokens_out": tokens_out,
+                         "latency_seconds": round(seconds, 4)})
+
+
+def _answered(record: CallRecord, model: str, fallback_used: bool, response: ollama.ChatResponse) -> None:
+    record.model = model
+    record.fallback_used = fallback_used
+    record.total_duration_seconds = _ns(response.total_duration)
+    record.load_duration_seconds = _ns(response.load_duration)
+    record.eval_duration_seconds = _ns(response.eval_duration)
+    log.info("agent %s answered with %s (%d attempts, %d+%d tokens)", record.role, model, record.attempts,
+             record.tokens_in, record.tokens_out)
 
 
 def _trace_call(role: str, model: str, start_ns: int, response: ollama.ChatResponse | None, outcome: str,

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from .errors import InputError
 from .stage import Stage
 
-__all__ = ["Route", "Drop", "StageRef", "TABLE", "ROUTES", "ROUTE_STAGES", "ROUTE_FOLDERS", "STAGES", "stages_for",
-           "stage_named", "route_table", "register", "unregister", "load_route_modules", "check_chain"]
+__all__ = ["Route", "Drop", "drop", "StageRef", "TABLE", "ROUTES", "ROUTE_STAGES", "ROUTE_FOLDERS", "STAGES",
+           "stages_for", "stage_named", "route_table", "register", "unregister", "load_route_modules", "check_chain"]
 
 
 @dataclass(frozen=True)

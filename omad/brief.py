@@ -13,11 +13,11 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from .errors import InputError
 from .i18n import N_
+from .safe_yaml import MAX_EXPANDED_NODES, load_yaml_safely, nesting_depth
 
 __all__ = [
     "Brief",
@@ -36,6 +36,7 @@ __all__ = [
     "load_brief",
     "resolve_asset",
     "MOTIONS",
+    "MAX_EXPANDED_NODES",
     "BriefModel",
     "register",
     "unregister",
@@ -44,7 +45,6 @@ __all__ = [
 ]
 
 MOTIONS = ("auto", "zoom_in", "zoom_out", "pan_left", "pan_right", "pan_up", "pan_down", "none")
-MAX_EXPANDED_NODES = 20000
 
 Motion = Literal["auto", "zoom_in", "zoom_out", "pan_left", "pan_right", "pan_up", "pan_down", "none"]
 Colour = Annotated[str, Field(pattern=r"^#[0-9A-Fa-f]{6}$")]
@@ -415,74 +415,6 @@ def briefs_for(route: str) -> list[type[_BriefBase]]:
     return [m for m in _KINDS.values() if route in (m.routes or (m.kind_name(),))]
 
 
-def _expanded_size(node: yaml.Node, memo: dict[int, int], depth: int = 0) -> int:
-    if depth > 100:
-        raise ValueError("nesting deeper than 100 levels")
-    key = id(node)
-    if key in memo:
-        return memo[key]
-    memo[key] = MAX_EXPANDED_NODES + 1  # a cycle counts as too big
-    size = 1
-    if isinstance(node, yaml.SequenceNode):
-        for child in node.value:
-            size += _expanded_size(child, memo, depth + 1)
-            if size > MAX_EXPANDED_NODES:
-                break
-    elif isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            size += _expanded_size(k, memo, depth + 1) + _expanded_size(v, memo, depth + 1)
-            if size > MAX_EXPANDED_NODES:
-                break
-    memo[key] = size
-    return size
-
-
-def _depth(value: Any) -> int:
-    """Nesting depth of parsed data, without recursion (a hostile brief may nest thousands deep)."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            deepest = max(deepest, depth)
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            deepest = max(deepest, depth)
-            stack.extend((v, depth + 1) for v in item)
-    return deepest
-
-
-def _load_yaml_safely(text: str, label: str) -> Any:
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as e:
-        raise InputError(f"is not valid YAML ({e}). Fix the brief and drop it again.", file=label) from e
-    except RecursionError as e:
-        raise InputError("is nested too deeply to be a brief. Fix the brief and drop it again.", file=label) from e
-    if node is None:
-        return None
-    try:
-        size = _expanded_size(node, {})
-    except ValueError as e:
-        raise InputError(f"is refused: {e}.", file=label) from e
-    if size > MAX_EXPANDED_NODES:
-        raise InputError(
-            f"is refused: its YAML aliases expand to more than {MAX_EXPANDED_NODES} values "
-            "(an 'alias bomb'). Write the brief without anchors/aliases.",
-            file=label,
-        )
-    # Expanding is safe now that the expanded size is known to be small.
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        # e.g. a tag such as !!python/object/apply: safe_load refuses it; say so instead of failing.
-        raise InputError(
-            f"uses YAML omad does not accept ({str(e).splitlines()[0]}). Briefs are plain YAML: mappings, "
-            "lists, text and numbers, without '!!' tags. Fix the brief and drop it again.",
-            file=label,
-        ) from e
-
-
 def _explain(err: ValidationError, data: dict[str, Any]) -> str:
     parts = []
     model: type[BaseModel] | None = _KINDS.get(str(data.get("kind")))
@@ -568,10 +500,10 @@ def load_brief(path: Path, max_bytes: int, label: str | None = None, max_depth: 
         except RecursionError as e:
             raise InputError("is nested too deeply to be a brief. Fix the brief and drop it again.", file=label) from e
     else:
-        data = _load_yaml_safely(text, label)
-    if _depth(data) > max_depth:
+        data = load_yaml_safely(text, label)
+    if nesting_depth(data) > max_depth:
         raise InputError(
-            f"nests lists and mappings {_depth(data)} levels deep; briefs are limited to {max_depth} "
+            f"nests lists and mappings {nesting_depth(data)} levels deep; briefs are limited to {max_depth} "
             "(intake.max_brief_depth). Fix the brief and drop it again.",
             file=label,
         )

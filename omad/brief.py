@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import InputError
 from .i18n import N_
@@ -385,7 +385,6 @@ Brief = Annotated[
 ]
 #: Any brief model: the built-in ones, and those registered by a route module.
 BriefModel = _BriefBase
-_BRIEF = TypeAdapter(Brief)
 #: Every brief model by its kind, in the order the Create form lists them.
 _KINDS: dict[str, type[_BriefBase]] = {
     m.kind_name(): m for m in (CaptionBrief, Img2VidBrief, AddAudioBrief, NarrateBrief, VideoBrief, TranscribeBrief)

@@ -236,7 +236,7 @@ def stages_for(route: str) -> list[Stage]:
 
 
 def route_table() -> str:
-    """The table of routes as text (the module doc and ``omad routes`` show it)."""
+    """The table of routes as text (this module's doc shows it)."""
     width = max(len(r.name) for r in TABLE) + 2
     swidth = max(len(" -> ".join(r.stages)) for r in TABLE) + 2
     return "\n".join(f"{r.name:<{width}}{' -> '.join(r.stages):<{swidth}}{r.makes}" for r in TABLE)

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import InputError
+from .i18n import N_
+from .safe_yaml import MAX_EXPANDED_NODES, load_yaml_safely, nesting_depth
 
 __all__ = [
     "Brief",
@@ -35,10 +36,15 @@ __all__ = [
     "load_brief",
     "resolve_asset",
     "MOTIONS",
+    "MAX_EXPANDED_NODES",
+    "BriefModel",
+    "register",
+    "unregister",
+    "brief_models",
+    "briefs_for",
 ]
 
 MOTIONS = ("auto", "zoom_in", "zoom_out", "pan_left", "pan_right", "pan_up", "pan_down", "none")
-MAX_EXPANDED_NODES = 20000
 
 Motion = Literal["auto", "zoom_in", "zoom_out", "pan_left", "pan_right", "pan_up", "pan_down", "none"]
 Colour = Annotated[str, Field(pattern=r"^#[0-9A-Fa-f]{6}$")]
@@ -74,6 +80,22 @@ class SceneVoice(_Model):
 
 
 class _BriefBase(_Model):
+    """What every brief has, and what each kind declares about itself (class attributes, not fields).
+
+    ``files`` maps a field holding a file name (``"voice.reference_audio"``, ``"scenes[].image"``) to the
+    input role it fills (``{i}`` is the list index) and the kind of file it takes; intake claims those files,
+    and the web side fills ``uploads`` fields from uploaded files of their kind. ``form`` names the fields
+    the Create form sets; ``one_of`` groups fields of which at most one is filled from the form;
+    ``label`` is the kind's entry in the form's list; ``routes`` are the routes its jobs may take.
+    """
+
+    files: ClassVar[dict[str, tuple[str, str]]] = {}
+    uploads: ClassVar[tuple[str, ...]] = ()
+    form: ClassVar[tuple[str, ...]] = ("name",)
+    one_of: ClassVar[tuple[tuple[str, ...], ...]] = ()
+    label: ClassVar[str] = ""
+    routes: ClassVar[tuple[str, ...]] = ()
+
     version: Literal[1] = Field(1, description="brief schema version")
     name: str | None = Field(None, description="output name (default: the brief's file or folder name)")
     priority: int | str | None = Field(None, description="low, normal, high or an integer (higher first)")
@@ -92,8 +114,57 @@ class _BriefBase(_Model):
             raise ValueError("must be a plain file name without folders")
         return v
 
+    @classmethod
+    def kind_name(cls) -> str:
+        """The value of ``kind`` that picks this model."""
+        args = get_args(cls.model_fields["kind"].annotation) if "kind" in cls.model_fields else ()
+        if len(args) != 1 or not isinstance(args[0], str):
+            raise TypeError(f"{cls.__name__} needs a field kind: Literal['<its kind>']")
+        return args[0]
+
+    @classmethod
+    def roles(cls) -> set[str]:
+        """The input roles this kind's files fill (indexed roles, such as ``scene{i}_image``, left out)."""
+        return {role for role, _kind in cls.files.values() if "{" not in role}
+
+    def route(self) -> str:
+        """The route a job of this brief takes."""
+        return self.routes[0] if self.routes else self.kind_name()
+
+    def checked(self, label: str) -> None:
+        """Raise :class:`InputError` naming ``label`` for what the model alone cannot say (e.g. one of two keys)."""
+
+    def file_refs(self, base: Path) -> list[tuple[str, str, str]]:
+        """Every file the brief names: ``(role, relative path, key)``, in the order of ``files``."""
+        out: list[tuple[str, str, str]] = []
+        for path, (role, _kind) in self.files.items():
+            for key, value, index in _walk(self, path.split("."), ""):
+                if isinstance(value, str) and value:
+                    out.append((role.format(i=index), value, key))
+        return out
+
+
+def _walk(node: Any, parts: list[str], prefix: str, index: int = 0) -> list[tuple[str, Any, int]]:
+    """The values at a dotted path with ``name[]`` for lists: ``(key as written in messages, value, list index)``."""
+    if node is None:
+        return []
+    if not parts:
+        return [(prefix, node, index)]
+    head, rest = parts[0], parts[1:]
+    name = head.removesuffix("[]")
+    value = getattr(node, name, None)
+    key = f"{prefix}.{name}" if prefix else name
+    if head.endswith("[]"):
+        return [hit for i, item in enumerate(value or []) for hit in _walk(item, rest, f"{key}[{i}]", i)]
+    return _walk(value, rest, key, index)
+
 
 class CaptionBrief(_BriefBase):
+    files = {"video": ("video", "video"), "subtitles": ("srt", "srt")}
+    uploads = ("video", "subtitles")
+    label = N_("caption: burn subtitles (srt, vtt, ass) into a video")
+    routes = ("caption", "resync")
+
     kind: Literal["caption"]
     video: str = Field(..., description="the video file")
     subtitles: str = Field(..., description="the subtitle file: .srt, .vtt, .ass or .ssa")
@@ -102,8 +173,16 @@ class CaptionBrief(_BriefBase):
         None, pattern=r"^(auto|[A-Za-z]{2,3}([-_][A-Za-z]{2})?)$", description="resync: spoken language or auto"
     )
 
+    def route(self) -> str:
+        return "resync" if self.resync else "caption"
+
 
 class Img2VidBrief(_BriefBase):
+    files = {"image": ("image", "image"), "audio": ("audio", "audio")}
+    uploads = ("image", "audio")
+    form = ("name", "motion", "format")
+    label = N_("img2vid: Ken Burns clip of an image")
+
     kind: Literal["img2vid"]
     image: str = Field(..., description="the image")
     audio: str | None = Field(None, description="optional audio: the clip lasts as long as it")
@@ -114,6 +193,10 @@ class Img2VidBrief(_BriefBase):
 
 
 class AddAudioBrief(_BriefBase):
+    files = {"video": ("video", "video"), "audio": ("audio", "audio")}
+    uploads = ("video", "audio")
+    label = N_("addaudio: new soundtrack for a video")
+
     kind: Literal["addaudio"]
     video: str = Field(..., description="the video file")
     audio: str = Field(..., description="the audio file")
@@ -122,13 +205,28 @@ class AddAudioBrief(_BriefBase):
 
 
 class NarrateBrief(_BriefBase):
+    files = {"text_file": ("text", "text"), "voice.reference_audio": ("reference", "audio")}
+    uploads = ("text_file",)
+    form = ("name", "text", "voice")
+    one_of = (("text", "text_file"),)
+    label = N_("narrate: text to speech")
+
     kind: Literal["narrate"]
     text: str | None = Field(None, description="the text to speak")
     text_file: str | None = Field(None, description="or a .txt file in the bundle")
     voice: VoiceSpec | None = Field(None, description="who speaks")
 
+    def checked(self, label: str) -> None:
+        if not (self.text or self.text_file):
+            raise InputError("a narrate brief needs 'text' or 'text_file'.", file=label)
+
 
 class TranscribeBrief(_BriefBase):
+    files = {"video": ("video", "video"), "audio": ("audio", "audio")}
+    uploads = ("video", "audio")
+    one_of = (("video", "audio"),)
+    label = N_("transcribe: captions from the speech of a video or recording")
+
     kind: Literal["transcribe"]
     video: str | None = Field(None, description="the video to caption from its speech")
     audio: str | None = Field(None, description="or the recording to transcribe")
@@ -147,6 +245,10 @@ class TranscribeBrief(_BriefBase):
     vocabulary: list[Annotated[str, Field(max_length=60)]] | None = Field(
         None, max_length=100, description="names and words Whisper should prefer (its initial prompt)"
     )
+
+    def checked(self, label: str) -> None:
+        if bool(self.video) == bool(self.audio):
+            raise InputError("a transcribe brief needs exactly one of 'video' or 'audio'.", file=label)
 
 
 class AssetRecord(_Model):
@@ -224,6 +326,13 @@ class CaptionSpec(_Model):
 
 
 class VideoBrief(_BriefBase):
+    files = {"scenes[].image": ("scene{i}_image", "image"), "assets[].file": ("asset{i}", "image"),
+             "music": ("music", "audio"), "voice.reference_audio": ("reference", "audio")}
+    uploads = ("music",)
+    form = ("name", "prompt", "format", "captions", "voice")
+    label = N_("video: agents write it from a prompt")
+    routes = ("video", "agent-video")
+
     kind: Literal["video"]
     title: str | None = Field(None, description="video title")
     format: Literal["landscape", "vertical"] | None = Field(None, description="output frame")
@@ -248,82 +357,61 @@ class VideoBrief(_BriefBase):
     def is_agent(self) -> bool:
         return not self.scenes
 
+    def route(self) -> str:
+        return "agent-video" if self.is_agent else "video"
+
+    def checked(self, label: str) -> None:
+        if not self.scenes and not (self.prompt or self.topic):
+            raise InputError("a video brief needs 'scenes' (rendered as written) or a 'prompt' for the agents.",
+                             file=label)
+
+    def file_refs(self, base: Path) -> list[tuple[str, str, str]]:
+        # A picture omad chose earlier (an 'asset' record) is fetched back by the asset stage when the bundle
+        # does not carry it; a file of that name in the bundle wins.
+        scenes = self.scenes or []
+
+        def kept(key: str) -> bool:
+            if not key.startswith("scenes["):
+                return True
+            scene = scenes[int(key[len("scenes["):key.index("]")])]
+            return scene.asset is None or bool(scene.image and (base / scene.image).is_file())
+
+        return [ref for ref in super().file_refs(base) if kept(ref[2])]
+
 
 Brief = Annotated[
     CaptionBrief | Img2VidBrief | AddAudioBrief | NarrateBrief | VideoBrief | TranscribeBrief,
     Field(discriminator="kind"),
 ]
-_BRIEF = TypeAdapter(Brief)
-_KINDS: dict[str, type[BaseModel]] = {"caption": CaptionBrief, "img2vid": Img2VidBrief, "addaudio": AddAudioBrief,
-          "narrate": NarrateBrief, "video": VideoBrief, "transcribe": TranscribeBrief}
+#: Any brief model: the built-in ones, and those registered by a route module.
+BriefModel = _BriefBase
+#: Every brief model by its kind, in the order the Create form lists them.
+_KINDS: dict[str, type[_BriefBase]] = {
+    m.kind_name(): m for m in (CaptionBrief, Img2VidBrief, AddAudioBrief, NarrateBrief, VideoBrief, TranscribeBrief)
+}
 
 
-def _expanded_size(node: yaml.Node, memo: dict[int, int], depth: int = 0) -> int:
-    if depth > 100:
-        raise ValueError("nesting deeper than 100 levels")
-    key = id(node)
-    if key in memo:
-        return memo[key]
-    memo[key] = MAX_EXPANDED_NODES + 1  # a cycle counts as too big
-    size = 1
-    if isinstance(node, yaml.SequenceNode):
-        for child in node.value:
-            size += _expanded_size(child, memo, depth + 1)
-            if size > MAX_EXPANDED_NODES:
-                break
-    elif isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            size += _expanded_size(k, memo, depth + 1) + _expanded_size(v, memo, depth + 1)
-            if size > MAX_EXPANDED_NODES:
-                break
-    memo[key] = size
-    return size
+def register(model: type[_BriefBase]) -> None:
+    """Make ``model`` the brief of its ``kind`` (a route module adds its brief this way)."""
+    kind = model.kind_name()
+    if kind in _KINDS:
+        raise ValueError(f"brief kind {kind!r} is already registered")
+    _KINDS[kind] = model
 
 
-def _depth(value: Any) -> int:
-    """Nesting depth of parsed data, without recursion (a hostile brief may nest thousands deep)."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            deepest = max(deepest, depth)
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            deepest = max(deepest, depth)
-            stack.extend((v, depth + 1) for v in item)
-    return deepest
+def unregister(kind: str) -> None:
+    """Undo :func:`register` for ``kind``."""
+    _KINDS.pop(kind, None)
 
 
-def _load_yaml_safely(text: str, label: str) -> Any:
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as e:
-        raise InputError(f"is not valid YAML ({e}). Fix the brief and drop it again.", file=label) from e
-    except RecursionError as e:
-        raise InputError("is nested too deeply to be a brief. Fix the brief and drop it again.", file=label) from e
-    if node is None:
-        return None
-    try:
-        size = _expanded_size(node, {})
-    except ValueError as e:
-        raise InputError(f"is refused: {e}.", file=label) from e
-    if size > MAX_EXPANDED_NODES:
-        raise InputError(
-            f"is refused: its YAML aliases expand to more than {MAX_EXPANDED_NODES} values "
-            "(an 'alias bomb'). Write the brief without anchors/aliases.",
-            file=label,
-        )
-    # Expanding is safe now that the expanded size is known to be small.
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        # e.g. a tag such as !!python/object/apply: safe_load refuses it; say so instead of failing.
-        raise InputError(
-            f"uses YAML omad does not accept ({str(e).splitlines()[0]}). Briefs are plain YAML: mappings, "
-            "lists, text and numbers, without '!!' tags. Fix the brief and drop it again.",
-            file=label,
-        ) from e
+def brief_models() -> dict[str, type[_BriefBase]]:
+    """Every brief model by kind, in the Create form's order."""
+    return dict(_KINDS)
+
+
+def briefs_for(route: str) -> list[type[_BriefBase]]:
+    """The brief models whose jobs may take ``route``."""
+    return [m for m in _KINDS.values() if route in (m.routes or (m.kind_name(),))]
 
 
 def _explain(err: ValidationError, data: dict[str, Any]) -> str:
@@ -331,8 +419,6 @@ def _explain(err: ValidationError, data: dict[str, Any]) -> str:
     model: type[BaseModel] | None = _KINDS.get(str(data.get("kind")))
     for e in err.errors():
         loc = [str(x) for x in e["loc"]]
-        if loc and loc[0] == str(data.get("kind")):
-            loc = loc[1:]
         where = ".".join(loc) or "brief"
         if e["type"] == "extra_forbidden":
             allowed = _allowed_keys(model, loc[:-1]) if model else []
@@ -370,29 +456,26 @@ def _model_in(ann: Any) -> type[BaseModel] | None:
     return None
 
 
-def parse_brief(data: Any, label: str) -> (CaptionBrief | Img2VidBrief | AddAudioBrief | NarrateBrief | VideoBrief
-                                           | TranscribeBrief):
-    """Validate already-loaded brief data; errors name the file and the key."""
+def parse_brief(data: Any, label: str) -> _BriefBase:
+    """Validate already-loaded brief data by the model of its ``kind``; errors name the file and the key."""
     if not isinstance(data, dict):
         raise InputError("must be a mapping with at least 'kind' (and 'version: 1').", file=label)
     if "kind" not in data:
         raise InputError(f"has no 'kind'. Add one of: {', '.join(_KINDS)}.", file=label)
+    kind = data["kind"]
+    model = _KINDS.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        raise InputError(f"is not a valid brief: 'kind' must be one of: {', '.join(_KINDS)}. Fix it and drop it "
+                         "again.", file=label)
     try:
-        brief = _BRIEF.validate_python(data)
+        brief = model.model_validate(data)
     except ValidationError as e:
         raise InputError(f"is not a valid brief: {_explain(e, data)}. Fix it and drop it again.", file=label) from e
-    if isinstance(brief, VideoBrief) and not brief.scenes and not (brief.prompt or brief.topic):
-        raise InputError("a video brief needs 'scenes' (rendered as written) or a 'prompt' for the agents.", file=label)
-    if isinstance(brief, NarrateBrief) and not (brief.text or brief.text_file):
-        raise InputError("a narrate brief needs 'text' or 'text_file'.", file=label)
-    if isinstance(brief, TranscribeBrief) and bool(brief.video) == bool(brief.audio):
-        raise InputError("a transcribe brief needs exactly one of 'video' or 'audio'.", file=label)
+    brief.checked(label)
     return brief
 
 
-def load_brief(
-    path: Path, max_bytes: int, label: str | None = None, max_depth: int = 12
-) -> CaptionBrief | Img2VidBrief | AddAudioBrief | NarrateBrief | VideoBrief | TranscribeBrief:
+def load_brief(path: Path, max_bytes: int, label: str | None = None, max_depth: int = 12) -> _BriefBase:
     """Read and validate a brief file (YAML or JSON)."""
     label = label or path.name
     try:
@@ -416,10 +499,10 @@ def load_brief(
         except RecursionError as e:
             raise InputError("is nested too deeply to be a brief. Fix the brief and drop it again.", file=label) from e
     else:
-        data = _load_yaml_safely(text, label)
-    if _depth(data) > max_depth:
+        data = load_yaml_safely(text, label)
+    if nesting_depth(data) > max_depth:
         raise InputError(
-            f"nests lists and mappings {_depth(data)} levels deep; briefs are limited to {max_depth} "
+            f"nests lists and mappings {nesting_depth(data)} levels deep; briefs are limited to {max_depth} "
             "(intake.max_brief_depth). Fix the brief and drop it again.",
             file=label,
         )

@@ -35,7 +35,7 @@ from .outbox import Outbox
 from .paths import Paths
 from .procs import stop_all
 from .records import Records
-from .routes import ROUTE_FOLDERS
+from .routes import ROUTE_FOLDERS, load_route_modules
 from .runner import JobRunner, next_lane
 from .systemd import notify, watchdog_seconds
 from .watcher import InboxWatcher, Settler, scan_inbox
@@ -54,6 +54,7 @@ class Daemon:
         self.config = config
         self.paths = paths
         self.once = once
+        load_route_modules(config.intake.route_modules)  # before anything reads the table
         self.log = get_logger("omad.daemon")
         self.events = EventBus()
         paths.state.mkdir(parents=True, exist_ok=True)

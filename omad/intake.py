@@ -25,58 +25,29 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from .brief import (
-    AddAudioBrief,
-    CaptionBrief,
-    Img2VidBrief,
-    NarrateBrief,
-    TranscribeBrief,
-    VideoBrief,
-    load_brief,
-    resolve_asset,
-)
+from . import pairing
+from .brief import BriefModel, load_brief, resolve_asset
 from .config import Config
 from .errors import InputError, OmadError
+from .kinds import BRIEF_NAMES, EXTENSIONS, Kind, classify
 from .log import get_logger
 from .names import display, problem
+from .pairing import Go, Hold, Partner
 from .routes import ROUTE_FOLDERS, ROUTES
 from .watcher import Entry
 
-__all__ = ["Intake", "JobSpec", "Rejection", "Waiting", "classify", "ACCEPTED", "ROUTES_ACCEPTED"]
+__all__ = ["Intake", "JobSpec", "Rejection", "Waiting", "classify", "ACCEPTED", "ROUTES_ACCEPTED", "accepted"]
 
-VIDEO_EXT = {".mp4", ".mov", ".mkv", ".webm", ".m4v"}
-SRT_EXT = {".srt", ".vtt", ".ass", ".ssa"}  # subtitle files: the "srt" role, whatever the format
-IMAGE_EXT = {".jpg", ".jpeg", ".png", ".webp"}
-AUDIO_EXT = {".wav", ".mp3", ".m4a", ".flac", ".ogg", ".opus", ".aac"}
-TEXT_EXT = {".txt"}
-BRIEF_EXT = {".yaml", ".yml", ".json"}
-BRIEF_NAMES = ("brief.yaml", "brief.yml", "brief.json")
-
-ACCEPTED = (
-    "a video (.mp4 .mov .mkv .webm) with a same-name .srt/.vtt/.ass/.ssa (burned captions) "
-    "or audio file (new soundtrack); "
-    "an image (.jpg .png .webp), alone or with a same-name audio file; "
-    "a .txt (narration); a video or recording alone (transcribed); a brief (.yaml/.json); "
-    "or a folder holding brief.yaml and its assets"
-)
+VIDEO_EXT = set(EXTENSIONS[Kind.VIDEO])
+SRT_EXT = set(EXTENSIONS[Kind.SRT])  # subtitle files: the "srt" role, whatever the format
+IMAGE_EXT = set(EXTENSIONS[Kind.IMAGE])
+AUDIO_EXT = set(EXTENSIONS[Kind.AUDIO])
+TEXT_EXT = set(EXTENSIONS[Kind.TEXT])
+BRIEF_EXT = set(EXTENSIONS[Kind.BRIEF])
+#: What omad accepts, derived from the routes' drops (:func:`accepted` follows routes registered later).
+accepted = pairing.accepted
+ACCEPTED = accepted()
 ROUTES_ACCEPTED = ROUTES
-
-
-def classify(path: Path) -> str:
-    ext = path.suffix.lower()
-    if ext in VIDEO_EXT:
-        return "video"
-    if ext in SRT_EXT:
-        return "srt"
-    if ext in IMAGE_EXT:
-        return "image"
-    if ext in AUDIO_EXT:
-        return "audio"
-    if ext in TEXT_EXT:
-        return "text"
-    if ext in BRIEF_EXT:
-        return "brief"
-    return "other"
 
 
 @dataclass
@@ -114,23 +85,6 @@ class Rejection:
 class Waiting:
     entry: Entry
     reason: str
-
-
-_PARTNERS = {
-    "video": "a same-name .srt/.vtt/.ass/.ssa (for captions) or audio file (.wav/.mp3/.m4a/.flac, for new sound)",
-    "srt": "a same-name video (.mp4/.mov/.mkv/.webm)",
-    "audio": "a same-name image (.jpg/.png/.webp) or video (.mp4/.mov/.mkv/.webm)",
-}
-
-_FORCED_ROLES: dict[str, set[str]] = {
-    "caption": {"video", "srt"},
-    "resync": {"video", "srt"},
-    "addaudio": {"video", "audio"},
-    "img2vid": {"image"},
-    "narrate": {"text"},
-}
-#: What ``inbox/transcribe/`` takes: one video or one recording a name.
-_TRANSCRIBE_KINDS = ({"video"}, {"audio"})
 
 
 def _name_problem(path: Path) -> tuple[str, str] | None:
@@ -256,22 +210,19 @@ class Intake:
                 continue
             groups.setdefault((e.path.parent, e.path.stem.lower()), []).append(e)
 
-        grace = 0.0 if self.once else self.config.intake.partner_grace_seconds
-        timeout = float("inf") if self.once else self.config.intake.pair_timeout_seconds
         for (_folder, _stem), members in sorted(groups.items(), key=lambda kv: str(kv[0])):
             if any(m.ready_at is None for m in members):
                 continue  # a member is still being copied
             ready_for = now - max(m.ready_at or now for m in members)
-            result = self._guarded(members, partial(self._group, members, ready_for, grace, timeout))
+            result = self._guarded(members, partial(self._group, members, ready_for))
             if isinstance(result, Waiting):
                 waiting.append(result)
             elif result is not None:
                 decided.append(result)
         return decided, waiting
 
-    def _group(
-        self, members: list[Entry], ready_for: float, grace: float, timeout: float
-    ) -> JobSpec | Rejection | Waiting | None:
+    def _group(self, members: list[Entry], ready_for: float) -> JobSpec | Rejection | Waiting | None:
+        """What a group of same-stem files is: the pairing rules are the routes' (:mod:`omad.pairing`)."""
         by_kind: dict[str, list[Entry]] = {}
         for m in members:
             by_kind.setdefault(classify(m.path), []).append(m)
@@ -287,7 +238,7 @@ class Intake:
                 "unknown",
                 bad.path.name,
                 [bad],
-                InputError(f"is not a file type omad accepts. omad accepts {ACCEPTED}.", file=self._rel(bad.path)),
+                InputError(f"is not a file type omad accepts. omad accepts {accepted()}.", file=self._rel(bad.path)),
             )
         for kind, items in by_kind.items():
             if len(items) > 1:
@@ -302,98 +253,26 @@ class Intake:
                         file=self._rel(first.path.parent / name),
                     ),
                 )
-        kinds = set(by_kind)
         get = {k: v[0] for k, v in by_kind.items()}
-
-        def spec(route: str, roles: dict[str, Entry]) -> JobSpec:
-            return JobSpec(route, name, {r: e.path for r, e in roles.items()}, list(roles.values()))
-
-        if forced == "transcribe":
-            if kinds in _TRANSCRIBE_KINDS:
-                return spec("transcribe", {k: get[k] for k in kinds})
-            return Rejection(forced, name, members, InputError(
-                f"the transcribe/ folder takes one video or one recording per name; "
-                f"{', '.join(sorted(m.path.name for m in members))} do not belong there together.",
-                file=self._rel(first.path)))
-        if forced is not None:
-            needed = _FORCED_ROLES.get(forced)
-            if needed is None:  # inbox/video/ takes briefs only
-                return Rejection(
-                    forced,
-                    name,
-                    members,
-                    InputError(
-                        f"the {forced}/ folder takes briefs (.yaml/.json) or bundle folders; "
-                        f"move {', '.join(m.path.name for m in members)} to the inbox root.",
-                        file=self._rel(first.path),
-                    ),
-                )
-            allowed = needed | ({"audio"} if forced == "img2vid" else set())
-            extra = kinds - allowed
-            if extra:
-                return Rejection(
-                    forced,
-                    name,
-                    members,
-                    InputError(
-                        f"the {forced}/ folder expects {' + '.join(sorted(needed))} files; "
-                        f"{', '.join(get[k].path.name for k in sorted(extra))} does not belong there.",
-                        file=self._rel(first.path),
-                    ),
-                )
-            missing = needed - kinds
-            if missing:
-                return self._wait_or_reject(forced, name, members, sorted(missing)[0], ready_for, timeout)
-            if forced == "img2vid" and "audio" not in kinds and ready_for < grace:
-                return Waiting(get["image"], "may get a same-name audio file")
-            return spec(forced, {k: get[k] for k in kinds})
-
-        if kinds == {"video", "srt"}:
-            return spec("caption", {"video": get["video"], "srt": get["srt"]})
-        if kinds == {"video", "audio"}:
-            return spec("addaudio", {"video": get["video"], "audio": get["audio"]})
-        if kinds == {"image", "audio"}:
-            return spec("img2vid", {"image": get["image"], "audio": get["audio"]})
-        if kinds == {"image"}:
-            if ready_for < grace:
-                return Waiting(get["image"], "may get a same-name audio file")
-            return spec("img2vid", {"image": get["image"]})
-        if kinds == {"text"}:
-            return spec("narrate", {"text": get["text"]})
-        if kinds in _TRANSCRIBE_KINDS and self.config.intake.lone_video == "transcribe":
-            kind = next(iter(kinds))
-            wait = self.config.intake.lone_video_grace_seconds or grace
-            if ready_for < (0.0 if self.once else wait):
-                return Waiting(get[kind], f"may get {_PARTNERS[kind]}; transcribed if none comes")
-            return spec("transcribe", {kind: get[kind]})
-        if len(kinds) == 1 and next(iter(kinds)) in _PARTNERS:
-            kind = next(iter(kinds))
-            return self._wait_or_reject(
-                {"video": "caption", "srt": "caption", "audio": "addaudio"}[kind], name, members, kind, ready_for,
-                timeout, lone=True,
-            )
-        names = ", ".join(sorted(m.path.name for m in members))
-        return Rejection(
-            "unknown",
-            name,
-            members,
-            InputError(
-                f"{names} share a name but do not make a drop omad knows. omad accepts {ACCEPTED}. "
-                "Use a brief to say what you want.",
-                file=self._rel(first.path.parent / name),
-            ),
-        )
+        decision = pairing.pair({k: e.path.name for k, e in get.items()}, [m.path.name for m in members], forced,
+                                self.config.intake, ready_for, self.once)
+        if isinstance(decision, Go):
+            return JobSpec(decision.route, name, {k: e.path for k, e in get.items()}, list(get.values()))
+        if isinstance(decision, Hold):
+            return Waiting(get[decision.kind], decision.reason)
+        if isinstance(decision, Partner):
+            wait = float("inf") if self.once else float(getattr(self.config.intake, decision.wait))
+            return self._wait_or_reject(decision.route, name, members, decision.kind, ready_for, wait,
+                                        lone=decision.lone)
+        where = first.path.parent / name if decision.whole else first.path
+        return Rejection(decision.route, name, members, InputError(decision.message, file=self._rel(where)))
 
     def _wait_or_reject(
         self, route: str, name: str, members: list[Entry], kind: str, ready_for: float, timeout: float,
         lone: bool = False,
     ) -> Waiting | Rejection:
         entry = members[0]
-        if lone:
-            expected = _PARTNERS[kind]
-        else:
-            expected = {"video": "a same-name video", "srt": "a same-name subtitle", "audio": "a same-name audio file",
-                        "image": "a same-name image", "text": "a .txt"}.get(kind, kind)
+        expected = pairing.partners(kind) if lone else pairing.expected({kind})
         if ready_for < timeout:
             return Waiting(entry, f"waiting for {expected}")
         return Rejection(
@@ -466,48 +345,14 @@ class Intake:
             return Rejection("unknown", e.path.name, [e], err)
         return self._brief_spec(brief, brief_path, refs, [e], brief.name or e.path.name)
 
-    def _brief_paths(self, brief: Any, base: Path, label: str) -> dict[str, Path]:
-        """Every file a brief names, by role, resolved and checked to stay in its folder."""
-        refs: dict[str, Path] = {}
-
-        def add(role: str, rel: str | None, key: str) -> None:
-            if rel:
-                refs[role] = resolve_asset(base, rel, label, key)
-
-        if isinstance(brief, CaptionBrief):
-            add("video", brief.video, "video")
-            add("srt", brief.subtitles, "subtitles")
-        elif isinstance(brief, Img2VidBrief):
-            add("image", brief.image, "image")
-            add("audio", brief.audio, "audio")
-        elif isinstance(brief, AddAudioBrief | TranscribeBrief):
-            add("video", brief.video, "video")
-            add("audio", brief.audio, "audio")
-        elif isinstance(brief, NarrateBrief):
-            add("text", brief.text_file, "text_file")
-            if brief.voice:
-                add("reference", brief.voice.reference_audio, "voice.reference_audio")
-        elif isinstance(brief, VideoBrief):
-            for i, scene in enumerate(brief.scenes or []):
-                # A picture omad chose earlier (an 'asset' record) is fetched back by the asset stage when
-                # the bundle does not carry it; a file of that name in the bundle wins.
-                if scene.asset is None or (scene.image and (base / scene.image).is_file()):
-                    add(f"scene{i}_image", scene.image, f"scenes[{i}].image")
-            for i, asset in enumerate(brief.assets):
-                add(f"asset{i}", asset.file, f"assets[{i}].file")
-            add("music", brief.music, "music")
-            if brief.voice:
-                add("reference", brief.voice.reference_audio, "voice.reference_audio")
-        return refs
+    def _brief_paths(self, brief: BriefModel, base: Path, label: str) -> dict[str, Path]:
+        """Every file a brief names, by role (as its model declares them), resolved and kept inside its folder."""
+        return {role: resolve_asset(base, rel, label, key) for role, rel, key in brief.file_refs(base)}
 
     def _brief_spec(
-        self, brief: Any, brief_path: Path, refs: dict[str, Path], claim: list[Entry], name: str
+        self, brief: BriefModel, brief_path: Path, refs: dict[str, Path], claim: list[Entry], name: str
     ) -> JobSpec:
-        route = brief.kind
-        if isinstance(brief, VideoBrief) and brief.is_agent:
-            route = "agent-video"
-        if isinstance(brief, CaptionBrief) and brief.resync:
-            route = "resync"
+        route = brief.route()
         inputs = {"brief": brief_path, **refs}
         options = brief.model_dump(mode="json", exclude_none=True)
         return JobSpec(route, name, inputs, claim, options)

@@ -208,6 +208,11 @@ class Stage:
     """The base of every stage. Subclasses set ``name`` and override ``run``, and ``lane`` when not the CPU."""
 
     name: str = ""
+    #: the artifact kinds (input roles or earlier stages' artifacts) ``run`` reads; ``"a|b"``: one of them.
+    #: :mod:`omad.routes` checks every route's chain against these before any job runs.
+    needs: tuple[str, ...] = ()
+    #: the artifact roles ``run`` may leave in its result, for the stages after it
+    makes: tuple[str, ...] = ()
 
     def lane(self, ctx: StageContext) -> Lane:
         """The lane this stage runs on for this job."""

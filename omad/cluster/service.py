@@ -138,6 +138,9 @@ def run_worker(config: Config, *, queues: list[str], concurrency: int, hostname:
 
     signing_key(config)  # no key, no worker: a clear start-up error rather than a refusal per task
     set_config(config)
+    from ..routes import load_route_modules
+
+    load_route_modules(config.intake.route_modules)  # the pool children are forked with the table as it is now
     app = make_app(config)
     names = [queue_name(config, q) for q in queues]
     name = hostname or socket.gethostname()

@@ -93,6 +93,9 @@ class WorkerState:
     """One pool child's lasting state: its lanes and GPU residency, its counters, its state file."""
 
     def __init__(self, config: Config) -> None:
+        from ..routes import load_route_modules
+
+        load_route_modules(config.intake.route_modules)  # already imported in a forked child: a no-op
         self.config = config
         self.key = signing_key(config)
         self.lanes = Lanes(config.lanes.cpu_slots(), config.gpu.vram_budget_gb, config.gpu.idle_unload_seconds)

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from .base import DEFAULT_IGNORE, Section
+from .base import DEFAULT_IGNORE, HOST, Section
 
 
 class WatchConfig(Section):
@@ -69,6 +69,11 @@ class IntakeConfig(Section):
     )
     lone_video_grace_seconds: float = Field(
         0.0, ge=0, description="how long a lone video or recording waits for a partner first; 0: partner_grace_seconds"
+    )
+    route_modules: list[str] = Field(
+        default_factory=list, json_schema_extra=HOST,
+        description="Python modules the daemon and each worker import at start to add routes and briefs "
+                    "(omad.routes.register); each host names its own, never sent with a task",
     )
 
 

@@ -23,6 +23,8 @@ __all__ = ["AddAudioStage"]
 
 class AddAudioStage(Stage):
     name = "addaudio"
+    needs = ("video", "audio")
+    makes = ("video",)
 
     def run(self, ctx: StageContext) -> StageResult:
         vlabel, alabel = ctx.label("video"), ctx.label("audio")

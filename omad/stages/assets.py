@@ -104,6 +104,8 @@ class _Choice:
 
 class AssetStage(Stage):
     name = "assets"
+    needs = ("brief",)
+    makes = ("scene_brief",)
 
     def run(self, ctx: StageContext) -> StageResult:
         cfg = ctx.config

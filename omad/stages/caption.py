@@ -21,6 +21,8 @@ __all__ = ["CaptionStage", "burn_captions", "guard_cues", "guard_events"]
 
 class CaptionStage(Stage):
     name = "caption"
+    needs = ("video", "srt")
+    makes = ("video",)
 
     def run(self, ctx: StageContext) -> StageResult:
         sub_label = ctx.label("srt")

@@ -24,6 +24,8 @@ def _seed(ctx: StageContext, role: str) -> str:
 
 class Img2VidStage(Stage):
     name = "img2vid"
+    needs = ("image",)
+    makes = ("video",)
 
     def run(self, ctx: StageContext) -> StageResult:
         label = ctx.label("image")

@@ -35,6 +35,8 @@ def normalise_wav(ctx: StageContext, src: Path, dst: Path, sample_rate: int, lab
 
 class NarrateStage(Stage):
     name = "narrate"
+    needs = ()
+    makes = ("audio", "srt")
 
     def lane(self, ctx: StageContext) -> Lane:
         return ctx.tts_lane()

@@ -27,6 +27,8 @@ SCENE_BRIEF = "scenes.yaml"
 
 class PlanStage(Stage):
     name = "plan"
+    needs = ("brief",)
+    makes = ("scene_brief",)
 
     def run(self, ctx: StageContext) -> StageResult:
         brief_path = ctx.inputs["brief"]

@@ -21,6 +21,8 @@ __all__ = ["ResyncStage"]
 
 class ResyncStage(Stage):
     name = "resync"
+    needs = ("video", "srt")
+    makes = ("srt",)
 
     def lane(self, ctx: StageContext) -> Lane:
         from ..asr.whisper import placement

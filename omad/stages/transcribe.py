@@ -40,6 +40,8 @@ _TRANSCRIBE_SHARE = 0.7
 
 class TranscribeStage(Stage):
     name = "transcribe"
+    needs = ("video|audio",)
+    makes = ("transcript", "srt", "vtt", "text", "video")
 
     def lane(self, ctx: StageContext) -> Lane:
         from ..asr.whisper import placement

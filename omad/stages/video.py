@@ -73,6 +73,8 @@ def scene_brief(ctx: StageContext) -> VideoBrief:
 
 class VoiceStage(Stage):
     name = "voice"
+    needs = ("brief",)
+    makes = ("voice",)
 
     def lane(self, ctx: StageContext) -> Lane:
         return ctx.tts_lane()
@@ -161,6 +163,8 @@ def _wrap_title(text: str, width: int, height: int) -> str:
 
 class RenderStage(Stage):
     name = "render"
+    needs = ("brief", "voice")
+    makes = ("video", "srt", "poster")
 
     def run(self, ctx: StageContext) -> StageResult:
         cfg = ctx.config

@@ -26,10 +26,10 @@ from ..errors import InputError, OmadError, TransientError
 from ..journal import JobStatus
 from ..routes import ROUTES
 from .jobs import job_detail
-from .openapi import OPENAPI
+from .openapi import openapi_schema
 from .responses import client, principal, query_int
 from .state import csrf_refused
-from .submit import FORM_FIELDS, Submission, UploadRefused, brief_from_fields, validate_brief
+from .submit import Submission, UploadRefused, brief_from_fields, form_fields, validate_brief
 
 if TYPE_CHECKING:
     from .state import AppState
@@ -159,11 +159,11 @@ async def _read_and_place(state: AppState, request: Request,
                 brief = parse_json_brief(raw, intake.max_brief_depth)
             elif key == "csrf":
                 csrf = csrf or str(value)
-            elif key in FORM_FIELDS:
+            elif key in form_fields():
                 fields[key] = str(value)
             else:
                 raise UploadRefused(f"unknown field '{key}'. Send 'files', 'brief' (JSON) or the Create form's "
-                                    f"fields ({', '.join(FORM_FIELDS)}).", field=key)
+                                    f"fields ({', '.join(form_fields())}).", field=key)
     else:
         raise UploadRefused("send multipart/form-data (files and an optional 'brief' JSON field) or "
                             "application/json (a brief).", field="content-type", status=415)
@@ -308,7 +308,7 @@ def api_routes(state: AppState) -> list[BaseRoute]:
         return job_action(request, "web_cancel", state.controls.cancel)
 
     def openapi(request: Request) -> Response:
-        return JSONResponse(OPENAPI)
+        return JSONResponse(openapi_schema())
 
     return [
         Route("/api/jobs", list_jobs, methods=["GET"]),

@@ -1,16 +1,23 @@
 """The REST API's OpenAPI 3.1 schema, written out by hand next to the routes it describes.
 
 A test compares it with the routes the app serves, so neither can change alone.
+What a submission may say is derived: the routes, the Create form's fields and
+the brief schemas come from :mod:`omad.routes` and the brief models, so a
+registered route shows here without an edit (:func:`openapi_schema`).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from pydantic.json_schema import models_json_schema
+
+from ..brief import brief_models
 from ..journal import JobStatus
 from ..routes import ROUTES
 
-__all__ = ["OPENAPI"]
+__all__ = ["OPENAPI", "openapi_schema"]
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _JOB = {"$ref": "#/components/schemas/Job"}
@@ -27,7 +34,39 @@ def _resp(description: str, schema: dict[str, Any] | None = None) -> dict[str, A
 _ERRORS = {"400": _resp("a field is wrong; 'field' names it", _ERROR),
            "401": _resp("no token, or an unknown one", _ERROR), "403": _resp("a revoked token", _ERROR)}
 
-OPENAPI: dict[str, Any] = {
+def _briefs() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ``Brief`` schema (one of the brief models, by ``kind``) and the schemas it refers to."""
+    models = brief_models()
+    refs, defs = models_json_schema([(m, "validation") for m in models.values()],
+                                    ref_template="#/components/schemas/{model}")
+    brief = {"oneOf": [refs[(m, "validation")] for m in models.values()],
+             "discriminator": {"propertyName": "kind"}}
+    return brief, dict(defs.get("$defs", {}))
+
+
+def _form() -> dict[str, Any]:
+    from .submit import form_fields
+
+    props: dict[str, Any] = {k: {"type": "string"} for k in form_fields()}
+    props["kind"] = {"type": "string", "enum": list(brief_models()), "description": "the brief's kind; the other "
+                     "fields are the Create form's, and uploaded files fill the brief's files by their type"}
+    return props
+
+
+def openapi_schema() -> dict[str, Any]:
+    """The schema as the table stands now (a route or brief registered at start-up included)."""
+    brief, defs = _briefs()
+    out: dict[str, Any] = json.loads(json.dumps(_SCHEMA))
+    out["components"]["schemas"].update({**defs, "Brief": brief})
+    jobs = out["paths"]["/api/jobs"]
+    jobs["get"]["parameters"][1]["schema"]["enum"] = sorted(ROUTES)
+    body = jobs["post"]["requestBody"]["content"]
+    body["multipart/form-data"]["schema"]["properties"].update(_form())
+    body["application/json"]["schema"] = {"$ref": "#/components/schemas/Brief"}
+    return out
+
+
+_SCHEMA: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "omad", "version": "1",
              "description": "Submit drops to omad and follow their jobs. Authenticate with 'Authorization: "
@@ -134,3 +173,5 @@ OPENAPI: dict[str, Any] = {
                                         "licence": {"type": "string"}, "sample_url": {"type": "string"}}}}}})}}},
     },
 }
+
+OPENAPI: dict[str, Any] = openapi_schema()

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ..brief import MOTIONS
+from ..brief import MOTIONS, brief_models
 from ..daemon import retry_job
 from ..errors import OmadError
 from ..i18n import N_
@@ -34,15 +34,17 @@ from .submit import UploadRefused
 if TYPE_CHECKING:
     from .state import AppState
 
-__all__ = ["page_routes", "KINDS", "FORMATS"]
+__all__ = ["page_routes", "KINDS", "FORMATS", "form_kinds"]
 
-#: The Create form's kinds (value, label); labels are translated where they are shown.
-KINDS = (("", N_("let omad decide from the files")),
-         ("caption", N_("caption: burn subtitles (srt, vtt, ass) into a video")),
-         ("narrate", N_("narrate: text to speech")), ("img2vid", N_("img2vid: Ken Burns clip of an image")),
-         ("addaudio", N_("addaudio: new soundtrack for a video")),
-         ("video", N_("video: agents write it from a prompt")),
-         ("transcribe", N_("transcribe: captions from the speech of a video or recording")))
+
+def form_kinds() -> tuple[tuple[str, str], ...]:
+    """The Create form's kinds (value, label): one per brief model, as it labels itself; translated when shown."""
+    return (("", N_("let omad decide from the files")),
+            *((kind, model.label or kind) for kind, model in brief_models().items()))
+
+
+#: The Create form's kinds when omad started (the form itself asks :func:`form_kinds` each time).
+KINDS = form_kinds()
 #: The Create form's picture formats.
 FORMATS = (("", N_("default")), ("landscape", N_("landscape")), ("vertical", N_("vertical")))
 
@@ -64,7 +66,7 @@ def page_routes(state: AppState) -> list[BaseRoute]:
 
     def create_form(request: Request, error: str | None = None, status: int = 200) -> Response:
         return pages.page(request, "create.html", status=status, nav=nav_for(state.auth, principal(request)),
-                          error=error, limits=web, kinds=KINDS, formats=FORMATS, motions=MOTIONS,
+                          error=error, limits=web, kinds=form_kinds(), formats=FORMATS, motions=MOTIONS,
                           voices=list_voices(state.config))
 
     def create_page(request: Request) -> Response:

@@ -29,9 +29,10 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import yaml
 
-from ..brief import parse_brief
+from ..brief import brief_models, parse_brief
 from ..errors import InputError
 from ..journal import Job, JobStatus
+from ..kinds import kind_of_name
 from ..tts.voices import voice_spec
 from ..watcher import is_ignored
 
@@ -39,11 +40,18 @@ if TYPE_CHECKING:
     from ..daemon import Daemon
 
 __all__ = ["Submissions", "Submission", "Staged", "UploadRefused", "check_file_name", "brief_from_fields",
-           "validate_brief", "FORM_FIELDS"]
+           "validate_brief", "FORM_FIELDS", "form_fields"]
 
 _STAGING_PREFIX = ".omad-upload-"
-#: The Create page's brief fields (``kind`` picks which of the others apply).
-FORM_FIELDS = ("kind", "name", "text", "prompt", "voice", "format", "motion", "captions")
+
+
+def form_fields() -> tuple[str, ...]:
+    """The Create page's brief fields: ``kind``, then every field some brief model shows on the form."""
+    return tuple(dict.fromkeys(["kind", *(f for m in brief_models().values() for f in m.form)]))
+
+
+#: The Create page's brief fields (``kind`` picks which of the others apply), as the brief models declare them.
+FORM_FIELDS = form_fields()
 _CHUNK = 1024 * 1024
 
 
@@ -135,56 +143,46 @@ class Staging:
         return staged
 
 
-_EXT = {"video": (".mp4", ".mov", ".mkv", ".webm", ".m4v"), "srt": (".srt", ".vtt", ".ass", ".ssa"),
-        "image": (".jpg", ".jpeg", ".png", ".webp"), "audio": (".wav", ".mp3", ".m4a", ".flac", ".ogg", ".opus"),
-        "text": (".txt",)}
+def _form_value(key: str, fields: dict[str, str]) -> Any:
+    """A form input as the brief field of the same name wants it (None: left out)."""
+    raw = fields.get(key, "")
+    if key == "captions":
+        return raw in ("on", "true", "1", "yes")
+    value = raw.strip() if key in ("name", "text", "prompt", "voice") else raw
+    if key == "prompt" and not value:
+        value = fields.get("text", "").strip()  # one text box serves a prompt when JavaScript is off
+    if key == "voice" and value:
+        return voice_spec(value)
+    return value if value not in (None, "") else None
 
 
 def brief_from_fields(fields: dict[str, str], names: list[str]) -> dict[str, Any]:
-    """The brief the Create page's form describes; uploaded files fill its file roles by type."""
-    def first(kind: str) -> str | None:
-        return next((n for n in names if n.lower().endswith(_EXT[kind])), None)
+    """The brief the Create page's form describes; uploaded files fill its file fields by their kind.
 
-    def put(key: str, value: Any) -> None:
-        if value not in (None, ""):
-            brief[key] = value
-
+    Which fields apply, which are files, and which exclude each other is the brief model's declaration
+    (``form``, ``files``/``uploads``, ``one_of``).
+    """
     kind = fields.get("kind", "")
+    models = brief_models()
+    model = models.get(kind)
+    if model is None:
+        raise UploadRefused(f"'kind' must be {', '.join(models)}, not '{kind}'.", field="kind")
     brief: dict[str, Any] = {"kind": kind}
-    put("name", fields.get("name", "").strip())
-    voice = fields.get("voice", "").strip()
-    if kind == "narrate":
-        put("text", fields.get("text", "").strip())
-        if "text" not in brief:
-            put("text_file", first("text"))
-        if voice:
-            brief["voice"] = voice_spec(voice)
-    elif kind == "video":
-        put("prompt", fields.get("prompt", "").strip() or fields.get("text", "").strip())
-        put("format", fields.get("format"))
-        put("music", first("audio"))
-        brief["captions"] = fields.get("captions") in ("on", "true", "1", "yes")
-        if voice:
-            brief["voice"] = voice_spec(voice)
-    elif kind == "img2vid":
-        put("image", first("image"))
-        put("audio", first("audio"))
-        put("motion", fields.get("motion"))
-        put("format", fields.get("format"))
-    elif kind == "caption":
-        put("video", first("video"))
-        put("subtitles", first("srt"))
-    elif kind == "addaudio":
-        put("video", first("video"))
-        put("audio", first("audio"))
-    elif kind == "transcribe":
-        video = first("video")
-        put("video", video)
-        if video is None:
-            put("audio", first("audio"))
-    else:
-        raise UploadRefused(f"'kind' must be narrate, video, img2vid, caption, addaudio or transcribe, not '{kind}'.",
-                            field="kind")
+
+    def taken(key: str) -> bool:
+        return any(key in group and any(other in brief for other in group if other != key)
+                   for group in model.one_of)
+
+    for key in (*model.form, *model.uploads):
+        if taken(key):
+            continue
+        if key in model.uploads:
+            want = model.files[key][1]
+            value: Any = next((n for n in names if kind_of_name(n) == want), None)
+        else:
+            value = _form_value(key, fields)
+        if value is not None:
+            brief[key] = value
     return brief
 
 
@@ -230,7 +228,8 @@ def validate_brief(data: Any, files: list[Staged]) -> dict[str, Any]:
     except InputError as e:
         raise UploadRefused(e.message, field="brief") from e
     names = {f.name for f in files}
-    for key in ("video", "subtitles", "image", "audio", "text_file", "music"):
+    model = brief_models()[str(data["kind"])]
+    for key in (k for k in model.files if "." not in k and "[" not in k):
         value = data.get(key)
         if isinstance(value, str) and value not in names:
             raise UploadRefused(f"the brief's '{key}' names '{value}', which is not among the uploaded files "

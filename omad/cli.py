@@ -384,7 +384,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def _cluster_checks(cfg: Config, paths: Any, worker: bool) -> list[tuple[str, str, bool, str]]:
     """(level, name, ok, message) for the broker, the workers and their queues, and the shared folder."""
     from .cluster.app import queue_keys, queue_name, redact_url
-    from .cluster.executor import SHARED_MARKER, read_workers
+    from .executors.celery import SHARED_MARKER, read_workers
 
     out: list[tuple[str, str, bool, str]] = []
     from .trust import signing_key

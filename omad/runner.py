@@ -27,9 +27,9 @@ from .claim import Claimer, hash_path
 from .config import Config
 from .errors import Cancelled, InputError, OmadError, StageFailed, TransientError
 from .events import Event, EventBus
-from .executor import Executor, LocalExecutor
+from .executors import Executor, JobFolder, LocalExecutor
 from .guardrails import guardrails_for
-from .journal import Job, JobStatus, Journal
+from .journal import Job, JobStatus, Journal, StageStatus
 from .lanes import Lane, Lanes
 from .outbox import Outbox
 from .paths import Paths
@@ -82,7 +82,7 @@ def decide(err: OmadError, attempt: int, config: Config, *, shutting_down: bool,
 
 def next_lane(job: Job, journal: Journal, config: Config, lanes: Lanes, work: Path) -> Lane | None:
     """The lane of ``job``'s first unfinished stage (None when every stage is done: only the publish is left)."""
-    done = {s["name"] for s in journal.stages(job.id) if s["status"] == "done"}
+    done = {s["name"] for s in journal.stages(job.id) if s["status"] == StageStatus.DONE}
     for stage in stages_for(job.route):
         if stage.name not in done:
             ctx = StageContext(job_id=job.id, route=job.route, name=job.name, work=work, inputs={},
@@ -141,7 +141,7 @@ class JobRunner:
         try:
             self._check_restarts(job)
             stages = stages_for(job.route)
-            done = {s["name"]: s for s in self.journal.stages(job_id) if s["status"] == "done"}
+            done = {s["name"]: s for s in self.journal.stages(job_id) if s["status"] == StageStatus.DONE}
             artifacts: dict[str, str] = {}
             publish: dict[str, str] = {}
             for s in done.values():
@@ -150,12 +150,14 @@ class JobRunner:
                 publish.update(res.publish)
             inputs = self._inputs_of(job)
             guard = guardrails_for(self.config)  # read once per attempt: every stage checks the same rules
+            folder = JobFolder(self.paths.jobs / job_id)
             for index, stage in enumerate(stages):
                 if stage.name in done:
                     continue
                 current = stage.name
                 ctx = StageContext(
-                    job_id=job_id, route=job.route, name=job.name, work=self.paths.jobs / job_id, inputs=inputs,
+                    job_id=job_id, route=job.route, name=job.name, work=folder.run(stage.name, attempt),
+                    base=folder.root, inputs=inputs,
                     options=job.options, config=self.config, lanes=self.lanes, artifacts=dict(artifacts),
                     stage=stage.name, attempt=attempt, guardrails=guard,
                     timeout=self.config.jobs.stage_timeouts.get(stage.name, self.config.jobs.stage_timeout_seconds),
@@ -209,17 +211,14 @@ class JobRunner:
         """One stage attempt through the executor, its lane seconds billed whatever happens."""
         lane = stage.lane_checked(ctx)
         tracing.annotate({"omad.lane": lane.value})
-        seconds: dict[str, float] = {}
-        try:
-            result = self.executor.run(job, stage, lane, ctx, log)
-        finally:
-            # Billed to the lanes that were held (an LLM call inside a CPU stage holds the GPU lane), failed
-            # attempts included.
-            seconds = {k: v for k, v in self.executor.take_seconds(job.id).items() if v > 0}
-            for name, value in seconds.items():
-                self.journal.add_seconds(job.id, name, value)
-            self.events.emit(Event.BILLED, job=job, stage=stage.name, lane_seconds=seconds)
-        result.warnings.extend(ctx.warnings)
+        attempt = self.executor.run(job, stage, lane, ctx, log)
+        # Billed to the lanes that were held (an LLM call inside a CPU stage holds the GPU lane), failed
+        # attempts included.
+        seconds = {k: v for k, v in attempt.lane_seconds.items() if v > 0}
+        for name, value in seconds.items():
+            self.journal.add_seconds(job.id, name, value)
+        self.events.emit(Event.BILLED, job=job, stage=stage.name, lane_seconds=seconds)
+        result = attempt.unwrap()
         result.lane_seconds = seconds
         self.journal.stage_done(job.id, stage.name, result.to_dict())
         log.info("stage_done", stage=stage.name, seconds=round(sum(seconds.values()), 3), lanes=seconds)

@@ -6,7 +6,8 @@ and ``cleanup(ctx)``, which the runner SHALL always call after ``run``, in a
 ``finally``, whether ``run`` returned or raised (paperless-ngx's plugin rule).
 
 A stage reads its inputs and earlier artifacts through ``ctx.path(role)`` and
-writes its outputs under ``ctx.work`` (paths relative to it in the result); it
+writes its outputs under ``ctx.work`` (paths relative to it in the result: the
+attempt's own run folder, the same wherever the stage runs); it
 never touches the inbox, the outbox, the journal or any module-global state:
 everything it needs comes in the :class:`StageContext` (settings, guardrails,
 TTS engine, folders, cancel, progress, log), so the same code can run in
@@ -30,6 +31,7 @@ from .lanes import Lane
 
 if TYPE_CHECKING:
     from .config import Config
+    from .executors.layout import JobFolder
     from .guardrails import Guardrails
     from .lanes import Lanes
     from .tts import TtsEngine
@@ -130,14 +132,21 @@ class StageContext:
     attempt: int = 1
     guardrails: Guardrails | None = None  # the rules in force for this job (None: read from config)
     engines: dict[str, TtsEngine] = field(default_factory=dict)  # TTS engines made for this stage, by name
-    #: the job folder that holds the inputs and earlier artifacts, when the stage writes elsewhere (a worker
-    #: writes each attempt into its own folder under it); None: ``work`` itself
+    #: the job folder that holds the inputs and earlier artifacts; ``work`` is this attempt's run folder in it
+    #: (``runs/<stage>.<attempt>``, whichever executor runs the stage). None: ``work`` itself
     base: Path | None = None
+
+    @property
+    def job_folder(self) -> JobFolder:
+        """The job folder's layout (inputs, run folders, scratch), as every executor uses it."""
+        from .executors.layout import JobFolder
+
+        return JobFolder(self.base or self.work)
 
     @property
     def scratch(self) -> Path:
         """This attempt's own folder for temporary files (removed after the stage; never shared by attempts)."""
-        path = self.work / "attempts" / str(self.attempt) / self.stage
+        path = self.job_folder.scratch(self.attempt, self.stage)
         path.mkdir(parents=True, exist_ok=True)
         return path
 
@@ -218,7 +227,7 @@ class Stage:
 
     def cleanup(self, ctx: StageContext) -> None:
         """Always called after ``run``, whether it returned or raised; the default removes the attempt's scratch."""
-        shutil.rmtree(ctx.work / "attempts" / str(ctx.attempt) / self.name, ignore_errors=True)
+        shutil.rmtree(ctx.job_folder.scratch(ctx.attempt, self.name), ignore_errors=True)
 
     def lane_checked(self, ctx: StageContext) -> Lane:
         """``lane(ctx)`` as a :class:`Lane`; anything else is a configuration error, never a silent CPU."""

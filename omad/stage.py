@@ -10,7 +10,8 @@ writes its outputs under ``ctx.work`` (paths relative to it in the result: the
 attempt's own run folder, the same wherever the stage runs); it
 never touches the inbox, the outbox, the journal or any module-global state:
 everything it needs comes in the :class:`StageContext` (settings, guardrails,
-TTS engine, folders, cancel, progress, log), so the same code can run in
+TTS engine, folders, cancel, progress, log; ffmpeg through ``ctx.ffmpeg``, its
+timeout, cancel and progress given once), so the same code can run in
 another process from a serialisable description. Stages share helpers through
 ``media/``, ``narration``, ``text`` and friends, never by importing each other.
 Errors leave a stage only as ``OmadError``.
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from .executors.layout import JobFolder
     from .guardrails import Guardrails
     from .lanes import Lanes
+    from .media.ffmpeg_run import Ffmpeg
     from .tts import TtsEngine
     from .tts.choice import EngineChoice
 
@@ -142,6 +144,17 @@ class StageContext:
         from .executors.layout import JobFolder
 
         return JobFolder(self.base or self.work)
+
+    @property
+    def ffmpeg(self) -> Ffmpeg:
+        """ffmpeg for this stage: its timeout (as scaled so far), cancel and progress given once.
+
+        ``ctx.ffmpeg(args, duration=..., span=(0.3, 0.9), file_label=...)``; ``ctx.ffmpeg.within(span)`` for a
+        media helper that reports 0..1 of its own.
+        """
+        from .media.ffmpeg_run import Ffmpeg
+
+        return Ffmpeg(timeout=self.timeout, cancel=self.cancel, progress=self.progress, stage=self.stage)
 
     @property
     def scratch(self) -> Path:

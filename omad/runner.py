@@ -29,7 +29,7 @@ from .errors import Cancelled, InputError, OmadError, StageFailed, TransientErro
 from .events import Event, EventBus
 from .executors import Executor, JobFolder, LocalExecutor
 from .guardrails import guardrails_for
-from .journal import Job, JobStatus, Journal, StageStatus
+from .journal import InputRecord, Job, JobStatus, Journal, StageStatus
 from .lanes import Lane, Lanes
 from .outbox import Outbox
 from .paths import Paths
@@ -298,7 +298,7 @@ class JobRunner:
         work = self.paths.jobs / job.id
         return [work / c["stored"] for c in job.inputs if c.get("claim")]
 
-    def _changed_inputs(self, job: Job) -> list[dict[str, Any]]:
+    def _changed_inputs(self, job: Job) -> list[InputRecord]:
         """Claimed inputs whose content is no longer what was claimed (a writer went on after a stall).
 
         Size and mtime always; the content hash where it is cheap (up to 64 MB).
@@ -306,7 +306,7 @@ class JobRunner:
         """
         work = self.paths.jobs / job.id
         changed = False
-        claims = []
+        claims: list[InputRecord] = []
         for c in job.inputs:
             if not c.get("claim"):
                 claims.append(c)
@@ -318,19 +318,19 @@ class JobRunner:
                     same = st.st_size == c["size"] and st.st_mtime_ns == c["mtime_ns"]
                     if same and st.st_size <= _REHASH_BYTES:
                         same = hash_path(path)[0] == c["sha256"]
-                    new = {} if same else dict(zip(("sha256", "size"), hash_path(path), strict=True))
+                    new = None if same else hash_path(path)
                 else:
                     digest, size = hash_path(path)
-                    new = {} if (digest, size) == (c["sha256"], c["size"]) else {"sha256": digest, "size": size}
+                    new = None if (digest, size) == (c["sha256"], c.get("size")) else (digest, size)
             except OSError:
                 continue  # gone: the stage that needs it says so
-            if new:
+            if new is not None:
                 changed = True
-                c = {**c, **new, "mtime_ns": st.st_mtime_ns}
+                c = {**c, "sha256": new[0], "size": new[1], "mtime_ns": st.st_mtime_ns}
             claims.append(c)
         return claims if changed else []
 
-    def _rerun_changed(self, job: Job, claims: list[dict[str, Any]]) -> None:
+    def _rerun_changed(self, job: Job, claims: list[InputRecord]) -> None:
         """An input changed after it was claimed: never publish the old result; run again from the new content."""
         self.journal.reset_stages(job.id)
         delay = max(self.config.watch.settle_seconds, 1.0)

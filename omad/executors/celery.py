@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .. import tracing
 from ..cluster.app import make_app, queue_keys, queue_name, redact_url, redis_priority
@@ -307,7 +307,7 @@ class CeleryExecutor:
         last_beat: float | None = None
         sent = not resend_unknown
         seen_run = self._broker_run_id()
-        warned = False
+        warned: list[bool] = []
         unsigned_since: float | None = None
         while True:
             # The shared folder (or the object store) is the truth; Redis may have lost the state, or lie.
@@ -318,21 +318,9 @@ class CeleryExecutor:
             if state != "SUCCESS":
                 unsigned_since = None
             else:
-                # The broker's copy alone never makes a stage done: only a signed answer that the task was
-                # fenced or could not run (which fails nothing but this attempt) is taken from it.
-                try:
-                    told = verify(info, self.key, Purpose.REPLY, f"the broker's result for {message.task_id}")
-                except Refused as e:
-                    if not warned:
-                        log.error("forged_result", stage=message.stage, task=message.task_id, reason=e.message,
-                                  message="the broker holds a result for this task that no worker signed; ignored")
-                        warned = True
-                    told = {}
-                if told.get("task_id") == message.task_id and told.get("status") == ReplyStatus.FENCED:
-                    return Reply.from_dict(told)
-                if told.get("task_id") == message.task_id and told.get("status") == ReplyStatus.ERROR \
-                        and told.get("attempt") == message.attempt and isinstance(told.get("error"), dict):
-                    return Reply.from_dict({**told, "lane_seconds": {}})
+                told = self._broker_said(info, message, log, warned)
+                if told is not None:
+                    return told
                 # Finished by the broker's word, yet nothing committed: a worker with another key refused it, or
                 # the result is forged. Bounded like a lost worker, so the job ends with a message, not a hang.
                 unsigned_since = unsigned_since or time.monotonic()
@@ -370,21 +358,43 @@ class CeleryExecutor:
             if last_beat is not None and now - last_beat > ex.lease_seconds:
                 self._lost(message, job_dir, log)
             if ctx.cancel.is_set():
-                if self.preempted(message.job) and not self.stop_event.is_set():
-                    # `omad pause --now`: fence it off and stop it; the runner puts the job back in the queue.
-                    self._fence(job_dir, message, Fence(message.task_id, message.attempt, "cancelled"))
-                    with contextlib.suppress(Exception):
-                        self.app.control.revoke(message.task_id)
-                    raise TransientError("stopped by `omad pause --now`; it runs again when the queue is resumed.",
-                                         stage=message.stage)
-                if self.stop_event.is_set():
-                    raise TransientError("omad is shutting down; the stage goes on on its worker and its result "
-                                         "is taken at the next start.", stage=message.stage)
-                self._fence(job_dir, message, Fence(message.task_id, message.attempt, "cancelled"))
-                with contextlib.suppress(Exception):
-                    self.app.control.revoke(message.task_id)
-                raise Cancelled("cancelled; the worker stops the stage at its next heartbeat.", stage=message.stage)
+                self._stopped(message, job_dir)
             time.sleep(_POLL_SECONDS)
+
+    def _broker_said(self, info: Any, message: StageTask, log: Any, warned: list[bool]) -> Reply | None:
+        """What the broker's finished state may tell: only a worker-signed answer that the task was fenced or
+        could not run (which fails nothing but this attempt); never that the stage is done."""
+        try:
+            told = verify(info, self.key, Purpose.REPLY, f"the broker's result for {message.task_id}")
+        except Refused as e:
+            if not warned:
+                log.error("forged_result", stage=message.stage, task=message.task_id, reason=e.message,
+                          message="the broker holds a result for this task that no worker signed; ignored")
+                warned.append(True)
+            return None
+        if told.get("task_id") == message.task_id and told.get("status") == ReplyStatus.FENCED:
+            return Reply.from_dict(told)
+        if told.get("task_id") == message.task_id and told.get("status") == ReplyStatus.ERROR \
+                and told.get("attempt") == message.attempt and isinstance(told.get("error"), dict):
+            return Reply.from_dict({**told, "lane_seconds": {}})
+        return None
+
+    def _stopped(self, message: StageTask, job_dir: Path) -> NoReturn:
+        """The runner's cancel is set while the task runs: pause --now, shutdown or a person's cancel."""
+        if self.preempted(message.job) and not self.stop_event.is_set():
+            # `omad pause --now`: fence it off and stop it; the runner puts the job back in the queue.
+            self._fence(job_dir, message, Fence(message.task_id, message.attempt, "cancelled"))
+            with contextlib.suppress(Exception):
+                self.app.control.revoke(message.task_id)
+            raise TransientError("stopped by `omad pause --now`; it runs again when the queue is resumed.",
+                                 stage=message.stage)
+        if self.stop_event.is_set():
+            raise TransientError("omad is shutting down; the stage goes on on its worker and its result "
+                                 "is taken at the next start.", stage=message.stage)
+        self._fence(job_dir, message, Fence(message.task_id, message.attempt, "cancelled"))
+        with contextlib.suppress(Exception):
+            self.app.control.revoke(message.task_id)
+        raise Cancelled("cancelled; the worker stops the stage at its next heartbeat.", stage=message.stage)
 
     def _accept(self, reply: dict[str, Any], message: StageTask, job_dir: Path, log: Any) -> Reply:
         """The committed reply, once checked (:func:`accept_reply`); a bad one fails the attempt as a bug."""

@@ -31,8 +31,8 @@ W, H, FPS, SECONDS = 320, 180, 30, 2.0
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
 
 
-def _render(image: Path, out: Path, *, width: int = W, crf: int = 16, timeout: float = 60.0,
-            **overrides: object) -> dict[str, object]:
+def _render(image: Path, out: Path, *, width: int = W, crf: int = 16, x264_preset: str = "veryfast",
+            timeout: float = 60.0, **overrides: object) -> dict[str, object]:
     options: dict[str, object] = {
         "seconds": SECONDS,
         "motion": "zoom_in",
@@ -42,7 +42,7 @@ def _render(image: Path, out: Path, *, width: int = W, crf: int = 16, timeout: f
         "label": image.name,
     }
     options.update(overrides)
-    video = VideoOutput(width=width, height=H, fps=FPS, crf=crf, preset="veryfast")
+    video = VideoOutput(width=width, height=H, fps=FPS, crf=crf, preset=x264_preset)
     return render_still(image, out, video=video, ff=Ffmpeg(timeout=timeout), **options)  # type: ignore[arg-type]
 
 

@@ -47,6 +47,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from omad.media.encoder import VideoOutput
+from omad.media.ffmpeg_run import Ffmpeg
 from omad.media.kenburns import prepare_still, render_still
 
 W, H, FPS, ZOOM, CRF, PRESET = 1920, 1080, 30, 1.15, 20, "veryfast"
@@ -141,8 +143,8 @@ def moviepy_zoom(photo: Path, out: Path, seconds: float, crf: int) -> Callable[[
 def omad_zoom(photo: Path, out: Path, seconds: float, crf: int) -> Callable[[], None]:
     def run() -> None:
         render_still(
-            photo, out, width=W, height=H, fps=FPS, seconds=seconds, motion="zoom_in", fit="cover", zoom=ZOOM,
-            seed="bench", crf=crf, x264_preset=PRESET, timeout=3600, label=photo.name,
+            photo, out, video=VideoOutput(width=W, height=H, fps=FPS, crf=crf, preset=PRESET), seconds=seconds,
+            motion="zoom_in", fit="cover", zoom=ZOOM, seed="bench", ff=Ffmpeg(timeout=3600), label=photo.name,
         )  # fmt: skip
 
     return run
@@ -275,8 +277,9 @@ def pairs(count: int, seconds: float) -> None:
         photo, raw = d / "photo.jpg", d / "frames.yuv"
         make_photo(photo)
         raw_frames(photo, raw, seconds)
-        render_still(photo, d / "warm.mp4", width=W, height=H, fps=FPS, seconds=0.2, motion="zoom_in", fit="cover",
-                     zoom=ZOOM, seed="bench", crf=CRF, x264_preset=PRESET, timeout=600, label=photo.name)
+        output = VideoOutput(width=W, height=H, fps=FPS, crf=CRF, preset=PRESET)
+        render_still(photo, d / "warm.mp4", video=output, seconds=0.2, motion="zoom_in", fit="cover",
+                     zoom=ZOOM, seed="bench", ff=Ffmpeg(timeout=600), label=photo.name)
         ratios = []
         for i in range(count):
             c0, t0 = _cpu(), time.perf_counter()
@@ -284,9 +287,8 @@ def pairs(count: int, seconds: float) -> None:
                    *encode(CRF), str(d / "floor.mp4"))()
             fw, fc = time.perf_counter() - t0, _cpu() - c0
             c0, t0 = _cpu(), time.perf_counter()
-            render_still(photo, d / "omad.mp4", width=W, height=H, fps=FPS, seconds=seconds, motion="zoom_in",
-                         fit="cover", zoom=ZOOM, seed="bench", crf=CRF, x264_preset=PRESET, timeout=600,
-                         label=photo.name)
+            render_still(photo, d / "omad.mp4", video=output, seconds=seconds, motion="zoom_in",
+                         fit="cover", zoom=ZOOM, seed="bench", ff=Ffmpeg(timeout=600), label=photo.name)
             ow, oc = time.perf_counter() - t0, _cpu() - c0
             ratios.append((ow / fw, oc / fc))
             print(f"| {i + 1} | {fw:.2f} | {fc:.2f} | {ow:.2f} | {oc:.2f} | {ow / fw:.2f} / {oc / fc:.2f} "

@@ -25,7 +25,7 @@ from .config import Config
 from .errors import InputError
 from .events import Event, EventBus
 from .intake import JobSpec, Rejection
-from .journal import Job, JobStatus, Journal, content_id
+from .journal import InputRecord, Job, JobStatus, Journal, content_id
 from .names import display
 from .outbox import safe_move
 from .paths import Paths
@@ -79,12 +79,12 @@ class Claimer:
         self.log = log
         self.created: list[str] = []  # job ids created by this process (for `omad once`)
 
-    def claims(self, d: JobSpec | Rejection) -> list[dict[str, Any]]:
+    def claims(self, d: JobSpec | Rejection) -> list[InputRecord]:
         """The journal's record of each claimed entry: where it came from (exact name), where it goes, its hash.
 
         A rejected drop is recorded even when it cannot be read: it is quarantined all the same.
         """
-        claims: list[dict[str, Any]] = []
+        claims: list[InputRecord] = []
         for e in d.claim:
             try:
                 digest, size = hash_path(e.path)
@@ -92,7 +92,7 @@ class Claimer:
                 if not isinstance(d, Rejection):
                     raise
                 digest, size = "unreadable", e.size
-            claims.append({"claim": True, "kind": e.kind, "source": str(e.path.relative_to(self.paths.inbox)),
+            claims.append({"claim": True, "kind": str(e.kind), "source": str(e.path.relative_to(self.paths.inbox)),
                            "stored": f"inputs/{e.path.name}", "name": e.path.name, "sha256": digest, "size": size,
                            "mtime_ns": e.mtime_ns})
         return claims
@@ -126,7 +126,7 @@ class Claimer:
             self.log.warning("rejected", job=job.id, name=name, error=str(d.error))
             self.records.fail(job, d.error, [self.paths.inbox / c["source"] for c in claims])
             return
-        roles = []
+        roles: list[InputRecord] = []
         by_claim = {e.path: c for e, c in zip(d.claim, claims, strict=True)}
         hashes: dict[str, str] = {}
         for role, path in d.inputs.items():

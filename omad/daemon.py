@@ -25,7 +25,7 @@ from .config import Config
 from .controls import Controls, QueueState, write_queue_state
 from .errors import Cancelled, InputError, OmadError, TransientError
 from .events import Event, EventBus
-from .executor import make_executor
+from .executors import make_executor
 from .intake import Intake, Waiting
 from .journal import Job, JobStatus, Journal
 from .lanes import Lanes

@@ -155,7 +155,7 @@ def _providers(cfg: Config) -> Iterator[Check]:
 def _broker(cfg: Config) -> Iterator[Check]:
     """The signing key, the broker, and the workers serving each queue."""
     from .cluster.app import queue_keys, queue_name, redact_url
-    from .cluster.executor import read_workers
+    from .executors.celery import read_workers
     from .trust import signing_key
 
     try:
@@ -202,7 +202,7 @@ def _shared_files(cfg: Config, paths: Any, worker: bool) -> Iterator[Check]:
         return
     if not worker:
         return
-    from .cluster.executor import SHARED_MARKER
+    from .executors.celery import SHARED_MARKER
 
     for target in [Path(v) for v in cfg.executor.path_map.values()] or [paths.jobs]:
         marker = target / SHARED_MARKER

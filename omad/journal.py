@@ -20,11 +20,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Required, TypedDict, cast
 
 from .errors import ConfigError, TransientError
 
-__all__ = ["Journal", "Job", "JobStatus", "StageStatus", "content_id", "SCHEMA_VERSION"]
+__all__ = ["Journal", "Job", "JobStatus", "StageStatus", "StageRow", "InputRecord", "content_id", "SCHEMA_VERSION"]
 
 SCHEMA_VERSION = 1
 
@@ -47,6 +47,47 @@ class StageStatus(StrEnum):
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
+
+
+class InputRecord(TypedDict, total=False):
+    """One entry of a job's ``inputs`` (journaled as JSON).
+
+    A *claim* (``claim`` true) is an inbox entry omad took: where it came from (``source``, relative to the
+    inbox), its ``kind`` (file or dir), ``size`` and ``mtime_ns`` at the claim. A *role* (``claim`` false) names
+    what a stage reads under ``role`` (``video``, ``srt``, ``brief``...), inside a claim.
+    """
+
+    claim: Required[bool]
+    #: where it is, relative to the job folder (``inputs/<name>``...)
+    stored: Required[str]
+    #: the name the user gave it
+    name: Required[str]
+    sha256: Required[str]
+    kind: str
+    source: str
+    size: int
+    mtime_ns: int
+    role: str
+
+
+class StageRow(TypedDict):
+    """One row of a job's stages, as :meth:`Journal.stages` reads it."""
+
+    job_id: str
+    name: str
+    #: a :class:`StageStatus` value
+    status: str
+    lane: str | None
+    attempt: int
+    started_at: float | None
+    finished_at: float | None
+    #: the stage's ``StageResult.to_dict()`` once done
+    result: dict[str, Any] | None
+    #: the error record (``OmadError.to_dict()``) once failed
+    error: dict[str, Any] | None
+    #: the celery task that runs or ran it
+    task_id: str | None
+    worker: str | None
 
 
 _SCHEMA = """
@@ -144,7 +185,7 @@ class Job:
     updated_at: float
     started_at: float | None
     finished_at: float | None
-    inputs: list[dict[str, Any]]
+    inputs: list[InputRecord]
     options: dict[str, Any]
     error: dict[str, Any] | None
     result: dict[str, Any] | None
@@ -315,17 +356,17 @@ class Journal:
             ).fetchall()
         return [Job.from_row(r) for r in rows]
 
-    def stages(self, job_id: str) -> list[dict[str, Any]]:
+    def stages(self, job_id: str) -> list[StageRow]:
         with self._lock:
             rows = self._db.execute(
                 "SELECT * FROM stages WHERE job_id=? ORDER BY COALESCE(started_at, 0)", (job_id,)
             ).fetchall()
-        out = []
+        out: list[StageRow] = []
         for r in rows:
             d = dict(r)
             d["result"] = json.loads(d["result"]) if d["result"] else None
             d["error"] = json.loads(d["error"]) if d["error"] else None
-            out.append(d)
+            out.append(cast(StageRow, d))
         return out
 
     def restarts(self, job_id: str) -> int:
@@ -384,7 +425,7 @@ class Journal:
         cid: str,
         route: str,
         name: str,
-        inputs: list[dict[str, Any]],
+        inputs: list[InputRecord],
         options: dict[str, Any],
         dropped_at: float,
         status: JobStatus = JobStatus.CLAIMING,

@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath
 
 from .config import IntakeConfig
 from .intake import Waiting, classify
-from .journal import Journal
+from .journal import InputRecord, Journal
 from .paths import Paths
 
 __all__ = ["restore_videos", "WINDOW_SECONDS"]
@@ -35,7 +35,7 @@ __all__ = ["restore_videos", "WINDOW_SECONDS"]
 WINDOW_SECONDS = 3600.0
 
 
-def _stored_copy(paths: Paths, job_id: str, claim: dict[str, object]) -> Path | None:
+def _stored_copy(paths: Paths, job_id: str, claim: InputRecord) -> Path | None:
     """Where the transcribe job's copy of the video is now: its work folder, else the archive."""
     work = paths.jobs / job_id / str(claim["stored"])
     if work.is_file():

@@ -27,9 +27,9 @@ from .claim import Claimer, hash_path
 from .config import Config
 from .errors import Cancelled, InputError, OmadError, StageFailed, TransientError
 from .events import Event, EventBus
-from .executor import Executor, LocalExecutor
+from .executors import Executor, JobFolder, LocalExecutor
 from .guardrails import guardrails_for
-from .journal import Job, JobStatus, Journal
+from .journal import InputRecord, Job, JobStatus, Journal, StageStatus
 from .lanes import Lane, Lanes
 from .outbox import Outbox
 from .paths import Paths
@@ -82,7 +82,7 @@ def decide(err: OmadError, attempt: int, config: Config, *, shutting_down: bool,
 
 def next_lane(job: Job, journal: Journal, config: Config, lanes: Lanes, work: Path) -> Lane | None:
     """The lane of ``job``'s first unfinished stage (None when every stage is done: only the publish is left)."""
-    done = {s["name"] for s in journal.stages(job.id) if s["status"] == "done"}
+    done = {s["name"] for s in journal.stages(job.id) if s["status"] == StageStatus.DONE}
     for stage in stages_for(job.route):
         if stage.name not in done:
             ctx = StageContext(job_id=job.id, route=job.route, name=job.name, work=work, inputs={},
@@ -141,7 +141,7 @@ class JobRunner:
         try:
             self._check_restarts(job)
             stages = stages_for(job.route)
-            done = {s["name"]: s for s in self.journal.stages(job_id) if s["status"] == "done"}
+            done = {s["name"]: s for s in self.journal.stages(job_id) if s["status"] == StageStatus.DONE}
             artifacts: dict[str, str] = {}
             publish: dict[str, str] = {}
             for s in done.values():
@@ -150,12 +150,14 @@ class JobRunner:
                 publish.update(res.publish)
             inputs = self._inputs_of(job)
             guard = guardrails_for(self.config)  # read once per attempt: every stage checks the same rules
+            folder = JobFolder(self.paths.jobs / job_id)
             for index, stage in enumerate(stages):
                 if stage.name in done:
                     continue
                 current = stage.name
                 ctx = StageContext(
-                    job_id=job_id, route=job.route, name=job.name, work=self.paths.jobs / job_id, inputs=inputs,
+                    job_id=job_id, route=job.route, name=job.name, work=folder.run(stage.name, attempt),
+                    base=folder.root, inputs=inputs,
                     options=job.options, config=self.config, lanes=self.lanes, artifacts=dict(artifacts),
                     stage=stage.name, attempt=attempt, guardrails=guard,
                     timeout=self.config.jobs.stage_timeouts.get(stage.name, self.config.jobs.stage_timeout_seconds),
@@ -209,17 +211,14 @@ class JobRunner:
         """One stage attempt through the executor, its lane seconds billed whatever happens."""
         lane = stage.lane_checked(ctx)
         tracing.annotate({"omad.lane": lane.value})
-        seconds: dict[str, float] = {}
-        try:
-            result = self.executor.run(job, stage, lane, ctx, log)
-        finally:
-            # Billed to the lanes that were held (an LLM call inside a CPU stage holds the GPU lane), failed
-            # attempts included.
-            seconds = {k: v for k, v in self.executor.take_seconds(job.id).items() if v > 0}
-            for name, value in seconds.items():
-                self.journal.add_seconds(job.id, name, value)
-            self.events.emit(Event.BILLED, job=job, stage=stage.name, lane_seconds=seconds)
-        result.warnings.extend(ctx.warnings)
+        attempt = self.executor.run(job, stage, lane, ctx, log)
+        # Billed to the lanes that were held (an LLM call inside a CPU stage holds the GPU lane), failed
+        # attempts included.
+        seconds = {k: v for k, v in attempt.lane_seconds.items() if v > 0}
+        for name, value in seconds.items():
+            self.journal.add_seconds(job.id, name, value)
+        self.events.emit(Event.BILLED, job=job, stage=stage.name, lane_seconds=seconds)
+        result = attempt.unwrap()
         result.lane_seconds = seconds
         self.journal.stage_done(job.id, stage.name, result.to_dict())
         log.info("stage_done", stage=stage.name, seconds=round(sum(seconds.values()), 3), lanes=seconds)
@@ -299,7 +298,7 @@ class JobRunner:
         work = self.paths.jobs / job.id
         return [work / c["stored"] for c in job.inputs if c.get("claim")]
 
-    def _changed_inputs(self, job: Job) -> list[dict[str, Any]]:
+    def _changed_inputs(self, job: Job) -> list[InputRecord]:
         """Claimed inputs whose content is no longer what was claimed (a writer went on after a stall).
 
         Size and mtime always; the content hash where it is cheap (up to 64 MB).
@@ -307,7 +306,7 @@ class JobRunner:
         """
         work = self.paths.jobs / job.id
         changed = False
-        claims = []
+        claims: list[InputRecord] = []
         for c in job.inputs:
             if not c.get("claim"):
                 claims.append(c)
@@ -319,19 +318,19 @@ class JobRunner:
                     same = st.st_size == c["size"] and st.st_mtime_ns == c["mtime_ns"]
                     if same and st.st_size <= _REHASH_BYTES:
                         same = hash_path(path)[0] == c["sha256"]
-                    new = {} if same else dict(zip(("sha256", "size"), hash_path(path), strict=True))
+                    new = None if same else hash_path(path)
                 else:
                     digest, size = hash_path(path)
-                    new = {} if (digest, size) == (c["sha256"], c["size"]) else {"sha256": digest, "size": size}
+                    new = None if (digest, size) == (c["sha256"], c.get("size")) else (digest, size)
             except OSError:
                 continue  # gone: the stage that needs it says so
-            if new:
+            if new is not None:
                 changed = True
-                c = {**c, **new, "mtime_ns": st.st_mtime_ns}
+                c = {**c, "sha256": new[0], "size": new[1], "mtime_ns": st.st_mtime_ns}
             claims.append(c)
         return claims if changed else []
 
-    def _rerun_changed(self, job: Job, claims: list[dict[str, Any]]) -> None:
+    def _rerun_changed(self, job: Job, claims: list[InputRecord]) -> None:
         """An input changed after it was claimed: never publish the old result; run again from the new content."""
         self.journal.reset_stages(job.id)
         delay = max(self.config.watch.settle_seconds, 1.0)

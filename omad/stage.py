@@ -6,10 +6,12 @@ and ``cleanup(ctx)``, which the runner SHALL always call after ``run``, in a
 ``finally``, whether ``run`` returned or raised (paperless-ngx's plugin rule).
 
 A stage reads its inputs and earlier artifacts through ``ctx.path(role)`` and
-writes its outputs under ``ctx.work`` (paths relative to it in the result); it
+writes its outputs under ``ctx.work`` (paths relative to it in the result: the
+attempt's own run folder, the same wherever the stage runs); it
 never touches the inbox, the outbox, the journal or any module-global state:
 everything it needs comes in the :class:`StageContext` (settings, guardrails,
-TTS engine, folders, cancel, progress, log), so the same code can run in
+TTS engine, folders, cancel, progress, log; ffmpeg through ``ctx.ffmpeg``, its
+timeout, cancel and progress given once), so the same code can run in
 another process from a serialisable description. Stages share helpers through
 ``media/``, ``narration``, ``text`` and friends, never by importing each other.
 Errors leave a stage only as ``OmadError``.
@@ -30,8 +32,10 @@ from .lanes import Lane
 
 if TYPE_CHECKING:
     from .config import Config
+    from .executors.layout import JobFolder
     from .guardrails import Guardrails
     from .lanes import Lanes
+    from .media.ffmpeg_run import Ffmpeg
     from .tts import TtsEngine
     from .tts.choice import EngineChoice
 
@@ -130,14 +134,32 @@ class StageContext:
     attempt: int = 1
     guardrails: Guardrails | None = None  # the rules in force for this job (None: read from config)
     engines: dict[str, TtsEngine] = field(default_factory=dict)  # TTS engines made for this stage, by name
-    #: the job folder that holds the inputs and earlier artifacts, when the stage writes elsewhere (a worker
-    #: writes each attempt into its own folder under it); None: ``work`` itself
+    #: the job folder that holds the inputs and earlier artifacts; ``work`` is this attempt's run folder in it
+    #: (``runs/<stage>.<attempt>``, whichever executor runs the stage). None: ``work`` itself
     base: Path | None = None
+
+    @property
+    def job_folder(self) -> JobFolder:
+        """The job folder's layout (inputs, run folders, scratch), as every executor uses it."""
+        from .executors.layout import JobFolder
+
+        return JobFolder(self.base or self.work)
+
+    @property
+    def ffmpeg(self) -> Ffmpeg:
+        """ffmpeg for this stage: its timeout (as scaled so far), cancel and progress given once.
+
+        ``ctx.ffmpeg(args, duration=..., span=(0.3, 0.9), file_label=...)``; ``ctx.ffmpeg.within(span)`` for a
+        media helper that reports 0..1 of its own.
+        """
+        from .media.ffmpeg_run import Ffmpeg
+
+        return Ffmpeg(timeout=self.timeout, cancel=self.cancel, progress=self.progress, stage=self.stage)
 
     @property
     def scratch(self) -> Path:
         """This attempt's own folder for temporary files (removed after the stage; never shared by attempts)."""
-        path = self.work / "attempts" / str(self.attempt) / self.stage
+        path = self.job_folder.scratch(self.attempt, self.stage)
         path.mkdir(parents=True, exist_ok=True)
         return path
 
@@ -223,7 +245,7 @@ class Stage:
 
     def cleanup(self, ctx: StageContext) -> None:
         """Always called after ``run``, whether it returned or raised; the default removes the attempt's scratch."""
-        shutil.rmtree(ctx.work / "attempts" / str(ctx.attempt) / self.name, ignore_errors=True)
+        shutil.rmtree(ctx.job_folder.scratch(ctx.attempt, self.name), ignore_errors=True)
 
     def lane_checked(self, ctx: StageContext) -> Lane:
         """``lane(ctx)`` as a :class:`Lane`; anything else is a configuration error, never a silent CPU."""

@@ -89,7 +89,7 @@ class GpuWaker:
     def _need(self) -> tuple[int, int]:
         """(GPU stages waiting in Redis, live workers serving the GPU queue)."""
         from .cluster.app import queue_keys, queue_name
-        from .cluster.executor import read_workers
+        from .executors.celery import read_workers
 
         assert self._daemon is not None
         ex = self._daemon.executor

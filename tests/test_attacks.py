@@ -489,7 +489,7 @@ def test_no_configured_secret_leaks_in_a_local_run(make_env: Callable[..., Env])
 def test_bad_worker_records_in_redis_never_break_the_status_page(attack_redis: RedisServer) -> None:
     """GIVEN worker records in Redis that are not what a worker writes (a list, wrong types, not JSON, deep JSON)
     THEN the status page's worker table still renders, with each field of its type."""
-    from omad.cluster.executor import read_workers
+    from omad.executors.celery import read_workers
     from omad.i18n import Language
     from omad.web.templating import Pages
 

@@ -11,6 +11,7 @@ from conftest import ffmpeg
 
 from omad.config import AudioConfig
 from omad.media.audio import gain_filter, measure_loudness
+from omad.media.ffmpeg_run import Ffmpeg
 
 
 def _integrated(path: Path) -> float:
@@ -25,7 +26,7 @@ def test_quiet_speech_gets_a_plain_gain_that_lands_on_the_target(tmp_path: Path)
     cfg = AudioConfig()
     src = tmp_path / "quiet.wav"
     ffmpeg("-f", "lavfi", "-i", "sine=frequency=300:sample_rate=48000,volume=0.05", "-t", "4", str(src))
-    measured = measure_loudness(src, timeout=30, label="quiet.wav", audio_cfg=cfg)
+    measured = measure_loudness(src, ff=Ffmpeg(timeout=30), label="quiet.wav", audio_cfg=cfg)
     chosen = gain_filter(measured, cfg)
     assert chosen.startswith("volume=") and chosen.endswith("dB")
     out = tmp_path / "out.wav"

@@ -21,7 +21,9 @@ import pytest
 from PIL import Image
 
 from omad.errors import ConfigError, InputError, StageFailed, ToolTimeout
+from omad.media.encoder import VideoOutput
 from omad.media.ffmpeg import probe
+from omad.media.ffmpeg_run import Ffmpeg
 from omad.media.kenburns import MOVING_MOTIONS, Motion, pick_motion, render_still
 from omad.media.titlecard import render_title_card
 
@@ -29,23 +31,19 @@ W, H, FPS, SECONDS = 320, 180, 30, 2.0
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
 
 
-def _render(image: Path, out: Path, **overrides: object) -> dict[str, object]:
+def _render(image: Path, out: Path, *, width: int = W, crf: int = 16, x264_preset: str = "veryfast",
+            timeout: float = 60.0, **overrides: object) -> dict[str, object]:
     options: dict[str, object] = {
-        "width": W,
-        "height": H,
-        "fps": FPS,
         "seconds": SECONDS,
         "motion": "zoom_in",
         "fit": "cover",
         "zoom": 1.15,
         "seed": "seed",
-        "crf": 16,
-        "x264_preset": "veryfast",
-        "timeout": 60.0,
         "label": image.name,
     }
     options.update(overrides)
-    return render_still(image, out, **options)  # type: ignore[arg-type]
+    video = VideoOutput(width=width, height=H, fps=FPS, crf=crf, preset=x264_preset)
+    return render_still(image, out, video=video, ff=Ffmpeg(timeout=timeout), **options)  # type: ignore[arg-type]
 
 
 def _decode(path: Path, pix_fmt: str = "gray") -> np.ndarray:
@@ -297,15 +295,11 @@ def test_title_card_sets_portuguese_text_in_a_real_font(tmp_path: Path) -> None:
     facts = render_title_card(
         "Ação, informação e coração",
         out,
-        width=W,
-        height=H,
-        fps=FPS,
+        video=VideoOutput(width=W, height=H, fps=FPS, crf=16, preset="veryfast"),
         seconds=1.0,
         background="#1d2b53",
         font_file=FONT,
-        crf=16,
-        x264_preset="veryfast",
-        timeout=60.0,
+        ff=Ffmpeg(timeout=60.0),
         label="scene 1",
     )
     info = probe(out)
@@ -325,8 +319,8 @@ def test_title_card_with_a_bad_colour_is_an_input_error(tmp_path: Path) -> None:
     """GIVEN a brief whose title background is not a colour THEN the error says to use #RRGGBB."""
     with pytest.raises(InputError, match="#RRGGBB"):
         render_title_card(
-            "Olá", tmp_path / "c.mp4", width=W, height=H, fps=FPS, seconds=0.5, background="blurple",
-            font_file=FONT, crf=16, x264_preset="veryfast", timeout=60.0, label="brief.yaml",
+            "Olá", tmp_path / "c.mp4", video=VideoOutput(width=W, height=H, fps=FPS, crf=16, preset="veryfast"),
+            seconds=0.5, background="blurple", font_file=FONT, ff=Ffmpeg(timeout=60.0), label="brief.yaml",
         )  # fmt: skip
 
 
@@ -346,10 +340,12 @@ def test_a_50_megapixel_photo_renders_in_under_1_gb(tmp_path: Path) -> None:
         f"""
         import json
         from pathlib import Path
+        from omad.media.encoder import VideoOutput
+        from omad.media.ffmpeg_run import Ffmpeg
         from omad.media.kenburns import render_still
-        facts = render_still(Path({str(big)!r}), Path({str(tmp_path / "big.mp4")!r}), width=1920, height=1080,
-            fps=30, seconds=1.0, motion="zoom_in", fit="cover", zoom=1.15, seed="s", crf=20,
-            x264_preset="veryfast", timeout=120, label="big.jpg")
+        facts = render_still(Path({str(big)!r}), Path({str(tmp_path / "big.mp4")!r}),
+            video=VideoOutput(width=1920, height=1080, fps=30, crf=20, preset="veryfast"), seconds=1.0,
+            motion="zoom_in", fit="cover", zoom=1.15, seed="s", ff=Ffmpeg(timeout=120), label="big.jpg")
         print(json.dumps({{"decoded": facts["decoded_size"]}}))
         """
     )

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..media.ffmpeg import SAFE_INPUT_ARGS, run_ffmpeg
+from ..media.ffmpeg import SAFE_INPUT_ARGS
 from . import AsrRequest, Transcript, engine_for
 
 if TYPE_CHECKING:
@@ -21,9 +21,8 @@ __all__ = ["extract_speech", "transcribe_input"]
 
 def extract_speech(ctx: StageContext, src: Path, dest: Path, label: str, duration: float | None) -> Path:
     """The first audio stream of ``src`` as the 16 kHz mono 16-bit WAV Whisper hears."""
-    run_ffmpeg([*SAFE_INPUT_ARGS, "-i", str(src), "-map", "0:a:0", "-vn", "-ac", "1", "-ar", "16000",
-                "-c:a", "pcm_s16le", str(dest)],
-               timeout=ctx.timeout, duration=duration, file_label=label, stage=ctx.stage, cancel=ctx.cancel)
+    ctx.ffmpeg([*SAFE_INPUT_ARGS, "-i", str(src), "-map", "0:a:0", "-vn", "-ac", "1", "-ar", "16000",
+                "-c:a", "pcm_s16le", str(dest)], duration=duration, file_label=label)
     return dest
 
 

@@ -21,5 +21,9 @@ is taken exactly once because
     worker.py    what a worker's pool child runs: the stage, residency, heartbeats, the commit
     service.py   a worker's main process: the Celery worker, /metrics, its record in Redis, idle exit
     s3.py        files through an S3-compatible store instead of a shared folder (executor.files: s3)
-    executor.py  the daemon's side: dispatch, wait, lease, reconcile after a restart
+
+The daemon's side (dispatch, wait, lease, reconcile after a restart) is
+``omad.executors.celery``, beside the local executor; both run an attempt
+through ``omad.executors.attempt`` and lay out the job folder as
+``omad.executors.layout`` says.
 """

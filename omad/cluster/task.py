@@ -25,6 +25,7 @@ import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -33,13 +34,14 @@ from pydantic import BaseModel
 from .. import errors
 from ..config import Reach, reach_of
 from ..errors import OmadError, StageFailed, TransientError
+from ..executors.layout import RESULT, JobFolder
 from ..outbox import atomic_write_json
 
 if TYPE_CHECKING:
     from ..config import Config
 
-__all__ = ["StageTask", "Fence", "task_id", "task_settings", "merged_config", "travelling", "write_fence",
-           "read_fence",
+__all__ = ["StageTask", "Fence", "Reply", "ReplyStatus", "task_id", "task_settings", "merged_config", "travelling",
+           "write_fence", "read_fence",
            "run_dir", "commit_reply", "read_reply", "error_record", "error_from", "map_path", "PROTOCOL",
            "RunLock", "alive"]
 
@@ -181,7 +183,7 @@ class Fence:
 
 
 def _fence_path(job_dir: Path, stage: str) -> Path:
-    return job_dir / "dispatch" / f"{stage}.json"
+    return JobFolder(job_dir).fence(stage)
 
 
 def write_fence(job_dir: Path, stage: str, fence: Fence) -> None:
@@ -196,11 +198,66 @@ def read_fence(job_dir: Path, stage: str) -> Fence | None:
         return None
 
 
+# -- the reply ------------------------------------------------------------------------------------------------
+
+class ReplyStatus(StrEnum):
+    """What a worker answers for a task."""
+
+    #: the stage ran and returned a result (committed)
+    DONE = "done"
+    #: the stage ran and failed, or could not run on this worker (committed, or told through the broker)
+    ERROR = "error"
+    #: the fence did not admit this copy: it did nothing (told through the broker only)
+    FENCED = "fenced"
+    #: the message failed its checks: nothing of it was used (unsigned)
+    REFUSED = "refused"
+
+
+@dataclass
+class Reply:
+    """A worker's answer to one task, as it travels (JSON, signed by the worker except when refused).
+
+    Only the fields set are written, so the wire format is the one the daemon and older workers speak:
+    ``status`` and ``task_id`` always; ``attempt`` and ``worker`` from a worker that accepted the message;
+    ``result`` (done) or ``error`` (an :func:`error_record`), ``lane_seconds`` and ``seconds`` once the stage
+    ran; ``files`` (object store: what the attempt wrote, relative path -> sha256); ``reason`` (refused).
+    """
+
+    status: ReplyStatus
+    task_id: str
+    attempt: int | None = None
+    worker: str | None = None
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    lane_seconds: dict[str, float] | None = None
+    seconds: float | None = None
+    files: dict[str, str] | None = None
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (v.value if isinstance(v, ReplyStatus) else v) for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Reply:
+        """A reply read back (already checked by ``wire.accept_reply`` or the broker's signed word)."""
+        try:
+            status = ReplyStatus(str(data.get("status")))
+        except ValueError as e:
+            raise StageFailed(f"a worker's reply has status {data.get('status')!r:.40}, which omad does not "
+                              "know. Run the same omad version on the daemon and every worker.") from e
+        known = set(cls.__dataclass_fields__) - {"status"}
+        return cls(status=status, **{k: v for k, v in data.items() if k in known})
+
+    def stage_seconds(self) -> dict[str, float]:
+        """The lane seconds the attempt held (its bill), as numbers."""
+        return {str(k): float(v) for k, v in (self.lane_seconds or {}).items()}
+
+
 # -- the committed reply -------------------------------------------------------------------------------------
 
 def run_dir(job_dir: Path, stage: str, attempt: int) -> Path:
-    """Where one attempt of a stage writes, on the worker (``runs/<stage>.<attempt>`` in the job folder)."""
-    return job_dir / "runs" / f"{stage}.{attempt}"
+    """Where one attempt of a stage writes (``runs/<stage>.<attempt>``: :class:`~omad.executors.JobFolder`)."""
+    return JobFolder(job_dir).run(stage, attempt)
 
 
 def commit_reply(folder: Path, reply: dict[str, Any]) -> dict[str, Any]:
@@ -213,7 +270,7 @@ def commit_reply(folder: Path, reply: dict[str, Any]) -> dict[str, Any]:
             f.flush()
             os.fsync(f.fileno())
         try:
-            os.link(tmp, folder / "result.json")  # fails when it exists: only one copy commits
+            os.link(tmp, folder / RESULT)  # fails when it exists: only one copy commits
         except FileExistsError:
             return read_reply(folder) or reply
         return reply
@@ -224,7 +281,7 @@ def commit_reply(folder: Path, reply: dict[str, Any]) -> dict[str, Any]:
 
 def read_reply(folder: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads((folder / "result.json").read_text(encoding="utf-8"))
+        data = json.loads((folder / RESULT).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
@@ -268,7 +325,7 @@ class RunLock:
     """
 
     def __init__(self, job_dir: Path, stage: str, attempt: int, ttl: float, host: str) -> None:
-        self.path = job_dir / "runs" / f"{stage}.{attempt}.lock"
+        self.path = JobFolder(job_dir).run_lock(stage, attempt)
         self.ttl = ttl
         self.me = {"host": host, "pid": os.getpid()}
 

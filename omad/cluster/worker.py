@@ -15,8 +15,10 @@ A task in a child, :func:`execute`:
 3. a copy of the same task alive elsewhere (the run lock beside the attempt's
    folder, renewed by its heartbeat) means this one is a duplicate delivery:
    it comes back later;
-4. the stage runs in the attempt's own folder, with a heartbeat thread that
-   reports progress, renews the lock and stops the stage if the fence moves;
+4. the stage runs in the attempt's own run folder (``omad.executors.layout``)
+   through the same attempt function as in the daemon
+   (``omad.executors.attempt``), with a heartbeat thread that reports
+   progress, renews the lock and stops the stage if the fence moves;
 5. before committing, the fence is read again.
 """
 
@@ -35,13 +37,17 @@ from typing import TYPE_CHECKING, Any
 
 from .. import tracing
 from ..controls import PAUSE_KEY
-from ..errors import OmadError, Refused, StageFailed, TransientError
+from ..errors import OmadError, Refused, StageFailed
+from ..executors.attempt import Attempt, internal_error, run_attempt
+from ..executors.layout import JobFolder
 from ..lanes import Lanes
 from ..log import get_logger
 from ..trust import Purpose, sign, signing_key
 from ..windows import Windows, local_now
 from .task import (
     Fence,
+    Reply,
+    ReplyStatus,
     RunLock,
     StageTask,
     commit_reply,
@@ -50,13 +56,12 @@ from .task import (
     merged_config,
     read_fence,
     read_reply,
-    run_dir,
 )
 from .wire import accept_task, task_paths
 
 if TYPE_CHECKING:
     from ..config import Config
-    from ..stage import StageResult
+    from ..stage import StageContext
     from .s3 import S3Files
 
 __all__ = ["execute", "set_config", "WorkerState", "worker_config", "redis_client"]
@@ -145,12 +150,12 @@ class WorkerState:
     def committed(self, desc: StageTask, out: Path) -> dict[str, Any] | None:
         return read_reply(out) if self.s3 is None else self.s3.result(desc.task_id)
 
-    def commit(self, desc: StageTask, job_dir: Path, out: Path, reply: dict[str, Any]) -> dict[str, Any]:
+    def commit(self, desc: StageTask, job_dir: Path, out: Path, reply: Reply) -> dict[str, Any]:
         """The attempt's one result: what it wrote uploaded first (object store), then the reply, exclusively."""
         if self.s3 is None:
             return commit_reply(out, self.sign(reply))
-        if reply.get("status") == "done":
-            reply["files"] = self.s3.put_files(job_dir, [p for p in sorted(out.rglob("*")) if p.is_file()])
+        if reply.status is ReplyStatus.DONE:
+            reply.files = self.s3.put_files(job_dir, [p for p in sorted(out.rglob("*")) if p.is_file()])
         committed = self.s3.commit(desc.task_id, self.sign(reply))
         import shutil
 
@@ -170,9 +175,9 @@ class WorkerState:
         windows = Windows(self.config.lanes.gpu.windows if lane == "gpu" else self.config.lanes.cpu.windows)
         return windows.waiting_reason(local_now())
 
-    def sign(self, reply: dict[str, Any]) -> dict[str, Any]:
+    def sign(self, reply: Reply) -> dict[str, Any]:
         """A reply this worker made, signed (a committed reply read back is answered as it is, never re-signed)."""
-        return sign(reply, self.key, Purpose.REPLY)
+        return sign(reply.to_dict(), self.key, Purpose.REPLY)
 
     def count(self, stage: str, outcome: str) -> None:
         key = f"{stage}:{outcome}"
@@ -246,8 +251,8 @@ class _Heartbeat:
             self.send()
 
 
-def _reply(desc: StageTask, worker: str, status: str, **extra: Any) -> dict[str, Any]:
-    return {"status": status, "task_id": desc.task_id, "attempt": desc.attempt, "worker": worker, **extra}
+def _reply(desc: StageTask, worker: str, status: ReplyStatus, **extra: Any) -> Reply:
+    return Reply(status=status, task_id=desc.task_id, attempt=desc.attempt, worker=worker, **extra)
 
 
 def execute(task: Any, message: dict[str, Any]) -> dict[str, Any]:
@@ -265,48 +270,62 @@ def execute(task: Any, message: dict[str, Any]) -> dict[str, Any]:
                    message="a task message failed its checks: nothing of it is used")
         state.count("-", "refused")
         state.write_state()
-        return {"status": "refused", "task_id": str(delivered), "reason": err.message}
+        return Reply(ReplyStatus.REFUSED, str(delivered), reason=err.message).to_dict()
     try:
         return _execute(task, desc, state)
     except OmadError as err:  # the store or the folder failed around the stage: the daemon's policy decides
         _log.warning("task_failed", task=desc.task_id, error=str(err))
-        return state.sign(_reply(desc, state.host, "error", error=error_record(err), lane_seconds={}))
+        return state.sign(_reply(desc, state.host, ReplyStatus.ERROR, error=error_record(err), lane_seconds={}))
 
 
-def _execute(task: Any, desc: StageTask, state: WorkerState) -> dict[str, Any]:
+def _fenced(desc: StageTask, ws: WorkerState, worker: str, log: Any, **why: Any) -> dict[str, Any]:
+    """This copy may not run or commit (a stale or late delivery): it does nothing and says so."""
+    log.info("fenced", **why)
+    ws.count(desc.stage, "fenced")
+    return ws.sign(_reply(desc, worker, ReplyStatus.FENCED))
+
+
+def _job_dir(desc: StageTask, state: WorkerState, worker: str, log: Any) -> Path | dict[str, Any]:
+    """The job folder on this machine (the object store's files fetched into a mirror of it), or the answer
+    when there is none to run in (a fenced copy, a folder this worker cannot see)."""
     cfg = state.config
-    worker = str(getattr(task.request, "hostname", "") or state.host)
-    log = _log.bind(job=desc.job, stage=desc.stage, attempt=desc.attempt, task=desc.task_id, worker=worker)
     if state.s3 is not None:
         # No share: a mirror of the job folder on this machine, filled from the object store by sha256.
         job_dir = cfg.worker_dir().absolute() / "mirror" / (desc.instance or "-") / desc.job
         fence = state.fence(desc, job_dir)
         if fence is None or not fence.admits(desc.task_id):
-            log.info("fenced", fence=fence.task_id if fence else None, state=fence.state if fence else None)
-            state.count(desc.stage, "fenced")
-            return state.sign(_reply(desc, worker, "fenced"))
+            return _fenced(desc, state, worker, log, fence=fence.task_id if fence else None,
+                           state=fence.state if fence else None)
         state.s3.get_files(job_dir, desc.files)
         job_dir.mkdir(parents=True, exist_ok=True)
     else:
         job_dir = map_path(desc.work, cfg.executor.path_map)
     if not job_dir.is_dir() and job_dir.parent.is_dir():
         # The jobs folder is there but not this job's: it was published or failed and cleaned up. A late copy.
-        log.info("fenced", why="the job is finished and its folder removed")
-        state.count(desc.stage, "fenced")
-        return state.sign(_reply(desc, worker, "fenced"))
+        return _fenced(desc, state, worker, log, why="the job is finished and its folder removed")
     if not job_dir.is_dir():
         # The shared folder is not mounted here, or the path map is wrong: no worker on this box can run it.
         log.error("job_folder_missing", folder=str(job_dir))
-        return state.sign(_reply(desc, worker, "error", error=error_record(StageFailed(
+        return state.sign(_reply(desc, worker, ReplyStatus.ERROR, error=error_record(StageFailed(
             f"worker {worker} cannot see the job folder {job_dir} (the daemon's {desc.work}). Mount the shared "
             "folder there or fix executor.path_map in the worker's config; `omad doctor --worker` checks it.",
             stage=desc.stage)), lane_seconds={}))
+    return job_dir
+
+
+def _execute(task: Any, desc: StageTask, state: WorkerState) -> dict[str, Any]:
+    cfg = state.config
+    worker = str(getattr(task.request, "hostname", "") or state.host)
+    log = _log.bind(job=desc.job, stage=desc.stage, attempt=desc.attempt, task=desc.task_id, worker=worker)
+    job_dir = _job_dir(desc, state, worker, log)
+    if not isinstance(job_dir, Path):
+        return job_dir
     fence = state.fence(desc, job_dir)
     if fence is None or not fence.admits(desc.task_id):
-        log.info("fenced", fence=fence.task_id if fence else None, state=fence.state if fence else None)
-        state.count(desc.stage, "fenced")
-        return state.sign(_reply(desc, worker, "fenced"))
-    out = run_dir(job_dir, desc.stage, desc.attempt)
+        return _fenced(desc, state, worker, log, fence=fence.task_id if fence else None,
+                       state=fence.state if fence else None)
+    folder = JobFolder(job_dir)
+    out = folder.run(desc.stage, desc.attempt)
     committed = state.committed(desc, out)
     if committed is not None:
         return committed
@@ -326,85 +345,85 @@ def _execute(task: Any, desc: StageTask, state: WorkerState) -> dict[str, Any]:
         committed = state.committed(desc, out)  # again, under the lock: a copy that held it may have committed
         if committed is not None:
             return committed
-        return _run(task, desc, state, job_dir, out, worker, log, lock)
+        return _run(task, desc, state, folder, worker, log, lock)
     finally:
         lock.release()
 
 
-def _run(task: Any, desc: StageTask, state: WorkerState, job_dir: Path, out: Path, worker: str,
+def _context(desc: StageTask, state: WorkerState, folder: JobFolder, beat: _Heartbeat, log: Any) -> StageContext:
+    """The stage's context on this worker: the task's settings over the worker's config, its own run folder."""
+    from ..guardrails import Guardrails, GuardrailsFile
+    from ..stage import StageContext
+
+    cfg = state.config_for(desc.settings)
+    guard = Guardrails(GuardrailsFile.model_validate(desc.guardrails)) if desc.guardrails else None
+    inputs, _ = task_paths(desc, folder.root)  # Refused (a bug reply) when a name leaves the job folder
+    return StageContext(
+        job_id=desc.job, route=desc.route, name=desc.name, work=folder.fresh_run(desc.stage, desc.attempt),
+        base=folder.root, inputs=inputs, options=desc.options, config=cfg,
+        lanes=state.lanes, artifacts=dict(desc.artifacts), stage=desc.stage, timeout=desc.timeout,
+        progress=beat.set_progress, cancel=beat.cancel, log=log, attempt=desc.attempt, guardrails=guard,
+    )
+
+
+def _attempt(desc: StageTask, state: WorkerState, folder: JobFolder, beat: _Heartbeat, worker: str,
+             log: Any) -> Attempt:
+    """The stage run through the one attempt function (omad.executors.attempt), traced, with heartbeats."""
+    from ..routes import stage_named
+
+    try:
+        ctx = _context(desc, state, folder, beat, log)
+    except OmadError as err:
+        return Attempt.failed(err)
+    except Exception as exc:  # a bug: the daemon fails the job with this message; the traceback stays here
+        log.error("internal_error", error=traceback.format_exc())
+        return Attempt.failed(internal_error(desc.stage, exc, f"on worker {worker}"))
+    beat.start()  # before the lane's slot: a task waiting for one is alive, not lost
+    try:
+        with _traced(desc, worker):
+            return run_attempt(stage_named(desc.stage), ctx, holder=desc.job, where=f"on worker {worker}")
+    finally:
+        beat.stop()
+
+
+def _run(task: Any, desc: StageTask, state: WorkerState, folder: JobFolder, worker: str,
          log: Any, lock: RunLock) -> dict[str, Any]:
     import shutil
 
-    from ..guardrails import Guardrails, GuardrailsFile
-    from ..routes import stage_named
-    from ..stage import StageContext
-
-    shutil.rmtree(out, ignore_errors=True)  # what a killed copy of this attempt left half-written
-    out.mkdir(parents=True)
-    beat = _Heartbeat(task, state, desc, job_dir, worker, lock)
+    out = folder.run(desc.stage, desc.attempt)
+    beat = _Heartbeat(task, state, desc, folder.root, worker, lock)
     state.running = desc.task_id
     state.write_state()
     started = time.time()
-    lane_seconds: dict[str, float] = {}
     log.info("stage_started", lane=desc.lane)
     try:
-        cfg = state.config_for(desc.settings)
-        guard = Guardrails(GuardrailsFile.model_validate(desc.guardrails)) if desc.guardrails else None
-        inputs, _ = task_paths(desc, job_dir)  # Refused (a bug reply) when a name leaves the job folder
-        ctx = StageContext(
-            job_id=desc.job, route=desc.route, name=desc.name, work=out, base=job_dir,
-            inputs=inputs, options=desc.options, config=cfg,
-            lanes=state.lanes, artifacts=dict(desc.artifacts), stage=desc.stage, timeout=desc.timeout,
-            progress=beat.set_progress, cancel=beat.cancel, log=log, attempt=desc.attempt, guardrails=guard,
-        )
-        stage = stage_named(desc.stage)
-        beat.start()
-        try:
-            with _traced(desc, worker):
-                lane = stage.lane_checked(ctx)
-                with state.lanes.lane(lane).slot(desc.job):
-                    try:
-                        result: StageResult = stage.run(ctx)
-                    finally:
-                        stage.cleanup(ctx)
-        finally:
-            beat.stop()
-            lane_seconds = {str(k): v for k, v in state.lanes.take_seconds(desc.job).items() if v > 0}
-        result.warnings.extend(ctx.warnings)
-        result.worker = worker
-        prefix = out.relative_to(job_dir).as_posix()
-        result.artifacts = {role: f"{prefix}/{rel}" for role, rel in result.artifacts.items()}
-        reply = _reply(desc, worker, "done", result=result.to_dict(), lane_seconds=lane_seconds)
-        outcome = "done"
-    except OmadError as err:
-        if beat.cancel.is_set() and not isinstance(err, TransientError):
-            err = TransientError(f"stopped: {err.message}", stage=desc.stage)
-        reply = _reply(desc, worker, "error", error=error_record(err), lane_seconds=lane_seconds)
-        outcome = "error"
-    except Exception as exc:  # a bug: the daemon fails the job with this message; the traceback stays here
-        log.error("internal_error", error=traceback.format_exc())
-        bug = StageFailed(f"internal error in stage {desc.stage} on worker {worker}: {exc!r}. This is a bug in "
-                          "omad; the inputs are kept. Please report it with the worker's log.", stage=desc.stage)
-        reply = _reply(desc, worker, "error", error=error_record(bug), lane_seconds=lane_seconds)
-        outcome = "error"
+        attempt = _attempt(desc, state, folder, beat, worker, log)
     finally:
         state.running = None
         state.last_done = time.time()
-    reply["seconds"] = round(time.time() - started, 3)
-    fence = state.fence(desc, job_dir)
+    if attempt.result is not None:
+        attempt.result.worker = worker
+        reply = _reply(desc, worker, ReplyStatus.DONE, result=attempt.result.to_dict(),
+                       lane_seconds=attempt.lane_seconds)
+    else:
+        assert attempt.error is not None
+        reply = _reply(desc, worker, ReplyStatus.ERROR, error=error_record(attempt.error),
+                       lane_seconds=attempt.lane_seconds)
+    reply.seconds = round(time.time() - started, 3)
+    fence = state.fence(desc, folder.root)
     if fence is None or not fence.admits(desc.task_id):
         log.warning("fenced_at_commit", fence=fence.task_id if fence else None,
                     message="the daemon moved on while this copy ran; its result is dropped")
         shutil.rmtree(out, ignore_errors=True)
         state.count(desc.stage, "fenced")
         state.write_state()
-        return state.sign(_reply(desc, worker, "fenced"))
-    reply = state.commit(desc, job_dir, out, reply)
+        return state.sign(_reply(desc, worker, ReplyStatus.FENCED))
+    committed = state.commit(desc, folder.root, out, reply)
     tracing.flush(timeout=2.0)  # a pool child may be killed any time: send this attempt's spans now
-    state.count(desc.stage, outcome)
+    state.count(desc.stage, reply.status.value)
     state.write_state()
-    log.info("stage_finished", outcome=outcome, seconds=reply.get("seconds"))
-    return reply
+    log.info("stage_finished", outcome=reply.status.value, seconds=committed.get("seconds"))
+    return committed
 
 
 @contextlib.contextmanager

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import AudioConfig
 from ..errors import InputError, StageFailed
-from .ffmpeg import AUDIO_DEMUXERS, SAFE_INPUT_ARGS, Probe, probe, run_ffmpeg
+from .ffmpeg import AUDIO_DEMUXERS, SAFE_INPUT_ARGS, Probe, probe
+
+if TYPE_CHECKING:
+    from .ffmpeg_run import Ffmpeg
 
 __all__ = ["check_audio", "measure_loudness", "loudnorm_filter", "gain_filter", "duck_filter", "FINAL_AUDIO_FORMAT"]
 
@@ -43,14 +45,13 @@ def check_audio(path: Path, label: str, max_seconds: float) -> Probe:
     return info
 
 
-def measure_loudness(path: Path, *, timeout: float, label: str, audio_cfg: AudioConfig,
-                     cancel: threading.Event | None = None) -> dict[str, Any]:
-    """First loudnorm pass: the file's measured loudness, as loudnorm reports it."""
-    stderr = run_ffmpeg(
+def measure_loudness(path: Path, *, ff: Ffmpeg, label: str, audio_cfg: AudioConfig) -> dict[str, Any]:
+    """First loudnorm pass: the file's measured loudness, as loudnorm reports it (ffmpeg run under ``ff``)."""
+    stderr = ff(
         [*SAFE_INPUT_ARGS, "-i", str(path), "-map", "0:a:0",
          "-af", f"loudnorm=I={audio_cfg.loudness_lufs}:TP={audio_cfg.true_peak_db}:LRA=11:print_format=json",
          "-f", "null", "-"],
-        timeout=timeout, file_label=label, loglevel="info", cancel=cancel,
+        file_label=label, loglevel="info",
     )
     m = re.search(r"\{[^{}]*\"input_i\"[^{}]*\}", stderr, re.S)
     if not m:

@@ -17,7 +17,7 @@ import pysubs2
 
 from ..errors import InputError
 from .encoder import choose_encoder
-from .ffmpeg import SAFE_INPUT_ARGS, VIDEO_DEMUXERS, Probe, escape_filter_path, probe, run_ffmpeg
+from .ffmpeg import SAFE_INPUT_ARGS, VIDEO_DEMUXERS, Probe, escape_filter_path, probe
 from .fonts import font_substitute, missing_characters
 from .subtitle_files import SubtitleFile
 from .subtitles import Cue, burnable_ass, escape_ass_text
@@ -120,7 +120,7 @@ def burn_ass(ctx: StageContext, video_role: str, info: Probe, ass_path: Path, ou
     audio_args, audio_fact = _audio_args(ctx, info)
     soft_in, soft_map = _soft_args(soft, language)
     encoder = choose_encoder(ctx.config.video, tags=False)
-    run_ffmpeg(
+    ctx.ffmpeg(
         [
             *SAFE_INPUT_ARGS,
             "-i", str(src),
@@ -134,12 +134,9 @@ def burn_ass(ctx: StageContext, video_role: str, info: Probe, ass_path: Path, ou
             "-movflags", "+faststart",
             str(out),
         ],
-        timeout=ctx.timeout,
         duration=info.duration,
-        progress=ctx.progress,
+        span=(0.0, 1.0),
         file_label=label,
-        stage=ctx.stage,
-        cancel=ctx.cancel,
     )
     width, height = frame_size(info)
     return {
@@ -170,11 +167,10 @@ def mux_soft_subtitles(ctx: StageContext, video_role: str, info: Probe, srt: Pat
     video_args = ["-c:v", "copy"] if copy_video else encoder.args
     audio_args, audio_fact = _audio_args(ctx, info)
     soft_in, soft_map = _soft_args(srt, language)
-    run_ffmpeg(
+    ctx.ffmpeg(
         [*SAFE_INPUT_ARGS, "-i", str(src), *soft_in, "-map", "0:v:0", "-map", "0:a:0?", *soft_map, *video_args,
          *audio_args, "-movflags", "+faststart", str(ctx.work / out_name)],
-        timeout=ctx.timeout, duration=info.duration, progress=ctx.progress, file_label=label, stage=ctx.stage,
-        cancel=ctx.cancel,
+        duration=info.duration, span=(0.0, 1.0), file_label=label,
     )
     width, height = frame_size(info)
     return {"width": width, "height": height, "fps": round(info.fps, 3), "duration": info.duration,

@@ -22,7 +22,7 @@ from ..procs import run_tool
 from .ffmpeg import FFMPEG
 from .pipe import COLOUR_TAGS
 
-__all__ = ["Encoder", "choose_encoder", "nvenc_status", "x264", "nvenc"]
+__all__ = ["Encoder", "VideoOutput", "choose_encoder", "nvenc_status", "x264", "nvenc"]
 
 # x264 presets mapped to NVENC's p1 (fastest) .. p7 (best), by their place in the speed order.
 _NVENC_PRESETS = {
@@ -106,3 +106,33 @@ def choose_encoder(video: VideoConfig, *, tags: bool = True) -> Encoder:
     asked = "video.encoder is h264_nvenc, but " if video.encoder == "h264_nvenc" else ""
     return x264(video.crf, video.x264_preset, note=f"{asked}{why}: encoded with libx264 on the CPU", tags=tags,
                 threads=video.x264_threads)
+
+
+@dataclass(frozen=True)
+class VideoOutput:
+    """What a rendered clip is encoded as: its frame, rate, quality, encoder and audio bitrate, as one value.
+
+    ``encoder`` None is libx264 at ``crf``, ``preset`` and ``threads``; :meth:`from_config` chooses the one
+    ``video.encoder`` names (NVENC when it really works here).
+    """
+
+    width: int
+    height: int
+    fps: int
+    crf: int = 20
+    preset: str = "veryfast"
+    threads: int = 0
+    audio_bitrate: str = "160k"
+    encoder: Encoder | None = None
+
+    @classmethod
+    def from_config(cls, video: VideoConfig, size: tuple[int, int] | None = None) -> VideoOutput:
+        """``video.*`` as an output (``size`` overrides the preset's frame: a brief's format)."""
+        width, height = size or video.size()
+        return cls(width=width, height=height, fps=video.fps, crf=video.crf, preset=video.x264_preset,
+                   threads=video.x264_threads, audio_bitrate=video.audio_bitrate, encoder=choose_encoder(video))
+
+    @property
+    def chosen(self) -> Encoder:
+        """The encoder the clip is made with."""
+        return self.encoder or x264(self.crf, self.preset, threads=self.threads)

@@ -30,9 +30,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import threading
 import time
-from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -42,8 +40,9 @@ import numpy.typing as npt
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from ..errors import ConfigError, InputError
-from .encoder import Encoder, x264
+from .encoder import VideoOutput
 from .ffmpeg import AUDIO_DEMUXERS, SAFE_INPUT_ARGS, probe
+from .ffmpeg_run import Ffmpeg
 from .pipe import Plane, Planes, encode_piped
 
 __all__ = [
@@ -421,34 +420,27 @@ def render_still(
     image: Path | Image.Image,
     out: Path,
     *,
-    width: int,
-    height: int,
-    fps: int,
+    video: VideoOutput,
     seconds: float,
     motion: str,
     fit: str,
     zoom: float,
     seed: str,
-    crf: int,
-    x264_preset: str,
-    audio: Path | None = None,
-    audio_bitrate: str = "160k",
-    encoder: Encoder | None = None,
-    timeout: float,
-    progress: Callable[[float], None] | None = None,
-    cancel: threading.Event | None = None,
+    ff: Ffmpeg,
     label: str,
+    audio: Path | None = None,
     max_megapixels: float = 100.0,
 ) -> dict[str, Any]:
     """Render ``image`` as a ``seconds`` long H.264 clip with Ken Burns ``motion``; return the facts.
 
-    The clip is exactly ``width`` x ``height`` at ``fps`` with
-    ``round(seconds * fps)`` frames, yuv420p, ``+faststart``. With ``audio``
-    it is muxed as AAC, padded with silence or cut to the video's length (the
-    caller passes the audio's duration as ``seconds``). ``encoder`` defaults
-    to libx264 at ``crf`` and ``x264_preset``. ``out`` appears only when
-    complete.
+    The clip is exactly ``video.width`` x ``video.height`` at ``video.fps`` with
+    ``round(seconds * fps)`` frames, yuv420p, ``+faststart``, encoded as
+    ``video`` says. With ``audio`` it is muxed as AAC, padded with silence or
+    cut to the video's length (the caller passes the audio's duration as
+    ``seconds``). ffmpeg runs under ``ff`` (timeout, cancel; its progress is
+    all of ``ff``'s). ``out`` appears only when complete.
     """
+    width, height, fps = video.width, video.height, video.fps
     started = time.monotonic()
     if seconds <= 0 or fps <= 0:
         raise ConfigError(f"cannot render {seconds}s at {fps} fps.", file=label)
@@ -466,7 +458,7 @@ def render_still(
             )
         audio_args = [*SAFE_INPUT_ARGS, "-i", str(audio)]
 
-    chosen = encoder or x264(crf, x264_preset)
+    chosen = video.chosen
     make, facts = prepare_still(image, width=width, height=height, frames=frames, motion=motion, fit=fit,
                                 zoom=zoom, seed=seed, label=label, max_megapixels=max_megapixels)
     prepared = time.monotonic()
@@ -486,7 +478,7 @@ def render_still(
                 "-map", "1:a:0",
                 # aformat before apad: apad alone cannot negotiate a layout (docs/field-notes.md).
                 "-af", "aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo,apad",
-                "-c:a", "aac", "-b:a", audio_bitrate,
+                "-c:a", "aac", "-b:a", video.audio_bitrate,
             ]  # fmt: skip
         args += [
             *chosen.args,
@@ -498,8 +490,7 @@ def render_still(
         return args
 
     try:
-        encode_piped(make, frames, _args, timeout=timeout, duration=duration, progress=progress, label=label,
-                     cancel=cancel)
+        encode_piped(make, frames, _args, ff=ff, duration=duration, label=label)
         os.replace(part, out)
     except BaseException:
         part.unlink(missing_ok=True)
@@ -512,8 +503,8 @@ def render_still(
             "frames": frames,
             "seconds": duration,
             **chosen.facts(),
-            "crf": crf,
-            "x264_preset": x264_preset,
+            "crf": video.crf,
+            "x264_preset": video.preset,
             "pix_fmt": "yuv420p",
             "colorspace": "bt709",
             "audio": audio is not None,

@@ -22,13 +22,15 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from ..errors import StageFailed
-from .ffmpeg import run_ffmpeg
+
+if TYPE_CHECKING:
+    from .ffmpeg_run import Ffmpeg, Span
 
 __all__ = ["Plane", "Planes", "FrameSource", "encode_piped", "COLOUR_TAGS"]
 
@@ -74,14 +76,14 @@ def encode_piped(
     count: int,
     ffmpeg_args: Callable[[Path], list[str]],
     *,
-    timeout: float,
+    ff: Ffmpeg,
     duration: float,
-    progress: Callable[[float], None] | None,
     label: str,
-    cancel: threading.Event | None,
-    stage: str | None = None,
+    span: Span = (0.0, 1.0),
 ) -> None:
-    """Feed ``count`` raw frames from ``make`` to ``run_ffmpeg`` through a FIFO.
+    """Feed ``count`` raw frames from ``make`` to ffmpeg (run under ``ff``) through a FIFO.
+
+    ffmpeg's progress is reported as ``span`` of ``ff``'s.
 
     ``ffmpeg_args`` gets the FIFO's path and returns everything after the
     program name. ffmpeg runs in a thread; if it dies or is killed (timeout,
@@ -96,15 +98,7 @@ def encode_piped(
 
         def _run() -> None:
             try:
-                run_ffmpeg(
-                    ffmpeg_args(fifo),
-                    timeout=timeout,
-                    duration=duration,
-                    progress=progress,
-                    file_label=label,
-                    stage=stage,
-                    cancel=cancel,
-                )
+                ff(ffmpeg_args(fifo), duration=duration, span=span, file_label=label)
             except BaseException as e:  # handed to the caller's thread below
                 failure.append(e)
 
@@ -134,4 +128,4 @@ def encode_piped(
         if failure:
             raise failure[0]
         if fd is None:
-            raise StageFailed("ffmpeg exited before reading the frames.", file=label, stage=stage)
+            raise StageFailed("ffmpeg exited before reading the frames.", file=label, stage=ff.stage)

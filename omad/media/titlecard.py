@@ -13,8 +13,6 @@ text; the caller passes them.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,8 @@ import numpy as np
 from PIL import Image, ImageColor, ImageDraw, ImageFont
 
 from ..errors import InputError, ToolMissing
+from .encoder import VideoOutput
+from .ffmpeg_run import Ffmpeg
 from .kenburns import Motion, StillFrames, canvas_size, prepare_still, render_still
 
 __all__ = ["check_colour", "draw_title_card", "prepare_title_card", "render_title_card"]
@@ -176,45 +176,23 @@ def render_title_card(
     text: str,
     out: Path,
     *,
-    width: int,
-    height: int,
-    fps: int,
+    video: VideoOutput,
     seconds: float,
     background: str,
     font_file: str,
-    crf: int,
-    x264_preset: str,
-    timeout: float,
+    ff: Ffmpeg,
     label: str,
     motion: str = Motion.ZOOM_IN.value,
     zoom: float = 1.05,
-    progress: Callable[[float], None] | None = None,
-    cancel: threading.Event | None = None,
 ) -> dict[str, Any]:
     """Render ``text`` as a ``seconds`` long card clip at ``out`` (same format as ``render_still``)."""
     chosen = Motion(motion)
-    card_size = canvas_size(width, height, chosen, zoom)
+    card_size = canvas_size(video.width, video.height, chosen, zoom)
     card, facts = draw_title_card(
         text, card_size, visible=_card_visible(chosen, zoom), background=background, font_file=font_file, label=label
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     with card:
-        clip = render_still(
-            card,
-            out,
-            width=width,
-            height=height,
-            fps=fps,
-            seconds=seconds,
-            motion=chosen.value,
-            fit="cover",
-            zoom=zoom,
-            seed=text,
-            crf=crf,
-            x264_preset=x264_preset,
-            timeout=timeout,
-            progress=progress,
-            cancel=cancel,
-            label=label,
-        )
+        clip = render_still(card, out, video=video, seconds=seconds, motion=chosen.value, fit="cover", zoom=zoom,
+                            seed=text, ff=ff, label=label)
     return {**clip, "title": facts}

@@ -15,7 +15,7 @@ from typing import Any
 from ..errors import InputError
 from ..media.audio import FINAL_AUDIO_FORMAT, check_audio, duck_filter, loudnorm_filter, measure_loudness
 from ..media.encoder import Encoder, choose_encoder
-from ..media.ffmpeg import SAFE_INPUT_ARGS, VIDEO_DEMUXERS, probe, run_ffmpeg
+from ..media.ffmpeg import SAFE_INPUT_ARGS, VIDEO_DEMUXERS, probe
 from ..stage import Stage, StageContext, StageResult
 
 __all__ = ["AddAudioStage"]
@@ -54,13 +54,11 @@ class AddAudioStage(Stage):
             graph += f"[mixed]{FINAL_AUDIO_FORMAT},apad,atrim=0:{length:.3f}[out]"
         else:
             graph = f"[0:a:0]{FINAL_AUDIO_FORMAT},apad,atrim=0:{length:.3f}[out]"
-        run_ffmpeg([*inputs, "-filter_complex", graph, "-map", "[out]", "-c:a", "pcm_s16le", str(mix_wav)],
-                   timeout=ctx.timeout, duration=length, progress=lambda f: ctx.progress(0.3 * f),
-                   file_label=alabel, stage=ctx.stage, cancel=ctx.cancel)
+        ctx.ffmpeg([*inputs, "-filter_complex", graph, "-map", "[out]", "-c:a", "pcm_s16le", str(mix_wav)],
+                   duration=length, span=(0.0, 0.3), file_label=alabel)
 
         # 2. Measure, 3. mux with the measured loudness correction.
-        measured = measure_loudness(mix_wav, timeout=ctx.timeout, label=alabel, audio_cfg=ctx.config.audio,
-                                    cancel=ctx.cancel)
+        measured = measure_loudness(mix_wav, ff=ctx.ffmpeg, label=alabel, audio_cfg=ctx.config.audio)
         out = ctx.work / "with_audio.mp4"
         vin = [*SAFE_INPUT_ARGS, *(["-stream_loop", "-1"] if policy == "loop" else []), "-i", str(video)]
         vfilter: list[str] = []
@@ -74,13 +72,12 @@ class AddAudioStage(Stage):
             video_codec = list(encoder.args)
         else:
             video_codec = ["-c:v", "copy"]
-        run_ffmpeg(
+        ctx.ffmpeg(
             [*vin, "-i", str(mix_wav), "-map", "0:v:0", "-map", "1:a:0", *vfilter, *video_codec,
              "-af", f"{loudnorm_filter(measured, ctx.config.audio)},{FINAL_AUDIO_FORMAT}",
              "-c:a", "aac", "-b:a", ctx.config.video.audio_bitrate, "-t", f"{length:.3f}",
              "-movflags", "+faststart", str(out)],
-            timeout=ctx.timeout, duration=length, progress=lambda f: ctx.progress(0.3 + 0.7 * f),
-            file_label=vlabel, stage=ctx.stage, cancel=ctx.cancel,
+            duration=length, span=(0.3, 1.0), file_label=vlabel,
         )
         facts: dict[str, Any] = {
             "mode": mode if vinfo.audio is not None else "replace (the video had no sound)",

@@ -10,8 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..media.audio import check_audio, gain_filter, measure_loudness
-from ..media.encoder import choose_encoder
-from ..media.ffmpeg import run_ffmpeg
+from ..media.encoder import VideoOutput
 from ..media.kenburns import render_still
 from ..stage import Stage, StageContext, StageResult
 
@@ -38,24 +37,18 @@ class Img2VidStage(Stage):
             alabel = ctx.label("audio")
             info = check_audio(ctx.path("audio"), alabel, cfg.intake.max_audio_seconds)
             seconds = float(info.duration or seconds)
-            measured = measure_loudness(ctx.path("audio"), timeout=ctx.timeout, label=alabel, audio_cfg=cfg.audio,
-                                        cancel=ctx.cancel)
+            measured = measure_loudness(ctx.path("audio"), ff=ctx.ffmpeg, label=alabel, audio_cfg=cfg.audio)
             audio_path = ctx.work / "audio.wav"
-            run_ffmpeg(["-i", str(ctx.path("audio")), "-map", "0:a:0", "-af", gain_filter(measured, cfg.audio),
-                        "-ar", "48000", "-ac", "2", "-c:a", "pcm_s16le", str(audio_path)],
-                       timeout=ctx.timeout, file_label=alabel, stage=ctx.stage, cancel=ctx.cancel)
+            ctx.ffmpeg(["-i", str(ctx.path("audio")), "-map", "0:a:0", "-af", gain_filter(measured, cfg.audio),
+                        "-ar", "48000", "-ac", "2", "-c:a", "pcm_s16le", str(audio_path)], file_label=alabel)
             facts["loudness"] = {"measured_lufs": measured.get("input_i"), "target_lufs": cfg.audio.loudness_lufs}
         ctx.scale_timeout(seconds)
-        width, height = cfg.video.size(o.get("format"))
         out = ctx.work / "clip.mp4"
         facts.update(render_still(
-            ctx.path("image"), out,
-            width=width, height=height, fps=cfg.video.fps, seconds=seconds,
-            motion=str(o.get("motion") or cfg.img2vid.motion), fit=str(o.get("fit") or cfg.img2vid.fit),
-            zoom=cfg.img2vid.zoom, seed=_seed(ctx, "image"), crf=cfg.video.crf, x264_preset=cfg.video.x264_preset,
-            audio=audio_path, audio_bitrate=cfg.video.audio_bitrate, encoder=choose_encoder(cfg.video),
-            timeout=ctx.timeout, progress=ctx.progress, cancel=ctx.cancel, label=label,
-            max_megapixels=cfg.intake.max_image_megapixels,
+            ctx.path("image"), out, video=VideoOutput.from_config(cfg.video, cfg.video.size(o.get("format"))),
+            seconds=seconds, motion=str(o.get("motion") or cfg.img2vid.motion),
+            fit=str(o.get("fit") or cfg.img2vid.fit), zoom=cfg.img2vid.zoom, seed=_seed(ctx, "image"),
+            audio=audio_path, ff=ctx.ffmpeg, label=label, max_megapixels=cfg.intake.max_image_megapixels,
         ))
         facts["seconds"] = round(seconds, 3)
         return StageResult(artifacts={"video": "clip.mp4"}, publish={".mp4": "video"}, facts=facts)

@@ -14,7 +14,6 @@ from typing import Any
 
 from ..errors import InputError
 from ..media.audio import loudnorm_filter, measure_loudness
-from ..media.ffmpeg import run_ffmpeg
 from ..media.subtitles import decode_text, write_srt
 from ..stage import Lane, Stage, StageContext, StageResult
 from ..tts.speech import speak
@@ -24,11 +23,11 @@ __all__ = ["NarrateStage"]
 
 def normalise_wav(ctx: StageContext, src: Path, dst: Path, sample_rate: int, label: str) -> dict[str, Any]:
     """Two-pass loudness normalisation of a mono WAV, keeping its sample rate and length."""
-    measured = measure_loudness(src, timeout=ctx.timeout, label=label, audio_cfg=ctx.config.audio, cancel=ctx.cancel)
-    run_ffmpeg(
+    measured = measure_loudness(src, ff=ctx.ffmpeg, label=label, audio_cfg=ctx.config.audio)
+    ctx.ffmpeg(
         ["-i", str(src), "-af", loudnorm_filter(measured, ctx.config.audio), "-ar", str(sample_rate), "-ac", "1",
          "-c:a", "pcm_s16le", str(dst)],
-        timeout=ctx.timeout, file_label=label, stage=ctx.stage, cancel=ctx.cancel,
+        file_label=label,
     )
     return {"measured_lufs": measured.get("input_i"), "target_lufs": ctx.config.audio.loudness_lufs}
 

@@ -38,7 +38,7 @@ from ..errors import InputError
 from ..media.audio import FINAL_AUDIO_FORMAT, check_audio, duck_filter, gain_filter, measure_loudness
 from ..media.clips import ClipFrames, ClipInfo, check_clip
 from ..media.encoder import choose_encoder
-from ..media.ffmpeg import SAFE_INPUT_ARGS, escape_filter_path, run_ffmpeg
+from ..media.ffmpeg import SAFE_INPUT_ARGS, escape_filter_path
 from ..media.kenburns import StillFrames, check_image, prepare_still, resolve_motion
 from ..media.pipe import encode_piped
 from ..media.scenes import SceneSpec, Timeline, TitleOverlay, layout
@@ -220,10 +220,9 @@ class RenderStage(Stage):
                          f"atrim=0:{total:.3f}[out]")
         else:
             graph.append(f"[0:a:0]{FINAL_AUDIO_FORMAT},apad,atrim=0:{total:.3f}[out]")
-        run_ffmpeg([*args, "-filter_complex", ";".join(graph), "-map", "[out]", "-c:a", "pcm_s16le",
-                    str(soundtrack)], timeout=ctx.timeout, file_label=label, stage=ctx.stage, cancel=ctx.cancel)
-        measured = measure_loudness(soundtrack, timeout=ctx.timeout, label=label, audio_cfg=cfg.audio,
-                                    cancel=ctx.cancel)
+        ctx.ffmpeg([*args, "-filter_complex", ";".join(graph), "-map", "[out]", "-c:a", "pcm_s16le",
+                    str(soundtrack)], file_label=label)
+        measured = measure_loudness(soundtrack, ff=ctx.ffmpeg, label=label, audio_cfg=cfg.audio)
         ctx.progress(0.05)
 
         cues = [Cue(starts[i] + c[0], starts[i] + c[1], c[2]) for i, v in enumerate(voice) for c in v["cues"]]
@@ -259,17 +258,15 @@ class RenderStage(Stage):
 
         timeline = Timeline(specs, fade)
         try:
-            encode_piped(timeline, frames, _args, timeout=ctx.timeout, duration=total,
-                         progress=lambda f: ctx.progress(0.05 + 0.93 * f), label=label, cancel=ctx.cancel,
-                         stage=ctx.stage)
+            encode_piped(timeline, frames, _args, ff=ctx.ffmpeg, duration=total, label=label, span=(0.05, 0.98))
         except BaseException:
             out.unlink(missing_ok=True)
             raise
         finally:
             timeline.close()
         poster = ctx.work / "poster.jpg"
-        run_ffmpeg(["-ss", f"{min(total / 2, lengths[0] * 0.5):.3f}", "-i", str(out), "-frames:v", "1",
-                    "-q:v", "3", str(poster)], timeout=ctx.timeout, file_label=label, stage=ctx.stage)
+        ctx.ffmpeg(["-ss", f"{min(total / 2, lengths[0] * 0.5):.3f}", "-i", str(out), "-frames:v", "1",
+                    "-q:v", "3", str(poster)], file_label=label)
         ctx.progress(1.0)
         return StageResult(
             artifacts={"video": "video.mp4", "srt": "captions.srt", "poster": "poster.jpg"},
@@ -292,8 +289,7 @@ class RenderStage(Stage):
         cfg = ctx.config
         label = ctx.label("brief")
         base = ctx.inputs["brief"].parent
-        # The asset stage's pictures sit in assets/ beside the scene brief it wrote (the job folder when stages run
-        # in the daemon; that stage's own attempt folder on a worker).
+        # The asset stage's pictures sit in assets/ beside the scene brief it wrote (in its own run folder).
         chosen = (ctx.path("scene_brief").parent if "scene_brief" in ctx.artifacts else ctx.work) / "assets"
         font = cfg.scenes.title_font_file
         fps = cfg.video.fps

@@ -100,6 +100,7 @@ def say(config: Config, name: str, text: str, out: Path, *, engine: TtsEngine | 
     """Speak ``text`` with voice ``name`` into the WAV ``out``, as a narration sounds; returns its facts."""
     from ..media.audio import loudnorm_filter, measure_loudness
     from ..media.ffmpeg import run_ffmpeg
+    from ..media.ffmpeg_run import Ffmpeg
     from .narration import narrate_text
 
     if not text.strip():
@@ -113,7 +114,7 @@ def say(config: Config, name: str, text: str, out: Path, *, engine: TtsEngine | 
         narration = narrate_text(text, engine, Voice(name=voice_name), work, max_chunk_chars=config.tts.max_chunk_chars,
                                  pause_seconds=config.tts.sentence_pause_seconds, timeout=timeout, label=name,
                                  language=config.tts.language, merge_sentences=config.tts.merge_sentences)
-        measured = measure_loudness(narration.wav, timeout=timeout, label=name, audio_cfg=config.audio)
+        measured = measure_loudness(narration.wav, ff=Ffmpeg(timeout=timeout), label=name, audio_cfg=config.audio)
         normalised = work / "sample.wav"
         run_ffmpeg(["-i", str(narration.wav), "-af", loudnorm_filter(measured, config.audio), "-ar",
                     str(narration.sample_rate), "-ac", "1", "-c:a", "pcm_s16le", str(normalised)],

@@ -1,5 +1,9 @@
 """The daemon's side of the celery executor: dispatch a stage attempt, wait for it, take its result once.
 
+The attempt itself runs on an ``omad worker`` (``omad.cluster.worker``) through
+the same attempt function as the local executor, in the same job-folder layout;
+its typed reply (``omad.cluster.task.Reply``) comes back as one :class:`Attempt`.
+
 ``run`` either *adopts* the stage's task already in flight (after a daemon
 restart the journal still names it and its fence still admits it: it is
 waited for, or its committed result taken, and a task Redis lost is sent
@@ -22,26 +26,39 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .. import tracing
+from ..cluster.app import make_app, queue_keys, queue_name, redact_url, redis_priority
+from ..cluster.task import (
+    Fence,
+    Reply,
+    ReplyStatus,
+    StageTask,
+    error_from,
+    read_fence,
+    read_reply,
+    task_id,
+    task_settings,
+    write_fence,
+)
+from ..cluster.wire import accept_reply
 from ..controls import PAUSE_KEY
-from ..errors import Cancelled, ConfigError, Refused, StageFailed, TransientError
+from ..errors import Cancelled, ConfigError, OmadError, Refused, StageFailed, TransientError
 from ..outbox import atomic_write_json
 from ..stage import StageResult
 from ..trust import Purpose, sign, signing_key, verify
-from .app import make_app, queue_keys, queue_name, redact_url, redis_priority
-from .task import Fence, StageTask, error_from, read_fence, read_reply, run_dir, task_id, task_settings, write_fence
-from .wire import accept_reply
+from .attempt import Attempt
+from .layout import RESULT, RUNS, JobFolder
 
 if TYPE_CHECKING:
+    from ..cluster.s3 import S3Files
     from ..config import Config
     from ..controls import QueueState
     from ..journal import Job, Journal
     from ..lanes import Lane
     from ..paths import Paths
     from ..stage import Stage, StageContext
-    from .s3 import S3Files
 
 __all__ = ["CeleryExecutor", "SHARED_MARKER", "read_workers"]
 
@@ -90,10 +107,10 @@ def _job_files(job_dir: Path, message: StageTask) -> list[Path]:
     """What a stage may read: the claimed inputs (a bundle's every file), and every file of the finished stages'
     folders its artifacts are in."""
     folders = {job_dir / Path(rel).parts[0] / Path(rel).parts[1] for rel in message.artifacts.values()
-               if len(Path(rel).parts) > 2 and Path(rel).parts[0] == "runs"}
+               if len(Path(rel).parts) > 2 and Path(rel).parts[0] == RUNS}
     paths = [job_dir / rel for rel in message.inputs.values()]
-    for folder in [job_dir / "inputs", *sorted(folders)]:
-        paths.extend(p for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "result.json")
+    for folder in [JobFolder(job_dir).inputs, *sorted(folders)]:
+        paths.extend(p for p in sorted(folder.rglob("*")) if p.is_file() and p.name != RESULT)
     singles = [job_dir / rel for rel in message.artifacts.values() if len(Path(rel).parts) <= 2]
     return [p for p in dict.fromkeys([*paths, *singles]) if p.is_file()]
 
@@ -120,7 +137,6 @@ class CeleryExecutor:
         self.key = signing_key(config)  # before anything else: no key, no celery executor
         self.app = make_app(config)
         self.redis = redis.Redis.from_url(config.executor.broker(), socket_timeout=5, socket_connect_timeout=5)
-        self._seconds: dict[str, dict[str, float]] = {}
         self._lock = threading.Lock()
         self._run_id: str | None = None
         self._run_id_at = 0.0
@@ -131,7 +147,7 @@ class CeleryExecutor:
         self._priorities: dict[str, int] = {}  # task id -> its Redis step (a re-send keeps it)
         self.s3: S3Files | None = None
         if config.executor.files == "s3":
-            from .s3 import S3Files
+            from ..cluster.s3 import S3Files
 
             self.s3 = S3Files(config)
         else:
@@ -150,33 +166,59 @@ class CeleryExecutor:
 
     # -- the executor protocol ---------------------------------------------------------------------------
 
-    def run(self, job: Job, stage: Stage, lane: Lane, ctx: StageContext, log: Any) -> StageResult:
-        job_dir = ctx.work
-        name = stage.name
+    def run(self, job: Job, stage: Stage, lane: Lane, ctx: StageContext, log: Any) -> Attempt:
+        try:
+            reply = self._dispatch_and_wait(job, stage, lane, ctx, log)
+        except OmadError as err:  # the broker, the store or the lease failed around the stage: nothing billed
+            return Attempt.failed(err)
+        if reply.status is ReplyStatus.DONE:
+            return Attempt(result=StageResult.from_dict(reply.result or {}), lane_seconds=reply.stage_seconds())
+        if reply.status is ReplyStatus.ERROR:
+            failure = error_from(reply.error or {})
+            failure.stage = failure.stage or stage.name
+            return Attempt.failed(failure, reply.stage_seconds())
+        return Attempt.failed(TransientError(f"the worker answered {reply.status.value!r} for the stage's current "
+                                             "task; it runs again.", stage=stage.name))
+
+    def _adopt(self, job: Job, name: str, folder: JobFolder, log: Any) -> Fence | None:
+        """The fence of this stage's task still in flight from before a restart, when there is one to wait for."""
         row = next((s for s in self.journal.stages(job.id) if s["name"] == name), None)
-        fence = read_fence(job_dir, name)
-        adopted = bool(row and row.get("task_id") and fence is not None and fence.admits(str(row["task_id"])))
-        if adopted:
-            assert fence is not None
-            tid, attempt = fence.task_id, fence.attempt
-            log.info("stage_adopted", stage=name, task=tid, attempt=attempt,
+        fence = read_fence(folder.root, name)
+        if row and row.get("task_id") and fence is not None and fence.admits(str(row["task_id"])):
+            log.info("stage_adopted", stage=name, task=fence.task_id, attempt=fence.attempt,
                      message="this stage was sent before omad restarted; waiting for that task")
+            return fence
+        return None
+
+    def _new_task_id(self, job: Job, name: str, ctx: StageContext) -> str:
+        tid = task_id(self.journal.instance, job.id, name, ctx.attempt)
+        row = next((s for s in self.journal.stages(job.id) if s["name"] == name), None)
+        before = str(row.get("task_id") or "") if row else ""
+        if before == tid or before.startswith(tid + ".r"):
+            # This attempt was sent before and stopped by `omad pause --now` (its attempt not spent): the
+            # old id is revoked on the workers, so the new copy gets one of its own.
+            n = int(before.rsplit(".r", 1)[1]) + 1 if before != tid else 1
+            tid = f"{tid}.r{n}"
+        return tid
+
+    def _dispatch_and_wait(self, job: Job, stage: Stage, lane: Lane, ctx: StageContext, log: Any) -> Reply:
+        """Adopt the stage's task in flight or send a new one (fence, journal, message), then wait for its reply."""
+        folder = ctx.job_folder
+        job_dir = folder.root
+        name = stage.name
+        fence = self._adopt(job, name, folder, log)
+        if fence is not None:
+            tid, attempt = fence.task_id, fence.attempt
         else:
             if ctx.cancel.is_set():
                 raise TransientError("omad is shutting down.", stage=name)
-            tid, attempt = task_id(self.journal.instance, job.id, name, ctx.attempt), ctx.attempt
-            before = str(row.get("task_id") or "") if row else ""
-            if before == tid or before.startswith(tid + ".r"):
-                # This attempt was sent before and stopped by `omad pause --now` (its attempt not spent): the
-                # old id is revoked on the workers, so the new copy gets one of its own.
-                n = int(before.rsplit(".r", 1)[1]) + 1 if before != tid else 1
-                tid = f"{tid}.r{n}"
+            tid, attempt = self._new_task_id(job, name, ctx), ctx.attempt
         with self._lock:
             self._priorities[tid] = redis_priority(self.priority_of(job))
-        sent = job_dir / "dispatch" / f"{tid}.json"  # the message as sent: a re-send after a restart is the same
-        message = (_read_message(sent, self.key) if adopted else None) or self._message(job, name, lane, ctx, tid,
-                                                                                         attempt)
-        if not adopted:
+        sent = folder.sent(tid)  # the message as sent: a re-send after a restart is the same
+        message = (_read_message(sent, self.key) if fence is not None else None) \
+            or self._message(job, name, lane, ctx, tid, attempt)
+        if fence is None:
             if self.s3 is not None:  # the files the stage may read, into the object store (the ones it lacks)
                 message.files = self.s3.put_files(job_dir, _job_files(job_dir, message))
             atomic_write_json(sent, sign(message.to_dict(), self.key, Purpose.TASK))
@@ -185,29 +227,16 @@ class CeleryExecutor:
             log.info("stage_dispatched", stage=name, lane=lane, attempt=attempt, task=tid,
                      queue=queue_name(self.config, lane))
             self._send(message, lane)
-        reply = self._wait(message, lane, job_dir, ctx, log, resend_unknown=adopted)
-        if self.s3 is not None and reply.get("status") == "done":
-            self.s3.get_files(job_dir, dict(reply.get("files") or {}))  # what the stage wrote, checked
+        reply = self._wait(message, lane, job_dir, ctx, log, resend_unknown=fence is not None)
+        if self.s3 is not None and reply.status is ReplyStatus.DONE:
+            self.s3.get_files(job_dir, dict(reply.files or {}))  # what the stage wrote, checked
         self._fence(job_dir, message, Fence(tid, attempt, "finished"))
-        with self._lock:
-            self._seconds[job.id] = {str(k): float(v) for k, v in (reply.get("lane_seconds") or {}).items()}
-        if reply.get("status") == "done":
-            return StageResult.from_dict(reply.get("result") or {})
-        if reply.get("status") == "error":
-            err = error_from(reply.get("error") or {})
-            err.stage = err.stage or name
-            raise err
-        raise TransientError(f"the worker answered {reply.get('status')!r} for the stage's current task; "
-                             "it runs again.", stage=name)
+        return reply
 
     def _fence(self, job_dir: Path, message: StageTask, fence: Fence) -> None:
         write_fence(job_dir, message.stage, fence)
         if self.s3 is not None:
             self.s3.put_fence(message.instance, message.job, message.stage, fence)
-
-    def take_seconds(self, job_id: str) -> dict[str, float]:
-        with self._lock:
-            return self._seconds.pop(job_id, {})
 
     def controls_changed(self, state: QueueState) -> None:
         """Tell the workers (``omad worker`` reads :data:`PAUSE_KEY` before it starts a task)."""
@@ -227,7 +256,7 @@ class CeleryExecutor:
     # -- sending and waiting -----------------------------------------------------------------------------
 
     def _message(self, job: Job, name: str, lane: Lane, ctx: StageContext, tid: str, attempt: int) -> StageTask:
-        job_dir = ctx.work
+        job_dir = ctx.job_folder.root
         trace = tracing.carrier()  # inside the runner's stage span: the worker's spans are its children
         return StageTask(
             task_id=tid, job=job.id, route=job.route, name=job.name, stage=name, attempt=attempt, lane=str(lane),
@@ -238,7 +267,7 @@ class CeleryExecutor:
         )
 
     def _send(self, message: StageTask, lane: Lane | str) -> None:
-        from .app import TASK_NAME
+        from ..cluster.app import TASK_NAME
 
         with self._lock:
             priority = self._priorities.get(message.task_id, redis_priority(0))
@@ -268,17 +297,17 @@ class CeleryExecutor:
         return run_id
 
     def _wait(self, message: StageTask, lane: Lane, job_dir: Path, ctx: StageContext, log: Any, *,
-              resend_unknown: bool) -> dict[str, Any]:
+              resend_unknown: bool) -> Reply:
         from celery.result import AsyncResult
 
         ex = self.config.executor
         result = AsyncResult(message.task_id, app=self.app)
-        folder = run_dir(job_dir, message.stage, message.attempt)
+        folder = JobFolder(job_dir).run(message.stage, message.attempt)
         beat: Any = None
         last_beat: float | None = None
         sent = not resend_unknown
         seen_run = self._broker_run_id()
-        warned = False
+        warned: list[bool] = []
         unsigned_since: float | None = None
         while True:
             # The shared folder (or the object store) is the truth; Redis may have lost the state, or lie.
@@ -289,21 +318,9 @@ class CeleryExecutor:
             if state != "SUCCESS":
                 unsigned_since = None
             else:
-                # The broker's copy alone never makes a stage done: only a signed answer that the task was
-                # fenced or could not run (which fails nothing but this attempt) is taken from it.
-                try:
-                    told = verify(info, self.key, Purpose.REPLY, f"the broker's result for {message.task_id}")
-                except Refused as e:
-                    if not warned:
-                        log.error("forged_result", stage=message.stage, task=message.task_id, reason=e.message,
-                                  message="the broker holds a result for this task that no worker signed; ignored")
-                        warned = True
-                    told = {}
-                if told.get("task_id") == message.task_id and told.get("status") == "fenced":
+                told = self._broker_said(info, message, log, warned)
+                if told is not None:
                     return told
-                if told.get("task_id") == message.task_id and told.get("status") == "error" \
-                        and told.get("attempt") == message.attempt and isinstance(told.get("error"), dict):
-                    return {**told, "lane_seconds": {}}
                 # Finished by the broker's word, yet nothing committed: a worker with another key refused it, or
                 # the result is forged. Bounded like a lost worker, so the job ends with a message, not a hang.
                 unsigned_since = unsigned_since or time.monotonic()
@@ -341,26 +358,48 @@ class CeleryExecutor:
             if last_beat is not None and now - last_beat > ex.lease_seconds:
                 self._lost(message, job_dir, log)
             if ctx.cancel.is_set():
-                if self.preempted(message.job) and not self.stop_event.is_set():
-                    # `omad pause --now`: fence it off and stop it; the runner puts the job back in the queue.
-                    self._fence(job_dir, message, Fence(message.task_id, message.attempt, "cancelled"))
-                    with contextlib.suppress(Exception):
-                        self.app.control.revoke(message.task_id)
-                    raise TransientError("stopped by `omad pause --now`; it runs again when the queue is resumed.",
-                                         stage=message.stage)
-                if self.stop_event.is_set():
-                    raise TransientError("omad is shutting down; the stage goes on on its worker and its result "
-                                         "is taken at the next start.", stage=message.stage)
-                self._fence(job_dir, message, Fence(message.task_id, message.attempt, "cancelled"))
-                with contextlib.suppress(Exception):
-                    self.app.control.revoke(message.task_id)
-                raise Cancelled("cancelled; the worker stops the stage at its next heartbeat.", stage=message.stage)
+                self._stopped(message, job_dir)
             time.sleep(_POLL_SECONDS)
 
-    def _accept(self, reply: dict[str, Any], message: StageTask, job_dir: Path, log: Any) -> dict[str, Any]:
+    def _broker_said(self, info: Any, message: StageTask, log: Any, warned: list[bool]) -> Reply | None:
+        """What the broker's finished state may tell: only a worker-signed answer that the task was fenced or
+        could not run (which fails nothing but this attempt); never that the stage is done."""
+        try:
+            told = verify(info, self.key, Purpose.REPLY, f"the broker's result for {message.task_id}")
+        except Refused as e:
+            if not warned:
+                log.error("forged_result", stage=message.stage, task=message.task_id, reason=e.message,
+                          message="the broker holds a result for this task that no worker signed; ignored")
+                warned.append(True)
+            return None
+        if told.get("task_id") == message.task_id and told.get("status") == ReplyStatus.FENCED:
+            return Reply.from_dict(told)
+        if told.get("task_id") == message.task_id and told.get("status") == ReplyStatus.ERROR \
+                and told.get("attempt") == message.attempt and isinstance(told.get("error"), dict):
+            return Reply.from_dict({**told, "lane_seconds": {}})
+        return None
+
+    def _stopped(self, message: StageTask, job_dir: Path) -> NoReturn:
+        """The runner's cancel is set while the task runs: pause --now, shutdown or a person's cancel."""
+        if self.preempted(message.job) and not self.stop_event.is_set():
+            # `omad pause --now`: fence it off and stop it; the runner puts the job back in the queue.
+            self._fence(job_dir, message, Fence(message.task_id, message.attempt, "cancelled"))
+            with contextlib.suppress(Exception):
+                self.app.control.revoke(message.task_id)
+            raise TransientError("stopped by `omad pause --now`; it runs again when the queue is resumed.",
+                                 stage=message.stage)
+        if self.stop_event.is_set():
+            raise TransientError("omad is shutting down; the stage goes on on its worker and its result "
+                                 "is taken at the next start.", stage=message.stage)
+        self._fence(job_dir, message, Fence(message.task_id, message.attempt, "cancelled"))
+        with contextlib.suppress(Exception):
+            self.app.control.revoke(message.task_id)
+        raise Cancelled("cancelled; the worker stops the stage at its next heartbeat.", stage=message.stage)
+
+    def _accept(self, reply: dict[str, Any], message: StageTask, job_dir: Path, log: Any) -> Reply:
         """The committed reply, once checked (:func:`accept_reply`); a bad one fails the attempt as a bug."""
         try:
-            return accept_reply(reply, self.key, message, job_dir if self.s3 is None else None)
+            return Reply.from_dict(accept_reply(reply, self.key, message, job_dir if self.s3 is None else None))
         except Refused as e:
             log.error("reply_refused", stage=message.stage, task=message.task_id, reason=e.message,
                       message="the stage's committed result failed its checks; the attempt fails as a bug")

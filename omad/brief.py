@@ -243,6 +243,10 @@ class VideoBrief(_BriefBase):
     picture_sources: list[Literal["library", "stock", "pexels", "pixabay", "generate", "title"]] | None = Field(
         None, description="where scene pictures come from, in order (overrides assets.sources)"
     )
+    review: bool | None = Field(
+        None, description="stop after planning and pictures for a person to review the storyboard, then render "
+        "(default llm.review for prompt videos)"
+    )
 
     @property
     def is_agent(self) -> bool:

@@ -1,0 +1,111 @@
+"""A video stops for review; its storyboard is edited through the API and rendered, remaking only what changed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from conftest import Env, Running, make_image, photo, wait_for
+
+from omad.cli import main as cli_main
+from omad.journal import JobStatus
+
+SMALL = {"preset": "custom", "width": 160, "height": 90, "fps": 5, "x264_preset": "ultrafast"}
+SCENES = [{"title": "Abelhas", "narration": "As abelhas fazem mel.", "image": "flor.jpg"},
+          {"title": "Colmeia", "narration": "Elas vivem em colmeias."},
+          {"title": "Fim", "narration": "Obrigado por assistir."}]
+
+
+def drop_for_review(env: Env, name: str = "abelhas") -> None:
+    staging = env.root / "staging" / name
+    staging.mkdir(parents=True)
+    make_image(staging / "flor.jpg", "320x180")
+    brief = {"version": 1, "kind": "video", "review": True, "scenes": SCENES}
+    (staging / "brief.yaml").write_text(yaml.safe_dump(brief, allow_unicode=True), encoding="utf-8")
+    staging.rename(env.inbox / name)
+
+
+def review_env(make_env: Callable[..., Env], tmp_path: Path) -> Env:
+    photo(tmp_path / "lib" / "mel.jpg", (320, 180), keywords="mel;favo", colour=(200, 160, 20))
+    return make_env(video=SMALL, web={"enabled": True, "port": 0}, lanes={"cpu": 1},
+                    assets={"library": {"folders": [str(tmp_path / "lib")]}})
+
+
+def _voice_runs(env: Env, name: str) -> list[dict[str, Any]]:
+    return [s["facts"] for s in env.sidecar(name)["stages"] if s["name"] == "voice"]
+
+
+def test_a_review_brief_waits_then_renders_the_edited_storyboard_through_the_api(
+        make_env: Callable[..., Env], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """GIVEN a scene video brief with review: true and a library with a picture of honey
+    WHEN the daemon runs it
+    THEN it stops in the journaled review state (status page, API, `omad status`), and through the API
+    one sentence is edited, the last scene moves first, the first scene's picture is swapped from the library,
+    a blocked edit is refused, and Render makes the video from the edited storyboard with one scene spoken again."""
+    env = review_env(make_env, tmp_path)
+    drop_for_review(env)
+    with Running(env.daemon(), serve=True) as run, httpx.Client(base_url=run.server.url, timeout=60) as c:
+        wait_for(lambda: any(j["status"] == "review" for j in c.get("/api/jobs").json()["jobs"]), timeout=120)
+        job = next(j for j in c.get("/api/jobs").json()["jobs"] if j["status"] == "review")
+        jid = job["id"]
+        assert "waiting for review" in c.get("/").text
+        assert cli_main(["status", "--config", str(env.root / "omad.yaml")]) == 0
+        assert "waiting for review: 1" in capsys.readouterr().out
+
+        board = c.get(f"/api/jobs/{jid}/storyboard").json()
+        assert [s["narration"] for s in board["scenes"]] == [s["narration"] for s in SCENES]
+        assert board["editable"] and board["scenes"][0]["picture"]["kind"] == "image"
+        hits = c.get(f"/api/jobs/{jid}/storyboard/library", params={"q": "mel"}).json()["hits"]
+        assert [h["name"] for h in hits] == ["mel.jpg"]
+
+        personal = {"scenes": [{"from": 0, "narration": "Meu CPF é 529.982.247-25."},
+                               *({"from": i, "narration": SCENES[i]["narration"]} for i in (1, 2))]}
+        r = c.put(f"/api/jobs/{jid}/storyboard", json=personal)
+        assert r.status_code == 200  # personal data is redacted, as in generated text
+        assert "529.982.247-25" not in r.text
+        edit = {"scenes": [
+            {"from": 2, "narration": "Obrigado por assistir.", "title": "Fim"},
+            {"from": 0, "narration": "As abelhas fazem mel.", "title": "Abelhas",
+             "picture": f"library:{hits[0]['path']}"},
+            {"from": 1, "narration": "Elas vivem juntas em colmeias.", "title": "Colmeia"},
+        ]}
+        r = c.put(f"/api/jobs/{jid}/storyboard", json=edit)
+        assert r.status_code == 200, r.text
+        bad = c.put(f"/api/jobs/{jid}/storyboard", json={"scenes": [{"from": 9, "narration": "x"}]})
+        assert bad.status_code == 422 and "from" in bad.json()["error"]
+        assert c.put(f"/api/jobs/{jid}/storyboard", json={"scenes": []}).status_code == 400
+
+        assert c.post(f"/api/jobs/{jid}/render").status_code == 202
+        wait_for(lambda: c.get(f"/api/jobs/{jid}").json()["status"] in ("done", "failed"), timeout=120)
+        assert c.get(f"/api/jobs/{jid}").json()["status"] == "done"
+        assert c.post(f"/api/jobs/{jid}/render").status_code == 409
+    side = env.sidecar("abelhas")
+    assert [s["name"] for s in side["stages"]] == ["assets", "review", "voice", "render"]
+    voice = _voice_runs(env, "abelhas")[-1]
+    assert voice["voice_cache"] == {"made": 1, "from_job": 2, "from_state": 0}
+    published = yaml.safe_load((env.outbox / "abelhas.scenes.yaml").read_text(encoding="utf-8"))
+    assert [s["title"] for s in published["scenes"]] == ["Fim", "Abelhas", "Colmeia"]
+    assert published["scenes"][1]["asset"]["source"] == "library"
+    srt = (env.outbox / "abelhas.srt").read_text(encoding="utf-8")
+    assert srt.index("Obrigado") < srt.index("mel") < srt.index("juntas")
+
+
+def test_the_review_state_survives_a_restart(make_env: Callable[..., Env], tmp_path: Path) -> None:
+    """GIVEN a job stopped for review
+    WHEN omad stops and starts again
+    THEN the job is still waiting for review, and nothing ran meanwhile."""
+    env = review_env(make_env, tmp_path)
+    drop_for_review(env)
+    assert env.once(max_wait=120) == 0  # `omad once` does not wait for a person
+    d = env.daemon()
+    jobs = d.journal.jobs([JobStatus.REVIEW])
+    assert len(jobs) == 1 and jobs[0].stage == "review"
+    d.journal.recover()
+    assert d.journal.get(jobs[0].id).status is JobStatus.REVIEW  # type: ignore[union-attr]
+    assert d.journal.runnable(1e12) == []
+    d.journal.close()
+    assert not (env.outbox / "abelhas.mp4").exists()

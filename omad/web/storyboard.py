@@ -202,11 +202,11 @@ def storyboard_routes(state: AppState) -> list[BaseRoute]:
         job = _job(request)
         if job is None or job.status is not JobStatus.REVIEW:
             return _json_error(409 if job else 404, _not_review(job) if job else "no such job.")
-        form = await request.form(max_files=1, max_fields=2)
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            return _json_error(400, "send the picture as the multipart field 'file'.")
-        data = await upload.read(_UPLOAD_BYTES + 1)
+        async with request.form(max_files=1, max_fields=2) as form:
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                return _json_error(400, "send the picture as the multipart field 'file'.")
+            data = await upload.read(_UPLOAD_BYTES + 1)
         try:
             name = await run_in_threadpool(board_for(state, job).upload, upload.filename or "", data, _UPLOAD_BYTES)
         except OmadError as e:
@@ -248,6 +248,12 @@ def storyboard_routes(state: AppState) -> list[BaseRoute]:
 
     async def page_post(request: Request) -> Response:
         form = await request.form(max_files=MAX_SCENES, max_fields=20 * MAX_SCENES)
+        try:
+            return await _page_post(request, form)
+        finally:
+            await form.close()  # the empty file fields' spooled files too
+
+    async def _page_post(request: Request, form: FormData) -> Response:
         if csrf_refused(state, request, str(form.get("csrf") or "")):
             return text(403, CSRF_STALE + "\n")
         job = _job(request)

@@ -109,3 +109,51 @@ def test_the_review_state_survives_a_restart(make_env: Callable[..., Env], tmp_p
     assert d.journal.runnable(1e12) == []
     d.journal.close()
     assert not (env.outbox / "abelhas.mp4").exists()
+
+
+def test_the_create_form_review_box_asks_for_a_review() -> None:
+    """GIVEN the Create page's fields for a prompt video
+    THEN the review box, ticked, puts review: true in the brief, and nothing when it is not."""
+    from omad.web.submit import brief_from_fields
+
+    ticked = brief_from_fields({"kind": "video", "prompt": "abelhas", "review": "on"}, [])
+    assert ticked["review"] is True
+    assert "review" not in brief_from_fields({"kind": "video", "prompt": "abelhas"}, [])
+
+
+def test_a_prompt_video_stops_for_review_when_llm_review_is_on(make_env: Callable[..., Env]) -> None:
+    """GIVEN llm.review: true and a prompt brief that says nothing about review
+    WHEN the agents plan it (fake Ollama) THEN it waits for review after plan, assets and voice;
+    Render (without edits) makes the video from the agents' scenes, speaking nothing again."""
+    from fake_ollama import FakeOllama
+    from test_agent_video import BRIEF, drop_bundle
+
+    from omad.storyboard.review import approve
+    from omad.web.storyboard import storyboard_view
+
+    with FakeOllama() as fake:
+        env = make_env(video=SMALL, llm={"host": fake.url, "remote": False, "review": True})
+        drop_bundle(env, BRIEF)
+        assert env.once(max_wait=120) == 0
+        d = env.daemon()
+        try:
+            [job] = d.journal.jobs([JobStatus.REVIEW])
+            assert job.route == "agent-video"
+            assert {s["name"] for s in d.journal.stages(job.id) if s["status"] == "done"} == {"plan", "assets",
+                                                                                              "voice"}
+            from omad.web.storyboard import board_for
+
+            state: Any = type("S", (), {"paths": d.paths, "journal": d.journal, "config": d.config})()
+            board = board_for(state, job)
+            view = storyboard_view(job, board)
+            assert view["editable"] and len(view["scenes"]) >= 2
+            board.save(board.load())
+            assert approve(d.journal, job, board.path.name, {"scenes": len(view["scenes"])})
+            assert not approve(d.journal, job, board.path.name, {})  # once only
+        finally:
+            d.journal.close()
+        assert env.once(max_wait=120) == 0
+    side = env.sidecar("abelhas")
+    assert [s["name"] for s in side["stages"]] == ["plan", "assets", "review", "voice", "render"]
+    voice = next(s for s in side["stages"] if s["name"] == "voice")["facts"]["voice_cache"]
+    assert voice["made"] == 0 and voice["from_job"] == len(view["scenes"])

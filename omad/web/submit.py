@@ -43,7 +43,7 @@ __all__ = ["Submissions", "Submission", "Staged", "UploadRefused", "check_file_n
 
 _STAGING_PREFIX = ".omad-upload-"
 #: The Create page's brief fields (``kind`` picks which of the others apply).
-FORM_FIELDS = ("kind", "name", "text", "prompt", "voice", "format", "motion", "captions")
+FORM_FIELDS = ("kind", "name", "text", "prompt", "voice", "format", "motion", "captions", "review")
 _CHUNK = 1024 * 1024
 
 
@@ -164,6 +164,8 @@ def brief_from_fields(fields: dict[str, str], names: list[str]) -> dict[str, Any
         put("format", fields.get("format"))
         put("music", first("audio"))
         brief["captions"] = fields.get("captions") in ("on", "true", "1", "yes")
+        if fields.get("review") in ("on", "true", "1", "yes"):
+            brief["review"] = True  # stop for the storyboard's review before rendering
         if voice:
             brief["voice"] = voice_spec(voice)
     elif kind == "img2vid":

@@ -157,3 +157,33 @@ def test_a_prompt_video_stops_for_review_when_llm_review_is_on(make_env: Callabl
     assert [s["name"] for s in side["stages"]] == ["plan", "assets", "review", "voice", "render"]
     voice = next(s for s in side["stages"] if s["name"] == "voice")["facts"]["voice_cache"]
     assert voice["made"] == 0 and voice["from_job"] == len(view["scenes"])
+
+
+def test_a_scene_preview_is_small_has_its_voice_and_feeds_the_render(
+        make_env: Callable[..., Env], tmp_path: Path) -> None:
+    """GIVEN a video waiting for review, one of its sentences edited
+    WHEN that scene's preview is asked for
+    THEN a small video with sound as long as the scene comes back, kept for the next ask, and the render
+    after it speaks nothing again (the preview's voice is in the job's cache)."""
+    from omad.media.ffmpeg import probe
+
+    env = review_env(make_env, tmp_path)
+    drop_for_review(env)
+    with Running(env.daemon(), serve=True) as run, httpx.Client(base_url=run.server.url, timeout=120) as c:
+        wait_for(lambda: bool(run.d.journal.jobs([JobStatus.REVIEW])), timeout=120)
+        jid = run.d.journal.jobs([JobStatus.REVIEW])[0].id
+        edit = {"scenes": [{"from": i, "narration": s["narration"], "title": s["title"]} for i, s in enumerate(SCENES)]}
+        edit["scenes"][1]["narration"] = "Elas vivem juntas em colmeias."
+        assert c.put(f"/api/jobs/{jid}/storyboard", json=edit).status_code == 200
+        r = c.get(f"/jobs/{jid}/storyboard/preview/1")
+        assert r.status_code == 200, r.text
+        clip = tmp_path / "preview.mp4"
+        clip.write_bytes(r.content)
+        info = probe(clip)
+        assert info.video is not None and info.audio is not None
+        assert (info.width, info.height) == (384, 216)
+        assert c.get(f"/jobs/{jid}/storyboard/preview/7").status_code == 422
+        assert c.post(f"/api/jobs/{jid}/render").status_code == 202
+        wait_for(lambda: run.d.journal.get(jid).status is JobStatus.DONE, timeout=120)  # type: ignore[union-attr]
+    voice = _voice_runs(env, "abelhas")[-1]
+    assert voice["voice_cache"] == {"made": 0, "from_job": 3, "from_state": 0}

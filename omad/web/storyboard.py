@@ -7,7 +7,8 @@ searches the library, ``POST /api/jobs/{id}/storyboard/pictures`` takes an uploa
 ``GET /jobs/{id}/storyboard/pictures/{n}`` is scene n's picture. The page
 ``/jobs/{id}/storyboard`` does all of it with one plain form (no script needed):
 every button saves the text fields first, then moves, removes, adds, searches,
-swaps a picture or renders. Every change passes the CSRF check like the other
+swaps a picture, previews one scene at low resolution with its voice
+(``/jobs/{id}/storyboard/preview/{n}``) or renders. Every change passes the CSRF check like the other
 forms, and only a job in the ``review`` state can be changed.
 """
 
@@ -228,6 +229,23 @@ def storyboard_routes(state: AppState) -> list[BaseRoute]:
             return text(404, "this scene has no picture\n")
         return file_response(request, found, cache="no-cache")
 
+    def preview(request: Request) -> Response:
+        """Scene n's low-resolution preview with its voice (made on first request in one CPU slot, then kept)."""
+        from ..storyboard.preview import make_preview
+
+        job = _job(request)
+        if job is None:
+            return text(404, "no such job\n")
+        index = request.path_params["index"]
+        if not index.isdigit():
+            return text(404, "no such scene\n")
+        try:
+            with state.controls.cpu_slot(f"storyboard-preview:{job.id}"):
+                path = make_preview(state.config, job, board_for(state, job), int(index))
+        except OmadError as e:
+            return text(422, f"the preview could not be made: {e}\n")
+        return file_response(request, path, cache="no-cache")
+
     # ---- page
 
     def page(request: Request, error: str | None = None, status: int = 200) -> Response:
@@ -241,7 +259,9 @@ def storyboard_routes(state: AppState) -> list[BaseRoute]:
         search = request.query_params.get("search")
         words = request.query_params.get("q", "")
         hits = _library_search(state, words) if search is not None and words else []
+        shown = request.query_params.get("preview", "")
         return pages.page(request, "storyboard.html", status=status, view=view, error=error, motions=_MOTIONS,
+                          preview=int(shown) if shown.isdigit() else None,
                           search=int(search) if search and search.isdigit() else None, words=words, hits=hits,
                           library=bool(state.config.assets.library.folders),
                           nav=nav_for(state.auth, principal(request)))
@@ -309,6 +329,8 @@ def storyboard_routes(state: AppState) -> list[BaseRoute]:
             target = f"/jobs/{job.id}/storyboard"
             if verb == "search" and arg.isdigit():
                 target += "?" + urlencode({"search": arg, "q": str(form.get(f"q_{arg}") or "")})
+            elif verb == "preview" and arg.isdigit():
+                target += "?" + urlencode({"preview": arg})
             return RedirectResponse(target + f"#scene-{quote(arg)}" if verb != "search" else target, 303)
 
         try:
@@ -325,6 +347,7 @@ def storyboard_routes(state: AppState) -> list[BaseRoute]:
         Route("/jobs/{job_id}/storyboard", page, methods=["GET"]),
         Route("/jobs/{job_id}/storyboard", page_post, methods=["POST"]),
         Route("/jobs/{job_id}/storyboard/pictures/{index}", picture, methods=["GET"]),
+        Route("/jobs/{job_id}/storyboard/preview/{index}", preview, methods=["GET"]),
     ]
 
 

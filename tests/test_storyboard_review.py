@@ -187,3 +187,48 @@ def test_a_scene_preview_is_small_has_its_voice_and_feeds_the_render(
         wait_for(lambda: run.d.journal.get(jid).status is JobStatus.DONE, timeout=120)  # type: ignore[union-attr]
     voice = _voice_runs(env, "abelhas")[-1]
     assert voice["voice_cache"] == {"made": 0, "from_job": 3, "from_state": 0}
+
+
+def test_an_uploaded_picture_and_the_reviewed_storyboard_dropped_again(
+        make_env: Callable[..., Env], tmp_path: Path) -> None:
+    """GIVEN a video waiting for review
+    WHEN a picture is uploaded through the API for its second scene and it is rendered,
+    and its published X.scenes.yaml is then edited (one sentence) and dropped again with the bundle
+    THEN the new job renders without stopping, keeps the uploaded picture without a search,
+    and speaks only the edited scene (the others come from the state dir's cache)."""
+    from PIL import Image
+
+    env = review_env(make_env, tmp_path)
+    drop_for_review(env)
+    picture = tmp_path / "minha.png"
+    Image.new("RGB", (320, 180), (10, 120, 60)).save(picture)
+    with Running(env.daemon(), serve=True) as run, httpx.Client(base_url=run.server.url, timeout=60) as c:
+        wait_for(lambda: bool(run.d.journal.jobs([JobStatus.REVIEW])), timeout=120)
+        jid = run.d.journal.jobs([JobStatus.REVIEW])[0].id
+        bad = c.post(f"/api/jobs/{jid}/storyboard/pictures", files={"file": ("x.gif", b"GIF89a", "image/gif")})
+        assert bad.status_code == 422 and "x.gif" in bad.json()["error"]
+        r = c.post(f"/api/jobs/{jid}/storyboard/pictures", files={"file": ("minha.png", picture.read_bytes(),
+                                                                           "image/png")})
+        assert r.status_code == 201, r.text
+        edit = {"scenes": [{"from": i, "narration": s["narration"], "title": s["title"]} for i, s in enumerate(SCENES)]}
+        edit["scenes"][1]["picture"] = r.json()["picture"]
+        assert c.put(f"/api/jobs/{jid}/storyboard", json=edit).status_code == 200
+        assert c.get(f"/jobs/{jid}/storyboard/pictures/1").content == picture.read_bytes()
+        assert c.post(f"/api/jobs/{jid}/render").status_code == 202
+        wait_for(lambda: run.d.journal.get(jid).status is JobStatus.DONE, timeout=120)  # type: ignore[union-attr]
+    published = yaml.safe_load((env.outbox / "abelhas.scenes.yaml").read_text(encoding="utf-8"))
+    assert "review" not in published and published["scenes"][1]["asset"]["source"] == "upload"
+    published["scenes"][2]["narration"] = "Até a próxima, e obrigado por assistir."
+    staging = env.root / "staging2" / "abelhas-v2"
+    staging.mkdir(parents=True)
+    make_image(staging / "flor.jpg", "320x180")
+    (staging / "brief.yaml").write_text(yaml.safe_dump(published, allow_unicode=True), encoding="utf-8")
+    staging.rename(env.inbox / "abelhas-v2")
+    assert env.once(max_wait=120) == 0
+    side = env.sidecar("abelhas-v2")
+    assert [s["name"] for s in side["stages"]] == ["assets", "voice", "render"]
+    assert not any("no longer has" in w for w in side.get("warnings") or [])
+    render = next(s for s in side["stages"] if s["name"] == "render")["facts"]
+    assert render["scenes"][1]["source"] == "upload"
+    voice = next(s for s in side["stages"] if s["name"] == "voice")["facts"]["voice_cache"]
+    assert voice == {"made": 1, "from_job": 0, "from_state": 2}

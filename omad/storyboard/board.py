@@ -31,11 +31,16 @@ from ..errors import GuardrailBlocked, InputError
 from ..outbox import atomic_write_text
 from .review import REVIEWED_BRIEF
 
-__all__ = ["SceneEdit", "StoryboardEdit", "Board", "MAX_SCENES", "UPLOAD_SUFFIXES"]
+__all__ = ["SceneEdit", "StoryboardEdit", "Board", "MAX_SCENES", "UPLOAD_SUFFIXES", "uploads_dir"]
 
 MAX_SCENES = 60
 UPLOAD_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 _SAFE = re.compile(r"[^0-9A-Za-z_-]")
+
+
+def uploads_dir(state_dir: str | Path) -> Path:
+    """Where uploaded pictures are kept beyond their job, so an ``X.scenes.yaml`` naming one renders again."""
+    return Path(state_dir) / "assets" / "uploads"
 
 
 class SceneEdit(BaseModel):
@@ -69,7 +74,7 @@ class Board:
     """One job's storyboard in its folder ``work`` (``bundle``: the folder of the dropped brief)."""
 
     def __init__(self, work: Path, bundle: Path, current: Path, label: str, *, library: list[Path],
-                 max_megapixels: float, guard: Any) -> None:
+                 max_megapixels: float, guard: Any, uploads: Path | None = None) -> None:
         self.work = work
         self.bundle = bundle
         self.current = current  # the scene brief the stages wrote last
@@ -77,6 +82,7 @@ class Board:
         self.library = library
         self.max_megapixels = max_megapixels
         self.guard = guard
+        self.uploads = uploads  # the state dir's copies of uploads (None: the job folder's only)
 
     @property
     def path(self) -> Path:
@@ -99,6 +105,7 @@ class Board:
 
     def save(self, brief: VideoBrief) -> None:
         data = brief.model_dump(mode="json", exclude_none=True)
+        data.pop("review", None)  # reviewed: dropped again as X.scenes.yaml, it renders without stopping
         header = "# The storyboard as reviewed: the video is rendered from these scenes.\n"
         atomic_write_text(self.path, header + yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=100))
 
@@ -175,7 +182,9 @@ class Board:
                 raise InputError(f"{where}: there is no picture '{value}' in this job. Upload it first.",
                                  file=self.label)
             is_clip = target.suffix.lower() in (".mp4", ".mov", ".mkv", ".webm")
-            record = AssetRecord(source="upload", file=value, kind="video" if is_clip else "photo", id=value)
+            kept = self.uploads / value if self.uploads is not None and (self.uploads / value).is_file() else None
+            record = AssetRecord(source="upload", file=value, kind="video" if is_clip else "photo",
+                                 id=str(kept) if kept is not None else value)
             return {**cleared, "clip" if is_clip else "image": value, "asset": record}
         raise InputError(f"{where}: picture must be 'keep', 'none', 'library:PATH' or 'asset:NAME', not "
                          f"'{picture[:80]}'.", file=self.label)
@@ -219,6 +228,13 @@ class Board:
             tmp.unlink(missing_ok=True)
             raise
         tmp.replace(self.assets / name)
+        if self.uploads is not None:
+            try:
+                self.uploads.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(self.assets / name, self.uploads / f".{name}.tmp")
+                (self.uploads / f".{name}.tmp").replace(self.uploads / name)
+            except OSError:
+                pass  # the job still has it; only a later re-drop of its scenes would search again
         return name
 
     def _copy_in(self, src: Path, name: str) -> None:

@@ -28,7 +28,7 @@ from starlette.routing import BaseRoute, Route
 from ..errors import OmadError
 from ..journal import Job, JobStatus
 from ..stage import StageResult
-from ..storyboard.board import MAX_SCENES, Board, SceneEdit, StoryboardEdit
+from ..storyboard.board import MAX_SCENES, Board, SceneEdit, StoryboardEdit, uploads_dir
 from ..storyboard.review import approve
 from .responses import file_response, nav_for, principal, text
 from .state import CSRF_STALE, AppState, csrf_refused
@@ -56,7 +56,8 @@ def board_for(state: AppState, job: Job) -> Board:
     cfg = state.config
     return Board(work, brief.parent, current, job.name, library=[Path(f).expanduser()
                                                                   for f in cfg.assets.library.folders],
-                 max_megapixels=cfg.intake.max_image_megapixels, guard=guardrails_for(cfg))
+                 max_megapixels=cfg.intake.max_image_megapixels, guard=guardrails_for(cfg),
+                 uploads=uploads_dir(cfg.state_dir))
 
 
 def storyboard_view(job: Job, board: Board) -> dict[str, Any]:

@@ -59,6 +59,8 @@ def test_a_review_brief_waits_then_renders_the_edited_storyboard_through_the_api
         board = c.get(f"/api/jobs/{jid}/storyboard").json()
         assert [s["narration"] for s in board["scenes"]] == [s["narration"] for s in SCENES]
         assert board["editable"] and board["scenes"][0]["picture"]["kind"] == "image"
+        assert all(s["seconds_measured"] and s["seconds"] > 1.0 for s in board["scenes"])
+        assert c.get(f"/api/jobs/{jid}").json()["links"]["storyboard"] == f"/api/jobs/{jid}/storyboard"
         hits = c.get(f"/api/jobs/{jid}/storyboard/library", params={"q": "mel"}).json()["hits"]
         assert [h["name"] for h in hits] == ["mel.jpg"]
 

@@ -93,7 +93,14 @@ class Board:
         return self.work / "assets"
 
     def load(self) -> VideoBrief:
-        source = self.path if self.path.is_file() else self.current
+        """The storyboard: as last edited, else as the stages wrote it."""
+        return self._read(self.path if self.path.is_file() else self.current)
+
+    def load_current(self) -> VideoBrief:
+        """The scene brief the stages wrote last, before any edit."""
+        return self._read(self.current)
+
+    def _read(self, source: Path) -> VideoBrief:
         try:
             data = yaml.safe_load(source.read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError) as e:

@@ -14,6 +14,7 @@ forms, and only a job in the ``review`` state can be changed.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -60,14 +61,33 @@ def board_for(state: AppState, job: Job) -> Board:
                  uploads=uploads_dir(cfg.state_dir))
 
 
-def storyboard_view(job: Job, board: Board) -> dict[str, Any]:
-    """The storyboard as plain data (the API's answer and the page's cards)."""
+def _spoken_seconds(board: Board) -> dict[str, float]:
+    """Each narration's spoken length as the voice stage measured it before the review (by its text)."""
+    try:
+        voice = json.loads((board.work / "voice.json").read_text(encoding="utf-8"))["scenes"]
+        before = board.load_current().scenes or []
+    except (OSError, ValueError, KeyError, TypeError, OmadError):
+        return {}
+    return {s.narration: float(v.get("duration") or 0.0) for s, v in zip(before, voice, strict=False)}
+
+
+def storyboard_view(job: Job, board: Board, padding: float = 0.6) -> dict[str, Any]:
+    """The storyboard as plain data (the API's answer and the page's cards).
+
+    ``seconds`` is how long a scene will last: its measured narration plus ``padding`` (its minimum
+    ``duration`` if longer), or, for a narration not spoken yet, an estimate at 2.5 words a second.
+    """
     brief = board.load()
+    spoken = _spoken_seconds(board)
     scenes = []
     for i, s in enumerate(brief.scenes or []):
         picture = board.picture_of(s)
+        measured = spoken.get(s.narration)
+        said = measured if measured is not None else len(s.narration.split()) / 2.5
+        seconds = max(said + padding if said > 0 else 3.0, s.duration or 0.0)
         scenes.append({
             "index": i, "narration": s.narration, "title": s.title, "motion": s.motion, "duration": s.duration,
+            "seconds": round(seconds, 2), "seconds_measured": measured is not None,
             "voice": (s.voice.name if s.voice is not None else None),
             "picture": {"kind": "clip" if s.clip else "image" if s.image else "title",
                         "name": s.clip or s.image, "source": s.asset.source if s.asset else ("bundle" if picture
@@ -136,7 +156,8 @@ def storyboard_routes(state: AppState) -> list[BaseRoute]:
         if job.route not in ("video", "agent-video"):
             return _json_error(404, f"job {job.id} is a {job.route} job; only video jobs have a storyboard.")
         try:
-            return JSONResponse(storyboard_view(job, board_for(state, job)), headers={"Cache-Control": "no-store"})
+            view = storyboard_view(job, board_for(state, job), state.config.scenes.padding_seconds)
+            return JSONResponse(view, headers={"Cache-Control": "no-store"})
         except OmadError as e:
             return _json_error(409, str(e))
 
@@ -161,7 +182,7 @@ def storyboard_routes(state: AppState) -> list[BaseRoute]:
         def save() -> dict[str, Any]:
             board = board_for(state, job)
             board.apply(edit)
-            return storyboard_view(job, board)
+            return storyboard_view(job, board, state.config.scenes.padding_seconds)
 
         try:
             view = await run_in_threadpool(save)
@@ -254,7 +275,7 @@ def storyboard_routes(state: AppState) -> list[BaseRoute]:
         if job is None:
             return text(404, "no such job: see / for the status page\n")
         try:
-            view = storyboard_view(job, board_for(state, job))
+            view = storyboard_view(job, board_for(state, job), state.config.scenes.padding_seconds)
         except OmadError as e:
             return text(409, f"{e}\n")
         search = request.query_params.get("search")

@@ -234,3 +234,39 @@ def test_an_uploaded_picture_and_the_reviewed_storyboard_dropped_again(
     assert render["scenes"][1]["source"] == "upload"
     voice = next(s for s in side["stages"] if s["name"] == "voice")["facts"]["voice_cache"]
     assert voice == {"made": 1, "from_job": 0, "from_state": 2}
+
+
+def test_a_stock_photo_swapped_in_through_the_api_keeps_its_credit(
+        make_env: Callable[..., Env], tmp_path: Path) -> None:
+    """GIVEN a video waiting for review and a Pexels key (a fake Pexels on loopback)
+    WHEN the storyboard's stock search is asked for 'praia' and its hit is used for the last scene
+    THEN the video renders with that photo, credited to its author."""
+    from fake_stock import FakeStock, StockItem
+
+    with FakeStock() as fake:
+        beach = photo(tmp_path / "stock" / "beach.jpg", (800, 450), colour=(20, 120, 200))
+        fake.add(StockItem("pexels", "photo", 1001, {"praia", "beach"}, beach, 800, 450, "Ana Fotógrafa"))
+        photo(tmp_path / "lib" / "mel.jpg", (320, 180), keywords="mel;favo")
+        env = make_env(video=SMALL, web={"enabled": True, "port": 0}, lanes={"cpu": 1},
+                       assets={"library": {"folders": [str(tmp_path / "lib")]}, "allow_hosts": ["127.0.0.1"],
+                               "stock": {"pexels_url": f"{fake.url}/pexels", "pexels_key": "pexels-test-key",
+                                         "providers": ["pexels"], "timeout_seconds": 5}})
+        drop_for_review(env)
+        with Running(env.daemon(), serve=True) as run, httpx.Client(base_url=run.server.url, timeout=60) as c:
+            wait_for(lambda: bool(run.d.journal.jobs([JobStatus.REVIEW])), timeout=120)
+            jid = run.d.journal.jobs([JobStatus.REVIEW])[0].id
+            hits = c.get(f"/api/jobs/{jid}/storyboard/stock", params={"q": "praia"}).json()["hits"]
+            assert [h["source"] for h in hits] == ["pexels"] and "Ana" in hits[0]["credit"]
+            edit = {"scenes": [{"from": i, "narration": s["narration"], "title": s["title"]}
+                               for i, s in enumerate(SCENES)]}
+            edit["scenes"][2]["picture"] = f"stock:{hits[0]['path']}"
+            r = c.put(f"/api/jobs/{jid}/storyboard", json=edit)
+            assert r.status_code == 200, r.text
+            forged = dict(edit)
+            forged["scenes"] = [*edit["scenes"][:2], {**edit["scenes"][2], "picture": f"stock:{beach}"}]
+            assert c.put(f"/api/jobs/{jid}/storyboard", json=forged).status_code == 422
+            assert c.post(f"/api/jobs/{jid}/render").status_code == 202
+            wait_for(lambda: run.d.journal.get(jid).status is JobStatus.DONE, timeout=120)  # type: ignore[union-attr]
+    published = yaml.safe_load((env.outbox / "abelhas.scenes.yaml").read_text(encoding="utf-8"))
+    asset = published["scenes"][2]["asset"]
+    assert asset["source"] == "pexels" and asset["id"] == "1001" and "Ana" in asset["credit"]

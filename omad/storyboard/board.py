@@ -58,8 +58,8 @@ class SceneEdit(BaseModel):
     voice: str | None = Field(None, max_length=200, description="a voice name for this scene (default: the video's)")
     picture: str = Field("keep", max_length=4096,
                          description="'keep' (the source scene's), 'none' (a title card), 'library:PATH' (a file "
-                                     "of the library folders) or 'asset:NAME' (a file already in the job's assets, "
-                                     "e.g. an upload)")
+                                     "of the library folders), 'stock:PATH' (a hit of the stock search) or "
+                                     "'asset:NAME' (a file already in the job's assets, e.g. an upload)")
 
 
 class StoryboardEdit(BaseModel):
@@ -74,7 +74,7 @@ class Board:
     """One job's storyboard in its folder ``work`` (``bundle``: the folder of the dropped brief)."""
 
     def __init__(self, work: Path, bundle: Path, current: Path, label: str, *, library: list[Path],
-                 max_megapixels: float, guard: Any, uploads: Path | None = None) -> None:
+                 max_megapixels: float, guard: Any, uploads: Path | None = None, stock: Path | None = None) -> None:
         self.work = work
         self.bundle = bundle
         self.current = current  # the scene brief the stages wrote last
@@ -83,6 +83,7 @@ class Board:
         self.max_megapixels = max_megapixels
         self.guard = guard
         self.uploads = uploads  # the state dir's copies of uploads (None: the job folder's only)
+        self.stock = stock  # the stock download cache, where a stock search's hits were downloaded
 
     @property
     def path(self) -> Path:
@@ -183,6 +184,8 @@ class Board:
         kind, _, value = picture.partition(":")
         if kind == "library":
             return {**cleared, **self._from_library(Path(value), index, where)}
+        if kind == "stock":
+            return {**cleared, **self._from_stock(value, index, where)}
         if kind == "asset":
             target = self.assets / value
             if "/" in value or value.startswith(".") or not target.is_file():
@@ -193,7 +196,7 @@ class Board:
             record = AssetRecord(source="upload", file=value, kind="video" if is_clip else "photo",
                                  id=str(kept) if kept is not None else value)
             return {**cleared, "clip" if is_clip else "image": value, "asset": record}
-        raise InputError(f"{where}: picture must be 'keep', 'none', 'library:PATH' or 'asset:NAME', not "
+        raise InputError(f"{where}: picture must be 'keep', 'none', 'library:PATH', 'stock:PATH' or 'asset:NAME', not "
                          f"'{picture[:80]}'.", file=self.label)
 
     def _from_library(self, path: Path, index: int, where: str) -> dict[str, Any]:
@@ -214,6 +217,32 @@ class Board:
         self._copy_in(real, name)
         record = AssetRecord(source="library", file=name, kind=kind, id=str(real), why="chosen in the review")
         return {"clip" if is_clip else "image": name, "asset": record}
+
+    def _from_stock(self, value: str, index: int, where: str) -> dict[str, Any]:
+        """A stock search's hit (already in the download cache), with the credit and licence the search gave."""
+        import json
+
+        from ..assets.stock import check_media
+
+        try:
+            hits = json.loads((self.work / "stock-hits.json").read_text(encoding="utf-8"))
+            hit = hits[value]
+            real = Path(value).resolve(strict=True)
+        except (OSError, ValueError, KeyError, RuntimeError) as e:
+            raise InputError(f"{where}: '{value}' is not a stock search's hit of this storyboard. Search again.",
+                             file=self.label) from e
+        if self.stock is None or not real.is_relative_to(self.stock.resolve()):
+            raise InputError(f"{where}: '{value}' is not in the stock download cache.", file=self.label)
+        check_media(real, "photo", f"{hit.get('source')} photo {real.name}", self.max_megapixels,
+                    ("JPEG", "PNG", "WEBP"))
+        name = f"review{index:02d}-{_SAFE.sub('_', str(hit.get('source')))}-{_SAFE.sub('_', str(hit.get('id')))[:40]}"
+        name += real.suffix.lower()
+        self._copy_in(real, name)
+        record = AssetRecord(source=str(hit.get("source"))[:40], file=name, kind="photo", id=str(hit.get("id"))[:4096],
+                             url=str(hit.get("url") or "")[:2048], author=str(hit.get("author") or "")[:300],
+                             licence=str(hit.get("licence") or "")[:300], credit=str(hit.get("credit") or "")[:400],
+                             why="chosen in the review")
+        return {"image": name, "asset": record}
 
     def upload(self, filename: str, data: bytes, max_bytes: int) -> str:
         """An uploaded picture kept in the job's assets; its name for ``picture: asset:NAME``."""

@@ -164,6 +164,11 @@ def _storyboard_paths() -> dict[str, Any]:
             "summary": "Search the picture library by words (for picture: 'library:PATH')",
             "parameters": [*_ID, {"name": "q", "in": "query", "schema": {"type": "string"}}],
             "responses": {"200": _resp("hits")}}},
+        "/api/jobs/{job_id}/storyboard/stock": {"get": {
+            "summary": "Search Pexels/Pixabay (a key set, privacy allowing) for a photo; the best of each site is "
+                       "downloaded into the stock cache (for picture: 'stock:PATH')",
+            "parameters": [*_ID, {"name": "q", "in": "query", "schema": {"type": "string"}}],
+            "responses": {"200": _resp("hits, or a site's error"), "409": _resp("not waiting for review", _ERROR)}}},
         "/api/jobs/{job_id}/storyboard/pictures": {"post": {
             "summary": "Upload a picture (multipart field 'file') for picture: 'asset:NAME'", "parameters": _ID,
             "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {

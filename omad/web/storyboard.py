@@ -3,7 +3,8 @@
 ``GET/PUT /api/jobs/{id}/storyboard`` read and replace the scenes (schema:
 :class:`~omad.storyboard.board.StoryboardEdit`), ``POST /api/jobs/{id}/render``
 records the review and queues the job, ``GET /api/jobs/{id}/storyboard/library``
-searches the library, ``POST /api/jobs/{id}/storyboard/pictures`` takes an upload,
+searches the library (``.../stock``: Pexels and Pixabay, when a key is set),
+``POST /api/jobs/{id}/storyboard/pictures`` takes an upload,
 ``GET /jobs/{id}/storyboard/pictures/{n}`` is scene n's picture. The page
 ``/jobs/{id}/storyboard`` does all of it with one plain form (no script needed):
 every button saves the text fields first, then moves, removes, adds, searches,
@@ -52,13 +53,14 @@ def board_for(state: AppState, job: Job) -> Board:
     if brief is None:
         brief = next((work / c["stored"] for c in job.inputs if c.get("role") == "brief"), work)
     current = work / artifacts["scene_brief"] if "scene_brief" in artifacts else brief
+    from ..assets.stock import make_cache
     from ..guardrails import guardrails_for
 
     cfg = state.config
     return Board(work, brief.parent, current, job.name, library=[Path(f).expanduser()
                                                                   for f in cfg.assets.library.folders],
                  max_megapixels=cfg.intake.max_image_megapixels, guard=guardrails_for(cfg),
-                 uploads=uploads_dir(cfg.state_dir))
+                 uploads=uploads_dir(cfg.state_dir), stock=make_cache(cfg.assets, Path(cfg.state_dir)).root)
 
 
 def _spoken_seconds(board: Board) -> dict[str, float]:
@@ -117,6 +119,59 @@ def _library_search(state: AppState, words: str) -> list[dict[str, Any]]:
         hits = index.search(want, min_keywords=1)[:_LIBRARY_HITS]
     return [{"path": str(f.path), "name": f.path.name, "title": f.title, "words": w, "score": score}
             for score, f, w in hits]
+
+
+class _Warnings:
+    """What a stock site needs of a stage context here: somewhere to warn (the search answers its failures)."""
+
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+
+
+def _stock_search(state: AppState, job: Job, words: str) -> list[dict[str, Any]]:
+    """The best photo of each stock site that has a key (never with ``privacy: local_only``), downloaded into
+    the stock cache; each hit is remembered in the job folder, so picking it keeps its credit and licence."""
+    from ..assets.base import SourceUnavailable, Want
+    from ..assets.stock import make_cache, make_site
+
+    cfg = state.config.assets
+    if not words.strip() or cfg.effective_privacy() == "local_only":
+        return []
+    keys = {"pexels": cfg.pexels_key_value(), "pixabay": cfg.pixabay_key_value()}
+    cache = make_cache(cfg, Path(state.config.state_dir))
+    want = Want(scene=0, description="", keywords=tuple(words.split()[:4]), orientation="landscape", min_width=0,
+                min_height=0, seconds=0.0, kinds=("photo",))
+    hits: list[dict[str, Any]] = []
+    for name in cfg.stock.providers:
+        if not keys.get(name):
+            continue
+        site = make_site(name, cfg, cache, max_megapixels=state.config.intake.max_image_megapixels)
+        try:
+            found = site.find(want, _Warnings())  # type: ignore[arg-type]  # a site only warns through it
+        except (SourceUnavailable, OmadError) as e:
+            hits.append({"source": name, "error": str(e)})
+            continue
+        finally:
+            site.close()
+        if found is not None:
+            hits.append({"path": str(found.path), "name": found.path.name, "source": name, "id": found.id,
+                         "url": found.url, "author": found.author, "licence": found.licence,
+                         "credit": found.credit, "words": list(want.keywords), "score": 0})
+    _remember_stock(state, job, [h for h in hits if "path" in h])
+    return hits
+
+
+def _remember_stock(state: AppState, job: Job, hits: list[dict[str, Any]]) -> None:
+    path = state.paths.jobs / job.id / "stock-hits.json"
+    try:
+        known = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (OSError, ValueError):
+        known = {}
+    known.update({h["path"]: h for h in hits})
+    path.write_text(json.dumps(known, ensure_ascii=False), encoding="utf-8")
 
 
 def _edit_from_form(form: FormData, count: int) -> list[dict[str, Any]]:
@@ -219,6 +274,13 @@ def storyboard_routes(state: AppState) -> list[BaseRoute]:
         return JSONResponse({"hits": _library_search(state, request.query_params.get("q", ""))},
                             headers={"Cache-Control": "no-store"})
 
+    def api_stock(request: Request) -> Response:
+        job = _job(request)
+        if job is None or job.status is not JobStatus.REVIEW:
+            return _json_error(409 if job else 404, _not_review(job) if job else "no such job.")
+        return JSONResponse({"hits": _stock_search(state, job, request.query_params.get("q", ""))},
+                            headers={"Cache-Control": "no-store"})
+
     async def api_upload(request: Request) -> Response:
         if csrf_refused(state, request, request.headers.get("x-csrf-token")):
             return _json_error(403, "the X-CSRF-Token header is missing or stale. Reload the page.")
@@ -281,10 +343,13 @@ def storyboard_routes(state: AppState) -> list[BaseRoute]:
         search = request.query_params.get("search")
         words = request.query_params.get("q", "")
         hits = _library_search(state, words) if search is not None and words else []
+        stock = _stock_search(state, job, words) if search is not None and words and view["editable"] else []
         shown = request.query_params.get("preview", "")
         return pages.page(request, "storyboard.html", status=status, view=view, error=error, motions=_MOTIONS,
                           preview=int(shown) if shown.isdigit() else None,
                           search=int(search) if search and search.isdigit() else None, words=words, hits=hits,
+                          stock=stock, stock_keys=bool(state.config.assets.pexels_key_value()
+                                                       or state.config.assets.pixabay_key_value()),
                           library=bool(state.config.assets.library.folders),
                           nav=nav_for(state.auth, principal(request)))
 
@@ -325,11 +390,11 @@ def storyboard_routes(state: AppState) -> list[BaseRoute]:
             elif verb == "add" and len(scenes) < MAX_SCENES:
                 scenes.append({"from": None, "narration": str(form.get("new_narration") or ""),
                                "title": str(form.get("new_title") or "") or None})
-            elif verb == "pick" and where is None:
+            elif verb in ("pick", "pickstock") and where is None:
                 index, _, path = arg.partition(":")
                 spot = _position(scenes, index)
                 if spot is not None:
-                    scenes[spot]["picture"] = f"library:{path}"
+                    scenes[spot]["picture"] = f"{'library' if verb == 'pick' else 'stock'}:{path}"
             elif verb == "notitle" and where is not None:
                 scenes[where]["picture"] = "none"
             elif verb == "upload" and where is not None:
@@ -365,6 +430,7 @@ def storyboard_routes(state: AppState) -> list[BaseRoute]:
         Route("/api/jobs/{job_id}/storyboard", api_put, methods=["PUT"]),
         Route("/api/jobs/{job_id}/render", api_render, methods=["POST"]),
         Route("/api/jobs/{job_id}/storyboard/library", api_library, methods=["GET"]),
+        Route("/api/jobs/{job_id}/storyboard/stock", api_stock, methods=["GET"]),
         Route("/api/jobs/{job_id}/storyboard/pictures", api_upload, methods=["POST"]),
         Route("/jobs/{job_id}/storyboard", page, methods=["GET"]),
         Route("/jobs/{job_id}/storyboard", page_post, methods=["POST"]),

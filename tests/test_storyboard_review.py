@@ -270,3 +270,26 @@ def test_a_stock_photo_swapped_in_through_the_api_keeps_its_credit(
     published = yaml.safe_load((env.outbox / "abelhas.scenes.yaml").read_text(encoding="utf-8"))
     asset = published["scenes"][2]["asset"]
     assert asset["source"] == "pexels" and asset["id"] == "1001" and "Ana" in asset["credit"]
+
+
+def test_an_edit_with_a_blocked_word_is_refused_naming_the_scene(
+        make_env: Callable[..., Env], tmp_path: Path) -> None:
+    """GIVEN guardrails that block a word, and a video waiting for review
+    WHEN an edit puts that word in the second scene's title
+    THEN the edit is refused naming that scene, the storyboard is unchanged and the job still waits."""
+    rules = tmp_path / "guardrails.yaml"
+    rules.write_text("version: 1\nblocked_words:\n  words: [proibido]\n  action: block\n", encoding="utf-8")
+    photo(tmp_path / "lib" / "mel.jpg", (320, 180), keywords="mel")
+    env = make_env(video=SMALL, web={"enabled": True, "port": 0}, lanes={"cpu": 1},
+                   guardrails={"file": str(rules)})
+    drop_for_review(env)
+    with Running(env.daemon(), serve=True) as run, httpx.Client(base_url=run.server.url, timeout=60) as c:
+        wait_for(lambda: bool(run.d.journal.jobs([JobStatus.REVIEW])), timeout=120)
+        jid = run.d.journal.jobs([JobStatus.REVIEW])[0].id
+        edit = {"scenes": [{"from": i, "narration": s["narration"], "title": s["title"]} for i, s in enumerate(SCENES)]}
+        edit["scenes"][1]["title"] = "Um assunto proibido"
+        r = c.put(f"/api/jobs/{jid}/storyboard", json=edit)
+        assert r.status_code == 422 and "storyboard scene 2: title" in r.json()["error"]
+        board = c.get(f"/api/jobs/{jid}/storyboard").json()
+        assert [s["title"] for s in board["scenes"]] == [s["title"] for s in SCENES]
+        assert run.d.journal.get(jid).status is JobStatus.REVIEW  # type: ignore[union-attr]

@@ -329,7 +329,7 @@ class VideoBrief(_BriefBase):
     files = {"scenes[].image": ("scene{i}_image", "image"), "assets[].file": ("asset{i}", "image"),
              "music": ("music", "audio"), "voice.reference_audio": ("reference", "audio")}
     uploads = ("music",)
-    form = ("name", "prompt", "format", "captions", "voice")
+    form = ("name", "prompt", "format", "captions", "voice", "review")
     label = N_("video: agents write it from a prompt")
     routes = ("video", "agent-video")
 
@@ -351,6 +351,10 @@ class VideoBrief(_BriefBase):
     voice: VoiceSpec | None = Field(None, description="who narrates")
     picture_sources: list[Literal["library", "stock", "pexels", "pixabay", "generate", "title"]] | None = Field(
         None, description="where scene pictures come from, in order (overrides assets.sources)"
+    )
+    review: bool | None = Field(
+        None, description="stop after planning and pictures for a person to review the storyboard, then render "
+        "(default llm.review for prompt videos)"
     )
 
     @property

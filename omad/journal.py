@@ -37,6 +37,8 @@ class JobStatus(StrEnum):
     DONE = "done"
     FAILED = "failed"
     DUPLICATE = "duplicate"
+    #: stopped after planning and pictures until a person presses Render on its storyboard (omad.storyboard)
+    REVIEW = "review"
 
     @property
     def final(self) -> bool:
@@ -536,11 +538,25 @@ class Journal:
                 (StageStatus.FAILED.value, time.time(), json.dumps(error), job_id, name),
             )
 
+    def leave_status(self, job_id: str, current: JobStatus, **fields: Any) -> bool:
+        """Set columns of a job only while it is still in ``current`` (one transaction); whether it was."""
+        cols = [f"{k}=?" for k in fields]
+        args: list[Any] = [v.value if isinstance(v, Enum) else v for v in fields.values()]
+        with self._tx() as db:
+            cur = db.execute(f"UPDATE jobs SET {', '.join([*cols, 'updated_at=?'])} WHERE id=? AND status=?",
+                             [*args, time.time(), job_id, current.value])
+            return bool(cur.rowcount)
+
     def add_seconds(self, job_id: str, lane: str, seconds: float) -> None:
         """Bill ``seconds`` of ``lane`` to the job's cost counters."""
         column = "gpu_seconds" if lane == "gpu" else "cpu_seconds"
         with self._tx() as db:
             db.execute(f"UPDATE jobs SET {column}={column}+? WHERE id=?", (seconds, job_id))
+
+    def forget_stage(self, job_id: str, name: str) -> None:
+        """Drop one stage's checkpoint, so the job's next attempt runs it again."""
+        with self._tx() as db:
+            db.execute("DELETE FROM stages WHERE job_id=? AND name=?", (job_id, name))
 
     def reset_stages(self, job_id: str) -> None:
         with self._tx() as db:

@@ -36,6 +36,8 @@ from .paths import Paths
 from .records import Records
 from .routes import stages_for
 from .stage import Stage, StageContext, StageResult
+from .storyboard.review import park as park_for_review
+from .storyboard.review import waits_for_review
 from .trust import check_suffix, inside
 
 __all__ = ["JobRunner", "Next", "Decision", "decide", "next_lane"]
@@ -154,6 +156,9 @@ class JobRunner:
             for index, stage in enumerate(stages):
                 if stage.name in done:
                     continue
+                if waits_for_review(job, stage.name, done, self.config.llm.review):
+                    park_for_review(self.journal, job, log)  # a person presses Render on its storyboard
+                    return
                 current = stage.name
                 ctx = StageContext(
                     job_id=job_id, route=job.route, name=job.name, work=folder.run(stage.name, attempt),

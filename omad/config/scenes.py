@@ -21,6 +21,9 @@ class SceneConfig(Section):
         "cover", description="a clip of another aspect: cover (crop to fill) or fit (letterboxed on black)"
     )
     clip_audio_db: float = Field(-18.0, le=0, description="a scene clip's own sound under the voice (clip_audio: duck)")
+    voice_cache_mb: float = Field(
+        256.0, ge=0, description="scene voices kept in the state dir for re-drops of an edited storyboard, MB "
+        "(least recently used out first; 0: only the job folder's)", json_schema_extra=HOST)
 
 
 class GenerateConfig(Section):
@@ -168,6 +171,8 @@ class LlmConfig(Section):
         default_factory=dict, description="VRAM per model for the GPU lane; unknown models are estimated from the tag",
         json_schema_extra=HOST)
     roles: LlmRoles = Field(default_factory=LlmRoles, description="model and fallback per role")
+    review: bool = Field(False, description="stop every agent video after planning and pictures, waiting for review "
+                         "on its storyboard page (a brief's 'review' overrides)", json_schema_extra=HOST)
 
 
 class GuardrailsConfig(Section):

@@ -265,6 +265,11 @@ class AssetStage(Stage):
                 source_file = p
         elif rec.source in ("pexels", "pixabay"):
             source_file = pool.cache().find(rec.source, rec.id, rec.kind)
+        elif rec.source == "upload":  # a picture uploaded in a storyboard's review, kept in the state dir
+            p = Path(rec.id)
+            root = pool.allowed_roots("upload")[0]
+            if p.is_absolute() and p.is_relative_to(root) and _in_folder(root, str(p.relative_to(root))):
+                source_file = p
         if source_file is None:
             ctx.warn(f"{label}: scenes[{i}] names {rec.source} {rec.kind} '{name}', which omad no longer has; "
                      "the scene is searched for again.")
@@ -310,6 +315,10 @@ class _Pool:
             return self.library_roots()
         if name in ("pexels", "pixabay"):
             return [self.cache().root]
+        if name == "upload":
+            from ..storyboard.board import uploads_dir
+
+            return [uploads_dir(self.ctx.config.state_dir)]
         return [asset_dir(self.ctx)]
 
     def mark_unavailable(self, name: str, why: str) -> None:

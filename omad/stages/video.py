@@ -45,6 +45,8 @@ from ..media.scenes import SceneSpec, Timeline, TitleOverlay, layout
 from ..media.subtitles import Cue, build_ass, build_karaoke_ass, write_srt
 from ..media.titlecard import check_colour, prepare_title_card
 from ..stage import Lane, Stage, StageContext, StageResult
+from ..storyboard.scene_voice import ENTRY_KEYS, lookup
+from ..storyboard.voice_cache import VoiceCache
 from ..text.sentences import split_sentences
 from ..tts.speech import layout_rules, scene_voice, speak
 
@@ -86,6 +88,9 @@ class VoiceStage(Stage):
         findings: list[dict[str, Any]] = []
         tts: list[dict[str, Any]] = []
         n = len(brief.scenes or [])
+        # Each scene's voice is kept by what determines it: an edited storyboard makes only its changed scenes.
+        cache = VoiceCache.for_job(ctx.config, ctx.base or ctx.work)
+        frame = ctx.config.video.size(brief.format)
         for i, scene in enumerate(brief.scenes or []):
             entry: dict[str, Any] = {"index": i, "wav": None, "duration": 0.0, "cues": []}
             said = (scene.spoken or scene.narration).strip()
@@ -93,8 +98,17 @@ class VoiceStage(Stage):
                 out = ctx.work / f"scene{i:02d}.wav"
                 own = (scene_voice(ctx, scene.voice.model_dump(exclude_none=True), f"scenes[{i}]")
                        if scene.voice is not None else None)
+                rules = layout_rules(ctx, frame)
+                found_voice = lookup(ctx, cache, said, scene.narration, own, rules, frame, out, label,
+                                     f"scenes[{i}].narration")
+                if found_voice.entry is not None:
+                    findings.extend(f for f in found_voice.findings if f not in findings)
+                    tts.append({"engine": found_voice.engine, "cached": True})
+                    entry.update(found_voice.entry)
+                    scenes.append(entry)
+                    continue
                 narration, found = speak(ctx, said, out, label, f"scenes[{i}].narration", (i / n, (i + 1) / n),
-                                         layout=layout_rules(ctx, ctx.config.video.size(brief.format)), voice=own)
+                                         layout=rules, voice=own)
                 findings.extend(found)
                 tts.append({k: narration.facts[k] for k in ("engine", "rtf", "voice", "engine_choice")
                             if k in narration.facts})
@@ -108,9 +122,12 @@ class VoiceStage(Stage):
                     words = []
                 entry.update(wav=out.name, duration=narration.duration, sample_rate=narration.sample_rate,
                              cues=cues, words=words)
+                cache.put(found_voice.key, {k: entry[k] for k in ENTRY_KEYS}, out)
             scenes.append(entry)
         (ctx.work / "voice.json").write_text(json.dumps({"scenes": scenes}, ensure_ascii=False))
-        facts = {"scenes": n, "spoken_seconds": round(sum(s["duration"] for s in scenes), 3)}
+        facts = {"scenes": n, "spoken_seconds": round(sum(s["duration"] for s in scenes), 3),
+                 "voice_cache": {"made": cache.misses, "from_job": cache.hits["job"],
+                                 "from_state": cache.hits["state"]}}
         return StageResult(artifacts={"voice": "voice.json"}, facts=facts, guardrail_findings=findings, tts=tts)
 
 

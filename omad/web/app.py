@@ -36,6 +36,7 @@ from .queue import queue_routes
 from .responses import client, file_response, nav_for, principal, query_int, text
 from .scopes import required_scope
 from .state import CSRF_STALE, AppState, csrf_refused
+from .storyboard import storyboard_routes
 from .voices import voice_routes
 
 if TYPE_CHECKING:
@@ -293,6 +294,7 @@ def _routes(state: AppState) -> list[BaseRoute]:
         *queue_routes(state),
         *page_routes(state),
         *voice_routes(state),
+        *storyboard_routes(state),
     ]
 
 

@@ -123,7 +123,9 @@ def job_detail(daemon: JournalReader, job: Job) -> dict[str, Any]:
         "retried": bool(result.get("retried")),
         "retried_as": retried_as,
         "links": {"self": f"/api/jobs/{job.id}", "page": f"/jobs/{job.id}",
-                  "retry": f"/api/jobs/{job.id}/retry", "cancel": f"/api/jobs/{job.id}/cancel"},
+                  "retry": f"/api/jobs/{job.id}/retry", "cancel": f"/api/jobs/{job.id}/cancel",
+                  **({"storyboard": f"/api/jobs/{job.id}/storyboard"} if job.route in ("video", "agent-video")
+                     else {})},
     }
 
 

@@ -63,6 +63,7 @@ def openapi_schema() -> dict[str, Any]:
     body = jobs["post"]["requestBody"]["content"]
     body["multipart/form-data"]["schema"]["properties"].update(_form())
     body["application/json"]["schema"] = {"$ref": "#/components/schemas/Brief"}
+    out["paths"].update(_storyboard_paths(out["components"]["schemas"]))
     return out
 
 
@@ -173,5 +174,49 @@ _SCHEMA: dict[str, Any] = {
                                         "licence": {"type": "string"}, "sample_url": {"type": "string"}}}}}})}}},
     },
 }
+
+
+def _storyboard_paths(schemas: dict[str, Any]) -> dict[str, Any]:
+    """The storyboard of a job waiting for review (omad.web.storyboard); its edit schema from the pydantic model."""
+    from ..storyboard.board import StoryboardEdit
+
+    schema = StoryboardEdit.model_json_schema(by_alias=True, ref_template="#/components/schemas/{model}")
+    for name, sub in schema.pop("$defs", {}).items():
+        schemas[name] = sub
+    schemas["StoryboardEdit"] = schema
+    edit = {"$ref": "#/components/schemas/StoryboardEdit"}
+    return {
+        "/api/jobs/{job_id}/storyboard": {
+            "get": {"summary": "A video job's storyboard: every scene's narration, title, picture, motion, "
+                               "duration and voice", "parameters": _ID,
+                    "responses": {"200": _resp("the storyboard"), "404": _resp("no such video job", _ERROR)}},
+            "put": {"summary": "Replace the scenes of a job waiting for review (edit, reorder, remove, add, swap "
+                               "pictures); texts pass the guardrails", "parameters": _ID,
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": edit}}},
+                    "responses": {"200": _resp("the storyboard as saved"), "400": _resp("not a StoryboardEdit", _ERROR),
+                                  "409": _resp("not waiting for review", _ERROR),
+                                  "422": _resp("refused: guardrails, a missing picture", _ERROR)}}},
+        "/api/jobs/{job_id}/render": {"post": {
+            "summary": "Render the reviewed storyboard: the job goes back to the queue", "parameters": _ID,
+            "responses": {"202": _resp("queued"), "404": _resp("no such job", _ERROR),
+                          "409": _resp("not waiting for review", _ERROR)}}},
+        "/api/jobs/{job_id}/storyboard/library": {"get": {
+            "summary": "Search the picture library by words (for picture: 'library:PATH')",
+            "parameters": [*_ID, {"name": "q", "in": "query", "schema": {"type": "string"}}],
+            "responses": {"200": _resp("hits")}}},
+        "/api/jobs/{job_id}/storyboard/stock": {"get": {
+            "summary": "Search Pexels/Pixabay (a key set, privacy allowing) for a photo; the best of each site is "
+                       "downloaded into the stock cache (for picture: 'stock:PATH')",
+            "parameters": [*_ID, {"name": "q", "in": "query", "schema": {"type": "string"}}],
+            "responses": {"200": _resp("hits, or a site's error"), "409": _resp("not waiting for review", _ERROR)}}},
+        "/api/jobs/{job_id}/storyboard/pictures": {"post": {
+            "summary": "Upload a picture (multipart field 'file') for picture: 'asset:NAME'", "parameters": _ID,
+            "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                "type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}}}},
+            "responses": {"201": _resp("kept"), "409": _resp("not waiting for review", _ERROR),
+                          "422": _resp("not a picture omad takes", _ERROR)}}},
+    }
+
+
 
 OPENAPI: dict[str, Any] = openapi_schema()

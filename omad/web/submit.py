@@ -148,6 +148,8 @@ def _form_value(key: str, fields: dict[str, str]) -> Any:
     raw = fields.get(key, "")
     if key == "captions":
         return raw in ("on", "true", "1", "yes")
+    if key == "review":  # a ticked box stops for the storyboard's review; unticked leaves the config's default
+        return True if raw in ("on", "true", "1", "yes") else None
     value = raw.strip() if key in ("name", "text", "prompt", "voice") else raw
     if key == "prompt" and not value:
         value = fields.get("text", "").strip()  # one text box serves a prompt when JavaScript is off

@@ -30,7 +30,7 @@ __all__ = ["Pages", "STATUS_LABELS", "PRIORITY_LABELS", "duration", "money", "fi
 #: How a job or stage status reads on a page (the raw value stays in ``data-status`` for scripts and tests).
 STATUS_LABELS = {"claiming": N_("claiming"), "queued": N_("queued"), "running": N_("running"),
                  "retry_wait": N_("waiting to retry"), "done": N_("done"), "failed": N_("failed"),
-                 "duplicate": N_("duplicate")}
+                 "duplicate": N_("duplicate"), "review": N_("waiting for review")}
 
 
 #: How the named priorities read on a page.

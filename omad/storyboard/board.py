@@ -74,8 +74,10 @@ class Board:
     """One job's storyboard in its folder ``work`` (``bundle``: the folder of the dropped brief)."""
 
     def __init__(self, work: Path, bundle: Path, current: Path, label: str, *, library: list[Path],
-                 max_megapixels: float, guard: Any, uploads: Path | None = None, stock: Path | None = None) -> None:
+                 max_megapixels: float, guard: Any, uploads: Path | None = None, stock: Path | None = None,
+                 voice_file: Path | None = None) -> None:
         self.work = work
+        self.voice_file = voice_file  # the voice stage's voice.json (each scene's spoken length), once voiced
         self.bundle = bundle
         self.current = current  # the scene brief the stages wrote last
         self.label = label

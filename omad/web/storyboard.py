@@ -60,13 +60,16 @@ def board_for(state: AppState, job: Job) -> Board:
     return Board(work, brief.parent, current, job.name, library=[Path(f).expanduser()
                                                                   for f in cfg.assets.library.folders],
                  max_megapixels=cfg.intake.max_image_megapixels, guard=guardrails_for(cfg),
-                 uploads=uploads_dir(cfg.state_dir), stock=make_cache(cfg.assets, Path(cfg.state_dir)).root)
+                 uploads=uploads_dir(cfg.state_dir), stock=make_cache(cfg.assets, Path(cfg.state_dir)).root,
+                 voice_file=work / artifacts["voice"] if "voice" in artifacts else None)
 
 
 def _spoken_seconds(board: Board) -> dict[str, float]:
     """Each narration's spoken length as the voice stage measured it before the review (by its text)."""
+    if board.voice_file is None:
+        return {}
     try:
-        voice = json.loads((board.work / "voice.json").read_text(encoding="utf-8"))["scenes"]
+        voice = json.loads(board.voice_file.read_text(encoding="utf-8"))["scenes"]
         before = board.load_current().scenes or []
     except (OSError, ValueError, KeyError, TypeError, OmadError):
         return {}

@@ -226,7 +226,12 @@ class CaptionSpec(_Model):
 class VideoBrief(_BriefBase):
     kind: Literal["video"]
     title: str | None = Field(None, description="video title")
-    format: Literal["landscape", "vertical"] | None = Field(None, description="output frame")
+    format: Literal["landscape", "vertical", "square"] | None = Field(None, description="output frame")
+    formats: list[Literal["landscape", "vertical", "square"]] | None = Field(
+        None, min_length=1, max_length=3,
+        description="several frames from one job (same voice and pictures): the first is X.mp4, the others "
+                    "X.vertical.mp4, X.square.mp4...; overrides 'format'",
+    )
     scenes: list[Scene] | None = Field(None, description="scenes rendered as written (no LLM)")
     prompt: str | None = Field(None, description="without scenes: what the agents should make")
     topic: str | None = Field(None, description="agent video: subject")
@@ -247,6 +252,19 @@ class VideoBrief(_BriefBase):
     @property
     def is_agent(self) -> bool:
         return not self.scenes
+
+    @field_validator("formats")
+    @classmethod
+    def _distinct_formats(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and len(set(v)) != len(v):
+            raise ValueError(f"names a format twice ({', '.join(v)}); list each of landscape, vertical, square once")
+        return v
+
+    def frame_shapes(self) -> list[str | None]:
+        """The formats to render, first the one published as X.mp4; ``[None]``: the config's preset alone."""
+        if self.formats:
+            return list(self.formats)
+        return [self.format]
 
 
 Brief = Annotated[

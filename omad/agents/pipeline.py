@@ -388,6 +388,7 @@ def _scene_brief(brief: VideoBrief, scenes: list[Scene], audio: AudioAnswer | No
         "name": brief.name,
         "title": brief.title,
         "format": brief.format,
+        "formats": brief.formats,
         "scenes": [s.model_dump(exclude_none=True) for s in scenes],
         "language": brief.language,
         "assets": [a.model_dump() for a in brief.assets],

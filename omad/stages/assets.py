@@ -117,7 +117,7 @@ class AssetStage(Stage):
         pool = _Pool(ctx, order)
         choices: list[_Choice] = []
         findings: list[dict[str, Any]] = []
-        width, height = cfg.video.size(brief.format)
+        width, height = cfg.video.size(brief.frame_shapes()[0])
         changed = False
         try:
             for i, scene in enumerate(scenes):

@@ -31,6 +31,8 @@ __all__ = [
     "SceneVoice",
     "AssetSpec",
     "AssetRecord",
+    "MusicChoice",
+    "MusicRecord",
     "parse_brief",
     "load_brief",
     "resolve_asset",
@@ -223,6 +225,38 @@ class CaptionSpec(_Model):
     )
 
 
+class MusicRecord(_Model):
+    """The track omad chose from the music folders: written by the asset stage, read back when dropped again."""
+
+    file: str = Field(..., max_length=255, description="the copy omad keeps in the job's work/assets/")
+    id: str = Field("", max_length=4096, description="the track in your music folders")
+    title: str = Field("", max_length=300, description="its title tag")
+    artist: str = Field("", max_length=300, description="its artist tag")
+    genre: str = Field("", max_length=300, description="its genre tag")
+    mood: str = Field("", max_length=300, description="its mood tag")
+    seconds: float = Field(0.0, ge=0, description="its length")
+    why: str = Field("", max_length=500, description="the words that matched")
+    credit: str = Field("", max_length=400, description="the credit line")
+
+
+class MusicChoice(_Model):
+    """Background music: a file in the bundle, or a mood (and words) to choose a track of assets.music.folders by."""
+
+    file: str | None = Field(None, description="a music file in the bundle")
+    mood: str | None = Field(None, max_length=40, description="alegre, calmo, epico... (your tracks' mood tags, "
+                                                               "genres and folder names)")
+    words: list[Annotated[str, Field(max_length=40)]] | None = Field(
+        None, max_length=10, description="more words to match (genre, instrument, comment)")
+    chosen: MusicRecord | None = Field(None, description="the track omad chose (written by omad; delete to choose "
+                                                         "again)")
+
+    @model_validator(mode="after")
+    def _something(self) -> MusicChoice:
+        if not (self.file or self.mood or self.words or self.chosen):
+            raise ValueError("music needs a 'file' in the bundle or a 'mood' to choose a track by")
+        return self
+
+
 class VideoBrief(_BriefBase):
     kind: Literal["video"]
     title: str | None = Field(None, description="video title")
@@ -240,7 +274,9 @@ class VideoBrief(_BriefBase):
     duration_seconds: float | None = Field(None, gt=0, le=900, description="agent video: target length")
     language: str = Field("pt-BR", description="language of narration and captions")
     assets: list[AssetSpec] = Field(default_factory=list, description="bundle files the agents may use")
-    music: str | None = Field(None, description="background music file, ducked under the voice")
+    music: str | MusicChoice | None = Field(
+        None, description="background music ducked under the voice: a file in the bundle, or {mood: alegre} to "
+                          "choose one of your tracks (assets.music.folders)")
     music_db: float | None = Field(None, le=0, description="music level under the voice, dB")
     captions: bool = Field(True, description="burn captions generated from the narration")
     caption: CaptionSpec | None = Field(None, description="how the captions look (default: caption.* in config)")
@@ -259,6 +295,11 @@ class VideoBrief(_BriefBase):
         if v is not None and len(set(v)) != len(v):
             raise ValueError(f"names a format twice ({', '.join(v)}); list each of landscape, vertical, square once")
         return v
+
+    @property
+    def music_file(self) -> str | None:
+        """The music file the bundle carries, if the brief names one."""
+        return self.music if isinstance(self.music, str) else self.music.file if self.music else None
 
     def frame_shapes(self) -> list[str | None]:
         """The formats to render, first the one published as X.mp4; ``[None]``: the config's preset alone."""

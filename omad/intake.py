@@ -495,7 +495,7 @@ class Intake:
                     add(f"scene{i}_image", scene.image, f"scenes[{i}].image")
             for i, asset in enumerate(brief.assets):
                 add(f"asset{i}", asset.file, f"assets[{i}].file")
-            add("music", brief.music, "music")
+            add("music", brief.music_file, "music")
             if brief.voice:
                 add("reference", brief.voice.reference_audio, "voice.reference_audio")
         return refs

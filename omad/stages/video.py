@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from ..assets.music import fit_track
+from ..assets.soundtrack import music_source
 from ..brief import Scene, VideoBrief, load_brief, parse_brief, resolve_asset
 from ..errors import InputError
 from ..media.audio import FINAL_AUDIO_FORMAT, check_audio, duck_filter, gain_filter, measure_loudness
@@ -195,15 +197,22 @@ class RenderStage(Stage):
         _specs, _facts, ducked = self._scene_specs(ctx, brief, scenes, counts, width, height, starts)
 
         voice_wav = self._voice_track(ctx, voice, starts, total)
-        music = ctx.inputs.get("music")
+        music, music_record = music_source(ctx, brief)
         soundtrack = ctx.work / "soundtrack.wav"
         args = ["-i", str(voice_wav)]
         beds: list[str] = []
         graph: list[str] = []
+        music_facts: dict[str, Any] = {}
         if music is not None:
             check_audio(music, music.name, cfg.intake.max_audio_seconds)
             music_db = brief.music_db if brief.music_db is not None else cfg.scenes.music_db
-            args += [*SAFE_INPUT_ARGS, "-stream_loop", "-1", "-i", str(music)]
+            # Cut or looped where a phrase ends, faded (omad.assets.music); ducked under the voice below.
+            fitted_bed = ctx.work / "music.wav"
+            fitted = fit_track(music, total, fitted_bed, timeout=ctx.timeout, label=f"{label}: {music.name}",
+                               cancel=ctx.cancel)
+            music_facts = {"music_track": {**(music_record.model_dump() if music_record else {"file": music.name}),
+                                           **fitted.facts()}}
+            args += [*SAFE_INPUT_ARGS, "-i", str(fitted_bed)]
             graph.append(f"[1:a:0]volume={music_db}dB[_bed0]")
             beds.append("[_bed0]")
         for clip in ducked:
@@ -273,7 +282,7 @@ class RenderStage(Stage):
                    "crossfade_seconds": round(fade / fps, 3), "scenes": facts_scenes, "captions": len(cues),
                    "caption_style": style, "captions_word_highlighted": highlighted,
                    "music": music is not None, "clips_ducked": len(ducked), **encoder.facts(), "render": "one pass",
-                   **({"formats": made} if len(made) > 1 or brief.formats else {}),
+                   **({"formats": made} if len(made) > 1 or brief.formats else {}), **music_facts,
                    "loudness": {"measured_lufs": measured.get("input_i"), "target_lufs": cfg.audio.loudness_lufs}},
         )
 

@@ -493,6 +493,8 @@ def _auto_answer(body: dict[str, Any]) -> str:
             "scenes": [{"scene": s["scene"], "narration": _respell(s["narration"])} for s in data.get("scenes", [])],
             "speed": 1.0,
             "music_db": -20.0,
+            # The first mood the user's folders offer, as a producer who likes it cheerful would.
+            "mood": (data.get("music_moods") or [""])[0],
         }
     elif title == "EditorAnswer":
         answer = {

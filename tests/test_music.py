@@ -129,3 +129,25 @@ def test_a_mood_without_folders_makes_the_video_without_music_and_says_so(make_e
     assert any("assets.music.folders" in w for w in sidecar.get("warnings", [])), sidecar.get("warnings")
     render = next(s for s in sidecar["stages"] if s["name"] == "render")["facts"]
     assert render["music"] is False
+
+
+def test_the_audio_producer_picks_a_mood_for_a_prompt_video(make_env: Callable[..., Env], tmp_path: Path) -> None:
+    """GIVEN music folders and a prompt brief without music WHEN the agents plan it THEN the audio producer is
+    offered the folders' moods, picks one, and a track of that mood plays under the video."""
+    from fake_ollama import FakeOllama
+
+    root = _library(tmp_path / "musicas")
+    with FakeOllama() as fake:
+        env = make_env(video={"preset": "custom", "width": 160, "height": 90, "fps": 10, "x264_preset": "ultrafast"},
+                       llm={"host": fake.url, "remote": False}, assets={"music": {"folders": [str(root)]}})
+        (env.inbox / "sol.yaml").write_text(
+            "version: 1\nkind: video\nprompt: Um dia de sol na praia\nduration_seconds: 8\n", encoding="utf-8")
+        assert env.once(max_wait=120) == 0
+        assert "music_moods" in fake.sent_text()
+    sidecar = env.sidecar("sol")
+    stages = {s["name"]: s["facts"] for s in sidecar["stages"]}
+    chosen = stages["assets"]["music"]["chosen"]
+    assert stages["assets"]["music"]["mood"] and chosen["credit"]
+    assert stages["render"]["music_track"]["credit"] == chosen["credit"]
+    scenes = yaml.safe_load((env.outbox / "sol.scenes.yaml").read_text(encoding="utf-8"))
+    assert scenes["music"]["chosen"]["id"] == chosen["id"]

@@ -111,6 +111,7 @@ class AudioAnswer(_Answer):
     scenes: list[SpokenScene] = Field(min_length=1, max_length=MAX_SCENES)
     speed: float = Field(ge=0.7, le=1.3, description="speaking speed factor, 1.0 = normal")
     music_db: float = Field(ge=-40, le=0, description="background music level under the voice, in dB")
+    mood: str = Field("", max_length=40, description="the music's mood, one of music_moods (empty: no music)")
 
 
 class EditedScene(_Answer):
@@ -231,15 +232,21 @@ async def run_visual_planner(
 
 
 async def run_audio_producer(
-    llm: LlmClient, cfg: LlmConfig, language: str, scenes: list[dict[str, Any]], has_music: bool
+    llm: LlmClient, cfg: LlmConfig, language: str, scenes: list[dict[str, Any]], has_music: bool,
+    moods: list[str] | None = None,
 ) -> tuple[AudioAnswer, CallRecord]:
-    """Narration made ready for TTS (respellings, pauses), speaking speed and music level."""
+    """Narration made ready for TTS (respellings, pauses), speaking speed and music level.
+
+    With ``moods`` (those the user's music folders offer) it also picks the music's mood.
+    """
     count = len(scenes)
 
     def check(answer: AudioAnswer) -> None:
         _check_scene_numbers([s.scene for s in answer.scenes], count, "the audio direction")
 
-    inputs = {"scenes": scenes, "has_music": has_music}
+    inputs: dict[str, Any] = {"scenes": scenes, "has_music": has_music}
+    if moods:
+        inputs["music_moods"] = moods
     return await _ask(llm, "audio_producer", cfg.roles.audio_producer, language, inputs, AudioAnswer, check)
 
 

@@ -24,23 +24,37 @@ from .base import asset_dir
 from .music import MusicIndex, Track
 
 if TYPE_CHECKING:
+    from ..config import Config
     from ..stage import StageContext
 
-__all__ = ["choose_music", "music_source", "index_for"]
+__all__ = ["choose_music", "music_source", "index_for", "music_moods"]
 
 _WORDS_PER_SECOND = 2.5
 
 
-def index_for(ctx: StageContext) -> MusicIndex | None:
+def index_for(config: Config) -> MusicIndex | None:
     """The music index of ``assets.music``, or None when no folders are configured."""
-    music = ctx.config.assets.music
+    music = config.assets.music
     if not music.folders:
         return None
-    path = Path(music.index).expanduser() if music.index else Path(ctx.config.state_dir) / "assets" / "music.sqlite"
+    path = Path(music.index).expanduser() if music.index else Path(config.state_dir) / "assets" / "music.sqlite"
     try:
         return MusicIndex(path, [Path(f) for f in music.folders], max_files=music.max_files)
     except OSError as e:
         raise TransientError(f"the music index {path} cannot be opened ({e.strerror}).") from e
+
+
+def music_moods(config: Config) -> list[str]:
+    """The moods the user's music folders offer (none when no folders are configured or none can be read)."""
+    try:
+        index = index_for(config)
+    except TransientError:
+        return []
+    if index is None:
+        return []
+    with index:
+        index.scan()
+        return index.moods()
 
 
 def _estimate_seconds(brief: VideoBrief) -> float:
@@ -74,7 +88,7 @@ def choose_music(ctx: StageContext, brief: VideoBrief) -> tuple[MusicChoice | No
         return None, {}
     label = ctx.label("brief")
     wanted = {"mood": music.mood, "words": music.words or []}
-    index = index_for(ctx)
+    index = index_for(ctx.config)
     if index is None:
         ctx.warn(f"{label}: music asks for a mood ('{music.mood}') but no music folders are configured "
                  "(assets.music.folders); the video has no music.")

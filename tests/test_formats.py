@@ -121,6 +121,7 @@ def test_three_formats_come_from_one_job_with_the_face_in_frame(make_env: Callab
         cover = env.outbox / name.replace(".mp4", ".jpg")
         with Image.open(cover) as im:
             assert im.size == (w, h)
+            assert detect_faces(im.convert("RGB")), f"no face on {cover.name}"  # the designed cover
         frame = Image.fromarray(_frame(env.outbox / name, 0.5, w, h))
         assert detect_faces(frame), f"no face in {name}'s frame"
     assert len(durations) == 1  # one narration, one timeline
@@ -129,3 +130,4 @@ def test_three_formats_come_from_one_job_with_the_face_in_frame(make_env: Callab
     facts = next(s for s in sidecar["stages"] if s["name"] == "render")["facts"]
     assert [f["format"] for f in facts["formats"]] == ["landscape", "vertical", "square"]
     assert facts["scenes"][0]["subject"]["method"] == "faces"
+    assert facts["cover"]["title"] is True and all(f["cover_title"] for f in facts["formats"])

@@ -39,6 +39,7 @@ from ..brief import Scene, VideoBrief, load_brief, parse_brief, resolve_asset
 from ..errors import InputError
 from ..media.audio import FINAL_AUDIO_FORMAT, check_audio, duck_filter, gain_filter, measure_loudness
 from ..media.clips import ClipFrames, ClipInfo, check_clip
+from ..media.cover import make_cover
 from ..media.encoder import Encoder, choose_encoder
 from ..media.ffmpeg import SAFE_INPUT_ARGS, escape_filter_path, run_ffmpeg
 from ..media.framing import SAFE_AREAS, FrameShape, SafeArea, Subjects
@@ -113,6 +114,11 @@ class VoiceStage(Stage):
         (ctx.work / "voice.json").write_text(json.dumps({"scenes": scenes}, ensure_ascii=False))
         facts = {"scenes": n, "spoken_seconds": round(sum(s["duration"] for s in scenes), 3)}
         return StageResult(artifacts={"voice": "voice.json"}, facts=facts, guardrail_findings=findings, tts=tts)
+
+
+def cover_title(brief: VideoBrief) -> str | None:
+    """The words on the cover: the brief's title, else the first on-screen title; never invented."""
+    return brief.title or next((s.title for s in brief.scenes or [] if s.title), None)
 
 
 def _caption_frame(ctx: StageContext, brief: VideoBrief) -> tuple[int, int]:
@@ -248,6 +254,7 @@ class RenderStage(Stage):
         publish = {".srt": "srt"}
         made: list[dict[str, Any]] = []
         facts_scenes: list[dict[str, Any]] = []
+        cover_facts: dict[str, Any] = {}
         highlighted = 0
         encoder = choose_encoder(cfg.video)
         for n, shape in enumerate(shapes):
@@ -261,14 +268,18 @@ class RenderStage(Stage):
                                                       subjects=subjects, title_top=safe.top if safe else 0.08)
             if n == 0:
                 facts_scenes = scene_facts
-            out, poster, lit = self._encode(ctx, brief, voice, cues, starts, specs, soundtrack, measured, fade,
-                                            frames, total, lengths[0], width, height, style, safe, tag, encoder,
+            cards = [f["kind"] == "title" for f in scene_facts]
+            out, poster, lit, cover = self._encode(ctx, brief, voice, cues, starts, specs, soundtrack, measured, fade,
+                                            frames, total, cards, width, height, style, safe, tag, encoder,
                                             base_progress=0.05 + 0.93 * n / len(shapes), share=0.93 / len(shapes))
             highlighted = highlighted or lit
             artifacts.update({f"video{role}": out.name, f"poster{role}": poster.name})
             publish.update({f"{tag}.mp4": f"video{role}", f"{tag}.jpg": f"poster{role}"})
             made.append({"format": shape or cfg.video.preset, "width": width, "height": height,
-                         "video": f"{tag}.mp4", "cover": f"{tag}.jpg"})
+                         "video": f"{tag}.mp4", "cover": f"{tag}.jpg", "cover_scene": cover["scene"],
+                         "cover_title": cover["title"]})
+            if n == 0:
+                cover_facts = cover
         for i in range(len(scenes)):
             found = subjects.get(str(i))
             if found is not None:
@@ -283,15 +294,16 @@ class RenderStage(Stage):
                    "caption_style": style, "captions_word_highlighted": highlighted,
                    "music": music is not None, "clips_ducked": len(ducked), **encoder.facts(), "render": "one pass",
                    **({"formats": made} if len(made) > 1 or brief.formats else {}), **music_facts,
+                   "cover": cover_facts,
                    "loudness": {"measured_lufs": measured.get("input_i"), "target_lufs": cfg.audio.loudness_lufs}},
         )
 
     @staticmethod
     def _encode(ctx: StageContext, brief: VideoBrief, voice: list[dict[str, Any]], cues: list[Cue],
                 starts: list[float], specs: list[SceneSpec], soundtrack: Path, measured: dict[str, Any], fade: int,
-                frames: int, total: float, first_length: float, width: int, height: int, style: str,
+                frames: int, total: float, cards: list[bool], width: int, height: int, style: str,
                 safe: SafeArea | None, tag: str, encoder: Encoder, *, base_progress: float, share: float,
-                ) -> tuple[Path, Path, int]:
+                ) -> tuple[Path, Path, int, dict[str, Any]]:
         """One format's video: its frames piped into one encoder that burns its captions and muxes the sound."""
         cfg = ctx.config
         label = ctx.label("brief")
@@ -337,9 +349,9 @@ class RenderStage(Stage):
         finally:
             timeline.close()
         poster = ctx.work / f"poster{tag}.jpg"
-        run_ffmpeg(["-ss", f"{min(total / 2, first_length * 0.5):.3f}", "-i", str(out), "-frames:v", "1",
-                    "-q:v", "3", str(poster)], timeout=ctx.timeout, file_label=label, stage=ctx.stage)
-        return out, poster, highlighted
+        # The cover: the best scene picture (sharpness, faces) with the title large, in the safe area.
+        cover = make_cover(specs, cards, cover_title(brief), cfg.scenes.title_font_file, safe, poster)
+        return out, poster, highlighted, cover
 
     @staticmethod
     def _scene_specs(ctx: StageContext, brief: VideoBrief, scenes: list[Scene], counts: list[int], width: int,

@@ -505,6 +505,14 @@ def _auto_answer(body: dict[str, Any]) -> str:
             ],
             "notes": "A duração estimada está perto da duração alvo.",
         }
+    elif title == "PostAnswer":
+        video = data.get("video", {})
+        said = [str(n) for n in video.get("scenes", [])]
+        answer = {
+            "title": video.get("title") or (video.get("on_screen") or ["Um vídeo curto"])[0],
+            "description": " ".join(said[:2]) or "Um vídeo curto.",
+            "hashtags": ["#Vídeo", "dica rápida", "#Ciência"],
+        }
     elif schema is not None:
         answer = _from_schema(schema, schema)
     else:

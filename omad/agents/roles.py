@@ -114,6 +114,15 @@ class AudioAnswer(_Answer):
     mood: str = Field("", max_length=40, description="the music's mood, one of music_moods (empty: no music)")
 
 
+class PostAnswer(_Answer):
+    """The publisher's words to post the video with (pt-BR)."""
+
+    title: str = Field(min_length=1, max_length=100, description="the video's title, at most 100 characters")
+    description: str = Field(max_length=2000, description="a short description of the video, from its narration")
+    hashtags: list[Annotated[str, Field(max_length=40)]] = Field(
+        max_length=12, description="hashtags without spaces, each starting with #")
+
+
 class EditedScene(_Answer):
     from_scenes: list[int] = Field(min_length=1, max_length=MAX_SCENES, description="planned scenes it is made of")
     narration: str = Field(min_length=1, max_length=3000, description="final narration")
@@ -274,3 +283,15 @@ async def run_editor(
         "scenes": plan,
     }
     return await _ask(llm, "editor", cfg.roles.editor, language, inputs, EditorAnswer, check)
+
+
+async def run_publisher(
+    llm: LlmClient, cfg: LlmConfig, language: str, video: dict[str, Any]
+) -> tuple[PostAnswer, CallRecord]:
+    """The title (at most 100 characters), description and hashtags to post the finished video with."""
+
+    def check(answer: PostAnswer) -> None:
+        if not answer.title.strip():
+            raise ValueError("the title is empty")
+
+    return await _ask(llm, "publisher", cfg.roles.publisher, language, {"video": video}, PostAnswer, check)

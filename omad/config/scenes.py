@@ -155,6 +155,7 @@ class LlmRoles(Section):
     visual_planner: LlmRole = _role("gemma2:2b", "qwen2:1.5b")
     audio_producer: LlmRole = _role("mistral:7b-instruct", "qwen2.5:3b-instruct")
     editor: LlmRole = _role("qwen2:1.5b", "qwen2.5:3b-instruct")
+    publisher: LlmRole = _role("qwen2.5:3b-instruct", "qwen2:1.5b")
 
 
 class LlmConfig(Section):

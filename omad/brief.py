@@ -112,7 +112,7 @@ class Img2VidBrief(_BriefBase):
     seconds: float | None = Field(None, gt=0, le=600, description="clip length without audio")
     motion: Motion | None = Field(None, description="Ken Burns preset")
     fit: Literal["cover", "fit"] | None = Field(None, description="cover or fit (on a blurred copy)")
-    format: Literal["landscape", "vertical"] | None = Field(None, description="output frame")
+    format: Literal["landscape", "vertical", "square"] | None = Field(None, description="output frame")
 
 
 class AddAudioBrief(_BriefBase):

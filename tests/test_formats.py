@@ -131,3 +131,19 @@ def test_three_formats_come_from_one_job_with_the_face_in_frame(make_env: Callab
     assert [f["format"] for f in facts["formats"]] == ["landscape", "vertical", "square"]
     assert facts["scenes"][0]["subject"]["method"] == "faces"
     assert facts["cover"]["title"] is True and all(f["cover_title"] for f in facts["formats"])
+
+
+def test_the_create_form_asks_for_more_formats_and_a_music_mood() -> None:
+    """GIVEN the Create form with 'vertical' chosen, 'also landscape' and 'also square' ticked and a music mood
+    WHEN it becomes a brief THEN the brief renders vertical first, then the others, with music by that mood."""
+    from omad.web.submit import brief_from_fields
+
+    fields = {"kind": "video", "prompt": "abelhas", "format": "vertical", "also_landscape": "on",
+              "also_vertical": "on", "also_square": "on", "music_mood": "alegre"}
+    data = brief_from_fields(fields, [])
+    assert data["formats"] == ["vertical", "landscape", "square"] and data["music"] == {"mood": "alegre"}
+    brief = parse_brief(data, "form")
+    assert brief.frame_shapes() == ["vertical", "landscape", "square"]  # type: ignore[union-attr]
+    # An uploaded track wins over the mood; no box ticked: one format as before.
+    plain = brief_from_fields({"kind": "video", "prompt": "x", "music_mood": "calmo"}, ["trilha.mp3"])
+    assert plain["music"] == "trilha.mp3" and "formats" not in plain

@@ -44,7 +44,8 @@ KINDS = (("", N_("let omad decide from the files")),
          ("video", N_("video: agents write it from a prompt")),
          ("transcribe", N_("transcribe: captions from the speech of a video or recording")))
 #: The Create form's picture formats.
-FORMATS = (("", N_("default")), ("landscape", N_("landscape")), ("vertical", N_("vertical")))
+FORMATS = (("", N_("default")), ("landscape", N_("landscape")), ("vertical", N_("vertical")),
+           ("square", N_("square")))
 
 
 def _fact(value: Any) -> str:

@@ -43,7 +43,10 @@ __all__ = ["Submissions", "Submission", "Staged", "UploadRefused", "check_file_n
 
 _STAGING_PREFIX = ".omad-upload-"
 #: The Create page's brief fields (``kind`` picks which of the others apply).
-FORM_FIELDS = ("kind", "name", "text", "prompt", "voice", "format", "motion", "captions")
+FORM_FIELDS = ("kind", "name", "text", "prompt", "voice", "format", "motion", "captions", "also_landscape",
+               "also_vertical", "also_square", "music_mood")
+#: The Create page's "also render" checkboxes: more formats from the same video job.
+_ALSO = ("landscape", "vertical", "square")
 _CHUNK = 1024 * 1024
 
 
@@ -162,7 +165,14 @@ def brief_from_fields(fields: dict[str, str], names: list[str]) -> dict[str, Any
     elif kind == "video":
         put("prompt", fields.get("prompt", "").strip() or fields.get("text", "").strip())
         put("format", fields.get("format"))
+        also = [f for f in _ALSO if fields.get(f"also_{f}") in ("on", "true", "1", "yes")]
+        if also:
+            main = fields.get("format") or "landscape"
+            brief["formats"] = [main, *(f for f in also if f != main)]
         put("music", first("audio"))
+        mood = fields.get("music_mood", "").strip()
+        if mood and "music" not in brief:
+            brief["music"] = {"mood": mood}
         brief["captions"] = fields.get("captions") in ("on", "true", "1", "yes")
         if voice:
             brief["voice"] = voice_spec(voice)

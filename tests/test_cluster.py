@@ -510,7 +510,7 @@ def test_without_a_share_files_go_through_an_object_store(cluster: Callable[...,
         assert {s["facts"]["worker"] for s in side["stages"]} == {"omad@w1"}
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket="omad-jobs").get("Contents", [])]
         assert any(k.startswith("omad/blobs/") for k in keys) and any(k.startswith("omad/fences/") for k in keys)
-        assert sum(k.startswith("omad/results/") for k in keys) == 3  # assets, voice, render: one each
+        assert sum(k.startswith("omad/results/") for k in keys) == 4  # assets, voice, render, post: one each
         cache = w.folder / "state" / "cache"
         assert any(p.stat().st_size for p in cache.iterdir())  # the brief, and the voice's WAVs for the render
         mirrored = [p for p in (w.folder / "state" / "mirror").rglob("*") if p.is_file()]

@@ -32,6 +32,8 @@ __all__ = [
     "SceneVoice",
     "AssetSpec",
     "AssetRecord",
+    "MusicChoice",
+    "MusicRecord",
     "parse_brief",
     "load_brief",
     "resolve_asset",
@@ -92,6 +94,8 @@ class _BriefBase(_Model):
     files: ClassVar[dict[str, tuple[str, str]]] = {}
     uploads: ClassVar[tuple[str, ...]] = ()
     form: ClassVar[tuple[str, ...]] = ("name",)
+    #: form inputs that are not brief fields themselves; :meth:`from_form` turns them into brief fields
+    form_inputs: ClassVar[tuple[str, ...]] = ()
     one_of: ClassVar[tuple[tuple[str, ...], ...]] = ()
     label: ClassVar[str] = ""
     routes: ClassVar[tuple[str, ...]] = ()
@@ -126,6 +130,10 @@ class _BriefBase(_Model):
     def roles(cls) -> set[str]:
         """The input roles this kind's files fill (indexed roles, such as ``scene{i}_image``, left out)."""
         return {role for role, _kind in cls.files.values() if "{" not in role}
+
+    @classmethod
+    def from_form(cls, fields: dict[str, str], brief: dict[str, Any]) -> None:
+        """Fill ``brief`` from the :attr:`form_inputs` among the Create form's ``fields`` (none by default)."""
 
     def route(self) -> str:
         """The route a job of this brief takes."""
@@ -189,7 +197,7 @@ class Img2VidBrief(_BriefBase):
     seconds: float | None = Field(None, gt=0, le=600, description="clip length without audio")
     motion: Motion | None = Field(None, description="Ken Burns preset")
     fit: Literal["cover", "fit"] | None = Field(None, description="cover or fit (on a blurred copy)")
-    format: Literal["landscape", "vertical"] | None = Field(None, description="output frame")
+    format: Literal["landscape", "vertical", "square"] | None = Field(None, description="output frame")
 
 
 class AddAudioBrief(_BriefBase):
@@ -325,17 +333,55 @@ class CaptionSpec(_Model):
     )
 
 
+class MusicRecord(_Model):
+    """The track omad chose from the music folders: written by the asset stage, read back when dropped again."""
+
+    file: str = Field(..., max_length=255, description="the copy omad keeps in the job's work/assets/")
+    id: str = Field("", max_length=4096, description="the track in your music folders")
+    title: str = Field("", max_length=300, description="its title tag")
+    artist: str = Field("", max_length=300, description="its artist tag")
+    genre: str = Field("", max_length=300, description="its genre tag")
+    mood: str = Field("", max_length=300, description="its mood tag")
+    seconds: float = Field(0.0, ge=0, description="its length")
+    why: str = Field("", max_length=500, description="the words that matched")
+    credit: str = Field("", max_length=400, description="the credit line")
+
+
+class MusicChoice(_Model):
+    """Background music: a file in the bundle, or a mood (and words) to choose a track of assets.music.folders by."""
+
+    file: str | None = Field(None, description="a music file in the bundle")
+    mood: str | None = Field(None, max_length=40, description="alegre, calmo, epico... (your tracks' mood tags, "
+                                                               "genres and folder names)")
+    words: list[Annotated[str, Field(max_length=40)]] | None = Field(
+        None, max_length=10, description="more words to match (genre, instrument, comment)")
+    chosen: MusicRecord | None = Field(None, description="the track omad chose (written by omad; delete to choose "
+                                                         "again)")
+
+    @model_validator(mode="after")
+    def _something(self) -> MusicChoice:
+        if not (self.file or self.mood or self.words or self.chosen):
+            raise ValueError("music needs a 'file' in the bundle or a 'mood' to choose a track by")
+        return self
+
+
 class VideoBrief(_BriefBase):
     files = {"scenes[].image": ("scene{i}_image", "image"), "assets[].file": ("asset{i}", "image"),
              "music": ("music", "audio"), "voice.reference_audio": ("reference", "audio")}
     uploads = ("music",)
     form = ("name", "prompt", "format", "captions", "voice", "review")
+    form_inputs = ("also_landscape", "also_vertical", "also_square", "music_mood")
     label = N_("video: agents write it from a prompt")
     routes = ("video", "agent-video")
 
     kind: Literal["video"]
     title: str | None = Field(None, description="video title")
-    format: Literal["landscape", "vertical"] | None = Field(None, description="output frame")
+    format: Literal["landscape", "vertical", "square"] | None = Field(None, description="output frame")
+    formats: list[Literal["landscape", "vertical", "square"]] | None = Field(
+        None, min_length=1, max_length=3,
+        description="several frames from one job (same voice and pictures): the first is X.mp4, the others "
+                    "X.vertical.mp4, X.square.mp4...; overrides 'format'",
+    )
     scenes: list[Scene] | None = Field(None, description="scenes rendered as written (no LLM)")
     prompt: str | None = Field(None, description="without scenes: what the agents should make")
     topic: str | None = Field(None, description="agent video: subject")
@@ -344,7 +390,9 @@ class VideoBrief(_BriefBase):
     duration_seconds: float | None = Field(None, gt=0, le=900, description="agent video: target length")
     language: str = Field("pt-BR", description="language of narration and captions")
     assets: list[AssetSpec] = Field(default_factory=list, description="bundle files the agents may use")
-    music: str | None = Field(None, description="background music file, ducked under the voice")
+    music: str | MusicChoice | None = Field(
+        None, description="background music ducked under the voice: a file in the bundle, or {mood: alegre} to "
+                          "choose one of your tracks (assets.music.folders)")
     music_db: float | None = Field(None, le=0, description="music level under the voice, dB")
     captions: bool = Field(True, description="burn captions generated from the narration")
     caption: CaptionSpec | None = Field(None, description="how the captions look (default: caption.* in config)")
@@ -380,7 +428,39 @@ class VideoBrief(_BriefBase):
             scene = scenes[int(key[len("scenes["):key.index("]")])]
             return scene.asset is None or bool(scene.image and (base / scene.image).is_file())
 
-        return [ref for ref in super().file_refs(base) if kept(ref[2])]
+        refs = [ref for ref in super().file_refs(base) if kept(ref[2])]
+        if isinstance(self.music, MusicChoice) and self.music.file:  # {file: ..., mood: ...}: the file still travels
+            refs.append(("music", self.music.file, "music.file"))
+        return refs
+
+    @field_validator("formats")
+    @classmethod
+    def _distinct_formats(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and len(set(v)) != len(v):
+            raise ValueError(f"names a format twice ({', '.join(v)}); list each of landscape, vertical, square once")
+        return v
+
+    @property
+    def music_file(self) -> str | None:
+        """The music file the bundle carries, if the brief names one."""
+        return self.music if isinstance(self.music, str) else self.music.file if self.music else None
+
+    def frame_shapes(self) -> list[str | None]:
+        """The formats to render, first the one published as X.mp4; ``[None]``: the config's preset alone."""
+        if self.formats:
+            return list(self.formats)
+        return [self.format]
+
+    @classmethod
+    def from_form(cls, fields: dict[str, str], brief: dict[str, Any]) -> None:
+        # The "also render" boxes: more formats from the same job, the chosen format first.
+        also = [f for f in ("landscape", "vertical", "square") if fields.get(f"also_{f}") in ("on", "true", "1", "yes")]
+        if also:
+            main = fields.get("format") or "landscape"
+            brief["formats"] = [main, *(f for f in also if f != main)]
+        mood = fields.get("music_mood", "").strip()
+        if mood and "music" not in brief:
+            brief["music"] = {"mood": mood}
 
 
 Brief = Annotated[

@@ -493,6 +493,8 @@ def _auto_answer(body: dict[str, Any]) -> str:
             "scenes": [{"scene": s["scene"], "narration": _respell(s["narration"])} for s in data.get("scenes", [])],
             "speed": 1.0,
             "music_db": -20.0,
+            # The first mood the user's folders offer, as a producer who likes it cheerful would.
+            "mood": (data.get("music_moods") or [""])[0],
         }
     elif title == "EditorAnswer":
         answer = {
@@ -502,6 +504,14 @@ def _auto_answer(body: dict[str, Any]) -> str:
                 for s in data.get("scenes", [])
             ],
             "notes": "A duração estimada está perto da duração alvo.",
+        }
+    elif title == "PostAnswer":
+        video = data.get("video", {})
+        said = [str(n) for n in video.get("scenes", [])]
+        answer = {
+            "title": video.get("title") or (video.get("on_screen") or ["Um vídeo curto"])[0],
+            "description": " ".join(said[:2]) or "Um vídeo curto.",
+            "hashtags": ["#Vídeo", "dica rápida", "#Ciência"],
         }
     elif schema is not None:
         answer = _from_schema(schema, schema)

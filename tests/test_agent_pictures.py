@@ -50,7 +50,7 @@ def run(make_env: Callable[..., Env], servers: tuple[FakeOllama, FakeStock], tmp
     (env.inbox / "natureza.yaml").write_text(BRIEF, encoding="utf-8")
     assert env.once(max_wait=120) == 0
     side = env.sidecar("natureza")
-    assert [s["name"] for s in side["stages"]] == ["plan", "assets", "voice", "render"]
+    assert [s["name"] for s in side["stages"]] == ["plan", "assets", "voice", "render", "post"]
     return env, side
 
 
@@ -84,7 +84,7 @@ def test_library_then_stock_then_title_card_with_licences_in_the_sidecar(
     (env.inbox / "de-novo.yaml").write_text(yaml.safe_dump(again, allow_unicode=True), encoding="utf-8")
     assert env.once(max_wait=120) == 0
     side2 = env.sidecar("natureza-de-novo")
-    assert side2["route"] == "video" and [s["name"] for s in side2["stages"]] == ["assets", "voice", "render"]
+    assert side2["route"] == "video" and [s["name"] for s in side2["stages"]] == ["assets", "voice", "render", "post"]
     assert side2["stages"][0]["facts"]["searched"] == 1  # only the title-card scene is searched for again
     assert [s.get("source") for s in side2["stages"][2]["facts"]["scenes"]] == ["library", "pexels", None]
     assert [r for r in stock.requests if "/files/" in r.path] == downloads

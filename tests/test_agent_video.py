@@ -65,7 +65,7 @@ def test_prompt_brief_becomes_a_narrated_captioned_video(make_env: Callable[...,
     assert {"flor.jpg", "colmeia.png"} <= images
     assert (env.outbox / "abelhas.jpg").exists()
     side = env.sidecar("abelhas")
-    assert [s["name"] for s in side["stages"]] == ["plan", "assets", "voice", "render"]
+    assert [s["name"] for s in side["stages"]] == ["plan", "assets", "voice", "render", "post"]
     agents = side["stages"][0]["facts"]["agents"]
     assert {a["role"] for a in agents} >= {"supervisor", "script_writer", "visual_planner", "audio_producer",
                                             "editor"}

@@ -356,8 +356,8 @@ def test_kill_9_of_the_daemon_is_reconciled_on_restart_without_rerunning_finishe
         finally:
             if first.poll() is None:
                 first.kill()
-    assert [e["stage"] for _, e in c.started()] == ["assets", "voice", "render"]  # each once
-    assert outputs(c.env.outbox) == ["v.jpg", "v.json", "v.mp4", "v.srt"]
+    assert [e["stage"] for _, e in c.started()] == ["assets", "voice", "render", "post"]  # each once
+    assert outputs(c.env.outbox) == ["v.jpg", "v.json", "v.mp4", "v.post.json", "v.srt"]
     daemon_log = (c.root / "daemon.log").read_text()
     assert "stage_adopted" in daemon_log
     assert c.env.sidecar("v")["attempts"] == 1  # the daemon's crash is not charged to the job
@@ -505,12 +505,12 @@ def test_without_a_share_files_go_through_an_object_store(cluster: Callable[...,
         _scene_brief(c.env.inbox)
         with Running(c.env.daemon()):
             wait_done(c.env, 1, timeout=180)
-        assert outputs(c.env.outbox) == ["v.jpg", "v.json", "v.mp4", "v.srt"]
+        assert outputs(c.env.outbox) == ["v.jpg", "v.json", "v.mp4", "v.post.json", "v.srt"]
         side = c.env.sidecar("v")
         assert {s["facts"]["worker"] for s in side["stages"]} == {"omad@w1"}
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket="omad-jobs").get("Contents", [])]
         assert any(k.startswith("omad/blobs/") for k in keys) and any(k.startswith("omad/fences/") for k in keys)
-        assert sum(k.startswith("omad/results/") for k in keys) == 3  # assets, voice, render: one each
+        assert sum(k.startswith("omad/results/") for k in keys) == 4  # assets, voice, render, post: one each
         cache = w.folder / "state" / "cache"
         assert any(p.stat().st_size for p in cache.iterdir())  # the brief, and the voice's WAVs for the render
         mirrored = [p for p in (w.folder / "state" / "mirror").rglob("*") if p.is_file()]

@@ -94,7 +94,7 @@ def test_a_scene_video_has_two_speakers(make_env: Callable[..., Env]) -> None:
     spoken = voice_stage["facts"]["tts"]
     assert [t["voice"] for t in spoken] == ["pt_BR-ana-medium", "pt_BR-beto-medium", "pt-br"]
     assert [t["engine"] for t in spoken] == ["piper", "piper", "espeak"]
-    render = record["stages"][-1]["facts"]
+    render = next(s for s in record["stages"] if s["name"] == "render")["facts"]
     assert render["captions_word_highlighted"] == render["captions"] >= 2
     assert (env.outbox / "dupla.mp4").stat().st_size > 0
     cues, _ = read_srt(env.outbox / "dupla.srt", "dupla.srt")

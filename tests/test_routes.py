@@ -157,7 +157,7 @@ scenes:
     assert info.duration == pytest.approx(cues[-1].end + 0.6, abs=0.6)
     assert probe(small.outbox / "promo.jpg").width == 320
     side = small.sidecar("promo")
-    assert [s["name"] for s in side["stages"]] == ["assets", "voice", "render"]
+    assert [s["name"] for s in side["stages"]] == ["assets", "voice", "render", "post"]
     render = side["stages"][2]["facts"]
     assert [s["kind"] for s in render["scenes"]] == ["title", "image"] and render["music"] is True
     assert loudness(out) == pytest.approx(-16.0, abs=1.0)

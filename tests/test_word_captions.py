@@ -170,7 +170,7 @@ def test_word_highlight_lights_the_spoken_word(make_env: Callable[..., Env]) -> 
              "    background: \"#000000\"\n")
     (env.inbox / "curto.yaml").write_text(brief, encoding="utf-8")
     assert env.once() == 0
-    facts = env.sidecar("curto")["stages"][-1]["facts"]
+    facts = next(s for s in env.sidecar("curto")["stages"] if s["name"] == "render")["facts"]
     assert facts["caption_style"] == "word_highlight"
     assert facts["captions_word_highlighted"] == facts["captions"] >= 1
     cues, _ = read_srt(env.outbox / "curto.srt", "curto.srt")

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
+from ..assets.soundtrack import music_moods
 from ..brief import MOTIONS, AssetSpec, Scene, VideoBrief, resolve_asset
 from ..errors import InputError, OmadError, ToolTimeout, TransientError
 from .client import CallRecord, LlmClient
@@ -235,12 +236,15 @@ async def _plan(
             for i, p in enumerate(planned)
         ]
 
+        # Without music in the brief, the audio producer picks a mood from those the user's folders offer.
+        moods = [] if brief.music else music_moods(config)
         # Asked even without bundle images: its description and keywords let the asset stage find pictures.
         run_visual = "visual_planner" in requested
         run_audio = "audio_producer" in requested
         results = await asyncio.gather(
             _maybe(run_visual, lambda: run_visual_planner(llm, llm_cfg, language, script_in, images)),
-            _maybe(run_audio, lambda: run_audio_producer(llm, llm_cfg, language, script_in, bool(brief.music))),
+            _maybe(run_audio, lambda: run_audio_producer(llm, llm_cfg, language, script_in,
+                                                         bool(brief.music) or bool(moods), moods)),
             return_exceptions=True,
         )
         for result in results:
@@ -279,7 +283,7 @@ async def _plan(
         await run.vet("editor")
 
     final_seconds = sum(spoken_seconds(s.narration, wps, speed) + padding for s in scenes)
-    scene_brief = _scene_brief(brief, scenes, audio)
+    scene_brief = _scene_brief(brief, scenes, audio, moods)
     summary = {
         "language": language,
         "target_duration_seconds": round(target, 1),
@@ -375,12 +379,16 @@ def _final_scenes(edit: EditorAnswer, planned: list[_Planned], run: _Run) -> lis
     return scenes
 
 
-def _scene_brief(brief: VideoBrief, scenes: list[Scene], audio: AudioAnswer | None) -> VideoBrief:
+def _scene_brief(brief: VideoBrief, scenes: list[Scene], audio: AudioAnswer | None,
+                 moods: list[str] | None = None) -> VideoBrief:
     voice = brief.voice.model_dump(exclude_none=True) if brief.voice else None
     if audio is not None and (voice is None or "speed" not in voice):
         voice = {**(voice or {}), "speed": audio.speed}
+    music: Any = brief.music
+    if music is None and audio is not None and audio.mood.strip().lower() in (moods or []):
+        music = {"mood": audio.mood.strip().lower()}
     music_db = brief.music_db
-    if brief.music and music_db is None and audio is not None:
+    if music and music_db is None and audio is not None:
         music_db = audio.music_db
     data = {
         "version": 1,
@@ -388,10 +396,11 @@ def _scene_brief(brief: VideoBrief, scenes: list[Scene], audio: AudioAnswer | No
         "name": brief.name,
         "title": brief.title,
         "format": brief.format,
+        "formats": brief.formats,
         "scenes": [s.model_dump(exclude_none=True) for s in scenes],
         "language": brief.language,
         "assets": [a.model_dump() for a in brief.assets],
-        "music": brief.music,
+        "music": music,
         "music_db": music_db,
         "captions": brief.captions,
         "caption": brief.caption.model_dump(exclude_none=True) if brief.caption else None,

@@ -111,6 +111,16 @@ class AudioAnswer(_Answer):
     scenes: list[SpokenScene] = Field(min_length=1, max_length=MAX_SCENES)
     speed: float = Field(ge=0.7, le=1.3, description="speaking speed factor, 1.0 = normal")
     music_db: float = Field(ge=-40, le=0, description="background music level under the voice, in dB")
+    mood: str = Field("", max_length=40, description="the music's mood, one of music_moods (empty: no music)")
+
+
+class PostAnswer(_Answer):
+    """The publisher's words to post the video with (pt-BR)."""
+
+    title: str = Field(min_length=1, max_length=100, description="the video's title, at most 100 characters")
+    description: str = Field(max_length=2000, description="a short description of the video, from its narration")
+    hashtags: list[Annotated[str, Field(max_length=40)]] = Field(
+        max_length=12, description="hashtags without spaces, each starting with #")
 
 
 class EditedScene(_Answer):
@@ -231,15 +241,21 @@ async def run_visual_planner(
 
 
 async def run_audio_producer(
-    llm: LlmClient, cfg: LlmConfig, language: str, scenes: list[dict[str, Any]], has_music: bool
+    llm: LlmClient, cfg: LlmConfig, language: str, scenes: list[dict[str, Any]], has_music: bool,
+    moods: list[str] | None = None,
 ) -> tuple[AudioAnswer, CallRecord]:
-    """Narration made ready for TTS (respellings, pauses), speaking speed and music level."""
+    """Narration made ready for TTS (respellings, pauses), speaking speed and music level.
+
+    With ``moods`` (those the user's music folders offer) it also picks the music's mood.
+    """
     count = len(scenes)
 
     def check(answer: AudioAnswer) -> None:
         _check_scene_numbers([s.scene for s in answer.scenes], count, "the audio direction")
 
-    inputs = {"scenes": scenes, "has_music": has_music}
+    inputs: dict[str, Any] = {"scenes": scenes, "has_music": has_music}
+    if moods:
+        inputs["music_moods"] = moods
     return await _ask(llm, "audio_producer", cfg.roles.audio_producer, language, inputs, AudioAnswer, check)
 
 
@@ -267,3 +283,15 @@ async def run_editor(
         "scenes": plan,
     }
     return await _ask(llm, "editor", cfg.roles.editor, language, inputs, EditorAnswer, check)
+
+
+async def run_publisher(
+    llm: LlmClient, cfg: LlmConfig, language: str, video: dict[str, Any]
+) -> tuple[PostAnswer, CallRecord]:
+    """The title (at most 100 characters), description and hashtags to post the finished video with."""
+
+    def check(answer: PostAnswer) -> None:
+        if not answer.title.strip():
+            raise ValueError("the title is empty")
+
+    return await _ask(llm, "publisher", cfg.roles.publisher, language, {"video": video}, PostAnswer, check)

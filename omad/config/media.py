@@ -15,6 +15,10 @@ class VideoConfig(Section):
     )
     width: int = Field(1920, ge=16, description="output width when preset is custom")
     height: int = Field(1080, ge=16, description="output height when preset is custom")
+    long_side: int = Field(
+        1920, ge=64, le=7680, description="landscape, vertical and square frames: the long side in pixels "
+        "(1920: 1920x1080, 1080x1920, 1080x1080)"
+    )
     fps: int = Field(30, ge=1, le=120, description="output frame rate for generated video")
     crf: int = Field(20, ge=0, le=51, description="libx264 quality (lower is better and larger)")
     x264_preset: str = Field("veryfast", description="libx264 speed preset")
@@ -27,12 +31,16 @@ class VideoConfig(Section):
     audio_bitrate: str = Field("160k", description="AAC bitrate")
 
     def size(self, fmt: str | None = None) -> tuple[int, int]:
-        """The output frame: a brief's ``format`` (landscape or vertical) when given, else the preset."""
+        """The output frame: a brief's ``format`` (landscape, vertical or square) when given, else the preset."""
+        long = self.long_side - self.long_side % 2
+        short = round(long * 9 / 16 / 2) * 2
+        if fmt == "square":
+            return short, short
         preset = fmt if fmt in ("landscape", "vertical") else self.preset
         if preset == "landscape":
-            return 1920, 1080
+            return long, short
         if preset == "vertical":
-            return 1080, 1920
+            return short, long
         return self.width - self.width % 2, self.height - self.height % 2
 
 

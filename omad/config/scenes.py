@@ -71,6 +71,15 @@ class LibraryConfig(Section):
     max_files: int = Field(50000, ge=1, description="most files indexed across all folders")
 
 
+class MusicConfig(Section):
+    folders: list[str] = Field(
+        default_factory=list, description="folders of your own music, chosen by mood, genre and comment tags and "
+                                          "folder names (music: {mood: alegre} in a brief)"
+    )
+    index: str = Field("", description="the music SQLite index; empty: assets/music.sqlite in the state dir")
+    max_files: int = Field(20000, ge=1, description="most tracks indexed across all folders")
+
+
 class StockConfig(Section):
     pexels_key: str = Field("", description="Pexels API key (or $OMAD_PEXELS_KEY); never logged or recorded",
                             json_schema_extra=HOST)
@@ -109,6 +118,8 @@ class AssetsConfig(Section):
     min_score: int = Field(1, ge=1, description="library: least number of a scene's keywords a file must match")
     library: LibraryConfig = Field(default_factory=LibraryConfig, description="your own photos and clips",
                                    json_schema_extra=HOST)
+    music: MusicConfig = Field(default_factory=MusicConfig, description="your own music tracks, chosen by mood",
+                               json_schema_extra=HOST)
     stock: StockConfig = Field(default_factory=StockConfig, description="Pexels and Pixabay")
     generate: GenerateConfig = Field(default_factory=GenerateConfig, description="images generated on the GPU lane")
     stability: StabilityConfig = Field(
@@ -147,6 +158,7 @@ class LlmRoles(Section):
     visual_planner: LlmRole = _role("gemma2:2b", "qwen2:1.5b")
     audio_producer: LlmRole = _role("mistral:7b-instruct", "qwen2.5:3b-instruct")
     editor: LlmRole = _role("qwen2:1.5b", "qwen2.5:3b-instruct")
+    publisher: LlmRole = _role("qwen2.5:3b-instruct", "qwen2:1.5b")
 
 
 class LlmConfig(Section):

@@ -31,6 +31,7 @@ import hashlib
 import math
 import os
 import time
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from ..errors import ConfigError, InputError
 from .encoder import VideoOutput
 from .ffmpeg import AUDIO_DEMUXERS, SAFE_INPUT_ARGS, probe
 from .ffmpeg_run import Ffmpeg
+from .framing import Subject, centering
 from .pipe import Plane, Planes, encode_piped
 
 __all__ = [
@@ -258,9 +260,10 @@ def _load_image(
     return img, facts
 
 
-def _canvas(img: Image.Image, cw: int, ch: int, fit: str) -> Image.Image:
-    """The image framed to the output's aspect at the canvas size."""
-    cover = ImageOps.fit(img, (cw, ch), Image.Resampling.LANCZOS)
+def _canvas(img: Image.Image, cw: int, ch: int, fit: str,
+            centre: tuple[float, float] = (0.5, 0.5)) -> Image.Image:
+    """The image framed to the output's aspect at the canvas size (``centre``: where ``cover`` crops)."""
+    cover = ImageOps.fit(img, (cw, ch), Image.Resampling.LANCZOS, centering=centre)
     if fit == "cover":
         return cover
     # The backdrop is blurred at 1/8 size and enlarged: the same look as a
@@ -391,11 +394,14 @@ def prepare_still(
     seed: str,
     label: str,
     max_megapixels: float = 100.0,
+    subject: Callable[[Image.Image], Subject] | None = None,
 ) -> tuple[StillFrames, dict[str, Any]]:
     """Read ``source`` (an untrusted file, or a picture omad drew) once and return its frames and facts.
 
     The facts say what was read (format, sizes, EXIF orientation) and the
-    motion chosen; ``frames`` is how many frames the move spans.
+    motion chosen; ``frames`` is how many frames the move spans. With
+    ``subject`` (``omad.media.framing``), ``cover`` crops around what it
+    finds in the picture instead of its centre.
     """
     _check_frame(width, height, fit, zoom, label)
     chosen = resolve_motion(motion, seed, label)
@@ -404,8 +410,13 @@ def prepare_still(
         img, facts = _load_image(source, cw, ch, label, max_megapixels)
     else:
         img, facts = _to_rgb(source.copy()), {}
+    centre = (0.5, 0.5)
+    if subject is not None and fit == "cover":
+        found = subject(img)
+        centre = centering(found, img.size, (cw, ch))
+        facts["subject"] = found.to_dict()
     with img:
-        canvas = _canvas(img, cw, ch, fit)
+        canvas = _canvas(img, cw, ch, fit, centre)
     with canvas:
         planes = _planes(canvas)
     if chosen is not Motion.NONE:

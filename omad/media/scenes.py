@@ -41,12 +41,14 @@ class SceneFrames(Protocol):
 class TitleOverlay:
     """An on-screen title (white text on a translucent black box, top centre), ready to lay over frames.
 
+    ``top`` is where it starts, as a fraction of the height (the format's safe area).
+
     Drawn once with Pillow in a real TrueType font and kept as premultiplied
     Y'CbCr planes of its bounding box only, so laying it over a frame is a few
     integer array operations on that box.
     """
 
-    def __init__(self, text: str, width: int, height: int, font_file: str) -> None:
+    def __init__(self, text: str, width: int, height: int, font_file: str, top: float = 0.08) -> None:
         size = max(12, round(height * 0.06))
         try:
             font = ImageFont.truetype(font_file, size)
@@ -58,13 +60,14 @@ class TitleOverlay:
         spacing, border = size // 4, size // 2
         text_mask = Image.new("L", (width, height), 0)
         draw = ImageDraw.Draw(text_mask)
-        left, top, right, bottom = draw.multiline_textbbox((0, 0), text, font=font, spacing=spacing, align="center")
+        left, top_px, right, bottom = draw.multiline_textbbox((0, 0), text, font=font, spacing=spacing,
+                                                              align="center")
         x = (width - (right - left)) / 2 - left
-        y = height * 0.08 - top
+        y = height * top - top_px
         draw.multiline_text((x, y), text, font=font, fill=255, spacing=spacing, align="center")
         box_mask = Image.new("L", (width, height), 0)
         ImageDraw.Draw(box_mask).rectangle(
-            (x + left - border, y + top - border, x + right + border, y + bottom + border), fill=255
+            (x + left - border, y + top_px - border, x + right + border, y + bottom + border), fill=255
         )
         m = np.asarray(text_mask, dtype=np.float32) / 255.0
         b = np.asarray(box_mask, dtype=np.float32) / 255.0 * 0.45

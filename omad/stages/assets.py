@@ -38,6 +38,7 @@ from typing import Any
 import yaml
 
 from ..assets.base import Found, Source, SourceUnavailable, Want, asset_dir
+from ..assets.soundtrack import choose_music
 from ..brief import AssetRecord, Scene, VideoBrief, load_brief, parse_brief
 from ..errors import GuardrailBlocked, InputError, OmadError, TransientError
 from ..outbox import atomic_write_text
@@ -119,7 +120,7 @@ class AssetStage(Stage):
         pool = _Pool(ctx, order)
         choices: list[_Choice] = []
         findings: list[dict[str, Any]] = []
-        width, height = cfg.video.size(brief.format)
+        width, height = cfg.video.size(brief.frame_shapes()[0])
         changed = False
         try:
             for i, scene in enumerate(scenes):
@@ -146,6 +147,12 @@ class AssetStage(Stage):
         finally:
             pool.close()
         credits = list(dict.fromkeys(c.found.credit for c in choices if c.found is not None and c.found.credit))
+        # Music by mood: a track of the user's music folders, recorded in the brief like a picture.
+        music, music_facts = choose_music(ctx, brief)
+        if music is not None:
+            changed = True
+            if music.chosen is not None and music.chosen.credit:
+                credits.append(f"music: {music.chosen.credit}")
         facts: dict[str, Any] = {
             "sources": order,
             "privacy": privacy,
@@ -153,12 +160,13 @@ class AssetStage(Stage):
             "scenes": [c.facts() for c in choices],
             "credits": credits,
             "remote_requests": pool.remote_requests(),
+            **music_facts,
         }
         if pool.library_report is not None:
             facts["library"] = pool.library_report
         if not changed:
             return StageResult(facts=facts, guardrail_findings=findings)
-        new = brief.model_copy(update={"scenes": scenes})
+        new = brief.model_copy(update={"scenes": scenes, **({"music": music} if music is not None else {})})
         _write(ctx.work / ASSET_BRIEF, _brief_yaml(new, credits), label)
         return StageResult(artifacts={"scene_brief": ASSET_BRIEF}, publish={".scenes.yaml": "scene_brief"},
                            facts=facts, guardrail_findings=findings)

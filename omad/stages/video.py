@@ -33,12 +33,16 @@ from typing import Any
 import numpy as np
 import yaml
 
+from ..assets.music import fit_track
+from ..assets.soundtrack import music_source
 from ..brief import Scene, VideoBrief, load_brief, parse_brief, resolve_asset
 from ..errors import InputError
 from ..media.audio import FINAL_AUDIO_FORMAT, check_audio, duck_filter, gain_filter, measure_loudness
 from ..media.clips import ClipFrames, ClipInfo, check_clip
-from ..media.encoder import choose_encoder
+from ..media.cover import make_cover
+from ..media.encoder import Encoder, choose_encoder
 from ..media.ffmpeg import SAFE_INPUT_ARGS, escape_filter_path
+from ..media.framing import SAFE_AREAS, FrameShape, SafeArea, Subjects
 from ..media.kenburns import StillFrames, check_image, prepare_still, resolve_motion
 from ..media.pipe import encode_piped
 from ..media.scenes import SceneSpec, Timeline, TitleOverlay, layout
@@ -90,7 +94,7 @@ class VoiceStage(Stage):
         n = len(brief.scenes or [])
         # Each scene's voice is kept by what determines it: an edited storyboard makes only its changed scenes.
         cache = VoiceCache.for_job(ctx.config, ctx.base or ctx.work)
-        frame = ctx.config.video.size(brief.format)
+        frame = _caption_frame(ctx, brief)  # captions are laid out for the narrowest format
         for i, scene in enumerate(brief.scenes or []):
             entry: dict[str, Any] = {"index": i, "wav": None, "duration": 0.0, "cues": []}
             said = (scene.spoken or scene.narration).strip()
@@ -129,6 +133,17 @@ class VoiceStage(Stage):
                  "voice_cache": {"made": cache.misses, "from_job": cache.hits["job"],
                                  "from_state": cache.hits["state"]}}
         return StageResult(artifacts={"voice": "voice.json"}, facts=facts, guardrail_findings=findings, tts=tts)
+
+
+def cover_title(brief: VideoBrief) -> str | None:
+    """The words on the cover: the brief's title, else the first on-screen title; never invented."""
+    return brief.title or next((s.title for s in brief.scenes or [] if s.title), None)
+
+
+def _caption_frame(ctx: StageContext, brief: VideoBrief) -> tuple[int, int]:
+    """The frame captions are laid out for: the narrowest of the brief's formats, so every format fits them."""
+    sizes = [ctx.config.video.size(shape) for shape in brief.frame_shapes()]
+    return min(sizes, key=lambda wh: wh[0] / wh[1])
 
 
 def _caption_written(written: str, cues: list[list[Any]], ctx: StageContext, where: str,
@@ -189,7 +204,7 @@ class RenderStage(Stage):
         scenes = brief.scenes or []
         label = ctx.label("brief")
         voice = json.loads(ctx.path("voice").read_text())["scenes"]
-        width, height = cfg.video.size(brief.format)
+        width, height = cfg.video.size(brief.frame_shapes()[0])
         fps = cfg.video.fps
         pad = cfg.scenes.padding_seconds
         xf = cfg.scenes.crossfade_seconds
@@ -205,18 +220,26 @@ class RenderStage(Stage):
         total = frames / fps
         ctx.scale_timeout(total)
 
-        specs, facts_scenes, ducked = self._scene_specs(ctx, brief, scenes, counts, width, height, starts)
+        # Checked now (assets, images, clips, colours) so a bad one fails before anything is encoded.
+        _specs, _facts, ducked = self._scene_specs(ctx, brief, scenes, counts, width, height, starts)
 
         voice_wav = self._voice_track(ctx, voice, starts, total)
-        music = ctx.inputs.get("music")
+        music, music_record = music_source(ctx, brief)
         soundtrack = ctx.work / "soundtrack.wav"
         args = ["-i", str(voice_wav)]
         beds: list[str] = []
         graph: list[str] = []
+        music_facts: dict[str, Any] = {}
         if music is not None:
             check_audio(music, music.name, cfg.intake.max_audio_seconds)
             music_db = brief.music_db if brief.music_db is not None else cfg.scenes.music_db
-            args += [*SAFE_INPUT_ARGS, "-stream_loop", "-1", "-i", str(music)]
+            # Cut or looped where a phrase ends, faded (omad.assets.music); ducked under the voice below.
+            fitted_bed = ctx.work / "music.wav"
+            fitted = fit_track(music, total, fitted_bed, timeout=ctx.timeout, label=f"{label}: {music.name}",
+                               cancel=ctx.cancel)
+            music_facts = {"music_track": {**(music_record.model_dump() if music_record else {"file": music.name}),
+                                           **fitted.facts()}}
+            args += [*SAFE_INPUT_ARGS, "-i", str(fitted_bed)]
             graph.append(f"[1:a:0]volume={music_db}dB[_bed0]")
             beds.append("[_bed0]")
         for clip in ducked:
@@ -244,21 +267,83 @@ class RenderStage(Stage):
 
         cues = [Cue(starts[i] + c[0], starts[i] + c[1], c[2]) for i, v in enumerate(voice) for c in v["cues"]]
         write_srt(cues, ctx.work / "captions.srt")
-        vfilter: list[str] = []
         style = (brief.caption.style if brief.caption else None) or cfg.caption.style
+        shapes = brief.frame_shapes()
+        subjects = Subjects()
+        artifacts = {"srt": "captions.srt"}
+        publish = {".srt": "srt"}
+        made: list[dict[str, Any]] = []
+        facts_scenes: list[dict[str, Any]] = []
+        cover_facts: dict[str, Any] = {}
         highlighted = 0
+        encoder = choose_encoder(cfg.video)
+        for n, shape in enumerate(shapes):
+            # Every format from the same narration, timings and pictures: only the frame, the crops and the
+            # safe area differ. The first is X.mp4, the others X.<format>.mp4.
+            width, height = cfg.video.size(shape)
+            safe = SAFE_AREAS.get(FrameShape(shape)) if shape else None
+            tag = "" if n == 0 else f".{shape}"
+            role = "" if n == 0 else f"_{shape}"
+            specs, scene_facts, _ = self._scene_specs(ctx, brief, scenes, counts, width, height, starts,
+                                                      subjects=subjects, title_top=safe.top if safe else 0.08)
+            if n == 0:
+                facts_scenes = scene_facts
+            cards = [f["kind"] == "title" for f in scene_facts]
+            out, poster, lit, cover = self._encode(ctx, brief, voice, cues, starts, specs, soundtrack, measured, fade,
+                                            frames, total, cards, width, height, style, safe, tag, encoder,
+                                            base_progress=0.05 + 0.93 * n / len(shapes), share=0.93 / len(shapes))
+            highlighted = highlighted or lit
+            artifacts.update({f"video{role}": out.name, f"poster{role}": poster.name})
+            publish.update({f"{tag}.mp4": f"video{role}", f"{tag}.jpg": f"poster{role}"})
+            made.append({"format": shape or cfg.video.preset, "width": width, "height": height,
+                         "video": f"{tag}.mp4", "cover": f"{tag}.jpg", "cover_scene": cover["scene"],
+                         "cover_title": cover["title"]})
+            if n == 0:
+                cover_facts = cover
+        for i in range(len(scenes)):
+            found = subjects.get(str(i))
+            if found is not None:
+                facts_scenes[i]["subject"] = found.to_dict()
+        width, height = made[0]["width"], made[0]["height"]
+        ctx.progress(1.0)
+        return StageResult(
+            artifacts=artifacts,
+            publish=publish,
+            facts={"seconds": round(total, 3), "width": width, "height": height, "fps": fps, "frames": frames,
+                   "crossfade_seconds": round(fade / fps, 3), "scenes": facts_scenes, "captions": len(cues),
+                   "caption_style": style, "captions_word_highlighted": highlighted,
+                   "music": music is not None, "clips_ducked": len(ducked), **encoder.facts(), "render": "one pass",
+                   **({"formats": made} if len(made) > 1 or brief.formats else {}), **music_facts,
+                   "cover": cover_facts,
+                   "loudness": {"measured_lufs": measured.get("input_i"), "target_lufs": cfg.audio.loudness_lufs}},
+        )
+
+    @staticmethod
+    def _encode(ctx: StageContext, brief: VideoBrief, voice: list[dict[str, Any]], cues: list[Cue],
+                starts: list[float], specs: list[SceneSpec], soundtrack: Path, measured: dict[str, Any], fade: int,
+                frames: int, total: float, cards: list[bool], width: int, height: int, style: str,
+                safe: SafeArea | None, tag: str, encoder: Encoder, *, base_progress: float, share: float,
+                ) -> tuple[Path, Path, int, dict[str, Any]]:
+        """One format's video: its frames piped into one encoder that burns its captions and muxes the sound."""
+        cfg = ctx.config
+        label = ctx.label("brief")
+        fps = cfg.video.fps
+        vfilter: list[str] = []
+        highlighted = 0
+        # Captions sit above the format's safe margin (a vertical video's lower fifth is the app's own).
+        caption_cfg = (cfg.caption if safe is None else
+                       cfg.caption.model_copy(update={"margin_ratio": max(cfg.caption.margin_ratio, safe.bottom)}))
         if brief.captions and cues:
-            ass = ctx.work / "captions.ass"
+            ass = ctx.work / f"captions{tag}.ass"
             if style == "word_highlight":
                 words = [(starts[i] + w[0], starts[i] + w[1], w[2]) for i, v in enumerate(voice)
                          for w in v.get("words", [])]
-                highlighted = build_karaoke_ass(cues, words, width, height, cfg.caption, ass)
+                highlighted = build_karaoke_ass(cues, words, width, height, caption_cfg, ass)
             else:
-                build_ass(cues, width, height, cfg.caption, ass)
+                build_ass(cues, width, height, caption_cfg, ass)
             vfilter = ["-vf", f"ass={escape_filter_path(ass)}"]
-        out = ctx.work / "video.mp4"
+        out = ctx.work / f"video{tag}.mp4"
         v = cfg.video
-        encoder = choose_encoder(v)
 
         def _args(fifo: Path) -> list[str]:
             # One encoder: omad's frames in, libass burns the captions, the finished sound is muxed.
@@ -275,29 +360,21 @@ class RenderStage(Stage):
 
         timeline = Timeline(specs, fade)
         try:
-            encode_piped(timeline, frames, _args, ff=ctx.ffmpeg, duration=total, label=label, span=(0.05, 0.98))
+            encode_piped(timeline, frames, _args, ff=ctx.ffmpeg, duration=total, label=label,
+                         span=(base_progress, base_progress + share))
         except BaseException:
             out.unlink(missing_ok=True)
             raise
         finally:
             timeline.close()
-        poster = ctx.work / "poster.jpg"
-        ctx.ffmpeg(["-ss", f"{min(total / 2, lengths[0] * 0.5):.3f}", "-i", str(out), "-frames:v", "1",
-                    "-q:v", "3", str(poster)], file_label=label)
-        ctx.progress(1.0)
-        return StageResult(
-            artifacts={"video": "video.mp4", "srt": "captions.srt", "poster": "poster.jpg"},
-            publish={".mp4": "video", ".srt": "srt", ".jpg": "poster"},
-            facts={"seconds": round(total, 3), "width": width, "height": height, "fps": fps, "frames": frames,
-                   "crossfade_seconds": round(fade / fps, 3), "scenes": facts_scenes, "captions": len(cues),
-                   "caption_style": style, "captions_word_highlighted": highlighted,
-                   "music": music is not None, "clips_ducked": len(ducked), **encoder.facts(), "render": "one pass",
-                   "loudness": {"measured_lufs": measured.get("input_i"), "target_lufs": cfg.audio.loudness_lufs}},
-        )
+        poster = ctx.work / f"poster{tag}.jpg"
+        # The cover: the best scene picture (sharpness, faces) with the title large, in the safe area.
+        cover = make_cover(specs, cards, cover_title(brief), cfg.scenes.title_font_file, safe, poster)
+        return out, poster, highlighted, cover
 
     @staticmethod
     def _scene_specs(ctx: StageContext, brief: VideoBrief, scenes: list[Scene], counts: list[int], width: int,
-                     height: int, starts: list[float]
+                     height: int, starts: list[float], subjects: Subjects | None = None, title_top: float = 0.08,
                      ) -> tuple[list[SceneSpec], list[dict[str, Any]], list[_DuckedClip]]:
         """How to draw each scene, checked now (assets, images, clips, colours) so a bad one fails before encoding.
 
@@ -324,7 +401,8 @@ class RenderStage(Stage):
             # A picture the asset stage chose lives in its assets/ folder, never outside it; the user's in the bundle.
             where = chosen if scene.asset is not None else base
             title = scene.title
-            overlay = partial(TitleOverlay, _wrap_title(title, width, height), width, height, font) if title else None
+            overlay = (partial(TitleOverlay, _wrap_title(title, width, height), width, height, font, title_top)
+                       if title else None)
             if scene.clip:
                 key = f"scenes[{i}].clip"
                 path = resolve_asset(where, scene.clip, label, key)
@@ -356,7 +434,8 @@ class RenderStage(Stage):
                 specs.append(SceneSpec(
                     prepare=partial(_prepare_image, image, width=width, height=height, motion=motion,
                                     fit=entry["fit"], zoom=cfg.img2vid.zoom, seed=seed, label=image_label,
-                                    max_megapixels=cfg.intake.max_image_megapixels),
+                                    max_megapixels=cfg.intake.max_image_megapixels,
+                                    subject=subjects.finder(str(i)) if subjects is not None else None),
                     frames=count,
                     title=overlay,
                 ))

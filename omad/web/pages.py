@@ -46,7 +46,8 @@ def form_kinds() -> tuple[tuple[str, str], ...]:
 #: The Create form's kinds when omad started (the form itself asks :func:`form_kinds` each time).
 KINDS = form_kinds()
 #: The Create form's picture formats.
-FORMATS = (("", N_("default")), ("landscape", N_("landscape")), ("vertical", N_("vertical")))
+FORMATS = (("", N_("default")), ("landscape", N_("landscape")), ("vertical", N_("vertical")),
+           ("square", N_("square")))
 
 
 def _fact(value: Any) -> str:

@@ -47,7 +47,7 @@ _STAGING_PREFIX = ".omad-upload-"
 
 def form_fields() -> tuple[str, ...]:
     """The Create page's brief fields: ``kind``, then every field some brief model shows on the form."""
-    return tuple(dict.fromkeys(["kind", *(f for m in brief_models().values() for f in m.form)]))
+    return tuple(dict.fromkeys(["kind", *(f for m in brief_models().values() for f in (*m.form, *m.form_inputs))]))
 
 
 #: The Create page's brief fields (``kind`` picks which of the others apply), as the brief models declare them.
@@ -185,6 +185,7 @@ def brief_from_fields(fields: dict[str, str], names: list[str]) -> dict[str, Any
             value = _form_value(key, fields)
         if value is not None:
             brief[key] = value
+    model.from_form(fields, brief)
     return brief
 
 

@@ -1,0 +1,149 @@
+"""A scene video's cover (``X.jpg``): its best picture, with the title large and legible.
+
+For each format the render makes, the cover is drawn from the same scene
+pictures the video shows (without captions or on-screen titles): the middle
+frame of each picture or clip scene is scored by its sharpness (the variance
+of its Laplacian) and the faces in it (``omad.media.framing``), title cards
+only when nothing else is there; the best one gets the title in a bold font
+sized to the frame, wrapped to at most three lines, white with a dark outline
+over a dark gradient, inside the format's safe area.
+
+It never reads the brief and never runs ffmpeg: it draws from the render's
+prepared scenes and writes one JPEG.
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from ..errors import ToolMissing
+from .framing import SafeArea, detect_faces
+from .kenburns import _cv2
+from .pipe import Planes
+from .scenes import SceneSpec
+
+__all__ = ["Candidate", "best_frame", "draw_cover", "rgb_of", "make_cover"]
+
+# BT.709 limited range back to RGB (the inverse of omad.media.kenburns._planes).
+_KR, _KB = 0.2126, 0.0722
+_KG = 1.0 - _KR - _KB
+
+
+def rgb_of(planes: Planes) -> Image.Image:
+    """A yuv420p frame (BT.709 limited range, as omad draws them) as an RGB picture."""
+    y, cb, cr = planes
+    h, w = y.shape
+    yf = (y.astype(np.float32) - 16.0) / 219.0
+    cbf = (np.repeat(np.repeat(cb, 2, axis=0), 2, axis=1)[:h, :w].astype(np.float32) - 128.0) / 224.0
+    crf = (np.repeat(np.repeat(cr, 2, axis=0), 2, axis=1)[:h, :w].astype(np.float32) - 128.0) / 224.0
+    r = yf + 2.0 * (1.0 - _KR) * crf
+    b = yf + 2.0 * (1.0 - _KB) * cbf
+    g = (yf - _KR * r - _KB * b) / _KG
+    rgb = np.stack([r, g, b], axis=-1)
+    return Image.fromarray(np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8))
+
+
+@dataclass
+class Candidate:
+    """One scene's middle frame and how good a cover it makes."""
+
+    scene: int
+    picture: Image.Image
+    sharpness: float
+    faces: int
+    is_card: bool
+
+    @property
+    def score(self) -> float:
+        # A face matters more than detail; a title card only when there is nothing else.
+        return math.log1p(self.sharpness) + 2.0 * min(self.faces, 3) - (100.0 if self.is_card else 0.0)
+
+    def facts(self) -> dict[str, Any]:
+        return {"scene": self.scene, "sharpness": round(self.sharpness, 1), "faces": self.faces,
+                "score": round(self.score, 3)}
+
+
+def _sharpness(img: Image.Image) -> float:
+    cv2 = _cv2()
+    grey = np.asarray(img.convert("L"), dtype=np.float32)
+    return float(cv2.Laplacian(grey, cv2.CV_32F).var())
+
+
+def best_frame(specs: Sequence[SceneSpec], cards: Sequence[bool]) -> tuple[Candidate, list[Candidate]]:
+    """Each scene's middle frame scored; the best, and all of them (for the record)."""
+    found: list[Candidate] = []
+    for i, (spec, card) in enumerate(zip(specs, cards, strict=True)):
+        frames = spec.prepare(spec.frames)
+        try:
+            picture = rgb_of(frames(spec.frames // 2))
+        finally:
+            frames.close()
+        faces = 0 if card else len(detect_faces(picture))
+        found.append(Candidate(i, picture, _sharpness(picture), faces, card))
+    if not found:
+        raise ValueError("a video without scenes has no cover")
+    return max(found, key=lambda c: (c.score, -c.scene)), found
+
+
+def _wrap(text: str, font: ImageFont.FreeTypeFont, width: float) -> list[str]:
+    words = " ".join(text.split())
+    for chars in range(max(8, len(words)), 5, -1):
+        lines = textwrap.wrap(words, chars)
+        if all(font.getlength(line) <= width for line in lines):
+            return lines
+    return textwrap.wrap(words, 6)
+
+
+def draw_cover(picture: Image.Image, title: str | None, font_file: str, safe: SafeArea | None) -> Image.Image:
+    """``picture`` with ``title`` large at the bottom of the safe area (white, dark outline, over a gradient)."""
+    out = picture.convert("RGB").copy()
+    if not title or not title.strip():
+        return out
+    w, h = out.size
+    bottom = (safe.bottom if safe else 0.06) * h
+    size = max(14, round(min(w, h) * (0.11 if w <= h else 0.1)))
+    try:
+        font = ImageFont.truetype(font_file, size)
+        while True:
+            lines = _wrap(title, font, w * 0.88)
+            if len(lines) <= 3 or size <= 14:
+                break
+            size = max(14, round(size * 0.85))
+            font = ImageFont.truetype(font_file, size)
+    except OSError as e:
+        raise ToolMissing(
+            f"the title font '{font_file}' cannot be opened ({e}). Install it with "
+            "`sudo apt-get install fonts-dejavu-core`, or point scenes.title_font_file at a .ttf file."
+        ) from e
+    lines = lines[:3]
+    spacing = size // 5
+    line_h = size + spacing
+    block = line_h * len(lines)
+    top = h - bottom - block
+    # A dark gradient under the text, so it reads on any picture.
+    shade = np.clip((np.arange(h, dtype=np.float32) - (top - size * 1.5)) / (size * 1.5), 0.0, 1.0) * 0.7
+    rgb = np.asarray(out, dtype=np.float32) * (1.0 - shade)[:, None, None]
+    out = Image.fromarray(rgb.astype(np.uint8))
+    draw = ImageDraw.Draw(out)
+    stroke = max(2, size // 14)
+    for n, line in enumerate(lines):
+        x = (w - font.getlength(line)) / 2
+        draw.text((x, top + n * line_h), line, font=font, fill=(255, 255, 255), stroke_width=stroke,
+                  stroke_fill=(0, 0, 0))
+    return out
+
+
+def make_cover(specs: Sequence[SceneSpec], cards: Sequence[bool], title: str | None, font_file: str,
+               safe: SafeArea | None, out: Path) -> dict[str, Any]:
+    """Write ``out`` (JPEG): the best scene frame with the title; returns the facts of the choice."""
+    best, scored = best_frame(specs, cards)
+    draw_cover(best.picture, title, font_file, safe).save(out, "JPEG", quality=90)
+    return {"scene": best.scene, "title": bool(title and title.strip()), "candidates": [c.facts() for c in scored]}

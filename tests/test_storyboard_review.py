@@ -86,7 +86,7 @@ def test_a_review_brief_waits_then_renders_the_edited_storyboard_through_the_api
         assert c.get(f"/api/jobs/{jid}").json()["status"] == "done"
         assert c.post(f"/api/jobs/{jid}/render").status_code == 409
     side = env.sidecar("abelhas")
-    assert [s["name"] for s in side["stages"]] == ["assets", "review", "voice", "render"]
+    assert [s["name"] for s in side["stages"]] == ["assets", "review", "voice", "render", "post"]
     voice = _voice_runs(env, "abelhas")[-1]
     assert voice["voice_cache"] == {"made": 1, "from_job": 2, "from_state": 0}
     published = yaml.safe_load((env.outbox / "abelhas.scenes.yaml").read_text(encoding="utf-8"))
@@ -156,7 +156,7 @@ def test_a_prompt_video_stops_for_review_when_llm_review_is_on(make_env: Callabl
             d.journal.close()
         assert env.once(max_wait=120) == 0
     side = env.sidecar("abelhas")
-    assert [s["name"] for s in side["stages"]] == ["plan", "assets", "review", "voice", "render"]
+    assert [s["name"] for s in side["stages"]] == ["plan", "assets", "review", "voice", "render", "post"]
     voice = next(s for s in side["stages"] if s["name"] == "voice")["facts"]["voice_cache"]
     assert voice["made"] == 0 and voice["from_job"] == len(view["scenes"])
 
@@ -228,7 +228,7 @@ def test_an_uploaded_picture_and_the_reviewed_storyboard_dropped_again(
     staging.rename(env.inbox / "abelhas-v2")
     assert env.once(max_wait=120) == 0
     side = env.sidecar("abelhas-v2")
-    assert [s["name"] for s in side["stages"]] == ["assets", "voice", "render"]
+    assert [s["name"] for s in side["stages"]] == ["assets", "voice", "render", "post"]
     assert not any("no longer has" in w for w in side.get("warnings") or [])
     render = next(s for s in side["stages"] if s["name"] == "render")["facts"]
     assert render["scenes"][1]["source"] == "upload"

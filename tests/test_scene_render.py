@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -125,6 +126,17 @@ def test_scene_video_is_drawn_once_and_encoded_once(make_env: Callable[..., Env]
     assert _white(frame[: H // 4]) > 30  # the on-screen title, top
     assert _white(frame[H * 3 // 4 :]) > 30  # the burned caption, bottom
     assert _white(frame[H // 3 : H * 2 // 3]) == 0  # the dark sky between them
+    # The poster comes from the same encoder's frames, captions burned: nothing decodes the video again, and it
+    # is the frame a seek to the poster time gives.
+    assert not [c for c in started if any(a == "-i" and b.endswith("video.mp4") for a, b in itertools.pairwise(c))]
+    assert argv[-1].endswith("poster.jpg")
+    poster = np.asarray(Image.open(env.outbox / "noite.jpg").convert("L"), dtype=np.float32)
+    at = min(facts["seconds"] / 2, facts["scenes"][0]["seconds"] * 0.5)
+    seek = subprocess.run(["ffmpeg", "-v", "error", "-ss", f"{at:.3f}", "-i", str(out), "-frames:v", "1", "-f",
+                           "rawvideo", "-pix_fmt", "gray", "-"], check=True, capture_output=True).stdout
+    seeked = np.frombuffer(seek, np.uint8).reshape(H, W).astype(np.float32)
+    assert poster.shape == (H, W) and float(np.abs(poster - seeked).mean()) < 2.0
+    assert _white(poster.astype(np.uint8)[H * 3 // 4 :]) > 30  # the caption is on the poster too
 
 
 def test_a_picture_that_breaks_mid_render_fails_the_job_naming_it(make_env: Callable[..., Env],

@@ -23,6 +23,7 @@ against the bundle, or, for a scene whose ``asset`` record says the asset stage 
 from __future__ import annotations
 
 import json
+import math
 import textwrap
 import wave
 from dataclasses import dataclass
@@ -166,7 +167,6 @@ class RenderStage(Stage):
         cfg = ctx.config
         brief = scene_brief(ctx)
         scenes = brief.scenes or []
-        label = ctx.label("brief")
         voice = json.loads(ctx.path("voice").read_text())["scenes"]
         width, height = cfg.video.size(brief.format)
         fps = cfg.video.fps
@@ -185,7 +185,23 @@ class RenderStage(Stage):
         ctx.scale_timeout(total)
 
         specs, facts_scenes, ducked = self._scene_specs(ctx, brief, scenes, counts, width, height, starts)
+        timeline = Timeline(specs, fade)
+        try:
+            # The first scenes' pictures are decoded and framed while ffmpeg mixes and measures the sound.
+            timeline.prefetch()
+            return self._render(ctx, brief, voice, timeline, starts, lengths, facts_scenes, ducked,
+                                frames, fade, total)
+        finally:
+            timeline.close()
 
+    def _render(self, ctx: StageContext, brief: VideoBrief, voice: list[dict[str, Any]], timeline: Timeline,
+                starts: list[float], lengths: list[float], facts_scenes: list[dict[str, Any]],
+                ducked: list[_DuckedClip], frames: int, fade: int, total: float) -> StageResult:
+        """The sound mixed and measured, then every frame drawn and encoded once, with the poster on the way."""
+        cfg = ctx.config
+        label = ctx.label("brief")
+        width, height = cfg.video.size(brief.format)
+        fps = cfg.video.fps
         voice_wav = self._voice_track(ctx, voice, starts, total)
         music = ctx.inputs.get("music")
         soundtrack = ctx.work / "soundtrack.wav"
@@ -237,8 +253,13 @@ class RenderStage(Stage):
                 build_ass(cues, width, height, cfg.caption, ass)
             vfilter = ["-vf", f"ass={escape_filter_path(ass)}"]
         out = ctx.work / "video.mp4"
+        poster = ctx.work / "poster.jpg"
         v = cfg.video
         encoder = choose_encoder(v)
+        # The poster is the frame a seek to this time would give (the first at or after it), taken by the same
+        # ffmpeg from the frames it is encoding, captions burned: no second decode of the video.
+        poster_frame = min(frames - 1, math.ceil(min(total / 2, lengths[0] * 0.5) * fps - 1e-6))
+        poster_filter = ",".join([f"select=eq(n\\,{poster_frame})", *vfilter[1:]])
 
         def _args(fifo: Path) -> list[str]:
             # One encoder: omad's frames in, libass burns the captions, the finished sound is muxed.
@@ -251,21 +272,17 @@ class RenderStage(Stage):
                 "-af", f"{gain_filter(measured, cfg.audio)},{FINAL_AUDIO_FORMAT}",
                 *encoder.args,
                 "-c:a", "aac", "-b:a", v.audio_bitrate, "-t", f"{total:.6f}", "-movflags", "+faststart", str(out),
+                "-map", "0:v:0", "-vf", poster_filter, "-frames:v", "1", "-q:v", "3", str(poster),
             ]  # fmt: skip
 
-        timeline = Timeline(specs, fade)
         try:
             encode_piped(timeline, frames, _args, timeout=ctx.timeout, duration=total,
-                         progress=lambda f: ctx.progress(0.05 + 0.93 * f), label=label, cancel=ctx.cancel,
+                         progress=lambda f: ctx.progress(0.05 + 0.95 * f), label=label, cancel=ctx.cancel,
                          stage=ctx.stage)
         except BaseException:
             out.unlink(missing_ok=True)
+            poster.unlink(missing_ok=True)
             raise
-        finally:
-            timeline.close()
-        poster = ctx.work / "poster.jpg"
-        run_ffmpeg(["-ss", f"{min(total / 2, lengths[0] * 0.5):.3f}", "-i", str(out), "-frames:v", "1",
-                    "-q:v", "3", str(poster)], timeout=ctx.timeout, file_label=label, stage=ctx.stage)
         ctx.progress(1.0)
         return StageResult(
             artifacts={"video": "video.mp4", "srt": "captions.srt", "poster": "poster.jpg"},

@@ -6,13 +6,14 @@ Two stages, so that a crash between them does not redo the narration:
   records per-scene durations and caption cues in ``voice.json``;
 - ``render`` lays the narration at each scene's start, ducks optional music
   under it (and the sound of clips a scene asks to duck) and measures its
-  loudness; then draws every frame of the video (each scene a Ken Burns image,
-  a video clip or a title card as long as its narration plus padding,
-  on-screen titles, crossfades: ``omad.media.scenes``) and pipes them
-  into one ffmpeg, which burns the captions with the caption stage's style,
-  normalises and muxes the sound and encodes each frame once; then grabs a
-  poster. No per-scene clip is written: a retry draws the scenes again, which
-  costs less than decoding a cached clip would.
+  loudness, while the first scenes' pictures are prepared; then draws every
+  frame of the video (each scene a Ken Burns image, a video clip or a title
+  card as long as its narration plus padding, on-screen titles, crossfades:
+  ``omad.media.scenes``) and pipes them into one ffmpeg, which burns the
+  captions with the caption stage's style, normalises and muxes the sound,
+  encodes each frame once and writes the poster from the same frames. No
+  per-scene clip is written: a retry draws the scenes again, which costs
+  less than decoding a cached clip would.
 
 The scene brief is the job's brief, or the ``scene_brief`` artifact an earlier
 stage (the agents' plan, the asset stage) wrote, the newest winning. Images and clips are resolved

@@ -237,8 +237,8 @@ def cmd_narrate(args: argparse.Namespace) -> None:
         loop_wall = time.perf_counter() - t0
         print(f"  espeak loop {loop_wall:.2f} s ({machine()})", file=sys.stderr)
         omad_root = root / "omad"
-        config = write_config(omad_root, watch={"settle_seconds": args.settle},
-                              tts={"engine": "espeak"})
+        lanes = {"lanes": {"cpu": {"slots": args.cpu_slots}}} if args.cpu_slots else {}
+        config = write_config(omad_root, watch={"settle_seconds": args.settle}, tts={"engine": "espeak"}, **lanes)
         staging = omad_root / "staging"
         staging.mkdir()
         for i, text in enumerate(texts):
@@ -255,7 +255,9 @@ def cmd_narrate(args: argparse.Namespace) -> None:
         outs = list((omad_root / "outbox").glob("*.wav"))
         srts = list((omad_root / "outbox").glob("*.srt"))
         sidecars = list((omad_root / "outbox").glob("*.json"))
-    print(f"{args.count} one-sentence narrations (espeak, {cfg.tts.espeak.voice}); settle {args.settle} s")
+    slots = args.cpu_slots or cfg.lanes.cpu_slots()
+    print(f"{args.count} one-sentence narrations (espeak, {cfg.tts.espeak.voice}); settle {args.settle} s; "
+          f"{slots} CPU lane slot(s)")
     print("| | wall s | per text ms | x espeak loop |")
     print("| --- | ---: | ---: | ---: |")
     print(f"| espeak-ng in a loop | {loop_wall:.2f} | {loop_wall / args.count * 1000:.0f} | 1.00 |")
@@ -280,6 +282,7 @@ def main() -> None:
     nar = sub.add_parser("narrate", help="one-sentence narrations into omad run against an espeak-ng loop")
     nar.add_argument("--count", type=int, default=300)
     nar.add_argument("--settle", type=float, default=0.2)
+    nar.add_argument("--cpu-slots", type=int, default=0, help="lanes.cpu slots (0: omad's default, cores - 1)")
     args = parser.parse_args()
     {"scene": cmd_scene, "caption": cmd_caption, "narrate": cmd_narrate}[args.what](args)
 

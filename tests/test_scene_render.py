@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -52,6 +54,33 @@ def test_timeline_shows_each_scene_then_blends_them_during_the_fade() -> None:
     assert np.max(np.abs(steps)) / np.min(np.abs(steps)) < 1.3  # and steady
     with pytest.raises(IndexError):
         timeline(16)
+
+
+def test_prefetch_prepares_the_first_two_scenes_before_any_frame_is_asked() -> None:
+    """GIVEN three scenes WHEN the timeline is told to prefetch (the render does it while the sound is mixed)
+    THEN the first two scenes are prepared in the background, the third not yet, and frames come out the same."""
+    prepared: list[int] = []
+    done = threading.Event()
+
+    def _tracked(i: int, rgb: tuple[int, int, int]) -> Callable[[int], StillFrames]:
+        def _prepare(frames: int) -> StillFrames:
+            prepared.append(i)
+            if len(prepared) == 2:
+                done.set()
+            return _flat(rgb)(frames)
+
+        return _prepare
+
+    timeline = Timeline([SceneSpec(_tracked(i, (40 * i, 20, 20)), 10) for i in range(3)], 2)
+    try:
+        timeline.prefetch()
+        assert done.wait(30)
+        assert prepared == [0, 1]
+        first = timeline(0)
+    finally:
+        timeline.close()
+    reference = _flat((0, 20, 20))(10)(0)
+    assert all(np.array_equal(a, b) for a, b in zip(first, reference, strict=True))
 
 
 def test_a_crossfade_longer_than_half_a_scene_is_refused() -> None:
@@ -125,6 +154,11 @@ def test_scene_video_is_drawn_once_and_encoded_once(make_env: Callable[..., Env]
     assert _white(frame[: H // 4]) > 30  # the on-screen title, top
     assert _white(frame[H * 3 // 4 :]) > 30  # the burned caption, bottom
     assert _white(frame[H // 3 : H * 2 // 3]) == 0  # the dark sky between them
+    # The cover is drawn from the scene pictures already prepared (omad.media.cover): nothing decodes the video
+    # again, and no second ffmpeg grabs a frame.
+    assert not [c for c in started if any(a == "-i" and b.endswith("video.mp4") for a, b in itertools.pairwise(c))]
+    cover = np.asarray(Image.open(env.outbox / "noite.jpg").convert("L"))
+    assert cover.shape == (H, W) and facts["cover"]["scene"] == 0
 
 
 def test_a_picture_that_breaks_mid_render_fails_the_job_naming_it(make_env: Callable[..., Env],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import wave
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,8 @@ from .ffmpeg import AUDIO_DEMUXERS, SAFE_INPUT_ARGS, Probe, probe
 if TYPE_CHECKING:
     from .ffmpeg_run import Ffmpeg
 
-__all__ = ["check_audio", "measure_loudness", "loudnorm_filter", "gain_filter", "duck_filter", "FINAL_AUDIO_FORMAT"]
+__all__ = ["check_audio", "measure_loudness", "loudnorm_filter", "gain_filter", "gain_db", "apply_gain_wav",
+           "duck_filter", "FINAL_AUDIO_FORMAT"]
 
 # Before apad and muxing: a fixed layout avoids loudnorm/apad negotiation failures (docs/field-notes.md).
 FINAL_AUDIO_FORMAT = "aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo"
@@ -97,6 +99,42 @@ def gain_filter(measured: dict[str, Any], audio_cfg: AudioConfig) -> str:
     if finite and measured_tp != 99 and thresh != -70 and measured_tp + gain <= audio_cfg.true_peak_db:
         return f"volume={gain:.2f}dB"
     return loudnorm_filter(measured, audio_cfg)
+
+
+def gain_db(measured: dict[str, Any], audio_cfg: AudioConfig) -> float | None:
+    """The plain gain in dB that the second pass amounts to, or None where loudnorm's limiter is needed."""
+    f = gain_filter(measured, audio_cfg)
+    return float(f[len("volume="):-len("dB")]) if f.startswith("volume=") else None
+
+
+def apply_gain_wav(src: Path, dst: Path, gain: float, *, rate: int | None = None, channels: int | None = None) -> bool:
+    """``src`` (16-bit PCM WAV) times ``gain`` dB into ``dst``, same rate, channels and length, without ffmpeg.
+
+    What ffmpeg's ``volume`` filter does to 16-bit samples (to float, scale,
+    round, clip), in-process: for a short narration, starting ffmpeg costs more
+    than the whole gain. False (and nothing written) for any other format, or
+    a rate or channel count other than the ones asked for, so the caller runs
+    ffmpeg instead.
+    """
+    import numpy as np
+
+    try:
+        with wave.open(str(src), "rb") as r:
+            if (r.getsampwidth() != 2 or r.getcomptype() != "NONE" or rate not in (None, r.getframerate())
+                    or channels not in (None, r.getnchannels())):
+                return False
+            params = r.getparams()
+            data = np.frombuffer(r.readframes(r.getnframes()), dtype="<i2")
+    except (wave.Error, EOFError):
+        return False
+    scaled = np.rint(data.astype(np.float32) * np.float32(10.0 ** (gain / 20.0)))
+    out = np.clip(scaled, -32768, 32767).astype("<i2")
+    part = dst.with_name(f".{dst.name}.part")
+    with wave.open(str(part), "wb") as w:
+        w.setparams(params)
+        w.writeframes(out.tobytes())
+    part.replace(dst)
+    return True
 
 
 def duck_filter(bed: str, voice: str, out: str, duck_db: float) -> str:

@@ -20,7 +20,10 @@ from typing import Any
 from ..config import VideoConfig
 from ..procs import run_tool
 from .ffmpeg import FFMPEG
-from .pipe import COLOUR_TAGS
+
+# What omad's frames are (BT.709, limited range), told to the encoder so that players convert them back right.
+# Here rather than beside the frame pipe, so that stages that only encode (captions) never import numpy.
+COLOUR_TAGS = ["-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv"]
 
 __all__ = ["Encoder", "VideoOutput", "choose_encoder", "nvenc_status", "x264", "nvenc"]
 

@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import StageFailed
+from .encoder import COLOUR_TAGS
 
 if TYPE_CHECKING:
     from .ffmpeg_run import Ffmpeg, Span
@@ -40,8 +41,6 @@ Planes = tuple[Plane, Plane, Plane]
 #: Draws frame ``i``.
 FrameSource = Callable[[int], Sequence[Any]]
 
-# What omad's frames are (BT.709, limited range), told to the encoder so that players convert them back right.
-COLOUR_TAGS = ["-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv"]
 
 # Frames drawn ahead of the one being written: enough to ride out a slow frame (a crossfade draws two).
 _AHEAD = 3

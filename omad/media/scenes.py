@@ -156,6 +156,16 @@ class Timeline:
         self._ready: dict[int, Future[tuple[SceneFrames, TitleOverlay | None]]] = {}
         self._lock = threading.Lock()
 
+    def prefetch(self) -> None:
+        """Start preparing the first scenes now (image decode, canvas), e.g. while the sound is mixed and measured.
+
+        Without it the first frame waits for scene 0's preparation with the encoder idle.
+        """
+        with self._lock:
+            for i in range(min(2, len(self.scenes))):
+                if i not in self._ready:
+                    self._ready[i] = self._pool.submit(self._prepare, i)
+
     def _prepare(self, i: int) -> tuple[SceneFrames, TitleOverlay | None]:
         spec = self.scenes[i]
         return spec.prepare(spec.frames), spec.title() if spec.title else None

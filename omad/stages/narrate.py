@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..media.audio import loudnorm_filter, measure_loudness
+from ..media.audio import apply_gain_wav, gain_db, loudnorm_filter, measure_loudness
 from ..media.subtitles import decode_text, write_srt
 from ..stage import Lane, Stage, StageContext, StageResult
 from ..tts.speech import speak
@@ -22,8 +22,16 @@ __all__ = ["NarrateStage"]
 
 
 def normalise_wav(ctx: StageContext, src: Path, dst: Path, sample_rate: int, label: str) -> dict[str, Any]:
-    """Two-pass loudness normalisation of a mono WAV, keeping its sample rate and length."""
+    """Two-pass loudness normalisation of a mono WAV, keeping its sample rate and length.
+
+    Where loudnorm's linear mode would be a plain gain (the usual case for
+    speech), the second pass is that gain applied in-process; else loudnorm
+    with its limiter, in ffmpeg.
+    """
     measured = measure_loudness(src, ff=ctx.ffmpeg, label=label, audio_cfg=ctx.config.audio)
+    gain = gain_db(measured, ctx.config.audio)
+    if gain is not None and apply_gain_wav(src, dst, gain, rate=sample_rate, channels=1):
+        return {"measured_lufs": measured.get("input_i"), "target_lufs": ctx.config.audio.loudness_lufs}
     ctx.ffmpeg(
         ["-i", str(src), "-af", loudnorm_filter(measured, ctx.config.audio), "-ar", str(sample_rate), "-ac", "1",
          "-c:a", "pcm_s16le", str(dst)],

@@ -6,13 +6,14 @@ Two stages, so that a crash between them does not redo the narration:
   records per-scene durations and caption cues in ``voice.json``;
 - ``render`` lays the narration at each scene's start, ducks optional music
   under it (and the sound of clips a scene asks to duck) and measures its
-  loudness; then draws every frame of the video (each scene a Ken Burns image,
-  a video clip or a title card as long as its narration plus padding,
-  on-screen titles, crossfades: ``omad.media.scenes``) and pipes them
-  into one ffmpeg, which burns the captions with the caption stage's style,
-  normalises and muxes the sound and encodes each frame once; then grabs a
-  poster. No per-scene clip is written: a retry draws the scenes again, which
-  costs less than decoding a cached clip would.
+  loudness, while the first scenes' pictures are prepared; then, for each of
+  the brief's formats, draws every frame of the video (each scene a Ken Burns
+  image, a video clip or a title card as long as its narration plus padding,
+  on-screen titles, crossfades: ``omad.media.scenes``) and pipes them into one
+  ffmpeg, which burns the captions with the caption stage's style, normalises
+  and muxes the sound and encodes each frame once; then designs the format's
+  cover (``omad.media.cover``). No per-scene clip is written: a retry draws the
+  scenes again, which costs less than decoding a cached clip would.
 
 The scene brief is the job's brief, or the ``scene_brief`` artifact an earlier
 stage (the agents' plan, the asset stage) wrote, the newest winning. Images and clips are resolved
@@ -140,6 +141,12 @@ def cover_title(brief: VideoBrief) -> str | None:
     return brief.title or next((s.title for s in brief.scenes or [] if s.title), None)
 
 
+def _title_top(shape: str | None) -> float:
+    """Where on-screen titles start in ``shape``'s frame (its safe area's top), as a fraction of the height."""
+    safe = SAFE_AREAS.get(FrameShape(shape)) if shape else None
+    return safe.top if safe else 0.08
+
+
 def _caption_frame(ctx: StageContext, brief: VideoBrief) -> tuple[int, int]:
     """The frame captions are laid out for: the narrowest of the brief's formats, so every format fits them."""
     sizes = [ctx.config.video.size(shape) for shape in brief.frame_shapes()]
@@ -202,7 +209,6 @@ class RenderStage(Stage):
         cfg = ctx.config
         brief = scene_brief(ctx)
         scenes = brief.scenes or []
-        label = ctx.label("brief")
         voice = json.loads(ctx.path("voice").read_text())["scenes"]
         width, height = cfg.video.size(brief.frame_shapes()[0])
         fps = cfg.video.fps
@@ -220,8 +226,30 @@ class RenderStage(Stage):
         total = frames / fps
         ctx.scale_timeout(total)
 
-        # Checked now (assets, images, clips, colours) so a bad one fails before anything is encoded.
-        _specs, _facts, ducked = self._scene_specs(ctx, brief, scenes, counts, width, height, starts)
+        # Checked now (assets, images, clips, colours) so a bad one fails before anything is encoded; the first
+        # format's first scenes are decoded and framed while ffmpeg mixes and measures the sound below.
+        shapes = brief.frame_shapes()
+        subjects = Subjects()
+        prepared = self._scene_specs(ctx, brief, scenes, counts, width, height, starts, subjects=subjects,
+                                     title_top=_title_top(shapes[0]))
+        timeline = Timeline(prepared[0], fade)
+        try:
+            timeline.prefetch()
+            return self._render(ctx, brief, voice, counts, starts, fade, frames, total, shapes, subjects, prepared,
+                                timeline)
+        finally:
+            timeline.close()
+
+    def _render(self, ctx: StageContext, brief: VideoBrief, voice: list[dict[str, Any]], counts: list[int],
+                starts: list[float], fade: int, frames: int, total: float, shapes: list[str | None],
+                subjects: Subjects, prepared: tuple[list[SceneSpec], list[dict[str, Any]], list[_DuckedClip]],
+                timeline: Timeline) -> StageResult:
+        """The sound mixed and measured once, then each format drawn and encoded (the first on ``timeline``)."""
+        cfg = ctx.config
+        scenes = brief.scenes or []
+        label = ctx.label("brief")
+        fps = cfg.video.fps
+        ducked = prepared[2]
 
         voice_wav = self._voice_track(ctx, voice, starts, total)
         music, music_record = music_source(ctx, brief)
@@ -268,8 +296,6 @@ class RenderStage(Stage):
         cues = [Cue(starts[i] + c[0], starts[i] + c[1], c[2]) for i, v in enumerate(voice) for c in v["cues"]]
         write_srt(cues, ctx.work / "captions.srt")
         style = (brief.caption.style if brief.caption else None) or cfg.caption.style
-        shapes = brief.frame_shapes()
-        subjects = Subjects()
         artifacts = {"srt": "captions.srt"}
         publish = {".srt": "srt"}
         made: list[dict[str, Any]] = []
@@ -284,14 +310,16 @@ class RenderStage(Stage):
             safe = SAFE_AREAS.get(FrameShape(shape)) if shape else None
             tag = "" if n == 0 else f".{shape}"
             role = "" if n == 0 else f"_{shape}"
-            specs, scene_facts, _ = self._scene_specs(ctx, brief, scenes, counts, width, height, starts,
-                                                      subjects=subjects, title_top=safe.top if safe else 0.08)
+            specs, scene_facts, _ = prepared if n == 0 else self._scene_specs(
+                ctx, brief, scenes, counts, width, height, starts, subjects=subjects, title_top=_title_top(shape))
             if n == 0:
                 facts_scenes = scene_facts
             cards = [f["kind"] == "title" for f in scene_facts]
-            out, poster, lit, cover = self._encode(ctx, brief, voice, cues, starts, specs, soundtrack, measured, fade,
-                                            frames, total, cards, width, height, style, safe, tag, encoder,
-                                            base_progress=0.05 + 0.93 * n / len(shapes), share=0.93 / len(shapes))
+            out, poster, lit, cover = self._encode(ctx, brief, voice, cues, starts, specs, soundtrack, measured,
+                                                   timeline if n == 0 else Timeline(specs, fade), frames, total,
+                                                   cards, width, height, style, safe, tag, encoder,
+                                                   base_progress=0.05 + 0.93 * n / len(shapes),
+                                                   share=0.93 / len(shapes))
             highlighted = highlighted or lit
             artifacts.update({f"video{role}": out.name, f"poster{role}": poster.name})
             publish.update({f"{tag}.mp4": f"video{role}", f"{tag}.jpg": f"poster{role}"})
@@ -320,8 +348,8 @@ class RenderStage(Stage):
 
     @staticmethod
     def _encode(ctx: StageContext, brief: VideoBrief, voice: list[dict[str, Any]], cues: list[Cue],
-                starts: list[float], specs: list[SceneSpec], soundtrack: Path, measured: dict[str, Any], fade: int,
-                frames: int, total: float, cards: list[bool], width: int, height: int, style: str,
+                starts: list[float], specs: list[SceneSpec], soundtrack: Path, measured: dict[str, Any],
+                timeline: Timeline, frames: int, total: float, cards: list[bool], width: int, height: int, style: str,
                 safe: SafeArea | None, tag: str, encoder: Encoder, *, base_progress: float, share: float,
                 ) -> tuple[Path, Path, int, dict[str, Any]]:
         """One format's video: its frames piped into one encoder that burns its captions and muxes the sound."""
@@ -358,7 +386,6 @@ class RenderStage(Stage):
                 "-c:a", "aac", "-b:a", v.audio_bitrate, "-t", f"{total:.6f}", "-movflags", "+faststart", str(out),
             ]  # fmt: skip
 
-        timeline = Timeline(specs, fade)
         try:
             encode_piped(timeline, frames, _args, ff=ctx.ffmpeg, duration=total, label=label,
                          span=(base_progress, base_progress + share))

@@ -111,9 +111,19 @@ class EspeakLibrary:
             return Spoken(audio.astype(np.int16), list(self._events), list(self._phonemes))
 
 
-@lru_cache(maxsize=1)
 def espeak_library() -> EspeakLibrary:
-    """The process's one libespeak-ng instance."""
+    """The process's one libespeak-ng instance, created under the library's lock.
+
+    With two or more CPU lane slots, two narrations can start at once; both
+    would initialise the library concurrently (``lru_cache`` does not stop
+    that), and ``espeak_Initialize`` then hung one of the jobs forever.
+    """
+    with _LOCK:
+        return _load()
+
+
+@lru_cache(maxsize=1)
+def _load() -> EspeakLibrary:
     path = ctypes.util.find_library("espeak-ng") or "libespeak-ng.so.1"
     try:
         return EspeakLibrary(path)

@@ -53,7 +53,7 @@ def test_the_gain_applied_in_process_matches_ffmpeg_and_lands_on_the_target(tmp_
     src = tmp_path / "speech.wav"
     ffmpeg("-f", "lavfi", "-i", "sine=frequency=220:sample_rate=22050,volume=0.04", "-t", "3", "-ac", "1",
            "-c:a", "pcm_s16le", str(src))
-    measured = measure_loudness(src, timeout=30, label="speech.wav", audio_cfg=cfg)
+    measured = measure_loudness(src, ff=Ffmpeg(timeout=30), label="speech.wav", audio_cfg=cfg)
     gain = gain_db(measured, cfg)
     assert gain is not None and gain > 0
     ours, theirs = tmp_path / "ours.wav", tmp_path / "theirs.wav"

@@ -194,39 +194,42 @@ def _edit_from_form(form: FormData, count: int) -> list[dict[str, Any]]:
     return out
 
 
-def storyboard_routes(state: AppState) -> list[BaseRoute]:
-    journal = state.journal
-    pages = state.pages
+class _Storyboard:
+    """The storyboard's API and page handlers, over one application state."""
 
-    def _job(request: Request) -> Job | None:
-        return journal.get(request.path_params["job_id"])
+    def __init__(self, state: AppState) -> None:
+        self.state = state
 
-    def _not_review(job: Job) -> str:
+
+    def _job(self, request: Request) -> Job | None:
+        return self.state.journal.get(request.path_params["job_id"])
+
+    def _not_review(self, job: Job) -> str:
         return (f"job {job.id} is {job.status.value}, not waiting for review: its storyboard can no longer be "
                 "changed. A finished video's X.scenes.yaml can be edited and dropped again.")
 
     # ---- API
 
-    def api_get(request: Request) -> Response:
-        job = _job(request)
+    def api_get(self, request: Request) -> Response:
+        job = self._job(request)
         if job is None:
             return _json_error(404, f"no job '{request.path_params['job_id']}'. See GET /api/jobs.")
         if job.route not in ("video", "agent-video"):
             return _json_error(404, f"job {job.id} is a {job.route} job; only video jobs have a storyboard.")
         try:
-            view = storyboard_view(job, board_for(state, job), state.config.scenes.padding_seconds)
+            view = storyboard_view(job, board_for(self.state, job), self.state.config.scenes.padding_seconds)
             return JSONResponse(view, headers={"Cache-Control": "no-store"})
         except OmadError as e:
             return _json_error(409, str(e))
 
-    async def api_put(request: Request) -> Response:
-        if csrf_refused(state, request, request.headers.get("x-csrf-token")):
+    async def api_put(self, request: Request) -> Response:
+        if csrf_refused(self.state, request, request.headers.get("x-csrf-token")):
             return _json_error(403, "the X-CSRF-Token header is missing or stale. Reload the page.")
-        job = _job(request)
+        job = self._job(request)
         if job is None:
             return _json_error(404, f"no job '{request.path_params['job_id']}'. See GET /api/jobs.")
         if job.status is not JobStatus.REVIEW:
-            return _json_error(409, _not_review(job))
+            return _json_error(409, self._not_review(job))
         body = await request.body()
         if len(body) > 1 << 20:
             return _json_error(413, "the storyboard is larger than 1 MB.")
@@ -238,75 +241,77 @@ def storyboard_routes(state: AppState) -> list[BaseRoute]:
                                     "StoryboardEdit schema in /api/openapi.json.")
 
         def save() -> dict[str, Any]:
-            board = board_for(state, job)
+            board = board_for(self.state, job)
             board.apply(edit)
-            return storyboard_view(job, board, state.config.scenes.padding_seconds)
+            return storyboard_view(job, board, self.state.config.scenes.padding_seconds)
 
         try:
             view = await run_in_threadpool(save)
         except OmadError as e:
             return _json_error(422, str(e))
-        state.log.info("storyboard_edited", job=job.id, token=principal(request).name, scenes=len(edit.scenes))
+        self.state.log.info("storyboard_edited", job=job.id, token=principal(request).name, scenes=len(edit.scenes))
         return JSONResponse(view)
 
-    def _render(job: Job, who: str | None) -> str:
-        board = board_for(state, job)
+    def _render(self, job: Job, who: str | None) -> str:
+        board = board_for(self.state, job)
         brief = board.load()
         board.save(brief)  # the storyboard as reviewed, even when nothing was changed
-        if not approve(journal, job, board.path.name, {"scenes": len(brief.scenes or []), "reviewed_by": who or ""}):
-            raise _Refused(_not_review(journal.get(job.id) or job))
-        state.controls.wake()
-        state.log.info("storyboard_rendered", job=job.id, token=who, scenes=len(brief.scenes or []))
+        facts = {"scenes": len(brief.scenes or []), "reviewed_by": who or ""}
+        if not approve(self.state.journal, job, board.path.name, facts):
+            raise _Refused(self._not_review(self.state.journal.get(job.id) or job))
+        self.state.controls.wake()
+        self.state.log.info("storyboard_rendered", job=job.id, token=who, scenes=len(brief.scenes or []))
         return f"{job.id}: rendering the reviewed storyboard"
 
-    def api_render(request: Request) -> Response:
-        if csrf_refused(state, request, request.headers.get("x-csrf-token")):
+    def api_render(self, request: Request) -> Response:
+        if csrf_refused(self.state, request, request.headers.get("x-csrf-token")):
             return _json_error(403, "the X-CSRF-Token header is missing or stale. Reload the page.")
-        job = _job(request)
+        job = self._job(request)
         if job is None:
             return _json_error(404, f"no job '{request.path_params['job_id']}'. See GET /api/jobs.")
         if job.status is not JobStatus.REVIEW:
-            return _json_error(409, _not_review(job))
+            return _json_error(409, self._not_review(job))
         try:
-            message = _render(job, principal(request).name)
+            message = self._render(job, principal(request).name)
         except (OmadError, _Refused) as e:
             return _json_error(409, str(e))
         return JSONResponse({"id": job.id, "message": message, "url": f"/api/jobs/{job.id}"}, status_code=202)
 
-    def api_library(request: Request) -> Response:
-        return JSONResponse({"hits": _library_search(state, request.query_params.get("q", ""))},
+    def api_library(self, request: Request) -> Response:
+        return JSONResponse({"hits": _library_search(self.state, request.query_params.get("q", ""))},
                             headers={"Cache-Control": "no-store"})
 
-    def api_stock(request: Request) -> Response:
-        job = _job(request)
+    def api_stock(self, request: Request) -> Response:
+        job = self._job(request)
         if job is None or job.status is not JobStatus.REVIEW:
-            return _json_error(409 if job else 404, _not_review(job) if job else "no such job.")
-        return JSONResponse({"hits": _stock_search(state, job, request.query_params.get("q", ""))},
+            return _json_error(409 if job else 404, self._not_review(job) if job else "no such job.")
+        return JSONResponse({"hits": _stock_search(self.state, job, request.query_params.get("q", ""))},
                             headers={"Cache-Control": "no-store"})
 
-    async def api_upload(request: Request) -> Response:
-        if csrf_refused(state, request, request.headers.get("x-csrf-token")):
+    async def api_upload(self, request: Request) -> Response:
+        if csrf_refused(self.state, request, request.headers.get("x-csrf-token")):
             return _json_error(403, "the X-CSRF-Token header is missing or stale. Reload the page.")
-        job = _job(request)
+        job = self._job(request)
         if job is None or job.status is not JobStatus.REVIEW:
-            return _json_error(409 if job else 404, _not_review(job) if job else "no such job.")
+            return _json_error(409 if job else 404, self._not_review(job) if job else "no such job.")
         async with request.form(max_files=1, max_fields=2) as form:
             upload = form.get("file")
             if not isinstance(upload, UploadFile):
                 return _json_error(400, "send the picture as the multipart field 'file'.")
             data = await upload.read(_UPLOAD_BYTES + 1)
         try:
-            name = await run_in_threadpool(board_for(state, job).upload, upload.filename or "", data, _UPLOAD_BYTES)
+            board = board_for(self.state, job)
+            name = await run_in_threadpool(board.upload, upload.filename or "", data, _UPLOAD_BYTES)
         except OmadError as e:
             return _json_error(422, str(e))
         return JSONResponse({"picture": f"asset:{name}"}, status_code=201)
 
-    def picture(request: Request) -> Response:
-        job = _job(request)
+    def picture(self, request: Request) -> Response:
+        job = self._job(request)
         if job is None:
             return text(404, "no such job\n")
         try:
-            board = board_for(state, job)
+            board = board_for(self.state, job)
             scenes = board.load().scenes or []
             index = int(request.path_params["index"])
             found = board.picture_of(scenes[index]) if 0 <= index < len(scenes) and scenes[index].image else None
@@ -316,61 +321,62 @@ def storyboard_routes(state: AppState) -> list[BaseRoute]:
             return text(404, "this scene has no picture\n")
         return file_response(request, found, cache="no-cache")
 
-    def preview(request: Request) -> Response:
+    def preview(self, request: Request) -> Response:
         """Scene n's low-resolution preview with its voice (made on first request in one CPU slot, then kept)."""
         from ..storyboard.preview import make_preview
 
-        job = _job(request)
+        job = self._job(request)
         if job is None:
             return text(404, "no such job\n")
         index = request.path_params["index"]
         if not index.isdigit():
             return text(404, "no such scene\n")
         try:
-            with state.controls.cpu_slot(f"storyboard-preview:{job.id}"):
-                path = make_preview(state.config, job, board_for(state, job), int(index))
+            with self.state.controls.cpu_slot(f"storyboard-preview:{job.id}"):
+                path = make_preview(self.state.config, job, board_for(self.state, job), int(index))
         except OmadError as e:
             return text(422, f"the preview could not be made: {e}\n")
         return file_response(request, path, cache="no-cache")
 
     # ---- page
 
-    def page(request: Request, error: str | None = None, status: int = 200) -> Response:
-        job = _job(request)
+    def page(self, request: Request, error: str | None = None, status: int = 200) -> Response:
+        job = self._job(request)
         if job is None:
             return text(404, "no such job: see / for the status page\n")
         try:
-            view = storyboard_view(job, board_for(state, job), state.config.scenes.padding_seconds)
+            view = storyboard_view(job, board_for(self.state, job), self.state.config.scenes.padding_seconds)
         except OmadError as e:
             return text(409, f"{e}\n")
         search = request.query_params.get("search")
         words = request.query_params.get("q", "")
-        hits = _library_search(state, words) if search is not None and words else []
-        stock = _stock_search(state, job, words) if search is not None and words and view["editable"] else []
+        hits = _library_search(self.state, words) if search is not None and words else []
+        stock = _stock_search(self.state, job, words) if search is not None and words and view["editable"] else []
         shown = request.query_params.get("preview", "")
-        return pages.page(request, "storyboard.html", status=status, view=view, error=error, motions=_MOTIONS,
-                          preview=int(shown) if shown.isdigit() else None,
-                          search=int(search) if search and search.isdigit() else None, words=words, hits=hits,
-                          stock=stock, stock_keys=bool(state.config.assets.pexels_key_value()
-                                                       or state.config.assets.pixabay_key_value()),
-                          library=bool(state.config.assets.library.folders),
-                          nav=nav_for(state.auth, principal(request)))
+        assets = self.state.config.assets
+        return self.state.pages.page(request, "storyboard.html", status=status, view=view, error=error,
+                                     motions=_MOTIONS, preview=int(shown) if shown.isdigit() else None,
+                                     search=int(search) if search and search.isdigit() else None, words=words,
+                                     hits=hits, stock=stock,
+                                     stock_keys=bool(assets.pexels_key_value() or assets.pixabay_key_value()),
+                                     library=bool(assets.library.folders),
+                                     nav=nav_for(self.state.auth, principal(request)))
 
-    async def page_post(request: Request) -> Response:
+    async def page_post(self, request: Request) -> Response:
         form = await request.form(max_files=MAX_SCENES, max_fields=20 * MAX_SCENES)
         try:
-            return await _page_post(request, form)
+            return await self._page_post(request, form)
         finally:
             await form.close()  # the empty file fields' spooled files too
 
-    async def _page_post(request: Request, form: FormData) -> Response:
-        if csrf_refused(state, request, str(form.get("csrf") or "")):
+    async def _page_post(self, request: Request, form: FormData) -> Response:
+        if csrf_refused(self.state, request, str(form.get("csrf") or "")):
             return text(403, CSRF_STALE + "\n")
-        job = _job(request)
+        job = self._job(request)
         if job is None:
             return text(404, "no such job\n")
         if job.status is not JobStatus.REVIEW:
-            return page(request, _not_review(job), 409)
+            return self.page(request, self._not_review(job), 409)
         action = str(form.get("action") or "save")
         uploads: dict[int, tuple[str, bytes]] = {}
         verb, _, arg = action.partition(":")
@@ -380,7 +386,7 @@ def storyboard_routes(state: AppState) -> list[BaseRoute]:
                 uploads[int(arg) if arg.isdigit() else -1] = (f.filename, await f.read(_UPLOAD_BYTES + 1))
 
         def act() -> Response:
-            board = board_for(state, job)
+            board = board_for(self.state, job)
             count = len(board.load().scenes or [])
             scenes = _edit_from_form(form, count)
             where = _position(scenes, arg)
@@ -414,7 +420,7 @@ def storyboard_routes(state: AppState) -> list[BaseRoute]:
                 raise _Refused(f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from e
             board.apply(edit)
             if verb == "render":
-                _render(job, principal(request).name)
+                self._render(job, principal(request).name)
                 return RedirectResponse(f"/jobs/{job.id}", 303)
             target = f"/jobs/{job.id}/storyboard"
             if verb == "search" and arg.isdigit():
@@ -426,19 +432,22 @@ def storyboard_routes(state: AppState) -> list[BaseRoute]:
         try:
             return await run_in_threadpool(act)
         except (OmadError, _Refused) as e:
-            return page(request, str(e), 422)
+            return self.page(request, str(e), 422)
 
+
+def storyboard_routes(state: AppState) -> list[BaseRoute]:
+    h = _Storyboard(state)
     return [
-        Route("/api/jobs/{job_id}/storyboard", api_get, methods=["GET"]),
-        Route("/api/jobs/{job_id}/storyboard", api_put, methods=["PUT"]),
-        Route("/api/jobs/{job_id}/render", api_render, methods=["POST"]),
-        Route("/api/jobs/{job_id}/storyboard/library", api_library, methods=["GET"]),
-        Route("/api/jobs/{job_id}/storyboard/stock", api_stock, methods=["GET"]),
-        Route("/api/jobs/{job_id}/storyboard/pictures", api_upload, methods=["POST"]),
-        Route("/jobs/{job_id}/storyboard", page, methods=["GET"]),
-        Route("/jobs/{job_id}/storyboard", page_post, methods=["POST"]),
-        Route("/jobs/{job_id}/storyboard/pictures/{index}", picture, methods=["GET"]),
-        Route("/jobs/{job_id}/storyboard/preview/{index}", preview, methods=["GET"]),
+        Route("/api/jobs/{job_id}/storyboard", h.api_get, methods=["GET"]),
+        Route("/api/jobs/{job_id}/storyboard", h.api_put, methods=["PUT"]),
+        Route("/api/jobs/{job_id}/render", h.api_render, methods=["POST"]),
+        Route("/api/jobs/{job_id}/storyboard/library", h.api_library, methods=["GET"]),
+        Route("/api/jobs/{job_id}/storyboard/stock", h.api_stock, methods=["GET"]),
+        Route("/api/jobs/{job_id}/storyboard/pictures", h.api_upload, methods=["POST"]),
+        Route("/jobs/{job_id}/storyboard", h.page, methods=["GET"]),
+        Route("/jobs/{job_id}/storyboard", h.page_post, methods=["POST"]),
+        Route("/jobs/{job_id}/storyboard/pictures/{index}", h.picture, methods=["GET"]),
+        Route("/jobs/{job_id}/storyboard/preview/{index}", h.preview, methods=["GET"]),
     ]
 
 

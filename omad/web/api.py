@@ -224,10 +224,13 @@ async def submit(state: AppState, request: Request) -> SubmitResult:
     return SubmitResult(sub, detail, new)
 
 
-def api_routes(state: AppState) -> list[BaseRoute]:
-    journal = state.journal
+class _Api:
+    """The REST API's handlers, over one application state."""
 
-    def list_jobs(request: Request) -> Response:
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+
+    def list_jobs(self, request: Request) -> Response:
         q = request.query_params
         statuses: list[JobStatus] | None = None
         if q.get("status"):
@@ -244,52 +247,53 @@ def api_routes(state: AppState) -> list[BaseRoute]:
         except UploadRefused as e:
             return _error(400, e.message, e.field)
         limit = max(1, min(query_int(request, "limit", 100), 1000))
-        jobs = journal.jobs(statuses, limit=None if (route or since) else limit)
+        jobs = self.state.journal.jobs(statuses, limit=None if (route or since) else limit)
         rows = [j for j in jobs if (not route or j.route == route) and (since is None or j.created_at >= since)]
-        return JSONResponse({"jobs": [job_detail(state, j) for j in rows[:limit]]},
+        return JSONResponse({"jobs": [job_detail(self.state, j) for j in rows[:limit]]},
                             headers={"Cache-Control": "no-store"})
 
-    async def create_job(request: Request) -> Response:
+    async def create_job(self, request: Request) -> Response:
         p = principal(request)
-        wait = state.auth.allow_submit(p.key if p.name else f"client:{client(request)}")
+        wait = self.state.auth.allow_submit(p.key if p.name else f"client:{client(request)}")
         if wait is not None:
-            return _error(429, f"too many submissions: web.submit_per_minute is {state.config.web.submit_per_minute}. "
+            limit = self.state.config.web.submit_per_minute
+            return _error(429, f"too many submissions: web.submit_per_minute is {limit}. "
                                f"Try again in {wait:.0f} s.", None, {"Retry-After": str(int(wait) + 1)})
         try:
-            result = await submit(state, request)
+            result = await submit(self.state, request)
         except UploadRefused as e:
             return _error(e.status, e.message, e.field)
         except InputError as e:
             return _error(400, str(e), "files")
         return JSONResponse(result.body(), status_code=202, headers={"Location": result.body()["url"]})
 
-    def get_job(request: Request) -> Response:
+    def get_job(self, request: Request) -> Response:
         job_id = request.path_params["job_id"]
-        job = journal.get(job_id)
+        job = self.state.journal.get(job_id)
         if job is None:
-            matches = journal.find(job_id) if len(job_id) >= 6 else []
+            matches = self.state.journal.find(job_id) if len(job_id) >= 6 else []
             if len(matches) != 1:
                 return _error(404, f"no job '{job_id}'. See GET /api/jobs.", "id")
             job = matches[0]
-        return JSONResponse(job_detail(state, job), headers={"Cache-Control": "no-store"})
+        return JSONResponse(job_detail(self.state, job), headers={"Cache-Control": "no-store"})
 
-    def get_submission(request: Request) -> Response:
-        sub = state.submissions.get(request.path_params["sid"])
+    def get_submission(self, request: Request) -> Response:
+        sub = self.state.submissions.get(request.path_params["sid"])
         if sub is None:
             return _error(404, "no such submission in this daemon's memory (it restarted?). See GET /api/jobs.",
                           "id")
-        job = state.submissions.job_for(sub)
-        body = SubmitResult(sub, job_detail(state, job) if job else None, True).body()
+        job = self.state.submissions.job_for(sub)
+        body = SubmitResult(sub, job_detail(self.state, job) if job else None, True).body()
         body.pop("duplicate")
         return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
-    def job_action(request: Request, event: str, act: Callable[[str], str]) -> Response:
+    def job_action(self, request: Request, event: str, act: Callable[[str], str]) -> Response:
         """POST /api/jobs/{id}/retry or /cancel: CSRF, the job must exist, then ``act``; 202 with its message."""
         p = principal(request)
-        if csrf_refused(state, request, request.headers.get("x-csrf-token")):
+        if csrf_refused(self.state, request, request.headers.get("x-csrf-token")):
             return _error(403, "the X-CSRF-Token header is missing or stale. Reload the page.", "X-CSRF-Token")
         job_id = request.path_params["job_id"]
-        if journal.get(job_id) is None:
+        if self.state.journal.get(job_id) is None:
             return _error(404, f"no job '{job_id}'. See GET /api/jobs.", "id")
         try:
             message = act(job_id)
@@ -297,25 +301,31 @@ def api_routes(state: AppState) -> list[BaseRoute]:
             return _error(409, str(e), "id", {"Retry-After": "1"})
         except OmadError as e:
             return _error(409, str(e), "id")
-        state.controls.wake()
-        state.log.info(event, job=job_id, token=p.name, client=client(request))
+        self.state.controls.wake()
+        self.state.log.info(event, job=job_id, token=p.name, client=client(request))
         return JSONResponse({"id": job_id, "message": message, "url": f"/api/jobs/{job_id}"}, status_code=202)
 
-    def retry(request: Request) -> Response:
-        return job_action(request, "web_retry", lambda job_id: retry_job(journal, state.paths, job_id))
+    def retry(self, request: Request) -> Response:
+        journal, paths = self.state.journal, self.state.paths
+        return self.job_action(request, "web_retry", lambda job_id: retry_job(journal, paths, job_id))
 
-    def cancel(request: Request) -> Response:
-        return job_action(request, "web_cancel", state.controls.cancel)
+    def cancel(self, request: Request) -> Response:
+        return self.job_action(request, "web_cancel", self.state.controls.cancel)
 
-    def openapi(request: Request) -> Response:
+    def openapi(self, request: Request) -> Response:
         return JSONResponse(openapi_schema())
 
+
+def api_routes(state: AppState) -> list[BaseRoute]:
+    h = _Api(state)
     return [
-        Route("/api/jobs", list_jobs, methods=["GET"]),
-        Route("/api/jobs", create_job, methods=["POST"]),
-        Route("/api/jobs/{job_id}", get_job, methods=["GET"]),
-        Route("/api/jobs/{job_id}/retry", retry, methods=["POST"]),
-        Route("/api/jobs/{job_id}/cancel", cancel, methods=["POST"]),
-        Route("/api/submissions/{sid}", get_submission, methods=["GET"]),
-        Route("/api/openapi.json", openapi, methods=["GET"]),
+        Route("/api/jobs", h.list_jobs, methods=["GET"]),
+        Route("/api/jobs", h.create_job, methods=["POST"]),
+        Route("/api/jobs/{job_id}", h.get_job, methods=["GET"]),
+        Route("/api/jobs/{job_id}/retry", h.retry, methods=["POST"]),
+        Route("/api/jobs/{job_id}/cancel", h.cancel, methods=["POST"]),
+        Route("/api/submissions/{sid}", h.get_submission, methods=["GET"]),
+        Route("/api/openapi.json", h.openapi, methods=["GET"]),
     ]
+
+

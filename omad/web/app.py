@@ -179,117 +179,124 @@ class _Gate(BaseHTTPMiddleware):
 # -- health, metrics, status ---------------------------------------------------------------------
 
 
-def _routes(state: AppState) -> list[BaseRoute]:
-    controls = state.controls
-    pages = state.pages
+class _Service:
+    """The service endpoints' handlers (metrics, health, files), over one application state."""
 
-    def metrics(request: Request) -> Response:
-        return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST,
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+
+    def metrics(self, request: Request) -> Response:
+        return Response(self.state.metrics.render(), media_type=CONTENT_TYPE_LATEST,
                         headers={"Cache-Control": "no-store"})
 
-    def healthz(request: Request) -> Response:
-        age = controls.heartbeat_age()
-        if controls.healthy():
+    def healthz(self, request: Request) -> Response:
+        age = self.state.controls.heartbeat_age()
+        if self.state.controls.healthy():
             return text(200, f"ok: the main loop ticked {age:.1f} s ago\n")
         return text(503, f"unhealthy: the main loop last ticked {age:.0f} s ago (stuck or stopped)\n")
 
-    def readyz(request: Request) -> Response:
-        checks = controls.readiness()
+    def readyz(self, request: Request) -> Response:
+        checks = self.state.controls.readiness()
         failing = [name for name, ok, _ in checks if not ok]
         lines = "\n".join(f"{name}: {'ok' if ok else 'FAIL'}: {message}" for name, ok, message in checks)
         if failing:
             return text(503, f"not ready: {', '.join(failing)}\n{lines}\n")
         return text(200, f"ready\n{lines}\n")
 
-    def status_page(request: Request) -> Response:
+    def status_page(self, request: Request) -> Response:
         refresh = max(0, min(query_int(request, "refresh", 2), 3600))
-        view = controls.status(query_int(request, "limit", DEFAULT_JOBS))
-        return pages.page(request, "status.html", view=view, refresh=refresh,
-                          nav=nav_for(state.auth, principal(request)))
+        view = self.state.controls.status(query_int(request, "limit", DEFAULT_JOBS))
+        return self.state.pages.page(request, "status.html", view=view, refresh=refresh,
+                                     nav=nav_for(self.state.auth, principal(request)))
 
-    def api_status(request: Request) -> Response:
-        return JSONResponse(controls.status(query_int(request, "limit", DEFAULT_JOBS)),
+    def api_status(self, request: Request) -> Response:
+        return JSONResponse(self.state.controls.status(query_int(request, "limit", DEFAULT_JOBS)),
                             headers={"Cache-Control": "no-store"})
 
-    def outbox(request: Request) -> Response:
+    def outbox(self, request: Request) -> Response:
         try:
-            path = resolve_outbox_path(state.paths.outbox, request.scope["raw_path"].decode("latin-1")
+            path = resolve_outbox_path(self.state.paths.outbox, request.scope["raw_path"].decode("latin-1")
                                        .split("?", 1)[0][len("/outbox/"):])
         except PathRefused as e:
             return text(403, f"refused: {e}\n")
         except OSError:
             return text(404, "no such file in the outbox\n")
         # The gate checks the URL; this checks where it really leads (a link inside the outbox, say).
-        failed = (state.paths.outbox / "failed").resolve()
+        failed = (self.state.paths.outbox / "failed").resolve()
         if path.is_relative_to(failed) and path.name != "error.json" and principal(request).via == "open":
-            state.auth.failed("missing", client(request), request.url.path)
+            self.state.auth.failed("missing", client(request), request.url.path)
             return text(401, "the originals of failed drops need a token: send 'Authorization: Bearer TOKEN' "
                              "or log in at /login.\n", {"WWW-Authenticate": 'Bearer realm="omad"'})
         return file_response(request, path, cache="no-cache")
 
-    def poster(request: Request) -> Response:
+    def poster(self, request: Request) -> Response:
         job_id = request.path_params["job_id"]
         if not _JOB_ID.fullmatch(job_id):
             return text(404, "no such job\n")
-        job = state.journal.get(job_id)
-        found = state.posters.poster_for(job) if job is not None else None
+        job = self.state.journal.get(job_id)
+        found = self.state.posters.poster_for(job) if job is not None else None
         if found is None:
             return text(404, "this job has no picture to show\n")
         return file_response(request, found, cache="max-age=300")
 
-    def favicon(request: Request) -> Response:
+    def favicon(self, request: Request) -> Response:
         return Response(b"", status_code=204, media_type="image/x-icon")
 
-    def script(request: Request) -> Response:
+    def script(self, request: Request) -> Response:
         body = package_files("omad.web").joinpath("static/omad.js").read_bytes()
         return Response(body, media_type="text/javascript; charset=utf-8", headers={"Cache-Control": "max-age=60"})
 
-    def login_form(request: Request) -> Response:
+    def login_form(self, request: Request) -> Response:
         nxt = _local_next(request.query_params.get("next"))
-        return pages.page(request, "login.html", next_path=nxt, error=None, required=state.auth.required)
+        return self.state.pages.page(request, "login.html", next_path=nxt, error=None,
+                                     required=self.state.auth.required)
 
-    async def login(request: Request) -> Response:
+    async def login(self, request: Request) -> Response:
         form = await request.form(max_files=0, max_fields=4)
         token = str(form.get("token") or "").strip()
         nxt = _local_next(str(form.get("next") or "/"))
-        sid = state.auth.open_session(token) if token else None
+        sid = self.state.auth.open_session(token) if token else None
         if sid is None:
-            state.auth.failed("login", client(request), "/login")
-            _ = pages.gettext(pages.language(request))
-            return pages.page(request, "login.html", status=401, next_path=nxt, required=state.auth.required,
-                              error=_("That token is not valid (unknown or revoked). Check it, or make one with "
-                                      "`omad token add NAME`."))
+            self.state.auth.failed("login", client(request), "/login")
+            _ = self.state.pages.gettext(self.state.pages.language(request))
+            return self.state.pages.page(request, "login.html", status=401, next_path=nxt,
+                                         required=self.state.auth.required,
+                                         error=_("That token is not valid (unknown or revoked). Check it, or make "
+                                                 "one with `omad token add NAME`."))
         resp = RedirectResponse(nxt, 303)
-        resp.set_cookie(SESSION_COOKIE, sid, max_age=int(state.auth.web.session_hours * 3600), path="/",
+        resp.set_cookie(SESSION_COOKIE, sid, max_age=int(self.state.auth.web.session_hours * 3600), path="/",
                         httponly=True, samesite="strict",
-                        secure=request.url.scheme == "https" or state.auth.web.public_url.startswith("https:"))
+                        secure=request.url.scheme == "https" or self.state.auth.web.public_url.startswith("https:"))
         return resp
 
-    async def logout(request: Request) -> Response:
+    async def logout(self, request: Request) -> Response:
         p = principal(request)
         form = await request.form(max_files=0, max_fields=4)
-        if csrf_refused(state, request, str(form.get("csrf") or "")):
+        if csrf_refused(self.state, request, str(form.get("csrf") or "")):
             return text(403, CSRF_STALE + "\n")
         if p.session:
-            state.auth.close_session(p.session)
+            self.state.auth.close_session(p.session)
         resp = RedirectResponse("/login", 303)
         resp.delete_cookie(SESSION_COOKIE, path="/")
         return resp
 
+
+def _routes(state: AppState) -> list[BaseRoute]:
+    h = _Service(state)
     return [
-        Route("/metrics", metrics),
-        Route("/healthz", healthz),
-        Route("/readyz", readyz),
-        Route("/", status_page),
-        Route("/index.html", status_page),
-        Route("/api/status", api_status),
-        Route("/outbox/{path:path}", outbox),
-        Route("/poster/{job_id:path}", poster),
-        Route("/favicon.ico", favicon),
-        Route("/static/omad.js", script),
-        Route("/login", login_form, methods=["GET"]),
-        Route("/login", login, methods=["POST"]),
-        Route("/logout", logout, methods=["POST"]),
+        Route("/metrics", h.metrics),
+        Route("/healthz", h.healthz),
+        Route("/readyz", h.readyz),
+        Route("/", h.status_page),
+        Route("/index.html", h.status_page),
+        Route("/api/status", h.api_status),
+        Route("/outbox/{path:path}", h.outbox),
+        Route("/poster/{job_id:path}", h.poster),
+        Route("/favicon.ico", h.favicon),
+        Route("/static/omad.js", h.script),
+        Route("/login", h.login_form, methods=["GET"]),
+        Route("/login", h.login, methods=["POST"]),
+        Route("/logout", h.logout, methods=["POST"]),
         *api_routes(state),
         *queue_routes(state),
         *page_routes(state),

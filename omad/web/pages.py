@@ -60,110 +60,118 @@ def _log_line(record: dict[str, Any]) -> str:
     return f'{record.get("timestamp", "")} {record.get("level", "")} {record.get("event", "")} {rest}'
 
 
-def page_routes(state: AppState) -> list[BaseRoute]:
-    journal = state.journal
-    web = state.config.web
-    pages = state.pages
+class _Pages:
+    """The pages' handlers (status, jobs, create, settings), over one application state."""
 
-    def create_form(request: Request, error: str | None = None, status: int = 200) -> Response:
-        return pages.page(request, "create.html", status=status, nav=nav_for(state.auth, principal(request)),
-                          error=error, limits=web, kinds=form_kinds(), formats=FORMATS, motions=MOTIONS,
-                          voices=list_voices(state.config))
+    def __init__(self, state: AppState) -> None:
+        self.state = state
 
-    def create_page(request: Request) -> Response:
-        return create_form(request)
+    def create_form(self, request: Request, error: str | None = None, status: int = 200) -> Response:
+        return self.state.pages.page(request, "create.html", status=status,
+                                     nav=nav_for(self.state.auth, principal(request)), error=error,
+                                     limits=self.state.config.web, kinds=form_kinds(), formats=FORMATS,
+                                     motions=MOTIONS, voices=list_voices(self.state.config))
 
-    async def create(request: Request) -> Response:
+    def create_page(self, request: Request) -> Response:
+        return self.create_form(request)
+
+    async def create(self, request: Request) -> Response:
         p = principal(request)
         wants_json = "application/json" in request.headers.get("accept", "")
-        wait = state.auth.allow_submit(p.key if p.name else f"client:{client(request)}")
+        wait = self.state.auth.allow_submit(p.key if p.name else f"client:{client(request)}")
         try:
             if wait is not None:
-                raise UploadRefused(f"too many submissions: web.submit_per_minute is {web.submit_per_minute}. "
+                limit = self.state.config.web.submit_per_minute
+                raise UploadRefused(f"too many submissions: web.submit_per_minute is {limit}. "
                                     f"Try again in {wait:.0f} s.", field="files", status=429)
-            result = await submit(state, request)
+            result = await submit(self.state, request)
         except UploadRefused as err:
             if wants_json:
                 return JSONResponse({"error": err.message, "field": err.field, "status": err.status},
                                     status_code=err.status)
-            return create_form(request, err.message, err.status)
+            return self.create_form(request, err.message, err.status)
         body = result.body()
         if wants_json:
             return JSONResponse(body, status_code=202)
         return RedirectResponse(body["page"], 303)
 
-    def job_page(request: Request) -> Response:
-        job = journal.get(request.path_params["job_id"])
+    def job_page(self, request: Request) -> Response:
+        job = self.state.journal.get(request.path_params["job_id"])
         if job is None:
             return text(404, "no such job: see / for the status page\n")
-        detail = job_detail(state, job)
-        lang = pages.language(request)
+        detail = job_detail(self.state, job)
+        lang = self.state.pages.language(request)
         if detail["error"]:
             detail["error"]["message_local"] = localised_error(detail["error"], lang)
             detail["error"]["what_to_do_local"] = what_to_do(job.id, lang, retrying=job.status == "retry_wait")
         # A retried job stays live until the job its inputs became appears.
         final = detail["status"] in ("done", "failed", "duplicate") and not (detail["retried"]
                                                                              and not detail["retried_as"])
-        present = present_job(detail, job, pages.gettext(lang), state.posters.has_visual(job))
-        log_text = "\n".join(_log_line(r) for r in job_log(state, job))
-        return pages.page(request, "job.html", detail=detail, present=present, log_text=log_text,
-                          refresh=0 if final else 2, nav=nav_for(state.auth, principal(request)))
+        present = present_job(detail, job, self.state.pages.gettext(lang), self.state.posters.has_visual(job))
+        log_text = "\n".join(_log_line(r) for r in job_log(self.state, job))
+        return self.state.pages.page(request, "job.html", detail=detail, present=present, log_text=log_text,
+                                     refresh=0 if final else 2, nav=nav_for(self.state.auth, principal(request)))
 
-    async def retry_form(request: Request) -> Response:
+    async def retry_form(self, request: Request) -> Response:
         form = await request.form(max_files=0, max_fields=4)
-        if csrf_refused(state, request, str(form.get("csrf") or "")):
+        if csrf_refused(self.state, request, str(form.get("csrf") or "")):
             return text(403, CSRF_STALE + "\n")
-        return await run_in_threadpool(_retry, request)
+        return await run_in_threadpool(self._retry, request)
 
-    async def cancel_form(request: Request) -> Response:
+    async def cancel_form(self, request: Request) -> Response:
         form = await request.form(max_files=0, max_fields=4)
-        if csrf_refused(state, request, str(form.get("csrf") or "")):
+        if csrf_refused(self.state, request, str(form.get("csrf") or "")):
             return text(403, CSRF_STALE + "\n")
         job_id = request.path_params["job_id"]
         try:
-            await run_in_threadpool(state.controls.cancel, job_id)
+            await run_in_threadpool(self.state.controls.cancel, job_id)
         except OmadError as err:
             return text(409, f"{err}\n")
         return RedirectResponse(f"/jobs/{job_id}", 303)
 
-    def _retry(request: Request) -> Response:
+    def _retry(self, request: Request) -> Response:
         job_id = request.path_params["job_id"]
-        if journal.get(job_id) is None:
+        if self.state.journal.get(job_id) is None:
             return text(404, "no such job\n")
         try:
-            retry_job(journal, state.paths, job_id)
+            retry_job(self.state.journal, self.state.paths, job_id)
         except OmadError as err:
             return text(409, f"{err}\n")
-        state.controls.wake()
+        self.state.controls.wake()
         return RedirectResponse(f"/jobs/{job_id}", 303)
 
-    def submission_page(request: Request) -> Response:
-        sub = state.submissions.get(request.path_params["sid"])
+    def submission_page(self, request: Request) -> Response:
+        sub = self.state.submissions.get(request.path_params["sid"])
         if sub is None:
             return text(404, "no such submission (the daemon restarted?): see / for the status page\n")
-        job = state.submissions.job_for(sub)
+        job = self.state.submissions.job_for(sub)
         if job is not None:
             return RedirectResponse(f"/jobs/{job.id}", 303)
-        return pages.page(request, "submitted.html", sources=sub.sources, refresh=2,
-                          nav=nav_for(state.auth, principal(request)))
+        return self.state.pages.page(request, "submitted.html", sources=sub.sources, refresh=2,
+                                     nav=nav_for(self.state.auth, principal(request)))
 
-    def analytics_page(request: Request) -> Response:
-        view = analytics_view(state, max(1, min(query_int(request, "days", 30), 366)))
-        charts = analytics_charts(view, pages.gettext(pages.language(request)))
-        return pages.page(request, "analytics.html", view=view, charts=charts,
-                          nav=nav_for(state.auth, principal(request)))
+    def analytics_page(self, request: Request) -> Response:
+        view = analytics_view(self.state, max(1, min(query_int(request, "days", 30), 366)))
+        charts = analytics_charts(view, self.state.pages.gettext(self.state.pages.language(request)))
+        return self.state.pages.page(request, "analytics.html", view=view, charts=charts,
+                                     nav=nav_for(self.state.auth, principal(request)))
 
-    def analytics_json(request: Request) -> Response:
-        return JSONResponse(analytics_view(state, max(1, min(query_int(request, "days", 30), 366))),
+    def analytics_json(self, request: Request) -> Response:
+        return JSONResponse(analytics_view(self.state, max(1, min(query_int(request, "days", 30), 366))),
                             headers={"Cache-Control": "no-store"})
 
+
+def page_routes(state: AppState) -> list[BaseRoute]:
+    h = _Pages(state)
     return [
-        Route("/analytics", analytics_page, methods=["GET"]),
-        Route("/api/analytics", analytics_json, methods=["GET"]),
-        Route("/create", create_page, methods=["GET"]),
-        Route("/create", create, methods=["POST"]),
-        Route("/jobs/{job_id}", job_page, methods=["GET"]),
-        Route("/jobs/{job_id}/retry", retry_form, methods=["POST"]),
-        Route("/jobs/{job_id}/cancel", cancel_form, methods=["POST"]),
-        Route("/submissions/{sid}", submission_page, methods=["GET"]),
+        Route("/analytics", h.analytics_page, methods=["GET"]),
+        Route("/api/analytics", h.analytics_json, methods=["GET"]),
+        Route("/create", h.create_page, methods=["GET"]),
+        Route("/create", h.create, methods=["POST"]),
+        Route("/jobs/{job_id}", h.job_page, methods=["GET"]),
+        Route("/jobs/{job_id}/retry", h.retry_form, methods=["POST"]),
+        Route("/jobs/{job_id}/cancel", h.cancel_form, methods=["POST"]),
+        Route("/submissions/{sid}", h.submission_page, methods=["GET"]),
     ]
+
+

@@ -95,17 +95,20 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return data
 
 
-def queue_routes(state: AppState) -> list[BaseRoute]:
-    controls = state.controls
+class _Queue:
+    """The queue page's and the controls' handlers (pause, priorities), over one application state."""
 
-    def who(request: Request) -> str:
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+
+    def who(self, request: Request) -> str:
         return f"web:{principal(request).name or client(request)}"
 
-    def get_queue(request: Request) -> Response:
-        return JSONResponse(controls.queue(), headers={"Cache-Control": "no-store"})
+    def get_queue(self, request: Request) -> Response:
+        return JSONResponse(self.state.controls.queue(), headers={"Cache-Control": "no-store"})
 
-    async def api_pause(request: Request) -> Response:
-        if csrf_refused(state, request, request.headers.get("x-csrf-token")):
+    async def api_pause(self, request: Request) -> Response:
+        if csrf_refused(self.state, request, request.headers.get("x-csrf-token")):
             return _error(403, "the X-CSRF-Token header is missing or stale. Reload the page.", "X-CSRF-Token")
         try:
             body = await _json_body(request)
@@ -114,19 +117,19 @@ def queue_routes(state: AppState) -> list[BaseRoute]:
         now = body.get("now", request.query_params.get("now") in ("1", "true", "yes"))
         if not isinstance(now, bool):
             return _error(400, f"'now' must be true or false, not {now!r}.", "now")
-        await run_in_threadpool(controls.pause, now, who(request))
-        state.log.info("web_pause", now=now, token=principal(request).name, client=client(request))
-        return JSONResponse(controls.queue(), status_code=202)
+        await run_in_threadpool(self.state.controls.pause, now, self.who(request))
+        self.state.log.info("web_pause", now=now, token=principal(request).name, client=client(request))
+        return JSONResponse(self.state.controls.queue(), status_code=202)
 
-    async def api_resume(request: Request) -> Response:
-        if csrf_refused(state, request, request.headers.get("x-csrf-token")):
+    async def api_resume(self, request: Request) -> Response:
+        if csrf_refused(self.state, request, request.headers.get("x-csrf-token")):
             return _error(403, "the X-CSRF-Token header is missing or stale. Reload the page.", "X-CSRF-Token")
-        await run_in_threadpool(controls.resume, who(request))
-        state.log.info("web_resume", token=principal(request).name, client=client(request))
-        return JSONResponse(controls.queue(), status_code=202)
+        await run_in_threadpool(self.state.controls.resume, self.who(request))
+        self.state.log.info("web_resume", token=principal(request).name, client=client(request))
+        return JSONResponse(self.state.controls.queue(), status_code=202)
 
-    async def api_priority(request: Request) -> Response:
-        if csrf_refused(state, request, request.headers.get("x-csrf-token")):
+    async def api_priority(self, request: Request) -> Response:
+        if csrf_refused(self.state, request, request.headers.get("x-csrf-token")):
             return _error(403, "the X-CSRF-Token header is missing or stale. Reload the page.", "X-CSRF-Token")
         try:
             body = await _json_body(request)
@@ -134,46 +137,51 @@ def queue_routes(state: AppState) -> list[BaseRoute]:
         except ValueError as e:
             return _error(400, f"{e}. Send {{\"priority\": \"high\"}} (low, normal, high or an integer).",
                           "priority")
-        return await run_in_threadpool(_set_priority, request, value, True)
+        return await run_in_threadpool(self._set_priority, request, value, True)
 
-    def _set_priority(request: Request, value: int, as_json: bool) -> Response:
+    def _set_priority(self, request: Request, value: int, as_json: bool) -> Response:
         job_id = request.path_params["job_id"]
-        job = state.journal.get(job_id)
+        job = self.state.journal.get(job_id)
         if job is None:
             return _error(404, f"no job '{job_id}'. See GET /api/jobs.", "id") if as_json else \
                 text(404, "no such job\n")
-        state.journal.update(job_id, priority=value)
-        controls.wake()
-        state.log.info("web_priority", job=job_id, priority=value, token=principal(request).name,
-                        client=client(request))
+        self.state.journal.update(job_id, priority=value)
+        self.state.controls.wake()
+        self.state.log.info("web_priority", job=job_id, priority=value, token=principal(request).name,
+                            client=client(request))
         if as_json:
             return JSONResponse({"id": job_id, "priority": value, "label": priority_label(value),
                                  "url": f"/api/jobs/{job_id}"}, status_code=202)
         return RedirectResponse(f"/jobs/{job_id}", 303)
 
-    async def form_action(request: Request) -> Response:
+    async def form_action(self, request: Request) -> Response:
         form = await request.form(max_files=0, max_fields=4)
-        if csrf_refused(state, request, str(form.get("csrf") or "")):
+        if csrf_refused(self.state, request, str(form.get("csrf") or "")):
             return text(403, CSRF_STALE + "\n")
         path = request.url.path
         if path == "/queue/pause":
-            await run_in_threadpool(controls.pause, bool(form.get("now")), who(request))
+            await run_in_threadpool(self.state.controls.pause, bool(form.get("now")), self.who(request))
         elif path == "/queue/resume":
-            await run_in_threadpool(controls.resume, who(request))
+            await run_in_threadpool(self.state.controls.resume, self.who(request))
         else:
             try:
                 value = parse_priority(form.get("priority"))
             except ValueError as e:
                 return text(400, f"{e}.\n")
-            return await run_in_threadpool(_set_priority, request, value, False)
+            return await run_in_threadpool(self._set_priority, request, value, False)
         return RedirectResponse("/", 303)
 
+
+def queue_routes(state: AppState) -> list[BaseRoute]:
+    h = _Queue(state)
     return [
-        Route("/api/queue", get_queue, methods=["GET"]),
-        Route("/api/queue/pause", api_pause, methods=["POST"]),
-        Route("/api/queue/resume", api_resume, methods=["POST"]),
-        Route("/api/jobs/{job_id}/priority", api_priority, methods=["POST"]),
-        Route("/queue/pause", form_action, methods=["POST"]),
-        Route("/queue/resume", form_action, methods=["POST"]),
-        Route("/jobs/{job_id}/priority", form_action, methods=["POST"]),
+        Route("/api/queue", h.get_queue, methods=["GET"]),
+        Route("/api/queue/pause", h.api_pause, methods=["POST"]),
+        Route("/api/queue/resume", h.api_resume, methods=["POST"]),
+        Route("/api/jobs/{job_id}/priority", h.api_priority, methods=["POST"]),
+        Route("/queue/pause", h.form_action, methods=["POST"]),
+        Route("/queue/resume", h.form_action, methods=["POST"]),
+        Route("/jobs/{job_id}/priority", h.form_action, methods=["POST"]),
     ]
+
+

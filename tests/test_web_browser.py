@@ -199,8 +199,9 @@ def test_analytics_charts_are_drawn_with_the_right_counts(make_env: Callable[...
     env = _served(make_env)
     now = _time.time()
     browser = make_browser()
-    with Running(env.daemon(), serve=True) as run:
-        _seed(run.d.journal, now)
+    daemon = env.daemon()
+    _seed(daemon.journal, now)  # before the loop runs: a job seeded while it runs could be started as queued
+    with Running(daemon, serve=True) as run:
         browser.get(run.server.url + "/analytics?days=7")
         assert browser.title == "omad analytics"
 

@@ -93,6 +93,9 @@ def unload_model(host: str, model: str, timeout: float = 30.0) -> None:
         with ollama.Client(host=host, timeout=timeout, verify=tls_context()) as c:
             c.chat(model=model, messages=[], keep_alive=0)
         log.info("unloaded ollama model %s", model)
+    except ConnectionError:
+        # Nothing answers there, so nothing is loaded there (the call that reserved the lane could not connect).
+        log.info("ollama at %s is not reachable; model %s is not loaded there", host, model)
     except Exception as e:  # noqa: BLE001 - best effort by design, see docstring
         log.warning("could not unload ollama model %s at %s: %s", model, host, type(e).__name__)
 

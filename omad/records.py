@@ -18,7 +18,6 @@ from . import __version__, tracing
 from .config import Config
 from .errors import GuardrailBlocked, OmadError
 from .events import Event, EventBus
-from .guardrails import guardrails_for
 from .i18n import resolve
 from .journal import Job, JobStatus, Journal
 from .media.ffmpeg import ffmpeg_version
@@ -136,6 +135,8 @@ class Records:
     def redacted(self, value: Any, where: str = "options") -> Any:
         """The brief's options for the sidecar, with personal data redacted as the guardrails say."""
         if isinstance(value, str):
+            from .guardrails import guardrails_for  # its patterns load with the first brief's options
+
             try:
                 return guardrails_for(self.config).check(value, where).text
             except GuardrailBlocked:

@@ -12,13 +12,16 @@ hits all alike. The script prints figures; it asserts nothing about timings.
 
 ``caption``: ten 4 s 640x360 caption jobs (bench/core.py's inputs) through one
 ``omad once`` per tree against a bash loop of the caption stage's ffmpeg argv
-(as ``bench/floor.py caption``), CPU over the loop's CPU, R rounds.
+(as ``bench/floor.py caption``), CPU over the loop's CPU, R rounds. Every
+``omad once`` gets a fresh state folder unless ``--keep-cache`` hands each round
+the previous round's ``state/cache/``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -52,6 +55,9 @@ def main() -> None:
     ap.add_argument("--caption", type=int, default=3, help="caption-batch rounds")
     ap.add_argument("--count", type=int, default=10)
     ap.add_argument("--settle", type=float, default=0.2)
+    ap.add_argument("--keep-cache", action="store_true",
+                    help="caption rounds after the first start with the previous round's state/cache/ (as a "
+                         "long-lived state folder would: the remembered ffmpeg version line)")
     args = ap.parse_args()
     trees = {name: Path(path).resolve() for name, _, path in (t.partition("=") for t in args.tree)}
     print(machine())
@@ -83,6 +89,9 @@ def main() -> None:
                 cells = []
                 for name, tree in trees.items():
                     _use(tree)
+                    previous = root / f"once-{name}-{r - 1}" / "state" / "cache"
+                    if args.keep_cache and previous.is_dir():
+                        shutil.copytree(previous, root / f"once-{name}-{r}" / "state" / "cache")
                     once = caption_omad(src, names, root / f"once-{name}-{r}", args.settle)
                     over[name].append(once["cpu"] / lc - 1)
                     cells.append(f"{once['cpu']:.2f} | {over[name][-1] * 100:+.1f} %")

@@ -23,9 +23,6 @@ import threading
 from enum import StrEnum
 from importlib.resources import files as package_files
 
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
-
 __all__ = ["Language", "LANGUAGES", "translations", "negotiate", "from_environment", "resolve", "catalogue_path",
            "N_"]
 
@@ -61,6 +58,10 @@ def catalogue_path(lang: Language) -> str:
 
 
 def _compile(lang: Language) -> gettext.NullTranslations:
+    # babel (~25 ms to import) only when a catalogue is first compiled, not at every start
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
     source = package_files("omad").joinpath(catalogue_path(lang))
     with source.open("rb") as f:
         catalog = read_po(f, locale=lang.value.replace("-", "_"), domain=DOMAIN)

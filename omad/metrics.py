@@ -54,7 +54,7 @@ from .config import Config, TtsConfig
 from .guardrails import PII_TYPES, Action
 from .journal import Job, JobStatus
 from .lanes import UNLOAD_REASONS
-from .media.ffmpeg import ffmpeg_version
+from .media.tool_version import ffmpeg_version_cached
 from .routes import ROUTE_STAGES, ROUTES
 from .stage import StageResult
 
@@ -171,7 +171,8 @@ class Metrics:
 
         self.build_info = Gauge("omad_build_info", "omad version, Python and ffmpeg versions (value is 1)",
                                 ["version", "python", "ffmpeg"], registry=r)
-        self.build_info.labels(__version__, sys.version.split()[0], ffmpeg_version()).set(1)
+        ffmpeg = ffmpeg_version_cached(daemon.paths.state / "cache")  # asked once per ffmpeg binary
+        self.build_info.labels(__version__, sys.version.split()[0], ffmpeg).set(1)
         self.start_time = Gauge("omad_start_time_seconds", "Unix time the daemon's metrics started", registry=r)
         self.start_time.set(time.time())
 

@@ -18,10 +18,9 @@ from . import __version__, tracing
 from .config import Config
 from .errors import GuardrailBlocked, OmadError
 from .events import Event, EventBus
-from .guardrails import guardrails_for
 from .i18n import resolve
 from .journal import Job, JobStatus, Journal
-from .media.ffmpeg import ffmpeg_version
+from .media.tool_version import ffmpeg_version_cached
 from .messages import WHAT_TO_DO_FAILED, localised_error, what_to_do
 from .outbox import Outbox
 from .paths import Paths
@@ -94,7 +93,8 @@ class Records:
         stages = []
         findings: list[Any] = []
         warnings: list[str] = []
-        tools: dict[str, Any] = {"ffmpeg": ffmpeg_version(), "python": sys.version.split()[0], "omad": __version__}
+        ffmpeg = ffmpeg_version_cached(self.paths.state / "cache")  # asked once per ffmpeg binary, not per process
+        tools: dict[str, Any] = {"ffmpeg": ffmpeg, "python": sys.version.split()[0], "omad": __version__}
         for s in self.journal.stages(job.id):
             result = StageResult.from_dict(s["result"] or {})
             findings.extend(result.guardrail_findings)
@@ -136,6 +136,8 @@ class Records:
     def redacted(self, value: Any, where: str = "options") -> Any:
         """The brief's options for the sidecar, with personal data redacted as the guardrails say."""
         if isinstance(value, str):
+            from .guardrails import guardrails_for  # its patterns load with the first brief's options
+
             try:
                 return guardrails_for(self.config).check(value, where).text
             except GuardrailBlocked:

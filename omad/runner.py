@@ -28,7 +28,6 @@ from .config import Config
 from .errors import Cancelled, InputError, OmadError, StageFailed, TransientError
 from .events import Event, EventBus
 from .executors import Executor, JobFolder, LocalExecutor
-from .guardrails import guardrails_for
 from .journal import InputRecord, Job, JobStatus, Journal, StageStatus
 from .lanes import Lane, Lanes
 from .outbox import Outbox
@@ -151,6 +150,8 @@ class JobRunner:
                 artifacts.update(res.artifacts)
                 publish.update(res.publish)
             inputs = self._inputs_of(job)
+            from .guardrails import guardrails_for  # its rule tables load with the first job, not at start
+
             guard = guardrails_for(self.config)  # read once per attempt: every stage checks the same rules
             folder = JobFolder(self.paths.jobs / job_id)
             for index, stage in enumerate(stages):

@@ -27,16 +27,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import sqlite3
-import stat
 import time
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .base import AssetKind, Found, Want
+from .folder_index import open_index, walk_folder
 
 if TYPE_CHECKING:
     from ..stage import StageContext
@@ -230,6 +229,11 @@ def _clip_meta(path: Path) -> dict[str, Any]:
             "taken": tags.get("creation_time", ""), "texts": texts, "title": tags.get("title", "")}
 
 
+_CREATE = ("CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, root TEXT NOT NULL, kind TEXT NOT NULL, "
+           "size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, words TEXT NOT NULL, width INTEGER, height INTEGER, "
+           "seconds REAL, taken TEXT, title TEXT, error TEXT, indexed_at REAL)")
+
+
 class LibraryIndex:
     """The SQLite index of the library folders. One connection per instance; use from one thread."""
 
@@ -237,19 +241,7 @@ class LibraryIndex:
         self.path = path
         self.folders = [Path(f).expanduser() for f in folders]
         self.max_files = max_files
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), timeout=30.0)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version != _SCHEMA:
-            self._db.execute("DROP TABLE IF EXISTS files")
-            self._db.execute(f"PRAGMA user_version={_SCHEMA}")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, root TEXT NOT NULL, kind TEXT NOT NULL, "
-            "size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, words TEXT NOT NULL, width INTEGER, height INTEGER, "
-            "seconds REAL, taken TEXT, title TEXT, error TEXT, indexed_at REAL)"
-        )
-        self._db.commit()
+        self._db = open_index(path, "files", _CREATE, _SCHEMA)
 
     def close(self) -> None:
         self._db.close()
@@ -261,22 +253,6 @@ class LibraryIndex:
         self.close()
 
     # ---- scanning
-
-    def _walk(self, root: Path) -> Iterator[tuple[Path, os.stat_result]]:
-        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for name in sorted(filenames):
-                if name.startswith("."):
-                    continue
-                p = Path(dirpath) / name
-                if p.suffix.lower() not in PHOTO_SUFFIXES | CLIP_SUFFIXES:
-                    continue
-                try:
-                    st = p.lstat()
-                except OSError:
-                    continue
-                if stat.S_ISREG(st.st_mode):  # no symlinks (they could lead out), no FIFOs
-                    yield p, st
 
     def scan(self) -> ScanReport:
         """Bring the index up to date with the folders: new and changed files read, vanished ones removed."""
@@ -290,7 +266,7 @@ class LibraryIndex:
                 # Its files stay indexed (an unmounted share is not "all deleted"); search skips missing files.
                 seen.update(p for p in known if Path(p).is_relative_to(root))
                 continue
-            for p, st in self._walk(root):
+            for p, st in walk_folder(root, PHOTO_SUFFIXES | CLIP_SUFFIXES):
                 if report.files >= self.max_files:
                     break
                 key = str(p)

@@ -26,12 +26,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sqlite3
-import stat
 import threading
 import time
 import wave
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +38,7 @@ import numpy.typing as npt
 
 from ..errors import InputError
 from ..media.ffmpeg import SAFE_INPUT_ARGS, run_ffmpeg
+from .folder_index import open_index, walk_folder
 from .library import tokens
 
 __all__ = ["MusicIndex", "Track", "MusicScan", "fit_track", "FitReport", "MUSIC_SUFFIXES", "mood_words"]
@@ -153,25 +151,19 @@ def _read_tags(path: Path) -> dict[str, Any]:
     return meta
 
 
+_CREATE = ("CREATE TABLE IF NOT EXISTS tracks (path TEXT PRIMARY KEY, root TEXT NOT NULL, size INTEGER NOT NULL, "
+           "mtime_ns INTEGER NOT NULL, title TEXT, artist TEXT, genre TEXT, mood TEXT, comment TEXT, "
+           "seconds REAL, words TEXT NOT NULL, error TEXT, indexed_at REAL)")
+
+
 class MusicIndex:
     """The SQLite index of the music folders (one connection; callers close it)."""
 
     def __init__(self, path: Path, folders: list[Path], *, max_files: int = 20000) -> None:
         self.folders = [f.expanduser() for f in folders]
         self.max_files = max_files
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), timeout=30.0, check_same_thread=False)
+        self._db = open_index(path, "tracks", _CREATE, _SCHEMA, check_same_thread=False)
         self._lock = threading.Lock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        if self._db.execute("PRAGMA user_version").fetchone()[0] != _SCHEMA:
-            self._db.execute("DROP TABLE IF EXISTS tracks")
-            self._db.execute(f"PRAGMA user_version={_SCHEMA}")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS tracks (path TEXT PRIMARY KEY, root TEXT NOT NULL, size INTEGER NOT NULL, "
-            "mtime_ns INTEGER NOT NULL, title TEXT, artist TEXT, genre TEXT, mood TEXT, comment TEXT, "
-            "seconds REAL, words TEXT NOT NULL, error TEXT, indexed_at REAL)"
-        )
-        self._db.commit()
 
     def close(self) -> None:
         self._db.close()
@@ -181,20 +173,6 @@ class MusicIndex:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def _walk(self, root: Path) -> Iterator[tuple[Path, os.stat_result]]:
-        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for name in sorted(filenames):
-                p = Path(dirpath) / name
-                if name.startswith(".") or p.suffix.lower() not in MUSIC_SUFFIXES:
-                    continue
-                try:
-                    st = p.lstat()
-                except OSError:
-                    continue
-                if stat.S_ISREG(st.st_mode):  # no symlinks out of the folder, no FIFOs
-                    yield p, st
 
     def scan(self) -> MusicScan:
         """Bring the index up to date: new and changed tracks read, vanished ones dropped (a missing folder's kept)."""
@@ -207,7 +185,7 @@ class MusicIndex:
                     report.missing_folders.append(str(root))
                     seen.update(p for p in known if Path(p).is_relative_to(root))
                     continue
-                for p, st in self._walk(root):
+                for p, st in walk_folder(root, MUSIC_SUFFIXES):
                     if report.files >= self.max_files:
                         break
                     seen.add(str(p))

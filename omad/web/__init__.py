@@ -28,8 +28,8 @@ from __future__ import annotations
 
 from .app import readiness
 from .files import PathRefused, PosterCache, parse_range, resolve_outbox_path
-from .page import status_view
 from .server import StatusServer, start_server
+from .status import status_view
 
 __all__ = [
     "StatusServer",

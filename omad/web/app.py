@@ -30,12 +30,12 @@ from ..media.ffmpeg import FFMPEG, FFPROBE
 from .api import api_routes
 from .auth import SESSION_COOKIE, Principal
 from .files import PathRefused, resolve_outbox_path
-from .page import DEFAULT_JOBS
 from .pages import page_routes
 from .queue import queue_routes
 from .responses import client, file_response, nav_for, principal, query_int, text
 from .scopes import required_scope
 from .state import CSRF_STALE, AppState, csrf_refused
+from .status import DEFAULT_JOBS
 from .storyboard import storyboard_routes
 from .voices import voice_routes
 

@@ -24,9 +24,9 @@ from .app import build_app, readiness
 from .auth import Auth
 from .files import PosterCache
 from .guard import ConnectionGuard, InFlightLimit, guarded_protocol
-from .page import DEFAULT_JOBS, status_view
 from .queue import ControlsCollector, queue_view
 from .state import AppState, Controls
+from .status import DEFAULT_JOBS, status_view
 from .submit import Submissions
 from .templating import Pages
 

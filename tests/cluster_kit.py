@@ -16,6 +16,7 @@ from typing import Any
 
 import psutil
 import yaml
+from conftest import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -56,14 +57,14 @@ class RedisServer:
         return self
 
     def _wait(self) -> bool:
-        end = time.monotonic() + 10
-        while time.monotonic() < end:
+        def answers() -> bool:
             try:
-                self.client().ping()
-                return True
+                return bool(self.client().ping())
             except Exception:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
+                return False
+
+        wait_for(answers, 10, every=0.05, what="redis-server answering")
+        return True
 
     def client(self) -> Any:
         import redis

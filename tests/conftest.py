@@ -151,13 +151,14 @@ def env(make_env: Callable[..., Env]) -> Env:
     return make_env()
 
 
-def wait_for(pred: Callable[[], bool], timeout: float = 30.0, every: float = 0.1) -> None:
+def wait_for(pred: Callable[[], bool], timeout: float = 30.0, every: float = 0.1, what: str = "condition") -> None:
+    """Until ``pred()`` holds: the one polling loop of the tests (the timeout only bounds a hang)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if pred():
             return
         time.sleep(every)
-    raise AssertionError("condition not met in time")
+    raise AssertionError(f"{what} not met in time")
 
 
 def wait_ticks(d: Daemon, n: int = 3, timeout: float = 60.0) -> None:

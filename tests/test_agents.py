@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import wait_for
 from fake_ollama import FakeOllama, Reply
 from PIL import Image
 from pydantic import BaseModel, Field
@@ -453,10 +454,7 @@ def test_a_plan_stopped_while_waiting_for_the_gpu_lane_does_not_keep_it(tmp_path
     finally:
         release.set()
         other.join()
-    deadline = time.monotonic() + 5
-    while (ctx.lanes.gpu.busy or ctx.lanes.gpu.waiting) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert ctx.lanes.gpu.busy == 0 and ctx.lanes.gpu.waiting == 0
+    wait_for(lambda: not (ctx.lanes.gpu.busy or ctx.lanes.gpu.waiting), 30, every=0.01, what="the GPU lane freed")
     assert fake.chats() == []
     with ctx.lanes.gpu.slot("next"):
         pass

@@ -17,7 +17,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
@@ -26,7 +25,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import make_video, write_srt
+from conftest import make_video, wait_for, write_srt
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
@@ -137,13 +136,15 @@ def _get(port: int, path: str) -> tuple[int, bytes]:
 
 
 def _until(what: str, pred: Callable[[], bool], timeout: float, logs: Callable[[], str]) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
+    def seen() -> bool:
         with suppress(OSError):
-            if pred():
-                return
-        time.sleep(0.25)
-    raise AssertionError(f"{what}: not seen within {timeout:g} s\n{logs()}")
+            return pred()
+        return False
+
+    try:
+        wait_for(seen, timeout, every=0.25, what=what)
+    except AssertionError:
+        raise AssertionError(f"{what}: not seen within {timeout:g} s\n{logs()}") from None
 
 
 class _Prometheus:

@@ -10,14 +10,13 @@ from __future__ import annotations
 import importlib
 import re
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from conftest import Env, Running, write_srt
+from conftest import Env, Running, wait_for, write_srt
 
 from omad import brief, pairing, routes
 from omad.brief import parse_brief
@@ -134,14 +133,15 @@ def test_a_lone_subtitle_file_names_the_toy_partner_when_it_times_out(toy_env: C
 
 
 def _final(c: httpx.Client, url: str, timeout: float = 60) -> dict[str, Any]:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
+    seen: dict[str, Any] = {}
+
+    def ended() -> bool:
         body: dict[str, Any] = c.get(url).json()
-        job = c.get(f"/api/jobs/{body['id']}").json() if body.get("id") and "route" not in body else body
-        if job.get("status") in ("done", "failed"):
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"{url} did not finish")
+        seen.update(c.get(f"/api/jobs/{body['id']}").json() if body.get("id") and "route" not in body else body)
+        return seen.get("status") in ("done", "failed")
+
+    wait_for(ended, timeout, every=0.2, what=f"{url} finished")
+    return seen
 
 
 def _files(stem: str) -> list[tuple[str, tuple[str, bytes, str]]]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -112,13 +111,14 @@ def _caption_files(tmp: Path, stem: str, seconds: float = 0.5) -> list[tuple[str
 
 
 def _final(c: httpx.Client, job_id: str, timeout: float = 60) -> dict[str, Any]:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        job: dict[str, Any] = c.get(f"/api/jobs/{job_id}").json()
-        if job["status"] in ("done", "failed"):
-            return job
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} did not finish")
+    seen: dict[str, Any] = {}
+
+    def ended() -> bool:
+        seen.update(c.get(f"/api/jobs/{job_id}").json())
+        return seen["status"] in ("done", "failed")
+
+    wait_for(ended, timeout, every=0.2, what=f"job {job_id} finished")
+    return seen
 
 
 @pytest.mark.parametrize("served", [{"require_token": True}], indirect=True)

@@ -8,15 +8,14 @@ which a single pass does not manage on short clips.
 
 from __future__ import annotations
 
-import json
-import re
 import wave
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import AudioConfig
-from ..errors import InputError, StageFailed
-from .ffmpeg import AUDIO_DEMUXERS, SAFE_INPUT_ARGS, Probe, probe
+from ..errors import InputError
+from . import loudness
+from .ffmpeg import AUDIO_DEMUXERS, Probe, probe
 
 if TYPE_CHECKING:
     from .ffmpeg_run import Ffmpeg
@@ -48,35 +47,17 @@ def check_audio(path: Path, label: str, max_seconds: float) -> Probe:
 
 
 def measure_loudness(path: Path, *, ff: Ffmpeg, label: str, audio_cfg: AudioConfig) -> dict[str, Any]:
-    """First loudnorm pass: the file's measured loudness, as loudnorm reports it (ffmpeg run under ``ff``)."""
-    stderr = ff(
-        [*SAFE_INPUT_ARGS, "-i", str(path), "-map", "0:a:0",
-         "-af", f"loudnorm=I={audio_cfg.loudness_lufs}:TP={audio_cfg.true_peak_db}:LRA=11:print_format=json",
-         "-f", "null", "-"],
-        file_label=label, loglevel="info",
-    )
-    m = re.search(r"\{[^{}]*\"input_i\"[^{}]*\}", stderr, re.S)
-    if not m:
-        raise StageFailed("ffmpeg printed no loudness report.", file=label, details={"stderr_tail": stderr[-1500:]})
-    data: dict[str, Any] = json.loads(m.group(0))
-    return data
+    """First loudnorm pass: the file's measured loudness, as loudnorm reports it.
+
+    Run in-process (``omad.media.loudness``: the same filter, no ffmpeg start), stopped as ``ff``'s runs are:
+    by its cancel event or after its timeout.
+    """
+    return loudness.measure(path, audio_cfg, label=label, timeout=ff.timeout, cancel=ff.cancel)
 
 
 def loudnorm_filter(measured: dict[str, Any], audio_cfg: AudioConfig) -> str:
-    """Second loudnorm pass with the measured values (linear gain where possible)."""
-    def num(key: str, default: float) -> float:
-        try:
-            value = float(measured.get(key, default))
-        except (TypeError, ValueError):
-            return default
-        return value if value not in (float("inf"), float("-inf")) else default
-
-    return (
-        f"loudnorm=I={audio_cfg.loudness_lufs}:TP={audio_cfg.true_peak_db}:LRA=11"
-        f":measured_I={num('input_i', -24):.2f}:measured_TP={num('input_tp', -2):.2f}"
-        f":measured_LRA={num('input_lra', 7):.2f}:measured_thresh={num('input_thresh', -34):.2f}"
-        f":offset={num('target_offset', 0):.2f}:linear=true"
-    )
+    """Second loudnorm pass with the measured values (linear gain where possible), as an ffmpeg filter."""
+    return f"loudnorm={loudness.linear_spec(measured, audio_cfg)}"
 
 
 def gain_filter(measured: dict[str, Any], audio_cfg: AudioConfig) -> str:

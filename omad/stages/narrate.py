@@ -13,31 +13,31 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..media.audio import apply_gain_wav, gain_db, loudnorm_filter, measure_loudness
+from ..media import loudness
+from ..media.audio import apply_gain_wav, gain_db, measure_loudness
 from ..media.subtitles import decode_text, write_srt
 from ..stage import Lane, Stage, StageContext, StageResult
 from ..tts.speech import speak
 
 __all__ = ["NarrateStage"]
 
+#: A narration of at most this many characters (about half a minute of speech) with espeak-ng is light.
+LIGHT_CHARS = 600
+
 
 def normalise_wav(ctx: StageContext, src: Path, dst: Path, sample_rate: int, label: str) -> dict[str, Any]:
-    """Two-pass loudness normalisation of a mono WAV, keeping its sample rate and length.
+    """Two-pass loudness normalisation of a mono WAV, keeping its sample rate and length, in-process.
 
-    Where loudnorm's linear mode would be a plain gain (the usual case for
-    speech), the second pass is that gain applied in-process; else loudnorm
-    with its limiter, in ffmpeg.
+    Where loudnorm's linear mode would be a plain gain, the second pass is that gain on the 16-bit samples;
+    else loudnorm with its limiter (``omad.media.loudness``: ffmpeg's filter, no ffmpeg process).
     """
-    measured = measure_loudness(src, ff=ctx.ffmpeg, label=label, audio_cfg=ctx.config.audio)
-    gain = gain_db(measured, ctx.config.audio)
-    if gain is not None and apply_gain_wav(src, dst, gain, rate=sample_rate, channels=1):
-        return {"measured_lufs": measured.get("input_i"), "target_lufs": ctx.config.audio.loudness_lufs}
-    ctx.ffmpeg(
-        ["-i", str(src), "-af", loudnorm_filter(measured, ctx.config.audio), "-ar", str(sample_rate), "-ac", "1",
-         "-c:a", "pcm_s16le", str(dst)],
-        file_label=label,
-    )
-    return {"measured_lufs": measured.get("input_i"), "target_lufs": ctx.config.audio.loudness_lufs}
+    audio = ctx.config.audio
+    measured = measure_loudness(src, ff=ctx.ffmpeg, label=label, audio_cfg=audio)
+    gain = gain_db(measured, audio)
+    if gain is None or not apply_gain_wav(src, dst, gain, rate=sample_rate, channels=1):
+        loudness.normalise(src, dst, measured, audio, rate=sample_rate, channels=1, label=label,
+                           timeout=ctx.ffmpeg.timeout, cancel=ctx.ffmpeg.cancel)
+    return {"measured_lufs": measured.get("input_i"), "target_lufs": audio.loudness_lufs}
 
 
 class NarrateStage(Stage):
@@ -47,6 +47,18 @@ class NarrateStage(Stage):
 
     def lane(self, ctx: StageContext) -> Lane:
         return ctx.tts_lane()
+
+    def light(self, ctx: StageContext) -> bool:
+        # espeak-ng reads a few sentences in ~20 ms and both loudness passes take ~0.1 s: far less than a wait
+        # behind a render. Piper and F5 are not light at any length.
+        if ctx.engine_name() != "espeak":
+            return False
+        if ctx.has("text"):
+            try:
+                return ctx.path("text").stat().st_size <= 2 * LIGHT_CHARS  # UTF-8: at most two bytes a letter
+            except OSError:
+                return False  # run() says what is wrong with it
+        return len(str(ctx.options.get("text") or "")) <= LIGHT_CHARS
 
     def run(self, ctx: StageContext) -> StageResult:
         if ctx.has("text"):

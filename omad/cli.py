@@ -140,7 +140,8 @@ def _print_live(live: dict[str, Any], tr: NullTranslations) -> None:
     _ = tr.gettext
     for lane in live["lanes"]:
         print(_("lane %(name)s  busy %(busy)s/%(capacity)s  waiting %(waiting)s  %(holders)s")
-              % {"name": f"{lane['name']:3}", "busy": lane["busy"], "capacity": lane["capacity"],
+              % {"name": f"{lane['name']:3}", "busy": lane["busy"],
+                 "capacity": f"{lane['capacity']}+{lane['lent']}" if lane.get("lent") else lane["capacity"],
                  "waiting": lane["waiting"], "holders": ", ".join(lane.get("holders") or [])})
     gpu = live["gpu"]
     residents = ", ".join(f"{r['model']} ({r['vram_gb']} GB)" for r in gpu.get("residents") or []) or _("none")

@@ -60,7 +60,8 @@ class Daemon:
         paths.state.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(paths.journal)
         self.outbox = Outbox(paths.outbox, config.outbox_options.on_conflict)
-        self.lanes = Lanes(config.lanes.cpu_slots(), config.gpu.vram_budget_gb, config.gpu.idle_unload_seconds)
+        self.lanes = Lanes(config.lanes.cpu_slots(), config.gpu.vram_budget_gb, config.gpu.idle_unload_seconds,
+                           cpu_lent=config.lanes.cpu_lent())
         self.wake = threading.Event()
         self.stop_event = threading.Event()
         self.watcher = InboxWatcher(paths.inbox, config.watch.mode, config.watch.poll_interval_seconds, self.wake)
@@ -358,7 +359,7 @@ class Daemon:
         if self.config.executor.kind == "celery":
             limit = self.config.executor.max_in_flight  # the workers' queues pace the stages
         else:
-            limit = self.lanes.cpu.capacity + self.lanes.gpu.capacity + 1
+            limit = self.lanes.cpu.capacity + self.lanes.cpu.lent + self.lanes.gpu.capacity + 1
         reasons: dict[str, str] = {}
         with self._running_lock:
             for job in self.controls.order(self.journal.runnable(time.time())):

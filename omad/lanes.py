@@ -3,7 +3,12 @@
 Two lanes: ``cpu`` (N slots) and ``gpu`` (one slot, the single GPU lane).
 A slot is taken by the waiter with the highest priority, FIFO among equals (the
 daemon passes a job's effective priority, which rises with age: see
-``omad.controls``), so a long queue cannot starve a job. The GPU lane
+``omad.controls``), so a long queue cannot starve a job. The CPU lane may also
+lend the cores its slots leave idle (``cores - slots``: one on a 2-core box,
+where renders get one slot because x264 wants both cores) to *light* stages, a
+one-sentence narration, which cost less than their wait: a light waiter may
+pass a heavy one only while that one is held back by the slot count, never by
+the lent cores, so the heavy one is not starved. The GPU lane
 also owns *residency*: the models loaded on the card (an F5 voice, an Ollama
 model). Before something loads, others are evicted until it fits
 ``gpu.vram_budget_gb``; a model idle for ``gpu.idle_unload_seconds`` is unloaded.
@@ -49,30 +54,53 @@ class LaneSlots:
     """A counting semaphore taken highest priority first, FIFO among equals, with a view of who holds and who
     waits, and the seconds each job held it.
 
-    A holder is ``JOB`` or ``JOB:detail``: the seconds are booked to ``JOB`` (see :meth:`take_seconds`).
+    ``capacity`` slots for anything, and ``lent`` more that only light holders may take (see the module
+    doc). A holder is ``JOB`` or ``JOB:detail``: the seconds are booked to ``JOB`` (see :meth:`take_seconds`).
     """
 
-    def __init__(self, name: str, capacity: int) -> None:
+    def __init__(self, name: str, capacity: int, lent: int = 0) -> None:
         self.name = name
         self.capacity = max(1, capacity)
+        self.lent = max(0, lent)
         self._cond = threading.Condition()
         self._holders: dict[int, str] = {}
+        self._heavy = 0  # holders not light
         self._waiting: list[tuple[float, int]] = []  # a heap of (-priority, ticket)
+        self._light: set[int] = set()  # tickets of light waiters and holders
         self._next_ticket = 0
         self.busy_seconds = 0.0
         self._held_by_job: dict[str, float] = {}
 
+    def _may_take(self, key: tuple[float, int]) -> bool:
+        """Whether the waiter ``key`` takes a slot now (called under the condition)."""
+        light = key[1] in self._light
+        if len(self._holders) >= self.capacity + self.lent or (not light and self._heavy >= self.capacity):
+            return False
+        if key == self._waiting[0]:
+            return True
+        # Out of turn only a light waiter, and only past heavy ones that the slot count holds back.
+        return light and self._heavy >= self.capacity and all(
+            k[1] not in self._light for k in self._waiting if k < key)
+
     @contextmanager
-    def slot(self, holder: str = "", priority: float = 0.0) -> Iterator[None]:
-        """Hold one slot for the duration of the block (waiters with a higher ``priority`` go first)."""
+    def slot(self, holder: str = "", priority: float = 0.0, *, light: bool = False) -> Iterator[None]:
+        """Hold one slot for the duration of the block (waiters with a higher ``priority`` go first).
+
+        ``light``: a stage cheap enough to run on a lent core (see the module doc).
+        """
         with self._cond:
             ticket = self._next_ticket
             self._next_ticket += 1
-            heapq.heappush(self._waiting, (-priority, ticket))
-            while self._waiting[0][1] != ticket or len(self._holders) >= self.capacity:
+            key = (-priority, ticket)
+            heapq.heappush(self._waiting, key)
+            if light:
+                self._light.add(ticket)
+            while not self._may_take(key):
                 self._cond.wait()
-            heapq.heappop(self._waiting)
+            self._waiting.remove(key)
+            heapq.heapify(self._waiting)
             self._holders[ticket] = holder
+            self._heavy += 0 if light else 1
             self._cond.notify_all()
         started = time.monotonic()
         try:
@@ -80,6 +108,8 @@ class LaneSlots:
         finally:
             with self._cond:
                 del self._holders[ticket]
+                self._heavy -= 0 if light else 1
+                self._light.discard(ticket)
                 held = time.monotonic() - started
                 self.busy_seconds += held
                 job = holder.split(":", 1)[0]
@@ -235,8 +265,9 @@ class GpuResidency:
 class Lanes:
     """The daemon's two lanes and the GPU residency they share."""
 
-    def __init__(self, cpu_slots: int, vram_budget_gb: float = 4.0, idle_unload_seconds: float = 300.0) -> None:
-        self.cpu = LaneSlots(Lane.CPU, cpu_slots)
+    def __init__(self, cpu_slots: int, vram_budget_gb: float = 4.0, idle_unload_seconds: float = 300.0,
+                 cpu_lent: int = 0) -> None:
+        self.cpu = LaneSlots(Lane.CPU, cpu_slots, cpu_lent)
         self.gpu = LaneSlots(Lane.GPU, 1)
         self.residency = GpuResidency(vram_budget_gb, idle_unload_seconds)
 

@@ -240,6 +240,11 @@ class Stage:
         """The lane this stage runs on for this job."""
         return Lane.CPU
 
+    def light(self, ctx: StageContext) -> bool:
+        """Whether this job's run is cheap enough (well under a second of one core) to take a CPU core the lane's
+        slots leave idle (``lanes.cpu.lend_idle_cores``) instead of queueing behind a render."""
+        return False
+
     def run(self, ctx: StageContext) -> StageResult:
         raise NotImplementedError(f"stage {self.name!r} has no run()")
 

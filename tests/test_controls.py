@@ -138,6 +138,62 @@ def test_a_lane_slot_goes_to_the_highest_priority_waiter_first() -> None:
     assert order == ["high", "normal-a", "normal-b", "low"]
 
 
+class _Holder:
+    """A thread that holds a lane slot until released; ``got`` is set once it holds it."""
+
+    def __init__(self, lane: LaneSlots, name: str, *, light: bool = False) -> None:
+        self.got, self.release = threading.Event(), threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(lane, name, light), daemon=True)
+        self.thread.start()
+
+    def _run(self, lane: LaneSlots, name: str, light: bool) -> None:
+        with lane.slot(name, light=light):
+            self.got.set()
+            self.release.wait(30)
+
+    def done(self) -> None:
+        self.release.set()
+        self.thread.join(30)
+
+
+def test_light_stages_take_the_lent_core_and_never_starve_a_render() -> None:
+    """GIVEN the CPU lane of a 2-core box (one slot, one core lent to light stages) and a render holding the slot
+    THEN a light narration starts at once on the lent core, a second render waits, a later light one passes it
+    only while the slot count holds it back, and when the first render ends the waiting render gets the slot
+    before the light ones queued after it; without a lent core, a light stage waits its turn like any other."""
+    lane = LaneSlots("cpu", 1, lent=1)
+    render1 = _Holder(lane, "render1")
+    render1.got.wait(10)
+    light1 = _Holder(lane, "light1", light=True)
+    assert light1.got.wait(10), "a light stage waited behind a render with a core idle"
+    render2 = _Holder(lane, "render2")
+    wait_for(lambda: lane.waiting == 1, what="render2 queued")
+    light2 = _Holder(lane, "light2", light=True)  # both cores busy: it waits
+    wait_for(lambda: lane.waiting == 2, what="light2 queued")
+    light1.done()
+    assert light2.got.wait(10), "a light stage did not pass a render held back by the slot count"
+    assert not render2.got.is_set()
+    light3 = _Holder(lane, "light3", light=True)
+    wait_for(lambda: lane.waiting == 2, what="light3 queued")
+    render1.done()
+    assert render2.got.wait(10), "the waiting render did not get the slot its predecessor freed"
+    assert not light3.got.is_set() and lane.busy == 2
+    light2.done()
+    assert light3.got.wait(10)
+    for h in (render2, light3):
+        h.done()
+
+    alone = LaneSlots("cpu", 1)  # lanes.cpu.lend_idle_cores: false, or no idle core
+    render = _Holder(alone, "render")
+    render.got.wait(10)
+    light = _Holder(alone, "light", light=True)
+    wait_for(lambda: alone.waiting == 1, what="light queued")
+    assert not light.got.is_set()
+    render.done()
+    assert light.got.wait(10)
+    light.done()
+
+
 # -- pause and resume ---------------------------------------------------------------------------------
 
 
@@ -226,11 +282,12 @@ def test_a_cpu_window_holds_a_drop_until_the_clock_reaches_it(make_env: Callable
 
 
 def test_priority_folders_and_briefs_set_the_order_jobs_are_started(make_env: Callable[..., Env]) -> None:
-    """GIVEN intake.priorities {urgente: high}, one CPU slot (so the daemon runs 3 jobs at once) and a paused queue
+    """GIVEN intake.priorities {urgente: high}, one CPU slot and no core lent to light stages (so the daemon runs
+    3 jobs at once) and a paused queue
     WHEN two plain drops, a drop in inbox/urgente/ and a brief with priority low arrive, then the queue resumes
     THEN the daemon starts the three highest first; the low one starts only once one of them has finished.
     (Which of the started ones gets the lane slot first is the lane's priority order: see the LaneSlots test.)"""
-    env = make_env(lanes={"cpu": 1}, intake={"priorities": {"urgente": "high"}})
+    env = make_env(lanes={"cpu": {"slots": 1, "lend_idle_cores": False}}, intake={"priorities": {"urgente": "high"}})
     d = env.daemon()
     d.pause(by="test")
     with Running(d):

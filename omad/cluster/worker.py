@@ -103,7 +103,8 @@ class WorkerState:
         load_route_modules(config.intake.route_modules)  # already imported in a forked child: a no-op
         self.config = config
         self.key = signing_key(config)
-        self.lanes = Lanes(config.lanes.cpu_slots(), config.gpu.vram_budget_gb, config.gpu.idle_unload_seconds)
+        self.lanes = Lanes(config.lanes.cpu_slots(), config.gpu.vram_budget_gb, config.gpu.idle_unload_seconds,
+                           cpu_lent=config.lanes.cpu_lent())
         self.host = socket.gethostname()
         self.pid = os.getpid()
         self.tasks: dict[str, int] = {}  # "stage:outcome" -> count

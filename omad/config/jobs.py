@@ -103,6 +103,9 @@ class JobsConfig(Section):
 
 class LaneConfig(Section):
     slots: int = Field(0, ge=0, description="slots (cpu: 0 means max(1, cores-1); gpu: always 1)")
+    lend_idle_cores: bool = Field(
+        True, description="cpu: light stages (a narration of a few sentences) may also run on the cores the slots "
+                          "leave idle, so they do not queue behind a render; gpu: unused")
     windows: list[str] = Field(
         default_factory=list, description="when the lane may start stages, local time: ['00:00-07:00'] or "
                                           "['mon-fri 22:00-06:00']; empty: always"
@@ -143,6 +146,10 @@ class LanesConfig(Section):
 
     def cpu_slots(self) -> int:
         return self.cpu.slots or max(1, (os.cpu_count() or 2) - 1)
+
+    def cpu_lent(self) -> int:
+        """Slots on the CPU lane that only light stages may take: the cores ``cpu_slots`` leaves idle."""
+        return max(0, (os.cpu_count() or 2) - self.cpu_slots()) if self.cpu.lend_idle_cores else 0
 
 
 class QueueConfig(Section):

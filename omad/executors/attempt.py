@@ -75,7 +75,8 @@ def run_attempt(stage: Stage, ctx: StageContext, *, holder: str, priority: float
     try:
         try:
             lane = stage.lane_checked(ctx)
-            with ctx.lanes.lane(lane).slot(holder, priority):
+            light = lane is Lane.CPU and stage.light(ctx)
+            with ctx.lanes.lane(lane).slot(holder, priority, light=light):
                 if ctx.cancel.is_set():
                     raise TransientError("omad is shutting down.", stage=stage.name)
                 started(lane)

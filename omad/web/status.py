@@ -69,8 +69,8 @@ def status_view(daemon: Daemon, metrics: Metrics, posters: PosterCache, limit: i
         "waiting_files": metrics.waiting_files,
         "inbox": daemon.inbox_view,
         "lanes": [
-            {"name": lane.name, "capacity": lane.capacity, "busy": lane.busy, "waiting": lane.waiting,
-             "holders": lane.holders()}
+            {"name": lane.name, "capacity": lane.capacity, "lent": lane.lent, "busy": lane.busy,
+             "waiting": lane.waiting, "holders": lane.holders()}
             for lane in daemon.lanes.all()
         ],
         "gpu": {

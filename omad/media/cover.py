@@ -78,15 +78,23 @@ def _sharpness(img: Image.Image) -> float:
 
 
 def best_frame(specs: Sequence[SceneSpec], cards: Sequence[bool]) -> tuple[Candidate, list[Candidate]]:
-    """Each scene's middle frame scored; the best, and all of them (for the record)."""
+    """Each scene's middle frame scored; the best, and all that were drawn (for the record).
+
+    Title cards are drawn only when no scene has a picture (one always beats them). Faces are looked for in
+    the frame unless framing already found none in the scene's whole picture: its middle frame is a crop of it.
+    """
     found: list[Candidate] = []
+    only_cards = all(cards)
     for i, (spec, card) in enumerate(zip(specs, cards, strict=True)):
+        if card and not only_cards:
+            continue
         frames = spec.prepare(spec.frames)
         try:
             picture = rgb_of(frames(spec.frames // 2))
         finally:
             frames.close()
-        faces = 0 if card else len(detect_faces(picture))
+        known = spec.faces() if spec.faces is not None else None
+        faces = 0 if card or known == 0 else len(detect_faces(picture))
         found.append(Candidate(i, picture, _sharpness(picture), faces, card))
     if not found:
         raise ValueError("a video without scenes has no cover")

@@ -227,3 +227,11 @@ class Subjects:
     def get(self, key: str) -> Subject | None:
         with self._lock:
             return self._found.get(key)
+
+    def faces(self, key: str) -> Callable[[], int | None]:
+        """The number of faces found in ``key``'s picture, once its subject has been looked for (else None)."""
+        def count() -> int | None:
+            found = self.get(key)
+            return None if found is None else found.faces
+
+        return count

@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from ..errors import ConfigError, InputError
@@ -277,21 +276,25 @@ def _canvas(img: Image.Image, cw: int, ch: int, fit: str,
 
 
 def _planes(canvas: Image.Image) -> Planes:
-    """BT.709 limited-range Y' (full size), Cb and Cr (half size, 2x2 averaged), as uint8 arrays."""
-    rgb = np.asarray(canvas, dtype=np.float32) * (1.0 / 255.0)
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    y = _KR * r + _KG * g + _KB * b
-    cb = (b - y) * (224.0 / (2.0 * (1.0 - _KB)))
-    cr = (r - y) * (224.0 / (2.0 * (1.0 - _KR)))
-    del rgb, r, g, b
-    h, w = y.shape
+    """BT.709 limited-range Y' (full size), Cb and Cr (half size, 2x2 averaged), as uint8 arrays.
 
-    def _half(c: npt.NDArray[np.float32]) -> Plane:
-        c2 = c.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3)) + 128.0
-        return np.ascontiguousarray(np.clip(c2 + 0.5, 0, 255).astype(np.uint8))
-
-    luma = np.ascontiguousarray(np.clip(y * 219.0 + 16.5, 0, 255).astype(np.uint8))
-    return luma, _half(cb), _half(cr)
+    Three SIMD passes in OpenCV (Y' from the 8-bit RGB; the RGB averaged 2x2 in floats, then Cb and Cr from
+    it, which is the same as averaging them since they are linear): ~5x faster than the same arithmetic as
+    numpy expressions over float planes, within one level of it where a value sits on a rounding tie.
+    """
+    cv2 = _cv2()
+    rgb = np.asarray(canvas if canvas.mode == "RGB" else canvas.convert("RGB"))
+    h, w = rgb.shape[:2]
+    s = 219.0 / 255.0
+    luma: Plane = cv2.transform(rgb, np.array([[_KR * s, _KG * s, _KB * s, 16.0]], dtype=np.float32))
+    half = cv2.resize(rgb.astype(np.float32), (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    kb = 224.0 / (2.0 * (1.0 - _KB)) / 255.0
+    kr = 224.0 / (2.0 * (1.0 - _KR)) / 255.0
+    chroma = cv2.convertScaleAbs(cv2.transform(half, np.array(
+        [[-_KR * kb, -_KG * kb, (1.0 - _KB) * kb, 128.0],
+         [(1.0 - _KR) * kr, -_KG * kr, -_KB * kr, 128.0]], dtype=np.float32)))
+    return (np.ascontiguousarray(luma.reshape(h, w)), np.ascontiguousarray(chroma[..., 0]),
+            np.ascontiguousarray(chroma[..., 1]))
 
 
 def _cv2() -> Any:

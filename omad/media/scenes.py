@@ -126,6 +126,8 @@ class SceneSpec:
     prepare: Callable[[int], SceneFrames]
     frames: int
     title: Callable[[], TitleOverlay] | None = None
+    #: the faces framing found in the scene's whole picture once it was prepared (None: not looked for)
+    faces: Callable[[], int | None] | None = None
 
 
 def layout(frame_counts: Sequence[int], crossfade: int) -> tuple[list[int], int]:

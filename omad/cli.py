@@ -482,12 +482,38 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def keep_freed_memory() -> None:
+    """glibc keeps up to 64 MB of freed memory for reuse instead of handing it back to the kernel at once.
+
+    omad allocates and frees the same large blocks over and over: each frame of a render (~6 MB at 1080p) and
+    each loudness pass's buffers (~10 MB, two per narration). With glibc's defaults much of that memory went
+    back to the kernel and was faulted in and zeroed again on the next use: ~15 % of the CPU of a batch of
+    short narrations (docs/benchmarks.md). Blocks under 16 MB now come from the heap, and up to 64 MB freed at
+    a heap's top is kept (32 MB kept saved nothing measurable). Not glibc, or ``MALLOC_TRIM_THRESHOLD_`` or
+    ``MALLOC_MMAP_THRESHOLD_`` set: nothing is changed.
+    """
+    if sys.platform != "linux" or "MALLOC_TRIM_THRESHOLD_" in os.environ or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return  # musl and others: their allocator, their defaults
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+    mallopt(m_mmap_threshold, 16 << 20)
+    mallopt(m_trim_threshold, 64 << 20)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # numpy's OpenBLAS starts a thread per core on its first matrix product and those threads spin for a while
     # after each one: with omad's small products (word timing) they burned ~19 % of the CPU of a batch of short
     # narrations and ~2 % of a render, fighting x264 for the cores. One thread does these products as fast.
     # Set before numpy is first imported (nothing on the way here imports it); an explicit setting wins.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    keep_freed_memory()
     args = build_parser().parse_args(argv)
     try:
         return int(args.fn(args))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -163,3 +164,23 @@ def test_a_reply_travels_in_the_wire_format_and_reads_back_typed(reply: Reply, w
 def test_a_reply_of_an_unknown_status_names_the_version_mismatch() -> None:
     with pytest.raises(StageFailed, match="same omad version"):
         Reply.from_dict({"status": "exploded", "task_id": "t1"})
+
+
+def test_a_short_espeak_narration_is_light_a_long_one_or_another_engine_is_not(tmp_path: Path) -> None:
+    """GIVEN narrate jobs WHEN the runner asks whether they may take a core the CPU lane lends THEN a sentence
+    for espeak-ng (a dropped .txt or a brief's text) may; a long text, or Piper or F5, may not."""
+    from omad.stages.narrate import LIGHT_CHARS, NarrateStage
+
+    stage = NarrateStage()
+    ctx = _ctx(tmp_path)
+    espeak = Config.model_validate({"tts": {"engine": "espeak"}})
+    short, long = tmp_path / "short.txt", tmp_path / "long.txt"
+    short.write_text("Olá, mundo.", encoding="utf-8")
+    long.write_text("Uma frase comprida. " * (LIGHT_CHARS // 19), encoding="utf-8")  # just over the limit
+    assert stage.light(replace(ctx, config=espeak, inputs={"text": short}))
+    assert not stage.light(replace(ctx, config=espeak, inputs={"text": long}))
+    assert stage.light(replace(ctx, config=espeak, options={"text": "Olá."}))
+    assert not stage.light(replace(ctx, config=espeak, options={"text": "x" * (LIGHT_CHARS + 1)}))
+    for engine in ("piper", "f5"):
+        assert not stage.light(replace(ctx, config=espeak, inputs={"text": short},
+                                       options={"voice": {"engine": engine}}))

@@ -54,8 +54,11 @@ class NarrateStage(Stage):
         if ctx.engine_name() != "espeak":
             return False
         if ctx.has("text"):
+            path = ctx.path("text")
             try:
-                return ctx.path("text").stat().st_size <= 2 * LIGHT_CHARS  # UTF-8: at most two bytes a letter
+                if path.stat().st_size > 4 * LIGHT_CHARS:  # UTF-8: at most four bytes a character
+                    return False
+                return len(path.read_bytes().decode("utf-8", "replace")) <= LIGHT_CHARS
             except OSError:
                 return False  # run() says what is wrong with it
         return len(str(ctx.options.get("text") or "")) <= LIGHT_CHARS

@@ -37,6 +37,8 @@ def group(comm: str, dso: str) -> str:
     if comm == "python" or comm.startswith(("omad", "job-", "Thread", "Inotify")):
         if "openblas" in dso:
             return "python: OpenBLAS threads"
+        if any(k in dso for k in ("libavfilter", "libswresample", "libavformat", "libavcodec", "libavutil")):
+            return "python: ffmpeg's libraries in-process (PyAV: loudnorm, resampling, probes)"
         if any(k in dso for k in ("cv2", "multiarray", "imaging", "pocketfft")):
             return "python: drawing and numpy (cv2, numpy, Pillow)"
         if "kernel" in dso:

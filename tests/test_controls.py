@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import SRT_PT, Env, Running, make_video, wait_for, write_srt
+from conftest import SRT_PT, Env, Running, make_video, wait_for, wait_ticks, write_srt
 
 from omad.cli import main as cli_main
 from omad.config import Config
@@ -192,6 +192,34 @@ def test_light_stages_take_the_lent_core_and_never_starve_a_render() -> None:
     render.done()
     assert light.got.wait(10)
     light.done()
+
+
+@pytest.mark.parametrize("lend", [True, False])
+def test_a_short_narration_takes_the_lent_core_while_a_render_holds_the_slot(
+        make_env: Callable[..., Env], monkeypatch: pytest.MonkeyPatch, lend: bool) -> None:
+    """GIVEN a 2-core box (one CPU slot) and a render holding that slot WHEN a one-sentence .txt is dropped
+    THEN with lanes.cpu.lend_idle_cores (the default) it is narrated and published while the render still runs;
+    without, it waits for the slot and runs once the render is done."""
+    monkeypatch.setattr("omad.config.jobs.os.cpu_count", lambda: 2)
+    env = make_env(lanes={"cpu": {"slots": 0, "lend_idle_cores": lend}}, tts={"engine": "espeak"})
+    d = env.daemon()
+    assert (d.lanes.cpu.capacity, d.lanes.cpu.lent) == (1, 1 if lend else 0)
+    render = _Holder(d.lanes.cpu, "render")
+    assert render.got.wait(10)
+    try:
+        with Running(d):
+            (env.inbox / "curta.txt").write_text("Uma frase curta.\n", encoding="utf-8")
+            if lend:
+                wait_for(lambda: (env.outbox / "curta.wav").exists(), 120, what="curta.wav published")
+                assert d.lanes.cpu.holders() == ["render"]
+            else:
+                wait_for(lambda: d.lanes.cpu.waiting == 1, 60, what="the narration waiting for the slot")
+                wait_ticks(d)
+                assert not (env.outbox / "curta.wav").exists()
+                render.done()
+                wait_for(lambda: (env.outbox / "curta.wav").exists(), 120, what="curta.wav published")
+    finally:
+        render.done()
 
 
 # -- pause and resume ---------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -111,14 +110,17 @@ class Worker:
             self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT, env=env,
                                          cwd=self.folder, start_new_session=True)
         if wait:
-            end = time.monotonic() + 60
-            while time.monotonic() < end:
-                if self.proc.poll() is not None:
+            proc = self.proc
+
+            def up() -> bool:
+                if proc.poll() is not None:
                     raise RuntimeError(f"worker {self.name} exited: {self.log.read_text()[-3000:]}")
-                if redis.client().get(f"omad:worker:{self.node}") and self.children():
-                    return self
-                time.sleep(0.1)
-            raise RuntimeError(f"worker {self.name} did not come up: {self.log.read_text()[-3000:]}")
+                return bool(redis.client().get(f"omad:worker:{self.node}") and self.children())
+
+            try:
+                wait_for(up, 60, what=f"worker {self.name} registered with its pool")
+            except AssertionError as e:
+                raise RuntimeError(f"worker {self.name} did not come up: {self.log.read_text()[-3000:]}") from e
         return self
 
     def children(self) -> list[psutil.Process]:

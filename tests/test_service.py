@@ -162,13 +162,14 @@ def test_kill_9_mid_job_then_restart_gives_exactly_one_complete_output(make_env:
         proc.wait(timeout=30)
     assert not (env.outbox / "long.mp4").exists()
     assert list(env.inbox.iterdir()) == []  # claimed into the journaled work dir, not lost
+    def published() -> bool:  # and every size the result had under its name on the way
+        out = env.outbox / "long.mp4"
+        if out.exists():
+            seen_sizes.append(out.stat().st_size)
+        return (env.outbox / "long.json").exists()
+
     with omad_run(env) as proc:
-        end = time.monotonic() + 120
-        while not (env.outbox / "long.json").exists() and time.monotonic() < end:
-            out = env.outbox / "long.mp4"
-            if out.exists():
-                seen_sizes.append(out.stat().st_size)
-            time.sleep(0.05)
+        wait_for(published, 120, every=0.05, what="long.json published")
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
     final = (env.outbox / "long.mp4").stat().st_size

@@ -49,7 +49,7 @@ class NarrateStage(Stage):
         return ctx.tts_lane()
 
     def light(self, ctx: StageContext) -> bool:
-        # espeak-ng reads a few sentences in ~20 ms and both loudness passes take ~0.1 s: far less than a wait
+        # espeak-ng reads a sentence in ~10 ms and both loudness passes take ~0.15 CPU-s: far less than a wait
         # behind a render. Piper and F5 are not light at any length.
         if ctx.engine_name() != "espeak":
             return False

@@ -39,9 +39,9 @@ _log_ready = False
 def _route_libav_log() -> None:
     """libav's log through PyAV (so one thread's lines can be captured), repeated lines kept; done once.
 
-    Until this, PyAV leaves libav's own logger in place and nothing can be captured. Lines nobody captures
-    go to the ``libav`` Python logger, which omad keeps quiet: what matters of an ffmpeg failure reaches the
-    user as the omad error raised from it.
+    PyAV starts with libav's log switched off, and then nothing can be captured. Lines nobody captures go to
+    the ``libav`` Python logger, which omad keeps quiet as PyAV's default did: what matters of an ffmpeg
+    failure reaches the user as the omad error raised from it.
     """
     global _log_ready
     with _LOG_SET:

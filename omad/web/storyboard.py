@@ -200,13 +200,24 @@ class _Storyboard:
     def __init__(self, state: AppState) -> None:
         self.state = state
 
-
     def _job(self, request: Request) -> Job | None:
         return self.state.journal.get(request.path_params["job_id"])
 
     def _not_review(self, job: Job) -> str:
         return (f"job {job.id} is {job.status.value}, not waiting for review: its storyboard can no longer be "
                 "changed. A finished video's X.scenes.yaml can be edited and dropped again.")
+
+    def _editable(self, request: Request) -> Job | Response:
+        """The job of an API call that changes its storyboard, or the error to answer: a missing or stale CSRF
+        token (403), no such job (404), a job no longer waiting for review (409)."""
+        if csrf_refused(self.state, request, request.headers.get("x-csrf-token")):
+            return _json_error(403, "the X-CSRF-Token header is missing or stale. Reload the page.")
+        job = self._job(request)
+        if job is None:
+            return _json_error(404, f"no job '{request.path_params['job_id']}'. See GET /api/jobs.")
+        if job.status is not JobStatus.REVIEW:
+            return _json_error(409, self._not_review(job))
+        return job
 
     # ---- API
 
@@ -223,13 +234,9 @@ class _Storyboard:
             return _json_error(409, str(e))
 
     async def api_put(self, request: Request) -> Response:
-        if csrf_refused(self.state, request, request.headers.get("x-csrf-token")):
-            return _json_error(403, "the X-CSRF-Token header is missing or stale. Reload the page.")
-        job = self._job(request)
-        if job is None:
-            return _json_error(404, f"no job '{request.path_params['job_id']}'. See GET /api/jobs.")
-        if job.status is not JobStatus.REVIEW:
-            return _json_error(409, self._not_review(job))
+        job = self._editable(request)
+        if isinstance(job, Response):
+            return job
         body = await request.body()
         if len(body) > 1 << 20:
             return _json_error(413, "the storyboard is larger than 1 MB.")
@@ -264,13 +271,9 @@ class _Storyboard:
         return f"{job.id}: rendering the reviewed storyboard"
 
     def api_render(self, request: Request) -> Response:
-        if csrf_refused(self.state, request, request.headers.get("x-csrf-token")):
-            return _json_error(403, "the X-CSRF-Token header is missing or stale. Reload the page.")
-        job = self._job(request)
-        if job is None:
-            return _json_error(404, f"no job '{request.path_params['job_id']}'. See GET /api/jobs.")
-        if job.status is not JobStatus.REVIEW:
-            return _json_error(409, self._not_review(job))
+        job = self._editable(request)
+        if isinstance(job, Response):
+            return job
         try:
             message = self._render(job, principal(request).name)
         except (OmadError, _Refused) as e:
@@ -289,11 +292,9 @@ class _Storyboard:
                             headers={"Cache-Control": "no-store"})
 
     async def api_upload(self, request: Request) -> Response:
-        if csrf_refused(self.state, request, request.headers.get("x-csrf-token")):
-            return _json_error(403, "the X-CSRF-Token header is missing or stale. Reload the page.")
-        job = self._job(request)
-        if job is None or job.status is not JobStatus.REVIEW:
-            return _json_error(409 if job else 404, self._not_review(job) if job else "no such job.")
+        job = self._editable(request)
+        if isinstance(job, Response):
+            return job
         async with request.form(max_files=1, max_fields=2) as form:
             upload = form.get("file")
             if not isinstance(upload, UploadFile):

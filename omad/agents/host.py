@@ -7,19 +7,17 @@ Small calls that need no pipeline: the GPU lane's residency unloads through
 from __future__ import annotations
 
 import logging
+import os
 import re
+import socket
 import ssl
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import httpx
-import ollama
-
 from ..config import from_env
 from ..errors import ConfigError
 from ..guardrails import guardrails_for
-from .ollama_errors import START_HINT
 
 if TYPE_CHECKING:
     from ..config import Config, LlmConfig
@@ -76,7 +74,30 @@ def estimate_vram_gb(model: str, configured: dict[str, float] | None = None) -> 
     return round(billions * GB_PER_BILLION_PARAMS + RUNTIME_OVERHEAD_GB, 2)
 
 
+def nothing_listens(host: str, timeout: float = 1.0) -> bool:
+    """True when a connection to ``host`` (an :func:`ollama_host` URL) is refused or its name does not resolve.
+
+    A cheap look before the ollama client (~0.3 s of imports) and the GPU lane are taken for an optional call
+    (the post): only a plain "nobody is there" counts. A connect that times out, a network error or a proxy
+    set in the environment (httpx would go through it, not straight to the host) leave it to the client.
+    """
+    if any(os.environ.get(k) for k in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
+                                       "all_proxy")):
+        return False
+    parts = urlsplit(host)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        with socket.create_connection((parts.hostname or "127.0.0.1", port), timeout=timeout):
+            return False
+    except (ConnectionRefusedError, socket.gaierror):
+        return True
+    except (OSError, ValueError):
+        return False
+
+
 def tls_context() -> ssl.SSLContext:
+    import httpx
+
     # httpx builds a fresh TLS context (~40 ms of certificate loading) for every client it makes, even for
     # plain http; one shared context, with httpx's own defaults, keeps each call cheap.
     return httpx.create_ssl_context()
@@ -89,6 +110,8 @@ def unload_model(host: str, model: str, timeout: float = 30.0) -> None:
     idle unload, shutdown); an unreachable Ollama must not fail that other job,
     and the model then goes away by itself when its keep-alive ends.
     """
+    import ollama
+
     try:
         with ollama.Client(host=host, timeout=timeout, verify=tls_context()) as c:
             c.chat(model=model, messages=[], keep_alive=0)
@@ -114,6 +137,11 @@ def _installed(names: Sequence[str | None]) -> set[str]:
 
 def doctor_checks(config: Config) -> list[tuple[str, bool, str]]:
     """``omad doctor`` lines for the agents: Ollama reachable, and every role model pulled (with the pull command)."""
+    import httpx
+    import ollama
+
+    from .ollama_errors import START_HINT
+
     llm = config.llm
     host = ollama_host(llm)
     checks: list[tuple[str, bool, str]] = []

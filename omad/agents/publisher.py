@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StageFailed, ToolMissing, ToolTimeout, TransientError
-from .client import CallRecord, LlmClient
-from .roles import run_publisher
+from .host import nothing_listens, ollama_host
 
 if TYPE_CHECKING:
     from ..config import Config
     from ..guardrails import Guardrails
     from ..lanes import Lanes
+    from .client import CallRecord
 
 __all__ = ["Post", "write_post", "hashtag", "MAX_TITLE"]
 
@@ -77,6 +77,9 @@ def _clip_title(text: str) -> str:
 
 async def _ask(video: dict[str, Any], config: Config, guard: Guardrails, lanes: Lanes | None, holder: str,
                label: str, language: str) -> Post:
+    from .client import LlmClient
+    from .roles import run_publisher
+
     # One try at the connection: the post is optional, the video is done.
     llm_cfg = config.llm.model_copy(update={"connect_retries": 0})
     async with LlmClient(llm_cfg, lanes, holder=holder) as llm:
@@ -109,6 +112,13 @@ def write_post(video: dict[str, Any], fallback_title: str, *, config: Config, gu
     A guardrail block raises (the job stops, as for any generated text); a
     shutdown raises TransientError so the stage runs again later.
     """
+
+    host = ollama_host(config.llm)
+    if nothing_listens(host):
+        # The common case without Ollama: no client, no GPU lane, no model marked resident for nothing.
+        return Post(title=_clip_title(fallback_title), source="brief", language=language,
+                    why=f"the publisher did not answer (Ollama is not reachable at {host}: nothing listens there); "
+                        "the title is the brief's")
 
     async def main() -> Post:
         task = asyncio.ensure_future(_ask(video, config, guard, lanes, holder, label, language))

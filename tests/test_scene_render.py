@@ -113,8 +113,9 @@ def _white(frame: np.ndarray) -> int:
 def test_scene_video_is_drawn_once_and_encoded_once(make_env: Callable[..., Env], tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """GIVEN an image scene with a title and a title-card scene, captions on
-    WHEN omad renders the video THEN exactly one ffmpeg encodes video: it reads omad's raw frames,
-    burns the captions and muxes the sound; the title and the captions are in the published frames."""
+    WHEN omad renders the video THEN exactly one ffmpeg encodes video: it reads omad's raw frames and burns
+    the captions; the sound is encoded once on its own and both are muxed by copying, nothing encoded twice;
+    the title and the captions are in the published frames."""
     env = make_env(video={"preset": "custom", "width": W, "height": H, "fps": 15, "x264_preset": "ultrafast"})
     started: list[list[str]] = []
     real_spawn = omad.media.ffmpeg.spawn
@@ -140,7 +141,11 @@ def test_scene_video_is_drawn_once_and_encoded_once(make_env: Callable[..., Env]
     assert len(encoders) == 1, [" ".join(c) for c in encoders]
     argv = encoders[0]
     assert argv[argv.index("-f") + 1] == "rawvideo" and any(a.startswith("ass=") for a in argv)
-    assert any(a.endswith("soundtrack.wav") for a in argv)
+    assert "-an" in argv or not any(a.startswith("-c:a") for a in argv)
+    [sound] = [c for c in started if "aac" in c]
+    assert sound[sound.index("-i") + 1].endswith("soundtrack.wav") and sound[-1].endswith("soundtrack.m4a")
+    [mux] = [c for c in started if c[-1].endswith("video.mp4")]
+    assert mux[mux.index("-c") + 1] == "copy" and any(a.endswith("pictures.mp4") for a in mux)
     facts = next(s for s in env.sidecar("noite")["stages"] if s["name"] == "render")["facts"]
     assert facts["render"] == "one pass" and facts["encoder"] == "libx264"
     info = probe(out)

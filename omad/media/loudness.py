@@ -29,7 +29,7 @@ from ..config import AudioConfig
 from ..errors import InputError, StageFailed, ToolTimeout, TransientError
 from .ffmpeg import open_untrusted
 
-__all__ = ["linear_spec", "measure", "normalise"]
+__all__ = ["linear_spec", "measure", "measure_spec", "normalise", "read_report"]
 
 _REPORT = re.compile(r"\{[^{}]*\"input_i\"[^{}]*\}", re.S)
 _LOG_SET = threading.Lock()
@@ -153,10 +153,18 @@ def measure(path: Path, audio_cfg: AudioConfig, *, label: str, timeout: float,
 
     _route_libav_log()
     run = _Run(path, label, timeout, cancel)
-    options = f"I={audio_cfg.loudness_lufs}:TP={audio_cfg.true_peak_db}:LRA=11:print_format=json"
     with av.logging.Capture(local=True) as logs:
-        run.through([("loudnorm", options)], lambda frame: None)
-    text = "".join(str(line[2]) for line in logs)
+        run.through([("loudnorm", measure_spec(audio_cfg))], lambda frame: None)
+    return read_report("".join(str(line[2]) for line in logs), label)
+
+
+def measure_spec(audio_cfg: AudioConfig) -> str:
+    """loudnorm's options for the first pass (the measurement, reported as JSON when the filter is freed)."""
+    return f"I={audio_cfg.loudness_lufs}:TP={audio_cfg.true_peak_db}:LRA=11:print_format=json"
+
+
+def read_report(text: str, label: str) -> dict[str, Any]:
+    """The first pass's JSON report out of a log (libav's, or an ffmpeg run's stderr at ``info``)."""
     m = _REPORT.search(text)
     if not m:
         raise StageFailed("the loudness measurement wrote no report.", file=label,

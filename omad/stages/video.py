@@ -4,15 +4,17 @@ Two stages, so that a crash between them does not redo the narration:
 
 - ``voice`` speaks each scene's narration (GPU lane for F5, CPU for espeak) and
   records per-scene durations and caption cues in ``voice.json``;
-- ``render`` lays the narration at each scene's start, ducks optional music
-  under it (and the sound of clips a scene asks to duck) and measures its
-  loudness, while the first scenes' pictures are prepared; then, for each of
-  the brief's formats, draws every frame of the video (each scene a Ken Burns
-  image, a video clip or a title card as long as its narration plus padding,
-  on-screen titles, crossfades: ``omad.media.scenes``) and pipes them into one
-  ffmpeg, which burns the captions with the caption stage's style, normalises
-  and muxes the sound and encodes each frame once; then designs the format's
-  cover (``omad.media.cover``). No per-scene clip is written: a retry draws the
+- ``render``, for each of the brief's formats, draws every frame of the video
+  (each scene a Ken Burns image, a video clip or a title card as long as its
+  narration plus padding, on-screen titles, crossfades: ``omad.media.scenes``)
+  and pipes them into one ffmpeg, which burns the captions with the caption
+  stage's style and encodes each frame once, while the format's cover is
+  designed (``omad.media.cover``). Beside the first encode, on its own thread,
+  the sound is made once for all formats: the narration laid at each scene's
+  start, optional music ducked under it (and the sound of clips a scene asks
+  to duck), measured in the same ffmpeg run that mixes it, normalised and
+  encoded to AAC. Each format's pictures and that sound are then muxed by
+  copying both streams. No per-scene clip is written: a retry draws the
   scenes again, which costs less than decoding a cached clip would.
 
 The scene brief is the job's brief, or the ``scene_brief`` artifact an earlier
@@ -23,10 +25,11 @@ against the bundle, or, for a scene whose ``asset`` record says the asset stage 
 
 from __future__ import annotations
 
+import contextvars
 import json
 import textwrap
 import wave
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -39,7 +42,8 @@ from ..assets.music import fit_track
 from ..assets.soundtrack import music_source
 from ..brief import Scene, VideoBrief, load_brief, parse_brief, resolve_asset
 from ..errors import InputError
-from ..media.audio import FINAL_AUDIO_FORMAT, check_audio, duck_filter, gain_filter, measure_loudness
+from ..media import loudness
+from ..media.audio import FINAL_AUDIO_FORMAT, check_audio, duck_filter, gain_filter
 from ..media.clips import ClipFrames, ClipInfo, check_clip
 from ..media.cover import make_cover
 from ..media.encoder import Encoder, choose_encoder
@@ -187,6 +191,15 @@ def _prepare_clip(info: ClipInfo, frames: int, **options: Any) -> ClipFrames:
 
 
 @dataclass(frozen=True)
+class _Sound:
+    """A scene video's finished sound, shared by its formats."""
+
+    aac: Path
+    measured: dict[str, Any]
+    music_facts: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class _DuckedClip:
     """A clip whose own sound is mixed under the narration, where and how long its scene plays."""
 
@@ -245,22 +258,106 @@ class RenderStage(Stage):
                 starts: list[float], fade: int, frames: int, total: float, shapes: list[str | None],
                 subjects: Subjects, prepared: tuple[list[SceneSpec], list[dict[str, Any]], list[_DuckedClip]],
                 timeline: Timeline) -> StageResult:
-        """The sound mixed and measured once, then each format drawn and encoded (the first on ``timeline``)."""
+        """The sound made on its own thread, while each format is drawn and encoded (the first on ``timeline``)."""
         cfg = ctx.config
-        scenes = brief.scenes or []
-        label = ctx.label("brief")
-        fps = cfg.video.fps
         ducked = prepared[2]
 
-        voice_wav = self._voice_track(ctx, voice, starts, total)
         music, music_record = music_source(ctx, brief)
+        if music is not None:
+            # Checked before anything is encoded; the rest of the sound is made beside the first encode.
+            check_audio(music, music.name, cfg.intake.max_audio_seconds)
+        with ThreadPoolExecutor(1, thread_name_prefix="omad-sound") as sound_pool:
+            # The sound (narration laid out, music fitted and ducked, measured, normalised, AAC) does not hold
+            # up the pictures: it is made while the first format is encoded and muxed in after.
+            sounding = sound_pool.submit(contextvars.copy_context().run, self._sound, ctx, brief, voice, starts,
+                                         total, ducked, music, music_record)
+            return self._formats(ctx, brief, voice, counts, starts, fade, frames, total, shapes, subjects, prepared,
+                                 timeline, sounding, music is not None)
+
+    def _formats(self, ctx: StageContext, brief: VideoBrief, voice: list[dict[str, Any]], counts: list[int],
+                 starts: list[float], fade: int, frames: int, total: float, shapes: list[str | None],
+                 subjects: Subjects, prepared: tuple[list[SceneSpec], list[dict[str, Any]], list[_DuckedClip]],
+                 timeline: Timeline, sounding: Future[_Sound], music: bool) -> StageResult:
+        """Each format's pictures encoded, then muxed with the one sound (waited for after the first encode)."""
+        cfg = ctx.config
+        scenes = brief.scenes or []
+        fps = cfg.video.fps
+        ctx.progress(0.05)
+
+        cues = [Cue(starts[i] + c[0], starts[i] + c[1], c[2]) for i, v in enumerate(voice) for c in v["cues"]]
+        write_srt(cues, ctx.work / "captions.srt")
+        style = (brief.caption.style if brief.caption else None) or cfg.caption.style
+        artifacts = {"srt": "captions.srt"}
+        publish = {".srt": "srt"}
+        made: list[dict[str, Any]] = []
+        facts_scenes: list[dict[str, Any]] = []
+        cover_facts: dict[str, Any] = {}
+        highlighted = 0
+        encoder = choose_encoder(cfg.video)
+        for n, shape in enumerate(shapes):
+            # Every format from the same narration, timings and pictures: only the frame, the crops and the
+            # safe area differ. The first is X.mp4, the others X.<format>.mp4.
+            width, height = cfg.video.size(shape)
+            safe = SAFE_AREAS.get(FrameShape(shape)) if shape else None
+            tag = "" if n == 0 else f".{shape}"
+            role = "" if n == 0 else f"_{shape}"
+            specs, scene_facts, _ = prepared if n == 0 else self._scene_specs(
+                ctx, brief, scenes, counts, width, height, starts, subjects=subjects, title_top=_title_top(shape))
+            if n == 0:
+                facts_scenes = scene_facts
+            cards = [f["kind"] == "title" for f in scene_facts]
+            pictures, poster, lit, cover = self._encode(ctx, brief, voice, cues, starts, specs,
+                                                        timeline if n == 0 else Timeline(specs, fade), frames, total,
+                                                        cards, width, height, style, safe, tag, encoder,
+                                                        base_progress=0.05 + 0.93 * n / len(shapes),
+                                                        share=0.93 / len(shapes))
+            sound = sounding.result()
+            out = ctx.work / f"video{tag}.mp4"
+            # Both streams copied as encoded: the same packets the one encoder wrote before, moov up front.
+            ctx.ffmpeg(["-i", str(pictures), "-i", str(sound.aac), "-map", "0:v:0", "-map", "1:a:0", "-c", "copy",
+                        "-movflags", "+faststart", str(out)], file_label=ctx.label("brief"))
+            pictures.unlink(missing_ok=True)
+            highlighted = highlighted or lit
+            artifacts.update({f"video{role}": out.name, f"poster{role}": poster.name})
+            publish.update({f"{tag}.mp4": f"video{role}", f"{tag}.jpg": f"poster{role}"})
+            made.append({"format": shape or cfg.video.preset, "width": width, "height": height,
+                         "video": f"{tag}.mp4", "cover": f"{tag}.jpg", "cover_scene": cover["scene"],
+                         "cover_title": cover["title"]})
+            if n == 0:
+                cover_facts = cover
+        for i in range(len(scenes)):
+            found = subjects.get(str(i))
+            if found is not None:
+                facts_scenes[i]["subject"] = found.to_dict()
+        width, height = made[0]["width"], made[0]["height"]
+        ctx.progress(1.0)
+        return StageResult(
+            artifacts=artifacts,
+            publish=publish,
+            facts={"seconds": round(total, 3), "width": width, "height": height, "fps": fps, "frames": frames,
+                   "crossfade_seconds": round(fade / fps, 3), "scenes": facts_scenes, "captions": len(cues),
+                   "caption_style": style, "captions_word_highlighted": highlighted,
+                   "music": music, "clips_ducked": len(prepared[2]), **encoder.facts(), "render": "one pass",
+                   **({"formats": made} if len(made) > 1 or brief.formats else {}), **sound.music_facts,
+                   "cover": cover_facts,
+                   "loudness": {"measured_lufs": sound.measured.get("input_i"),
+                                "target_lufs": cfg.audio.loudness_lufs}},
+        )
+
+    def _sound(self, ctx: StageContext, brief: VideoBrief, voice: list[dict[str, Any]], starts: list[float],
+               total: float, ducked: list[_DuckedClip], music: Path | None, music_record: Any) -> _Sound:
+        """The finished sound: narration at each scene's start, the music fitted and ducked under it (and the
+        clips' own sound where a scene asks), measured in the same ffmpeg run that mixes it, then normalised
+        and encoded to AAC once for every format."""
+        cfg = ctx.config
+        label = ctx.label("brief")
+        voice_wav = self._voice_track(ctx, voice, starts, total)
         soundtrack = ctx.work / "soundtrack.wav"
         args = ["-i", str(voice_wav)]
         beds: list[str] = []
         graph: list[str] = []
         music_facts: dict[str, Any] = {}
         if music is not None:
-            check_audio(music, music.name, cfg.intake.max_audio_seconds)
             music_db = brief.music_db if brief.music_db is not None else cfg.scenes.music_db
             # Cut or looped where a phrase ends, faded (omad.assets.music); ducked under the voice below.
             fitted_bed = ctx.work / "music.wav"
@@ -289,71 +386,26 @@ class RenderStage(Stage):
                          f"atrim=0:{total:.3f}[out]")
         else:
             graph.append(f"[0:a:0]{FINAL_AUDIO_FORMAT},apad,atrim=0:{total:.3f}[out]")
-        ctx.ffmpeg([*args, "-filter_complex", ";".join(graph), "-map", "[out]", "-c:a", "pcm_s16le",
-                    str(soundtrack)], file_label=label)
-        measured = measure_loudness(soundtrack, ff=ctx.ffmpeg, label=label, audio_cfg=cfg.audio)
-        ctx.progress(0.05)
-
-        cues = [Cue(starts[i] + c[0], starts[i] + c[1], c[2]) for i, v in enumerate(voice) for c in v["cues"]]
-        write_srt(cues, ctx.work / "captions.srt")
-        style = (brief.caption.style if brief.caption else None) or cfg.caption.style
-        artifacts = {"srt": "captions.srt"}
-        publish = {".srt": "srt"}
-        made: list[dict[str, Any]] = []
-        facts_scenes: list[dict[str, Any]] = []
-        cover_facts: dict[str, Any] = {}
-        highlighted = 0
-        encoder = choose_encoder(cfg.video)
-        for n, shape in enumerate(shapes):
-            # Every format from the same narration, timings and pictures: only the frame, the crops and the
-            # safe area differ. The first is X.mp4, the others X.<format>.mp4.
-            width, height = cfg.video.size(shape)
-            safe = SAFE_AREAS.get(FrameShape(shape)) if shape else None
-            tag = "" if n == 0 else f".{shape}"
-            role = "" if n == 0 else f"_{shape}"
-            specs, scene_facts, _ = prepared if n == 0 else self._scene_specs(
-                ctx, brief, scenes, counts, width, height, starts, subjects=subjects, title_top=_title_top(shape))
-            if n == 0:
-                facts_scenes = scene_facts
-            cards = [f["kind"] == "title" for f in scene_facts]
-            out, poster, lit, cover = self._encode(ctx, brief, voice, cues, starts, specs, soundtrack, measured,
-                                                   timeline if n == 0 else Timeline(specs, fade), frames, total,
-                                                   cards, width, height, style, safe, tag, encoder,
-                                                   base_progress=0.05 + 0.93 * n / len(shapes),
-                                                   share=0.93 / len(shapes))
-            highlighted = highlighted or lit
-            artifacts.update({f"video{role}": out.name, f"poster{role}": poster.name})
-            publish.update({f"{tag}.mp4": f"video{role}", f"{tag}.jpg": f"poster{role}"})
-            made.append({"format": shape or cfg.video.preset, "width": width, "height": height,
-                         "video": f"{tag}.mp4", "cover": f"{tag}.jpg", "cover_scene": cover["scene"],
-                         "cover_title": cover["title"]})
-            if n == 0:
-                cover_facts = cover
-        for i in range(len(scenes)):
-            found = subjects.get(str(i))
-            if found is not None:
-                facts_scenes[i]["subject"] = found.to_dict()
-        width, height = made[0]["width"], made[0]["height"]
-        ctx.progress(1.0)
-        return StageResult(
-            artifacts=artifacts,
-            publish=publish,
-            facts={"seconds": round(total, 3), "width": width, "height": height, "fps": fps, "frames": frames,
-                   "crossfade_seconds": round(fade / fps, 3), "scenes": facts_scenes, "captions": len(cues),
-                   "caption_style": style, "captions_word_highlighted": highlighted,
-                   "music": music is not None, "clips_ducked": len(ducked), **encoder.facts(), "render": "one pass",
-                   **({"formats": made} if len(made) > 1 or brief.formats else {}), **music_facts,
-                   "cover": cover_facts,
-                   "loudness": {"measured_lufs": measured.get("input_i"), "target_lufs": cfg.audio.loudness_lufs}},
-        )
+        # The measurement reads the 16-bit samples the WAV keeps, as a pass over the written file would.
+        graph.append(f"[out]aformat=sample_fmts=s16,asplit=2[_keep][_meter];"
+                     f"[_meter]loudnorm={loudness.measure_spec(cfg.audio)}[_measured]")
+        report = ctx.ffmpeg([*args, "-filter_complex", ";".join(graph), "-map", "[_keep]", "-c:a", "pcm_s16le",
+                             str(soundtrack), "-map", "[_measured]", "-f", "null", "-"], file_label=label,
+                            loglevel="info")
+        measured = loudness.read_report(report, label)
+        aac = ctx.work / "soundtrack.m4a"
+        ctx.ffmpeg(["-i", str(soundtrack), "-map", "0:a:0", "-af", f"{gain_filter(measured, cfg.audio)},"
+                    f"{FINAL_AUDIO_FORMAT}", "-c:a", "aac", "-b:a", cfg.video.audio_bitrate, "-t", f"{total:.6f}",
+                    str(aac)], file_label=label)
+        return _Sound(aac, measured, music_facts)
 
     @staticmethod
     def _encode(ctx: StageContext, brief: VideoBrief, voice: list[dict[str, Any]], cues: list[Cue],
-                starts: list[float], specs: list[SceneSpec], soundtrack: Path, measured: dict[str, Any],
-                timeline: Timeline, frames: int, total: float, cards: list[bool], width: int, height: int, style: str,
+                starts: list[float], specs: list[SceneSpec], timeline: Timeline, frames: int, total: float,
+                cards: list[bool], width: int, height: int, style: str,
                 safe: SafeArea | None, tag: str, encoder: Encoder, *, base_progress: float, share: float,
                 ) -> tuple[Path, Path, int, dict[str, Any]]:
-        """One format's video: its frames piped into one encoder that burns its captions and muxes the sound."""
+        """One format's pictures: its frames piped into one encoder that burns its captions (no sound yet)."""
         cfg = ctx.config
         label = ctx.label("brief")
         fps = cfg.video.fps
@@ -371,20 +423,15 @@ class RenderStage(Stage):
             else:
                 build_ass(cues, width, height, caption_cfg, ass)
             vfilter = ["-vf", f"ass={escape_filter_path(ass)}"]
-        out = ctx.work / f"video{tag}.mp4"
-        v = cfg.video
+        out = ctx.work / f"pictures{tag}.mp4"
 
         def _args(fifo: Path) -> list[str]:
-            # One encoder: omad's frames in, libass burns the captions, the finished sound is muxed.
+            # One encoder: omad's frames in, libass burns the captions; the sound is muxed in afterwards.
             return [
                 *SAFE_INPUT_ARGS,
                 "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{width}x{height}", "-framerate", str(fps),
                 "-i", str(fifo),
-                "-i", str(soundtrack),
-                "-map", "0:v:0", "-map", "1:a:0", *vfilter,
-                "-af", f"{gain_filter(measured, cfg.audio)},{FINAL_AUDIO_FORMAT}",
-                *encoder.args,
-                "-c:a", "aac", "-b:a", v.audio_bitrate, "-t", f"{total:.6f}", "-movflags", "+faststart", str(out),
+                "-map", "0:v:0", *vfilter, *encoder.args, "-t", f"{total:.6f}", str(out),
             ]  # fmt: skip
 
         poster = ctx.work / f"poster{tag}.jpg"

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import numpy as np
+import pytest
 from PIL import Image, ImageFilter
 from skimage import data as skdata
 
 from omad.media.cover import best_frame, draw_cover, rgb_of
 from omad.media.framing import SAFE_AREAS, FrameShape, detect_faces
 from omad.media.kenburns import StillFrames, _planes, prepare_still
-from omad.media.scenes import SceneSpec
+from omad.media.scenes import SceneSpec, Timeline
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
 W, H = 270, 480
@@ -44,6 +46,61 @@ def test_the_face_wins_over_a_blur_and_a_title_card_is_the_last_resort() -> None
     assert scored[0].sharpness < scored[1].sharpness
     alone, _ = best_frame([_spec(card)], [True])
     assert alone.scene == 0
+
+
+def test_the_cover_takes_the_middle_frames_the_timeline_drew_without_preparing_a_scene_again() -> None:
+    """GIVEN a timeline of three scenes (the last a title card) WHEN the encode draws every frame and the cover
+    is chosen from the timeline's middle frames THEN the choice is the one made by preparing each scene again,
+    each scene was prepared once, and a title card's frame is not asked for."""
+    prepared: list[int] = []
+    card = Image.new("RGB", (270, 480), (20, 20, 90))
+
+    def counted(i: int, img: Image.Image) -> SceneSpec:
+        spec = _spec(img)
+        inner = spec.prepare
+
+        def _prepare(frames: int) -> StillFrames:
+            prepared.append(i)
+            return inner(frames)
+
+        return SceneSpec(prepare=_prepare, frames=spec.frames)
+
+    specs = [counted(0, _blurred()), counted(1, _astronaut()), counted(2, card)]
+    cards = [False, False, True]
+    again, scored_again = best_frame(specs, cards)
+    prepared.clear()
+    timeline = Timeline(specs, crossfade=2)
+    for n in range(timeline.count):
+        timeline(n)
+    try:
+        best, scored = best_frame(specs, cards, timeline.middle)
+    finally:
+        timeline.close()
+    assert sorted(prepared) == [0, 1, 2]
+    assert best.scene == again.scene == 1
+    assert [c.facts() for c in scored] == [c.facts() for c in scored_again]
+
+
+def test_a_cover_waiting_for_a_middle_frame_wakes_when_the_encode_stops() -> None:
+    """GIVEN a cover waiting for scene 1's middle frame WHEN the timeline is closed before drawing it (the
+    encode failed) THEN the wait ends with an error instead of holding the render forever."""
+    timeline = Timeline([_spec(_blurred()), _spec(_blurred())], crossfade=0)
+    timeline(0)
+    errors: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            timeline.middle(1)
+        except RuntimeError as e:
+            errors.append(e)
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    timeline.close()
+    waiter.join()
+    assert errors and "closed before scene 1" in str(errors[0])
+    with pytest.raises(RuntimeError):
+        timeline.middle(0)  # not drawn yet either (scene 0's middle is frame 5)
 
 
 def test_frames_come_back_to_rgb_as_they_were_drawn() -> None:

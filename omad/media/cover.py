@@ -8,15 +8,16 @@ only when nothing else is there; the best one gets the title in a bold font
 sized to the frame, wrapped to at most three lines, white with a dark outline
 over a dark gradient, inside the format's safe area.
 
-It never reads the brief and never runs ffmpeg: it draws from the render's
-prepared scenes and writes one JPEG.
+It never reads the brief and never runs ffmpeg: it takes the middle frames
+the render's timeline drew (or prepares the scenes itself when given none)
+and writes one JPEG.
 """
 
 from __future__ import annotations
 
 import math
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,22 +78,29 @@ def _sharpness(img: Image.Image) -> float:
     return float(cv2.Laplacian(grey, cv2.CV_32F).var())
 
 
-def best_frame(specs: Sequence[SceneSpec], cards: Sequence[bool]) -> tuple[Candidate, list[Candidate]]:
+def _prepared_middle(spec: SceneSpec) -> Planes:
+    frames = spec.prepare(spec.frames)
+    try:
+        return frames(spec.frames // 2)
+    finally:
+        frames.close()
+
+
+def best_frame(specs: Sequence[SceneSpec], cards: Sequence[bool],
+               middle: Callable[[int], Planes] | None = None) -> tuple[Candidate, list[Candidate]]:
     """Each scene's middle frame scored; the best, and all that were drawn (for the record).
 
-    Title cards are drawn only when no scene has a picture (one always beats them). Faces are looked for in
-    the frame unless framing already found none in the scene's whole picture: its middle frame is a crop of it.
+    ``middle(i)`` gives scene ``i``'s middle frame (the render's timeline hands over the one it drew); without
+    it each scene is prepared again here. Title cards are scored only when no scene has a picture (one always
+    beats them). Faces are looked for in the frame unless framing already found none in the scene's whole
+    picture: its middle frame is a crop of it.
     """
     found: list[Candidate] = []
     only_cards = all(cards)
     for i, (spec, card) in enumerate(zip(specs, cards, strict=True)):
         if card and not only_cards:
             continue
-        frames = spec.prepare(spec.frames)
-        try:
-            picture = rgb_of(frames(spec.frames // 2))
-        finally:
-            frames.close()
+        picture = rgb_of(middle(i) if middle is not None else _prepared_middle(spec))
         known = spec.faces() if spec.faces is not None else None
         faces = 0 if card or known == 0 else len(detect_faces(picture))
         found.append(Candidate(i, picture, _sharpness(picture), faces, card))
@@ -150,8 +158,8 @@ def draw_cover(picture: Image.Image, title: str | None, font_file: str, safe: Sa
 
 
 def make_cover(specs: Sequence[SceneSpec], cards: Sequence[bool], title: str | None, font_file: str,
-               safe: SafeArea | None, out: Path) -> dict[str, Any]:
+               safe: SafeArea | None, out: Path, middle: Callable[[int], Planes] | None = None) -> dict[str, Any]:
     """Write ``out`` (JPEG): the best scene frame with the title; returns the facts of the choice."""
-    best, scored = best_frame(specs, cards)
+    best, scored = best_frame(specs, cards, middle)
     draw_cover(best.picture, title, font_file, safe).save(out, "JPEG", quality=90)
     return {"scene": best.scene, "title": bool(title and title.strip()), "candidates": [c.facts() for c in scored]}

@@ -146,6 +146,9 @@ class Timeline:
     Called from one drawing thread in frame order (``omad.media.pipe``).
     Preparing scene ``i + 1`` starts in the background when scene ``i``
     shows its first frame; a scene's canvas is dropped after its last frame.
+    A scene's middle frame, as drawn (before its title and any crossfade), can
+    be waited for from another thread (:meth:`middle`): the cover is chosen
+    from those without preparing any scene a second time.
     """
 
     def __init__(self, scenes: Sequence[SceneSpec], crossfade: int) -> None:
@@ -157,6 +160,9 @@ class Timeline:
         self._pool = ThreadPoolExecutor(1, "omad-scene-prep")
         self._ready: dict[int, Future[tuple[SceneFrames, TitleOverlay | None]]] = {}
         self._lock = threading.Lock()
+        self._middles: dict[int, Planes] = {}
+        self._drawn = threading.Condition()
+        self._closed = False
 
     def prefetch(self) -> None:
         """Start preparing the first scenes now (image decode, canvas), e.g. while the sound is mixed and measured.
@@ -186,7 +192,25 @@ class Timeline:
     def _draw(self, i: int, local: int) -> Planes:
         frames, title = self._scene(i)
         frame = frames(local)
+        if local == self.scenes[i].frames // 2:
+            # Kept for the cover (a copy: a still hands out the same planes frame after frame).
+            kept = (frame[0].copy(), frame[1].copy(), frame[2].copy())
+            with self._drawn:
+                self._middles[i] = kept
+                self._drawn.notify_all()
         return title.over(frame) if title is not None else frame
+
+    def middle(self, i: int) -> Planes:
+        """Scene ``i``'s middle frame (``frames // 2``) as drawn, without its title; waits until it is drawn.
+
+        Handed over once (the timeline lets go of it). ``RuntimeError`` if the timeline is closed before it was
+        drawn (the encode failed or was stopped).
+        """
+        with self._drawn:
+            self._drawn.wait_for(lambda: i in self._middles or self._closed)
+            if i not in self._middles:
+                raise RuntimeError(f"the timeline closed before scene {i}'s middle frame was drawn")
+            return self._middles.pop(i)
 
     def __call__(self, n: int) -> Planes:
         on = [i for i, start in enumerate(self.starts) if start <= n < start + self.scenes[i].frames]
@@ -205,7 +229,10 @@ class Timeline:
         return blended[0], blended[1], blended[2]
 
     def close(self) -> None:
-        """Stop preparing scenes (after the encode, or when it failed)."""
+        """Stop preparing scenes (after the encode, or when it failed); whoever waits for a middle frame wakes."""
+        with self._drawn:
+            self._closed = True
+            self._drawn.notify_all()
         self._pool.shutdown(wait=True, cancel_futures=True)
         for future in self._ready.values():
             _release(future)

@@ -439,7 +439,7 @@ class RenderStage(Stage):
         # drawn while the encoder runs: ~1 s of drawing that would otherwise follow it.
         with ThreadPoolExecutor(1, thread_name_prefix="omad-cover") as pool:
             covering = pool.submit(make_cover, specs, cards, cover_title(brief), cfg.scenes.title_font_file, safe,
-                                   poster)
+                                   poster, timeline.middle)
             try:
                 encode_piped(timeline, frames, _args, ff=ctx.ffmpeg, duration=total, label=label,
                              span=(base_progress, base_progress + share))

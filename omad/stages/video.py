@@ -240,45 +240,32 @@ class RenderStage(Stage):
         total = frames / fps
         ctx.scale_timeout(total)
 
-        # Checked now (assets, images, clips, colours) so a bad one fails before anything is encoded; the first
-        # format's first scenes are decoded and framed while ffmpeg mixes and measures the sound below.
+        # Checked now (assets, images, clips, colours, the music) so a bad one fails before anything is encoded.
         shapes = brief.frame_shapes()
         subjects = Subjects()
         prepared = self._scene_specs(ctx, brief, scenes, counts, width, height, starts, subjects=subjects,
                                      title_top=_title_top(shapes[0]))
+        music, music_record = music_source(ctx, brief)
+        if music is not None:
+            check_audio(music, music.name, cfg.intake.max_audio_seconds)
         timeline = Timeline(prepared[0], fade)
         try:
             timeline.prefetch()
-            return self._render(ctx, brief, voice, counts, starts, fade, frames, total, shapes, subjects, prepared,
-                                timeline)
+            with ThreadPoolExecutor(1, thread_name_prefix="omad-sound") as sound_pool:
+                # The sound (narration laid out, music fitted and ducked, measured, normalised, AAC) does not
+                # hold up the pictures: it is made while the first format is encoded, and muxed in after.
+                sounding = sound_pool.submit(contextvars.copy_context().run, self._sound, ctx, brief, voice,
+                                             starts, total, prepared[2], music, music_record)
+                return self._render(ctx, brief, voice, counts, starts, fade, frames, total, shapes, subjects,
+                                    prepared, timeline, sounding, music is not None)
         finally:
             timeline.close()
 
     def _render(self, ctx: StageContext, brief: VideoBrief, voice: list[dict[str, Any]], counts: list[int],
-                starts: list[float], fade: int, frames: int, total: float, shapes: list[str | None],
-                subjects: Subjects, prepared: tuple[list[SceneSpec], list[dict[str, Any]], list[_DuckedClip]],
-                timeline: Timeline) -> StageResult:
-        """The sound made on its own thread, while each format is drawn and encoded (the first on ``timeline``)."""
-        cfg = ctx.config
-        ducked = prepared[2]
-
-        music, music_record = music_source(ctx, brief)
-        if music is not None:
-            # Checked before anything is encoded; the rest of the sound is made beside the first encode.
-            check_audio(music, music.name, cfg.intake.max_audio_seconds)
-        with ThreadPoolExecutor(1, thread_name_prefix="omad-sound") as sound_pool:
-            # The sound (narration laid out, music fitted and ducked, measured, normalised, AAC) does not hold
-            # up the pictures: it is made while the first format is encoded and muxed in after.
-            sounding = sound_pool.submit(contextvars.copy_context().run, self._sound, ctx, brief, voice, starts,
-                                         total, ducked, music, music_record)
-            return self._formats(ctx, brief, voice, counts, starts, fade, frames, total, shapes, subjects, prepared,
-                                 timeline, sounding, music is not None)
-
-    def _formats(self, ctx: StageContext, brief: VideoBrief, voice: list[dict[str, Any]], counts: list[int],
                  starts: list[float], fade: int, frames: int, total: float, shapes: list[str | None],
                  subjects: Subjects, prepared: tuple[list[SceneSpec], list[dict[str, Any]], list[_DuckedClip]],
                  timeline: Timeline, sounding: Future[_Sound], music: bool) -> StageResult:
-        """Each format's pictures encoded, then muxed with the one sound (waited for after the first encode)."""
+        """Each format drawn and encoded (the first on ``timeline``), then muxed with the one sound."""
         cfg = ctx.config
         scenes = brief.scenes or []
         fps = cfg.video.fps

@@ -80,8 +80,8 @@ class Candidate:
 
 def _sharpness(img: Image.Image) -> float:
     cv2 = _cv2()
-    grey = np.asarray(img.convert("L"), dtype=np.float32)
-    return float(cv2.Laplacian(grey, cv2.CV_32F).var())
+    _mean, std = cv2.meanStdDev(cv2.Laplacian(np.asarray(img.convert("L")), cv2.CV_32F))
+    return float(std[0, 0]) ** 2
 
 
 def _prepared_middle(spec: SceneSpec) -> Planes:
@@ -152,8 +152,10 @@ def draw_cover(picture: Image.Image, title: str | None, font_file: str, safe: Sa
     top = h - bottom - block
     # A dark gradient under the text, so it reads on any picture.
     shade = np.clip((np.arange(h, dtype=np.float32) - (top - size * 1.5)) / (size * 1.5), 0.0, 1.0) * 0.7
-    rgb = np.asarray(out, dtype=np.float32) * (1.0 - shade)[:, None, None]
-    out = Image.fromarray(rgb.astype(np.uint8))
+    first = int(np.argmax(shade > 0)) if shade.any() else h  # rows above it keep their colours
+    rgb = np.array(out)
+    rgb[first:] = (rgb[first:].astype(np.float32) * (1.0 - shade[first:])[:, None, None]).astype(np.uint8)
+    out = Image.fromarray(rgb)
     draw = ImageDraw.Draw(out)
     stroke = max(2, size // 14)
     for n, line in enumerate(lines):

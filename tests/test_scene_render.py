@@ -190,3 +190,49 @@ def test_a_picture_that_breaks_mid_render_fails_the_job_naming_it(make_env: Call
     err = env.failed_error("quebrada")
     assert "ruim.jpg" in err["message"] and err["error"]["kind"] == "input"
     assert not (env.outbox / "quebrada.mp4").exists()
+
+
+def test_a_sound_that_fails_during_the_encode_stops_the_drawing_and_fails_the_job_naming_it(
+        make_env: Callable[..., Env], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """GIVEN music that passes the up-front check but cannot be decoded when it is fitted (on the sound's
+    thread, beside the picture encode) WHEN the video renders THEN the drawing stops early instead of
+    encoding a video nothing can be muxed with, the job fails as an input error naming the music, and no
+    video is published."""
+    import omad.stages.video
+    from omad.errors import InputError
+
+    env = make_env(video={"preset": "custom", "width": W, "height": H, "fps": 15, "x264_preset": "ultrafast"})
+    failed = threading.Event()
+
+    def broken_fit(music: Path, *_a: Any, label: str, **_k: Any) -> Any:
+        failed.set()
+        raise InputError("could not be decoded past its first second. Drop a complete copy.", file=label)
+
+    drawn: list[int] = []
+    real_call = Timeline.__call__
+
+    def counted(self: Timeline, n: int) -> Any:
+        if n == 10:
+            failed.wait(120)  # the sound has failed by now; from the next frames on, the drawing must stop
+        drawn.append(n)
+        return real_call(self, n)
+
+    monkeypatch.setattr(omad.stages.video, "fit_track", broken_fit)
+    monkeypatch.setattr(Timeline, "__call__", counted)
+    folder = tmp_path / "staging" / "trilha"
+    folder.mkdir(parents=True)
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=330:duration=6", "-c:a",
+                    "libmp3lame", str(folder / "musica.mp3")], check=True)
+    (folder / "brief.yaml").write_text(
+        "version: 1\nkind: video\nmusic: musica.mp3\nscenes:\n"
+        "  - title: Um\n    narration: \"Primeira cena, com música.\"\n"
+        "  - title: Dois\n    narration: \"Segunda cena, com música também.\"\n",
+        encoding="utf-8",
+    )
+    folder.rename(env.inbox / "trilha")
+    assert env.once(max_wait=120) == 1
+    err = env.failed_error("trilha")
+    assert "musica.mp3" in err["message"] and err["error"]["kind"] == "input", err
+    assert not (env.outbox / "trilha.mp4").exists()
+    # Frames up to the 11th at most (the drawing may run ahead until the failure is seen), of ~75.
+    assert len(drawn) <= 11, f"{len(drawn)} frames drawn after the sound failed"

@@ -4,8 +4,9 @@ Owns the timeline in whole frames (where each scene starts and how long the
 crossfades are), laying a scene's on-screen title over its moving picture,
 and blending neighbours during a crossfade. Every frame is drawn here in
 memory and encoded once by the caller's single encoder (which also burns the
-captions): no scene is encoded, decoded and encoded again. A scene is a still (Ken Burns or title card: ``omad.media.kenburns``)
-or a video clip (``omad.media.clips``), both drawing yuv420p planes. Scenes
+captions): no scene is encoded, decoded and encoded again. A scene is a still
+(Ken Burns or title card: ``omad.media.kenburns``) or a video clip
+(``omad.media.clips``), both drawing yuv420p planes. Scenes
 are prepared (image decoded, canvas built, clip opened) one scene ahead in a
 worker thread and closed and dropped when done, so memory stays at about two
 scenes whatever their number. It never reads the brief and never runs ffmpeg.

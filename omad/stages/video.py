@@ -50,7 +50,7 @@ from ..media.encoder import Encoder, choose_encoder
 from ..media.ffmpeg import SAFE_INPUT_ARGS, escape_filter_path
 from ..media.framing import SAFE_AREAS, FrameShape, SafeArea, Subjects
 from ..media.kenburns import StillFrames, check_image, prepare_still, resolve_motion
-from ..media.pipe import encode_piped
+from ..media.pipe import Planes, encode_piped
 from ..media.scenes import SceneSpec, Timeline, TitleOverlay, layout
 from ..media.subtitles import Cue, build_ass, build_karaoke_ass, write_srt
 from ..media.titlecard import check_colour, prepare_title_card
@@ -209,6 +209,15 @@ class _DuckedClip:
     seconds: float
 
 
+def _unless_sound_failed(sounding: Future[_Sound], timeline: Timeline, n: int) -> Planes:
+    """Frame ``n`` of ``timeline``, or the sound's error once the sound has failed."""
+    if sounding.done():
+        error = sounding.exception()
+        if error is not None:
+            raise error
+    return timeline(n)
+
+
 def _wrap_title(text: str, width: int, height: int) -> str:
     chars = max(12, int(width / (height * 0.06 * 0.55)))
     return "\n".join(textwrap.wrap(" ".join(text.split()), chars)[:3])
@@ -296,7 +305,7 @@ class RenderStage(Stage):
             pictures, poster, lit, cover = self._encode(ctx, brief, voice, cues, starts, specs,
                                                         timeline if n == 0 else Timeline(specs, fade), frames, total,
                                                         cards, width, height, style, safe, tag, encoder,
-                                                        base_progress=0.05 + 0.93 * n / len(shapes),
+                                                        sounding, base_progress=0.05 + 0.93 * n / len(shapes),
                                                         share=0.93 / len(shapes))
             sound = sounding.result()
             out = ctx.work / f"video{tag}.mp4"
@@ -390,9 +399,13 @@ class RenderStage(Stage):
     def _encode(ctx: StageContext, brief: VideoBrief, voice: list[dict[str, Any]], cues: list[Cue],
                 starts: list[float], specs: list[SceneSpec], timeline: Timeline, frames: int, total: float,
                 cards: list[bool], width: int, height: int, style: str,
-                safe: SafeArea | None, tag: str, encoder: Encoder, *, base_progress: float, share: float,
-                ) -> tuple[Path, Path, int, dict[str, Any]]:
-        """One format's pictures: its frames piped into one encoder that burns its captions (no sound yet)."""
+                safe: SafeArea | None, tag: str, encoder: Encoder, sounding: Future[_Sound], *, base_progress: float,
+                share: float) -> tuple[Path, Path, int, dict[str, Any]]:
+        """One format's pictures: its frames piped into one encoder that burns its captions (no sound yet).
+
+        If the sound fails meanwhile, the drawing stops at the next frame and the sound's error is raised: the
+        video would have nothing to be muxed with.
+        """
         cfg = ctx.config
         label = ctx.label("brief")
         fps = cfg.video.fps
@@ -428,7 +441,8 @@ class RenderStage(Stage):
             covering = pool.submit(make_cover, specs, cards, cover_title(brief), cfg.scenes.title_font_file, safe,
                                    poster, timeline.middle)
             try:
-                encode_piped(timeline, frames, _args, ff=ctx.ffmpeg, duration=total, label=label,
+                encode_piped(partial(_unless_sound_failed, sounding, timeline), frames, _args, ff=ctx.ffmpeg,
+                             duration=total, label=label,
                              span=(base_progress, base_progress + share))
             except BaseException:
                 out.unlink(missing_ok=True)

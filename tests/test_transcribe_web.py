@@ -46,10 +46,11 @@ def test_a_lone_recording_posted_to_the_api_comes_back_transcribed(server: tuple
         job = final(c, r.json()["id"])
         assert job["status"] == "done" and job["route"] == "transcribe"
         [segment] = job["transcript"]
-        assert "boats" in segment["text"] and 0 <= segment["start"] < segment["end"] <= 3.5
+        # Whisper may write "Seven boats" or "7 Boats": the word is what is checked, not its case.
+        assert "boats" in segment["text"].lower() and 0 <= segment["start"] < segment["end"] <= 3.5
         assert {o["name"] for o in job["outputs"]} >= {"nota.srt", "nota.vtt", "nota.txt"}
         page = c.get(f"/jobs/{job['id']}").text
-        assert 'id="job-transcript"' in page and "boats" in page
+        assert 'id="job-transcript"' in page and "boats" in page.lower()
 
 
 def test_the_create_form_takes_a_video_to_transcribe(server: tuple[Env, str], tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageFilter
 from skimage import data as skdata
 
-from omad.media.cover import best_frame, draw_cover, rgb_of
+from omad.media.cover import best_frame, draw_cover, rgb_of, scored_scenes
 from omad.media.framing import SAFE_AREAS, FrameShape, detect_faces
 from omad.media.kenburns import StillFrames, _planes, prepare_still
 from omad.media.scenes import SceneSpec, Timeline
@@ -51,7 +51,7 @@ def test_the_face_wins_over_a_blur_and_a_title_card_is_the_last_resort() -> None
 def test_the_cover_takes_the_middle_frames_the_timeline_drew_without_preparing_a_scene_again() -> None:
     """GIVEN a timeline of three scenes (the last a title card) WHEN the encode draws every frame and the cover
     is chosen from the timeline's middle frames THEN the choice is the one made by preparing each scene again,
-    each scene was prepared once, and a title card's frame is not asked for."""
+    each scene was prepared once, and a title card's frame is neither asked for nor kept."""
     prepared: list[int] = []
     card = Image.new("RGB", (270, 480), (20, 20, 90))
 
@@ -70,12 +70,15 @@ def test_the_cover_takes_the_middle_frames_the_timeline_drew_without_preparing_a
     again, scored_again = best_frame(specs, cards)
     prepared.clear()
     timeline = Timeline(specs, crossfade=2)
+    timeline.keep_middles(scored_scenes(cards))
     for n in range(timeline.count):
         timeline(n)
     try:
         best, scored = best_frame(specs, cards, timeline.middle)
     finally:
         timeline.close()
+    with pytest.raises(RuntimeError):
+        timeline.middle(2)  # the title card's frame was never kept: the cover does not score it
     assert sorted(prepared) == [0, 1, 2]
     assert best.scene == again.scene == 1
     assert [c.facts() for c in scored] == [c.facts() for c in scored_again]

@@ -31,7 +31,7 @@ from .kenburns import _cv2
 from .pipe import Planes
 from .scenes import SceneSpec
 
-__all__ = ["Candidate", "best_frame", "draw_cover", "rgb_of", "make_cover"]
+__all__ = ["Candidate", "best_frame", "draw_cover", "rgb_of", "make_cover", "scored_scenes"]
 
 # BT.709 limited range back to RGB (the inverse of omad.media.kenburns._planes).
 _KR, _KB = 0.2126, 0.0722
@@ -92,6 +92,11 @@ def _prepared_middle(spec: SceneSpec) -> Planes:
         frames.close()
 
 
+def scored_scenes(cards: Sequence[bool]) -> list[int]:
+    """The scenes whose middle frame the cover scores: every picture scene, or the title cards when all are."""
+    return [i for i, card in enumerate(cards) if not card or all(cards)]
+
+
 def best_frame(specs: Sequence[SceneSpec], cards: Sequence[bool],
                middle: Callable[[int], Planes] | None = None) -> tuple[Candidate, list[Candidate]]:
     """Each scene's middle frame scored; the best, and all that were drawn (for the record).
@@ -102,10 +107,8 @@ def best_frame(specs: Sequence[SceneSpec], cards: Sequence[bool],
     picture: its middle frame is a crop of it.
     """
     found: list[Candidate] = []
-    only_cards = all(cards)
-    for i, (spec, card) in enumerate(zip(specs, cards, strict=True)):
-        if card and not only_cards:
-            continue
+    for i in scored_scenes(cards):
+        spec, card = specs[i], cards[i]
         picture = rgb_of(middle(i) if middle is not None else _prepared_middle(spec))
         known = spec.faces() if spec.faces is not None else None
         faces = 0 if card or known == 0 else len(detect_faces(picture))

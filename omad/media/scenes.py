@@ -15,7 +15,7 @@ scenes whatever their number. It never reads the brief and never runs ffmpeg.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
@@ -161,6 +161,7 @@ class Timeline:
         self._ready: dict[int, Future[tuple[SceneFrames, TitleOverlay | None]]] = {}
         self._lock = threading.Lock()
         self._middles: dict[int, Planes] = {}
+        self._wanted: set[int] | None = None  # None: every scene's middle frame is kept
         self._drawn = threading.Condition()
         self._closed = False
 
@@ -192,13 +193,17 @@ class Timeline:
     def _draw(self, i: int, local: int) -> Planes:
         frames, title = self._scene(i)
         frame = frames(local)
-        if local == self.scenes[i].frames // 2:
+        if local == self.scenes[i].frames // 2 and (self._wanted is None or i in self._wanted):
             # Kept for the cover (a copy: a still hands out the same planes frame after frame).
             kept = (frame[0].copy(), frame[1].copy(), frame[2].copy())
             with self._drawn:
                 self._middles[i] = kept
                 self._drawn.notify_all()
         return title.over(frame) if title is not None else frame
+
+    def keep_middles(self, scenes: Iterable[int]) -> None:
+        """Keep only these scenes' middle frames (set before the first frame is drawn): no other is asked for."""
+        self._wanted = set(scenes)
 
     def middle(self, i: int) -> Planes:
         """Scene ``i``'s middle frame (``frames // 2``) as drawn, without its title; waits until it is drawn.

@@ -45,7 +45,7 @@ from ..errors import InputError
 from ..media import loudness
 from ..media.audio import FINAL_AUDIO_FORMAT, check_audio, duck_filter, gain_filter
 from ..media.clips import ClipFrames, ClipInfo, check_clip
-from ..media.cover import make_cover
+from ..media.cover import make_cover, scored_scenes
 from ..media.encoder import Encoder, choose_encoder
 from ..media.ffmpeg import SAFE_INPUT_ARGS, escape_filter_path
 from ..media.framing import SAFE_AREAS, FrameShape, SafeArea, Subjects
@@ -437,6 +437,7 @@ class RenderStage(Stage):
         poster = ctx.work / f"poster{tag}.jpg"
         # The cover (the best scene picture by sharpness and faces, with the title large in the safe area) is
         # drawn while the encoder runs: ~1 s of drawing that would otherwise follow it.
+        timeline.keep_middles(scored_scenes(cards))
         with ThreadPoolExecutor(1, thread_name_prefix="omad-cover") as pool:
             covering = pool.submit(make_cover, specs, cards, cover_title(brief), cfg.scenes.title_font_file, safe,
                                    poster, timeline.middle)

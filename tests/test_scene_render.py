@@ -179,17 +179,19 @@ def test_a_picture_that_breaks_mid_render_fails_the_job_naming_it(make_env: Call
     Image.fromarray(rng.integers(0, 256, (360, 640, 3), dtype=np.uint8)).save(folder / "ruim.jpg", quality=95)
     data = (folder / "ruim.jpg").read_bytes()
     (folder / "ruim.jpg").write_bytes(data[: len(data) // 2])
-    (folder / "brief.yaml").write_text(
-        "version: 1\nkind: video\nscenes:\n"
-        "  - image: boa.jpg\n    narration: \"Primeira cena.\"\n"
-        "  - image: ruim.jpg\n    narration: \"Segunda cena.\"\n",
-        encoding="utf-8",
-    )
-    folder.rename(env.inbox / "quebrada")
+    _fails_as_input_naming(env, folder, "ruim.jpg", "version: 1\nkind: video\nscenes:\n"
+                           "  - image: boa.jpg\n    narration: \"Primeira cena.\"\n"
+                           "  - image: ruim.jpg\n    narration: \"Segunda cena.\"\n")
+
+
+def _fails_as_input_naming(env: Env, folder: Path, named: str, brief: str) -> None:
+    """``folder`` with ``brief`` dropped: the job fails as an input error naming ``named``; no video published."""
+    (folder / "brief.yaml").write_text(brief, encoding="utf-8")
+    folder.rename(env.inbox / folder.name)
     assert env.once(max_wait=120) == 1
-    err = env.failed_error("quebrada")
-    assert "ruim.jpg" in err["message"] and err["error"]["kind"] == "input"
-    assert not (env.outbox / "quebrada.mp4").exists()
+    err = env.failed_error(folder.name)
+    assert named in err["message"] and err["error"]["kind"] == "input", err
+    assert not (env.outbox / f"{folder.name}.mp4").exists()
 
 
 def test_a_sound_that_fails_during_the_encode_stops_the_drawing_and_fails_the_job_naming_it(
@@ -223,16 +225,8 @@ def test_a_sound_that_fails_during_the_encode_stops_the_drawing_and_fails_the_jo
     folder.mkdir(parents=True)
     subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=330:duration=6", "-c:a",
                     "libmp3lame", str(folder / "musica.mp3")], check=True)
-    (folder / "brief.yaml").write_text(
-        "version: 1\nkind: video\nmusic: musica.mp3\nscenes:\n"
-        "  - title: Um\n    narration: \"Primeira cena, com música.\"\n"
-        "  - title: Dois\n    narration: \"Segunda cena, com música também.\"\n",
-        encoding="utf-8",
-    )
-    folder.rename(env.inbox / "trilha")
-    assert env.once(max_wait=120) == 1
-    err = env.failed_error("trilha")
-    assert "musica.mp3" in err["message"] and err["error"]["kind"] == "input", err
-    assert not (env.outbox / "trilha.mp4").exists()
+    _fails_as_input_naming(env, folder, "musica.mp3", "version: 1\nkind: video\nmusic: musica.mp3\nscenes:\n"
+                           "  - title: Um\n    narration: \"Primeira cena, com música.\"\n"
+                           "  - title: Dois\n    narration: \"Segunda cena, com música também.\"\n")
     # Frames up to the 11th at most (the drawing may run ahead until the failure is seen), of ~75.
     assert len(drawn) <= 11, f"{len(drawn)} frames drawn after the sound failed"

@@ -13,6 +13,7 @@ from skimage import data as skdata
 from omad.media.cover import best_frame, draw_cover, rgb_of, scored_scenes
 from omad.media.framing import SAFE_AREAS, FrameShape, detect_faces
 from omad.media.kenburns import StillFrames, _planes, prepare_still
+from omad.media.pipe import Planes
 from omad.media.scenes import SceneSpec, Timeline
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
@@ -36,15 +37,24 @@ def _astronaut() -> Image.Image:
     return Image.fromarray(skdata.astronaut()).resize((270, 480))
 
 
+def _prepared_middle(specs: list[SceneSpec]) -> Callable[[int], Planes]:
+    """Each scene's middle frame, prepared on its own (what the timeline draws at that frame)."""
+    def middle(i: int) -> Planes:
+        frames = specs[i].prepare(specs[i].frames)
+        return frames(specs[i].frames // 2)
+
+    return middle
+
+
 def test_the_face_wins_over_a_blur_and_a_title_card_is_the_last_resort() -> None:
     """GIVEN a blurred scene, a scene with a face and a (sharp) title card WHEN the cover is chosen
     THEN the face's scene wins; the card only when it is alone."""
     card = Image.new("RGB", (270, 480), (20, 20, 90))
     specs = [_spec(_blurred()), _spec(_astronaut()), _spec(card)]
-    best, scored = best_frame(specs, [False, False, True])
+    best, scored = best_frame(specs, [False, False, True], _prepared_middle(specs))
     assert best.scene == 1 and best.faces >= 1, [c.facts() for c in scored]
     assert scored[0].sharpness < scored[1].sharpness
-    alone, _ = best_frame([_spec(card)], [True])
+    alone, _ = best_frame([_spec(card)], [True], _prepared_middle([_spec(card)]))
     assert alone.scene == 0
 
 
@@ -67,7 +77,7 @@ def test_the_cover_takes_the_middle_frames_the_timeline_drew_without_preparing_a
 
     specs = [counted(0, _blurred()), counted(1, _astronaut()), counted(2, card)]
     cards = [False, False, True]
-    again, scored_again = best_frame(specs, cards)
+    again, scored_again = best_frame(specs, cards, _prepared_middle(specs))
     prepared.clear()
     timeline = Timeline(specs, crossfade=2)
     timeline.keep_middles(scored_scenes(cards))

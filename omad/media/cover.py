@@ -8,9 +8,8 @@ only when nothing else is there; the best one gets the title in a bold font
 sized to the frame, wrapped to at most three lines, white with a dark outline
 over a dark gradient, inside the format's safe area.
 
-It never reads the brief and never runs ffmpeg: it takes the middle frames
-the render's timeline drew (or prepares the scenes itself when given none)
-and writes one JPEG.
+It never reads the brief, never runs ffmpeg and prepares no scene: it takes
+the middle frames the render's timeline drew and writes one JPEG.
 """
 
 from __future__ import annotations
@@ -84,32 +83,24 @@ def _sharpness(img: Image.Image) -> float:
     return float(std[0, 0]) ** 2
 
 
-def _prepared_middle(spec: SceneSpec) -> Planes:
-    frames = spec.prepare(spec.frames)
-    try:
-        return frames(spec.frames // 2)
-    finally:
-        frames.close()
-
-
 def scored_scenes(cards: Sequence[bool]) -> list[int]:
     """The scenes whose middle frame the cover scores: every picture scene, or the title cards when all are."""
     return [i for i, card in enumerate(cards) if not card or all(cards)]
 
 
 def best_frame(specs: Sequence[SceneSpec], cards: Sequence[bool],
-               middle: Callable[[int], Planes] | None = None) -> tuple[Candidate, list[Candidate]]:
+               middle: Callable[[int], Planes]) -> tuple[Candidate, list[Candidate]]:
     """Each scene's middle frame scored; the best, and all that were drawn (for the record).
 
-    ``middle(i)`` gives scene ``i``'s middle frame (the render's timeline hands over the one it drew); without
-    it each scene is prepared again here. Title cards are scored only when no scene has a picture (one always
+    ``middle(i)`` gives scene ``i``'s middle frame (the render's timeline hands over the one it drew:
+    ``Timeline.middle``). Title cards are scored only when no scene has a picture (one always
     beats them). Faces are looked for in the frame unless framing already found none in the scene's whole
     picture: its middle frame is a crop of it.
     """
     found: list[Candidate] = []
     for i in scored_scenes(cards):
         spec, card = specs[i], cards[i]
-        picture = rgb_of(middle(i) if middle is not None else _prepared_middle(spec))
+        picture = rgb_of(middle(i))
         known = spec.faces() if spec.faces is not None else None
         faces = 0 if card or known == 0 else len(detect_faces(picture))
         found.append(Candidate(i, picture, _sharpness(picture), faces, card))
@@ -169,7 +160,7 @@ def draw_cover(picture: Image.Image, title: str | None, font_file: str, safe: Sa
 
 
 def make_cover(specs: Sequence[SceneSpec], cards: Sequence[bool], title: str | None, font_file: str,
-               safe: SafeArea | None, out: Path, middle: Callable[[int], Planes] | None = None) -> dict[str, Any]:
+               safe: SafeArea | None, out: Path, middle: Callable[[int], Planes]) -> dict[str, Any]:
     """Write ``out`` (JPEG): the best scene frame with the title; returns the facts of the choice."""
     best, scored = best_frame(specs, cards, middle)
     draw_cover(best.picture, title, font_file, safe).save(out, "JPEG", quality=90)

@@ -166,7 +166,7 @@ class Timeline:
         self._closed = False
 
     def prefetch(self) -> None:
-        """Start preparing the first scenes now (image decode, canvas), e.g. while the sound is mixed and measured.
+        """Start preparing the first scenes now (image decode, canvas), while the encoder starts.
 
         Without it the first frame waits for scene 0's preparation with the encoder idle.
         """

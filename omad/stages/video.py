@@ -40,7 +40,7 @@ import yaml
 
 from ..assets.music import fit_track
 from ..assets.soundtrack import music_source
-from ..brief import Scene, VideoBrief, load_brief, parse_brief, resolve_asset
+from ..brief import MusicRecord, Scene, VideoBrief, load_brief, parse_brief, resolve_asset
 from ..errors import InputError
 from ..media import loudness
 from ..media.audio import FINAL_AUDIO_FORMAT, check_audio, duck_filter, gain_filter
@@ -341,7 +341,8 @@ class RenderStage(Stage):
         )
 
     def _sound(self, ctx: StageContext, brief: VideoBrief, voice: list[dict[str, Any]], starts: list[float],
-               total: float, ducked: list[_DuckedClip], music: Path | None, music_record: Any) -> _Sound:
+               total: float, ducked: list[_DuckedClip], music: Path | None,
+               music_record: MusicRecord | None) -> _Sound:
         """The finished sound: narration at each scene's start, the music fitted and ducked under it (and the
         clips' own sound where a scene asks), measured in the same ffmpeg run that mixes it, then normalised
         and encoded to AAC once for every format."""

@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import AudioConfig
 from ..errors import InputError
-from . import loudness
+from . import loudness, r128
 from .ffmpeg import AUDIO_DEMUXERS, Probe, probe
 
 if TYPE_CHECKING:
     from .ffmpeg_run import Ffmpeg
 
 __all__ = ["check_audio", "measure_loudness", "loudnorm_filter", "gain_filter", "gain_db", "apply_gain_wav",
-           "duck_filter", "FINAL_AUDIO_FORMAT"]
+           "normalise_short_wav", "duck_filter", "FINAL_AUDIO_FORMAT"]
 
 # Before apad and muxing: a fixed layout avoids loudnorm/apad negotiation failures (docs/field-notes.md).
 FINAL_AUDIO_FORMAT = "aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo"
@@ -116,6 +116,33 @@ def apply_gain_wav(src: Path, dst: Path, gain: float, *, rate: int | None = None
         w.writeframes(out.tobytes())
     part.replace(dst)
     return True
+
+
+def normalise_short_wav(src: Path, dst: Path, audio_cfg: AudioConfig) -> r128.Measured | None:
+    """``src`` (16-bit mono PCM WAV) at the loudness target into ``dst`` (same rate, length and format), in
+    numpy at its own rate (``omad.media.r128``); what was measured of it.
+
+    None (and nothing written) for a WAV in another format, or longer than ``r128.MAX_SAMPLES`` (the
+    measurement holds the whole recording, several copies of it, in memory): the caller uses loudnorm.
+    """
+    import numpy as np
+
+    try:
+        with wave.open(str(src), "rb") as r:
+            if (r.getsampwidth() != 2 or r.getcomptype() != "NONE" or r.getnchannels() != 1
+                    or r.getnframes() > r128.MAX_SAMPLES):
+                return None
+            params = r.getparams()
+            pcm = np.frombuffer(r.readframes(r.getnframes()), dtype="<i2")
+    except (wave.Error, EOFError):
+        return None
+    out, measured = r128.normalise(pcm, params.framerate, audio_cfg.loudness_lufs, audio_cfg.true_peak_db)
+    part = dst.with_name(f".{dst.name}.part")
+    with wave.open(str(part), "wb") as w:
+        w.setparams(params)
+        w.writeframes(out.astype("<i2").tobytes())
+    part.replace(dst)
+    return measured
 
 
 def duck_filter(bed: str, voice: str, out: str, duck_db: float) -> str:

@@ -1,0 +1,186 @@
+"""Loudness of a narration measured and normalised in numpy (omad.media.r128), checked against ffmpeg's meters."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import ffmpeg
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from omad.config import AudioConfig
+from omad.media import loudness, r128
+from omad.media.audio import normalise_short_wav
+
+
+def _read(path: Path) -> tuple[int, np.ndarray]:
+    with wave.open(str(path)) as w:
+        return w.getframerate(), np.frombuffer(w.readframes(w.getnframes()), "<i2")
+
+
+def _write(path: Path, rate: int, pcm: np.ndarray) -> Path:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.astype("<i2").tobytes())
+    return path
+
+
+def _ebur128(path: Path) -> tuple[float, float]:
+    """(integrated LUFS, true peak dBFS) as ffmpeg's own R128 meter (the ebur128 filter, at 48 kHz) reports them."""
+    err = subprocess.run(["ffmpeg", "-hide_banner", "-nostats", "-i", str(path), "-af", "ebur128=peak=true",
+                          "-f", "null", "-"], capture_output=True, text=True, check=True).stderr
+    return (float(re.findall(r"I:\s+(-?[\d.]+) LUFS", err)[-1]),
+            float(re.findall(r"Peak:\s+(-?[\d.]+) dBFS", err)[-1]))
+
+
+def _sentence(tmp_path: Path, text: str, name: str = "speech.wav") -> Path:
+    """espeak-ng's voice: ~-20.5 LUFS with peaks ~2.5 dB under full scale, so the -16 target needs the limiter."""
+    out = tmp_path / name
+    subprocess.run(["espeak-ng", "-v", "pt-br", "-w", str(out), "--stdin"], input=text.encode(), check=True)
+    return out
+
+
+SENTENCES = ["A casa perto do rio tem o número 7.", "Olá, tudo bem? Hoje, não.", "O Sol nasce no mar, e a porta é azul."]
+
+
+@pytest.mark.parametrize("text", SENTENCES)
+def test_the_figures_are_loudnorms(tmp_path: Path, text: str) -> None:
+    """GIVEN a spoken sentence (under 3 s, where loudnorm measures the whole of it) THEN the integrated loudness, the
+    relative gate and the true peak are loudnorm's (the same filter ffmpeg runs) to within a few hundredths."""
+    cfg = AudioConfig()
+    src = _sentence(tmp_path, text)
+    rate, pcm = _read(src)
+    assert len(pcm) < 3 * rate
+    theirs = loudness.measure(src, cfg, label=src.name, timeout=60)
+    ours = r128.measure(pcm, rate)
+    assert ours.integrated == pytest.approx(float(theirs["input_i"]), abs=0.04)
+    assert ours.threshold == pytest.approx(float(theirs["input_thresh"]), abs=0.04)
+    assert ours.true_peak == pytest.approx(float(theirs["input_tp"]), abs=0.03)
+
+
+@pytest.mark.parametrize("rate", [16000, 22050, 24000, 48000])
+def test_a_long_recording_measures_as_ffmpegs_r128_meter_says(tmp_path: Path, rate: int) -> None:
+    """GIVEN 8 s of a tone and pink noise, at the rates narrations come in THEN the loudness and true peak are what
+    ffmpeg's ebur128 meter reports (it prints one decimal)."""
+    src = tmp_path / "mix.wav"
+    ffmpeg("-f", "lavfi", "-i", f"sine=frequency=440:sample_rate={rate}", "-f", "lavfi", "-i",
+           f"anoisesrc=color=pink:sample_rate={rate}:amplitude=0.2:seed=7", "-filter_complex",
+           "[0:a][1:a]amix=inputs=2,volume=0.6", "-t", "8", "-ac", "1", "-c:a", "pcm_s16le", str(src))
+    rate_read, pcm = _read(src)
+    ours = r128.measure(pcm, rate_read)
+    integrated, peak = _ebur128(src)
+    assert ours.integrated == pytest.approx(integrated, abs=0.15)
+    assert ours.true_peak == pytest.approx(peak, abs=0.15)
+
+
+@pytest.mark.parametrize("text", SENTENCES)
+def test_a_sentence_lands_on_the_target_under_the_ceiling(tmp_path: Path, text: str) -> None:
+    """GIVEN espeak-ng's sentence, which a plain gain to -16 LUFS would push over the -1.5 dBTP ceiling WHEN
+    normalised THEN ffmpeg's meter reads the target and a true peak under the ceiling; same rate and length."""
+    cfg = AudioConfig()
+    src = _sentence(tmp_path, text)
+    rate, pcm = _read(src)
+    before = r128.measure(pcm, rate)
+    assert before.true_peak + (cfg.loudness_lufs - before.integrated) > cfg.true_peak_db  # the limiter is needed
+    out, measured = r128.normalise(pcm, rate, cfg.loudness_lufs, cfg.true_peak_db)
+    assert measured == before and out.dtype == np.int16 and len(out) == len(pcm)
+    dst = _write(tmp_path / "out.wav", rate, out)
+    integrated, peak = _ebur128(dst)
+    assert integrated == pytest.approx(cfg.loudness_lufs, abs=0.15)
+    assert peak <= cfg.true_peak_db + 0.05
+    again = r128.measure(out, rate)
+    assert again.integrated == pytest.approx(cfg.loudness_lufs, abs=0.03)
+    assert again.true_peak <= cfg.true_peak_db
+
+
+def test_a_quiet_recording_gets_a_plain_gain_and_a_limiter_touches_only_the_peaks(tmp_path: Path) -> None:
+    """GIVEN a quiet tone THEN it is only scaled (every sample within one step of the exact gain). GIVEN the same
+    tone with one loud burst in the middle THEN samples a tenth of a second away from the burst are scaled by that
+    same gain, and the burst is limited under the ceiling."""
+    rate = 22050
+    t = np.arange(4 * rate) / rate
+    quiet = np.rint(0.05 * 32767 * np.sin(2 * np.pi * 300 * t)).astype(np.int16)
+    out, measured = r128.normalise(quiet, rate, -16.0, -1.5)
+    gain = 10 ** ((-16.0 - measured.integrated) / 20)
+    assert np.abs(out.astype(float) - quiet * gain).max() <= 1.0
+    assert r128.measure(out, rate).integrated == pytest.approx(-16.0, abs=0.02)
+
+    burst = quiet.copy()
+    mid = slice(2 * rate, 2 * rate + rate // 50)  # 20 ms at full scale
+    burst[mid] = np.rint(0.99 * 32767 * np.sin(2 * np.pi * 300 * t[mid])).astype(np.int16)
+    out, measured = r128.normalise(burst, rate, -16.0, -1.5)
+    far = np.r_[0:2 * rate - rate // 10, 2 * rate + rate // 10:4 * rate]
+    loud = far[np.abs(burst[far]) > 200]
+    ratio = out[loud].astype(float) / burst[loud]
+    assert np.allclose(ratio, np.median(ratio), rtol=0.01)  # one gain away from the burst...
+    assert np.median(ratio) >= 10 ** ((-16.0 - measured.integrated) / 20)  # ...raised for what the limiter took
+    assert r128.measure(out, rate).true_peak <= -1.5
+    assert r128.measure(out, rate).integrated == pytest.approx(-16.0, abs=0.03)
+
+
+def test_silence_is_left_alone_and_one_short_word_is_measured_as_one_block(tmp_path: Path) -> None:
+    """GIVEN silence THEN nothing to measure, the samples unchanged. GIVEN a recording shorter than one 400 ms
+    block THEN it is measured over its length and still brought to the target."""
+    rate = 22050
+    silence = np.zeros(rate, np.int16)
+    out, measured = r128.normalise(silence, rate, -16.0, -1.5)
+    assert measured.integrated == float("-inf") and np.array_equal(out, silence)
+    t = np.arange(rate // 4) / rate
+    short = np.rint(0.05 * 32767 * np.sin(2 * np.pi * 300 * t)).astype(np.int16)
+    out, measured = r128.normalise(short, rate, -16.0, -1.5)
+    assert np.isfinite(measured.integrated)
+    assert r128.measure(out, rate).integrated == pytest.approx(-16.0, abs=0.02)
+
+
+def test_a_narration_too_long_to_hold_is_left_to_loudnorm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """GIVEN a WAV longer than r128.MAX_SAMPLES, or not 16-bit mono THEN normalise_short_wav writes nothing and says
+    so (None): the narrate stage then runs loudnorm's two passes."""
+    cfg = AudioConfig()
+    src = _sentence(tmp_path, SENTENCES[0])
+    dst = tmp_path / "out.wav"
+    measured = normalise_short_wav(src, dst, cfg)
+    assert measured is not None and dst.exists()
+    dst.unlink()
+    monkeypatch.setattr(r128, "MAX_SAMPLES", 1000)
+    assert normalise_short_wav(src, dst, cfg) is None and not dst.exists()
+    monkeypatch.undo()
+    stereo = tmp_path / "stereo.wav"
+    ffmpeg("-i", str(src), "-ac", "2", str(stereo))
+    assert normalise_short_wav(stereo, dst, cfg) is None and not dst.exists()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(0.0, 1.0), min_size=1, max_size=300), st.integers(0, 40), st.integers(0, 40))
+def test_the_window_minimum_is_the_minimum_of_each_window(values: list[float], before: int, after: int) -> None:
+    r = np.array(values)
+    want = np.array([r[max(0, i - before):i + after + 1].min() for i in range(len(r))])
+    assert np.array_equal(r128._window_min(r, before, after), want)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(0.0, 1.0), min_size=1, max_size=300), st.integers(1, 40))
+def test_the_trailing_mean_is_the_mean_of_each_window_with_the_first_value_before_it(values: list[float],
+                                                                                     w: int) -> None:
+    r = np.array(values)
+    padded = np.concatenate((np.full(w - 1, r[0]), r))
+    want = np.array([padded[i:i + w].mean() for i in range(len(r))])
+    assert np.allclose(r128._trailing_mean(r, w), want)
+
+
+def test_the_limiter_never_leaves_a_peak_over_the_ceiling() -> None:
+    """GIVEN random peaks and gains THEN every sample's limited gain keeps its peak under the ceiling (the ramps
+    start before a peak and hold after it: the window the minimum is taken over covers both boxes)."""
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        peaks = np.abs(rng.normal(0, 0.3, 5000)) + rng.choice([0, 0.8], 5000, p=[0.99, 0.01])
+        gain = float(rng.uniform(1, 4))
+        envelope = r128._limiter_gain(peaks, gain, 0.84, 22050)
+        assert (envelope <= gain + 1e-12).all()
+        assert (peaks * envelope <= 0.84 * (1 + 1e-9)).all()

@@ -1,10 +1,21 @@
 """The espeak-ng engine: CPU narration that is always available.
 
-Owns running the ``espeak-ng`` program and translating its failures into
-omad's errors. Text reaches espeak-ng on stdin as UTF-8, never on the command
-line (no length limit, no option injection from text that starts with ``-``)
-and never through a shell. It speaks text as given: normalisation is the
-caller's job (``omad.text.normalize``).
+A chunk of up to ``IN_PROCESS_CHARS`` characters (a sentence or two: every
+chunk at the default ``tts.max_chunk_chars``) is spoken in-process through
+libespeak-ng, which gives the samples and espeak's own word events for them in
+one pass (~5 ms for a sentence). A longer chunk runs the ``espeak-ng``
+program, which a timeout can stop, and its words are timed by aligning
+libespeak-ng's recording of the same text onto the program's
+(``omad.tts.wordtiming``). Both speak the same: the program is the library
+with the same settings. (The library keeps a little state between texts, so
+its recording of a sentence can differ from the program's by a few
+hundredths of a second; with its own events, the words are timed exactly.)
+
+This module translates espeak's failures into omad's errors. Text reaches the
+program on stdin as UTF-8, never on the command line (no length limit, no
+option injection from text that starts with ``-``) and never through a shell.
+It speaks text as given: normalisation is the caller's job
+(``omad.text.normalize``).
 """
 
 from __future__ import annotations
@@ -23,14 +34,19 @@ from ..errors import ConfigError, InputError, StageFailed, ToolMissing, ToolTime
 from ..lanes import Lane
 from ..procs import run_tool
 from . import Synthesis, Voice
-from .wordtiming import WordTime, align_words
+from ._espeak_lib import VoiceMissing
+from .wordtiming import WordTime, align_words, espeak_library, spoken_words
 
 if TYPE_CHECKING:
     from ..config import EspeakConfig
 
-__all__ = ["ESPEAK", "EspeakEngine", "espeak_version"]
+__all__ = ["ESPEAK", "IN_PROCESS_CHARS", "EspeakEngine", "espeak_version"]
 
-ESPEAK = os.environ.get("OMAD_ESPEAK", "espeak-ng")
+_STOCK = "espeak-ng"
+ESPEAK = os.environ.get("OMAD_ESPEAK", _STOCK)
+
+#: The longest chunk spoken in-process (libespeak-ng cannot be stopped mid-text; this much takes ~0.1 s).
+IN_PROCESS_CHARS = 600
 
 _INSTALL_HINT = "Install it with `sudo apt-get install espeak-ng` (or run `make demo`, which installs it)."
 
@@ -81,6 +97,10 @@ class EspeakEngine:
         voice_name = voice.name if voice is not None and voice.name else self.config.voice
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
+        if len(text) <= IN_PROCESS_CHARS and self.binary == _STOCK:  # not a program of the operator's (OMAD_ESPEAK)
+            spoken = self._in_process(text, voice_name, self._rate(voice), out)
+            if spoken is not None:
+                return spoken
         cmd = [
             exe,
             "-v",
@@ -140,6 +160,46 @@ class EspeakEngine:
                 "engine_version": espeak_version(exe),
                 "voice": voice_name,
                 "rate": self._rate(voice),
+                "pitch": self.config.pitch,
+                "rtf": round(wall / duration, 4),
+            },
+        )
+
+    def _in_process(self, text: str, voice_name: str, rate: int, out: Path) -> Synthesis | None:
+        """``text`` spoken by libespeak-ng into ``out``, timed by its word events; None where the program is
+        needed: a voice the library does not have (the program says why) or no library."""
+        started = time.monotonic()
+        try:
+            lib = espeak_library()
+            spoken = lib.speak(text.replace("\0", " "), voice_name, rate, self.config.pitch)
+        except (VoiceMissing, ToolMissing):
+            return None
+        wall = time.monotonic() - started
+        if not len(spoken.audio):
+            raise StageFailed(f"espeak-ng produced no audio for {text[:60]!r}; the text may hold nothing it can "
+                              "pronounce.", details={"voice": voice_name})
+        part = out.with_name(f".{out.name}.part")
+        try:
+            with wave.open(str(part), "wb") as w:
+                w.setnchannels(1)
+                w.setsampwidth(2)
+                w.setframerate(lib.sample_rate)
+                w.writeframes(spoken.audio.astype("<i2").tobytes())
+            part.replace(out)
+        except OSError as e:
+            part.unlink(missing_ok=True)
+            raise StageFailed(f"cannot write the narration ({e.strerror or e}).", file=out) from e
+        duration = len(spoken.audio) / lib.sample_rate
+        return Synthesis(
+            path=out,
+            duration=duration,
+            sample_rate=lib.sample_rate,
+            words=spoken_words(text, spoken, lib.sample_rate) or None,
+            facts={
+                "engine": self.name,
+                "engine_version": espeak_version(self.binary),
+                "voice": voice_name,
+                "rate": rate,
                 "pitch": self.config.pitch,
                 "rtf": round(wall / duration, 4),
             },

@@ -3,12 +3,14 @@
 Two sources, both built on espeak-ng, which is always installed:
 
 - **espeak's own word events.** libespeak-ng reports, for every word, the
-  audio position where it begins. Spoken through the library with the same
-  voice, rate and pitch as the ``espeak-ng`` program, the recording is the
-  program's to within tens of milliseconds (the library keeps some state
-  between texts), so the events are carried onto the program's recording by
-  the alignment below, which between two near-identical recordings is
-  nearly exact.
+  audio position where it begins. The espeak engine speaks a chunk of
+  ordinary length through the library, so its words are timed by these
+  events exactly (``spoken_words``). A chunk too long to speak in-process is
+  spoken by the ``espeak-ng`` program; the library's recording of the same
+  text is the program's to within a few hundredths of a second (the library
+  keeps some state between texts), so the events are carried onto the
+  program's recording by the alignment below, which between two
+  near-identical recordings is nearly exact.
 - **forced alignment for any other voice (F5, Piper).** The known text is
   spoken by espeak as a reference whose word onsets are known; both
   recordings become MFCC frames (10 ms, mean and variance normalised per
@@ -39,8 +41,8 @@ import numpy as np
 
 from ._espeak_lib import EspeakLibrary, Spoken, espeak_library
 
-__all__ = ["WordTime", "espeak_words", "align_words", "EspeakLibrary", "Spoken", "espeak_library", "frame_energy",
-           "mfcc", "dtw_path"]
+__all__ = ["WordTime", "espeak_words", "spoken_words", "align_words", "EspeakLibrary", "Spoken", "espeak_library",
+           "frame_energy", "mfcc", "dtw_path"]
 
 _FRAME = 0.010  # seconds per analysis frame
 _TOKEN = re.compile(r"\S+")
@@ -144,12 +146,16 @@ def _event_onsets(text: str, spoken: Spoken, sample_rate: int) -> list[float | N
     return onsets
 
 
+def spoken_words(text: str, spoken: Spoken, sample_rate: int) -> list[WordTime]:
+    """Every token of ``text`` timed in what libespeak-ng made of it, from its events."""
+    return _words_from_onsets(text, _event_onsets(text, spoken, sample_rate), spoken.audio, sample_rate)
+
+
 def espeak_words(text: str, voice: str, rate: int, pitch: int) -> tuple[np.ndarray, int, list[WordTime]]:
     """Speak ``text`` with libespeak-ng: samples, sample rate and every token's timing from espeak's events."""
     lib = espeak_library()
     spoken = lib.speak(text, voice, rate, pitch)
-    onsets = _event_onsets(text, spoken, lib.sample_rate)
-    return spoken.audio, lib.sample_rate, _words_from_onsets(text, onsets, spoken.audio, lib.sample_rate)
+    return spoken.audio, lib.sample_rate, spoken_words(text, spoken, lib.sample_rate)
 
 
 # -- forced alignment --------------------------------------------------------------------------------

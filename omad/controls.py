@@ -28,14 +28,16 @@ import json
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .lanes import Lane
 from .windows import Clock, Windows, local_now
 
 if TYPE_CHECKING:
     from .config import Config
-    from .journal import Job, Journal
+    from .journal import Job, Journal, QueueEntry
+
+_Queued = TypeVar("_Queued", "Job", "QueueEntry")
 
 __all__ = ["PRIORITY_NAMES", "parse_priority", "priority_label", "effective_priority", "QueueState",
            "read_queue_state", "write_queue_state", "Controls", "PAUSE_KEY", "META_KEY"]
@@ -156,12 +158,12 @@ class Controls:
             return "paused"
         return self.windows[Lane(lane)].waiting_reason(self.clock())
 
-    def priority(self, job: Job, now: float | None = None) -> float:
+    def priority(self, job: Job | QueueEntry, now: float | None = None) -> float:
         """The effective priority ``job`` is taken by now (its priority and its age in the queue)."""
         now = time.time() if now is None else now
         return effective_priority(job.priority, now - job.created_at, self.config.queue.aging_seconds)
 
-    def order(self, jobs: list[Job], now: float | None = None) -> list[Job]:
+    def order(self, jobs: list[_Queued], now: float | None = None) -> list[_Queued]:
         """Highest effective priority first; FIFO within one."""
         now = time.time() if now is None else now
         return sorted(jobs, key=lambda j: (-self.priority(j, now), j.created_at))

@@ -27,7 +27,7 @@ from .errors import Cancelled, InputError, OmadError, TransientError
 from .events import Event, EventBus
 from .executors import make_executor
 from .intake import Intake, Waiting
-from .journal import Job, JobStatus, Journal
+from .journal import JobStatus, Journal
 from .lanes import Lanes
 from .log import get_logger
 from .names import display
@@ -362,27 +362,30 @@ class Daemon:
             limit = self.lanes.cpu.capacity + self.lanes.cpu.lent + self.lanes.gpu.capacity + 1
         reasons: dict[str, str] = {}
         with self._running_lock:
-            for job in self.controls.order(self.journal.runnable(time.time())):
-                if job.id in self.running:
+            for waiting in self.controls.order(self.journal.runnable_keys(time.time())):
+                if waiting.id in self.running:
                     continue
-                why = self._blocked(job)
+                why = self._blocked(waiting.id)
                 if why:
-                    reasons[job.id] = why
+                    reasons[waiting.id] = why
                     continue
                 if len(self.running) >= limit:
                     break
-                r = _Running(threading.Thread(target=self._run_job, args=(job.id,), name=f"job-{job.id}",
+                r = _Running(threading.Thread(target=self._run_job, args=(waiting.id,), name=f"job-{waiting.id}",
                                               daemon=True))
-                self.running[job.id] = r
+                self.running[waiting.id] = r
                 r.thread.start()
         self.queue_reasons = reasons
 
-    def _blocked(self, job: Job) -> str:
-        """Why ``job`` may not start now (the queue is paused, its next stage's lane is outside its window)."""
+    def _blocked(self, job_id: str) -> str:
+        """Why a job may not start now (the queue is paused, its next stage's lane is outside its window)."""
         if self.controls.paused:
             return "paused"
         if not any(self.controls.windows.values()):
             return ""  # no lane has windows: nothing to look up
+        job = self.journal.get(job_id)
+        if job is None:
+            return ""
         try:
             lane = next_lane(job, self.journal, self.config, self.lanes, self.paths.jobs / job.id)
         except OmadError:

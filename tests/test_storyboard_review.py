@@ -119,7 +119,7 @@ def test_the_review_state_survives_a_restart(make_env: Callable[..., Env], tmp_p
     assert len(jobs) == 1 and jobs[0].stage == "review"
     d.journal.recover()
     assert d.journal.get(jobs[0].id).status is JobStatus.REVIEW  # type: ignore[union-attr]
-    assert d.journal.runnable(1e12) == []
+    assert d.journal.runnable_keys(1e12) == []
     d.journal.close()
     assert not (env.outbox / "abelhas.mp4").exists()
 

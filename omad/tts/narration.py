@@ -24,6 +24,7 @@ import time
 import wave
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -262,6 +263,12 @@ def _time_words(
     return words, "word: " + ", ".join(sorted(sources)), None
 
 
+@lru_cache(maxsize=4096)
+def _spoken_count(token: str, language: str) -> int:
+    """How many words one written token becomes when spoken (the normaliser is ~0.5 ms a token; words repeat)."""
+    return len(normalize_for_speech(token, language).split())
+
+
 def _written_timing(written: str, spoken: Sequence[WordTime], language: str) -> list[TimedWord]:
     """Times for the words as *written*, from the timed words as *spoken* (chunk-relative seconds).
 
@@ -273,7 +280,7 @@ def _written_timing(written: str, spoken: Sequence[WordTime], language: str) -> 
     tokens = written.split()
     if not tokens or not spoken:
         return []
-    counts = [len(normalize_for_speech(t, language).split()) for t in tokens]
+    counts = [_spoken_count(t, language) for t in tokens]
     out: list[TimedWord] = []
     if sum(counts) == len(spoken):
         i = 0

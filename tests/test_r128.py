@@ -175,12 +175,16 @@ def test_the_trailing_mean_is_the_mean_of_each_window_with_the_first_value_befor
 
 
 def test_the_limiter_never_leaves_a_peak_over_the_ceiling() -> None:
-    """GIVEN random peaks and gains THEN every sample's limited gain keeps its peak under the ceiling (the ramps
-    start before a peak and hold after it: the window the minimum is taken over covers both boxes)."""
+    """GIVEN random peaks and gains, at the rates narrations come in THEN the gain drawn at every sample keeps that
+    sample's peak under the ceiling (the ramps start before a peak's cell and hold after it, and the window the
+    minimum is taken over covers both boxes and the neighbouring cells the drawing passes through)."""
     rng = np.random.default_rng(3)
-    for _ in range(50):
-        peaks = np.abs(rng.normal(0, 0.3, 5000)) + rng.choice([0, 0.8], 5000, p=[0.99, 0.01])
-        gain = float(rng.uniform(1, 4))
-        envelope = r128._limiter_gain(peaks, gain, 0.84, 22050)
-        assert (envelope <= gain + 1e-12).all()
-        assert (peaks * envelope <= 0.84 * (1 + 1e-9)).all()
+    for rate in (16000, 22050, 24000, 44100, 48000):
+        for _ in range(10):
+            n = int(rng.integers(100, 20000))
+            peaks = np.abs(rng.normal(0, 0.3, n)) + rng.choice([0, 0.8], n, p=[0.99, 0.01])
+            gain = float(rng.uniform(1, 4))
+            grid = r128._Grid(np.zeros(n), peaks, rate)
+            envelope = grid.samples(grid.limiter(gain, 0.84))
+            assert len(envelope) == n and (envelope <= gain + 1e-12).all()
+            assert (peaks * envelope <= 0.84 * (1 + 1e-9)).all()

@@ -30,7 +30,7 @@ def normalise_wav(ctx: StageContext, src: Path, dst: Path, sample_rate: int, lab
 
     A narration of up to ``r128.MAX_SAMPLES`` (every light one) is measured and normalised in numpy at its
     own rate: a gain, and a look-ahead limiter where the gain would pass the true-peak ceiling
-    (``omad.media.r128``; ~15 ms for a sentence where loudnorm's two passes at 192 kHz took ~95 ms). A longer
+    (``omad.media.r128``; ~12 ms for a sentence where loudnorm's two passes at 192 kHz took ~95 ms). A longer
     one goes through loudnorm's two passes (``omad.media.loudness``: ffmpeg's filter, no ffmpeg process),
     the second a plain gain on the 16-bit samples where loudnorm's linear mode would be one.
     """
@@ -55,8 +55,8 @@ class NarrateStage(Stage):
         return ctx.tts_lane()
 
     def light(self, ctx: StageContext) -> bool:
-        # espeak-ng reads a sentence in ~10 ms and both loudness passes take ~0.15 CPU-s: far less than a wait
-        # behind a render. Piper and F5 are not light at any length.
+        # espeak-ng speaks a sentence in ~5 ms and its loudness takes ~12 ms: far less than a wait behind a
+        # render. Piper and F5 are not light at any length.
         if ctx.engine_name() != "espeak":
             return False
         if ctx.has("text"):

@@ -20,6 +20,7 @@ It speaks text as given: normalisation is the caller's job
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import time
@@ -188,6 +189,8 @@ class EspeakEngine:
             part.replace(out)
         except OSError as e:
             part.unlink(missing_ok=True)
+            if e.errno == errno.ENOSPC:
+                raise TransientError("the disk is full; free some space. The job will be retried.") from e
             raise StageFailed(f"cannot write the narration ({e.strerror or e}).", file=out) from e
         duration = len(spoken.audio) / lib.sample_rate
         return Synthesis(

@@ -47,7 +47,8 @@ def _sentence(tmp_path: Path, text: str, name: str = "speech.wav") -> Path:
     return out
 
 
-SENTENCES = ["A casa perto do rio tem o número 7.", "Olá, tudo bem? Hoje, não.", "O Sol nasce no mar, e a porta é azul."]
+SENTENCES = ["A casa perto do rio tem o número 7.", "Olá, tudo bem? Hoje, não.",
+             "O Sol nasce no mar, e a porta é azul."]
 
 
 @pytest.mark.parametrize("text", SENTENCES)

@@ -44,8 +44,9 @@ import numpy as np
 
 __all__ = ["MAX_SAMPLES", "Measured", "measure", "normalise"]
 
-#: The longest recording measured here (~95 s at 22.05 kHz): it is held whole, in several float64 copies.
-MAX_SAMPLES = 1 << 21
+#: The longest recording measured here (~47 s at 22.05 kHz): it is held whole, and the
+#: four-fold true peak needs ~100 bytes a sample at once (~105 MB at this length).
+MAX_SAMPLES = 1 << 20
 
 #: The K-weighting filters' analogue parameters (BS.1770's 48 kHz coefficients, as libebur128 derives them).
 _SHELF_F0, _SHELF_G, _SHELF_Q = 1681.974450955533, 3.999843853973347, 0.7071752369554196

@@ -140,6 +140,19 @@ def test_silence_is_left_alone_and_one_short_word_is_measured_as_one_block(tmp_p
     assert r128.measure(out, rate).integrated == pytest.approx(-16.0, abs=0.02)
 
 
+def test_clicks_in_silence_get_as_loud_as_the_ceiling_allows() -> None:
+    """GIVEN a quiet click every half second in silence, which no gain brings to -16 LUFS under a -1.5 dBTP
+    ceiling THEN the search stops where more gain adds nothing: finite samples, louder than before, the true peak
+    at the ceiling and not over it."""
+    rate = 22050
+    clicks = np.zeros(rate * 3, np.int16)
+    clicks[:: rate // 2] = 3000
+    out, measured = r128.normalise(clicks, rate, -16.0, -1.5)
+    after = r128.measure(out, rate)
+    assert np.isfinite(after.integrated) and measured.integrated < after.integrated < -16.0
+    assert -2.0 < after.true_peak <= -1.5
+
+
 def test_a_narration_too_long_to_hold_is_left_to_loudnorm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """GIVEN a WAV longer than r128.MAX_SAMPLES, or not 16-bit mono THEN normalise_short_wav writes nothing and says
     so (None): the narrate stage then runs loudnorm's two passes."""

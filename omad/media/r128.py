@@ -308,19 +308,28 @@ def _converge(grid: _Grid, gain_db: float, ceiling: float, target_lufs: float) -
     in 12 tries where the ceiling leaves no room to get there.
 
     The more the gain, the more the limiter takes back: each try steps along the line through the last two
-    (secant), so a heavily limited voice needs three or four tries rather than dozens.
+    (secant), so a heavily limited voice needs three or four tries rather than dozens. A step is at most
+    12 dB, and the search stops where more gain no longer makes it louder (clicks in silence, which the
+    ceiling keeps far under the target): the best gain found is kept.
     """
     tried: list[tuple[float, float]] = []
     gain = grid.limiter(10.0 ** (gain_db / 20.0), ceiling)
+    best = (float("inf"), gain)
     for _ in range(12):
         level = grid.loudness(gain)
+        if not math.isfinite(level):
+            break
+        if abs(level - target_lufs) < best[0]:
+            best = (abs(level - target_lufs), gain)
         if abs(level - target_lufs) <= 0.02:
             break
+        if tried and level <= tried[-1][1] + 0.01 and gain_db > tried[-1][0]:
+            break  # louder is not possible under the ceiling
         tried.append((gain_db, level))
         slope = 0.5  # the first step: a limited voice gains about half of what it is given
         if len(tried) > 1:
             (g0, l0), (g1, l1) = tried[-2], tried[-1]
             slope = min(1.0, max(0.05, (l1 - l0) / (g1 - g0))) if g1 != g0 else 1.0
-        gain_db += (target_lufs - level) / slope
+        gain_db += max(-12.0, min(12.0, (target_lufs - level) / slope))
         gain = grid.limiter(10.0 ** (gain_db / 20.0), ceiling)
-    return gain
+    return best[1]

@@ -155,21 +155,6 @@ class _Spectrum:
         return env.astype(np.float64) * factor
 
 
-def _loudness(weighted: np.ndarray, rate: int) -> tuple[float, float]:
-    """(integrated LUFS, relative gate LUFS) of a K-weighted recording; -inf for both when no block passes
-    the absolute gate.
-
-    A recording shorter than one 400 ms block (a one-word narration) is measured as one block of its length.
-    """
-    step = round(rate / 10)  # blocks of 400 ms, one every 100 ms
-    if not len(weighted):
-        return float("-inf"), float("-inf")
-    cumulative = np.concatenate(([0.0], np.cumsum(weighted * weighted, dtype=np.float64)))
-    size = min(4 * step, len(weighted))
-    ends = np.arange(size, len(weighted) + 1, step)
-    return _gate((cumulative[ends] - cumulative[ends - size]) / size)
-
-
 def _gate(energy: np.ndarray) -> tuple[float, float]:
     """(integrated LUFS, relative gate LUFS) from the blocks' mean squares: BS.1770's two gates."""
     gated = energy[energy >= 10.0 ** ((_ABSOLUTE_GATE + 0.691) / 10.0)]
@@ -190,9 +175,12 @@ def _db(v: float) -> float:
 
 def measure(pcm: np.ndarray, rate: int) -> Measured:
     """The integrated loudness, relative gate and true peak of 16-bit mono ``pcm`` at ``rate`` Hz."""
+    if not len(pcm):
+        return Measured(float("-inf"), float("-inf"), float("-inf"))
     spec = _Spectrum(_samples(pcm), rate)
-    integrated, threshold = _loudness(spec.weighted(), rate)
-    return Measured(integrated, threshold, _db(float(spec.peaks().max())) if len(pcm) else float("-inf"))
+    peaks = spec.peaks()
+    integrated, threshold = _Grid(spec.weighted(), peaks, rate).loudness()
+    return Measured(integrated, threshold, _db(float(peaks.max())))
 
 
 def _window_min(r: np.ndarray, before: int, after: int) -> np.ndarray:
@@ -224,7 +212,8 @@ def _trailing_mean(x: np.ndarray, w: int) -> np.ndarray:
 
 
 class _Grid:
-    """The recording in cells of about a millisecond: where the limiter's gain and the loudness are searched.
+    """The recording in cells of about a millisecond: where the loudness is measured and the limiter's gain
+    searched.
 
     Per cell, the K-weighted energy and the largest true peak. The gain is smooth (its ramps are 17 cells), so
     it is found per cell and drawn between cell centres for the samples; the loudness of the limited recording
@@ -235,7 +224,7 @@ class _Grid:
     def __init__(self, weighted: np.ndarray, peaks: np.ndarray, rate: int) -> None:
         step = round(rate / 10)  # a loudness block is 4 steps and starts every step: cells divide a step
         self.cell = next(d for d in range(max(1, rate // 1100), step + 1) if step % d == 0)
-        self.size, self.rate = len(peaks), rate
+        self.size = len(peaks)
         starts = np.arange(0, self.size, self.cell)
         self.energy = np.add.reduceat(weighted.astype(np.float64) ** 2, starts)
         self.peak = np.maximum.reduceat(peaks, starts)
@@ -243,13 +232,19 @@ class _Grid:
         seconds = self.cell / rate
         self.ramp_a, self.ramp_b, self.hold = (max(1, round(s / seconds)) for s in (_RAMP_A, _RAMP_B, _HOLD))
 
-    def loudness(self, gain: np.ndarray) -> float:
-        """Integrated LUFS of the recording with ``gain`` per cell."""
+    def loudness(self, gain: np.ndarray | None = None) -> tuple[float, float]:
+        """(integrated LUFS, relative gate LUFS) of the recording, with ``gain`` per cell if given.
+
+        The blocks end on cell boundaries (a cell divides the 100 ms step), so without a gain this is the exact
+        BS.1770 measurement. A recording shorter than one 400 ms block (a one-word narration) is measured as
+        one block of its length.
+        """
+        energy = self.energy if gain is None else self.energy * gain * gain
         if self.size < 4 * self.hop * self.cell:
-            return _gate(np.array([float((self.energy * gain * gain).sum()) / self.size]))[0]
-        cumulative = np.concatenate(([0.0], np.cumsum(self.energy * gain * gain)))
+            return _gate(np.array([float(energy.sum()) / self.size]))
+        cumulative = np.concatenate(([0.0], np.cumsum(energy)))
         ends = np.arange(4 * self.hop, self.size // self.cell + 1, self.hop)
-        return _gate((cumulative[ends] - cumulative[ends - 4 * self.hop]) / (4 * self.hop * self.cell))[0]
+        return _gate((cumulative[ends] - cumulative[ends - 4 * self.hop]) / (4 * self.hop * self.cell))
 
     def limiter(self, gain: float, ceiling: float) -> np.ndarray:
         """Per-cell gain (<= ``gain``) keeping every peak times the gain at any of its samples under ``ceiling``.
@@ -280,15 +275,16 @@ def normalise(pcm: np.ndarray, rate: int, target_lufs: float, ceiling_db: float)
     grid of ~1 ms cells (``_Grid``); the samples written are then measured in full, and their true peak must
     be under the ceiling (else the search runs again under a lower one).
     """
+    if not len(pcm):
+        return pcm.copy(), measure(pcm, rate)
     x = _samples(pcm)
     spec = _Spectrum(x, rate)
-    weighted = spec.weighted()
-    integrated, threshold = _loudness(weighted, rate)
     peaks = spec.peaks()
-    before = Measured(integrated, threshold, _db(float(peaks.max())) if len(x) else float("-inf"))
+    grid = _Grid(spec.weighted(), peaks, rate)
+    integrated, threshold = grid.loudness()
+    before = Measured(integrated, threshold, _db(float(peaks.max())))
     if not math.isfinite(integrated):
         return pcm.copy(), before
-    grid = _Grid(weighted, peaks, rate)
     # 0.05 dB under the ceiling: room for rounding to 16 bits and for the peaks between samples that the gain's
     # slope moves (without it, one narration in four needed the limiter run again).
     ceiling = 10.0 ** ((ceiling_db - 0.05) / 20.0)
@@ -316,7 +312,7 @@ def _converge(grid: _Grid, gain_db: float, ceiling: float, target_lufs: float) -
     gain = grid.limiter(10.0 ** (gain_db / 20.0), ceiling)
     best = (float("inf"), gain)
     for _ in range(12):
-        level = grid.loudness(gain)
+        level, _ = grid.loudness(gain)
         if not math.isfinite(level):
             break
         if abs(level - target_lufs) < best[0]:

@@ -362,18 +362,18 @@ class Daemon:
             limit = self.lanes.cpu.capacity + self.lanes.cpu.lent + self.lanes.gpu.capacity + 1
         reasons: dict[str, str] = {}
         with self._running_lock:
-            for waiting in self.controls.order(self.journal.runnable_keys(time.time())):
-                if waiting.id in self.running:
+            for entry in self.controls.order(self.journal.runnable_keys(time.time())):
+                if entry.id in self.running:
                     continue
-                why = self._blocked(waiting.id)
+                why = self._blocked(entry.id)
                 if why:
-                    reasons[waiting.id] = why
+                    reasons[entry.id] = why
                     continue
                 if len(self.running) >= limit:
                     break
-                r = _Running(threading.Thread(target=self._run_job, args=(waiting.id,), name=f"job-{waiting.id}",
+                r = _Running(threading.Thread(target=self._run_job, args=(entry.id,), name=f"job-{entry.id}",
                                               daemon=True))
-                self.running[waiting.id] = r
+                self.running[entry.id] = r
                 r.thread.start()
         self.queue_reasons = reasons
 

@@ -363,7 +363,7 @@ class Journal:
         """Queued jobs, and waiting retries whose time has come, oldest first; each as only what orders the queue.
 
         The dispatcher asks every time a job ends, to start one or two of a queue that may hold hundreds: a
-        whole ``Job`` each (~40 us of JSON) made that quadratic.
+        whole ``Job`` each (~40 us of JSON) made that the daemon's largest cost after the stages themselves.
         """
         with self._lock:
             rows = self._db.execute(

@@ -35,8 +35,8 @@ from ..errors import ConfigError, InputError, StageFailed, ToolMissing, ToolTime
 from ..lanes import Lane
 from ..procs import run_tool
 from . import Synthesis, Voice
-from ._espeak_lib import VoiceMissing
-from .wordtiming import WordTime, align_words, espeak_library, spoken_words
+from ._espeak_lib import VoiceMissing, espeak_library
+from .wordtiming import WordTime, align_words, spoken_words
 
 if TYPE_CHECKING:
     from ..config import EspeakConfig

@@ -52,7 +52,7 @@ def test_a_late_srt_is_moved_onto_the_speech_and_burned(make_env: Callable[..., 
                                                         base_whisper: Path) -> None:  # noqa: F811
     """GIVEN a video of three sentences (the real Piper voice) with pauses, and an SRT 2.5 s late plus a cue
     nobody says, as a caption brief with resync: true and the real Whisper base
-    THEN the published SRT's spoken cues start within 0.3 s of their sentence, the unsaid cue keeps its time
+    THEN the published SRT's spoken cues start within 0.4 s of their sentence, the unsaid cue keeps its time
     and is named in a warning, and the video comes back captioned."""
     sentences = ["The harbor was quiet this morning.", "Seven boats came back before noon.",
                  "The fishermen sold everything at the market."]
@@ -80,8 +80,10 @@ def test_a_late_srt_is_moved_onto_the_speech_and_burned(make_env: Callable[..., 
                                                        "subtitles": "porto.srt", "resync": True, "language": "en"}))
     assert env.once(max_wait=120) == 0
     cues, _ = read_srt(env.outbox / "porto.srt", "porto.srt")
+    # Within 0.4 s of a 2.5 s shift: Piper samples noise, so its voice differs from run to run, and Whisper's
+    # start of the first word moves with it (one run in about eight put it 0.31 s early).
     for cue, onset in zip(cues[:3], onsets, strict=True):
-        assert abs(cue.start - onset) < 0.3, (cue, onset)
+        assert abs(cue.start - onset) < 0.4, (cue, onset)
     assert cues[3].start == pytest.approx(at + 0.5, abs=0.002) and cues[3].text == "Música de encerramento"
     side = env.sidecar("porto")
     assert side["route"] == "resync"

@@ -109,3 +109,35 @@ def test_a_file_without_sound_a_cancel_and_a_timeout_are_omad_errors(tmp_path: P
         loudness.measure(speech, cfg, label="speech.wav", timeout=60, cancel=stop)
     with pytest.raises(ToolTimeout):
         loudness.measure(speech, cfg, label="speech.wav", timeout=-1)
+
+
+@pytest.mark.parametrize("stopped", [False, True], ids=["a finished pass", "a pass stopped halfway"])
+def test_a_pass_frees_its_graph_before_it_returns(tmp_path: Path, stopped: bool) -> None:
+    """GIVEN a loudnorm pass that ends (or is stopped after its first frame) THEN its filter graph is already
+    freed: a collection afterwards, in any thread, finds no graph left whose closing report would land there.
+
+    PyAV from 18.1.1 links a graph and its filters both ways; left to the cyclic collector, a stopped pass's
+    report could turn up inside another measurement's log and be read as that file's figures.
+    """
+    import gc
+
+    import av.logging
+
+    speech = _speech(tmp_path)
+    stop = threading.Event()
+    run = loudness._Run(speech, "speech.wav", 60, stop)
+    chain = [("loudnorm", loudness.measure_spec(AudioConfig()))]
+    gc.disable()
+    try:
+        with av.logging.Capture(local=True) as during:
+            if stopped:
+                with pytest.raises(TransientError):
+                    run.through(chain, lambda frame: stop.set())
+            else:
+                run.through(chain, lambda frame: None)
+        with av.logging.Capture(local=True) as after:
+            gc.collect()
+    finally:
+        gc.enable()
+    assert ["input_i" in str(line[2]) for line in during].count(True) == 1
+    assert not [line for line in after if "input_i" in str(line[2])]

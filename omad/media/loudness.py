@@ -105,8 +105,8 @@ class _Run:
     def through(self, chain: list[tuple[str, str]], take: Callable[[Any], None]) -> None:
         """Every decoded frame through ``abuffer`` -> ``chain`` -> a sink, each frame out handed to ``take``.
 
-        The graph is freed before this returns (it lives only in ``_pump``'s frame), so the filters' closing
-        reports are in this thread's log by then.
+        The graph is freed before this returns, also when a pass fails (see ``_unlink``), so the filters'
+        closing reports are in this thread's log by then.
         """
         with open_untrusted(self.path, timeout=self.timeout, file_label=self.label) as container:
             frames = self.frames(container)
@@ -121,29 +121,51 @@ def _pump(stream: Any, first: Any, frames: Iterator[Any], chain: list[tuple[str,
     import av
     import av.filter
 
-    graph = av.filter.Graph()
-    node = graph.add_abuffer(template=stream)
-    for name, options in chain:
-        step = graph.add(name, options)
-        node.link_to(step)
-        node = step
-    node.link_to(graph.add("abuffersink"))
-    graph.configure()
+    graph: Any = av.filter.Graph()
+    node: Any = None
+    step: Any = None
+    try:
+        node = graph.add_abuffer(template=stream)
+        for name, options in chain:
+            step = graph.add(name, options)
+            node.link_to(step)
+            node = step
+        node.link_to(graph.add("abuffersink"))
+        graph.configure()
 
-    def drain() -> None:
-        while True:
-            try:
-                take(graph.pull())
-            except (av.BlockingIOError, av.EOFError):
-                return
+        def drain() -> None:
+            while True:
+                try:
+                    take(graph.pull())
+                except (av.BlockingIOError, av.EOFError):
+                    return
 
-    graph.push(first)
-    drain()
-    for frame in frames:
-        graph.push(frame)
+        graph.push(first)
         drain()
-    graph.push(None)
-    drain()
+        for frame in frames:
+            graph.push(frame)
+            drain()
+        graph.push(None)
+        drain()
+    finally:
+        _unlink(graph)
+        graph = node = step = None  # the last references: the graph is freed here, in this thread
+
+
+def _unlink(graph: Any) -> None:
+    """Break the cycle between a PyAV filter graph and its filter contexts, so the graph is freed by refcount.
+
+    From PyAV 18.1.1 on, each filter context holds its graph (before, it held a weak reference), and the graph
+    holds its contexts in dicts and lists. Such a cycle is freed by Python's cyclic collector, at a moment and in
+    a thread of its own choosing: loudnorm's closing report would then go to whichever thread's log that is, or
+    nowhere. Emptying the graph's containers of contexts (all it does with them is look them up while it runs)
+    leaves nothing pointing back at it. Also when a pass fails: the traceback keeps this frame, not the graph.
+    """
+    import gc
+
+    for held in gc.get_referents(graph):
+        if isinstance(held, (dict, list)):
+            held.clear()
 
 
 def measure(path: Path, audio_cfg: AudioConfig, *, label: str, timeout: float,

@@ -281,26 +281,39 @@ class Journal:
                 )
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction, under the lock; a failure to begin or commit is a ``TransientError``.
+
+        ``durable=False`` commits without an fsync (``synchronous=NORMAL`` for that one commit), for what a power
+        cut may take back without harm: a running stage's progress. SQLite's WAL keeps such a commit atomic and
+        in order, and the next durable commit's fsync carries it to the disk with its own; a crash of omad alone
+        (not of the machine) loses neither kind.
+        """
         with self._lock:
+            if not durable:
+                self._db.execute("PRAGMA synchronous=NORMAL")
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as e:
-                raise TransientError(f"the journal is busy or read-only ({e}).", file=self.path) from e
-            try:
-                yield self._db
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
-            else:
                 try:
-                    self._db.execute("COMMIT")
+                    self._db.execute("BEGIN IMMEDIATE")
                 except sqlite3.OperationalError as e:
-                    # A failed COMMIT may already have rolled back.
+                    raise TransientError(f"the journal is busy or read-only ({e}).", file=self.path) from e
+                try:
+                    yield self._db
+                except BaseException:
                     if self._db.in_transaction:
                         self._db.execute("ROLLBACK")
-                    raise TransientError(f"could not write the journal ({e}).", file=self.path) from e
+                    raise
+                else:
+                    try:
+                        self._db.execute("COMMIT")
+                    except sqlite3.OperationalError as e:
+                        # A failed COMMIT may already have rolled back.
+                        if self._db.in_transaction:
+                            self._db.execute("ROLLBACK")
+                        raise TransientError(f"could not write the journal ({e}).", file=self.path) from e
+            finally:
+                if not durable:
+                    self._db.execute("PRAGMA synchronous=FULL")
 
     @property
     def instance(self) -> str:
@@ -494,7 +507,8 @@ class Journal:
             db.execute(f"UPDATE jobs SET {', '.join(cols)} WHERE id=?", args)
 
     def set_progress(self, job_id: str, stage: str, progress: float) -> None:
-        with self._tx() as db:
+        """A running stage's progress, committed without waiting for the disk (see ``_tx(durable=False)``)."""
+        with self._tx(durable=False) as db:
             db.execute(
                 "UPDATE jobs SET stage=?, progress=?, updated_at=? WHERE id=?",
                 (stage, round(progress, 4), time.time(), job_id),
@@ -518,11 +532,24 @@ class Journal:
 
     def end_attempt(self, job_id: str, outcome: str, stage: str | None, error: dict[str, Any] | None) -> None:
         with self._tx() as db:
-            db.execute(
-                "UPDATE attempts SET finished_at=?, outcome=?, stage=?, error=? WHERE id=("
-                "SELECT MAX(id) FROM attempts WHERE job_id=?)",
-                (time.time(), outcome, stage, json.dumps(error) if error else None, job_id),
-            )
+            self._end_attempt(db, job_id, outcome, stage, error)
+
+    @staticmethod
+    def _end_attempt(db: sqlite3.Connection, job_id: str, outcome: str, stage: str | None,
+                     error: dict[str, Any] | None) -> None:
+        db.execute(
+            "UPDATE attempts SET finished_at=?, outcome=?, stage=?, error=? WHERE id=("
+            "SELECT MAX(id) FROM attempts WHERE job_id=?)",
+            (time.time(), outcome, stage, json.dumps(error) if error else None, job_id),
+        )
+
+    def published(self, job_id: str, outputs: dict[str, str]) -> None:
+        """The job is done with ``outputs`` (suffix -> published path), and its attempt with it: one transaction."""
+        now = time.time()
+        with self._tx() as db:
+            db.execute("UPDATE jobs SET status=?, finished_at=?, progress=1.0, result=?, error=NULL, updated_at=?"
+                       " WHERE id=?", (JobStatus.DONE.value, now, json.dumps({"outputs": outputs}), now, job_id))
+            self._end_attempt(db, job_id, "done", None, None)
 
     def stage_started(self, job_id: str, name: str, lane: str, attempt: int, task_id: str | None = None) -> None:
         """A stage attempt begins (``task_id``: the Celery task it was sent as, for reconciling after a restart)."""
@@ -537,14 +564,20 @@ class Journal:
             )
             db.execute("UPDATE jobs SET stage=?, progress=0, updated_at=? WHERE id=?", (name, now, job_id))
 
-    def stage_done(self, job_id: str, name: str, result: dict[str, Any]) -> None:
-        """Checkpoint a finished stage (its lane time is billed by ``add_seconds``, failed attempts too)."""
+    def stage_done(self, job_id: str, name: str, result: dict[str, Any],
+                   billed: dict[str, float] | None = None) -> None:
+        """Checkpoint a finished stage, billing ``billed`` (lane -> seconds) to the job in the same transaction.
+
+        A failed attempt's seconds are billed by ``add_seconds`` alone.
+        """
         with self._tx() as db:
             db.execute(
                 "UPDATE stages SET status=?, finished_at=?, result=?, worker=? WHERE job_id=? AND name=?",
                 (StageStatus.DONE.value, time.time(), json.dumps(result), result.get("worker") or None, job_id,
                  name),
             )
+            for lane, seconds in (billed or {}).items():
+                self._bill(db, job_id, lane, seconds)
 
     def stage_failed(self, job_id: str, name: str, error: dict[str, Any]) -> None:
         with self._tx() as db:
@@ -564,9 +597,13 @@ class Journal:
 
     def add_seconds(self, job_id: str, lane: str, seconds: float) -> None:
         """Bill ``seconds`` of ``lane`` to the job's cost counters."""
-        column = "gpu_seconds" if lane == "gpu" else "cpu_seconds"
         with self._tx() as db:
-            db.execute(f"UPDATE jobs SET {column}={column}+? WHERE id=?", (seconds, job_id))
+            self._bill(db, job_id, lane, seconds)
+
+    @staticmethod
+    def _bill(db: sqlite3.Connection, job_id: str, lane: str, seconds: float) -> None:
+        column = "gpu_seconds" if lane == "gpu" else "cpu_seconds"
+        db.execute(f"UPDATE jobs SET {column}={column}+? WHERE id=?", (seconds, job_id))
 
     def forget_stage(self, job_id: str, name: str) -> None:
         """Drop one stage's checkpoint, so the job's next attempt runs it again."""

@@ -219,14 +219,16 @@ class JobRunner:
         tracing.annotate({"omad.lane": lane.value})
         attempt = self.executor.run(job, stage, lane, ctx, log)
         # Billed to the lanes that were held (an LLM call inside a CPU stage holds the GPU lane), failed
-        # attempts included.
+        # attempts included; a finished stage's bill is committed with its checkpoint.
         seconds = {k: v for k, v in attempt.lane_seconds.items() if v > 0}
-        for name, value in seconds.items():
-            self.journal.add_seconds(job.id, name, value)
+        if attempt.result is None:
+            for name, value in seconds.items():
+                self.journal.add_seconds(job.id, name, value)
+        else:
+            attempt.result.lane_seconds = seconds
+            self.journal.stage_done(job.id, stage.name, attempt.result.to_dict(), billed=seconds)
         self.events.emit(Event.BILLED, job=job, stage=stage.name, lane_seconds=seconds)
         result = attempt.unwrap()
-        result.lane_seconds = seconds
-        self.journal.stage_done(job.id, stage.name, result.to_dict())
         log.info("stage_done", stage=stage.name, seconds=round(sum(seconds.values()), 3), lanes=seconds)
         self.events.emit(Event.STAGE_DONE, job=job, stage=stage.name, lane=lane, result=result,
                          seconds=seconds.get(lane, 0.0))
@@ -366,10 +368,8 @@ class JobRunner:
             self.journal.update(job_id, result={"publishing": stem})
         record = self.records.sidecar(job)
         published = self.outbox.publish(job.name, files, record, stem=stem)
-        self.journal.update(job_id, status=JobStatus.DONE, finished_at=time.time(), progress=1.0,
-                            result={"outputs": published}, error=None)
+        self.journal.published(job_id, published)
         self.claimer.dispose_inputs(job)
-        self.journal.end_attempt(job_id, "done", None, None)
         size = sum(Path(p).stat().st_size for p in published.values() if Path(p).exists())
         self.log.info("published", job=job_id, name=job.name, outputs=sorted(Path(p).name for p in published.values()))
         self.events.emit(Event.JOB_FINISHED, job=self.journal.get(job_id), bytes=size)

@@ -53,7 +53,9 @@ Colour = Annotated[str, Field(pattern=r"^#[0-9A-Fa-f]{6}$")]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Validators are built when the first brief is read, not when omad starts (~9 ms; caption and narration
+    # jobs never read one).
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class VoiceSpec(_Model):

@@ -141,3 +141,40 @@ def test_a_pass_frees_its_graph_before_it_returns(tmp_path: Path, stopped: bool)
         gc.enable()
     assert ["input_i" in str(line[2]) for line in during].count(True) == 1
     assert not [line for line in after if "input_i" in str(line[2])]
+
+
+def test_a_graph_that_outlives_its_pass_is_collected_in_the_measuring_thread(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """GIVEN a PyAV whose graph the cycle-breaking cannot free (simulated: ``_unlink`` does nothing) and the
+    collector left to itself (off) THEN the pass still collects its own graph before it returns, and the
+    report is the file's."""
+    import gc
+
+    cfg = AudioConfig()
+    speech = _speech(tmp_path)
+    monkeypatch.setattr(loudness, "_unlink", lambda graph: None)
+    gc.disable()
+    try:
+        got = loudness.measure(speech, cfg, label=speech.name, timeout=60)
+    finally:
+        gc.enable()
+    assert got["input_i"] == _cli_report(speech, cfg)["input_i"]
+
+
+def test_a_log_with_two_reports_is_refused_not_guessed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """GIVEN another pass's report landing in this measurement's log (a graph freed in this thread meanwhile) THEN
+    a transient error (measured again), never one of the two figures; GIVEN one report THEN it is returned."""
+    import av.logging
+
+    reports = ['{\n\t"input_i" : "-20.00",\n\t"input_tp" : "-3.00"\n}', '{\n\t"input_i" : "-31.00"\n}']
+
+    def through(self: object, chain: object, take: object) -> None:
+        for report in reports:
+            av.logging.log(av.logging.INFO, "loudnorm", report)
+
+    monkeypatch.setattr(loudness._Run, "through", through)
+    with pytest.raises(TransientError, match="another file's report") as e:
+        loudness.measure(tmp_path / "a.wav", AudioConfig(), label="a.wav", timeout=60)
+    assert e.value.file == "a.wav"
+    reports.pop()
+    assert loudness.measure(tmp_path / "a.wav", AudioConfig(), label="a.wav", timeout=60)["input_i"] == "-20.00"

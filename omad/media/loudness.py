@@ -16,11 +16,13 @@ thread that frees it.
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import threading
 import time
 import wave
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -149,7 +151,12 @@ def _pump(stream: Any, first: Any, frames: Iterator[Any], chain: list[tuple[str,
         drain()
     finally:
         _unlink(graph)
+        freed = weakref.ref(graph)
         graph = node = step = None  # the last references: the graph is freed here, in this thread
+        if freed() is not None:
+            # A PyAV whose graph still holds itself some other way: collect here, in this thread, so the
+            # closing report still lands in this pass's log (``measure`` refuses a log with two reports).
+            gc.collect()
 
 
 def _unlink(graph: Any) -> None:
@@ -161,8 +168,6 @@ def _unlink(graph: Any) -> None:
     nowhere. Emptying the graph's containers of contexts (all it does with them is look them up while it runs)
     leaves nothing pointing back at it. Also when a pass fails: the traceback keeps this frame, not the graph.
     """
-    import gc
-
     for held in gc.get_referents(graph):
         if isinstance(held, (dict, list)):
             held.clear()
@@ -177,7 +182,12 @@ def measure(path: Path, audio_cfg: AudioConfig, *, label: str, timeout: float,
     run = _Run(path, label, timeout, cancel)
     with av.logging.Capture(local=True) as logs:
         run.through([("loudnorm", measure_spec(audio_cfg))], lambda frame: None)
-    return read_report("".join(str(line[2]) for line in logs), label)
+    text = "".join(str(line[2]) for line in logs)
+    if len(_REPORT.findall(text)) > 1:
+        # Another pass's graph was freed in this thread meanwhile: which report is this file's cannot be told.
+        raise TransientError("the loudness measurement met another file's report; it will be measured again.",
+                             file=label)
+    return read_report(text, label)
 
 
 def measure_spec(audio_cfg: AudioConfig) -> str:

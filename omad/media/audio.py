@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from .ffmpeg_run import Ffmpeg
 
 __all__ = ["check_audio", "measure_loudness", "loudnorm_filter", "gain_filter", "gain_db", "apply_gain_wav",
-           "normalise_short_wav", "duck_filter", "FINAL_AUDIO_FORMAT"]
+           "normalise_short_wav", "normalise_wav", "duck_filter", "FINAL_AUDIO_FORMAT"]
 
 # Before apad and muxing: a fixed layout avoids loudnorm/apad negotiation failures (docs/field-notes.md).
 FINAL_AUDIO_FORMAT = "aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo"
@@ -122,20 +122,34 @@ def normalise_short_wav(src: Path, dst: Path, audio_cfg: AudioConfig) -> r128.Me
     """``src`` (16-bit mono PCM WAV) at the loudness target into ``dst`` (same rate, length and format), in
     numpy at its own rate (``omad.media.r128``); what was measured of it.
 
-    None (and nothing written) for a WAV in another format, or longer than ``r128.MAX_SAMPLES`` (the
-    measurement holds the whole recording, several copies of it, in memory): the caller uses loudnorm.
+    None (and nothing written) for a WAV in another format, or longer than ``r128.MAX_SAMPLES``: the caller uses
+    loudnorm.
+    """
+    return normalise_wav(src, dst, audio_cfg, channels=1, max_frames=r128.MAX_SAMPLES)
+
+
+def normalise_wav(src: Path, dst: Path, audio_cfg: AudioConfig, *, channels: int | None = None,
+                  max_frames: int | None = None) -> r128.Measured | None:
+    """``src`` (16-bit PCM WAV, mono or stereo) at the loudness target, its true peak under the ceiling, into
+    ``dst`` (same rate, channels, length and format), in numpy (``omad.media.r128``); what was measured of it.
+
+    None (and nothing written) for a WAV in another format, with more than two channels or other than
+    ``channels``, or longer than ``max_frames``: the caller uses loudnorm.
     """
     import numpy as np
 
     try:
         with wave.open(str(src), "rb") as r:
-            if (r.getsampwidth() != 2 or r.getcomptype() != "NONE" or r.getnchannels() != 1
-                    or r.getnframes() > r128.MAX_SAMPLES):
+            if (r.getsampwidth() != 2 or r.getcomptype() != "NONE" or r.getnchannels() > 2
+                    or channels not in (None, r.getnchannels())
+                    or (max_frames is not None and r.getnframes() > max_frames)):
                 return None
             params = r.getparams()
             pcm = np.frombuffer(r.readframes(r.getnframes()), dtype="<i2")
     except (wave.Error, EOFError):
         return None
+    if params.nchannels == 2:
+        pcm = pcm.reshape(-1, 2)
     out, measured = r128.normalise(pcm, params.framerate, audio_cfg.loudness_lufs, audio_cfg.true_peak_db)
     part = dst.with_name(f".{dst.name}.part")
     with wave.open(str(part), "wb") as w:

@@ -26,6 +26,14 @@ its true peak to ~0.01 dB (``tests/test_r128.py``). From 3 s on loudnorm's
 first pass reads up to ~0.4 LU lower than ffmpeg's ebur128 meter and this
 one, which agree.
 
+Stereo is measured as BS.1770 does (both channels' K-weighted energy summed,
+the true peak the larger of the two), and a long recording (a scene video's
+soundtrack) piece by piece: pieces of ``_PIECE`` samples, each read with a
+quarter second more on either side so that the filters have settled and the
+interpolation has no edge within it, and only its middle kept. Memory then
+stays near ~30 MB whatever the length, and the figures are the whole
+recording's (``tests/test_r128.py`` checks pieces against one piece).
+
 Normalising: one gain to the target; where that gain would put the true peak
 over the ceiling, a look-ahead limiter lowers only the peaks (its gain ramps
 down over ~17 ms before a peak, holds 30 ms, and ramps back). The limiter costs
@@ -44,9 +52,11 @@ import numpy as np
 
 __all__ = ["MAX_SAMPLES", "Measured", "measure", "normalise"]
 
-#: The longest recording measured here (~47 s at 22.05 kHz): it is held whole, and the
-#: four-fold true peak needs ~100 bytes a sample at once (~105 MB at this length).
+#: The longest narration normalised here (~47 s at 22.05 kHz); a longer one goes to loudnorm.
 MAX_SAMPLES = 1 << 20
+#: A recording longer than this (samples a channel) is measured in pieces: the four-fold true peak needs ~100
+#: bytes a sample at once (~26 MB for a piece), and a piece holds ~5.5 s at 48 kHz.
+_PIECE = 1 << 18
 
 #: The K-weighting filters' analogue parameters (BS.1770's 48 kHz coefficients, as libebur128 derives them).
 _SHELF_F0, _SHELF_G, _SHELF_Q = 1681.974450955533, 3.999843853973347, 0.7071752369554196
@@ -173,14 +183,66 @@ def _db(v: float) -> float:
     return 20.0 * math.log10(v) if v > 0 else float("-inf")
 
 
+def _cell(rate: int) -> int:
+    """The grid's cell (samples, about a millisecond): it divides the 100 ms step that loudness blocks start on."""
+    step = round(rate / 10)
+    return next(d for d in range(max(1, rate // 1100), step + 1) if step % d == 0)
+
+
+def _channels(pcm: np.ndarray) -> np.ndarray:
+    """``pcm`` as (samples, channels): mono, or stereo (BS.1770 weighs both at 1.0)."""
+    frames = pcm.reshape(len(pcm), -1)
+    if frames.shape[1] > 2:
+        raise ValueError(f"{frames.shape[1]} channels: only mono and stereo are measured here")
+    return frames
+
+
+def _pieces(n: int, cell: int, rate: int) -> list[tuple[int, int, int, int]]:
+    """(read from, keep from, keep to, read to) per piece of an ``n``-sample channel; pieces start on cells.
+
+    A quarter second read on either side of what is kept: the K-weighting filters' response to the piece's
+    sudden start has died out by then (the same reason ``_Spectrum`` pads a quarter second), and the band-limited
+    interpolation of the kept samples is the whole recording's to well under a hundredth of a dB.
+    """
+    if n <= _PIECE:
+        return [(0, 0, n, n)]
+    size = _PIECE // cell * cell
+    margin = rate // 4
+    return [(max(0, a - margin), a, min(n, a + size), min(n, a + size + margin)) for a in range(0, n, size)]
+
+
+def _analyse(frames: np.ndarray, rate: int, cell: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell of ``frames`` (samples, channels): the K-weighted energy summed over the channels, and the
+    largest true peak of any channel."""
+    n = len(frames)
+    cells = -(-n // cell)
+    energy = np.zeros(cells)
+    peak = np.zeros(cells)
+    for channel in frames.T:
+        for lo, a, b, hi in _pieces(n, cell, rate):
+            spec = _Spectrum(_samples(channel[lo:hi]), rate)
+            starts = np.arange(0, b - a, cell)
+            at = slice(a // cell, a // cell + len(starts))
+            energy[at] += np.add.reduceat(spec.weighted()[a - lo:b - lo].astype(np.float64) ** 2, starts)
+            np.maximum(peak[at], np.maximum.reduceat(spec.peaks()[a - lo:b - lo], starts), out=peak[at])
+    return energy, peak
+
+
+def _true_peak(frames: np.ndarray, rate: int) -> float:
+    """The largest true peak (linear, 1.0 = full scale) of ``frames`` (samples, channels)."""
+    n = len(frames)
+    return max((float(_Spectrum(_samples(channel[lo:hi]), rate).peaks()[a - lo:b - lo].max())
+                for channel in frames.T for lo, a, b, hi in _pieces(n, _cell(rate), rate)), default=0.0)
+
+
 def measure(pcm: np.ndarray, rate: int) -> Measured:
-    """The integrated loudness, relative gate and true peak of 16-bit mono ``pcm`` at ``rate`` Hz."""
+    """The integrated loudness, relative gate and true peak of 16-bit ``pcm`` at ``rate`` Hz: mono samples, or
+    (samples, 2) stereo frames."""
     if not len(pcm):
         return Measured(float("-inf"), float("-inf"), float("-inf"))
-    spec = _Spectrum(_samples(pcm), rate)
-    peaks = spec.peaks()
-    integrated, threshold = _Grid(spec.weighted(), peaks, rate).loudness()
-    return Measured(integrated, threshold, _db(float(peaks.max())))
+    grid = _Grid(*_analyse(_channels(pcm), rate, _cell(rate)), len(pcm), rate)
+    integrated, threshold = grid.loudness()
+    return Measured(integrated, threshold, _db(float(grid.peak.max())))
 
 
 def _window_min(r: np.ndarray, before: int, after: int) -> np.ndarray:
@@ -215,20 +277,17 @@ class _Grid:
     """The recording in cells of about a millisecond: where the loudness is measured and the limiter's gain
     searched.
 
-    Per cell, the K-weighted energy and the largest true peak. The gain is smooth (its ramps are 17 cells), so
-    it is found per cell and drawn between cell centres for the samples; the loudness of the limited recording
-    is each cell's energy times its gain squared. The search then costs a few hundred operations a try where
-    per-sample arrays took milliseconds.
+    Per cell, the K-weighted energy (of all channels) and the largest true peak (``_analyse``). The gain is
+    smooth (its ramps are 17 cells), so it is found per cell and drawn between cell centres for the samples; the
+    loudness of the limited recording is each cell's energy times its gain squared. The search then costs a few
+    hundred operations a try where per-sample arrays took milliseconds.
     """
 
-    def __init__(self, weighted: np.ndarray, peaks: np.ndarray, rate: int) -> None:
-        step = round(rate / 10)  # a loudness block is 4 steps and starts every step: cells divide a step
-        self.cell = next(d for d in range(max(1, rate // 1100), step + 1) if step % d == 0)
-        self.size = len(peaks)
-        starts = np.arange(0, self.size, self.cell)
-        self.energy = np.add.reduceat(weighted.astype(np.float64) ** 2, starts)
-        self.peak = np.maximum.reduceat(peaks, starts)
-        self.hop = step // self.cell
+    def __init__(self, energy: np.ndarray, peak: np.ndarray, size: int, rate: int) -> None:
+        self.cell = _cell(rate)
+        self.size = size
+        self.energy, self.peak = energy, peak
+        self.hop = round(rate / 10) // self.cell
         seconds = self.cell / rate
         self.ramp_a, self.ramp_b, self.hold = (max(1, round(s / seconds)) for s in (_RAMP_A, _RAMP_B, _HOLD))
 
@@ -261,42 +320,44 @@ class _Grid:
         out: np.ndarray = _trailing_mean(_trailing_mean(held, self.ramp_a), self.ramp_b) * gain
         return out
 
-    def samples(self, gain: np.ndarray) -> np.ndarray:
-        """The per-cell gain at every sample, drawn straight between cell centres."""
+    def samples(self, gain: np.ndarray, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """The per-cell gain at every sample from ``start`` to ``stop``, drawn straight between cell centres."""
         centres = np.arange(len(gain)) * self.cell + (self.cell - 1) / 2.0
-        out: np.ndarray = np.interp(np.arange(self.size), centres, gain)
+        out: np.ndarray = np.interp(np.arange(start, self.size if stop is None else stop), centres, gain)
         return out
 
 
 def normalise(pcm: np.ndarray, rate: int, target_lufs: float, ceiling_db: float) -> tuple[np.ndarray, Measured]:
-    """16-bit mono ``pcm`` at ``target_lufs`` with its true peak under ``ceiling_db``; and what was measured of it.
+    """16-bit ``pcm`` (mono samples, or (samples, 2) stereo frames) at ``target_lufs`` with its true peak under
+    ``ceiling_db``; and what was measured of it.
 
     A silent recording (no block over the absolute gate) is returned unchanged. The gain is searched on a
-    grid of ~1 ms cells (``_Grid``); the samples written are then measured in full, and their true peak must
-    be under the ceiling (else the search runs again under a lower one).
+    grid of ~1 ms cells (``_Grid``) and is the same for both channels; the samples written are then measured in
+    full, and their true peak must be under the ceiling (else the search runs again under a lower one).
     """
     if not len(pcm):
         return pcm.copy(), measure(pcm, rate)
-    x = _samples(pcm)
-    spec = _Spectrum(x, rate)
-    peaks = spec.peaks()
-    grid = _Grid(spec.weighted(), peaks, rate)
+    frames = _channels(pcm)
+    grid = _Grid(*_analyse(frames, rate, _cell(rate)), len(pcm), rate)
     integrated, threshold = grid.loudness()
-    before = Measured(integrated, threshold, _db(float(peaks.max())))
+    before = Measured(integrated, threshold, _db(float(grid.peak.max())))
     if not math.isfinite(integrated):
         return pcm.copy(), before
     # 0.05 dB under the ceiling: room for rounding to 16 bits and for the peaks between samples that the gain's
     # slope moves (without it, one narration in four needed the limiter run again).
     ceiling = 10.0 ** ((ceiling_db - 0.05) / 20.0)
     gain_db = target_lufs - integrated
+    out = np.empty_like(frames, dtype=np.int16)
     for _ in range(4):
-        envelope = grid.samples(_converge(grid, gain_db, ceiling, target_lufs))
-        out = np.clip(np.rint(x * envelope * 32768.0), -32768, 32767).astype(np.int16)
-        over = float(_Spectrum(_samples(out), rate).peaks().max()) / 10.0 ** (ceiling_db / 20.0)
+        gain = _converge(grid, gain_db, ceiling, target_lufs)
+        for _lo, a, b, _hi in _pieces(len(frames), grid.cell, rate):
+            envelope = grid.samples(gain, a, b)[:, None]
+            out[a:b] = np.clip(np.rint(_samples(frames[a:b]) * envelope * 32768.0), -32768, 32767)
+        over = _true_peak(out, rate) / 10.0 ** (ceiling_db / 20.0)
         if over <= 1.0:
             break
         ceiling /= over * (1.0 + 1.0 / 32768.0)
-    return out, before
+    return out.reshape(pcm.shape), before
 
 
 def _converge(grid: _Grid, gain_db: float, ceiling: float, target_lufs: float) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""EBU R128 loudness of a mono recording, measured and normalised in numpy at its own sample rate.
+"""EBU R128 loudness of a recording (mono, or a stereo soundtrack), measured and normalised in numpy at its own rate.
 
 For a short narration, loudnorm (``omad.media.loudness``) costs more than
 everything else omad does for it: it only runs at 192 kHz, so each of its two

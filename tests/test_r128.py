@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 import subprocess
 import wave
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,8 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from omad.config import AudioConfig
-from omad.media import loudness, r128
-from omad.media.audio import normalise_short_wav, normalise_wav
+from omad.media import audio, loudness, r128
+from omad.media.audio import normalise_short_wav, normalise_soundtrack, normalise_wav
+from omad.media.ffmpeg_run import Ffmpeg
 
 
 def _read(path: Path) -> tuple[int, np.ndarray]:
@@ -278,3 +282,36 @@ def test_more_than_two_channels_are_left_to_loudnorm(tmp_path: Path) -> None:
            str(src))
     dst = tmp_path / "out.wav"
     assert normalise_wav(src, dst, AudioConfig()) is None and not dst.exists()
+
+
+@dataclass(frozen=True)
+class _CountingFfmpeg(Ffmpeg):
+    calls: list[list[str]] = field(default_factory=list)
+
+    def __call__(self, args: Sequence[str], **kw: Any) -> str:
+        self.calls.append(list(args))
+        return super().__call__(args, **kw)
+
+
+def test_a_soundtrack_is_normalised_in_numpy_and_one_too_long_to_hold_by_loudnorm(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """GIVEN a mixed stereo soundtrack THEN it is brought to the target without running ffmpeg, and the measurement
+    is reported as loudnorm's first pass reports it; GIVEN one longer than audio.SOUNDTRACK_MAX_FRAMES THEN loudnorm
+    does it, as before (measured in-process, its second pass limiting the peaks), and lands on the target too."""
+    cfg = AudioConfig()
+    src = _stereo_mix(tmp_path, seconds=10)  # with the burst that needs the limiter
+    ff = _CountingFfmpeg(timeout=60)
+    measured = normalise_soundtrack(src, tmp_path / "numpy.wav", cfg, ff=ff, label="soundtrack.wav")
+    assert ff.calls == []
+    with wave.open(str(src)) as w:
+        ours = r128.measure(np.frombuffer(w.readframes(w.getnframes()), "<i2").reshape(-1, 2), 48000)
+    assert measured == ours.report()
+    assert _ebur128(tmp_path / "numpy.wav")[0] == pytest.approx(cfg.loudness_lufs, abs=0.1)
+
+    monkeypatch.setattr(audio, "SOUNDTRACK_MAX_FRAMES", 1000)
+    measured = normalise_soundtrack(src, tmp_path / "loudnorm.wav", cfg, ff=ff, label="soundtrack.wav")
+    [second] = ff.calls
+    assert second[second.index("-af") + 1].startswith("loudnorm=")
+    assert float(measured["input_i"]) == pytest.approx(ours.integrated, abs=1.0)  # loudnorm's meter reads apart
+    integrated, peak = _ebur128(tmp_path / "loudnorm.wav")
+    assert integrated == pytest.approx(cfg.loudness_lufs, abs=1.0) and peak <= cfg.true_peak_db + 0.1

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import InputError
-from ..media.audio import FINAL_AUDIO_FORMAT, check_audio, duck_filter, loudnorm_filter, measure_loudness
+from ..media.audio import FINAL_AUDIO_FORMAT, check_audio, duck_filter, normalise_soundtrack
 from ..media.encoder import Encoder, choose_encoder
 from ..media.ffmpeg import SAFE_INPUT_ARGS, VIDEO_DEMUXERS, probe
 from ..stage import Stage, StageContext, StageResult
@@ -57,8 +57,9 @@ class AddAudioStage(Stage):
         ctx.ffmpeg([*inputs, "-filter_complex", graph, "-map", "[out]", "-c:a", "pcm_s16le", str(mix_wav)],
                    duration=length, span=(0.0, 0.3), file_label=alabel)
 
-        # 2. Measure, 3. mux with the measured loudness correction.
-        measured = measure_loudness(mix_wav, ff=ctx.ffmpeg, label=alabel, audio_cfg=ctx.config.audio)
+        # 2. At the loudness target (in numpy: omad.media.r128), 3. muxed.
+        normalised = ctx.work / "soundtrack.normalised.wav"
+        measured = normalise_soundtrack(mix_wav, normalised, ctx.config.audio, ff=ctx.ffmpeg, label=alabel)
         out = ctx.work / "with_audio.mp4"
         vin = [*SAFE_INPUT_ARGS, *(["-stream_loop", "-1"] if policy == "loop" else []), "-i", str(video)]
         vfilter: list[str] = []
@@ -73,8 +74,8 @@ class AddAudioStage(Stage):
         else:
             video_codec = ["-c:v", "copy"]
         ctx.ffmpeg(
-            [*vin, "-i", str(mix_wav), "-map", "0:v:0", "-map", "1:a:0", *vfilter, *video_codec,
-             "-af", f"{loudnorm_filter(measured, ctx.config.audio)},{FINAL_AUDIO_FORMAT}",
+            [*vin, "-i", str(normalised), "-map", "0:v:0", "-map", "1:a:0", *vfilter, *video_codec,
+             "-af", FINAL_AUDIO_FORMAT,
              "-c:a", "aac", "-b:a", ctx.config.video.audio_bitrate, "-t", f"{length:.3f}",
              "-movflags", "+faststart", str(out)],
             duration=length, span=(0.3, 1.0), file_label=vlabel,

@@ -42,7 +42,7 @@ from ..assets.music import fit_track
 from ..assets.soundtrack import music_source
 from ..brief import MusicRecord, Scene, VideoBrief, load_brief, parse_brief, resolve_asset
 from ..errors import InputError
-from ..media.audio import FINAL_AUDIO_FORMAT, check_audio, duck_filter, gain_filter, measure_loudness, normalise_wav
+from ..media.audio import FINAL_AUDIO_FORMAT, check_audio, duck_filter, normalise_soundtrack
 from ..media.clips import ClipFrames, ClipInfo, check_clip
 from ..media.cover import make_cover, scored_scenes
 from ..media.encoder import Encoder, choose_encoder
@@ -387,15 +387,9 @@ class RenderStage(Stage):
         # Measured and brought to the target in numpy (omad.media.r128: ~0.2 CPU-s for 20 s of stereo, where
         # loudnorm's two passes at 192 kHz took ~0.9), its peaks limited only where the gain needs it.
         normalised = ctx.work / "soundtrack.normalised.wav"
-        done = normalise_wav(soundtrack, normalised, cfg.audio)
-        if done is not None:
-            measured: dict[str, Any] = done.report()
-            gain = FINAL_AUDIO_FORMAT
-        else:  # not a WAV omad can read in numpy (its own ffmpeg wrote it: not expected): loudnorm, as before
-            measured = measure_loudness(soundtrack, ff=ctx.ffmpeg, label=label, audio_cfg=cfg.audio)
-            normalised, gain = soundtrack, f"{gain_filter(measured, cfg.audio)},{FINAL_AUDIO_FORMAT}"
+        measured = normalise_soundtrack(soundtrack, normalised, cfg.audio, ff=ctx.ffmpeg, label=label)
         aac = ctx.work / "soundtrack.m4a"
-        ctx.ffmpeg(["-i", str(normalised), "-map", "0:a:0", "-af", gain, "-c:a", "aac", "-b:a",
+        ctx.ffmpeg(["-i", str(normalised), "-map", "0:a:0", "-af", FINAL_AUDIO_FORMAT, "-c:a", "aac", "-b:a",
                     cfg.video.audio_bitrate, "-t", f"{total:.6f}", str(aac)], file_label=label)
         return _Sound(aac, measured, music_facts)
 

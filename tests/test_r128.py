@@ -315,3 +315,19 @@ def test_a_soundtrack_is_normalised_in_numpy_and_one_too_long_to_hold_by_loudnor
     assert float(measured["input_i"]) == pytest.approx(ours.integrated, abs=1.0)  # loudnorm's meter reads apart
     integrated, peak = _ebur128(tmp_path / "loudnorm.wav")
     assert integrated == pytest.approx(cfg.loudness_lufs, abs=1.0) and peak <= cfg.true_peak_db + 0.1
+
+
+def test_a_long_narration_is_normalised_in_numpy_piece_by_piece(tmp_path: Path) -> None:
+    """GIVEN a minute of espeak-ng's voice (more than one piece, and more than the 2^20 samples once held whole)
+    WHEN normalised THEN in numpy (no loudnorm), on the target and under the ceiling by ffmpeg's meter."""
+    cfg = AudioConfig()
+    rate, one = _read(_sentence(tmp_path, " ".join(SENTENCES)))
+    pcm = np.tile(one, -(-60 * rate // len(one)))
+    assert len(pcm) > max(1 << 20, r128._PIECE)
+    src = _write(tmp_path / "long.wav", rate, pcm)
+    dst = tmp_path / "out.wav"
+    measured = normalise_short_wav(src, dst, cfg)
+    assert measured is not None
+    integrated, peak = _ebur128(dst)
+    assert integrated == pytest.approx(cfg.loudness_lufs, abs=0.1)
+    assert peak <= cfg.true_peak_db + 0.05

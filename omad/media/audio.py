@@ -159,8 +159,8 @@ def normalise_wav(src: Path, dst: Path, audio_cfg: AudioConfig, *, channels: int
     return measured
 
 
-#: The longest soundtrack normalised in numpy: 10 minutes at 48 kHz (~230 MB of samples in and out).
-SOUNDTRACK_MAX_FRAMES = 10 * 60 * 48000
+#: The longest soundtrack normalised in numpy: 10 minutes at 48 kHz (~230 MB of stereo samples in and out).
+SOUNDTRACK_MAX_FRAMES = r128.MAX_SAMPLES
 
 
 def normalise_soundtrack(src: Path, dst: Path, audio_cfg: AudioConfig, *, ff: Ffmpeg, label: str) -> dict[str, Any]:

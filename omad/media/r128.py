@@ -52,8 +52,9 @@ import numpy as np
 
 __all__ = ["MAX_SAMPLES", "Measured", "measure", "normalise"]
 
-#: The longest narration normalised here (~47 s at 22.05 kHz); a longer one goes to loudnorm.
-MAX_SAMPLES = 1 << 20
+#: The longest recording normalised here (samples a channel: 10 minutes at 48 kHz, ~22 at 22.05 kHz); its samples
+#: are held in memory, in and out (~115 MB a channel at this length), and a longer one goes to loudnorm, streamed.
+MAX_SAMPLES = 10 * 60 * 48000
 #: A recording longer than this (samples a channel) is measured in pieces: the four-fold true peak needs ~100
 #: bytes a sample at once (~26 MB for a piece), and a piece holds ~5.5 s at 48 kHz.
 _PIECE = 1 << 18

@@ -28,7 +28,7 @@ LIGHT_CHARS = 600
 def normalise_wav(ctx: StageContext, src: Path, dst: Path, sample_rate: int, label: str) -> dict[str, Any]:
     """Loudness normalisation of a mono WAV, keeping its sample rate and length, in-process.
 
-    A narration of up to ``r128.MAX_SAMPLES`` (~47 s at 22.05 kHz) is measured and normalised in numpy at its
+    A narration of up to ``r128.MAX_SAMPLES`` (~22 minutes at 22.05 kHz) is measured and normalised in numpy at its
     own rate: a gain, and a look-ahead limiter where the gain would pass the true-peak ceiling
     (``omad.media.r128``; ~12 ms for a sentence where loudnorm's two passes at 192 kHz took ~95 ms). A longer
     one goes through loudnorm's two passes (``omad.media.loudness``: ffmpeg's filter, no ffmpeg process),

@@ -1,9 +1,13 @@
 """Audio helpers shared by routes: checking audio inputs, ducking, and loudness.
 
-Loudness is normalised in two passes (measure with ``loudnorm``'s JSON report,
-then apply with the measured values and ``linear=true``) so the published
-integrated loudness lands on ``audio.loudness_lufs`` within a fraction of a LU,
-which a single pass does not manage on short clips.
+Loudness is measured as EBU R128 (BS.1770) measures it and brought to
+``audio.loudness_lufs`` with one gain, a look-ahead limiter keeping the true
+peak under ``audio.true_peak_db`` only where the gain needs it: in numpy
+(``omad.media.r128``) for every narration and soundtrack up to ten minutes at
+48 kHz. Longer ones, and voice previews, use loudnorm's two passes (measure
+with its JSON report, then apply the measured values with ``linear=true``), so
+the published loudness lands on the target within a fraction of a LU, which a
+single pass does not manage on short clips.
 """
 
 from __future__ import annotations

@@ -6,10 +6,12 @@ import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Env, ffmpeg, make_audio, make_image, make_video
 
+import omad.stages.img2vid
 from omad.media.ffmpeg import probe
 from omad.media.subtitles import read_srt
 
@@ -69,10 +71,24 @@ def test_image_alone_becomes_a_clip_of_the_default_length(small: Env) -> None:
         "zoom_in", "zoom_out", "pan_left", "pan_right", "pan_up", "pan_down")
 
 
-def test_image_with_audio_lasts_as_long_as_the_audio(small: Env) -> None:
+@pytest.mark.parametrize("held", [True, False], ids=["numpy", "too-long-for-numpy"])
+def test_image_with_audio_lasts_as_long_as_the_audio(small: Env, monkeypatch: pytest.MonkeyPatch, held: bool) -> None:
+    """GIVEN an image and a recording THEN a clip as long as the recording, its sound at the loudness target:
+    normalised in numpy, or (a recording longer than numpy holds) by loudnorm as the file is decoded."""
+    if not held:
+        monkeypatch.setattr(omad.stages.img2vid, "SOUNDTRACK_MAX_FRAMES", 48000)
+    measured: list[Path] = []
+    real_measure = omad.stages.img2vid.measure_loudness
+
+    def _measure(path: Path, **kw: Any) -> dict[str, Any]:
+        measured.append(path)
+        return real_measure(path, **kw)
+
+    monkeypatch.setattr(omad.stages.img2vid, "measure_loudness", _measure)
     make_image(small.inbox / "capa.png", "300x300")
     make_audio(small.inbox / "capa.mp3", seconds=3.2)
     assert small.once() == 0
+    assert [p.suffix for p in measured] == ([] if held else [".mp3"])  # loudnorm read the recording itself
     info = probe(small.outbox / "capa.mp4")
     assert info.audio is not None
     assert info.duration == pytest.approx(3.2, abs=0.15)

@@ -295,25 +295,28 @@ class _CountingFfmpeg(Ffmpeg):
 
 def test_a_soundtrack_is_normalised_in_numpy_and_one_too_long_to_hold_by_loudnorm(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """GIVEN a mixed stereo soundtrack THEN it is brought to the target without running ffmpeg, and the measurement
-    is reported as loudnorm's first pass reports it; GIVEN one longer than audio.SOUNDTRACK_MAX_FRAMES THEN loudnorm
-    does it, as before (measured in-process, its second pass limiting the peaks), and lands on the target too."""
+    """GIVEN a mixed stereo soundtrack THEN it is brought to the target without running ffmpeg (the caller encodes
+    the WAV written, with no gain), and the measurement is reported as loudnorm's first pass reports it; GIVEN one
+    longer than audio.SOUNDTRACK_MAX_FRAMES THEN loudnorm measures it and the caller encodes the soundtrack itself
+    through loudnorm's second pass (its limiter), as before: nothing more written, and it lands on the target."""
     cfg = AudioConfig()
     src = _stereo_mix(tmp_path, seconds=10)  # with the burst that needs the limiter
     ff = _CountingFfmpeg(timeout=60)
-    measured = normalise_soundtrack(src, tmp_path / "numpy.wav", cfg, ff=ff, label="soundtrack.wav")
-    assert ff.calls == []
+    wav, afilter, measured = normalise_soundtrack(src, tmp_path / "numpy.wav", cfg, ff=ff, label="soundtrack.wav")
+    assert ff.calls == [] and wav == tmp_path / "numpy.wav" and afilter == audio.FINAL_AUDIO_FORMAT
     with wave.open(str(src)) as w:
         ours = r128.measure(np.frombuffer(w.readframes(w.getnframes()), "<i2").reshape(-1, 2), 48000)
     assert measured == ours.report()
-    assert _ebur128(tmp_path / "numpy.wav")[0] == pytest.approx(cfg.loudness_lufs, abs=0.1)
+    assert _ebur128(wav)[0] == pytest.approx(cfg.loudness_lufs, abs=0.1)
 
     monkeypatch.setattr(audio, "SOUNDTRACK_MAX_FRAMES", 1000)
-    measured = normalise_soundtrack(src, tmp_path / "loudnorm.wav", cfg, ff=ff, label="soundtrack.wav")
-    [second] = ff.calls
-    assert second[second.index("-af") + 1].startswith("loudnorm=")
+    wav, afilter, measured = normalise_soundtrack(src, tmp_path / "loudnorm.wav", cfg, ff=ff, label="soundtrack.wav")
+    assert ff.calls == [] and wav == src and not (tmp_path / "loudnorm.wav").exists()
+    assert afilter.startswith("loudnorm=") and afilter.endswith(audio.FINAL_AUDIO_FORMAT)
     assert float(measured["input_i"]) == pytest.approx(ours.integrated, abs=1.0)  # loudnorm's meter reads apart
-    integrated, peak = _ebur128(tmp_path / "loudnorm.wav")
+    out = tmp_path / "encoded.wav"
+    ffmpeg("-i", str(wav), "-af", afilter, "-c:a", "pcm_s16le", str(out))
+    integrated, peak = _ebur128(out)
     assert integrated == pytest.approx(cfg.loudness_lufs, abs=1.0) and peak <= cfg.true_peak_db + 0.1
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from conftest import Env, ffmpeg, make_audio, make_image, make_video
 
+import omad.media.audio
 import omad.stages.img2vid
 from omad.media.ffmpeg import probe
 from omad.media.subtitles import read_srt
@@ -122,6 +123,28 @@ def test_video_gets_a_new_soundtrack(make_env: Callable[..., Env], mode: str, le
     assert loudness(env.outbox / "clipe.mp4") == pytest.approx(-16.0, abs=1.0)
     facts = env.sidecar("clipe")["stages"][0]["facts"]
     assert facts["length_policy"] == length
+
+
+def test_a_new_soundtrack_too_long_for_numpy_goes_through_loudnorm(make_env: Callable[..., Env],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """GIVEN a soundtrack longer than omad holds in numpy (the limit lowered to a second) THEN the mix is measured
+    by loudnorm and encoded through its second pass, as before, and lands on the target."""
+    monkeypatch.setattr(omad.media.audio, "SOUNDTRACK_MAX_FRAMES", 48000)
+    measured: list[Path] = []
+    real_measure = omad.media.audio.measure_loudness
+
+    def _measure(path: Path, **kw: Any) -> dict[str, Any]:
+        measured.append(path)
+        return real_measure(path, **kw)
+
+    monkeypatch.setattr(omad.media.audio, "measure_loudness", _measure)
+    env = make_env(audio={"addaudio_mode": "mix", "length": "pad"})
+    make_video(env.inbox / "clipe.mp4", seconds=2.0)
+    make_audio(env.inbox / "clipe.wav", seconds=1.5, freq=550)
+    assert env.once() == 0
+    assert [p.name for p in measured] == ["soundtrack.wav"]
+    assert loudness(env.outbox / "clipe.mp4") == pytest.approx(-16.0, abs=1.0)
+    assert float(env.sidecar("clipe")["stages"][0]["facts"]["loudness"]["measured_lufs"]) < -16.0
 
 
 def test_audio_over_the_limit_is_refused(make_env: Callable[..., Env]) -> None:

@@ -167,22 +167,23 @@ def normalise_wav(src: Path, dst: Path, audio_cfg: AudioConfig, *, channels: int
 SOUNDTRACK_MAX_FRAMES = r128.MAX_SAMPLES
 
 
-def normalise_soundtrack(src: Path, dst: Path, audio_cfg: AudioConfig, *, ff: Ffmpeg, label: str) -> dict[str, Any]:
-    """``src`` (a 16-bit PCM WAV omad's ffmpeg wrote: a mix, a decoded track) at the loudness target, its true
-    peak under the ceiling, into ``dst`` (16-bit PCM WAV); the measurement, as loudnorm's first pass reports it.
+def normalise_soundtrack(src: Path, dst: Path, audio_cfg: AudioConfig, *, ff: Ffmpeg,
+                         label: str) -> tuple[Path, str, dict[str, Any]]:
+    """``src`` (a 16-bit PCM WAV omad's ffmpeg wrote: a mix, a decoded track) brought to the loudness target, its
+    true peak under the ceiling: the WAV to encode, the audio filter to encode it with, and the measurement (as
+    loudnorm's first pass reports it).
 
-    In numpy (``normalise_wav``): ~0.2 CPU-s for 20 s of 48 kHz stereo, where loudnorm's two passes, both at
-    192 kHz, took ~1.0. The samples are held in memory, in and out (~23 MB a minute): a recording longer than
-    ``SOUNDTRACK_MAX_FRAMES``, or one numpy cannot read (not expected of omad's own WAVs), goes to loudnorm as
-    before: measured in-process, then a plain gain or loudnorm's second pass, streamed.
+    In numpy (``normalise_wav``) into ``dst``, encoded with ``FINAL_AUDIO_FORMAT`` alone: ~0.2 CPU-s for 20 s of
+    48 kHz stereo, where loudnorm's two passes, both at 192 kHz, took ~1.0. The samples are held in memory, in
+    and out (~23 MB a minute): a recording longer than ``SOUNDTRACK_MAX_FRAMES``, or one numpy cannot read (not
+    expected of omad's own WAVs), is measured by loudnorm in-process and ``src`` itself is encoded through a
+    plain gain or loudnorm's second pass, as before (nothing more written to disk).
     """
     done = normalise_wav(src, dst, audio_cfg, max_frames=SOUNDTRACK_MAX_FRAMES)
     if done is not None:
-        return done.report()
+        return dst, FINAL_AUDIO_FORMAT, done.report()
     measured = measure_loudness(src, ff=ff, label=label, audio_cfg=audio_cfg)
-    ff(["-i", str(src), "-map", "0:a:0", "-af", gain_filter(measured, audio_cfg), "-c:a", "pcm_s16le", str(dst)],
-       file_label=label)
-    return measured
+    return src, f"{gain_filter(measured, audio_cfg)},{FINAL_AUDIO_FORMAT}", measured
 
 
 def duck_filter(bed: str, voice: str, out: str, duck_db: float) -> str:

@@ -58,8 +58,8 @@ class AddAudioStage(Stage):
                    duration=length, span=(0.0, 0.3), file_label=alabel)
 
         # 2. At the loudness target (in numpy: omad.media.r128), 3. muxed.
-        normalised = ctx.work / "soundtrack.normalised.wav"
-        measured = normalise_soundtrack(mix_wav, normalised, ctx.config.audio, ff=ctx.ffmpeg, label=alabel)
+        wav, afilter, measured = normalise_soundtrack(mix_wav, ctx.work / "soundtrack.normalised.wav", ctx.config.audio,
+                                                      ff=ctx.ffmpeg, label=alabel)
         out = ctx.work / "with_audio.mp4"
         vin = [*SAFE_INPUT_ARGS, *(["-stream_loop", "-1"] if policy == "loop" else []), "-i", str(video)]
         vfilter: list[str] = []
@@ -74,8 +74,7 @@ class AddAudioStage(Stage):
         else:
             video_codec = ["-c:v", "copy"]
         ctx.ffmpeg(
-            [*vin, "-i", str(normalised), "-map", "0:v:0", "-map", "1:a:0", *vfilter, *video_codec,
-             "-af", FINAL_AUDIO_FORMAT,
+            [*vin, "-i", str(wav), "-map", "0:v:0", "-map", "1:a:0", *vfilter, *video_codec, "-af", afilter,
              "-c:a", "aac", "-b:a", ctx.config.video.audio_bitrate, "-t", f"{length:.3f}",
              "-movflags", "+faststart", str(out)],
             duration=length, span=(0.3, 1.0), file_label=vlabel,

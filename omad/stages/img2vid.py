@@ -7,6 +7,7 @@ The rendering itself is ``omad.media.kenburns``.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from ..media.audio import SOUNDTRACK_MAX_FRAMES, check_audio, gain_filter, measure_loudness, normalise_soundtrack
@@ -38,17 +39,21 @@ class Img2VidStage(Stage):
             info = check_audio(ctx.path("audio"), alabel, cfg.intake.max_audio_seconds)
             seconds = float(info.duration or seconds)
             audio_path = ctx.work / "audio.wav"
+            source: Path | None = ctx.path("audio")
             if seconds * 48000 <= SOUNDTRACK_MAX_FRAMES:
                 # Decoded once to 48 kHz stereo, then brought to the loudness target in numpy (omad.media.r128).
                 decoded = ctx.work / "audio.decoded.wav"
                 ctx.ffmpeg(["-i", str(ctx.path("audio")), "-map", "0:a:0", "-ar", "48000", "-ac", "2", "-c:a",
                             "pcm_s16le", str(decoded)], file_label=alabel)
-                measured = normalise_soundtrack(decoded, audio_path, cfg.audio, ff=ctx.ffmpeg, label=alabel)
-                decoded.unlink()
+                wav, afilter, measured = normalise_soundtrack(decoded, audio_path, cfg.audio, ff=ctx.ffmpeg,
+                                                              label=alabel)
+                source = None if wav == audio_path else decoded
             else:  # too long to hold: loudnorm measures the file itself, and the gain goes in as it is decoded
                 measured = measure_loudness(ctx.path("audio"), ff=ctx.ffmpeg, label=alabel, audio_cfg=cfg.audio)
-                ctx.ffmpeg(["-i", str(ctx.path("audio")), "-map", "0:a:0", "-af", gain_filter(measured, cfg.audio),
-                            "-ar", "48000", "-ac", "2", "-c:a", "pcm_s16le", str(audio_path)], file_label=alabel)
+                afilter = gain_filter(measured, cfg.audio)
+            if source is not None:
+                ctx.ffmpeg(["-i", str(source), "-map", "0:a:0", "-af", afilter, "-ar", "48000", "-ac", "2", "-c:a",
+                            "pcm_s16le", str(audio_path)], file_label=alabel)
             facts["loudness"] = {"measured_lufs": measured.get("input_i"), "target_lufs": cfg.audio.loudness_lufs}
         ctx.scale_timeout(seconds)
         out = ctx.work / "clip.mp4"

@@ -386,11 +386,11 @@ class RenderStage(Stage):
                    file_label=label)
         # Measured and brought to the target in numpy (omad.media.r128: ~0.2 CPU-s for 20 s of stereo, where
         # loudnorm's two passes at 192 kHz took ~0.9), its peaks limited only where the gain needs it.
-        normalised = ctx.work / "soundtrack.normalised.wav"
-        measured = normalise_soundtrack(soundtrack, normalised, cfg.audio, ff=ctx.ffmpeg, label=label)
+        wav, afilter, measured = normalise_soundtrack(soundtrack, ctx.work / "soundtrack.normalised.wav", cfg.audio,
+                                                      ff=ctx.ffmpeg, label=label)
         aac = ctx.work / "soundtrack.m4a"
-        ctx.ffmpeg(["-i", str(normalised), "-map", "0:a:0", "-af", FINAL_AUDIO_FORMAT, "-c:a", "aac", "-b:a",
-                    cfg.video.audio_bitrate, "-t", f"{total:.6f}", str(aac)], file_label=label)
+        ctx.ffmpeg(["-i", str(wav), "-map", "0:a:0", "-af", afilter, "-c:a", "aac", "-b:a", cfg.video.audio_bitrate,
+                    "-t", f"{total:.6f}", str(aac)], file_label=label)
         return _Sound(aac, measured, music_facts)
 
     @staticmethod

@@ -6,6 +6,7 @@ import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -72,20 +73,27 @@ def test_image_alone_becomes_a_clip_of_the_default_length(small: Env) -> None:
         "zoom_in", "zoom_out", "pan_left", "pan_right", "pan_up", "pan_down")
 
 
+def _loudnorm_measurements(monkeypatch: pytest.MonkeyPatch, module: ModuleType) -> list[Path]:
+    """The files ``module``'s ``measure_loudness`` (loudnorm's first pass) is asked to measure, from now on."""
+    measured: list[Path] = []
+    real_measure = module.measure_loudness
+
+    def _measure(path: Path, **kw: Any) -> dict[str, Any]:
+        measured.append(path)
+        result: dict[str, Any] = real_measure(path, **kw)
+        return result
+
+    monkeypatch.setattr(module, "measure_loudness", _measure)
+    return measured
+
+
 @pytest.mark.parametrize("held", [True, False], ids=["numpy", "too-long-for-numpy"])
 def test_image_with_audio_lasts_as_long_as_the_audio(small: Env, monkeypatch: pytest.MonkeyPatch, held: bool) -> None:
     """GIVEN an image and a recording THEN a clip as long as the recording, its sound at the loudness target:
     normalised in numpy, or (a recording longer than numpy holds) by loudnorm as the file is decoded."""
     if not held:
         monkeypatch.setattr(omad.stages.img2vid, "SOUNDTRACK_MAX_FRAMES", 48000)
-    measured: list[Path] = []
-    real_measure = omad.stages.img2vid.measure_loudness
-
-    def _measure(path: Path, **kw: Any) -> dict[str, Any]:
-        measured.append(path)
-        return real_measure(path, **kw)
-
-    monkeypatch.setattr(omad.stages.img2vid, "measure_loudness", _measure)
+    measured = _loudnorm_measurements(monkeypatch, omad.stages.img2vid)
     make_image(small.inbox / "capa.png", "300x300")
     make_audio(small.inbox / "capa.mp3", seconds=3.2)
     assert small.once() == 0
@@ -130,14 +138,7 @@ def test_a_new_soundtrack_too_long_for_numpy_goes_through_loudnorm(make_env: Cal
     """GIVEN a soundtrack longer than omad holds in numpy (the limit lowered to a second) THEN the mix is measured
     by loudnorm and encoded through its second pass, as before, and lands on the target."""
     monkeypatch.setattr(omad.media.audio, "SOUNDTRACK_MAX_FRAMES", 48000)
-    measured: list[Path] = []
-    real_measure = omad.media.audio.measure_loudness
-
-    def _measure(path: Path, **kw: Any) -> dict[str, Any]:
-        measured.append(path)
-        return real_measure(path, **kw)
-
-    monkeypatch.setattr(omad.media.audio, "measure_loudness", _measure)
+    measured = _loudnorm_measurements(monkeypatch, omad.media.audio)
     env = make_env(audio={"addaudio_mode": "mix", "length": "pad"})
     make_video(env.inbox / "clipe.mp4", seconds=2.0)
     make_audio(env.inbox / "clipe.wav", seconds=1.5, freq=550)

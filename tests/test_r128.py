@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from omad.config import AudioConfig
 from omad.media import audio, loudness, r128
-from omad.media.audio import normalise_short_wav, normalise_soundtrack, normalise_wav
+from omad.media.audio import normalise_narration, normalise_short_wav, normalise_soundtrack, normalise_wav
 from omad.media.ffmpeg_run import Ffmpeg
 
 
@@ -334,3 +334,26 @@ def test_a_long_narration_is_normalised_in_numpy_piece_by_piece(tmp_path: Path) 
     integrated, peak = _ebur128(dst)
     assert integrated == pytest.approx(cfg.loudness_lufs, abs=0.1)
     assert peak <= cfg.true_peak_db + 0.05
+
+
+def test_a_narration_is_normalised_in_numpy_and_one_too_long_to_hold_by_loudnorm_in_process(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """GIVEN espeak-ng's sentence THEN normalise_narration (the narrate stage's and the voice previews') brings it to
+    the target in numpy and reports numpy's measurement; GIVEN one longer than r128.MAX_SAMPLES THEN loudnorm's
+    two passes do it in-process (no ffmpeg started), the same rate and length, on the target. (Eight seconds: under
+    three, loudnorm cannot limit, and lowers its gain instead of reaching the target.)"""
+    cfg = AudioConfig()
+    rate, one = _read(_sentence(tmp_path, SENTENCES[0]))
+    pcm = np.tile(one, -(-8 * rate // len(one)))
+    src = _write(tmp_path / "speech8.wav", rate, pcm)
+    ff = _CountingFfmpeg(timeout=60)
+    measured = normalise_narration(src, tmp_path / "numpy.wav", cfg, rate=rate, ff=ff, label="speech.wav")
+    assert measured == r128.measure(pcm, rate).report()
+    monkeypatch.setattr(r128, "MAX_SAMPLES", 1000)
+    measured = normalise_narration(src, tmp_path / "loudnorm.wav", cfg, rate=rate, ff=ff, label="speech.wav")
+    # loudnorm's meter reads up to ~0.4 LU under BS.1770 from 3 s on (this module's docstring)
+    assert ff.calls == [] and float(measured["input_i"]) == pytest.approx(r128.measure(pcm, rate).integrated, abs=0.5)
+    for name in ("numpy.wav", "loudnorm.wav"):
+        out_rate, out = _read(tmp_path / name)
+        assert out_rate == rate and len(out) == len(pcm)
+        assert _ebur128(tmp_path / name)[0] == pytest.approx(cfg.loudness_lufs, abs=0.5)

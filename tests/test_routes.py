@@ -13,7 +13,6 @@ import pytest
 from conftest import Env, ffmpeg, make_audio, make_image, make_video
 
 import omad.media.audio
-import omad.stages.img2vid
 from omad.media.ffmpeg import probe
 from omad.media.subtitles import read_srt
 
@@ -90,14 +89,15 @@ def _loudnorm_measurements(monkeypatch: pytest.MonkeyPatch, module: ModuleType) 
 @pytest.mark.parametrize("held", [True, False], ids=["numpy", "too-long-for-numpy"])
 def test_image_with_audio_lasts_as_long_as_the_audio(small: Env, monkeypatch: pytest.MonkeyPatch, held: bool) -> None:
     """GIVEN an image and a recording THEN a clip as long as the recording, its sound at the loudness target:
-    normalised in numpy, or (a recording longer than numpy holds) by loudnorm as the file is decoded."""
+    normalised in numpy, or (a recording longer than numpy holds) measured by loudnorm and encoded through its
+    gain."""
     if not held:
-        monkeypatch.setattr(omad.stages.img2vid, "SOUNDTRACK_MAX_FRAMES", 48000)
-    measured = _loudnorm_measurements(monkeypatch, omad.stages.img2vid)
+        monkeypatch.setattr(omad.media.audio, "SOUNDTRACK_MAX_FRAMES", 48000)
+    measured = _loudnorm_measurements(monkeypatch, omad.media.audio)
     make_image(small.inbox / "capa.png", "300x300")
     make_audio(small.inbox / "capa.mp3", seconds=3.2)
     assert small.once() == 0
-    assert [p.suffix for p in measured] == ([] if held else [".mp3"])  # loudnorm read the recording itself
+    assert [p.name for p in measured] == ([] if held else ["audio.wav"])  # the recording, decoded
     info = probe(small.outbox / "capa.mp4")
     assert info.audio is not None
     assert info.duration == pytest.approx(3.2, abs=0.15)

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from .ffmpeg_run import Ffmpeg
 
 __all__ = ["check_audio", "measure_loudness", "loudnorm_filter", "gain_filter", "gain_db", "apply_gain_wav",
-           "normalise_short_wav", "normalise_wav", "normalise_soundtrack", "duck_filter", "FINAL_AUDIO_FORMAT"]
+           "normalise_short_wav", "normalise_wav", "normalise_narration", "normalise_soundtrack", "duck_filter",
+           "FINAL_AUDIO_FORMAT"]
 
 # Before apad and muxing: a fixed layout avoids loudnorm/apad negotiation failures (docs/field-notes.md).
 FINAL_AUDIO_FORMAT = "aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo"
@@ -160,6 +161,29 @@ def normalise_wav(src: Path, dst: Path, audio_cfg: AudioConfig, *, channels: int
         w.setparams(params)
         w.writeframes(np.ascontiguousarray(out, dtype="<i2").data)  # its own buffer: no third copy in memory
     part.replace(dst)
+    return measured
+
+
+def normalise_narration(src: Path, dst: Path, audio_cfg: AudioConfig, *, rate: int, ff: Ffmpeg,
+                        label: str) -> dict[str, Any]:
+    """A narration (16-bit mono WAV at ``rate``) at the loudness target into ``dst``, same rate and length,
+    in-process; the measurement, as loudnorm's first pass reports it. The narrate stage and voice previews both
+    use it, so a preview sounds as the narration it stands for.
+
+    Up to ``r128.MAX_SAMPLES`` (~22 minutes at 22.05 kHz) in numpy at its own rate: a gain, and a look-ahead
+    limiter where the gain would pass the true-peak ceiling (``omad.media.r128``; ~12 ms for a sentence where
+    loudnorm's two passes at 192 kHz took ~95 ms). A longer one goes through loudnorm's two passes
+    (``omad.media.loudness``: ffmpeg's filter, no ffmpeg process), the second a plain gain on the 16-bit samples
+    where loudnorm's linear mode would be one.
+    """
+    short = normalise_short_wav(src, dst, audio_cfg)
+    if short is not None:
+        return short.report()
+    measured = measure_loudness(src, ff=ff, label=label, audio_cfg=audio_cfg)
+    gain = gain_db(measured, audio_cfg)
+    if gain is None or not apply_gain_wav(src, dst, gain, rate=rate, channels=1):
+        loudness.normalise(src, dst, measured, audio_cfg, rate=rate, channels=1, label=label, timeout=ff.timeout,
+                           cancel=ff.cancel)
     return measured
 
 

@@ -40,6 +40,7 @@ import numpy as np
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from ..errors import ConfigError, InputError
+from .audio import FINAL_AUDIO_FORMAT
 from .encoder import VideoOutput
 from .ffmpeg import AUDIO_DEMUXERS, SAFE_INPUT_ARGS, probe
 from .ffmpeg_run import Ffmpeg
@@ -456,15 +457,17 @@ def render_still(
     ff: Ffmpeg,
     label: str,
     audio: Path | None = None,
+    audio_filter: str = FINAL_AUDIO_FORMAT,
     max_megapixels: float = 100.0,
 ) -> dict[str, Any]:
     """Render ``image`` as a ``seconds`` long H.264 clip with Ken Burns ``motion``; return the facts.
 
     The clip is exactly ``video.width`` x ``video.height`` at ``video.fps`` with
     ``round(seconds * fps)`` frames, yuv420p, ``+faststart``, encoded as
-    ``video`` says. With ``audio`` it is muxed as AAC, padded with silence or
-    cut to the video's length (the caller passes the audio's duration as
-    ``seconds``). ffmpeg runs under ``ff`` (timeout, cancel; its progress is
+    ``video`` says. With ``audio`` it is muxed as AAC through ``audio_filter``
+    (ending in ``FINAL_AUDIO_FORMAT``: a fixed layout before ``apad``), padded
+    with silence or cut to the video's length (the caller passes the audio's
+    duration as ``seconds``). ffmpeg runs under ``ff`` (timeout, cancel; its progress is
     all of ``ff``'s). ``out`` appears only when complete.
     """
     width, height, fps = video.width, video.height, video.fps
@@ -504,7 +507,7 @@ def render_still(
             args += [
                 "-map", "1:a:0",
                 # aformat before apad: apad alone cannot negotiate a layout (docs/field-notes.md).
-                "-af", "aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo,apad",
+                "-af", f"{audio_filter},apad",
                 "-c:a", "aac", "-b:a", video.audio_bitrate,
             ]  # fmt: skip
         args += [

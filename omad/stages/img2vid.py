@@ -7,10 +7,9 @@ The rendering itself is ``omad.media.kenburns``.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from ..media.audio import SOUNDTRACK_MAX_FRAMES, check_audio, gain_filter, measure_loudness, normalise_soundtrack
+from ..media.audio import FINAL_AUDIO_FORMAT, check_audio, normalise_soundtrack
 from ..media.encoder import VideoOutput
 from ..media.kenburns import render_still
 from ..stage import Stage, StageContext, StageResult
@@ -33,27 +32,18 @@ class Img2VidStage(Stage):
         cfg = ctx.config
         facts: dict[str, Any] = {}
         audio_path = None
+        audio_filter = FINAL_AUDIO_FORMAT
         seconds = float(o.get("seconds") or cfg.img2vid.default_seconds)
         if ctx.has("audio"):
             alabel = ctx.label("audio")
             info = check_audio(ctx.path("audio"), alabel, cfg.intake.max_audio_seconds)
             seconds = float(info.duration or seconds)
-            audio_path = ctx.work / "audio.wav"
-            source: Path | None = ctx.path("audio")
-            if seconds * 48000 <= SOUNDTRACK_MAX_FRAMES:
-                # Decoded once to 48 kHz stereo, then brought to the loudness target in numpy (omad.media.r128).
-                decoded = ctx.work / "audio.decoded.wav"
-                ctx.ffmpeg(["-i", str(ctx.path("audio")), "-map", "0:a:0", "-ar", "48000", "-ac", "2", "-c:a",
-                            "pcm_s16le", str(decoded)], file_label=alabel)
-                wav, afilter, measured = normalise_soundtrack(decoded, audio_path, cfg.audio, ff=ctx.ffmpeg,
-                                                              label=alabel)
-                source = None if wav == audio_path else decoded
-            else:  # too long to hold: loudnorm measures the file itself, and the gain goes in as it is decoded
-                measured = measure_loudness(ctx.path("audio"), ff=ctx.ffmpeg, label=alabel, audio_cfg=cfg.audio)
-                afilter = gain_filter(measured, cfg.audio)
-            if source is not None:
-                ctx.ffmpeg(["-i", str(source), "-map", "0:a:0", "-af", afilter, "-ar", "48000", "-ac", "2", "-c:a",
-                            "pcm_s16le", str(audio_path)], file_label=alabel)
+            # Decoded once to 48 kHz stereo, then brought to the loudness target (omad.media.audio).
+            decoded = ctx.work / "audio.wav"
+            ctx.ffmpeg(["-i", str(ctx.path("audio")), "-map", "0:a:0", "-ar", "48000", "-ac", "2", "-c:a",
+                        "pcm_s16le", str(decoded)], file_label=alabel)
+            audio_path, audio_filter, measured = normalise_soundtrack(
+                decoded, ctx.work / "audio.normalised.wav", cfg.audio, ff=ctx.ffmpeg, label=alabel)
             facts["loudness"] = {"measured_lufs": measured.get("input_i"), "target_lufs": cfg.audio.loudness_lufs}
         ctx.scale_timeout(seconds)
         out = ctx.work / "clip.mp4"
@@ -61,7 +51,8 @@ class Img2VidStage(Stage):
             ctx.path("image"), out, video=VideoOutput.from_config(cfg.video, cfg.video.size(o.get("format"))),
             seconds=seconds, motion=str(o.get("motion") or cfg.img2vid.motion),
             fit=str(o.get("fit") or cfg.img2vid.fit), zoom=cfg.img2vid.zoom, seed=_seed(ctx, "image"),
-            audio=audio_path, ff=ctx.ffmpeg, label=label, max_megapixels=cfg.intake.max_image_megapixels,
+            audio=audio_path, audio_filter=audio_filter, ff=ctx.ffmpeg, label=label,
+            max_megapixels=cfg.intake.max_image_megapixels,
         ))
         facts["seconds"] = round(seconds, 3)
         return StageResult(artifacts={"video": "clip.mp4"}, publish={".mp4": "video"}, facts=facts)

@@ -9,12 +9,10 @@ loudness-normalised; the SRT keeps the text as written.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..media import loudness
-from ..media.audio import apply_gain_wav, gain_db, measure_loudness, normalise_short_wav
+from ..media.audio import normalise_narration
 from ..media.subtitles import decode_text, write_srt
 from ..stage import Lane, Stage, StageContext, StageResult
 from ..tts.speech import speak
@@ -23,27 +21,6 @@ __all__ = ["NarrateStage"]
 
 #: A narration of at most this many characters (about half a minute of speech) with espeak-ng is light.
 LIGHT_CHARS = 600
-
-
-def normalise_wav(ctx: StageContext, src: Path, dst: Path, sample_rate: int, label: str) -> dict[str, Any]:
-    """Loudness normalisation of a mono WAV, keeping its sample rate and length, in-process.
-
-    A narration of up to ``r128.MAX_SAMPLES`` (~22 minutes at 22.05 kHz) is measured and normalised in numpy at its
-    own rate: a gain, and a look-ahead limiter where the gain would pass the true-peak ceiling
-    (``omad.media.r128``; ~12 ms for a sentence where loudnorm's two passes at 192 kHz took ~95 ms). A longer
-    one goes through loudnorm's two passes (``omad.media.loudness``: ffmpeg's filter, no ffmpeg process),
-    the second a plain gain on the 16-bit samples where loudnorm's linear mode would be one.
-    """
-    audio = ctx.config.audio
-    short = normalise_short_wav(src, dst, audio)
-    if short is not None:
-        return {"measured_lufs": short.report()["input_i"], "target_lufs": audio.loudness_lufs}
-    measured = measure_loudness(src, ff=ctx.ffmpeg, label=label, audio_cfg=audio)
-    gain = gain_db(measured, audio)
-    if gain is None or not apply_gain_wav(src, dst, gain, rate=sample_rate, channels=1):
-        loudness.normalise(src, dst, measured, audio, rate=sample_rate, channels=1, label=label,
-                           timeout=ctx.ffmpeg.timeout, cancel=ctx.ffmpeg.cancel)
-    return {"measured_lufs": measured.get("input_i"), "target_lufs": audio.loudness_lufs}
 
 
 class NarrateStage(Stage):
@@ -81,7 +58,9 @@ class NarrateStage(Stage):
             label = ctx.label("brief")
             text, encoding = str(ctx.options.get("text") or ""), "brief"
         narration, findings = speak(ctx, text, ctx.work / "speech.wav", label, "text", (0.0, 0.9))
-        loud = normalise_wav(ctx, narration.wav, ctx.work / "narration.wav", narration.sample_rate, label)
+        measured = normalise_narration(narration.wav, ctx.work / "narration.wav", ctx.config.audio,
+                                       rate=narration.sample_rate, ff=ctx.ffmpeg, label=label)
+        loud = {"measured_lufs": measured.get("input_i"), "target_lufs": ctx.config.audio.loudness_lufs}
         write_srt(narration.cues, ctx.work / "narration.srt")
         ctx.progress(1.0)
         facts = {

@@ -384,8 +384,7 @@ class RenderStage(Stage):
             graph.append(f"[0:a:0]{FINAL_AUDIO_FORMAT},apad,atrim=0:{total:.3f}[out]")
         ctx.ffmpeg([*args, "-filter_complex", ";".join(graph), "-map", "[out]", "-c:a", "pcm_s16le", str(soundtrack)],
                    file_label=label)
-        # Measured and brought to the target in numpy (omad.media.r128: ~0.2 CPU-s for 20 s of stereo, where
-        # loudnorm's two passes at 192 kHz took ~0.9), its peaks limited only where the gain needs it.
+        # Measured and brought to the target in numpy (omad.media.audio.normalise_soundtrack).
         wav, afilter, measured = normalise_soundtrack(soundtrack, ctx.work / "soundtrack.normalised.wav", cfg.audio,
                                                       ff=ctx.ffmpeg, label=label)
         aac = ctx.work / "soundtrack.m4a"

@@ -98,8 +98,7 @@ def voice_spec(value: str) -> dict[str, str]:
 def say(config: Config, name: str, text: str, out: Path, *, engine: TtsEngine | None = None,
         timeout: float = 300.0) -> dict[str, Any]:
     """Speak ``text`` with voice ``name`` into the WAV ``out``, as a narration sounds; returns its facts."""
-    from ..media.audio import loudnorm_filter, measure_loudness, normalise_short_wav
-    from ..media.ffmpeg import run_ffmpeg
+    from ..media.audio import normalise_narration
     from ..media.ffmpeg_run import Ffmpeg
     from .narration import narrate_text
 
@@ -115,13 +114,8 @@ def say(config: Config, name: str, text: str, out: Path, *, engine: TtsEngine | 
                                  pause_seconds=config.tts.sentence_pause_seconds, timeout=timeout, label=name,
                                  language=config.tts.language, merge_sentences=config.tts.merge_sentences)
         normalised = work / "sample.wav"
-        # As the narrate stage does it: in numpy (omad.media.r128), loudnorm only where numpy cannot.
-        if normalise_short_wav(narration.wav, normalised, config.audio) is None:
-            measured = measure_loudness(narration.wav, ff=Ffmpeg(timeout=timeout), label=name,
-                                        audio_cfg=config.audio)
-            run_ffmpeg(["-i", str(narration.wav), "-af", loudnorm_filter(measured, config.audio), "-ar",
-                        str(narration.sample_rate), "-ac", "1", "-c:a", "pcm_s16le", str(normalised)],
-                       timeout=timeout, file_label=name)
+        normalise_narration(narration.wav, normalised, config.audio, rate=narration.sample_rate,
+                            ff=Ffmpeg(timeout=timeout), label=name)
         shutil.move(str(normalised), out)
     return {**narration.facts, "voice": voice_name, "engine": engine_name, "duration": round(narration.duration, 3)}
 
